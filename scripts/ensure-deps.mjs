@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+// First-run set-up for `npm start|demo|test|bench`: installs npm packages when missing and the
+// Debian packages the gateway needs (nginx + Lua/njs modules, Redis, wrk) when running as root,
+// or prints the exact command to run when not. Plain .mjs so it runs before `tsx` exists.
+import { existsSync } from 'node:fs';
+import { execSync, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const want = new Set(process.argv.slice(2));
+
+const DEBIAN = {
+  nginx: {
+    files: ['/usr/sbin/nginx', '/usr/lib/nginx/modules/ndk_http_module.so',
+      '/usr/lib/nginx/modules/ngx_http_lua_module.so', '/usr/lib/nginx/modules/ngx_http_js_module.so',
+      '/usr/lib/x86_64-linux-gnu/lua/5.1/cjson.so'],
+    packages: ['nginx', 'libnginx-mod-http-ndk', 'libnginx-mod-http-lua', 'libnginx-mod-http-js', 'lua-cjson'],
+  },
+  redis: { files: ['/usr/bin/redis-server'], packages: ['redis-server'] },
+  wrk: { files: ['/usr/bin/wrk'], packages: ['wrk'] },
+};
+
+function log(msg) { process.stderr.write(`[verdict setup] ${msg}\n`); }
+
+if (want.has('--node')) {
+  const marker = path.join(root, 'node_modules', '.package-lock.json');
+  if (!existsSync(marker) || !existsSync(path.join(root, 'node_modules', 'tsx'))) {
+    log('installing npm dependencies (npm ci)…');
+    const cmd = existsSync(path.join(root, 'package-lock.json')) ? 'npm ci --no-audit --no-fund' : 'npm install --no-audit --no-fund';
+    execSync(cmd, { cwd: root, stdio: 'inherit' });
+  }
+}
+
+const missing = [];
+for (const [name, spec] of Object.entries(DEBIAN)) {
+  if (!want.has(`--${name}`)) continue;
+  if (spec.files.some((f) => !existsSync(f))) missing.push(...spec.packages);
+}
+if (missing.length > 0) {
+  const cmd = `apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing.join(' ')}`;
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (!isRoot) {
+    log(`missing system packages: ${missing.join(', ')}. Run as root:\n  sudo sh -c '${cmd}'`);
+    process.exit(1);
+  }
+  log(`installing system packages: ${missing.join(' ')}`);
+  const r = spawnSync('sh', ['-c', cmd], { stdio: 'inherit' });
+  if (r.status !== 0) {
+    log(`apt-get failed (exit ${r.status}); run by hand:\n  ${cmd}`);
+    process.exit(1);
+  }
+}
