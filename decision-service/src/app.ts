@@ -1,0 +1,91 @@
+// Composition root: logger, store, policy, engine, metrics and routes, wired once.
+
+import { watch, type FSWatcher } from 'node:fs';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { ServiceConfig } from './config/env.ts';
+import { loadPolicyFile, type CompiledPolicy } from './config/policy.ts';
+import { systemClock, type Clock } from './engine/clock.ts';
+import { Engine } from './engine/engine.ts';
+import { ConfigError } from './errors.ts';
+import { createMetrics } from './http/metrics.ts';
+import { registerRoutes } from './http/routes.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { MemoryStore } from './state/memory-store.ts';
+import type { Store } from './state/store.ts';
+
+export interface AppDeps {
+  readonly logger?: Logger;
+  readonly clock?: Clock;
+  readonly store?: Store;
+  readonly policy?: CompiledPolicy;
+}
+
+export interface VerdictApp {
+  readonly app: FastifyInstance;
+  readonly engine: Engine;
+  readonly logger: Logger;
+  /** Re-reads the policy file; a broken policy is rejected and the old one stays. */
+  reloadPolicy(): { ok: true; version: string } | { ok: false; error: string };
+}
+
+export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp {
+  const logger = deps.logger ?? createLogger(config.logLevel);
+  const policy = deps.policy ?? loadPolicyFile(config.policyFile);
+  const store = deps.store ?? new MemoryStore();
+  const engine = new Engine({ policy, store, clock: deps.clock ?? systemClock, identifierKey: config.identifierKey });
+  const metrics = config.metrics ? createMetrics(true) : undefined;
+  metrics?.policyVersion.set({ version: policy.version }, 1);
+
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    // One log line per decision would cost more than the decision itself.
+    logController: new LogController({ disableRequestLogging: true }),
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    bodyLimit: config.bodyLimit,
+    // Request ids come from the gateway's payload; fastify's own are not needed.
+    genReqId: () => '',
+    return503OnClosing: false,
+  });
+
+  registerRoutes(app, { engine: () => engine, metrics, store });
+
+  let watcher: FSWatcher | undefined;
+  let current = policy.version;
+  const reloadPolicy: VerdictApp['reloadPolicy'] = () => {
+    try {
+      const next = loadPolicyFile(config.policyFile);
+      engine.setPolicy(next);
+      if (metrics) {
+        metrics.policyVersion.remove({ version: current });
+        metrics.policyVersion.set({ version: next.version }, 1);
+        metrics.policyReloads.inc({ result: 'ok' });
+      }
+      current = next.version;
+      logger.info({ version: next.version, file: config.policyFile }, 'policy reloaded');
+      return { ok: true, version: next.version };
+    } catch (err) {
+      const message = err instanceof ConfigError ? err.message : String(err);
+      metrics?.policyReloads.inc({ result: 'rejected' });
+      logger.error({ file: config.policyFile }, `policy reload rejected, keeping version ${current}: ${message}`);
+      return { ok: false, error: message };
+    }
+  };
+
+  if (config.policyWatch && !deps.policy) {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      watcher = watch(config.policyFile, () => {
+        // Editors write in several steps; settle before reading.
+        clearTimeout(timer);
+        timer = setTimeout(reloadPolicy, 200);
+      });
+    } catch (err) {
+      logger.warn({ err }, 'cannot watch the policy file; reload with SIGHUP');
+    }
+  }
+  app.addHook('onClose', async () => {
+    watcher?.close();
+  });
+
+  return { app, engine, logger, reloadPolicy };
+}

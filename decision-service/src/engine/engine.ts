@@ -1,0 +1,158 @@
+// The decision engine: features → detectors → score → action, with an injectable clock and a
+// store. Scoring combines signal strengths as independent evidence (noisy-or), then maps the
+// score to an action with the route class's thresholds.
+
+import { LRUCache } from 'lru-cache';
+import type { CompiledPolicy } from '../config/policy.ts';
+import type { CacheKeyType } from '../config/policy-schema.ts';
+import type { Store } from '../state/store.ts';
+import type { Action, DecideResponse } from '../wire/codec.ts';
+import type { DecideRequest, Outcome } from '../wire/schema.ts';
+import type { Clock } from './clock.ts';
+import { DETECTORS } from './detectors/index.ts';
+import { extractFeatures } from './features.ts';
+import type { Detector, DetectorFactory, RequestFeatures, Signal } from './signal.ts';
+
+export interface Decision extends DecideResponse {
+  /** Route class the request matched (for metrics; not on the wire). */
+  readonly routeClass: string;
+  /** The action monitor-mode rules would have taken, when stronger than `action`. */
+  readonly wouldAction: Action;
+}
+
+export interface EngineOptions {
+  readonly policy: CompiledPolicy;
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly identifierKey: Buffer;
+  readonly detectors?: readonly DetectorFactory[];
+  /** How many recent requests are remembered to attribute outcomes (bounded LRU). */
+  readonly recentRequests?: number;
+}
+
+const ACTION_RANK: Readonly<Record<Action, number>> = { ALLOW: 0, TAG: 1, CHALLENGE: 2, BLOCK: 3 };
+
+export class Engine {
+  private policy: CompiledPolicy;
+  private detectors: readonly Detector[];
+  private readonly factories: readonly DetectorFactory[];
+  private readonly store: Store;
+  private readonly clock: Clock;
+  private readonly identifierKey: Buffer;
+  private readonly recent: LRUCache<string, RequestFeatures>;
+
+  constructor(opts: EngineOptions) {
+    this.policy = opts.policy;
+    this.store = opts.store;
+    this.clock = opts.clock;
+    this.identifierKey = opts.identifierKey;
+    this.factories = opts.detectors ?? DETECTORS;
+    this.detectors = this.build(opts.policy);
+    this.recent = new LRUCache({ max: opts.recentRequests ?? 50_000 });
+  }
+
+  get policyVersion(): string {
+    return this.policy.version;
+  }
+
+  /** Swaps the policy atomically: decisions in flight finish on the old one. */
+  setPolicy(policy: CompiledPolicy): void {
+    const detectors = this.build(policy);
+    this.policy = policy;
+    this.detectors = detectors;
+  }
+
+  decide(req: DecideRequest): Decision {
+    const policy = this.policy;
+    const now = req.mode === 'INLINE' || req.ts_ms === 0 ? this.clock.now() : req.ts_ms;
+    const f = extractFeatures(req, policy, now, this.identifierKey);
+    if (req.request_id) this.recent.set(req.request_id, f);
+
+    if (policy.allowIps.has(f.ip)) return this.verdict(f, 'ALLOW', 0, ['ip.allowlist'], '', 0, 'ALLOW');
+    if (policy.denyIps.has(f.ip)) {
+      const ttl = policy.doc.ip_lists.deny_cache_ttl_s;
+      return this.verdict(f, 'BLOCK', 100, ['ip.denylist'], ttl > 0 ? `ip:${f.ip}` : '', ttl, 'BLOCK');
+    }
+
+    const signals: Signal[] = [];
+    for (const d of this.detectors) d.inspect(f, signals);
+    if (signals.length === 0) return this.verdict(f, 'ALLOW', 0, [], '', 0, 'ALLOW');
+
+    signals.sort((a, b) => b.score - a.score);
+    let keepEnforced = 1;
+    let keepAll = 1;
+    const reasons: string[] = [];
+    let cache: Signal['cache'];
+    for (const s of signals) {
+      const p = 1 - Math.min(100, Math.max(0, s.score)) / 100;
+      keepAll *= p;
+      if (s.monitor) {
+        reasons.push(`dry_run:${s.code}`);
+      } else {
+        keepEnforced *= p;
+        reasons.push(s.code);
+        if (!cache && s.cache) cache = s.cache;
+      }
+    }
+    const score = Math.round(100 * (1 - keepEnforced));
+    const thresholds = policy.thresholds[f.routeClass];
+    const action = actionFor(score, thresholds);
+    const wouldAction = actionFor(Math.round(100 * (1 - keepAll)), thresholds);
+    let cacheKey = '';
+    let ttl = 0;
+    if (cache && action === 'BLOCK') {
+      cacheKey = cacheKeyFor(cache.key, f);
+      ttl = cacheKey ? cache.ttl_s : 0;
+    }
+    return this.verdict(f, action, score, reasons, cacheKey, ttl, wouldAction);
+  }
+
+  /** Feeds an outcome to the detectors, attributed to its request when still remembered. */
+  observe(outcome: Outcome): void {
+    const f = outcome.request_id ? this.recent.get(outcome.request_id) : undefined;
+    for (const d of this.detectors) d.observe?.(outcome, f);
+  }
+
+  private build(policy: CompiledPolicy): readonly Detector[] {
+    const ctx = { policy, store: this.store, clock: this.clock };
+    return this.factories.map((make) => make(ctx));
+  }
+
+  private verdict(f: RequestFeatures, action: Action, score: number, reasons: string[], cacheKey: string, ttl: number, wouldAction: Action): Decision {
+    return {
+      request_id: f.req.request_id,
+      action,
+      score,
+      reasons,
+      cache_key: cacheKey,
+      cache_ttl_s: ttl,
+      policy_version: this.policy.version,
+      dry_run: ACTION_RANK[wouldAction] > ACTION_RANK[action],
+      routeClass: f.routeClass,
+      wouldAction,
+    };
+  }
+}
+
+function actionFor(score: number, t: { tag: number; challenge: number; block: number }): Action {
+  if (score >= t.block) return 'BLOCK';
+  if (score >= t.challenge) return 'CHALLENGE';
+  if (score >= t.tag && score > 0) return 'TAG';
+  return 'ALLOW';
+}
+
+/** The gateway's cache key for a key type; "" when the request lacks that key. */
+export function cacheKeyFor(type: CacheKeyType, f: RequestFeatures): string {
+  switch (type) {
+    case 'ip':
+      return `ip:${f.ip}`;
+    case 'subnet':
+      return `subnet:${f.subnet}`;
+    case 'device':
+      return f.req.device_hash ? `device:${f.req.device_hash.toString('base64')}` : '';
+    case 'session':
+      return f.req.session_hash ? `session:${f.req.session_hash.toString('base64')}` : '';
+    case 'principal':
+      return f.req.token_hash ? `principal:${f.req.token_hash.toString('base64')}` : '';
+  }
+}

@@ -1,0 +1,53 @@
+// The only reader of process.env: parse config → build app → listen.
+
+import { existsSync, unlinkSync } from 'node:fs';
+import { buildApp } from './app.ts';
+import { parseEnv, type ServiceConfig } from './config/env.ts';
+import { ConfigError } from './errors.ts';
+
+async function main(): Promise<void> {
+  let config: ServiceConfig;
+  let built: ReturnType<typeof buildApp>;
+  try {
+    config = parseEnv(process.env);
+    built = buildApp(config);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`verdict: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const { app, logger, reloadPolicy } = built;
+  if (config.identifierKeyEphemeral) {
+    logger.warn('VERDICT_IDENTIFIER_KEY is not set: identifier hashes use a random per-process key (fine for one instance; set it for fleets)');
+  }
+
+  if (config.listen.kind === 'unix') {
+    if (existsSync(config.listen.path)) unlinkSync(config.listen.path);
+    await app.listen({ path: config.listen.path });
+  } else {
+    await app.listen({ host: config.listen.host, port: config.listen.port });
+  }
+  process.stdout.write(`verdict decision service listening on ${config.listenText} (policy ${config.policyFile}, version ${built.engine.policyVersion})\n`);
+
+  process.on('SIGHUP', () => reloadPolicy());
+  let closing = false;
+  const stop = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    logger.info({ signal }, 'shutting down');
+    app.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+    setTimeout(() => process.exit(0), 3000).unref();
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`verdict: fatal: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.exit(1);
+});

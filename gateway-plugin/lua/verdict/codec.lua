@@ -1,0 +1,289 @@
+-- Hand-written protobuf codec for the Verdict wire contract
+-- (decide-service/src/wire/verdict.proto, package verdict.v1).
+--
+-- Encoders: DecideRequest, OutcomeBatch (Outcome, nested DecideRequest).
+-- Decoders: DecideResponse, OutcomeAck (nested DecideResponse).
+--
+-- Messages are flat, so a field table per message drives both directions. proto3 semantics:
+-- default values (empty string, 0, false, empty list) are not written; absent fields decode to
+-- their defaults; unknown fields are skipped. Enums are Lua strings ("BLOCK") in and out; numbers
+-- are accepted when encoding. Numbers are Lua doubles, exact up to 2^53 (epoch ms fit easily).
+--
+-- Decoder failures return nil, "bad response".
+
+local bit = require "bit"
+local band, bor, rshift, lshift = bit.band, bit.bor, bit.rshift, bit.lshift
+local char, byte, sub = string.char, string.byte, string.sub
+local concat = table.concat
+local floor = math.floor
+local type, tonumber = type, tonumber
+
+local _M = { _VERSION = "0.1.0" }
+
+local MODE = { INLINE = 0, ASYNC = 1, MONITOR = 2 }
+local MODE_NAMES = { [0] = "INLINE", "ASYNC", "MONITOR" }
+local ACTION = { ALLOW = 0, TAG = 1, CHALLENGE = 2, BLOCK = 3 }
+local ACTION_NAMES = { [0] = "ALLOW", "TAG", "CHALLENGE", "BLOCK" }
+
+_M.MODE, _M.MODE_NAMES, _M.ACTION, _M.ACTION_NAMES = MODE, MODE_NAMES, ACTION, ACTION_NAMES
+
+-- kinds: s = string, b = bytes, u = unsigned varint, o = bool, e = enum, rs = repeated string,
+-- m = message, rm = repeated message
+local DECIDE_REQUEST = {
+  { 1, "request_id", "s" }, { 2, "ts_ms", "u" }, { 3, "client_ip", "s" }, { 4, "method", "s" },
+  { 5, "host", "s" }, { 6, "path", "s" }, { 7, "query", "s" }, { 8, "route_tag", "s" },
+  { 9, "http_version", "s" }, { 10, "tls_protocol", "s" }, { 11, "tls_cipher", "s" },
+  { 12, "user_agent", "s" }, { 13, "accept", "s" }, { 14, "accept_language", "s" },
+  { 15, "accept_encoding", "s" }, { 16, "referer", "s" }, { 17, "origin", "s" },
+  { 18, "content_type", "s" }, { 19, "sec_fetch_site", "s" }, { 20, "sec_fetch_mode", "s" },
+  { 21, "sec_fetch_dest", "s" }, { 22, "sec_fetch_user", "s" }, { 23, "sec_ch_ua", "s" },
+  { 24, "header_names", "rs" }, { 25, "cookie_names", "rs" }, { 26, "has_authorization", "o" },
+  { 27, "auth_scheme", "s" }, { 28, "session_hash", "b" }, { 29, "token_hash", "b" },
+  { 30, "device_hash", "b" }, { 31, "identifier", "s" }, { 32, "password_hash", "b" },
+  { 33, "mode", "e", MODE }, { 34, "gateway_id", "s" },
+}
+
+local OUTCOME = {
+  { 1, "request_id", "s" }, { 2, "ts_ms", "u" }, { 3, "client_ip", "s" }, { 4, "method", "s" },
+  { 5, "path", "s" }, { 6, "route_tag", "s" }, { 7, "status", "u" }, { 8, "auth_result", "s" },
+  { 9, "upstream_ms", "u" }, { 10, "bytes_sent", "u" }, { 11, "action", "e", ACTION },
+  { 12, "fail_open", "s" }, { 13, "from_cache", "o" }, { 14, "request", "m", DECIDE_REQUEST },
+}
+
+local OUTCOME_BATCH = {
+  { 1, "gateway_id", "s" }, { 2, "outcomes", "rm", OUTCOME },
+}
+
+local DECIDE_RESPONSE = {
+  { 1, "request_id", "s" }, { 2, "action", "e", ACTION_NAMES }, { 3, "score", "u" },
+  { 4, "reasons", "rs" }, { 5, "cache_key", "s" }, { 6, "cache_ttl_s", "u" },
+  { 7, "policy_version", "s" }, { 8, "dry_run", "o" },
+}
+
+local OUTCOME_ACK = {
+  { 1, "accepted", "u" }, { 2, "verdicts", "rm", DECIDE_RESPONSE },
+}
+
+-- ---------------------------------------------------------------- encoding
+
+local function varint(n)
+  -- fast path: fits in 32 bits, use bit ops
+  if n < 128 then
+    return char(n)
+  end
+  local out, i = {}, 0
+  if n < 2147483648 then
+    while n >= 128 do
+      i = i + 1
+      out[i] = bor(band(n, 0x7f), 0x80)
+      n = rshift(n, 7)
+    end
+  else
+    -- above 2^31 LuaJIT's bit ops are signed 32-bit: fall back to arithmetic
+    while n >= 128 do
+      i = i + 1
+      out[i] = n % 128 + 128
+      n = floor(n / 128)
+    end
+  end
+  i = i + 1
+  out[i] = n
+  return char(unpack(out, 1, i))
+end
+_M.varint = varint
+
+local function key(num, wt)
+  return varint(lshift(num, 3) + wt)
+end
+
+local encode_fields
+
+local function put_len(buf, n, num, s)
+  buf[n + 1] = key(num, 2)
+  buf[n + 2] = varint(#s)
+  buf[n + 3] = s
+  return n + 3
+end
+
+encode_fields = function(fields, msg)
+  local buf, n = {}, 0
+  for i = 1, #fields do
+    local f = fields[i]
+    local num, name, kind = f[1], f[2], f[3]
+    local v = msg[name]
+    if v ~= nil then
+      if kind == "s" or kind == "b" then
+        if type(v) ~= "string" then v = tostring(v) end
+        if v ~= "" then n = put_len(buf, n, num, v) end
+      elseif kind == "u" then
+        v = tonumber(v) or 0
+        if v > 0 then
+          buf[n + 1] = key(num, 0)
+          buf[n + 2] = varint(floor(v))
+          n = n + 2
+        end
+      elseif kind == "o" then
+        if v then
+          buf[n + 1] = key(num, 0)
+          buf[n + 2] = "\1"
+          n = n + 2
+        end
+      elseif kind == "e" then
+        if type(v) == "string" then v = f[4][v] or 0 end
+        if v > 0 then
+          buf[n + 1] = key(num, 0)
+          buf[n + 2] = varint(v)
+          n = n + 2
+        end
+      elseif kind == "rs" then
+        for j = 1, #v do
+          n = put_len(buf, n, num, tostring(v[j]))
+        end
+      elseif kind == "m" then
+        n = put_len(buf, n, num, encode_fields(f[4], v))
+      elseif kind == "rm" then
+        local sub_fields = f[4]
+        for j = 1, #v do
+          n = put_len(buf, n, num, encode_fields(sub_fields, v[j]))
+        end
+      end
+    end
+  end
+  return concat(buf, "", 1, n)
+end
+
+-- syntax: bytes = codec.encode_decide_request(req)
+-- req: table with DecideRequest field names; bytes fields are raw strings; mode "INLINE" | ...
+function _M.encode_decide_request(req)
+  return encode_fields(DECIDE_REQUEST, req)
+end
+
+-- syntax: bytes = codec.encode_outcome_batch(batch)
+-- batch: { gateway_id = "...", outcomes = { { request_id = ..., request = <DecideRequest> }, ... } }
+function _M.encode_outcome_batch(batch)
+  return encode_fields(OUTCOME_BATCH, batch)
+end
+
+-- ---------------------------------------------------------------- decoding
+
+-- returns value, next position; nil on truncation or overlong varint
+local function read_varint(s, pos, len)
+  local b = byte(s, pos)
+  if not b then return nil end
+  if b < 128 then return b, pos + 1 end
+  local result, mul = b - 128, 128
+  for i = 1, 9 do
+    b = byte(s, pos + i)
+    if not b then return nil end
+    if b < 128 then
+      return result + b * mul, pos + i + 1
+    end
+    result = result + (b - 128) * mul
+    mul = mul * 128
+  end
+  return nil
+end
+
+local decode_fields
+
+-- index a field table by number once per module load
+local function by_number(fields)
+  local t = {}
+  for i = 1, #fields do t[fields[i][1]] = fields[i] end
+  return t
+end
+
+local RESPONSE_INDEX = by_number(DECIDE_RESPONSE)
+local ACK_INDEX = by_number(OUTCOME_ACK)
+local SUB_INDEX = { [DECIDE_RESPONSE] = RESPONSE_INDEX }
+
+local function defaults(fields)
+  local msg = {}
+  for i = 1, #fields do
+    local f = fields[i]
+    local kind = f[3]
+    if kind == "s" or kind == "b" then msg[f[2]] = ""
+    elseif kind == "u" then msg[f[2]] = 0
+    elseif kind == "o" then msg[f[2]] = false
+    elseif kind == "e" then msg[f[2]] = f[4][0]
+    elseif kind == "rs" or kind == "rm" then msg[f[2]] = {}
+    end
+  end
+  return msg
+end
+
+decode_fields = function(fields, index, s, pos, last)
+  local msg = defaults(fields)
+  while pos <= last do
+    local k
+    k, pos = read_varint(s, pos)
+    if not k or pos - 1 > last then return nil end
+    local wt = k % 8
+    local num = (k - wt) / 8
+    local f = index[num]
+    if wt == 0 then
+      local v
+      v, pos = read_varint(s, pos)
+      if not v or pos - 1 > last then return nil end
+      if f then
+        local kind = f[3]
+        if kind == "u" then msg[f[2]] = v
+        elseif kind == "o" then msg[f[2]] = v ~= 0
+        elseif kind == "e" then msg[f[2]] = f[4][v] or v
+        else return nil end
+      end
+    elseif wt == 2 then
+      local l
+      l, pos = read_varint(s, pos)
+      if not l then return nil end
+      local stop = pos + l - 1
+      if stop > last then return nil end
+      if f then
+        local kind = f[3]
+        if kind == "s" or kind == "b" then
+          msg[f[2]] = sub(s, pos, stop)
+        elseif kind == "rs" then
+          local list = msg[f[2]]
+          list[#list + 1] = sub(s, pos, stop)
+        elseif kind == "rm" then
+          local sub_msg = decode_fields(f[4], SUB_INDEX[f[4]], s, pos, stop)
+          if not sub_msg then return nil end
+          local list = msg[f[2]]
+          list[#list + 1] = sub_msg
+        else
+          return nil
+        end
+      end
+      pos = stop + 1
+    elseif wt == 5 then
+      pos = pos + 4
+    elseif wt == 1 then
+      pos = pos + 8
+    else
+      return nil -- groups (3, 4) and reserved wire types are not part of this contract
+    end
+  end
+  if pos ~= last + 1 then return nil end
+  return msg
+end
+
+-- syntax: resp, err = codec.decode_decide_response(bytes)
+-- resp: { request_id, action = "ALLOW"|"TAG"|"CHALLENGE"|"BLOCK", score, reasons = {...},
+--         cache_key, cache_ttl_s, policy_version, dry_run }; failure: nil, "bad response"
+function _M.decode_decide_response(s)
+  if type(s) ~= "string" then return nil, "bad response" end
+  local msg = decode_fields(DECIDE_RESPONSE, RESPONSE_INDEX, s, 1, #s)
+  if not msg or type(msg.action) ~= "string" then return nil, "bad response" end
+  return msg
+end
+
+-- syntax: ack, err = codec.decode_outcome_ack(bytes)
+-- ack: { accepted = n, verdicts = { <DecideResponse>, ... } }; failure: nil, "bad response"
+function _M.decode_outcome_ack(s)
+  if type(s) ~= "string" then return nil, "bad response" end
+  local msg = decode_fields(OUTCOME_ACK, ACK_INDEX, s, 1, #s)
+  if not msg then return nil, "bad response" end
+  return msg
+end
+
+return _M

@@ -1,0 +1,221 @@
+-- Verdict gateway configuration.
+--
+-- Two levels:
+--  * http level: one table given to config.init{...} from init_by_lua (validated with error() at
+--    load time: nginx refuses to start and the message names the key and the fix);
+--  * location level: nginx variables $verdict_<name> (declared with an empty default by
+--    verdict-http.conf, set per location with `set`). Empty means the default; an invalid value
+--    falls back to the default and is logged (rate-limited).
+
+local log = require "verdict.log"
+
+local ngx = ngx
+local ngx_var = ngx.var
+local tonumber, type, tostring, pairs, error = tonumber, type, tostring, pairs, error
+local lower, find, sub, gsub, format = string.lower, string.find, string.sub, string.gsub, string.format
+local floor = math.floor
+local WARN = ngx.WARN
+
+local _M = { _VERSION = "0.1.0" }
+
+-- -------------------------------------------------------------- http level
+
+-- { name, type, default, description }; type: string | int | bool | address | secret
+local HTTP_OPTIONS = {
+  { "service", "address", "127.0.0.1:9400", "decision service address: \"ip:port\" (a host name needs an nginx resolver) or \"unix:/path/to.sock\"" },
+  { "hmac_key", "secret", nil, "key for the HMAC-SHA1 hashes of passwords, session cookies, tokens and device ids (at least 16 characters; or set hmac_key_file)" },
+  { "hmac_key_file", "string", nil, "file holding the HMAC key (trailing newline stripped); alternative to hmac_key" },
+  { "pool_size", "int", 64, "keep-alive connections to the service kept per worker", 1, 10000 },
+  { "pool_idle_timeout_ms", "int", 60000, "idle time before a pooled connection closes; keep below the service keep-alive timeout (75 s)", 1000, 3600000 },
+  { "breaker_failures", "int", 5, "consecutive failed calls (across workers) that open the breaker", 1, 100000 },
+  { "breaker_cooldown_ms", "int", 5000, "how long the open breaker skips the call before one probe", 100, 3600000 },
+  { "outcomes_enabled", "bool", true, "report outcomes (and async-mode requests) to /v1/outcomes from the log phase" },
+  { "outcome_batch_size", "int", 200, "outcomes per POST /v1/outcomes", 1, 10000 },
+  { "outcome_flush_ms", "int", 1000, "flush interval of the per-worker outcome buffer", 10, 600000 },
+  { "outcome_buffer_max", "int", 10000, "per-worker outcome buffer bound; beyond it outcomes are dropped and counted", 1, 10000000 },
+  { "outcome_timeout_ms", "int", 2000, "total deadline of one outcome POST (timer, never on a request)", 10, 60000 },
+  { "log_interval_s", "int", 5, "at most one error line per cause per worker per this many seconds", 0, 3600 },
+  { "query_max_bytes", "int", 1024, "query string bytes sent in a DecideRequest", 0, 65536 },
+  { "body_max_bytes", "int", 16384, "identity routes: largest in-memory body parsed for identifier/password", 0, 1048576 },
+  { "header_names_max", "int", 64, "header names sent in arrival order", 0, 1000 },
+  { "gateway_id", "string", nil, "diagnostic id sent to the service (default: hostname/worker pid)" },
+}
+_M.HTTP_OPTIONS = HTTP_OPTIONS
+
+_M.ready = false
+_M.http = nil -- the validated, frozen-by-convention http options
+
+local function bad(name, msg)
+  error(format("verdict config: option %q %s", name, msg), 3)
+end
+
+local function parse_address(name, v)
+  if sub(v, 1, 5) == "unix:" then
+    if #v < 7 or sub(v, 6, 6) ~= "/" then
+      bad(name, "must be \"unix:/absolute/path.sock\" (got " .. v .. ")")
+    end
+    return { host = v, unix = true, label = v }
+  end
+  local host, port = v:match("^%[?([^%]]+)%]?:(%d+)$")
+  port = tonumber(port)
+  if not host or not port or port < 1 or port > 65535 then
+    bad(name, "must be \"host:port\" (e.g. \"127.0.0.1:9400\") or \"unix:/path.sock\" (got " .. v .. ")")
+  end
+  return { host = host, port = port, unix = false, label = v }
+end
+
+-- syntax: config.init(opts)
+-- Validates and stores the http-level options; call from init_by_lua. Raises error() naming the
+-- bad key and the fix (nginx then refuses to start or reload).
+function _M.init(opts)
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then
+    error("verdict config: config.init() takes a table, e.g. { service = \"127.0.0.1:9400\", hmac_key = \"...\" }", 2)
+  end
+  local known = {}
+  for i = 1, #HTTP_OPTIONS do known[HTTP_OPTIONS[i][1]] = HTTP_OPTIONS[i] end
+  for k in pairs(opts) do
+    if not known[k] then
+      local names = {}
+      for i = 1, #HTTP_OPTIONS do names[i] = HTTP_OPTIONS[i][1] end
+      error(format("verdict config: unknown option %q; known options: %s", tostring(k), table.concat(names, ", ")), 2)
+    end
+  end
+  local c = {}
+  for i = 1, #HTTP_OPTIONS do
+    local o = HTTP_OPTIONS[i]
+    local name, typ, default = o[1], o[2], o[3]
+    local v = opts[name]
+    if v == nil then v = default end
+    if v ~= nil then
+      if typ == "int" then
+        if type(v) ~= "number" or v ~= floor(v) or v < o[5] or v > o[6] then
+          bad(name, format("must be an integer between %d and %d (%s)", o[5], o[6], o[4]))
+        end
+      elseif typ == "bool" then
+        if type(v) ~= "boolean" then bad(name, "must be true or false (" .. o[4] .. ")") end
+      elseif typ == "string" or typ == "secret" or typ == "address" then
+        if type(v) ~= "string" or v == "" then bad(name, "must be a non-empty string (" .. o[4] .. ")") end
+        if typ == "address" then v = parse_address(name, v) end
+      end
+    end
+    c[name] = v
+  end
+  if c.hmac_key == nil and c.hmac_key_file then
+    local f, err = io.open(c.hmac_key_file, "rb")
+    if not f then bad("hmac_key_file", "cannot be read: " .. tostring(err)) end
+    c.hmac_key = gsub(f:read("*a"), "%s+$", "")
+    f:close()
+  end
+  if c.hmac_key == nil then
+    bad("hmac_key", "is required: set hmac_key = \"<random secret, 16+ chars>\" or hmac_key_file = \"/etc/nginx/verdict.key\" in config.init{}")
+  end
+  if #c.hmac_key < 16 then
+    bad("hmac_key", "must be at least 16 characters (e.g. `openssl rand -hex 32`)")
+  end
+  c.decide_path = "/v1/decide"
+  c.outcomes_path = "/v1/outcomes"
+  _M.http = c
+  _M.ready = true
+  return c
+end
+
+-- -------------------------------------------------------------- location level
+
+local MODES = { inline = true, async = true, monitor = true, off = true }
+local FAILS = { open = true, closed = true }
+
+-- { name, kind, default, description, ... }
+local LOCATION_OPTIONS = {
+  { "mode", "enum", "inline", "inline | async | monitor | off", MODES },
+  { "budget_ms", "int", 25, "total deadline of the decide call (connect + send + read), ms", 1, 60000 },
+  { "fail", "enum", "open", "open | closed: what happens when the call fails", FAILS },
+  { "fail_closed_status", "status", 503, "status sent when the call fails on a fail-closed location" },
+  { "block_status", "status", 403, "status of a block" },
+  { "block_body", "string", "", "body of a block (default: {\"error\":\"blocked\",\"request_id\":\"<id>\"})" },
+  { "challenge_status", "status", 429, "status of a challenge (when no challenge URL)" },
+  { "challenge_retry_after", "int", 30, "Retry-After seconds of a challenge", 0, 86400 },
+  { "challenge_url", "string", "", "when set, a challenge is a 302 to this URL" },
+  { "route_tag", "string", "", "tag sent as route_tag (e.g. login)" },
+  { "identity_fields", "list", "", "comma list of body fields holding the identifier; empty = not an identity route" },
+  { "password_field", "string", "password", "body field holding the password (sent only as HMAC)" },
+  { "device_header", "header", "x-device-id", "request header carrying a device id" },
+  { "session_cookie", "string", "sid", "cookie holding the session id" },
+  { "api_key_header", "header", "x-api-key", "request header carrying an API key (hashed as the principal when no Authorization)" },
+  { "auth_result_header", "header", "", "upstream response header reported as the outcome's auth_result" },
+}
+_M.LOCATION_OPTIONS = LOCATION_OPTIONS
+
+local OPTION_BY_NAME = {}
+for i = 1, #LOCATION_OPTIONS do
+  local o = LOCATION_OPTIONS[i]
+  OPTION_BY_NAME[o[1]] = o
+  o.var = "verdict_" .. o[1]
+end
+
+local function parse_location(o, raw)
+  local kind = o[2]
+  if kind == "enum" then
+    raw = lower(raw)
+    if o[5][raw] then return raw end
+  elseif kind == "int" then
+    local n = tonumber(raw)
+    if n and n == floor(n) and n >= o[5] and n <= o[6] then return n end
+  elseif kind == "status" then
+    local n = tonumber(raw)
+    if n and n == floor(n) and n >= 200 and n <= 599 then return n end
+  elseif kind == "header" then
+    if not find(raw, "[^%w%-_]") then return lower(raw) end
+  elseif kind == "list" then
+    local list = {}
+    for item in raw:gmatch("[^,%s]+") do list[#list + 1] = item end
+    return list
+  elseif kind == "string" then
+    return raw
+  end
+  return nil
+end
+
+-- per-worker memo: option name -> raw string -> parsed value (settings are a handful of
+-- distinct strings per site, so the memo stays tiny; it is reset if it ever grows large)
+local memo, memo_size = {}, 0
+local defaults = {}
+for i = 1, #LOCATION_OPTIONS do
+  local o = LOCATION_OPTIONS[i]
+  memo[o[1]] = {}
+  defaults[o[1]] = o[2] == "list" and parse_location(o, o[3]) or o[3]
+end
+
+-- syntax: value = config.get(name)
+-- Reads $verdict_<name> for the current request and returns the parsed value or the default.
+-- Values: mode/fail strings; budget_ms, *_status, challenge_retry_after numbers; identity_fields
+-- a list; header names lower-case. An invalid value yields the default and a rate-limited warning.
+function _M.get(name)
+  local o = OPTION_BY_NAME[name]
+  local raw = ngx_var[o.var]
+  if raw == nil or raw == "" then return defaults[name] end
+  local m = memo[name]
+  local v = m[raw]
+  if v ~= nil then return v end
+  v = parse_location(o, raw)
+  if v == nil then
+    log.log(WARN, "bad setting " .. o.var, "invalid $", o.var, " value \"", raw,
+            "\" (", o[4], "); using the default \"", tostring(o[3]), "\"")
+    v = defaults[name]
+  end
+  if memo_size > 1000 then
+    for k in pairs(memo) do memo[k] = {} end
+    memo_size = 0
+  end
+  memo_size = memo_size + 1
+  m[raw] = v
+  return v
+end
+
+-- syntax: t = config.defaults()
+-- Returns the location defaults (for documentation and tests).
+function _M.defaults()
+  return defaults
+end
+
+return _M

@@ -1,0 +1,159 @@
+-- Gateway counters in the `verdict_stats` shared dict (shared by all workers), served as
+-- Prometheus text by metrics.serve() (the location verdict-http.conf documents).
+--
+-- Dict keys are full Prometheus series ("name{label=\"v\"}"), so rendering is a scan. The call
+-- latency histogram stores per-bucket (non-cumulative) counts; serve() accumulates them.
+
+local ngx = ngx
+local shared = ngx.shared
+local concat, sort = table.concat, table.sort
+local find, sub, format = string.find, string.sub, string.format
+local pairs, tostring = pairs, tostring
+
+local _M = { _VERSION = "0.1.0" }
+
+local PREFIX = "verdict_gateway_"
+
+local HELP = {
+  decisions_total = { "counter", "verdicts enforced (or observed in monitor mode) by action and source (service|cache)" },
+  monitor_would_enforce_total = { "counter", "monitor-mode verdicts that would have blocked, challenged or tagged" },
+  fail_open_total = { "counter", "requests let through because the decide call failed, by cause" },
+  fail_closed_total = { "counter", "requests refused because the decide call failed on a fail-closed location, by cause" },
+  cache_hits_total = { "counter", "requests decided by the local verdict cache without a call" },
+  cache_stores_total = { "counter", "verdicts stored in the local verdict cache, by action" },
+  calls_total = { "counter", "decide calls by result (ok or failure cause)" },
+  call_duration_ms = { "histogram", "decide call duration in milliseconds (connect + send + read)" },
+  breaker_opens_total = { "counter", "times the circuit breaker opened" },
+  breaker_state = { "gauge", "circuit breaker: 0 closed, 1 open, 2 half-open" },
+  outcomes_sent_total = { "counter", "outcomes accepted by POST /v1/outcomes" },
+  outcomes_dropped_total = { "counter", "outcomes dropped, by reason (buffer full, send failure cause)" },
+  outcome_batches_total = { "counter", "outcome batches posted, by result" },
+}
+
+local BUCKETS = { 1, 2, 5, 10, 25, 50, 100, 250, 1000 }
+local BUCKET_KEYS = {}
+for i = 1, #BUCKETS do
+  BUCKET_KEYS[i] = PREFIX .. "call_duration_ms_bucket{le=\"" .. BUCKETS[i] .. "\"}"
+end
+local INF_KEY = PREFIX .. "call_duration_ms_bucket{le=\"+Inf\"}"
+local SUM_KEY = PREFIX .. "call_duration_ms_sum"
+local COUNT_KEY = PREFIX .. "call_duration_ms_count"
+
+local dict -- resolved lazily: the module may be required before the dict exists (tests)
+
+local function stats()
+  if not dict then dict = shared.verdict_stats end
+  return dict
+end
+
+-- series name cache: (name, label, value) -> key string, to avoid concatenation per request
+local keys = {}
+
+-- syntax: metrics.incr(name, label, value, n?)
+-- Adds n (default 1) to series PREFIX..name{label="value"}; label may be nil for no labels.
+function _M.incr(name, label, value, n)
+  local d = stats()
+  if not d then return end
+  local by_name = keys[name]
+  if not by_name then by_name = {} keys[name] = by_name end
+  local k = by_name[value or ""]
+  if not k then
+    if label then
+      k = PREFIX .. name .. "{" .. label .. "=\"" .. tostring(value) .. "\"}"
+    else
+      k = PREFIX .. name
+    end
+    by_name[value or ""] = k
+  end
+  d:incr(k, n or 1, 0)
+end
+
+-- syntax: metrics.observe_call(ms)
+-- Records one decide call duration in the latency histogram.
+function _M.observe_call(ms)
+  local d = stats()
+  if not d then return end
+  local k = INF_KEY
+  for i = 1, #BUCKETS do
+    if ms <= BUCKETS[i] then k = BUCKET_KEYS[i] break end
+  end
+  d:incr(k, 1, 0)
+  d:incr(SUM_KEY, ms, 0)
+  d:incr(COUNT_KEY, 1, 0)
+end
+
+local function name_of(key)
+  local b = find(key, "{", 1, true)
+  local n = b and sub(key, 1, b - 1) or key
+  n = sub(n, #PREFIX + 1)
+  if find(n, "^call_duration_ms_") then return "call_duration_ms" end
+  return n
+end
+
+-- syntax: text = metrics.render()
+-- Returns every series in Prometheus text exposition format.
+function _M.render()
+  local d = stats()
+  if not d then return "" end
+  local groups = {}
+  local all = d:get_keys(0)
+  for i = 1, #all do
+    local k = all[i]
+    local v = d:get(k)
+    if v then
+      local n = name_of(k)
+      local g = groups[n]
+      if not g then g = {} groups[n] = g end
+      g[k] = v
+    end
+  end
+  -- breaker state is computed, not counted
+  local breaker = require "verdict.breaker"
+  groups.breaker_state = { [PREFIX .. "breaker_state"] = breaker.state_code() }
+  -- histogram: cumulative buckets, always all of them
+  local h = groups.call_duration_ms or {}
+  local acc, hist = 0, {}
+  for i = 1, #BUCKETS do
+    acc = acc + (h[BUCKET_KEYS[i]] or 0)
+    hist[#hist + 1] = BUCKET_KEYS[i] .. " " .. acc
+  end
+  acc = acc + (h[INF_KEY] or 0)
+  hist[#hist + 1] = INF_KEY .. " " .. acc
+  hist[#hist + 1] = SUM_KEY .. " " .. format("%.3f", h[SUM_KEY] or 0)
+  hist[#hist + 1] = COUNT_KEY .. " " .. (h[COUNT_KEY] or 0)
+  groups.call_duration_ms = nil
+
+  local out, names = {}, {}
+  for n in pairs(HELP) do names[#names + 1] = n end
+  sort(names)
+  for i = 1, #names do
+    local n = names[i]
+    local help = HELP[n]
+    out[#out + 1] = "# HELP " .. PREFIX .. n .. " " .. help[2]
+    out[#out + 1] = "# TYPE " .. PREFIX .. n .. " " .. help[1]
+    if n == "call_duration_ms" then
+      for j = 1, #hist do out[#out + 1] = hist[j] end
+    else
+      local g = groups[n]
+      if g then
+        local ks = {}
+        for k in pairs(g) do ks[#ks + 1] = k end
+        sort(ks)
+        for j = 1, #ks do out[#out + 1] = ks[j] .. " " .. tostring(g[ks[j]]) end
+      elseif help[1] ~= "counter" or n == "breaker_opens_total" or n == "cache_hits_total" then
+        out[#out + 1] = PREFIX .. n .. " 0"
+      end
+    end
+  end
+  out[#out + 1] = ""
+  return concat(out, "\n")
+end
+
+-- syntax: metrics.serve()
+-- content_by_lua handler: writes render() as text/plain; version=0.0.4.
+function _M.serve()
+  ngx.header["Content-Type"] = "text/plain; version=0.0.4"
+  ngx.print(_M.render())
+end
+
+return _M
