@@ -73,7 +73,7 @@ const vectors: Vector[] = [
         {
           request_id: 'a1', ts_ms: 1795000000999, client_ip: '198.51.100.23', method: 'POST',
           path: '/api/auth/login', route_tag: 'login', status: 404, auth_result: 'user_not_found',
-          upstream_ms: 12, bytes_sent: 5123456789, action: 'ALLOW', fail_open: 'timeout', from_cache: true,
+          upstream_ms: 12, bytes_sent: 5123456789, fail_open: 'timeout', from_cache: true,
         },
         { request_id: 'a2', ts_ms: 1795000001000, client_ip: '2001:db8::1', method: 'GET', path: '/', status: 200, action: 'BLOCK',
           request: { request_id: 'a2', client_ip: '2001:db8::1', method: 'GET', path: '/', header_names: ['host'], mode: 'ASYNC' } },

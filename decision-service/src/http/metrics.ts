@@ -17,7 +17,7 @@ export interface ServiceMetrics {
 
 export function createMetrics(defaults: boolean): ServiceMetrics {
   const registry = new Registry();
-  if (defaults) collectDefaultMetrics({ register: registry, prefix: 'verdict_process_' });
+  if (defaults) collectDefaultMetrics({ register: registry, prefix: 'verdict_' });
   const registers = [registry];
   return {
     registry,

@@ -70,17 +70,16 @@ export function decodeOutcomeBatch(body: unknown, encoding: Encoding): OutcomeBa
   return decodeWith(OutcomeBatchType, outcomeBatchSchema, body, encoding);
 }
 
+/** proto3 leaves default values off the wire; protobufjs writes any field that is set. */
 function responseMessage(r: DecideResponse): Record<string, unknown> {
-  return {
-    request_id: r.request_id,
-    action: ACTION_CODES[r.action],
-    score: r.score,
-    reasons: r.reasons,
-    cache_key: r.cache_key,
-    cache_ttl_s: r.cache_ttl_s,
-    policy_version: r.policy_version,
-    dry_run: r.dry_run,
-  };
+  const m: Record<string, unknown> = { request_id: r.request_id, action: ACTION_CODES[r.action], score: r.score, reasons: r.reasons };
+  if (r.cache_key) {
+    m.cache_key = r.cache_key;
+    m.cache_ttl_s = r.cache_ttl_s;
+  }
+  m.policy_version = r.policy_version;
+  if (r.dry_run) m.dry_run = true;
+  return m;
 }
 
 export function encodeDecideResponse(r: DecideResponse): Uint8Array {

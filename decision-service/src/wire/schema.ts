@@ -9,11 +9,26 @@ export type Mode = (typeof MODES)[number];
 
 const str = (max: number) => z.string().max(max);
 
-/** bytes arrive as Uint8Array (protobuf) or base64 text (JSON). */
-const bytes = z
-  .union([z.instanceof(Uint8Array), z.string().max(128).regex(/^[A-Za-z0-9+/_-]*={0,2}$/, 'expected base64')])
-  .transform((v) => (typeof v === 'string' ? Buffer.from(v, 'base64') : Buffer.from(v.buffer, v.byteOffset, v.byteLength)))
-  .refine((b) => b.length <= 64, 'a hash is at most 64 bytes');
+/**
+ * bytes arrive as Uint8Array (protobuf; an unset field decodes as an empty one) or base64 text
+ * (JSON). Empty means absent.
+ */
+const bytes = z.unknown().transform((v, ctx): Buffer | undefined => {
+  if (v === undefined || v === null) return undefined;
+  let b: Buffer;
+  if (v instanceof Uint8Array) b = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  else if (Array.isArray(v) && v.length === 0) return undefined;
+  else if (typeof v === 'string' && v.length <= 128 && /^[A-Za-z0-9+/_-]*={0,2}$/.test(v)) b = Buffer.from(v, 'base64');
+  else {
+    ctx.addIssue({ code: 'custom', message: 'expected base64 text of at most 64 bytes' });
+    return z.NEVER;
+  }
+  if (b.length > 64) {
+    ctx.addIssue({ code: 'custom', message: 'a hash is at most 64 bytes' });
+    return z.NEVER;
+  }
+  return b.length === 0 ? undefined : b;
+});
 
 const mode = z
   .union([z.enum(MODES), z.enum(['inline', 'async', 'monitor']), z.number().int().min(0).max(2)])

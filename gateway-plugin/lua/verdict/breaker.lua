@@ -1,0 +1,100 @@
+-- Circuit breaker shared by all workers (`verdict_state` shared dict).
+--
+-- closed:    calls go out; each failed call increments a shared consecutive-failure count, each
+--            successful one resets it. At `breaker_failures` the breaker opens.
+-- open:      for `breaker_cooldown_ms` no call is made: allow() fails at once with
+--            "breaker open" (the handler fails open / closed as the location says).
+-- half-open: after the cool-down exactly one request (dict:add wins) probes the service; success
+--            closes the breaker, failure opens it for another cool-down. The probe key expires on
+--            its own so a worker that dies mid-probe cannot wedge the breaker.
+--
+-- Known race: calls already in flight when the breaker opens still complete and report; their
+-- failures only bump the count, their successes reset it (the service answered, so it is up).
+
+local config = require "verdict.config"
+local metrics = require "verdict.metrics"
+local log = require "verdict.log"
+
+local ngx = ngx
+local shared = ngx.shared
+local ngx_now = ngx.now
+local ERR, NOTICE = ngx.ERR, ngx.NOTICE
+
+local _M = { _VERSION = "0.1.0" }
+
+local FAILS = "breaker:fails"
+local OPEN_UNTIL = "breaker:open_until"
+local PROBE = "breaker:probe"
+
+local dict
+local function state()
+  if not dict then dict = shared.verdict_state end
+  return dict
+end
+
+-- syntax: ok, probe_or_err = breaker.allow(budget_ms)
+-- Returns true (and true when this call is the half-open probe), or nil, "breaker open".
+function _M.allow(budget_ms)
+  local d = state()
+  local open_until = d:get(OPEN_UNTIL)
+  if not open_until then return true, false end
+  if ngx_now() * 1000 < open_until then return nil, "breaker open" end
+  -- half-open: the probe key outlives the probe's own budget by a second at most
+  local ok = d:add(PROBE, true, (budget_ms + 1000) / 1000)
+  if ok then return true, true end
+  return nil, "breaker open"
+end
+
+-- syntax: breaker.success(probe)
+-- Reports a successful call; a successful probe closes the breaker.
+function _M.success(probe)
+  local d = state()
+  if probe then
+    d:delete(OPEN_UNTIL)
+    d:delete(PROBE)
+    d:set(FAILS, 0)
+    log.log(NOTICE, "breaker closed", "decision service answered the probe; breaker closed")
+    return
+  end
+  -- read before write: the common case (already 0) then costs no write lock contention
+  local n = d:get(FAILS)
+  if n and n ~= 0 then d:set(FAILS, 0) end
+end
+
+-- syntax: breaker.failure(probe, cause)
+-- Reports a failed call; opens the breaker at the threshold or when the probe failed.
+function _M.failure(probe, cause)
+  local d = state()
+  local c = config.http
+  local until_ms = ngx_now() * 1000 + c.breaker_cooldown_ms
+  if probe then
+    d:set(OPEN_UNTIL, until_ms)
+    d:delete(PROBE)
+    metrics.incr("breaker_opens_total")
+    log.log(ERR, "breaker open", "breaker probe failed (", cause, "); open again for ",
+            c.breaker_cooldown_ms, " ms")
+    return
+  end
+  local n = d:incr(FAILS, 1, 0)
+  if n and n >= c.breaker_failures then
+    -- add, not set: of all workers crossing the threshold together only one opens it
+    if d:add(OPEN_UNTIL, until_ms) then
+      metrics.incr("breaker_opens_total")
+      log.log(ERR, "breaker open", n, " consecutive failed calls (last: ", cause,
+              "); breaker open for ", c.breaker_cooldown_ms, " ms, requests fail open without a call")
+    end
+  end
+end
+
+-- syntax: code = breaker.state_code()
+-- 0 closed, 1 open, 2 half-open (cool-down over, next request probes).
+function _M.state_code()
+  local d = state()
+  if not d then return 0 end
+  local open_until = d:get(OPEN_UNTIL)
+  if not open_until then return 0 end
+  if ngx_now() * 1000 < open_until then return 1 end
+  return 2
+end
+
+return _M

@@ -1,0 +1,122 @@
+-- Outcome reporter. The log phase pushes one Outcome per guarded request into a per-worker
+-- buffer; a timer (never a request) posts them in batches to POST /v1/outcomes. Async-mode
+-- requests carry their DecideRequest inside the Outcome so the service scores them late; the
+-- verdicts in the OutcomeAck go into the verdict cache.
+--
+-- The buffer is bounded (outcome_buffer_max): when full, outcomes are dropped and counted.
+-- A failed batch is dropped and counted too (no retry: outcomes are feedback, not a ledger).
+
+local config = require "verdict.config"
+local client = require "verdict.client"
+local codec = require "verdict.codec"
+local cache = require "verdict.cache"
+local metrics = require "verdict.metrics"
+local log = require "verdict.log"
+
+local ngx = ngx
+local timer_at, timer_every = ngx.timer.at, ngx.timer.every
+local ERR = ngx.ERR
+
+local _M = { _VERSION = "0.1.0" }
+
+local buffer, n = {}, 0
+local flushing = false
+local kicked = false
+local gateway_id
+
+-- syntax: ok, err = outcome.push(o)
+-- Queues an Outcome table (codec field names). Returns true, or nil, "buffer full".
+function _M.push(o)
+  local c = config.http
+  if n >= c.outcome_buffer_max then
+    metrics.incr("outcomes_dropped_total", "reason", "buffer full")
+    return nil, "buffer full"
+  end
+  n = n + 1
+  buffer[n] = o
+  if n >= c.outcome_batch_size and not kicked and not flushing then
+    -- a full batch goes out now rather than at the next tick
+    kicked = true
+    local ok = timer_at(0, _M.flush)
+    if not ok then kicked = false end
+  end
+  return true
+end
+
+local function send(batch, count)
+  local c = config.http
+  local body = codec.encode_outcome_batch({ gateway_id = gateway_id, outcomes = batch })
+  local res, err = client.post(c.outcomes_path, body, c.outcome_timeout_ms)
+  if not res then
+    metrics.incr("outcome_batches_total", "result", err)
+    metrics.incr("outcomes_dropped_total", "reason", err, count)
+    log.log(ERR, "outcomes " .. err, "failed to post ", count, " outcomes: ", err)
+    return
+  end
+  metrics.incr("outcome_batches_total", "result", "ok")
+  metrics.incr("outcomes_sent_total", nil, nil, count)
+  local ack, derr = codec.decode_outcome_ack(res)
+  if not ack then
+    log.log(ERR, "outcome ack", "failed to decode the outcome ack: ", derr)
+    return
+  end
+  local verdicts = ack.verdicts
+  for i = 1, #verdicts do
+    if cache.store(verdicts[i]) then
+      metrics.incr("cache_stores_total", "action", verdicts[i].action)
+    end
+  end
+end
+
+-- syntax: outcome.flush(premature)
+-- Timer callback: posts everything buffered, in batches of outcome_batch_size. Also runs
+-- (premature) when the worker exits, so a reload or graceful stop sends what is left.
+function _M.flush(premature)
+  kicked = false
+  if flushing or n == 0 then return end
+  flushing = true
+  local c = config.http
+  if not gateway_id then
+    gateway_id = c.gateway_id or ("nginx/" .. ngx.worker.pid())
+  end
+  local size = c.outcome_batch_size
+  -- take the whole buffer; new pushes during the sends go into a fresh one
+  local all, total = buffer, n
+  buffer, n = {}, 0
+  local ok, err = pcall(function()
+    local i = 1
+    while i <= total do
+      local last = i + size - 1
+      if last > total then last = total end
+      local batch = {}
+      for j = i, last do batch[#batch + 1] = all[j] end
+      send(batch, last - i + 1)
+      i = last + 1
+    end
+  end)
+  flushing = false
+  if not ok then log.log(ERR, "outcome flush", "outcome flush failed: ", err) end
+end
+
+-- syntax: outcome.init_worker()
+-- Starts the per-worker flush timer (called from init_worker_by_lua via the handler).
+function _M.init_worker()
+  local c = config.http
+  if not c.outcomes_enabled then return end
+  gateway_id = c.gateway_id
+  if not gateway_id then
+    local f = io.open("/proc/sys/kernel/hostname")
+    local host = f and f:read("*l") or "nginx"
+    if f then f:close() end
+    gateway_id = host .. "/" .. ngx.worker.pid()
+  end
+  local ok, err = timer_every(c.outcome_flush_ms / 1000, _M.flush)
+  if not ok then log.log(ERR, "outcome timer", "failed to start the outcome timer: ", err) end
+end
+
+-- syntax: n = outcome.buffered()
+function _M.buffered()
+  return n
+end
+
+return _M
