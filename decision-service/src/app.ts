@@ -8,6 +8,7 @@ import { systemClock, type Clock } from './engine/clock.ts';
 import { Engine } from './engine/engine.ts';
 import { ConfigError } from './errors.ts';
 import { createMetrics } from './http/metrics.ts';
+import { registerAuthRequest } from './http/auth-request.ts';
 import { registerRoutes } from './http/routes.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { MemoryStore } from './state/memory-store.ts';
@@ -48,6 +49,7 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
   });
 
   registerRoutes(app, { engine: () => engine, metrics, store });
+  registerAuthRequest(app, () => engine, config.identifierKey, metrics);
 
   let watcher: FSWatcher | undefined;
   let current = policy.version;

@@ -79,3 +79,16 @@ t.test('health and metrics', async (t) => {
   t.match(m, /verdict_decide_duration_seconds_count\{encoding="json"\} 1/);
   t.match(m, /verdict_policy_info\{version="t1"\} 1/);
 });
+
+t.test('GET /v1/auth answers auth_request statuses from forwarded headers', async (t) => {
+  const a = app();
+  const ask = (headers: Record<string, string>) => a.inject({ method: 'GET', url: '/v1/auth', headers: { 'x-real-ip': '198.51.100.7', ...headers } });
+  const allowed = await ask({ 'x-original-method': 'GET', 'x-original-uri': '/?q=1' });
+  t.equal(allowed.statusCode, 204);
+  const blocked = await ask({ 'x-original-method': 'GET', 'x-original-uri': '/internal/admin' });
+  t.equal(blocked.statusCode, 403);
+  t.match(blocked.headers['x-verdict-reasons'], /authz.internal_from_outside/);
+  const withToken = await ask({ 'x-original-method': 'GET', 'x-original-uri': '/api/orders/1', authorization: 'Bearer abc' });
+  t.equal(withToken.statusCode, 204);
+  t.equal((await ask({ 'x-original-method': 'get', 'x-original-uri': '/' })).statusCode, 400, 'bad method is a clean 400');
+});
