@@ -52,7 +52,13 @@ export const routeSchema = z
 const detectorBase = {
   enabled: z.boolean().default(true),
   monitor: z.boolean().default(false),
+  /** Enforce only this percentage of the rule's verdicts (by client); the rest run as monitor. */
+  canary_percent: z.number().min(0).max(100).default(100),
 };
+
+const windowS = (d: number) => z.number().int().min(1).max(86_400).default(d);
+const count = (d: number) => z.number().min(0).max(1_000_000).default(d);
+const strength = (d: number) => z.number().min(0).max(100).default(d);
 
 export const policySchema = z
   .object({
@@ -86,6 +92,104 @@ export const policySchema = z
             patterns: z.array(z.string().min(1)).optional(),
             extra_patterns: z.array(z.string().min(1)).default([]),
             cache: cacheSpec.optional(),
+          })
+          .strict()
+          .prefault({}),
+        injection: z
+          .object({ ...detectorBase, score: strength(90), extra_patterns: z.array(z.string().min(1)).default([]) })
+          .strict()
+          .prefault({}),
+        shadow_zombie: z
+          .object({ ...detectorBase, shadow_score: strength(25), zombie_score: strength(35) })
+          .strict()
+          .prefault({}),
+        enumeration: z
+          .object({
+            ...detectorBase,
+            window_s: windowS(600),
+            /** distinct identifiers per key (ip, subnet, fingerprint, device, session) on identity routes */
+            identifiers_per_key: count(6),
+            identifiers_per_key_max: count(20),
+            /** "no such account" answers per key */
+            not_found_per_key: count(4),
+            not_found_per_key_max: count(12),
+            /** distinct phone numbers in one block of `block_size` numbers, across all clients */
+            block_size: z.number().int().min(10).max(1_000_000).default(1000),
+            numbers_per_block: count(10),
+            numbers_per_block_max: count(30),
+            /** not-found answers per tool fingerprint (header order) across all IPs */
+            not_found_per_toolprint: count(8),
+            not_found_per_toolprint_max: count(25),
+            score: strength(95),
+            mark_identifiers_s: windowS(86_400),
+            cache: cacheSpec.optional(),
+          })
+          .strict()
+          .prefault({}),
+        credential_stuffing: z
+          .object({
+            ...detectorBase,
+            window_s: windowS(900),
+            failures_per_key: count(5),
+            failures_per_key_max: count(15),
+            /** failures for one identifier across all keys: the account is under attack → challenge */
+            failures_per_identifier: count(4),
+            identifier_score: strength(70),
+            /** distinct identifiers failing with one password hash (spraying) */
+            identifiers_per_password: count(3),
+            identifiers_per_password_max: count(8),
+            /** logins for identifiers recently seen in enumeration, from a key with no history */
+            enumerated_identifier_score: strength(45),
+            deprecated_login_score: strength(50),
+            /** global failure share above this multiple of its learned baseline = spike */
+            global_spike_ratio: z.number().min(1).max(100).default(3),
+            global_spike_score: strength(30),
+            no_precursor_score: strength(20),
+            score: strength(95),
+          })
+          .strict()
+          .prefault({}),
+        traversal: z
+          .object({
+            ...detectorBase,
+            window_s: windowS(600),
+            objects_per_key: count(12),
+            objects_per_key_max: count(40),
+            sequential_run: count(4),
+            sequential_run_max: count(10),
+            not_found_per_key: count(5),
+            not_found_per_key_max: count(15),
+            score: strength(95),
+            cache: cacheSpec.optional(),
+          })
+          .strict()
+          .prefault({}),
+        promo_abuse: z
+          .object({
+            ...detectorBase,
+            window_s: windowS(3600),
+            claims_per_key: count(2),
+            claims_per_key_max: count(6),
+            accounts_per_device: count(2),
+            accounts_per_device_max: count(5),
+            no_precursor_score: strength(45),
+            automation_score: strength(60),
+            mismatch_score: strength(45),
+            regular_timing_score: strength(40),
+            score: strength(95),
+          })
+          .strict()
+          .prefault({}),
+        automation: z
+          .object({
+            ...detectorBase,
+            /** machine-regular timing: coefficient of variation of gaps below this, over >= min_requests */
+            regular_cv: z.number().min(0).max(1).default(0.1),
+            min_requests: count(8),
+            regular_score: strength(70),
+            scraping_per_key: count(120),
+            scraping_window_s: windowS(600),
+            scraping_score: strength(75),
           })
           .strict()
           .prefault({}),

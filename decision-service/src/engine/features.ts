@@ -1,31 +1,60 @@
 // Request features computed once per decision. Raw identifiers are reduced here to a keyed hash
 // and numeric features and go no further.
 
-import { createHash, createHmac } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { matchRoute, type CompiledPolicy } from '../config/policy.ts';
 import { subnetOf } from '../net/ip.ts';
+import { hash32 } from '../state/distinct.ts';
 import type { DecideRequest } from '../wire/schema.ts';
 import type { RequestFeatures } from './signal.ts';
 
 const PHONE = /^\+?\d{6,15}$/;
+const AUTOMATION_UA =
+  /(curl|wget|python-requests|python-urllib|aiohttp|httpx|go-http-client|java\/|apache-httpclient|libwww-perl|node-fetch|axios|undici|got\b|scrapy|headlesschrome|phantomjs|selenium|puppeteer|playwright|postmanruntime|insomnia|httpie|okhttp\/[0-2]\.|^$)/i;
+const BROWSER_UA = /mozilla\/5\.0 .*(chrome|firefox|safari|edg)\//i;
+const CHROMIUM_UA = /(chrome|edg)\/(\d+)/i;
 
 export function hashIdentifier(key: Buffer, identifier: string): string {
   return createHmac('sha256', key).update(identifier.trim().toLowerCase()).digest('base64').slice(0, 22);
 }
 
+/** Client fingerprint: header-name order + User-Agent + language; tooling shows through. */
 export function fingerprintOf(req: DecideRequest): string {
-  const h = createHash('sha1');
-  h.update(req.header_names.join(','));
-  h.update('|');
-  h.update(req.accept_language ? 'L' : '-');
-  h.update(req.accept_encoding);
-  return h.digest('base64').slice(0, 16);
+  return (hash32(`${req.header_names.join(',')}|${req.user_agent}|${req.accept_language}|${req.accept_encoding}`) >>> 0).toString(36);
+}
+
+/** Header-shape fingerprint without the User-Agent: survives UA rotation by the same tool. */
+export function toolprintOf(req: DecideRequest): string {
+  return (hash32(req.header_names.join(',')) >>> 0).toString(36);
+}
+
+/**
+ * Inconsistency between the claimed browser and the headers sent: a Chrome UA without the
+ * client hints and fetch metadata every modern Chrome sends, a browser without Accept-Language.
+ */
+function browserMismatch(req: DecideRequest): boolean {
+  if (!BROWSER_UA.test(req.user_agent)) return false;
+  const chromium = CHROMIUM_UA.exec(req.user_agent);
+  if (chromium && Number(chromium[2]) >= 90 && !req.sec_ch_ua) return true;
+  return !req.accept_language && !req.sec_fetch_mode;
+}
+
+function objectIdOf(path: string, segment: number): string {
+  if (segment < 0) return '';
+  let start = 0;
+  for (let i = 0; i < segment; i++) {
+    start = path.indexOf('/', start) + 1;
+    if (start === 0) return '';
+  }
+  const end = path.indexOf('/', start);
+  return end < 0 ? path.slice(start) : path.slice(start, end);
 }
 
 export function extractFeatures(req: DecideRequest, policy: CompiledPolicy, now: number, identifierKey: Buffer): RequestFeatures {
   const route = matchRoute(policy, req.method, req.path, req.route_tag);
   const id = req.identifier;
   const digits = id && PHONE.test(id) ? id.replace('+', '') : '';
+  const objectId = objectIdOf(req.path, route.idSegment);
   return {
     req,
     now,
@@ -38,5 +67,14 @@ export function extractFeatures(req: DecideRequest, policy: CompiledPolicy, now:
     identifierHash: id ? hashIdentifier(identifierKey, id) : '',
     phoneNumber: digits ? Number(digits) : -1,
     fingerprint: fingerprintOf(req),
+    toolprint: toolprintOf(req),
+    principal: req.token_hash ? req.token_hash.toString('base64') : '',
+    device: req.device_hash ? req.device_hash.toString('base64') : '',
+    session: req.session_hash ? req.session_hash.toString('base64') : '',
+    passwordHash: req.password_hash ? req.password_hash.toString('base64') : '',
+    objectId,
+    objectNumber: /^\d{1,15}$/.test(objectId) ? Number(objectId) : -1,
+    automationClient: AUTOMATION_UA.test(req.user_agent),
+    browserMismatch: browserMismatch(req),
   };
 }

@@ -31,8 +31,23 @@ export interface RequestFeatures {
   readonly identifierHash: string;
   /** Numeric value of a phone-like identifier, for locality; -1 when not phone-like. */
   readonly phoneNumber: number;
-  /** Hash of the ordered header names + selected header shape: a client fingerprint. */
+  /** Hash of the ordered header names + UA + language: a client fingerprint. */
   readonly fingerprint: string;
+  /** Hash of the ordered header names only: the tool behind rotating User-Agents. */
+  readonly toolprint: string;
+  /** base64 of the token / session / device hashes; "" when absent. */
+  readonly principal: string;
+  readonly session: string;
+  readonly device: string;
+  /** base64 of the gateway's keyed password hash; "" when absent. */
+  readonly passwordHash: string;
+  /** Object id of an object route ("" when none) and its numeric value (-1 when not numeric). */
+  readonly objectId: string;
+  readonly objectNumber: number;
+  /** User-Agent of an HTTP library, headless browser or none at all. */
+  readonly automationClient: boolean;
+  /** Headers inconsistent with the browser the User-Agent claims. */
+  readonly browserMismatch: boolean;
 }
 
 export interface DetectorContext {
@@ -53,4 +68,34 @@ export type DetectorFactory = (ctx: DetectorContext) => Detector;
 
 export function signal(code: string, score: number, monitor: boolean, cache?: Signal['cache']): Signal {
   return { code, score, monitor, cache };
+}
+
+/** 0 below `lo`; from `lo` to `hi` rises from 0.65 to 1 (challenge-level, then block-level). */
+export function ramp(x: number, lo: number, hi: number): number {
+  if (lo <= 0 || x < lo) return 0;
+  if (x >= hi || hi <= lo) return 1;
+  return 0.65 + (0.35 * (x - lo)) / (hi - lo);
+}
+
+/**
+ * Whether a rule's signal is only observed for this client: the rule is in monitor mode, or in
+ * canary mode and this client (by ip + fingerprint, stable) falls outside the enforced share.
+ */
+export function observeOnly(cfg: { monitor: boolean; canary_percent: number }, f: RequestFeatures): boolean {
+  if (cfg.monitor) return true;
+  if (cfg.canary_percent >= 100) return false;
+  let h = 0x811c9dc5;
+  const s = f.ip + f.fingerprint;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % 100 >= cfg.canary_percent;
+}
+
+/** Outcome helpers: what the upstream's answer says about the account or object. */
+export function isNotFound(o: Outcome): boolean {
+  return o.status === 404 || /unknown|not[-_ ]?found|no[-_ ]?such/i.test(o.auth_result);
+}
+
+export function isLoginFailure(o: Outcome): boolean {
+  if (o.auth_result) return !/^(success|ok)$/i.test(o.auth_result);
+  return o.status === 401 || o.status === 403 || o.status === 404;
 }

@@ -1,7 +1,7 @@
 // Security misconfiguration probes: scanners asking for .env, .git, backups, actuator, admin
 // consoles, swagger, path traversal. One compiled alternation, tested against path and query.
 
-import { signal, type DetectorFactory } from '../signal.ts';
+import { observeOnly, signal, type DetectorFactory } from '../signal.ts';
 
 export const sensitivePath: DetectorFactory = ({ policy }) => {
   const cfg = policy.doc.detectors.sensitive_path;
@@ -11,7 +11,7 @@ export const sensitivePath: DetectorFactory = ({ policy }) => {
     inspect(f, out) {
       if (!cfg.enabled) return;
       if (re.test(f.req.path) || (f.req.query.length > 0 && re.test(f.req.query))) {
-        out.push(signal('probe.sensitive_path', cfg.score, cfg.monitor, cfg.cache));
+        out.push(signal('probe.sensitive_path', cfg.score, observeOnly(cfg, f), cfg.cache));
       }
     },
   };

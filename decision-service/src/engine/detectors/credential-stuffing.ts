@@ -1,0 +1,74 @@
+// Credential stuffing and password spraying on login routes: failures per client key and per
+// identifier across keys, one password hash failing for many identifiers, logins for identifiers
+// recently enumerated, traffic on deprecated login endpoints, and a global failure spike against
+// its own learned baseline. An account under attack gets its logins challenged, not its owner
+// blocked: the per-identifier signal is challenge-strength only.
+
+import { hash32 } from '../../state/distinct.ts';
+import { isLoginFailure, observeOnly, ramp, signal, type DetectorFactory, type RequestFeatures } from '../signal.ts';
+
+function clientKeys(f: RequestFeatures): Array<[string, string, number]> {
+  const keys: Array<[string, string, number]> = [[`ipfp:${f.ip}|${f.fingerprint}`, 'client', 1], [`ip:${f.ip}`, 'ip', 3], [`sn:${f.subnet}`, 'subnet', 6]];
+  if (f.device) keys.push([`dev:${f.device}`, 'device', 1]);
+  if (f.session) keys.push([`ses:${f.session}`, 'session', 1]);
+  return keys;
+}
+
+const GLOBAL_WINDOW = 300_000;
+const DAY = 86_400_000;
+
+export const credentialStuffing: DetectorFactory = ({ policy, store }) => {
+  const cfg = policy.doc.detectors.credential_stuffing;
+  const W = cfg.window_s * 1000;
+  const isLogin = (f: RequestFeatures) => f.routeClass === 'identity' && f.passwordHash !== '' && f.req.method === 'POST';
+  return {
+    name: 'credential_stuffing',
+    inspect(f, out) {
+      if (!cfg.enabled || !isLogin(f)) return;
+      const now = f.now;
+      const monitor = observeOnly(cfg, f);
+      let best = 0;
+      let bestCode = '';
+      for (const [key, name, mult] of clientKeys(f)) {
+        const s = ramp(store.count(`cs:f:${key}`, W, now), cfg.failures_per_key * mult, cfg.failures_per_key_max * mult);
+        if (s > best) { best = s; bestCode = `cs.failure_rate.${name}`; }
+      }
+      const spray = ramp(store.countDistinct(`cs:pw:${f.passwordHash}`, W, now), cfg.identifiers_per_password, cfg.identifiers_per_password_max);
+      if (spray > best) { best = spray; bestCode = 'cs.password_spray'; }
+      if (best > 0) out.push(signal(bestCode, cfg.score * best, monitor));
+
+      const known = f.session !== '' || f.device !== '' || store.marked(`cs:ok:${f.ip}|${f.fingerprint}`, now);
+      if (f.identifierHash && store.count(`cs:f:id:${f.identifierHash}`, W, now) >= cfg.failures_per_identifier && cfg.failures_per_identifier > 0) {
+        out.push(signal('cs.failure_rate.identifier', cfg.identifier_score, monitor));
+      }
+      if (f.identifierHash && !known && store.marked(`en:seen:${f.identifierHash}`, now)) {
+        out.push(signal('cs.enumerated_identifier', cfg.enumerated_identifier_score, monitor));
+      }
+      if (f.route.deprecated) out.push(signal('cs.deprecated_login', cfg.deprecated_login_score, monitor));
+
+      const all = store.incr('cs:g:all', GLOBAL_WINDOW, now);
+      const share = store.count('cs:g:fail', GLOBAL_WINDOW, now) / Math.max(1, all);
+      const base = store.swap('cs:g:base', 0, now, DAY) ?? 0.15;
+      const spike = all >= 20 && share > cfg.global_spike_ratio * Math.max(0.05, base);
+      // The baseline learns only outside spikes, slowly, so an attack cannot teach it.
+      store.swap('cs:g:base', spike || all < 20 ? base : 0.99 * base + 0.01 * share, now, DAY);
+      if (!known) {
+        out.push(signal('cs.no_precursor', cfg.no_precursor_score, monitor));
+        if (spike) out.push(signal('cs.global_failure_spike', cfg.global_spike_score, monitor));
+      }
+    },
+    observe(o, f) {
+      if (!cfg.enabled || !f || !isLogin(f)) return;
+      if (!isLoginFailure(o)) {
+        if (o.status >= 200 && o.status < 300) store.mark(`cs:ok:${f.ip}|${f.fingerprint}`, f.now, DAY);
+        return;
+      }
+      for (const [key] of clientKeys(f)) store.incr(`cs:f:${key}`, W, f.now);
+      if (f.identifierHash) {
+        store.incr(`cs:f:id:${f.identifierHash}`, W, f.now);
+        store.addDistinct(`cs:pw:${f.passwordHash}`, hash32(f.identifierHash), W, f.now);
+      }
+      store.incr('cs:g:fail', GLOBAL_WINDOW, f.now);
+    },
+  };
+};

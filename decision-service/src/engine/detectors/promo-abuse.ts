@@ -1,0 +1,55 @@
+// Promo-abuse bots: claims per device / account / client / subnet, accounts per device, claims
+// that skip the flow's precursors (promo page, info call), automation clients and header sets
+// inconsistent with the claimed browser, machine-regular timing of the flow.
+
+import { hash32 } from '../../state/distinct.ts';
+import { observeOnly, ramp, signal, type DetectorFactory, type RequestFeatures } from '../signal.ts';
+
+const PRECURSOR_TTL = 30 * 60_000;
+
+function precursorKeys(f: RequestFeatures): string[] {
+  const k = [`pre:c:${f.ip}|${f.fingerprint}`];
+  if (f.session) k.push(`pre:s:${f.session}`);
+  if (f.principal) k.push(`pre:p:${f.principal}`);
+  if (f.device) k.push(`pre:d:${f.device}`);
+  return k;
+}
+
+export const promoAbuse: DetectorFactory = ({ policy, store }) => {
+  const cfg = policy.doc.detectors.promo_abuse;
+  const W = cfg.window_s * 1000;
+  return {
+    name: 'promo_abuse',
+    inspect(f, out) {
+      if (!cfg.enabled) return;
+      const now = f.now;
+      const isPage = f.req.method === 'GET' && (f.routeClass === 'promo' || (f.routeClass === 'public' && /promo/i.test(f.req.path)));
+      if (isPage) {
+        for (const k of precursorKeys(f)) store.mark(k, now, PRECURSOR_TTL);
+        return;
+      }
+      if (f.routeClass !== 'promo' || f.req.method !== 'POST') return;
+      const monitor = observeOnly(cfg, f);
+      let best = 0;
+      let bestCode = '';
+      const claimKeys: Array<[string, string, number]> = [[`ipfp:${f.ip}|${f.fingerprint}`, 'client', 1], [`ip:${f.ip}`, 'ip', 4], [`sn:${f.subnet}`, 'subnet', 10]];
+      if (f.device) claimKeys.push([`dev:${f.device}`, 'device', 1]);
+      if (f.principal) claimKeys.push([`pr:${f.principal}`, 'account', 1]);
+      for (const [key, name, mult] of claimKeys) {
+        const n = store.incr(`pr:c:${key}`, W, now);
+        const s = ramp(n, cfg.claims_per_key * mult + 0.5, cfg.claims_per_key_max * mult);
+        if (s > best) { best = s; bestCode = `promo.claims.${name}`; }
+      }
+      if (f.device && f.principal) {
+        const s = ramp(store.addDistinct(`pr:acct:${f.device}`, hash32(f.principal), W, now), cfg.accounts_per_device + 0.5, cfg.accounts_per_device_max);
+        if (s > best) { best = s; bestCode = 'promo.accounts_per_device'; }
+      }
+      if (best > 0) out.push(signal(bestCode, cfg.score * best, monitor));
+      if (!precursorKeys(f).some((k) => store.marked(k, now))) out.push(signal('promo.no_precursor', cfg.no_precursor_score, monitor));
+      if (f.automationClient) out.push(signal('promo.automation_client', cfg.automation_score, monitor));
+      else if (f.browserMismatch) out.push(signal('promo.header_mismatch', cfg.mismatch_score, monitor));
+      const t = store.arrival(`pr:t:${f.fingerprint}`, now);
+      if (t.n >= 4 && t.cv < 0.15) out.push(signal('promo.regular_timing', cfg.regular_timing_score, monitor));
+    },
+  };
+};

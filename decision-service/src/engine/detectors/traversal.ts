@@ -1,0 +1,46 @@
+// Data traversal (BOLA) on object routes: many distinct object ids per principal / client,
+// sequential walks through id space, and a high count of not-found / forbidden answers.
+
+import { hash32 } from '../../state/distinct.ts';
+import { observeOnly, ramp, signal, type DetectorFactory, type RequestFeatures } from '../signal.ts';
+
+function keys(f: RequestFeatures): Array<[string, string, number]> {
+  const k: Array<[string, string, number]> = [[`ipfp:${f.ip}|${f.fingerprint}`, 'client', 1], [`ip:${f.ip}`, 'ip', 4]];
+  if (f.principal) k.push([`pr:${f.principal}`, 'principal', 1]);
+  return k;
+}
+
+export const traversal: DetectorFactory = ({ policy, store }) => {
+  const cfg = policy.doc.detectors.traversal;
+  const W = cfg.window_s * 1000;
+  return {
+    name: 'traversal',
+    inspect(f, out) {
+      if (!cfg.enabled || f.routeClass !== 'object' || !f.objectId) return;
+      const now = f.now;
+      const member = hash32(`${f.route.name}/${f.objectId}`);
+      let best = 0;
+      let bestCode = '';
+      for (const [key, name, mult] of keys(f)) {
+        const s1 = ramp(store.addDistinct(`tv:o:${key}`, member, W, now), cfg.objects_per_key * mult, cfg.objects_per_key_max * mult);
+        if (s1 > best) { best = s1; bestCode = `bola.object_fanout.${name}`; }
+        if (f.objectNumber >= 0) {
+          const prev = store.swap(`tv:last:${key}:${f.route.name}`, f.objectNumber, now, W);
+          const step = prev === undefined ? 0 : Math.abs(f.objectNumber - prev);
+          const run = step > 0 && step <= 3 ? (store.swap(`tv:run:${key}`, 0, now, W) ?? 0) + 1 : 0;
+          store.swap(`tv:run:${key}`, run, now, W);
+          const s2 = ramp(run, cfg.sequential_run * mult, cfg.sequential_run_max * mult);
+          if (s2 > best) { best = s2; bestCode = `bola.sequential_walk.${name}`; }
+        }
+        const s3 = ramp(store.count(`tv:nf:${key}`, W, now), cfg.not_found_per_key * mult, cfg.not_found_per_key_max * mult);
+        if (s3 > best) { best = s3; bestCode = `bola.not_found.${name}`; }
+      }
+      if (best > 0) out.push(signal(bestCode, cfg.score * best, observeOnly(cfg, f), cfg.cache));
+    },
+    observe(o, f) {
+      if (!cfg.enabled || !f || f.routeClass !== 'object') return;
+      if (o.status !== 404 && o.status !== 403) return;
+      for (const [key] of keys(f)) store.incr(`tv:nf:${key}`, W, f.now);
+    },
+  };
+};
