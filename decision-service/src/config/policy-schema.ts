@@ -153,10 +153,10 @@ export const policySchema = z
           .object({
             ...detectorBase,
             window_s: windowS(600),
-            objects_per_key: count(12),
+            objects_per_key: count(15),
             objects_per_key_max: count(40),
-            sequential_run: count(4),
-            sequential_run_max: count(10),
+            sequential_run: count(6),
+            sequential_run_max: count(12),
             not_found_per_key: count(5),
             not_found_per_key_max: count(15),
             score: strength(95),

@@ -27,7 +27,7 @@ export const traversal: DetectorFactory = ({ policy, store }) => {
         if (f.objectNumber >= 0) {
           const prev = store.swap(`tv:last:${key}:${f.route.name}`, f.objectNumber, now, W);
           const step = prev === undefined ? 0 : Math.abs(f.objectNumber - prev);
-          const run = step > 0 && step <= 3 ? (store.swap(`tv:run:${key}`, 0, now, W) ?? 0) + 1 : 0;
+          const run = step > 0 && step <= 2 ? (store.swap(`tv:run:${key}`, 0, now, W) ?? 0) + 1 : 0;
           store.swap(`tv:run:${key}`, run, now, W);
           const s2 = ramp(run, cfg.sequential_run * mult, cfg.sequential_run_max * mult);
           if (s2 > best) { best = s2; bestCode = `bola.sequential_walk.${name}`; }

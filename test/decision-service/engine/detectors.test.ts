@@ -1,0 +1,176 @@
+// Each detector: fires on the pattern it exists for, stays quiet on the human version of it.
+
+import t from 'tap';
+import { VirtualClock } from '../../../decision-service/src/engine/clock.ts';
+import { Engine } from '../../../decision-service/src/engine/engine.ts';
+import { MemoryStore } from '../../../decision-service/src/state/memory-store.ts';
+import type { Outcome } from '../../../decision-service/src/wire/schema.ts';
+import { policy, request } from '../../helpers/policy.ts';
+
+const CHROME = {
+  user_agent: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36',
+  accept_language: 'en-US,en;q=0.9',
+  sec_ch_ua: '"Chromium";v="120"',
+  sec_fetch_mode: 'cors',
+  header_names: ['host', 'user-agent', 'accept', 'accept-language', 'sec-ch-ua', 'sec-fetch-mode', 'content-type'],
+};
+const SCRIPT = { user_agent: 'python-requests/2.31', header_names: ['host', 'user-agent', 'accept-encoding', 'accept', 'connection', 'content-type'] };
+
+function setup(overrides: Parameters<typeof policy>[0] = {}) {
+  const clock = new VirtualClock(1_763_800_000_000);
+  const engine = new Engine({ policy: policy(overrides), store: new MemoryStore({ maxKeys: 10_000 }), clock, identifierKey: Buffer.alloc(32, 1) });
+  let n = 0;
+  const send = (fields: Record<string, unknown>, status?: number, authResult = '') => {
+    const id = `r${++n}`;
+    const d = engine.decide(request({ request_id: id, ...fields }));
+    if (status !== undefined) engine.observe({ request_id: id, status, auth_result: authResult } as Outcome);
+    clock.advance(1000);
+    return d;
+  };
+  return { engine, clock, send };
+}
+
+const login = (identifier: string, pw: string, extra: Record<string, unknown> = {}) => ({
+  method: 'POST', path: '/api/auth/login', identifier, password_hash: Buffer.from(pw), ...extra,
+});
+
+t.test('injection in the query is blocked; normal queries are not', async (t) => {
+  const { send } = setup();
+  for (const q of ["id=1'%20OR%20'1'='1", 'q=1 UNION SELECT password FROM users', 'x=<script>alert(1)</script>', 'h=${jndi:ldap://x/a}', 'c=;cat /etc/hosts']) {
+    t.ok(send({ query: q }).reasons.includes('probe.injection'), q);
+  }
+  for (const q of ['q=shoes&page=2', 'sort=price,desc', 'name=O%27Brien']) t.notOk(send({ query: q }).reasons.includes('probe.injection'), q);
+});
+
+t.test('shadow and zombie routes are tagged', async (t) => {
+  const { send } = setup({ routes: [
+    { name: 'home', class: 'public', path: '/' },
+    { name: 'old', class: 'public', path: '/api/v0/**', deprecated: true },
+  ] });
+  t.ok(send({ path: '/api/v0/items' }).reasons.includes('authz.zombie_route'));
+  t.ok(send({ path: '/undeclared', has_authorization: true }).reasons.includes('authz.shadow_route'));
+  t.same(send({ path: '/' }).reasons, []);
+});
+
+t.test('enumeration: one client walking identifiers is stopped within 20 requests', async (t) => {
+  const { send } = setup();
+  let first = 0;
+  for (let i = 0; i < 40; i++) {
+    const d = send({ ...SCRIPT, client_ip: '203.0.113.5', method: 'POST', path: '/api/auth/login', identifier: `138000${String(10000 + i)}`, password_hash: Buffer.from('x') }, 404);
+    if (!first && d.action !== 'ALLOW' && d.action !== 'TAG') first = i + 1;
+  }
+  t.ok(first > 0 && first <= 20, `detected at request ${first}`);
+});
+
+t.test('enumeration: a number walk over single-use rotating IPs is seen by locality', async (t) => {
+  const { send } = setup();
+  let first = 0;
+  for (let i = 0; i < 40; i++) {
+    const d = send({ ...CHROME, client_ip: `198.18.${i}.${(i * 7) % 250}`, method: 'POST', path: '/api/auth/login', identifier: `13800${String(20000 + i).padStart(6, '0')}` }, 404);
+    if (!first && (d.action === 'CHALLENGE' || d.action === 'BLOCK')) first = i + 1;
+    if (first) t.ok(d.reasons.some((r) => r.startsWith('enum.')), 'reason names enumeration');
+  }
+  t.ok(first > 0 && first <= 20, `detected at request ${first}`);
+});
+
+t.test('enumeration: a CGNAT address with many different humans is not flagged', async (t) => {
+  const { send } = setup();
+  for (let i = 0; i < 12; i++) {
+    const d = send({ ...CHROME, user_agent: `${CHROME.user_agent} v${i % 5}`, client_ip: '100.64.0.1', session_hash: Buffer.from(`s${i}`), ...login(`user${i * 977}`, `pw${i}`) }, 200);
+    t.equal(d.action, 'ALLOW', `user ${i}`);
+  }
+});
+
+t.test('credential stuffing: failures per client, then per identifier challenge for its owner', async (t) => {
+  const { send } = setup();
+  let first = 0;
+  for (let i = 0; i < 30; i++) {
+    const d = send({ ...SCRIPT, client_ip: '203.0.113.9', ...login(`victim${i}`, `leaked${i}`) }, 401);
+    if (!first && (d.action === 'CHALLENGE' || d.action === 'BLOCK')) first = i + 1;
+  }
+  t.ok(first > 0 && first <= 20, `fast stuffing detected at ${first}`);
+
+  const s2 = setup();
+  for (let i = 0; i < 5; i++) s2.send({ ...SCRIPT, client_ip: `198.51.${i}.1`, ...login('alice', `guess${i}`) }, 401);
+  const owner = s2.send({ ...CHROME, client_ip: '192.0.2.44', session_hash: Buffer.from('alice-session'), ...login('alice', 'right') });
+  t.equal(owner.action, 'CHALLENGE', 'the owner is challenged, not blocked');
+  t.ok(owner.reasons.includes('cs.failure_rate.identifier'));
+});
+
+t.test('credential stuffing: spraying one password across accounts', async (t) => {
+  const { send } = setup();
+  let last;
+  for (let i = 0; i < 10; i++) last = send({ ...CHROME, client_ip: `198.18.1.${i}`, ...login(`acct${i}`, 'Summer2026!') }, 401);
+  t.ok(last?.reasons.includes('cs.password_spray'));
+});
+
+t.test('credential stuffing: a human typo then success stays allowed', async (t) => {
+  const { send } = setup();
+  const human = { ...CHROME, client_ip: '192.0.2.10', session_hash: Buffer.from('s1') };
+  t.equal(send({ ...human, ...login('bob', 'bob-typo') }, 401).action, 'ALLOW');
+  t.equal(send({ ...human, ...login('bob', 'bob-typo2') }, 401).action, 'ALLOW');
+  t.equal(send({ ...human, ...login('bob', 'bob-right') }, 200).action, 'ALLOW');
+});
+
+t.test('traversal: a sequential id walk with one token is blocked; a user reading own orders is not', async (t) => {
+  const { send } = setup();
+  const token = Buffer.from('one-valid-token');
+  let first = 0;
+  for (let i = 0; i < 30; i++) {
+    const d = send({ ...SCRIPT, client_ip: '203.0.113.77', path: `/api/orders/${500000 + i}`, has_authorization: true, token_hash: token }, 200);
+    if (!first && d.action === 'BLOCK') first = i + 1;
+  }
+  t.ok(first > 0 && first <= 20, `walk blocked at ${first}`);
+  const user = { ...CHROME, client_ip: '192.0.2.20', has_authorization: true, token_hash: Buffer.from('user-token') };
+  for (const id of [500100, 500101, 500102, 500103, 500104, 500101]) t.equal(send({ ...user, path: `/api/orders/${id}` }, 200).action, 'ALLOW');
+});
+
+t.test('promo: a scripted claimer without precursors is stopped; a human after the promo page is not', async (t) => {
+  const { send } = setup();
+  const bot = send({ ...SCRIPT, client_ip: '203.0.113.50', method: 'POST', path: '/api/promo/claim', has_authorization: true, token_hash: Buffer.from('bot1') });
+  t.ok(bot.action === 'CHALLENGE' || bot.action === 'BLOCK', `bot ${bot.action} ${bot.reasons.join(',')}`);
+  const human = { ...CHROME, client_ip: '192.0.2.30', has_authorization: true, token_hash: Buffer.from('h1') };
+  send({ ...human, path: '/api/promo/info' });
+  t.equal(send({ ...human, method: 'POST', path: '/api/promo/claim' }).action, 'ALLOW');
+});
+
+t.test('promo: one device claiming for many accounts', async (t) => {
+  const { send } = setup();
+  const device = Buffer.from('device-farm-1');
+  let last;
+  for (let i = 0; i < 6; i++) {
+    const c = { ...CHROME, client_ip: `198.18.9.${i}`, device_hash: device, has_authorization: true, token_hash: Buffer.from(`acct${i}`) };
+    send({ ...c, path: '/api/promo/info' });
+    last = send({ ...c, method: 'POST', path: '/api/promo/claim' });
+  }
+  t.ok(last?.action === 'BLOCK' || last?.action === 'CHALLENGE', `${last?.action} ${last?.reasons.join(',')}`);
+});
+
+t.test('automation: machine-regular polling of public pages; irregular humans pass', async (t) => {
+  const { send, clock } = setup();
+  let flagged = false;
+  for (let i = 0; i < 12; i++) {
+    const d = send({ ...SCRIPT, client_ip: '203.0.113.90', path: '/' });
+    clock.advance(4000);
+    flagged ||= d.reasons.includes('bot.regular_timing');
+  }
+  t.ok(flagged);
+  const gaps = [3000, 41000, 7000, 120000, 2000, 15000, 60000, 9000, 33000, 4000];
+  for (const g of gaps) {
+    t.notOk(send({ ...CHROME, client_ip: '192.0.2.91', path: '/' }).reasons.includes('bot.regular_timing'));
+    clock.advance(g);
+  }
+});
+
+t.test('canary enforcement: a share of clients enforced, the rest observed', async (t) => {
+  const { send } = setup({ detectors: { missing_credentials: { canary_percent: 50 } } });
+  let enforced = 0;
+  let observed = 0;
+  for (let i = 0; i < 200; i++) {
+    const d = send({ client_ip: `198.51.100.${i % 250}`, user_agent: `ua${i}`, path: '/api/orders/1' });
+    if (d.action === 'BLOCK') enforced++;
+    else if (d.dry_run) observed++;
+  }
+  t.equal(enforced + observed, 200);
+  t.ok(enforced > 60 && enforced < 140, `enforced ${enforced} of 200`);
+});
