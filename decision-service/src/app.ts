@@ -48,7 +48,7 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
     return503OnClosing: false,
   });
 
-  registerRoutes(app, { engine: () => engine, metrics, store });
+  registerRoutes(app, { engine: () => engine, metrics, store, adminToken: config.adminToken });
   registerAuthRequest(app, () => engine, config.identifierKey, metrics);
 
   let watcher: FSWatcher | undefined;

@@ -11,6 +11,7 @@ import type { DecideRequest, Outcome } from '../wire/schema.ts';
 import type { Clock } from './clock.ts';
 import { DETECTORS } from './detectors/index.ts';
 import { extractFeatures } from './features.ts';
+import { Inventory } from './inventory.ts';
 import type { Detector, DetectorFactory, RequestFeatures, Signal } from './signal.ts';
 
 export interface Decision extends DecideResponse {
@@ -28,6 +29,8 @@ export interface EngineOptions {
   readonly detectors?: readonly DetectorFactory[];
   /** How many recent requests are remembered to attribute outcomes (bounded LRU). */
   readonly recentRequests?: number;
+  /** Maximum path templates the inventory keeps. */
+  readonly inventoryTemplates?: number;
 }
 
 const ACTION_RANK: Readonly<Record<Action, number>> = { ALLOW: 0, TAG: 1, CHALLENGE: 2, BLOCK: 3 };
@@ -40,6 +43,8 @@ export class Engine {
   private readonly clock: Clock;
   private readonly identifierKey: Buffer;
   private readonly recent: LRUCache<string, RequestFeatures>;
+  /** Path templates learned from traffic (read-only view at GET /v1/inventory). */
+  readonly inventory: Inventory;
 
   constructor(opts: EngineOptions) {
     this.policy = opts.policy;
@@ -49,6 +54,7 @@ export class Engine {
     this.factories = opts.detectors ?? DETECTORS;
     this.detectors = this.build(opts.policy);
     this.recent = new LRUCache({ max: opts.recentRequests ?? 50_000 });
+    this.inventory = new Inventory(opts.inventoryTemplates ?? 5000);
   }
 
   get policyVersion(): string {
@@ -67,6 +73,7 @@ export class Engine {
     const now = req.mode === 'INLINE' || req.ts_ms === 0 ? this.clock.now() : req.ts_ms;
     const f = extractFeatures(req, policy, now, this.identifierKey);
     if (req.request_id) this.recent.set(req.request_id, f);
+    this.inventory.record(f, policy.fallbackRoute.name);
 
     if (policy.allowIps.has(f.ip)) return this.verdict(f, 'ALLOW', 0, ['ip.allowlist'], '', 0, 'ALLOW');
     if (policy.denyIps.has(f.ip)) {
@@ -110,6 +117,7 @@ export class Engine {
   /** Feeds an outcome to the detectors, attributed to its request when still remembered. */
   observe(outcome: Outcome): void {
     const f = outcome.request_id ? this.recent.get(outcome.request_id) : undefined;
+    if (f) this.inventory.outcome(f, outcome);
     for (const d of this.detectors) d.observe?.(outcome, f);
   }
 

@@ -49,6 +49,7 @@ export interface RouteDeps {
   readonly engine: () => Engine;
   readonly metrics: ServiceMetrics | undefined;
   readonly store: Store;
+  readonly adminToken: string | undefined;
 }
 
 export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
@@ -120,6 +121,16 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
       return reply.send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     }
     return reply.send(ack);
+  });
+
+  // Read-only admin view: loopback (or unix socket) clients, or the admin token.
+  app.get('/v1/inventory', (req, reply) => {
+    const remote = req.socket.remoteAddress;
+    const local = remote === undefined || remote === '127.0.0.1' || remote === '::1' || remote === '::ffff:127.0.0.1';
+    const token = deps.adminToken;
+    const authorized = token !== undefined && req.headers.authorization === `Bearer ${token}`;
+    if (!local && !authorized) throw new VerdictError('FORBIDDEN');
+    return reply.send({ policy_version: deps.engine().policyVersion, endpoints: deps.engine().inventory.snapshot() });
   });
 
   app.get('/healthz', () => ({ status: 'ok', policy_version: deps.engine().policyVersion }));

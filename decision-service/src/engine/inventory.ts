@@ -1,0 +1,105 @@
+// API inventory learned from traffic: path templates (ids collapsed), first/last seen, volumes,
+// share of requests with credentials, statuses, whether the policy declares the route (shadow
+// otherwise) or marks it deprecated (zombie), and whether an identity endpoint's answers reveal
+// if an account exists (an enumeration oracle). Bounded: at most `max` templates, least
+// recently seen evicted.
+
+import { LRUCache } from 'lru-cache';
+import type { Outcome } from '../wire/schema.ts';
+import type { RequestFeatures } from './signal.ts';
+
+const ID_SEGMENT = /^(\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{16,}|(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{20,})$/i;
+
+/** "/api/orders/500123" → "/api/orders/{id}". */
+export function templateOf(path: string): string {
+  const segs = path.split('/');
+  for (let i = 0; i < segs.length; i++) if (ID_SEGMENT.test(segs[i] ?? '')) segs[i] = '{id}';
+  return segs.join('/');
+}
+
+interface Entry {
+  method: string;
+  template: string;
+  route: string;
+  routeClass: string;
+  declared: boolean;
+  deprecated: boolean;
+  firstSeen: number;
+  lastSeen: number;
+  requests: number;
+  withCredentials: number;
+  withIdentifier: number;
+  statuses: Map<number, number>;
+}
+
+export interface InventoryEntry {
+  readonly method: string;
+  readonly template: string;
+  readonly route: string | null;
+  readonly route_class: string;
+  readonly status: 'declared' | 'shadow' | 'zombie';
+  readonly first_seen: string;
+  readonly last_seen: string;
+  readonly requests: number;
+  readonly credentials_share: number;
+  readonly statuses: Record<string, number>;
+  /** Answers differ for existing and unknown accounts (e.g. 401 vs 404, 409 vs 201). */
+  readonly reveals_account_existence: boolean;
+}
+
+export class Inventory {
+  private readonly entries: LRUCache<string, Entry>;
+
+  constructor(max = 5000) {
+    this.entries = new LRUCache({ max });
+  }
+
+  record(f: RequestFeatures, fallbackRouteName: string): string {
+    const template = templateOf(f.req.path);
+    const key = `${f.req.method} ${template}`;
+    let e = this.entries.get(key);
+    if (!e) {
+      const declared = f.route.name !== fallbackRouteName;
+      e = {
+        method: f.req.method, template, route: f.route.name, routeClass: f.routeClass, declared, deprecated: f.route.deprecated,
+        firstSeen: f.now, lastSeen: f.now, requests: 0, withCredentials: 0, withIdentifier: 0, statuses: new Map(),
+      };
+      this.entries.set(key, e);
+    }
+    e.lastSeen = f.now;
+    e.requests++;
+    if (f.hasCredentials) e.withCredentials++;
+    if (f.identifierHash) e.withIdentifier++;
+    return key;
+  }
+
+  outcome(f: RequestFeatures, o: Outcome): void {
+    const e = this.entries.peek(`${f.req.method} ${templateOf(f.req.path)}`);
+    if (!e || o.status === 0) return;
+    e.statuses.set(o.status, (e.statuses.get(o.status) ?? 0) + 1);
+  }
+
+  snapshot(): InventoryEntry[] {
+    const out: InventoryEntry[] = [];
+    for (const e of this.entries.values()) {
+      const has = (s: number) => (e.statuses.get(s) ?? 0) > 0;
+      // An identity endpoint that says "not found" to some identifiers and something else
+      // (wrong password, already registered, sent) to others tells callers who has an account.
+      const oracle = e.withIdentifier > 0 && ((has(404) && (has(401) || has(200) || has(409) || has(201))) || (has(409) && has(201)));
+      out.push({
+        method: e.method,
+        template: e.template,
+        route: e.declared ? e.route : null,
+        route_class: e.routeClass,
+        status: !e.declared ? 'shadow' : e.deprecated ? 'zombie' : 'declared',
+        first_seen: new Date(e.firstSeen).toISOString(),
+        last_seen: new Date(e.lastSeen).toISOString(),
+        requests: e.requests,
+        credentials_share: Math.round((1000 * e.withCredentials) / Math.max(1, e.requests)) / 1000,
+        statuses: Object.fromEntries([...e.statuses].sort((a, b) => a[0] - b[0]).map(([k, v]) => [String(k), v])),
+        reveals_account_existence: oracle,
+      });
+    }
+    return out.sort((a, b) => b.requests - a.requests);
+  }
+}
