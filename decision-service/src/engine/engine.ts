@@ -2,13 +2,13 @@
 // store. Scoring combines signal strengths as independent evidence (noisy-or), then maps the
 // score to an action with the route class's thresholds.
 
-import { LRUCache } from 'lru-cache';
 import type { CompiledPolicy } from '../config/policy.ts';
 import type { CacheKeyType } from '../config/policy-schema.ts';
 import type { Store } from '../state/store.ts';
 import type { Action, DecideResponse } from '../wire/codec.ts';
 import type { DecideRequest, Outcome } from '../wire/schema.ts';
 import type { Clock } from './clock.ts';
+import { BoundedMap } from '../state/bounded-map.ts';
 import { DETECTORS } from './detectors/index.ts';
 import { extractFeatures } from './features.ts';
 import { Inventory } from './inventory.ts';
@@ -42,7 +42,7 @@ export class Engine {
   private readonly store: Store;
   private readonly clock: Clock;
   private readonly identifierKey: Buffer;
-  private readonly recent: LRUCache<string, RequestFeatures>;
+  private readonly recent: BoundedMap<string, RequestFeatures>;
   /** Path templates learned from traffic (read-only view at GET /v1/inventory). */
   readonly inventory: Inventory;
 
@@ -53,7 +53,7 @@ export class Engine {
     this.identifierKey = opts.identifierKey;
     this.factories = opts.detectors ?? DETECTORS;
     this.detectors = this.build(opts.policy);
-    this.recent = new LRUCache({ max: opts.recentRequests ?? 50_000 });
+    this.recent = new BoundedMap(opts.recentRequests ?? 50_000);
     this.inventory = new Inventory(opts.inventoryTemplates ?? 5000);
   }
 

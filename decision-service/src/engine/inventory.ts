@@ -12,6 +12,7 @@ const ID_SEGMENT = /^(\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-
 
 /** "/api/orders/500123" → "/api/orders/{id}". */
 export function templateOf(path: string): string {
+  if (!/\d/.test(path)) return path;
   const segs = path.split('/');
   for (let i = 0; i < segs.length; i++) if (ID_SEGMENT.test(segs[i] ?? '')) segs[i] = '{id}';
   return segs.join('/');

@@ -1,8 +1,8 @@
-// Embedded store: every structure bounded in memory by an LRU over its keys. Sliding windows use
+// Embedded store: every structure bounded in memory (approximate LRU over its keys, BoundedMap). Sliding windows use
 // two fixed buckets (current, previous) — the estimate nginx's limit_req family and common rate
 // limiters use; distinct counts use fixed-size sketches (state/distinct.ts).
 
-import { LRUCache } from 'lru-cache';
+import { BoundedMap } from './bounded-map.ts';
 import { DistinctSketch } from './distinct.ts';
 import type { IntervalStats, Store } from './store.ts';
 
@@ -72,19 +72,19 @@ export interface MemoryStoreOptions {
 export const BYTES_PER_KEY = { counter: 200, distinct: 700, mark: 150, arrival: 260, value: 160 } as const;
 
 export class MemoryStore implements Store {
-  private readonly windows: LRUCache<string, Window>;
-  private readonly distinct: LRUCache<string, DistinctWindow>;
-  private readonly marks: LRUCache<string, number>;
-  private readonly arrivals: LRUCache<string, Arrivals>;
-  private readonly values: LRUCache<string, Slot>;
+  private readonly windows: BoundedMap<string, Window>;
+  private readonly distinct: BoundedMap<string, DistinctWindow>;
+  private readonly marks: BoundedMap<string, number>;
+  private readonly arrivals: BoundedMap<string, Arrivals>;
+  private readonly values: BoundedMap<string, Slot>;
 
   constructor(opts: MemoryStoreOptions = { maxKeys: 500_000 }) {
     const max = opts.maxKeys;
-    this.windows = new LRUCache({ max });
-    this.distinct = new LRUCache({ max });
-    this.marks = new LRUCache({ max });
-    this.arrivals = new LRUCache({ max });
-    this.values = new LRUCache({ max });
+    this.windows = new BoundedMap(max);
+    this.distinct = new BoundedMap(max);
+    this.marks = new BoundedMap(max);
+    this.arrivals = new BoundedMap(max);
+    this.values = new BoundedMap(max);
   }
 
   incr(key: string, windowMs: number, now: number, by = 1): number {

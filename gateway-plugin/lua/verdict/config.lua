@@ -194,6 +194,8 @@ function _M.get(name)
   local o = OPTION_BY_NAME[name]
   local raw = ngx_var[o.var]
   if raw == nil or raw == "" then return defaults[name] end
+  -- free-form strings need no parsing (and may hold per-request values like $request_id)
+  if o[2] == "string" then return raw end
   local m = memo[name]
   local v = m[raw]
   if v ~= nil then return v end

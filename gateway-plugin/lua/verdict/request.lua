@@ -86,10 +86,7 @@ end
 
 local function scan_raw(req, st, raw, max_names)
   local names, n = req.header_names, 0
-  -- skip the request line
-  local pos = find(raw, "\n", 1, true)
-  if not pos then return end
-  pos = pos + 1
+  local pos = 1 -- raw_header(true): header lines only, no request line
   local len = #raw
   while pos <= len do
     local eol = find(raw, "\n", pos, true) or len + 1

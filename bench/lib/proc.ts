@@ -1,0 +1,120 @@
+// Process helpers for the benchmark: CPU pinning (taskset), RSS, and the decision service as a
+// pinned child process. Everything listens on 127.0.0.1 (or a unix socket) only.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, repoRoot } from '../../scripts/lib/nginx.ts';
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** The pids of a process's direct children (Linux /proc). */
+export function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** Pins a process, all its threads and its descendants to one CPU. No-op without taskset. */
+export function pin(pid: number, cpu: number | null): void {
+  if (cpu === null) return;
+  spawnSync('taskset', ['-a', '-pc', String(cpu), String(pid)], { stdio: 'ignore' });
+  for (const c of childPids(pid)) pin(c, cpu);
+}
+
+export function hasTaskset(): boolean {
+  return spawnSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' }).status === 0;
+}
+
+/** Resident set size of a process in bytes (0 when gone). */
+export function rssBytes(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Master pid of an nginx started by scripts/lib/nginx.ts or bench/lib/stock-nginx.ts. */
+export function nginxMasterPid(prefix: string): number {
+  const f = join(prefix, 'nginx.pid');
+  for (let i = 0; i < 100 && !existsSync(f); i++) spawnSync('sleep', ['0.02']);
+  return Number(readFileSync(f, 'utf8').trim());
+}
+
+export interface ServiceProcess {
+  /** "127.0.0.1:port" or "unix:/path.sock" — what the gateway's `service` option takes */
+  addr: string;
+  /** base URL for HTTP clients over TCP (empty for a unix socket) */
+  url: string;
+  pid: number;
+  metrics(): Promise<string>;
+  /** SIGSTOP / SIGCONT: the black-hole fault */
+  pause(): void;
+  resume(): void;
+  stop(): Promise<void>;
+}
+
+/** Starts decision-service/src/main.ts pinned to `cpu`; resolves when it prints that it listens. */
+export async function startServiceProcess(opts: { cpu: number | null; unix?: boolean; env?: Record<string, string> }): Promise<ServiceProcess> {
+  let addr: string;
+  let url = '';
+  let metricsPort = 0;
+  if (opts.unix) {
+    addr = `unix:${join(mkdtempSync(join(tmpdir(), 'verdict-bench-sock-')), 'verdict.sock')}`;
+  } else {
+    metricsPort = await freePort();
+    addr = `127.0.0.1:${metricsPort}`;
+    url = `http://${addr}`;
+  }
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'decision-service/src/main.ts'], {
+    cwd: repoRoot,
+    env: {
+      ...process.env,
+      VERDICT_LISTEN: addr,
+      VERDICT_LOG_LEVEL: 'warn',
+      VERDICT_POLICY_WATCH: '0',
+      VERDICT_IDENTIFIER_KEY: 'verdict-bench-identifier-key-0123',
+      ...opts.env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const pid = child.pid ?? 0;
+  pin(pid, opts.cpu);
+  const kill = () => { try { child.kill('SIGKILL'); } catch { /* gone */ } };
+  process.on('exit', kill);
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`decision service did not start in 30 s:\n${out}`)), 30_000);
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('verdict decision service listening on')) { clearTimeout(timer); resolve(); }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`decision service exited (${code}):\n${out}`)); });
+  });
+  // threads started after spawn (GC, libuv pool) inherit from their creator; pin again to be sure
+  pin(pid, opts.cpu);
+  return {
+    addr,
+    url,
+    pid,
+    metrics: async () => (url ? (await fetch(`${url}/metrics`)).text() : ''),
+    pause: () => { child.kill('SIGSTOP'); },
+    resume: () => { child.kill('SIGCONT'); },
+    stop: async () => {
+      process.off('exit', kill);
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGCONT');
+      const gone = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGTERM');
+      const timer = setTimeout(kill, 3000);
+      await gone;
+      clearTimeout(timer);
+    },
+  };
+}

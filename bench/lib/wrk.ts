@@ -1,0 +1,217 @@
+// wrk (the Debian package) as the load generator: the runner, the Lua scripts it runs (rotating
+// pre-built requests; constant-rate pacing) and the parser of its output.
+//
+// Constant rate: wrk has no open-loop mode (wrk2 is not in Debian), so the paced script uses
+// wrk's delay() hook with a per-thread schedule (LuaJIT ffi clock_gettime): slot k of a thread
+// is due at start + k / rate, each delay() claims the next slot and waits until it is due (1 ms
+// timer granularity; late slots are sent at once, so the offered rate holds while connections
+// are free). Latency is measured by wrk from the actual send, i.e. without coordinated-omission
+// correction: fine well below saturation, optimistic near it.
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface WrkLatency {
+  /** microseconds */
+  mean: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+}
+
+export interface WrkResult {
+  requests: number;
+  durationS: number;
+  rps: number;
+  latencyUs: WrkLatency;
+  errors: { connect: number; read: number; write: number; timeout: number; status: number };
+}
+
+const JSON_MARK = 'VERDICT_WRK ';
+
+/** The done() hook every bench script ends with: one machine-readable line, exact percentiles. */
+export const DONE_HOOK = `
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '${JSON_MARK}{"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d,"status":%d,' ..
+    '"mean":%.3f,"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d}\\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.timeout, e.status,
+    latency.mean, latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency:percentile(99.9), latency.max))
+end
+`;
+
+const UNIT_US: Readonly<Record<string, number>> = { us: 1, ms: 1000, s: 1_000_000, m: 60_000_000, h: 3_600_000_000 };
+
+/** "1.23ms" → 1230 (microseconds); NaN when not a wrk duration. */
+export function parseDurationUs(text: string): number {
+  const m = /^([\d.]+)(us|ms|s|m|h)$/.exec(text.trim());
+  if (!m) return Number.NaN;
+  return Number(m[1]) * (UNIT_US[m[2] ?? ''] ?? Number.NaN);
+}
+
+/**
+ * Parses wrk's output. Prefers the VERDICT_WRK line of DONE_HOOK (exact); falls back to the
+ * text report (`--latency` needed for the percentiles; p999 is then the 99% value). Throws when
+ * neither is there.
+ */
+export function parseWrkOutput(stdout: string): WrkResult {
+  const line = stdout.split('\n').find((l) => l.startsWith(JSON_MARK));
+  if (line) {
+    const j = JSON.parse(line.slice(JSON_MARK.length)) as Record<string, number>;
+    const n = (k: string) => j[k] ?? 0;
+    const durationS = n('duration_us') / 1e6;
+    return {
+      requests: n('requests'),
+      durationS,
+      rps: durationS > 0 ? n('requests') / durationS : 0,
+      latencyUs: { mean: n('mean'), p50: n('p50'), p90: n('p90'), p99: n('p99'), p999: n('p999'), max: n('max') },
+      errors: { connect: n('connect'), read: n('read'), write: n('write'), timeout: n('timeout'), status: n('status') },
+    };
+  }
+  const total = /(\d+) requests in ([\d.]+\w+),/.exec(stdout);
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(stdout);
+  if (!total || !rps) throw new Error(`not a wrk report:\n${stdout.slice(0, 2000)}`);
+  const pct = (p: string) => {
+    const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+\\w+)`, 'm').exec(stdout);
+    return m?.[1] ? parseDurationUs(m[1]) : Number.NaN;
+  };
+  const lat = /^\s+Latency\s+([\d.]+\w+)\s+[\d.]+\w+\s+([\d.]+\w+)/m.exec(stdout);
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(stdout);
+  const p99 = pct('99');
+  return {
+    requests: Number(total[1]),
+    durationS: parseDurationUs(total[2] ?? '') / 1e6,
+    rps: Number(rps[1]),
+    latencyUs: {
+      mean: lat?.[1] ? parseDurationUs(lat[1]) : Number.NaN,
+      p50: pct('50'),
+      p90: pct('90'),
+      p99,
+      p999: p99,
+      max: lat?.[2] ? parseDurationUs(lat[2]) : Number.NaN,
+    },
+    errors: {
+      connect: Number(sock?.[1] ?? 0),
+      read: Number(sock?.[2] ?? 0),
+      write: Number(sock?.[3] ?? 0),
+      timeout: Number(sock?.[4] ?? 0),
+      status: Number(non2xx?.[1] ?? 0),
+    },
+  };
+}
+
+/** A request wrk sends; body may be binary. */
+export interface WrkRequest {
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  body?: Buffer | string;
+}
+
+/** A Lua string literal for arbitrary bytes. */
+export function luaBytes(b: Buffer | string): string {
+  const buf = typeof b === 'string' ? Buffer.from(b) : b;
+  let s = '"';
+  for (const c of buf) {
+    if (c >= 0x20 && c < 0x7f && c !== 0x22 && c !== 0x5c) s += String.fromCharCode(c);
+    // always three digits: a shorter decimal escape followed by a digit would swallow it
+    else s += `\\${String(c).padStart(3, '0')}`;
+  }
+  return `${s}"`;
+}
+
+/** Lua that builds every request once per thread and rotates through them. */
+export function rotatingScript(reqs: readonly WrkRequest[]): string {
+  const rows = reqs.map((r) => {
+    const h = Object.entries(r.headers).map(([k, v]) => `[${luaBytes(k)}]=${luaBytes(v)}`).join(',');
+    return `{${luaBytes(r.method)},${luaBytes(r.path)},{${h}},${r.body === undefined ? 'nil' : luaBytes(r.body)}}`;
+  });
+  return `-- generated by bench/lib/wrk.ts
+local R = {
+${rows.join(',\n')}
+}
+local built, n, i = {}, 0, 0
+local thread_no = 0
+function setup(thread)
+  thread:set("thread_no", thread_no)
+  thread_no = thread_no + 1
+end
+function init(args)
+  for k = 1, #R do
+    local r = R[k]
+    built[k] = wrk.format(r[1], r[2], r[3], r[4])
+  end
+  n = #built
+  -- threads start at different points of the list
+  i = ((tonumber(thread_no) or 0) * 7919) % n
+  R = nil
+end
+function request()
+  i = i % n + 1
+  return built[i]
+end
+`;
+}
+
+/** Lua that paces a thread to `ratePerThread` requests/s (see the header comment). */
+export function pacingScript(ratePerThread: number): string {
+  const intervalMs = 1000 / ratePerThread;
+  return `
+local ffi = require "ffi"
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } verdict_timespec;
+int clock_gettime(int clk, verdict_timespec *tp);
+]]
+local ts = ffi.new("verdict_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(1, ts)
+  return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+end
+local interval_ms = ${intervalMs.toFixed(6)}
+local t_next = nil
+function delay()
+  local now = now_ms()
+  if t_next == nil then t_next = now end
+  t_next = t_next + interval_ms
+  local d = t_next - now
+  if d < 0.5 then return 0 end
+  return math.floor(d + 0.5)
+end
+`;
+}
+
+export interface WrkRun {
+  url: string;
+  /** Lua script text without the done() hook (added here) */
+  script: string;
+  durationS: number;
+  connections: number;
+  threads?: number;
+  cpu: number | null;
+  /** where to write the script */
+  dir: string;
+  name: string;
+}
+
+/** Runs wrk once (pinned with taskset when cpu is set); bounded by duration + 20 s. */
+export async function runWrk(run: WrkRun): Promise<WrkResult> {
+  const scriptPath = join(run.dir, `${run.name}.lua`);
+  writeFileSync(scriptPath, run.script + DONE_HOOK);
+  const wrkArgs = ['-t', String(run.threads ?? 1), '-c', String(run.connections), '-d', `${run.durationS}s`, '--timeout', '2s', '--latency', '-s', scriptPath, run.url];
+  const [cmd, args] = run.cpu === null ? ['wrk', wrkArgs] : ['taskset', ['-c', String(run.cpu), 'wrk', ...wrkArgs]];
+  const child = spawn(cmd, args as string[], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  const timer = setTimeout(() => child.kill('SIGKILL'), (run.durationS + 20) * 1000);
+  const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  clearTimeout(timer);
+  if (code !== 0) throw new Error(`wrk exited ${code}: ${err}${out}`);
+  return parseWrkOutput(out);
+}

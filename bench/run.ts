@@ -1,0 +1,274 @@
+// `npm run bench`: every case side by side in one invocation on this machine, several rounds,
+// medians, ratios to the plain proxy of the same round; writes bench/results/perf.{md,json}.
+//
+//   npm run bench                       the official run (3 rounds × 10 s; ~15 min; idle machine!)
+//   npm run bench -- --quick            a short version (< 2 min) for routine checks
+//   npm run bench -- --only plain,inline
+//   options: --rounds N  --duration S  --connections N  --out DIR  --unix (service on a unix socket)
+//
+// Pinning (2+ cores): nginx (1 worker: gateway; upstream) and the decision service on CPU 0 —
+// the server side shares one core, as in a deployment where Verdict runs next to nginx — and
+// wrk plus this process on CPU 1, so the load generator never competes with what it measures.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { BenchCase, BenchEnv, Cpus, CustomCase, ProxyCase, Stack } from './lib/case.ts';
+import { hasTaskset, pin, startServiceProcess } from './lib/proc.ts';
+import { statusCensus } from './lib/probe.ts';
+import { requestMix } from './lib/request-mix.ts';
+import {
+  median, summarizeProxy, writeResults, fmtMs,
+  type BenchResults, type ProxyRound, type Section, type TargetCheck, type UnderLoadRow,
+} from './lib/results.ts';
+import { startUpstream } from './lib/stock-nginx.ts';
+import { pacingScript, rotatingScript, runWrk, type WrkResult } from './lib/wrk.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const PLAIN = 'plain';
+
+interface Args { quick: boolean; only: string[] | null; rounds: number; durationS: number; connections: number; out: string; unix: boolean }
+
+export function parseArgs(argv: readonly string[]): Args {
+  const quick = argv.includes('--quick');
+  const val = (name: string) => {
+    const i = argv.indexOf(name);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const num = (name: string, dflt: number, min: number, max: number) => {
+    const v = val(name);
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min || n > max) throw new Error(`${name} must be a number between ${min} and ${max}`);
+    return n;
+  };
+  return {
+    quick,
+    only: val('--only')?.split(',').map((s) => s.trim()).filter(Boolean) ?? null,
+    rounds: num('--rounds', quick ? 1 : 3, 1, 20),
+    durationS: num('--duration', quick ? 4 : 10, 1, 120),
+    connections: num('--connections', 64, 1, 1000),
+    out: val('--out') ?? join(here, 'results'),
+    unix: argv.includes('--unix'),
+  };
+}
+
+async function loadCases(): Promise<BenchCase[]> {
+  const dir = join(here, 'cases');
+  const files = readdirSync(dir).filter((f) => f.endsWith('.ts')).sort();
+  const cases: BenchCase[] = [];
+  for (const f of files) {
+    const mod = (await import(pathToFileURL(join(dir, f)).href)) as { default?: BenchCase };
+    if (mod.default && (mod.default.kind === 'proxy' || mod.default.kind === 'custom')) cases.push(mod.default);
+  }
+  return cases.sort((a, b) => a.order - b.order);
+}
+
+function firstLine(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n').find((l) => l.trim()) ?? 'unknown';
+}
+
+function log(msg: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+}
+
+async function withStack<T>(c: ProxyCase, env: BenchEnv, fn: (s: Stack) => Promise<T>): Promise<T> {
+  const stack = await c.start(env);
+  try {
+    return await fn(stack);
+  } finally {
+    await stack.stop();
+  }
+}
+
+async function saturation(c: ProxyCase, env: BenchEnv, round: number, census?: Record<string, Record<string, number>>): Promise<WrkResult> {
+  return withStack(c, env, async (s) => {
+    const base = { url: s.url, script: env.mixScript, connections: env.connections, cpu: env.cpus.load, dir: env.tmp };
+    await runWrk({ ...base, durationS: env.warmupS, name: `${c.id}-r${round}-warm` });
+    if (census) census[c.id] = await statusCensus(s.url, env.mix.map((m) => m.http));
+    return runWrk({ ...base, durationS: env.durationS, name: `${c.id}-r${round}` });
+  });
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const cores = cpus().length;
+  const pinned = cores >= 2 && hasTaskset();
+  const cpu: Cpus = pinned ? { server: 0, service: 0, load: 1 } : { server: null, service: null, load: null };
+  if (pinned) pin(process.pid, cpu.load);
+  const started = Date.now();
+  const tmp = mkdtempSync(join(tmpdir(), 'verdict-bench-'));
+
+  const all = await loadCases();
+  const wanted = (c: BenchCase) => !args.only || args.only.includes(c.id) || (c.id === PLAIN && all.some((x) => x.kind === 'proxy' && x.id !== PLAIN && args.only!.includes(x.id)));
+  const selected = all.filter(wanted);
+  const proxyCases = selected.filter((c): c is ProxyCase => c.kind === 'proxy');
+  const customCases = selected.filter((c): c is CustomCase => c.kind === 'custom');
+  const unavailable = new Map(proxyCases.map((c) => [c.id, c.unavailable?.() ?? null]));
+  const runnable = proxyCases.filter((c) => !unavailable.get(c.id));
+  log(`cases: ${selected.map((c) => c.id).join(', ')}; ${args.rounds} round(s) × ${args.durationS} s; pinning ${pinned ? 'on' : 'off'}`);
+
+  const upstream = await startUpstream(cpu.server);
+  const service = await startServiceProcess({ cpu: cpu.service, unix: args.unix });
+  const mix = requestMix();
+  const env: BenchEnv = {
+    quick: args.quick,
+    cpus: cpu,
+    upstream: `127.0.0.1:${upstream.port}`,
+    service,
+    tmp,
+    mix,
+    mixScript: rotatingScript(mix.map((m) => m.http)),
+    durationS: args.durationS,
+    warmupS: args.quick ? 1 : 3,
+    connections: args.connections,
+  };
+
+  const results: BenchResults = {
+    meta: {
+      date: new Date().toISOString(),
+      command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+      quick: args.quick,
+      rounds: args.rounds,
+      durationS: args.durationS,
+      connections: args.connections,
+      machine: {
+        cpu: cpus()[0]?.model.trim() ?? 'unknown',
+        cores,
+        memGiB: Math.round(totalmem() / 2 ** 30),
+        kernel: release(),
+        node: process.version,
+        nginx: firstLine('/usr/sbin/nginx', ['-v']).replace(/^nginx version: nginx\//, ''),
+        wrk: firstLine('wrk', ['-v']).split(' [')[0] ?? 'wrk',
+      },
+      pinning: pinned
+        ? 'CPU 0: nginx (1 worker; gateway and upstream) and the decision service; CPU 1: wrk (1 thread) and the harness. The server side shares one core.'
+        : 'none (fewer than 2 CPUs or no taskset): numbers are noisier',
+      notes: [
+        'Upstream: a separate stock nginx answering `return 200 "ok"`; every proxy case sends the same 2,000 varied requests (bench/lib/request-mix.ts: 3,000 users, browsers and apps, X-Forwarded-For as the client IP).',
+        'Verdict gateway: the Lua script, 25 ms budget, fail open, breaker defaults, service over keep-alive TCP loopback' + (args.unix ? ' (unix socket this run)' : '') + '.',
+        'Constant-rate load: wrk with a Lua delay() pacing script (bench/lib/wrk.ts), 1 ms timer granularity, latency from the actual send (no coordinated-omission correction).',
+        'Run the official numbers on an otherwise idle machine: anything else on these cores shows up as noise.',
+      ],
+    },
+    proxy: { rounds: [], summary: [], census: {} },
+    underLoad: [],
+    sections: [],
+    targets: [],
+  };
+
+  try {
+    // ---- saturation rounds: every proxy case, side by side, per round
+    for (let r = 1; r <= args.rounds && runnable.length; r++) {
+      const round: ProxyRound = { round: r, cases: {} };
+      for (const c of runnable) {
+        log(`round ${r}: ${c.id}`);
+        round.cases[c.id] = await saturation(c, env, r, r === 1 ? results.proxy.census : undefined);
+        log(`  ${Math.round(round.cases[c.id]!.rps)} req/s, p99 ${fmtMs(round.cases[c.id]!.latencyUs.p99)} ms`);
+      }
+      results.proxy.rounds.push(round);
+    }
+    results.proxy.summary = summarizeProxy(results.proxy.rounds, proxyCases.map((c) => ({ id: c.id, title: c.title, unavailable: unavailable.get(c.id) ?? undefined })), PLAIN);
+
+    // ---- latency under load: constant rates at shares of the plain proxy's saturation
+    const plainRps = results.proxy.summary.find((s) => s.id === PLAIN)?.rps ?? Number.NaN;
+    const loadCases = runnable.filter((c) => c.underLoad && (!args.quick || c.id === PLAIN || c.id === 'inline'));
+    if (Number.isFinite(plainRps) && loadCases.length) {
+      const shares = [0.25, 0.5, 0.75];
+      const byCase = new Map<string, WrkResult[]>();
+      for (const c of loadCases) {
+        log(`under load: ${c.id}`);
+        byCase.set(c.id, await withStack(c, env, async (s) => {
+          const out: WrkResult[] = [];
+          for (const share of shares) {
+            const script = env.mixScript + pacingScript(share * plainRps);
+            const base = { url: s.url, script, connections: env.connections, cpu: env.cpus.load, dir: env.tmp };
+            await runWrk({ ...base, durationS: 1, name: `${c.id}-load${share}-warm` });
+            out.push(await runWrk({ ...base, durationS: Math.max(3, Math.round(args.durationS * 0.6)), name: `${c.id}-load${share}` }));
+          }
+          return out;
+        }));
+      }
+      shares.forEach((share, i) => {
+        const plain = byCase.get(PLAIN)?.[i];
+        for (const c of loadCases) {
+          const w = byCase.get(c.id)?.[i];
+          if (!w) continue;
+          const row: UnderLoadRow = {
+            share,
+            rate: share * plainRps,
+            caseId: c.id,
+            title: c.title,
+            achievedRps: w.rps,
+            p50Us: w.latencyUs.p50,
+            p99Us: w.latencyUs.p99,
+            addedP50Us: plain ? w.latencyUs.p50 - plain.latencyUs.p50 : Number.NaN,
+            addedP99Us: plain ? w.latencyUs.p99 - plain.latencyUs.p99 : Number.NaN,
+          };
+          results.underLoad.push(row);
+        }
+      });
+    }
+
+    // ---- custom cases: faults, service alone, memory
+    for (const c of customCases) {
+      log(`${c.id}`);
+      try {
+        const out = await c.run(env, results);
+        results.sections.push(...out.sections);
+        results.targets.push(...out.targets);
+      } catch (err) {
+        const msg = err instanceof Error ? err.message : String(err);
+        log(`  ${c.id} failed: ${msg}`);
+        results.sections.push(failedSection(c, msg));
+      }
+    }
+  } finally {
+    await service.stop();
+    await upstream.stop();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+
+  results.targets.unshift(...proxyTargets(results));
+  results.meta.notes.push(`Wall time of this run: ${Math.round((Date.now() - started) / 1000)} s.`);
+  const files = writeResults(args.out, results, args.quick ? 'perf-quick' : 'perf');
+  log(`wrote ${files.md} and ${files.json}`);
+  process.stdout.write(`${files.md}\n`);
+}
+
+function failedSection(c: CustomCase, msg: string): Section {
+  return { id: c.id, title: c.title, columns: ['result'], rows: [['failed']], notes: [msg.split('\n')[0] ?? msg] };
+}
+
+/** The DESIGN §8 targets that come from the proxy rounds and the under-load table. */
+export function proxyTargets(res: BenchResults): TargetCheck[] {
+  const row = (id: string) => res.proxy.summary.find((s) => s.id === id && !s.unavailable);
+  const out: TargetCheck[] = [];
+  const inline = row('inline');
+  const mix = row('mix');
+  const auth = row('auth-request');
+  const ratio = (x: number | null | undefined) => (x === null || x === undefined || !Number.isFinite(x) ? '–' : `${x.toFixed(2)}×`);
+  out.push({ target: 'inline on every request ≥ 0.6× plain throughput', measured: ratio(inline?.ratio), met: inline?.ratio == null ? null : inline.ratio >= 0.6 });
+  const half = res.underLoad.find((u) => u.caseId === 'inline' && u.share === 0.5);
+  out.push({ target: 'inline: added p50 ≤ 0.3 ms at half of saturation', measured: half ? `${fmtMs(half.addedP50Us)} ms` : '–', met: half ? half.addedP50Us <= 300 : null });
+  out.push({ target: 'inline: added p99 ≤ 1 ms at half of saturation', measured: half ? `${fmtMs(half.addedP99Us)} ms` : '–', met: half ? half.addedP99Us <= 1000 : null });
+  out.push({ target: 'realistic route mix ≥ 0.9× plain throughput', measured: ratio(mix?.ratio), met: mix?.ratio == null ? null : mix.ratio >= 0.9 });
+  // per-round ratios inline / auth_request, median
+  const vsAuth = median(res.proxy.rounds.map((r) => {
+    const a = r.cases.inline;
+    const b = r.cases['auth-request'];
+    return a && b && b.rps > 0 ? a.rps / b.rps : Number.NaN;
+  }));
+  out.push({ target: 'inline ≥ 1.5× the throughput of auth_request to the same service', measured: ratio(vsAuth), met: inline && auth && Number.isFinite(vsAuth) ? vsAuth >= 1.5 : null });
+  return out;
+}
+
+const isMain = process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1];
+if (isMain) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,71 @@
+// Promo-abuse bots scripting the whole flow across many fresh accounts and devices:
+// register → login → (optionally the page precursors: /promo, /api/promo/info) → claim.
+//   scripted    — API clients (okhttp / python) with a device id, rotated every few accounts;
+//   browserlike — full browser header sets (some headless), cookies, and for `precursorShare`
+//                 of accounts the page + info calls a real visitor makes.
+// Timing is machine-regular: accounts start every `intervalS`, steps at fixed offsets.
+
+import { browserHeaders, chromeBrowser, toolHeaders, type Browser, type Tool } from '../clients.ts';
+import { jsonLength, type GenContext } from '../simulator.ts';
+import { farmPhone, source, windowOf, type PoolSpec, type Window } from './common.ts';
+
+export interface PromoBotParams extends Window {
+  style: 'scripted' | 'browserlike';
+  accounts: number;
+  /** seconds between account starts (per worker) */
+  intervalS: number;
+  workers: number;
+  /** accounts sharing one device id (scripted) */
+  accountsPerDevice: number;
+  precursorShare: number;
+  headlessShare: number;
+  pool: PoolSpec;
+  tools: Tool[];
+  /** keeps farm phone numbers of different bot crews apart */
+  phoneBase: number;
+}
+
+export function promoBots(ctx: GenContext, p: PromoBotParams): void {
+  const rng = ctx.rng;
+  const { start } = windowOf(ctx, p);
+  const src = source(rng, p.pool);
+  const host = ctx.env.host;
+  let device = rng.uuid();
+  let browser: Browser = chromeBrowser(rng, { headless: rng.chance(p.headlessShare) });
+  for (let a = 0; a < p.accounts; a++) {
+    const worker = a % p.workers;
+    let t = start + worker * 137 + Math.floor(a / p.workers) * p.intervalS * 1000 + rng.between(-15, 15);
+    const ip = src.next();
+    if (a % p.accountsPerDevice === 0) {
+      device = rng.uuid();
+      browser = chromeBrowser(rng, { headless: rng.chance(p.headlessShare), mobile: rng.chance(0.3) });
+    }
+    const phone = farmPhone(rng, p.phoneBase + a);
+    const password = `Qq${rng.alnum(8)}7`;
+    const token = ctx.token();
+    const tool: Tool = p.tools.length > 0 ? rng.pick(p.tools) : 'python-requests';
+    const cookie = p.style === 'browserlike' ? `sid=${rng.alnum(32)}` : undefined;
+    const post = (path: string, body: Record<string, string> | undefined, authorization?: string, extra: { sim?: { issues_token: string }; referer?: string } = {}) => {
+      const contentType = body ? 'application/json' : undefined;
+      const contentLength = body ? jsonLength(body) : undefined;
+      const headers =
+        p.style === 'browserlike'
+          ? browserHeaders(browser, { kind: 'fetch', host, referer: extra.referer ?? `https://${host}/`, origin: `https://${host}`, cookie, authorization, contentType, contentLength })
+          : toolHeaders(rng, tool, { host, authorization, contentType, contentLength, extra: [['x-device-id', device]] });
+      ctx.emit({ ts: t, ip, method: body || path.endsWith('claim') ? 'POST' : 'GET', path, headers, body, sim: extra.sim });
+    };
+    post('/api/auth/register', { phone, password });
+    t += 1000;
+    post('/api/auth/login', { username: phone, password }, undefined, { sim: { issues_token: token } });
+    t += 1000;
+    if (rng.chance(p.precursorShare)) {
+      if (p.style === 'browserlike') {
+        ctx.emit({ ts: t, ip, method: 'GET', path: '/promo', headers: browserHeaders(browser, { kind: 'document', host, referer: `https://${host}/`, cookie }) });
+        t += 300;
+      }
+      post('/api/promo/info', undefined, undefined, { referer: `https://${host}/promo` });
+      t += 500;
+    }
+    post('/api/promo/claim', undefined, `Bearer ${token}`, { referer: `https://${host}/promo` });
+  }
+}

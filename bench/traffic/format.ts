@@ -1,0 +1,163 @@
+// The traffic file format: JSON Lines, one request per line (README.md, "Traffic format").
+// This schema is the contract for simulator output, replay input and the nginx log_format in
+// gateway-plugin/nginx/verdict-traffic-log.conf; keep it backwards compatible.
+
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+const HEADER = z.tuple([z.string().min(1).max(256), z.string().max(16_384)]);
+
+const ts = z.union([
+  z.number().int().nonnegative(),
+  z
+    .string()
+    .min(1)
+    .transform((s, ctx) => {
+      // nginx $msec is "1763800000.123" (seconds); anything else must be an ISO date
+      if (/^\d{9,11}(\.\d{1,3})?$/.test(s)) return Math.round(Number(s) * 1000);
+      const ms = Date.parse(s);
+      if (Number.isNaN(ms)) {
+        ctx.addIssue({ code: 'custom', message: 'expected epoch milliseconds or an ISO 8601 date' });
+        return z.NEVER;
+      }
+      return ms;
+    }),
+]);
+
+const status = z.union([
+  z.number().int().min(0).max(999),
+  // nginx writes $status as text in a JSON log_format
+  z.string().regex(/^\d{1,3}$/, 'expected an HTTP status').transform(Number),
+]);
+
+/** Simulator annotations: never seen by the engine; used only when replaying against the demo shop. */
+const sim = z
+  .object({
+    /** The bearer token later lines use for the session this (login) request opens on success. */
+    issues_token: z.string().min(1).max(256).optional(),
+    /** This line's bearer token is a session opened before the file starts, owned by this username. */
+    token_user: z.string().min(1).max(256).optional(),
+  })
+  .strict();
+
+export const trafficLineSchema = z.object({
+  ts,
+  ip: z.string().refine((v) => isIP(v) !== 0, 'expected an IPv4 or IPv6 address'),
+  method: z.string().regex(/^[A-Z]{1,16}$/, 'expected an upper-case HTTP method'),
+  host: z.string().max(256).default(''),
+  path: z.string().min(1).max(4096).startsWith('/', 'path starts with "/"'),
+  query: z.string().max(8192).default(''),
+  headers: z.array(HEADER).max(256).default([]),
+  body: z.union([z.record(z.string(), z.unknown()), z.null()]).optional(),
+  status: z.union([status, z.null(), z.literal('')]).optional(),
+  label: z
+    .string()
+    .regex(/^(human|attack):[^\s]{1,128}$/, 'expected "human:<user-id>" or "attack:<campaign-id>"')
+    .optional(),
+  sim: sim.optional(),
+});
+
+export type TrafficLineInput = z.input<typeof trafficLineSchema>;
+
+/** A parsed traffic line: ts in epoch ms, defaults applied, header names lower-cased. */
+export interface TrafficLine {
+  ts: number;
+  ip: string;
+  method: string;
+  host: string;
+  path: string;
+  query: string;
+  headers: Array<[string, string]>;
+  body?: Record<string, unknown>;
+  status?: number;
+  label?: string;
+  sim?: { issues_token?: string; token_user?: string };
+}
+
+export class TrafficFormatError extends Error {
+  constructor(
+    readonly line: number,
+    readonly field: string,
+    message: string,
+  ) {
+    super(`line ${line}: ${field}: ${message}`);
+    this.name = 'TrafficFormatError';
+  }
+}
+
+/** Validates one decoded JSON value; `lineNo` (1-based) names the line in errors. */
+export function parseTrafficValue(value: unknown, lineNo: number): TrafficLine {
+  const r = trafficLineSchema.safeParse(value);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const field = issue && issue.path.length > 0 ? issue.path.join('.') : '(line)';
+    throw new TrafficFormatError(lineNo, field, issue?.message ?? 'invalid');
+  }
+  const v = r.data;
+  const line: TrafficLine = {
+    ts: v.ts,
+    ip: v.ip,
+    method: v.method,
+    host: v.host,
+    path: v.path,
+    query: v.query,
+    headers: v.headers.map(([n, h]) => [n.toLowerCase(), h]),
+  };
+  if (v.body) line.body = v.body;
+  if (typeof v.status === 'number' && v.status > 0) line.status = v.status;
+  if (v.label !== undefined) line.label = v.label;
+  if (v.sim !== undefined) line.sim = v.sim;
+  return line;
+}
+
+/** Parses one text line (1-based `lineNo` for errors). */
+export function parseTrafficLine(text: string, lineNo: number): TrafficLine {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new TrafficFormatError(lineNo, '(json)', (err as Error).message);
+  }
+  return parseTrafficValue(value, lineNo);
+}
+
+/** Parses a whole JSON Lines text; blank lines are skipped (still counted for line numbers). */
+export function parseTrafficText(text: string): TrafficLine[] {
+  const out: TrafficLine[] = [];
+  const rows = text.split('\n');
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i]!.trim();
+    if (row === '') continue;
+    out.push(parseTrafficLine(row, i + 1));
+  }
+  return out;
+}
+
+/** One line of JSON text with a stable key order (the simulator's byte-for-byte output). */
+export function formatTrafficLine(line: TrafficLine): string {
+  const o: Record<string, unknown> = {
+    ts: line.ts,
+    ip: line.ip,
+    method: line.method,
+    host: line.host,
+    path: line.path,
+    query: line.query,
+    headers: line.headers,
+  };
+  if (line.body !== undefined) o.body = line.body;
+  if (line.status !== undefined) o.status = line.status;
+  if (line.label !== undefined) o.label = line.label;
+  if (line.sim !== undefined) o.sim = line.sim;
+  return JSON.stringify(o);
+}
+
+/** The first value of a header (names are lower-case), or undefined. */
+export function headerValue(line: TrafficLine, name: string): string | undefined {
+  for (const [n, v] of line.headers) if (n === name) return v;
+  return undefined;
+}
+
+export function labelKind(label: string | undefined): 'human' | 'attack' | undefined {
+  if (!label) return undefined;
+  return label.startsWith('attack:') ? 'attack' : label.startsWith('human:') ? 'human' : undefined;
+}

@@ -1,0 +1,99 @@
+// The gateway's verdict cache (gateway-plugin/lua/verdict/cache.lua) on virtual time: verdicts
+// that carry cache_key + cache_ttl_s are stored under that key; a later request is looked up
+// under all its keys (session, principal, device, ip, subnet) and the most severe hit is
+// enforced without a call. Same key strings as gateway-plugin/CONTRACT.md.
+//
+// Not modeled: the shared dict's 10 MB bound (LRU eviction under memory pressure), which the
+// scorecard's volumes never reach.
+
+import { isIP } from 'node:net';
+import type { Action } from '../../decision-service/src/wire/codec.ts';
+import type { DecideRequest } from '../../decision-service/src/wire/schema.ts';
+
+const SEVERITY: Readonly<Record<Action, number>> = { ALLOW: 1, TAG: 2, CHALLENGE: 3, BLOCK: 4 };
+const TYPES = new Set(['ip', 'subnet', 'device', 'session', 'principal']);
+
+export interface CachedVerdict {
+  readonly action: Action;
+  readonly score: number;
+  readonly reasons: readonly string[];
+  readonly cacheKey: string;
+}
+
+/** cache.subnet(ip): "a.b.c.0/24" or the first four IPv6 groups + "::/64"; undefined if not an IP. */
+export function gatewaySubnet(ip: string): string | undefined {
+  const v4 = /^(\d+)\.(\d+)\.(\d+)\.\d+$/.exec(ip);
+  if (v4) return `${v4[1]}.${v4[2]}.${v4[3]}.0/24`;
+  if (isIP(ip) !== 6 || ip.includes('.')) return undefined;
+  const [head = '', tail] = ip.split('::');
+  const hs = head ? head.split(':') : [];
+  const ts = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? hs : [...hs, ...new Array<string>(8 - hs.length - ts.length).fill('0'), ...ts];
+  if (groups.length < 4) return undefined;
+  return `${groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`;
+}
+
+/** cache.keys(req): the keys a request matches, most specific first. */
+export function gatewayKeys(req: DecideRequest): string[] {
+  const keys: string[] = [];
+  if (req.session_hash) keys.push(`session:${req.session_hash.toString('base64')}`);
+  if (req.token_hash) keys.push(`principal:${req.token_hash.toString('base64')}`);
+  if (req.device_hash) keys.push(`device:${req.device_hash.toString('base64')}`);
+  if (req.client_ip) {
+    keys.push(`ip:${req.client_ip}`);
+    const s = gatewaySubnet(req.client_ip);
+    if (s) keys.push(`subnet:${s}`);
+  }
+  return keys;
+}
+
+interface Entry {
+  readonly verdict: CachedVerdict;
+  readonly expiresAt: number;
+}
+
+export class GatewayCache {
+  private readonly entries = new Map<string, Entry>();
+  stores = 0;
+  hits = 0;
+
+  /** cache.store(resp) at virtual time `now`; false when the verdict is not cacheable. */
+  store(resp: { action: Action; score: number; reasons: readonly string[]; cache_key: string; cache_ttl_s: number }, now: number): boolean {
+    let key = resp.cache_key;
+    if (!key || !(resp.cache_ttl_s > 0)) return false;
+    const m = /^([a-z]+):./.exec(key);
+    if (!m || !TYPES.has(m[1]!)) return false;
+    if (m[1] === 'ip' || m[1] === 'subnet') key = key.toLowerCase();
+    this.entries.set(key, {
+      verdict: { action: resp.action, score: resp.score, reasons: resp.reasons, cacheKey: key },
+      expiresAt: now + resp.cache_ttl_s * 1000,
+    });
+    this.stores++;
+    return true;
+  }
+
+  /** cache.lookup(req) at virtual time `now`: the most severe live verdict among the request's keys. */
+  lookup(req: DecideRequest, now: number): CachedVerdict | undefined {
+    let best: CachedVerdict | undefined;
+    let bestSev = 0;
+    for (const k of gatewayKeys(req)) {
+      const e = this.entries.get(k);
+      if (!e) continue;
+      if (e.expiresAt <= now) {
+        this.entries.delete(k);
+        continue;
+      }
+      const sev = SEVERITY[e.verdict.action];
+      if (sev > bestSev) {
+        best = e.verdict;
+        bestSev = sev;
+      }
+    }
+    if (best) this.hits++;
+    return best;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}
