@@ -401,9 +401,16 @@ async function defaultLayoutCases(t: Test, variant: GatewayVariant): Promise<voi
     const r = await ask(`${nginx.url}/api/promo/info`);
     streak = echoed(r).headers['x-verdict-fail-open'] ? 0 : streak + 1;
   }
+  // A decided request must be blocked; one that missed the tight budget on a busy machine
+  // failed open (marked, status 200) and is asked again, at most a few times.
+  const decided = async (url: string) => {
+    let r = await ask(url);
+    for (let i = 0; i < 5 && r.status === 200 && echoed(r).headers['x-verdict-fail-open']; i++) r = await ask(url);
+    return r;
+  };
   await t.test('internal and actuator routes are blocked from outside', async (t) => {
-    t.equal((await ask(`${nginx.url}/internal/admin/users`)).status, 403);
-    t.equal((await ask(`${nginx.url}/actuator/env`)).status, 403);
+    t.equal((await decided(`${nginx.url}/internal/admin/users`)).status, 403);
+    t.equal((await decided(`${nginx.url}/actuator/env`)).status, 403);
   });
   await t.test('the shop keeps working: pages, login, static', async (t) => {
     t.equal((await ask(`${nginx.url}/`)).status, 200, 'async page');
