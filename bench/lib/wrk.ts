@@ -50,7 +50,8 @@ const UNIT_US: Readonly<Record<string, number>> = { us: 1, ms: 1000, s: 1_000_00
 export function parseDurationUs(text: string): number {
   const m = /^([\d.]+)(us|ms|s|m|h)$/.exec(text.trim());
   if (!m) return Number.NaN;
-  return Number(m[1]) * (UNIT_US[m[2] ?? ''] ?? Number.NaN);
+  // rounded to ns: 2.01 * 1000 is 2009.9999999999998 in floating point
+  return Math.round(Number(m[1]) * (UNIT_US[m[2] ?? ''] ?? Number.NaN) * 1000) / 1000;
 }
 
 /**

@@ -22,13 +22,13 @@ const ts = z.union([
       }
       return ms;
     }),
-]);
+], { error: 'expected epoch milliseconds, nginx $msec seconds or an ISO 8601 date' });
 
 const status = z.union([
   z.number().int().min(0).max(999),
   // nginx writes $status as text in a JSON log_format
   z.string().regex(/^\d{1,3}$/, 'expected an HTTP status').transform(Number),
-]);
+], { error: 'expected an HTTP status (100-999)' });
 
 /** Simulator annotations: never seen by the engine; used only when replaying against the demo shop. */
 const sim = z
@@ -55,6 +55,8 @@ export const trafficLineSchema = z.object({
     .regex(/^(human|attack):[^\s]{1,128}$/, 'expected "human:<user-id>" or "attack:<campaign-id>"')
     .optional(),
   sim: sim.optional(),
+  /** the raw request body as nginx logs it ($request_body); parsed into `body` when JSON or a form */
+  body_raw: z.string().max(65_536).optional(),
 });
 
 export type TrafficLineInput = z.input<typeof trafficLineSchema>;
@@ -101,13 +103,32 @@ export function parseTrafficValue(value: unknown, lineNo: number): TrafficLine {
     host: v.host,
     path: v.path,
     query: v.query,
-    headers: v.headers.map(([n, h]) => [n.toLowerCase(), h]),
+    // a log_format writes every listed header; an empty value means the client did not send it
+    headers: v.headers.filter(([, h]) => h !== '').map(([n, h]) => [n.toLowerCase(), h]),
   };
   if (v.body) line.body = v.body;
+  else if (v.body_raw) {
+    const body = parseRawBody(v.body_raw);
+    if (body) line.body = body;
+  }
   if (typeof v.status === 'number' && v.status > 0) line.status = v.status;
   if (v.label !== undefined) line.label = v.label;
   if (v.sim !== undefined) line.sim = v.sim;
   return line;
+}
+
+function parseRawBody(raw: string): Record<string, unknown> | undefined {
+  const t = raw.trim();
+  if (t.startsWith('{')) {
+    try {
+      const v: unknown = JSON.parse(t);
+      return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  if (/^[^=&\s]+=/.test(t)) return Object.fromEntries(new URLSearchParams(t));
+  return undefined;
 }
 
 /** Parses one text line (1-based `lineNo` for errors). */

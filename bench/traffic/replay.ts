@@ -15,6 +15,7 @@ import type { FastifyInstance } from 'fastify';
 import { loadPolicyFile, type CompiledPolicy } from '../../decision-service/src/config/policy.ts';
 import { VirtualClock } from '../../decision-service/src/engine/clock.ts';
 import { Engine } from '../../decision-service/src/engine/engine.ts';
+import type { DetectorFactory } from '../../decision-service/src/engine/signal.ts';
 import { MemoryStore } from '../../decision-service/src/state/memory-store.ts';
 import type { Action } from '../../decision-service/src/wire/codec.ts';
 import type { Outcome } from '../../decision-service/src/wire/schema.ts';
@@ -59,6 +60,8 @@ export interface VerdictGuardOptions {
   gateway?: GatewayOptions;
   identifierKey?: Buffer;
   startMs?: number;
+  /** the engine's detector set (default: all of them) */
+  detectors?: readonly DetectorFactory[];
 }
 
 /** Verdict's engine behind the modeled Lua gateway (verdict cache, per-location modes). */
@@ -78,6 +81,7 @@ export class VerdictGuard implements Guard {
       store: new MemoryStore(),
       clock: this.clock,
       identifierKey: opts.identifierKey ?? Buffer.from('verdict-replay-identifier-key-32b'),
+      detectors: opts.detectors,
     });
   }
 

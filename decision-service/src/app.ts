@@ -1,6 +1,7 @@
 // Composition root: logger, store, policy, engine, metrics and routes, wired once.
 
 import { watch, type FSWatcher } from 'node:fs';
+import type { Server } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { ServiceConfig } from './config/env.ts';
 import { loadPolicyFile, type CompiledPolicy } from './config/policy.ts';
@@ -9,9 +10,12 @@ import { Engine } from './engine/engine.ts';
 import { ConfigError } from './errors.ts';
 import { createMetrics } from './http/metrics.ts';
 import { registerAuthRequest } from './http/auth-request.ts';
+import { Handlers } from './http/handlers.ts';
 import { registerRoutes } from './http/routes.ts';
+import { createFrameServer } from './wire/frame-server.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { MemoryStore } from './state/memory-store.ts';
+import { RedisStore } from './state/redis-store.ts';
 import type { Store } from './state/store.ts';
 
 export interface AppDeps {
@@ -25,6 +29,8 @@ export interface VerdictApp {
   readonly app: FastifyInstance;
   readonly engine: Engine;
   readonly logger: Logger;
+  /** The framed-transport server (not listening yet): same handlers, no HTTP. */
+  readonly frameServer: Server;
   /** Re-reads the policy file; a broken policy is rejected and the old one stays. */
   reloadPolicy(): { ok: true; version: string } | { ok: false; error: string };
 }
@@ -32,7 +38,10 @@ export interface VerdictApp {
 export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp {
   const logger = deps.logger ?? createLogger(config.logLevel);
   const policy = deps.policy ?? loadPolicyFile(config.policyFile);
-  const store = deps.store ?? new MemoryStore();
+  const redisStore = !deps.store && config.redis
+    ? new RedisStore({ ...config.redis, logger: logger.child({ component: 'redis-store' }) })
+    : undefined;
+  const store = deps.store ?? redisStore ?? new MemoryStore();
   const engine = new Engine({ policy, store, clock: deps.clock ?? systemClock, identifierKey: config.identifierKey });
   const metrics = config.metrics ? createMetrics(true) : undefined;
   metrics?.policyVersion.set({ version: policy.version }, 1);
@@ -48,7 +57,8 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
     return503OnClosing: false,
   });
 
-  registerRoutes(app, { engine: () => engine, metrics, store, adminToken: config.adminToken });
+  const handlers = new Handlers(() => engine, metrics);
+  registerRoutes(app, { engine: () => engine, metrics, store, adminToken: config.adminToken, handlers });
   registerAuthRequest(app, () => engine, config.identifierKey, metrics);
 
   let watcher: FSWatcher | undefined;
@@ -87,7 +97,13 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
   }
   app.addHook('onClose', async () => {
     watcher?.close();
+    await redisStore?.close();
   });
 
-  return { app, engine, logger, reloadPolicy };
+  const frameServer = createFrameServer({ handlers, metrics, logger, maxFrame: config.bodyLimit });
+  app.addHook('onClose', async () => {
+    if (frameServer.listening) await new Promise<void>((resolve) => frameServer.close(() => resolve()));
+  });
+
+  return { app, engine, logger, frameServer, reloadPolicy };
 }

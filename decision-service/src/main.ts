@@ -29,7 +29,16 @@ async function main(): Promise<void> {
   } else {
     await app.listen({ host: config.listen.host, port: config.listen.port });
   }
-  process.stdout.write(`verdict decision service listening on ${config.listenText} (policy ${config.policyFile}, version ${built.engine.policyVersion})\n`);
+  if (config.frameListen) {
+    const fl = config.frameListen;
+    if (fl.kind === 'unix' && existsSync(fl.path)) unlinkSync(fl.path);
+    await new Promise<void>((resolve, reject) => {
+      built.frameServer.once('error', reject);
+      if (fl.kind === 'unix') built.frameServer.listen(fl.path, resolve);
+      else built.frameServer.listen(fl.port, fl.host, resolve);
+    });
+  }
+  process.stdout.write(`verdict decision service listening on ${config.listenText} (frames: ${config.frameListenText}; policy ${config.policyFile}, version ${built.engine.policyVersion})\n`);
 
   process.on('SIGHUP', () => reloadPolicy());
   let closing = false;

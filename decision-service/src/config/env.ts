@@ -13,6 +13,8 @@ const boolFlag = z.enum(['0', '1', 'true', 'false']).transform((v) => v === '1' 
 
 export const envSchema = z.object({
   VERDICT_LISTEN: listen.default('127.0.0.1:9400').describe('where the service listens'),
+  VERDICT_FRAME_LISTEN: z.union([z.literal('off'), listen]).default('127.0.0.1:9401')
+    .describe('framed protobuf transport for the Lua gateway (host:port, unix:/path, or off)'),
   VERDICT_POLICY: z.string().min(1).default('policies/default.yaml').describe('policy YAML file'),
   VERDICT_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   VERDICT_KEEPALIVE_TIMEOUT_MS: z.coerce.number().int().min(1000).max(3_600_000).default(75_000)
@@ -24,11 +26,42 @@ export const envSchema = z.object({
     .describe('HMAC key for identifiers inside the service; random per process when unset'),
   VERDICT_METRICS: boolFlag.default(true),
   VERDICT_POLICY_WATCH: boolFlag.default(true),
+  VERDICT_REDIS_URL: z.string().regex(/^rediss?:\/\/[^\s]+$/, 'write redis://host:port/db (e.g. redis://127.0.0.1:6379/0)').optional()
+    .describe('shared state for a fleet of instances; unset = the embedded in-memory store'),
+  VERDICT_REDIS_CLUSTER_NODES: z.string().regex(/^[^\s,:]+:\d{1,5}(,[^\s,:]+:\d{1,5})*$/, 'write host:port,host:port').optional()
+    .describe('Redis Cluster seed nodes (comma-separated host:port); takes precedence over VERDICT_REDIS_URL'),
+  VERDICT_REDIS_PREFIX: z.string().min(1).max(64).default('verdict:').describe('prefix of every Redis key'),
+  VERDICT_REDIS_FLUSH_MS: z.coerce.number().int().min(10).max(10_000).default(100)
+    .describe('interval of the batched writes of local deltas to Redis'),
+  VERDICT_REDIS_REFRESH_MS: z.coerce.number().int().min(10).max(60_000).default(250)
+    .describe('interval of the background reads of the merged view; staleness ≤ flush + refresh + 2 round trips'),
 });
 
+export interface RedisConfig {
+  /** Single Redis URL (may hold a password: never log it). */
+  readonly url: string | undefined;
+  readonly clusterNodes: ReadonlyArray<{ readonly host: string; readonly port: number }>;
+  readonly prefix: string;
+  readonly flushMs: number;
+  readonly refreshMs: number;
+}
+
+export type ListenAddress = { readonly kind: 'tcp'; readonly host: string; readonly port: number } | { readonly kind: 'unix'; readonly path: string };
+
+function parseListen(name: string, text: string): ListenAddress {
+  if (text.startsWith('unix:')) return { kind: 'unix', path: text.slice(5) };
+  const i = text.lastIndexOf(':');
+  const port = Number(text.slice(i + 1));
+  if (port < 1 || port > 65535) throw new ConfigError('invalid environment', [`${name}=${JSON.stringify(text)}: port must be 1-65535`]);
+  return { kind: 'tcp', host: text.slice(0, i).replace(/^\[|\]$/g, ''), port };
+}
+
 export interface ServiceConfig {
-  readonly listen: { readonly kind: 'tcp'; readonly host: string; readonly port: number } | { readonly kind: 'unix'; readonly path: string };
+  readonly listen: ListenAddress;
   readonly listenText: string;
+  /** The framed transport's address, or undefined when off. */
+  readonly frameListen: ListenAddress | undefined;
+  readonly frameListenText: string;
   readonly policyFile: string;
   readonly logLevel: string;
   readonly keepAliveTimeoutMs: number;
@@ -38,6 +71,8 @@ export interface ServiceConfig {
   readonly identifierKeyEphemeral: boolean;
   readonly metrics: boolean;
   readonly policyWatch: boolean;
+  /** Shared Redis state; undefined = the embedded store. */
+  readonly redis: RedisConfig | undefined;
 }
 
 /** Parses the environment; throws ConfigError naming each bad variable and the fix. */
@@ -60,20 +95,11 @@ export function parseEnv(env: NodeJS.ProcessEnv): ServiceConfig {
     );
   }
   const e = parsed.data;
-  let listenCfg: ServiceConfig['listen'];
-  if (e.VERDICT_LISTEN.startsWith('unix:')) {
-    listenCfg = { kind: 'unix', path: e.VERDICT_LISTEN.slice(5) };
-  } else {
-    const i = e.VERDICT_LISTEN.lastIndexOf(':');
-    const port = Number(e.VERDICT_LISTEN.slice(i + 1));
-    if (port < 1 || port > 65535) {
-      throw new ConfigError('invalid environment', [`VERDICT_LISTEN=${JSON.stringify(e.VERDICT_LISTEN)}: port must be 1-65535`]);
-    }
-    listenCfg = { kind: 'tcp', host: e.VERDICT_LISTEN.slice(0, i).replace(/^\[|\]$/g, ''), port };
-  }
   return Object.freeze({
-    listen: Object.freeze(listenCfg),
+    listen: Object.freeze(parseListen('VERDICT_LISTEN', e.VERDICT_LISTEN)),
     listenText: e.VERDICT_LISTEN,
+    frameListen: e.VERDICT_FRAME_LISTEN === 'off' ? undefined : Object.freeze(parseListen('VERDICT_FRAME_LISTEN', e.VERDICT_FRAME_LISTEN)),
+    frameListenText: e.VERDICT_FRAME_LISTEN,
     policyFile: e.VERDICT_POLICY,
     logLevel: e.VERDICT_LOG_LEVEL,
     keepAliveTimeoutMs: e.VERDICT_KEEPALIVE_TIMEOUT_MS,
@@ -83,5 +109,25 @@ export function parseEnv(env: NodeJS.ProcessEnv): ServiceConfig {
     identifierKeyEphemeral: !e.VERDICT_IDENTIFIER_KEY,
     metrics: e.VERDICT_METRICS,
     policyWatch: e.VERDICT_POLICY_WATCH,
+    redis: redisConfig(e),
+  });
+}
+
+function redisConfig(e: z.infer<typeof envSchema>): RedisConfig | undefined {
+  const nodes = (e.VERDICT_REDIS_CLUSTER_NODES ?? '').split(',').filter(Boolean).map((n) => {
+    const i = n.lastIndexOf(':');
+    const port = Number(n.slice(i + 1));
+    if (port < 1 || port > 65535) {
+      throw new ConfigError('invalid environment', [`VERDICT_REDIS_CLUSTER_NODES: port of ${JSON.stringify(n)} must be 1-65535`]);
+    }
+    return Object.freeze({ host: n.slice(0, i), port });
+  });
+  if (!e.VERDICT_REDIS_URL && nodes.length === 0) return undefined;
+  return Object.freeze({
+    url: e.VERDICT_REDIS_URL,
+    clusterNodes: Object.freeze(nodes),
+    prefix: e.VERDICT_REDIS_PREFIX,
+    flushMs: e.VERDICT_REDIS_FLUSH_MS,
+    refreshMs: e.VERDICT_REDIS_REFRESH_MS,
   });
 }

@@ -12,6 +12,7 @@ import {
   type DecideResponse,
   type Encoding,
 } from '../wire/codec.ts';
+import { toWire, type Handlers } from './handlers.ts';
 import type { ServiceMetrics } from './metrics.ts';
 import type { Store } from '../state/store.ts';
 
@@ -32,24 +33,12 @@ function responseEncoding(req: FastifyRequest, incoming: Encoding): Encoding {
   return incoming;
 }
 
-function toJson(r: DecideResponse): DecideResponse {
-  return {
-    request_id: r.request_id,
-    action: r.action,
-    score: r.score,
-    reasons: r.reasons,
-    cache_key: r.cache_key,
-    cache_ttl_s: r.cache_ttl_s,
-    policy_version: r.policy_version,
-    dry_run: r.dry_run,
-  };
-}
-
 export interface RouteDeps {
   readonly engine: () => Engine;
   readonly metrics: ServiceMetrics | undefined;
   readonly store: Store;
   readonly adminToken: string | undefined;
+  readonly handlers: Handlers;
 }
 
 export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
@@ -75,16 +64,12 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
 
   app.setNotFoundHandler((_req, reply) => reply.code(404).send(new VerdictError('NOT_FOUND').toJSON()));
 
+  const { handlers } = deps;
+
   app.post('/v1/decide', (req: FastifyRequest, reply: FastifyReply) => {
     const started = process.hrtime.bigint();
     const encoding = requestEncoding(req);
-    const input = decodeDecideRequest(req.body, encoding);
-    const d = deps.engine().decide(input);
-    if (metrics) {
-      metrics.decisions.inc({ action: d.action, route_class: d.routeClass, mode: input.mode });
-      for (const r of d.reasons) metrics.reasons.inc({ reason: r });
-      if (d.dry_run) metrics.dryRun.inc({ would_action: d.wouldAction });
-    }
+    const d = handlers.decide(decodeDecideRequest(req.body, encoding));
     const out = responseEncoding(req, encoding);
     let payload: Buffer | DecideResponse;
     if (out === 'protobuf') {
@@ -92,7 +77,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
       payload = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       reply.header('content-type', PROTOBUF);
     } else {
-      payload = toJson(d);
+      payload = toWire(d);
     }
     metrics?.decideSeconds.observe({ encoding }, Number(process.hrtime.bigint() - started) / 1e9);
     return reply.send(payload);
@@ -100,21 +85,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
 
   app.post('/v1/outcomes', (req: FastifyRequest, reply: FastifyReply) => {
     const encoding = requestEncoding(req);
-    const batch = decodeOutcomeBatch(req.body, encoding);
-    const engine = deps.engine();
-    const verdicts: DecideResponse[] = [];
-    for (const o of batch.outcomes) {
-      // Async-mode requests are scored late, so their blocks can reach the gateway's cache.
-      if (o.request) {
-        const d = engine.decide({ ...o.request, mode: 'ASYNC' });
-        metrics?.decisions.inc({ action: d.action, route_class: d.routeClass, mode: 'ASYNC' });
-        if (metrics) for (const r of d.reasons) metrics.reasons.inc({ reason: r });
-        if (d.cache_key && d.cache_ttl_s > 0) verdicts.push(toJson(d));
-      }
-      engine.observe(o);
-      metrics?.outcomes.inc({ status_class: `${Math.floor(o.status / 100)}xx` });
-    }
-    const ack = { accepted: batch.outcomes.length, verdicts };
+    const ack = handlers.outcomes(decodeOutcomeBatch(req.body, encoding));
     if (responseEncoding(req, encoding) === 'protobuf') {
       const bytes = encodeOutcomeAck(ack);
       reply.header('content-type', PROTOBUF);

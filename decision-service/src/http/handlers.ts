@@ -1,0 +1,54 @@
+// The two operations every transport exposes (HTTP and the framed socket), with their metrics:
+// decide one request, and take a batch of outcomes (scoring async-mode requests late).
+
+import type { Decision, Engine } from '../engine/engine.ts';
+import type { DecideResponse, OutcomeAck } from '../wire/codec.ts';
+import type { DecideRequest, OutcomeBatch } from '../wire/schema.ts';
+import type { ServiceMetrics } from './metrics.ts';
+
+export class Handlers {
+  constructor(
+    private readonly engine: () => Engine,
+    private readonly metrics: ServiceMetrics | undefined,
+  ) {}
+
+  decide(input: DecideRequest): Decision {
+    const d = this.engine().decide(input);
+    const m = this.metrics;
+    if (m) {
+      m.decisions.inc({ action: d.action, route_class: d.routeClass, mode: input.mode });
+      for (const r of d.reasons) m.reasons.inc({ reason: r });
+      if (d.dry_run) m.dryRun.inc({ would_action: d.wouldAction });
+    }
+    return d;
+  }
+
+  outcomes(batch: OutcomeBatch): OutcomeAck {
+    const engine = this.engine();
+    const verdicts: DecideResponse[] = [];
+    for (const o of batch.outcomes) {
+      // Async-mode requests are scored late, so their blocks can reach the gateway's cache.
+      if (o.request) {
+        const d = this.decide({ ...o.request, mode: 'ASYNC' });
+        if (d.cache_key && d.cache_ttl_s > 0) verdicts.push(toWire(d));
+      }
+      engine.observe(o);
+      this.metrics?.outcomes.inc({ status_class: `${Math.floor(o.status / 100)}xx` });
+    }
+    return { accepted: batch.outcomes.length, verdicts };
+  }
+}
+
+/** The wire fields of a decision (drops engine-only fields). */
+export function toWire(r: DecideResponse): DecideResponse {
+  return {
+    request_id: r.request_id,
+    action: r.action,
+    score: r.score,
+    reasons: r.reasons,
+    cache_key: r.cache_key,
+    cache_ttl_s: r.cache_ttl_s,
+    policy_version: r.policy_version,
+    dry_run: r.dry_run,
+  };
+}

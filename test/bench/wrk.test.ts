@@ -1,0 +1,76 @@
+import t from 'tap';
+import { DONE_HOOK, luaBytes, pacingScript, parseDurationUs, parseWrkOutput, rotatingScript } from '../../bench/lib/wrk.ts';
+
+const TEXT_REPORT = `Running 10s test @ http://127.0.0.1:8080/
+  1 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.52ms  410.22us  12.31ms   88.14%
+    Req/Sec    42.11k     1.20k   44.90k    71.00%
+  Latency Distribution
+     50%    1.45ms
+     75%    1.70ms
+     90%    2.01ms
+     99%    3.12ms
+  419001 requests in 10.00s, 61.54MB read
+  Socket errors: connect 0, read 2, write 0, timeout 7
+  Non-2xx or 3xx responses: 13
+Requests/sec:  41897.35
+Transfer/sec:      6.15MB
+`;
+
+t.test('durations in wrk units become microseconds', async (t) => {
+  t.equal(parseDurationUs('410.22us'), 410.22);
+  t.equal(parseDurationUs('1.5ms'), 1500);
+  t.equal(parseDurationUs('2.00s'), 2_000_000);
+  t.equal(parseDurationUs('1.00m'), 60_000_000);
+  t.ok(Number.isNaN(parseDurationUs('fast')));
+});
+
+t.test('the text report parses (fallback without the done hook)', async (t) => {
+  const r = parseWrkOutput(TEXT_REPORT);
+  t.equal(r.requests, 419001);
+  t.equal(r.durationS, 10);
+  t.equal(r.rps, 41897.35);
+  t.equal(r.latencyUs.p50, 1450);
+  t.equal(r.latencyUs.p90, 2010);
+  t.equal(r.latencyUs.p99, 3120);
+  t.equal(r.latencyUs.mean, 1520);
+  t.equal(r.latencyUs.max, 12310);
+  t.same(r.errors, { connect: 0, read: 2, write: 0, timeout: 7, status: 13 });
+});
+
+t.test('the done-hook line wins over the text and is exact', async (t) => {
+  const line = 'VERDICT_WRK {"requests":1000,"duration_us":2000000,"connect":1,"read":0,"write":0,"timeout":0,"status":5,"mean":812.500,"p50":700,"p90":1200,"p99":2500,"p999":4000,"max":9000}';
+  const r = parseWrkOutput(`${TEXT_REPORT}${line}\n`);
+  t.equal(r.requests, 1000);
+  t.equal(r.durationS, 2);
+  t.equal(r.rps, 500);
+  t.same(r.latencyUs, { mean: 812.5, p50: 700, p90: 1200, p99: 2500, p999: 4000, max: 9000 });
+  t.same(r.errors, { connect: 1, read: 0, write: 0, timeout: 0, status: 5 });
+});
+
+t.test('no report is an error, not zeros', async (t) => {
+  t.throws(() => parseWrkOutput('unable to connect to 127.0.0.1:1 Connection refused\n'), /not a wrk report/);
+});
+
+t.test('the done hook prints the line the parser reads', async (t) => {
+  t.match(DONE_HOOK, /function done\(summary, latency, requests\)/);
+  t.match(DONE_HOOK, /VERDICT_WRK /);
+  t.match(DONE_HOOK, /latency:percentile\(99\)/);
+});
+
+t.test('Lua string literals carry any bytes, digits after escapes included', async (t) => {
+  t.equal(luaBytes('GET /a'), '"GET /a"');
+  t.equal(luaBytes('say "hi"\\'), '"say \\034hi\\034\\092"');
+  // 0x01 followed by the digit "2" must not become the escape \12
+  t.equal(luaBytes(Buffer.from([1, 0x32, 0, 255])), '"\\0012\\000\\255"');
+});
+
+t.test('scripts: rotation builds requests once; pacing spreads the rate', async (t) => {
+  const s = rotatingScript([{ method: 'POST', path: '/x', headers: { 'content-type': 'application/json' }, body: '{}' }, { method: 'GET', path: '/', headers: {} }]);
+  t.match(s, /wrk\.format\(r\[1\], r\[2\], r\[3\], r\[4\]\)/);
+  t.match(s, /\{"POST","\/x",\{\["content-type"\]="application\/json"\},"\{\}"\}/);
+  t.match(s, /\{"GET","\/",\{\},nil\}/);
+  t.match(pacingScript(2000), /local interval_ms = 0\.500000/);
+  t.match(pacingScript(2000), /function delay\(\)/);
+});
