@@ -138,6 +138,7 @@ export const policySchema = z
             /** distinct identifiers failing with one password hash (spraying) */
             identifiers_per_password: count(3),
             identifiers_per_password_max: count(8),
+            spray_score: strength(65),
             /** logins for identifiers recently seen in enumeration, from a key with no history */
             enumerated_identifier_score: strength(45),
             deprecated_login_score: strength(50),
@@ -145,6 +146,11 @@ export const policySchema = z
             global_spike_ratio: z.number().min(1).max(100).default(3),
             global_spike_score: strength(30),
             no_precursor_score: strength(20),
+            /** failed logins per header set (one tool, across IPs), when they are most of its logins */
+            failures_per_tool: count(10),
+            failures_per_tool_max: count(30),
+            automation_score: strength(45),
+            mismatch_score: strength(35),
             score: strength(95),
           })
           .strict()
@@ -159,6 +165,8 @@ export const policySchema = z
             sequential_run_max: count(12),
             not_found_per_key: count(5),
             not_found_per_key_max: count(15),
+            /** API-key principals (server-to-server integrations) get thresholds this many times higher */
+            api_key_multiplier: z.number().min(1).max(1000).default(20),
             score: strength(95),
             cache: cacheSpec.optional(),
           })
@@ -176,6 +184,8 @@ export const policySchema = z
             automation_score: strength(60),
             mismatch_score: strength(45),
             regular_timing_score: strength(40),
+            /** claim from a client, device or account created in the last 30 minutes */
+            fresh_account_score: strength(65),
             score: strength(95),
           })
           .strict()

@@ -18,9 +18,12 @@ export function hashIdentifier(key: Buffer, identifier: string): string {
   return createHmac('sha256', key).update(identifier.trim().toLowerCase()).digest('base64').slice(0, 22);
 }
 
-/** Client fingerprint: header-name order + User-Agent + language; tooling shows through. */
+/**
+ * Client fingerprint: what stays the same across one client's requests (User-Agent, language,
+ * encodings, client hints) — not the header list, which changes with each request's kind.
+ */
 export function fingerprintOf(req: DecideRequest): string {
-  return (hash32(`${req.header_names.join(',')}|${req.user_agent}|${req.accept_language}|${req.accept_encoding}`) >>> 0).toString(36);
+  return (hash32(`${req.user_agent}|${req.accept_language}|${req.accept_encoding}|${req.sec_ch_ua}`) >>> 0).toString(36);
 }
 
 /** Header-shape fingerprint without the User-Agent: survives UA rotation by the same tool. */
@@ -50,11 +53,25 @@ function objectIdOf(path: string, segment: number): string {
   return end < 0 ? path.slice(start) : path.slice(start, end);
 }
 
+/** Hash of the set of header names (sorted): survives header-order shuffling by the same tool. */
+export function headerSetOf(req: DecideRequest): string {
+  return (hash32([...req.header_names].sort().join(',')) >>> 0).toString(36);
+}
+
+/**
+ * A server-to-server integration: it authenticates with an API key (the gateway hashes it as the
+ * principal when there is no Authorization), or sends an `x-api-key` header next to a token.
+ */
+function isApiKey(req: DecideRequest): boolean {
+  return (req.token_hash !== undefined && !req.has_authorization) || req.header_names.includes('x-api-key');
+}
+
 export function extractFeatures(req: DecideRequest, policy: CompiledPolicy, now: number, identifierKey: Buffer): RequestFeatures {
   const route = matchRoute(policy, req.method, req.path, req.route_tag);
   const id = req.identifier;
   const digits = id && PHONE.test(id) ? id.replace('+', '') : '';
   const objectId = objectIdOf(req.path, route.idSegment);
+  const fingerprint = fingerprintOf(req);
   return {
     req,
     now,
@@ -66,8 +83,11 @@ export function extractFeatures(req: DecideRequest, policy: CompiledPolicy, now:
     isInternalIp: policy.internal.has(req.client_ip),
     identifierHash: id ? hashIdentifier(identifierKey, id) : '',
     phoneNumber: digits ? Number(digits) : -1,
-    fingerprint: fingerprintOf(req),
+    fingerprint,
+    client: `${req.client_ip}|${fingerprint}`,
     toolprint: toolprintOf(req),
+    headerSet: headerSetOf(req),
+    apiKey: isApiKey(req),
     principal: req.token_hash ? req.token_hash.toString('base64') : '',
     device: req.device_hash ? req.device_hash.toString('base64') : '',
     session: req.session_hash ? req.session_hash.toString('base64') : '',

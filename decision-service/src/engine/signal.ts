@@ -31,10 +31,16 @@ export interface RequestFeatures {
   readonly identifierHash: string;
   /** Numeric value of a phone-like identifier, for locality; -1 when not phone-like. */
   readonly phoneNumber: number;
-  /** Hash of the ordered header names + UA + language: a client fingerprint. */
+  /** Hash of User-Agent, language, encodings, client hints: stable across one client's requests. */
   readonly fingerprint: string;
+  /** "<ip>|<fingerprint>": one client, even behind a shared address. */
+  readonly client: string;
   /** Hash of the ordered header names only: the tool behind rotating User-Agents. */
   readonly toolprint: string;
+  /** Hash of the sorted header names: the tool behind shuffled header orders. */
+  readonly headerSet: string;
+  /** The principal came from an API-key header, not Authorization: a server-to-server client. */
+  readonly apiKey: boolean;
   /** base64 of the token / session / device hashes; "" when absent. */
   readonly principal: string;
   readonly session: string;
@@ -85,7 +91,7 @@ export function observeOnly(cfg: { monitor: boolean; canary_percent: number }, f
   if (cfg.monitor) return true;
   if (cfg.canary_percent >= 100) return false;
   let h = 0x811c9dc5;
-  const s = f.ip + f.fingerprint;
+  const s = f.client;
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
   return (h >>> 0) % 100 >= cfg.canary_percent;
 }

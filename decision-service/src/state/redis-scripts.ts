@@ -46,10 +46,25 @@ redis.call('PEXPIRE', KEYS[2], ARGV[1])
 return read(KEYS[1], KEYS[2], small)
 `;
 
-/** KEYS: set, registers of the current bucket, then of the previous. ARGV: small. */
+/** KEYS: (set, registers) pairs. ARGV: small. Returns one read per pair. */
 export const DISTINCT_READ = `${READ_DISTINCT}
 local small = tonumber(ARGV[1])
-return { read(KEYS[1], KEYS[2], small), read(KEYS[3], KEYS[4], small) }
+local out = {}
+for i = 1, #KEYS, 2 do out[#out + 1] = read(KEYS[i], KEYS[i + 1], small) end
+return out
+`;
+
+/** KEYS: counter buckets. ARGV: a delta then a ttlMs per key. Returns the new values. */
+export const INCR_MANY = `
+local out = {}
+for i = 1, #KEYS do
+  local d = ARGV[2 * i - 1]
+  local v
+  if string.find(d, '[.eE]') then v = redis.call('INCRBYFLOAT', KEYS[i], d) else v = redis.call('INCRBY', KEYS[i], d) end
+  redis.call('PEXPIRE', KEYS[i], ARGV[2 * i])
+  out[i] = tostring(v)
+end
+return out
 `;
 
 /** KEYS: mark. ARGV: until (engine ms), ttlMs. Max-merge; returns the stored until. */

@@ -29,7 +29,7 @@ import { Cluster, Redis, type ChainableCommander, type RedisOptions } from 'iore
 import { LRUCache } from 'lru-cache';
 import { DistinctSketch } from './distinct.ts';
 import { arrivalKey, counterKey, distinctRegKey, distinctSetKey, instanceKey, keySlot, markKey, valueKey } from './redis-keys.ts';
-import { ARRIVALS, DISTINCT_ADD, DISTINCT_READ, MARK, SWAP } from './redis-scripts.ts';
+import { ARRIVALS, DISTINCT_ADD, DISTINCT_READ, INCR_MANY, MARK, SWAP } from './redis-scripts.ts';
 import { rankOf, registerOf, SKETCH_M, SKETCH_SMALL, sketchFrom, unionInto } from './sketch-union.ts';
 import type { IntervalStats, Store } from './store.ts';
 
@@ -53,7 +53,7 @@ export interface RedisStoreOptions {
   readonly timers?: boolean;
   /** Keys held locally per structure (LRU), as MemoryStore's maxKeys. */
   readonly maxKeys?: number;
-  /** Keys touched within this are refreshed in the background (default 30 s). */
+  /** Keys touched within this are refreshed in the background (default 2 s). */
   readonly activeMs?: number;
   /** Most keys read per refresh (the most recently touched win). */
   readonly maxRefreshKeys?: number;
@@ -97,20 +97,121 @@ const SLACK_MS = 60_000;
 const RING = 8;
 const PENDING_MEMBERS = 32;
 
-/** Commands of one flush or pull, with one reply handler each. */
+const BULK = 1000;
+
+/**
+ * Commands of one flush or pull, with one reply handler each. Reads and counter increments are
+ * collected so that, against a single Redis, they go out as a few bulk commands (MGET, one
+ * script call per kind) instead of one command per key; against a Cluster every key gets its own
+ * commands (multi-key commands must stay in one slot).
+ */
 class Batch {
   readonly keys: string[] = [];
   readonly names: string[] = [];
   readonly args: Array<Array<string | number>> = [];
   readonly handlers: Handler[] = [];
+  readonly mgetKeys: string[] = [];
+  readonly mgetHandlers: Array<(values: Reply[]) => void> = [];
+  readonly mgetCounts: number[] = [];
+  readonly dreadKeys: string[] = [];
+  readonly dreadHandlers: Array<(reads: Reply[]) => void> = [];
+  readonly incrKeys: string[] = [];
+  readonly incrArgs: Array<string | number> = [];
+  readonly incrHandlers: Handler[] = [];
+  constructor(readonly bulk: boolean) {}
+
   add(name: string, args: Array<string | number>, handler: Handler): void {
     this.keys.push(String(args[0]));
     this.names.push(name);
     this.args.push(args);
     this.handlers.push(handler);
   }
+
+  /** GET of several keys of one store key (one slot); the handler gets the values or errs silently. */
+  mget(keys: string[], handler: (values: Reply[]) => void): void {
+    if (!this.bulk) {
+      this.add('mget', keys, (err, res) => { if (!err && Array.isArray(res)) handler(res); });
+      return;
+    }
+    this.mgetKeys.push(...keys);
+    this.mgetCounts.push(keys.length);
+    this.mgetHandlers.push(handler);
+  }
+
+  /** Distinct reads of (set, registers) pairs of one store key. */
+  dread(keys: string[], handler: (reads: Reply[]) => void): void {
+    if (!this.bulk) {
+      this.add('verdictDistinctRead', [keys.length, ...keys, SKETCH_SMALL], (err, res) => { if (!err && Array.isArray(res)) handler(res); });
+      return;
+    }
+    this.dreadKeys.push(...keys);
+    this.dreadHandlers.push(handler);
+  }
+
+  /** INCRBY + PEXPIRE of a counter bucket; the handler gets the new value. */
+  incr(key: string, delta: number, ttlMs: number, handler: Handler): void {
+    if (!this.bulk) {
+      this.add(Number.isInteger(delta) ? 'incrby' : 'incrbyfloat', [key, delta], handler);
+      this.add('pexpire', [key, ttlMs], noop);
+      return;
+    }
+    this.incrKeys.push(key);
+    this.incrArgs.push(delta, ttlMs);
+    this.incrHandlers.push(handler);
+  }
+
   get size(): number {
-    return this.names.length;
+    return this.names.length + Math.ceil(this.mgetKeys.length / BULK) + Math.ceil(this.dreadKeys.length / (2 * BULK)) + Math.ceil(this.incrKeys.length / BULK);
+  }
+
+  get empty(): boolean {
+    return this.names.length + this.mgetKeys.length + this.dreadKeys.length + this.incrKeys.length === 0;
+  }
+
+  /** Folds the bulk parts into plain commands (chunked), keeping one handler per command. */
+  seal(): void {
+    for (let i = 0; i < this.incrKeys.length; i += BULK) {
+      const keys = this.incrKeys.slice(i, i + BULK);
+      const handlers = this.incrHandlers.slice(i, i + BULK);
+      this.add('verdictIncrMany', [keys.length, ...keys, ...this.incrArgs.slice(2 * i, 2 * i + 2 * keys.length)], (err, res) => {
+        for (let j = 0; j < handlers.length; j++) handlers[j]?.(err ?? (Array.isArray(res) ? null : new Error('bad reply')), Array.isArray(res) ? res[j] : null);
+      });
+    }
+    let h = 0;
+    let k = 0;
+    while (h < this.mgetHandlers.length) {
+      const handlers: Array<(values: Reply[]) => void> = [];
+      const counts: number[] = [];
+      let n = 0;
+      while (h < this.mgetHandlers.length && n < BULK) {
+        const c = this.mgetCounts[h] ?? 0;
+        handlers.push(this.mgetHandlers[h] as (values: Reply[]) => void);
+        counts.push(c);
+        n += c;
+        h++;
+      }
+      const keys = this.mgetKeys.slice(k, k + n);
+      k += n;
+      this.add('mget', keys, (err, res) => {
+        if (err || !Array.isArray(res)) return;
+        let off = 0;
+        for (let j = 0; j < handlers.length; j++) {
+          const c = counts[j] ?? 0;
+          handlers[j]?.(res.slice(off, off + c));
+          off += c;
+        }
+      });
+    }
+    // every distinct read is two pairs (current and previous bucket)
+    for (let i = 0; i < this.dreadHandlers.length; i += BULK / 2) {
+      const handlers = this.dreadHandlers.slice(i, i + BULK / 2);
+      const keys = this.dreadKeys.slice(4 * i, 4 * i + 4 * handlers.length);
+      this.add('verdictDistinctRead', [keys.length, ...keys, SKETCH_SMALL], (err, res) => {
+        if (err || !Array.isArray(res)) return;
+        for (let j = 0; j < handlers.length; j++) handlers[j]?.(res.slice(2 * j, 2 * j + 2));
+      });
+    }
+    for (const a of [this.mgetKeys, this.mgetHandlers, this.mgetCounts, this.dreadKeys, this.dreadHandlers, this.incrKeys, this.incrArgs, this.incrHandlers]) a.length = 0;
   }
 }
 
@@ -173,7 +274,7 @@ class CounterEntry extends Entry {
     if (d === 0) return;
     c.pending = 0;
     c.inflight += d;
-    b.add(Number.isInteger(d) ? 'incrby' : 'incrbyfloat', [c.rkey, d], (err, res) => {
+    b.incr(c.rkey, d, 2 * this.windowMs + SLACK_MS, (err, res) => {
       c.inflight -= d;
       if (err) {
         c.pending += d;
@@ -184,7 +285,6 @@ class CounterEntry extends Entry {
       // The reply holds every write up to this one; what is still in flight was sent later.
       c.remote = Number(res);
     });
-    b.add('pexpire', [c.rkey, 2 * this.windowMs + SLACK_MS], noop);
   }
 
   flush(b: Batch, s: RedisStore): void {
@@ -195,8 +295,7 @@ class CounterEntry extends Entry {
   pull(b: Batch): void {
     const cur = this.cur;
     const prev = this.prev;
-    b.add('mget', [cur.rkey, prev.rkey], (err, res) => {
-      if (err || !Array.isArray(res)) return;
+    b.mget([cur.rkey, prev.rkey], (res) => {
       cur.remote = Number(res[0] ?? 0);
       prev.remote = Number(res[1] ?? 0);
     });
@@ -317,8 +416,7 @@ class DistinctEntry extends Entry {
   pull(b: Batch): void {
     const cur = this.cur;
     const prev = this.prev;
-    b.add('verdictDistinctRead', [cur.setKey, cur.regKey, prev.setKey, prev.regKey, SKETCH_SMALL], (err, res) => {
-      if (err || !Array.isArray(res)) return;
+    b.dread([cur.setKey, cur.regKey, prev.setKey, prev.regKey], (res) => {
       cur.remote = decodeSketch(res[0]);
       prev.remote = decodeSketch(res[1]);
       this.viewOk = false;
@@ -366,8 +464,8 @@ class MarkEntry extends Entry {
     });
   }
   pull(b: Batch): void {
-    b.add('get', [this.rkey], (err, res) => {
-      if (!err) this.remote = Number(res ?? 0) || 0;
+    b.mget([this.rkey], (res) => {
+      this.remote = Number(res[0] ?? 0) || 0;
     });
   }
   reseed(s: RedisStore): void {
@@ -472,8 +570,8 @@ class ValueEntry extends Entry {
     });
   }
   pull(b: Batch): void {
-    b.add('get', [this.rkey], (err, res) => {
-      if (!err) this.remote = parseValue(res);
+    b.mget([this.rkey], (res) => {
+      this.remote = parseValue(res[0]);
     });
   }
   reseed(s: RedisStore): void {
@@ -493,6 +591,8 @@ export class RedisStore implements Store {
   readonly prefix: string;
   readonly instanceId = randomBytes(8).toString('hex');
   private readonly client: Client;
+  /** Single Redis: reads and increments go out as bulk commands. */
+  private readonly bulk: boolean;
   private readonly counters: LRUCache<string, CounterEntry>;
   private readonly distinct: LRUCache<string, DistinctEntry>;
   private readonly marks: LRUCache<string, MarkEntry>;
@@ -527,7 +627,7 @@ export class RedisStore implements Store {
     this.prefix = opts.prefix ?? 'verdict:';
     this.flushMs = opts.flushMs ?? 100;
     this.refreshMs = opts.refreshMs ?? 250;
-    this.activeGens = Math.max(1, Math.ceil((opts.activeMs ?? 30_000) / this.refreshMs));
+    this.activeGens = Math.max(1, Math.ceil((opts.activeMs ?? 2000) / this.refreshMs));
     this.maxRefreshKeys = opts.maxRefreshKeys ?? 50_000;
     const max = opts.maxKeys ?? 500_000;
     this.maxDirty = opts.maxDirty ?? max;
@@ -560,9 +660,11 @@ export class RedisStore implements Store {
       if (!opts.url) throw new Error('RedisStore needs url or clusterNodes');
       this.client = new Redis(opts.url, redisOptions);
     }
+    this.bulk = !(this.client instanceof Cluster);
     const c = this.client;
     c.defineCommand('verdictDistinctAdd', { numberOfKeys: 2, lua: DISTINCT_ADD });
-    c.defineCommand('verdictDistinctRead', { numberOfKeys: 4, lua: DISTINCT_READ });
+    c.defineCommand('verdictDistinctRead', { lua: DISTINCT_READ });
+    c.defineCommand('verdictIncrMany', { lua: INCR_MANY });
     c.defineCommand('verdictMark', { numberOfKeys: 1, lua: MARK });
     c.defineCommand('verdictSwap', { numberOfKeys: 1, lua: SWAP });
     c.defineCommand('verdictArrivals', { numberOfKeys: 1, lua: ARRIVALS });
@@ -659,7 +761,7 @@ export class RedisStore implements Store {
   flush(): Promise<void> {
     if (this.flushing) return this.flushing;
     if (!this.ready()) return Promise.resolve();
-    const b = new Batch();
+    const b = new Batch(this.bulk);
     const marker = instanceKey(this.prefix, this.instanceId);
     b.add('set', [marker, '1', 'PX', this.markerTtlMs, 'GET'], (err, res) => {
       if (!err && res === null && this.flushedOnce) this.reseed();
@@ -680,9 +782,9 @@ export class RedisStore implements Store {
     const fresh = this.fresh;
     this.fresh = [];
     for (const e of fresh) e.pull(b, this);
-    this.counts.opsPerFlush = b.size;
     this.flushing = this.exec(b).then(
       (failed) => {
+        this.counts.opsPerFlush = b.size;
         this.counts.flushes++;
         if (failed) this.counts.flushErrors++;
         else this.counts.lastFlushOk = Date.now();
@@ -704,9 +806,9 @@ export class RedisStore implements Store {
     }
     this.hot = keep;
     const from = Math.max(0, keep.length - this.maxRefreshKeys);
-    const b = new Batch();
+    const b = new Batch(this.bulk);
     for (let i = from; i < keep.length; i++) keep[i]?.pull(b, this);
-    if (b.size === 0) return Promise.resolve();
+    if (b.empty) return Promise.resolve();
     this.pulling = this.exec(b).then(
       (failed) => {
         this.counts.pulls++;
@@ -854,6 +956,7 @@ export class RedisStore implements Store {
 
   /** Runs a batch (one pipeline, or one per cluster node); resolves true if anything failed. */
   private async exec(b: Batch): Promise<boolean> {
+    b.seal();
     this.counts.commands += b.size;
     const groups = new Map<string, number[]>();
     const c = this.client;

@@ -11,7 +11,7 @@ export const automation: DetectorFactory = ({ policy, store }) => {
     name: 'automation',
     inspect(f, out) {
       if (!cfg.enabled || f.principal || f.routeClass !== 'public') return;
-      const key = `${f.ip}|${f.fingerprint}`;
+      const key = `${f.client}`;
       const t = store.arrival(`au:t:${key}`, f.now);
       const monitor = observeOnly(cfg, f);
       if (t.n >= Math.min(8, cfg.min_requests) && t.cv < cfg.regular_cv) out.push(signal('bot.regular_timing', cfg.regular_score, monitor));

@@ -8,7 +8,7 @@ import { hash32 } from '../../state/distinct.ts';
 import { isLoginFailure, observeOnly, ramp, signal, type DetectorFactory, type RequestFeatures } from '../signal.ts';
 
 function clientKeys(f: RequestFeatures): Array<[string, string, number]> {
-  const keys: Array<[string, string, number]> = [[`ipfp:${f.ip}|${f.fingerprint}`, 'client', 1], [`ip:${f.ip}`, 'ip', 3], [`sn:${f.subnet}`, 'subnet', 6]];
+  const keys: Array<[string, string, number]> = [[`ipfp:${f.client}`, 'client', 1], [`ip:${f.ip}`, 'ip', 8], [`sn:${f.subnet}`, 'subnet', 16]];
   if (f.device) keys.push([`dev:${f.device}`, 'device', 1]);
   if (f.session) keys.push([`ses:${f.session}`, 'session', 1]);
   return keys;
@@ -33,11 +33,20 @@ export const credentialStuffing: DetectorFactory = ({ policy, store }) => {
         const s = ramp(store.count(`cs:f:${key}`, W, now), cfg.failures_per_key * mult, cfg.failures_per_key_max * mult);
         if (s > best) { best = s; bestCode = `cs.failure_rate.${name}`; }
       }
-      const spray = ramp(store.countDistinct(`cs:pw:${f.passwordHash}`, W, now), cfg.identifiers_per_password, cfg.identifiers_per_password_max);
-      if (spray > best) { best = spray; bestCode = 'cs.password_spray'; }
+      // One tool's failures across rotating IPs: the header set survives UA, IP and order rotation.
+      const toolAll = store.incr(`cs:all:hs:${f.headerSet}`, W, now);
+      const toolFail = store.count(`cs:f:hs:${f.headerSet}`, W, now);
+      if (toolFail >= 0.5 * toolAll) {
+        const s = ramp(toolFail, cfg.failures_per_tool, cfg.failures_per_tool_max);
+        if (s > best) { best = s; bestCode = 'cs.failure_rate.tool'; }
+      }
       if (best > 0) out.push(signal(bestCode, cfg.score * best, monitor));
+      // Spraying: challenge-strength alone, so an owner whose (weak) password is being sprayed
+      // is challenged, not blocked; the sprayer's other signals make it a block.
+      const known = f.session !== '' || f.device !== '' || store.marked(`cs:ok:${f.client}`, now);
+      const spray = known ? 0 : ramp(store.countDistinct(`cs:pw:${f.passwordHash}`, W, now), cfg.identifiers_per_password, cfg.identifiers_per_password_max);
+      if (spray > 0) out.push(signal('cs.password_spray', cfg.spray_score, monitor));
 
-      const known = f.session !== '' || f.device !== '' || store.marked(`cs:ok:${f.ip}|${f.fingerprint}`, now);
       if (f.identifierHash && store.count(`cs:f:id:${f.identifierHash}`, W, now) >= cfg.failures_per_identifier && cfg.failures_per_identifier > 0) {
         out.push(signal('cs.failure_rate.identifier', cfg.identifier_score, monitor));
       }
@@ -45,6 +54,8 @@ export const credentialStuffing: DetectorFactory = ({ policy, store }) => {
         out.push(signal('cs.enumerated_identifier', cfg.enumerated_identifier_score, monitor));
       }
       if (f.route.deprecated) out.push(signal('cs.deprecated_login', cfg.deprecated_login_score, monitor));
+      if (f.automationClient) out.push(signal('cs.automation_client', cfg.automation_score, monitor));
+      else if (f.browserMismatch) out.push(signal('cs.header_mismatch', cfg.mismatch_score, monitor));
 
       const all = store.incr('cs:g:all', GLOBAL_WINDOW, now);
       const share = store.count('cs:g:fail', GLOBAL_WINDOW, now) / Math.max(1, all);
@@ -60,10 +71,11 @@ export const credentialStuffing: DetectorFactory = ({ policy, store }) => {
     observe(o, f) {
       if (!cfg.enabled || !f || !isLogin(f)) return;
       if (!isLoginFailure(o)) {
-        if (o.status >= 200 && o.status < 300) store.mark(`cs:ok:${f.ip}|${f.fingerprint}`, f.now, DAY);
+        if (o.status >= 200 && o.status < 300) store.mark(`cs:ok:${f.client}`, f.now, DAY);
         return;
       }
       for (const [key] of clientKeys(f)) store.incr(`cs:f:${key}`, W, f.now);
+      store.incr(`cs:f:hs:${f.headerSet}`, W, f.now);
       if (f.identifierHash) {
         store.incr(`cs:f:id:${f.identifierHash}`, W, f.now);
         store.addDistinct(`cs:pw:${f.passwordHash}`, hash32(f.identifierHash), W, f.now);

@@ -6,12 +6,20 @@
 import { hash32 } from '../../state/distinct.ts';
 import { isNotFound, observeOnly, ramp, signal, type DetectorFactory, type RequestFeatures } from '../signal.ts';
 
-/** Per-client keys with the multiple of the base threshold each tolerates (shared IPs: more). */
-function clientKeys(f: RequestFeatures): Array<[string, string, number]> {
-  const keys: Array<[string, string, number]> = [[`ipfp:${f.ip}|${f.fingerprint}`, 'client', 1], [`ip:${f.ip}`, 'ip', 3], [`sn:${f.subnet}`, 'subnet', 6]];
+/**
+ * Keys for distinct identifiers: one client (IP + fingerprint), device, session. Not the bare IP
+ * or subnet: behind carrier NAT thousands of honest users share them.
+ */
+function fanoutKeys(f: RequestFeatures): Array<[string, string, number]> {
+  const keys: Array<[string, string, number]> = [[`ipfp:${f.client}`, 'client', 1]];
   if (f.device) keys.push([`dev:${f.device}`, 'device', 1]);
   if (f.session) keys.push([`ses:${f.session}`, 'session', 1]);
   return keys;
+}
+
+/** Keys for "no such account" answers: rare for humans, so shared addresses count too (higher bar). */
+function clientKeys(f: RequestFeatures): Array<[string, string, number]> {
+  return [...fanoutKeys(f), [`ip:${f.ip}`, 'ip', 4], [`sn:${f.subnet}`, 'subnet', 8]];
 }
 
 export const enumeration: DetectorFactory = ({ policy, store }) => {
@@ -26,17 +34,19 @@ export const enumeration: DetectorFactory = ({ policy, store }) => {
       const monitor = observeOnly(cfg, f);
       let best = 0;
       let bestCode = '';
-      for (const [key, name, mult] of clientKeys(f)) {
+      for (const [key, name, mult] of fanoutKeys(f)) {
         const ids = store.addDistinct(`en:i:${key}`, member, W, now);
         const s1 = ramp(ids, cfg.identifiers_per_key * mult, cfg.identifiers_per_key_max * mult);
         if (s1 > best) { best = s1; bestCode = `enum.identifier_fanout.${name}`; }
+      }
+      for (const [key, name, mult] of clientKeys(f)) {
         const nf = store.count(`en:nf:${key}`, W, now);
         const s2 = ramp(nf, cfg.not_found_per_key * mult, cfg.not_found_per_key_max * mult);
         if (s2 > best) { best = s2; bestCode = `enum.not_found.${name}`; }
       }
-      // A tool's header order survives User-Agent and IP rotation.
-      const tpTotal = store.incr(`en:req:tp:${f.toolprint}`, W, now);
-      const tpNf = store.count(`en:nf:tp:${f.toolprint}`, W, now);
+      // A tool's header set survives User-Agent, IP and header-order rotation.
+      const tpTotal = store.incr(`en:req:hs:${f.headerSet}`, W, now);
+      const tpNf = store.count(`en:nf:hs:${f.headerSet}`, W, now);
       if (tpNf / Math.max(1, tpTotal) >= 0.5) {
         const s = ramp(tpNf, cfg.not_found_per_toolprint, cfg.not_found_per_toolprint_max);
         if (s > best) { best = s; bestCode = 'enum.not_found.toolprint'; }
@@ -56,7 +66,7 @@ export const enumeration: DetectorFactory = ({ policy, store }) => {
     observe(o, f) {
       if (!cfg.enabled || !f || f.routeClass !== 'identity' || !isNotFound(o)) return;
       for (const [key] of clientKeys(f)) store.incr(`en:nf:${key}`, W, f.now);
-      store.incr(`en:nf:tp:${f.toolprint}`, W, f.now);
+      store.incr(`en:nf:hs:${f.headerSet}`, W, f.now);
     },
   };
 };

@@ -1,6 +1,7 @@
 // Promo-abuse bots: claims per device / account / client / subnet, accounts per device, claims
 // that skip the flow's precursors (promo page, info call), automation clients and header sets
-// inconsistent with the claimed browser, machine-regular timing of the flow.
+// inconsistent with the claimed browser, machine-regular timing of the flow, and claims by
+// accounts created minutes ago from the same client (account farms).
 
 import { hash32 } from '../../state/distinct.ts';
 import { observeOnly, ramp, signal, type DetectorFactory, type RequestFeatures } from '../signal.ts';
@@ -8,10 +9,19 @@ import { observeOnly, ramp, signal, type DetectorFactory, type RequestFeatures }
 const PRECURSOR_TTL = 30 * 60_000;
 
 function precursorKeys(f: RequestFeatures): string[] {
-  const k = [`pre:c:${f.ip}|${f.fingerprint}`];
+  const k = [`pre:c:${f.client}`];
   if (f.session) k.push(`pre:s:${f.session}`);
   if (f.principal) k.push(`pre:p:${f.principal}`);
   if (f.device) k.push(`pre:d:${f.device}`);
+  return k;
+}
+
+const FRESH_TTL = 30 * 60_000;
+
+/** Where a just-created account shows up next: the same client or device. */
+function freshKeys(f: RequestFeatures): string[] {
+  const k = [`new:c:${f.client}`];
+  if (f.device) k.push(`new:d:${f.device}`);
   return k;
 }
 
@@ -32,7 +42,9 @@ export const promoAbuse: DetectorFactory = ({ policy, store }) => {
       const monitor = observeOnly(cfg, f);
       let best = 0;
       let bestCode = '';
-      const claimKeys: Array<[string, string, number]> = [[`ipfp:${f.ip}|${f.fingerprint}`, 'client', 1], [`ip:${f.ip}`, 'ip', 4], [`sn:${f.subnet}`, 'subnet', 10]];
+      // Per device and account; not per address, not even address + browser: a managed office
+      // puts hundreds of honest participants with identical browsers behind one IP.
+      const claimKeys: Array<[string, string, number]> = [];
       if (f.device) claimKeys.push([`dev:${f.device}`, 'device', 1]);
       if (f.principal) claimKeys.push([`pr:${f.principal}`, 'account', 1]);
       for (const [key, name, mult] of claimKeys) {
@@ -45,11 +57,17 @@ export const promoAbuse: DetectorFactory = ({ policy, store }) => {
         if (s > best) { best = s; bestCode = 'promo.accounts_per_device'; }
       }
       if (best > 0) out.push(signal(bestCode, cfg.score * best, monitor));
+      if (freshKeys(f).some((k) => store.marked(k, now))) out.push(signal('promo.fresh_account', cfg.fresh_account_score, monitor));
       if (!precursorKeys(f).some((k) => store.marked(k, now))) out.push(signal('promo.no_precursor', cfg.no_precursor_score, monitor));
       if (f.automationClient) out.push(signal('promo.automation_client', cfg.automation_score, monitor));
       else if (f.browserMismatch) out.push(signal('promo.header_mismatch', cfg.mismatch_score, monitor));
       const t = store.arrival(`pr:t:${f.fingerprint}`, now);
       if (t.n >= 4 && t.cv < 0.15) out.push(signal('promo.regular_timing', cfg.regular_timing_score, monitor));
+    },
+    observe(o, f) {
+      // An identity route answering 201 created an account: remember the client that did it.
+      if (!cfg.enabled || !f || f.routeClass !== 'identity' || o.status !== 201) return;
+      for (const k of freshKeys(f)) store.mark(k, f.now, FRESH_TTL);
     },
   };
 };

@@ -1,12 +1,18 @@
 // Data traversal (BOLA) on object routes: many distinct object ids per principal / client,
 // sequential walks through id space, and a high count of not-found / forbidden answers.
+// Server-to-server integrations (API keys) read many objects by design: their thresholds are
+// `api_key_multiplier` times higher.
 
 import { hash32 } from '../../state/distinct.ts';
 import { observeOnly, ramp, signal, type DetectorFactory, type RequestFeatures } from '../signal.ts';
 
-function keys(f: RequestFeatures): Array<[string, string, number]> {
-  const k: Array<[string, string, number]> = [[`ipfp:${f.ip}|${f.fingerprint}`, 'client', 1], [`ip:${f.ip}`, 'ip', 4]];
-  if (f.principal) k.push([`pr:${f.principal}`, 'principal', 1]);
+// Keyed on who is authenticated, not where from: object routes need credentials, and behind
+// carrier NAT one IP (even one IP + browser) carries thousands of honest users.
+function keys(f: RequestFeatures, apiKeyMultiplier: number): Array<[string, string, number]> {
+  const k: Array<[string, string, number]> = [];
+  if (f.principal) k.push([`pr:${f.principal}`, 'principal', f.apiKey ? apiKeyMultiplier : 1]);
+  if (f.session) k.push([`ses:${f.session}`, 'session', 1]);
+  if (f.device) k.push([`dev:${f.device}`, 'device', 1]);
   return k;
 }
 
@@ -21,7 +27,7 @@ export const traversal: DetectorFactory = ({ policy, store }) => {
       const member = hash32(`${f.route.name}/${f.objectId}`);
       let best = 0;
       let bestCode = '';
-      for (const [key, name, mult] of keys(f)) {
+      for (const [key, name, mult] of keys(f, cfg.api_key_multiplier)) {
         const s1 = ramp(store.addDistinct(`tv:o:${key}`, member, W, now), cfg.objects_per_key * mult, cfg.objects_per_key_max * mult);
         if (s1 > best) { best = s1; bestCode = `bola.object_fanout.${name}`; }
         if (f.objectNumber >= 0) {
@@ -40,7 +46,7 @@ export const traversal: DetectorFactory = ({ policy, store }) => {
     observe(o, f) {
       if (!cfg.enabled || !f || f.routeClass !== 'object') return;
       if (o.status !== 404 && o.status !== 403) return;
-      for (const [key] of keys(f)) store.incr(`tv:nf:${key}`, W, f.now);
+      for (const [key] of keys(f, cfg.api_key_multiplier)) store.incr(`tv:nf:${key}`, W, f.now);
     },
   };
 };
