@@ -36,6 +36,8 @@ export async function startService(opts: { port?: number; unix?: string; policy?
       ...process.env,
       VERDICT_LISTEN: addr,
       VERDICT_LOG_LEVEL: 'warn',
+      // a free port, not the default 9401: another service (a bench, a parallel test) may hold it
+      VERDICT_FRAME_LISTEN: `127.0.0.1:${await freePort()}`,
       ...(opts.policy ? { VERDICT_POLICY: opts.policy } : {}),
       ...opts.env,
     },

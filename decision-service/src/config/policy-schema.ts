@@ -200,6 +200,7 @@ export const policySchema = z
             scraping_per_key: count(120),
             scraping_window_s: windowS(600),
             scraping_score: strength(75),
+            cache: cacheSpec.optional(),
           })
           .strict()
           .prefault({}),

@@ -107,7 +107,7 @@ export class Engine {
     const wouldAction = actionFor(Math.round(100 * (1 - keepAll)), thresholds);
     let cacheKey = '';
     let ttl = 0;
-    if (cache && action === 'BLOCK') {
+    if (cache && (action === 'BLOCK' || action === 'CHALLENGE')) {
       cacheKey = cacheKeyFor(cache.key, f);
       ttl = cacheKey ? cache.ttl_s : 0;
     }

@@ -91,7 +91,7 @@ t.test('signals combine as independent evidence and blocks carry the strongest c
   const d = e.decide(request({ client_ip: '198.51.100.7', path: '/api/orders/.env' }));
   t.equal(d.score, 75, '1 - 0.5 * 0.5');
   t.equal(d.action, 'CHALLENGE');
-  t.equal(d.cache_key, '', 'only blocks are cached');
+  t.equal(d.cache_key, 'subnet:198.51.100.0/24', 'blocks and challenges are cached');
   const e2 = engine({ detectors: { sensitive_path: { cache: { key: 'device', ttl_s: 60 } } } });
   t.equal(e2.decide(request({ path: '/.env' })).cache_key, '', 'no device id, no device key');
   const withDevice = e2.decide(request({ path: '/.env', device_hash: Buffer.from('abc') }));

@@ -1,8 +1,10 @@
-// Generic bot signals on public routes: machine-regular request timing from one client and
+// Generic bot signals on public pages and promo reads (GET): machine-regular request timing from one client and
 // scraping volume. Requests with a principal (API keys, partners) are exempt: server-to-server
 // integrations are regular by design.
 
 import { observeOnly, signal, type DetectorFactory } from '../signal.ts';
+
+const REMEMBER_MS = 30 * 60_000;
 
 export const automation: DetectorFactory = ({ policy, store }) => {
   const cfg = policy.doc.detectors.automation;
@@ -10,14 +12,26 @@ export const automation: DetectorFactory = ({ policy, store }) => {
   return {
     name: 'automation',
     inspect(f, out) {
-      if (!cfg.enabled || f.principal || f.routeClass !== 'public') return;
-      const key = `${f.client}`;
-      const t = store.arrival(`au:t:${key}`, f.now);
+      if (!cfg.enabled || f.principal || f.req.method !== 'GET' || (f.routeClass !== 'public' && f.routeClass !== 'promo')) return;
+      const key = f.client;
       const monitor = observeOnly(cfg, f);
-      if (t.n >= Math.min(8, cfg.min_requests) && t.cv < cfg.regular_cv) out.push(signal('bot.regular_timing', cfg.regular_score, monitor));
-      const n = store.incr(`au:r:${key}`, W, f.now);
-      if (n > cfg.scraping_per_key) out.push(signal('bot.scraping_volume', cfg.scraping_score * Math.min(1, n / (2 * cfg.scraping_per_key)), monitor));
-      if (f.automationClient && n > 20) out.push(signal('bot.automation_client', 30, monitor));
+      // Per client, and per fingerprint across addresses (a poller rotating a few IPs): people
+      // sharing a browser build arrive as a Poisson stream, never machine-regular.
+      const n = Math.min(8, cfg.min_requests);
+      const t = store.arrival(`au:t:${key}`, f.now);
+      const g = store.arrival(`au:tf:${f.fingerprint}`, f.now);
+      const clientRegular = t.n >= n && t.cv < cfg.regular_cv;
+      const toolRegular = g.n >= n && g.cv < cfg.regular_cv;
+      // Once seen, remembered: requests enforced from the gateway cache never reach the rings,
+      // so without the mark every cache expiry would cost another `min_requests` to relearn.
+      if (clientRegular) store.mark(`au:bot:c:${key}`, f.now, REMEMBER_MS);
+      if (toolRegular) store.mark(`au:bot:f:${f.fingerprint}`, f.now, REMEMBER_MS);
+      if (clientRegular || toolRegular || store.marked(`au:bot:c:${key}`, f.now) || store.marked(`au:bot:f:${f.fingerprint}`, f.now)) {
+        out.push(signal('bot.regular_timing', cfg.regular_score, monitor, cfg.cache));
+      }
+      const r = store.incr(`au:r:${key}`, W, f.now);
+      if (r > cfg.scraping_per_key) out.push(signal('bot.scraping_volume', cfg.scraping_score * Math.min(1, r / (2 * cfg.scraping_per_key)), monitor));
+      if (f.automationClient && r > 20) out.push(signal('bot.automation_client', 30, monitor));
     },
   };
 };
