@@ -18,17 +18,13 @@ export function hashIdentifier(key: Buffer, identifier: string): string {
   return createHmac('sha256', key).update(identifier.trim().toLowerCase()).digest('base64').slice(0, 22);
 }
 
+
 /**
  * Client fingerprint: what stays the same across one client's requests (User-Agent, language,
  * encodings, client hints) — not the header list, which changes with each request's kind.
  */
 export function fingerprintOf(req: DecideRequest): string {
   return (hash32(`${req.user_agent}|${req.accept_language}|${req.accept_encoding}|${req.sec_ch_ua}`) >>> 0).toString(36);
-}
-
-/** Header-shape fingerprint without the User-Agent: survives UA rotation by the same tool. */
-export function toolprintOf(req: DecideRequest): string {
-  return (hash32(req.header_names.join(',')) >>> 0).toString(36);
 }
 
 /**
@@ -85,8 +81,8 @@ export function extractFeatures(req: DecideRequest, policy: CompiledPolicy, now:
     phoneNumber: digits ? Number(digits) : -1,
     fingerprint,
     client: `${req.client_ip}|${fingerprint}`,
-    toolprint: toolprintOf(req),
-    headerSet: headerSetOf(req),
+    // Only identity decisions use the header set: skip the sort elsewhere.
+    headerSet: route.class === 'identity' ? headerSetOf(req) : '',
     apiKey: isApiKey(req),
     principal: req.token_hash ? req.token_hash.toString('base64') : '',
     device: req.device_hash ? req.device_hash.toString('base64') : '',

@@ -35,9 +35,8 @@ export interface RequestFeatures {
   readonly fingerprint: string;
   /** "<ip>|<fingerprint>": one client, even behind a shared address. */
   readonly client: string;
-  /** Hash of the ordered header names only: the tool behind rotating User-Agents. */
-  readonly toolprint: string;
-  /** Hash of the sorted header names: the tool behind shuffled header orders. */
+  /** Hash of the sorted header names (identity routes only, else ""): the tool behind rotating
+   *  User-Agents and shuffled header orders. */
   readonly headerSet: string;
   /** The principal came from an API-key header, not Authorization: a server-to-server client. */
   readonly apiKey: boolean;
