@@ -1,7 +1,7 @@
-// Runs a real nginx with the Verdict Lua script in front of an upstream, for tests, the demo
-// and benchmarks. The config is rendered from the real includes (gateway-plugin/nginx/*.conf)
-// into a temporary prefix; nginx runs in the foreground (daemon off) as our child process so it
-// dies with us. Works as root (workers run as nobody; the prefix is world-writable) and not.
+// Runs a real nginx with the Verdict Lua script (or, with `variant: 'njs'`, the njs script) in
+// front of an upstream, for tests, the demo and benchmarks. The config is rendered from the real
+// includes (gateway-plugin/nginx/*.conf) into a temporary prefix; nginx runs in the foreground
+// (daemon off) as our child process so it dies with us. Works as root (workers run as nobody; the prefix is world-writable) and not.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, chmodSync, rmSync, existsSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
@@ -17,7 +17,11 @@ const MODULES = process.env.VERDICT_NGINX_MODULES ?? '/usr/lib/nginx/modules';
 
 export type InitValue = string | number | boolean;
 
+export type GatewayVariantName = 'lua' | 'njs';
+
 export interface NginxOptions {
+  /** which gateway script: 'lua' (default) or 'njs' (stock nginx + ngx_http_js_module) */
+  variant?: GatewayVariantName;
   /** port of the guarded server (127.0.0.1); 0 or absent = a free port */
   listenPort?: number;
   /** upstream application, "host:port" */
@@ -27,7 +31,8 @@ export interface NginxOptions {
   /** location blocks replacing the default layout (they may use `proxy_pass http://verdict_app;`) */
   locations?: string;
   hmacKey?: string;
-  /** extra options for require("verdict.config").init{} (breaker_failures, ...) */
+  /** extra options for require("verdict.config").init{} (breaker_failures, ...); Lua only: the
+   *  njs variant has none of these settings (only service and hmacKey apply) */
   init?: Record<string, InitValue>;
   /** extra http-level config */
   extraHttp?: string;
@@ -88,8 +93,8 @@ const luaValue = (v: InitValue) => (typeof v === 'string' ? luaString(v) : Strin
  * (DESIGN §6): identity and promo inline with a tight budget, object APIs and internal routes
  * inline, static files off, everything else async.
  */
-export function defaultLocations(): string {
-  const guard = `include verdict-location.conf;
+export function defaultLocations(variant: GatewayVariantName = 'lua'): string {
+  const guard = `include ${variant === 'njs' ? 'verdict-njs-location.conf' : 'verdict-location.conf'};
         proxy_pass http://verdict_app;`;
   return `
     location /api/auth/ {
@@ -135,6 +140,7 @@ export function defaultLocations(): string {
 
 /** Renders nginx.conf text for a prefix. */
 export function renderConfig(prefix: string, opts: NginxOptions & { listenPort: number; metricsPort: number }, asRoot: boolean): string {
+  if (opts.variant === 'njs') return renderNjsConfig(prefix, opts, asRoot);
   const init: Record<string, InitValue> = {
     service: opts.service,
     hmac_key: opts.hmacKey ?? 'verdict-test-hmac-key-0123456789',
@@ -181,6 +187,54 @@ ${opts.locations ?? defaultLocations()}
 `;
 }
 
+/**
+ * The njs variant's nginx.conf: the same shape, with the njs includes (http, server, location).
+ * No metrics location exists for njs (no shared memory in njs 0.7.9); the metrics server answers
+ * an empty exposition so callers need no special case.
+ */
+function renderNjsConfig(prefix: string, opts: NginxOptions & { listenPort: number; metricsPort: number }, asRoot: boolean): string {
+  if (opts.service.startsWith('unix:')) throw new Error('the njs variant reaches the service over TCP only (njs 0.7.9 ngx.fetch has no unix sockets)');
+  return `# rendered by scripts/lib/nginx.ts (njs variant)
+load_module ${MODULES}/ngx_http_js_module.so;
+${asRoot ? 'user nobody nogroup;' : ''}
+worker_processes ${opts.workers ?? 1};
+daemon off;
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/logs/error.log ${opts.logLevel ?? 'warn'};
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path ${prefix}/tmp/client_body;
+    proxy_temp_path ${prefix}/tmp/proxy;
+    fastcgi_temp_path ${prefix}/tmp/fastcgi;
+    uwsgi_temp_path ${prefix}/tmp/uwsgi;
+    scgi_temp_path ${prefix}/tmp/scgi;
+
+    include ${prefix}/conf/verdict-njs-http.conf;
+    js_var $verdict_service ${JSON.stringify(opts.service)};
+    js_var $verdict_hmac_key ${JSON.stringify(opts.hmacKey ?? 'verdict-test-hmac-key-0123456789')};
+
+    upstream verdict_app {
+        server ${opts.upstream};
+        keepalive 32;
+    }
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host $host;
+${opts.extraHttp ?? ''}
+    server {
+        listen 127.0.0.1:${opts.listenPort};
+        include ${prefix}/conf/verdict-njs-server.conf;
+${opts.locations ?? defaultLocations('njs')}
+    }
+    server {
+        listen 127.0.0.1:${opts.metricsPort};
+        location = /verdict-metrics { default_type text/plain; return 200 "# njs variant: no gateway counters\n"; }
+    }
+}
+`;
+}
+
 export async function startNginx(opts: NginxOptions): Promise<NginxHandle> {
   const listenPort = opts.listenPort || (await freePort());
   const metricsPort = opts.metricsPort || (await freePort());
@@ -192,13 +246,24 @@ export async function startNginx(opts: NginxOptions): Promise<NginxHandle> {
   chmodSync(join(prefix, 'tmp'), 0o777);
   chmodSync(join(prefix, 'logs'), 0o777);
 
-  const luaDir = join(pluginDir, 'lua');
-  const httpConf = readFileSync(join(pluginDir, 'nginx/verdict-http.conf'), 'utf8')
-    .replace('/usr/local/share/verdict/lua/?.lua', `${luaDir}/?.lua`);
-  if (!httpConf.includes(`${luaDir}/?.lua`)) throw new Error('verdict-http.conf: lua_package_path line not found');
-  writeFileSync(join(prefix, 'conf/verdict-http.conf'), httpConf);
-  for (const f of ['verdict-location.conf', 'verdict-metrics.conf']) {
-    writeFileSync(join(prefix, 'conf', f), readFileSync(join(pluginDir, 'nginx', f)));
+  if (opts.variant === 'njs') {
+    const script = join(pluginDir, 'njs/verdict.js');
+    const httpConf = readFileSync(join(pluginDir, 'nginx/verdict-njs-http.conf'), 'utf8')
+      .replace('/usr/local/share/verdict/njs/verdict.js', script);
+    if (!httpConf.includes(script)) throw new Error('verdict-njs-http.conf: js_import line not found');
+    writeFileSync(join(prefix, 'conf/verdict-njs-http.conf'), httpConf);
+    for (const f of ['verdict-njs-server.conf', 'verdict-njs-location.conf']) {
+      writeFileSync(join(prefix, 'conf', f), readFileSync(join(pluginDir, 'nginx', f)));
+    }
+  } else {
+    const luaDir = join(pluginDir, 'lua');
+    const httpConf = readFileSync(join(pluginDir, 'nginx/verdict-http.conf'), 'utf8')
+      .replace('/usr/local/share/verdict/lua/?.lua', `${luaDir}/?.lua`);
+    if (!httpConf.includes(`${luaDir}/?.lua`)) throw new Error('verdict-http.conf: lua_package_path line not found');
+    writeFileSync(join(prefix, 'conf/verdict-http.conf'), httpConf);
+    for (const f of ['verdict-location.conf', 'verdict-metrics.conf']) {
+      writeFileSync(join(prefix, 'conf', f), readFileSync(join(pluginDir, 'nginx', f)));
+    }
   }
   const confPath = join(prefix, 'conf/nginx.conf');
   writeFileSync(confPath, renderConfig(prefix, { ...opts, listenPort, metricsPort }, asRoot));

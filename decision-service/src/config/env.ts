@@ -13,7 +13,7 @@ const boolFlag = z.enum(['0', '1', 'true', 'false']).transform((v) => v === '1' 
 
 export const envSchema = z.object({
   VERDICT_LISTEN: listen.default('127.0.0.1:9400').describe('where the service listens'),
-  VERDICT_FRAME_LISTEN: z.union([z.literal('off'), listen]).default('127.0.0.1:9401')
+  VERDICT_FRAME_LISTEN: z.union([z.literal('off'), listen]).default('off')
     .describe('framed protobuf transport for the Lua gateway (host:port, unix:/path, or off)'),
   VERDICT_POLICY: z.string().min(1).default('policies/default.yaml').describe('policy YAML file'),
   VERDICT_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
