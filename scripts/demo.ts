@@ -1,13 +1,21 @@
 // `npm run demo`: the whole stack on this machine — the demo shop (upstream), the decision
 // service, and nginx with the Lua script in front on http://127.0.0.1:8080. Ctrl-C stops all.
 // Press "s" (then Enter) to stop or restart the decision service and watch the shop keep working.
+//
+// `npm run demo -- --redis`: a fleet instead — a local redis-server (temporary, no persistence),
+// two decision-service instances sharing it, and two nginx gateways (:8080 → instance A,
+// :8082 → instance B; the Lua gateway takes one service address, so each gateway is pinned to
+// one instance, like two nginx nodes behind a load balancer). An attack spread over both
+// gateways is seen as one.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { startShop } from './demo-shop/app.ts';
+import { existsSync } from 'node:fs';
 import { repoRoot, startNginx, waitForPort } from './lib/nginx.ts';
+import { startRedis } from './lib/redis-server.ts';
 
 const PORT = Number(process.env.VERDICT_DEMO_PORT ?? 8080);
 const SHOP_PORT = Number(process.env.DEMO_SHOP_PORT ?? 8081);
@@ -80,7 +88,69 @@ Ctrl-C stops everything.
   }
 }
 
-main().catch((err: unknown) => {
+function startFleetService(port: number, redisUrl: string): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'decision-service/src/main.ts')], {
+    cwd: repoRoot,
+    env: {
+      ...process.env,
+      // The fleet must share the identifier key, or the instances hash identifiers differently.
+      VERDICT_IDENTIFIER_KEY: IDENTIFIER_KEY,
+      VERDICT_LISTEN: `127.0.0.1:${port}`,
+      VERDICT_REDIS_URL: redisUrl,
+      VERDICT_FRAME_LISTEN: 'off',
+      VERDICT_LOG_LEVEL: process.env.VERDICT_LOG_LEVEL ?? 'warn',
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+}
+
+async function mainRedis(): Promise<void> {
+  if (!existsSync(process.env.VERDICT_REDIS_BIN ?? '/usr/bin/redis-server')) {
+    throw new Error('redis-server not found: sudo apt-get install -y redis-server (or set VERDICT_REDIS_BIN)');
+  }
+  const PORT_B = Number(process.env.VERDICT_DEMO_PORT_B ?? PORT + 2);
+  const SERVICE_B = SERVICE_PORT + 1;
+  const redis = await startRedis();
+  const shop = await startShop({ port: SHOP_PORT, host: '127.0.0.1' });
+  const services = [startFleetService(SERVICE_PORT, redis.url), startFleetService(SERVICE_B, redis.url)];
+  await Promise.all([waitForPort(SERVICE_PORT, 15_000), waitForPort(SERVICE_B, 15_000)]);
+  const gateways = await Promise.all([
+    startNginx({ listenPort: PORT, upstream: `127.0.0.1:${SHOP_PORT}`, service: `127.0.0.1:${SERVICE_PORT}`, metricsPort: METRICS_PORT, workers: 2 }),
+    startNginx({ listenPort: PORT_B, upstream: `127.0.0.1:${SHOP_PORT}`, service: `127.0.0.1:${SERVICE_B}`, metricsPort: METRICS_PORT + 1, workers: 2 }),
+  ]);
+  const [a, b] = gateways.map((g) => g.url);
+  process.stdout.write(`
+Verdict fleet demo is up (shared state on Redis).
+  gateway A → instance A      : ${a}   (service http://127.0.0.1:${SERVICE_PORT}/metrics)
+  gateway B → instance B      : ${b}   (service http://127.0.0.1:${SERVICE_B}/metrics)
+  redis                       : ${redis.url}  (temporary, no persistence)
+  demo shop (unguarded)       : ${shop.url}
+
+Try an enumeration walk spread over both gateways — each gateway sees half of it, the fleet
+sees all of it (watch the 404s turn into 429/403 within a few requests of the single-node case):
+  for i in $(seq 10 40); do
+    gw=$([ $((i % 2)) = 0 ] && echo ${a} || echo ${b})
+    curl -s -o /dev/null -w "%{http_code} " -XPOST $gw/api/auth/password-reset \\
+         -H 'content-type: application/json' -d "{\\"phone\\":\\"138000200$i\\"}"
+  done; echo
+
+Ctrl-C stops everything.
+`);
+  let stopping = false;
+  const stopAll = async () => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write('\nstopping…\n');
+    for (const s of services) s.kill('SIGTERM');
+    await Promise.allSettled([...gateways.map((g) => g.stop()), shop.close()]);
+    await redis.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stopAll());
+  process.on('SIGTERM', () => void stopAll());
+}
+
+(process.argv.includes('--redis') ? mainRedis() : main()).catch((err: unknown) => {
   process.stderr.write(`demo failed: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 });
