@@ -8,7 +8,7 @@ import { loadPolicyFile, type CompiledPolicy } from './config/policy.ts';
 import { systemClock, type Clock } from './engine/clock.ts';
 import { Engine } from './engine/engine.ts';
 import { ConfigError } from './errors.ts';
-import { createMetrics } from './http/metrics.ts';
+import { addStoreStats, createMetrics } from './http/metrics.ts';
 import { registerAuthRequest } from './http/auth-request.ts';
 import { Handlers } from './http/handlers.ts';
 import { registerRoutes } from './http/routes.ts';
@@ -45,6 +45,7 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
   const engine = new Engine({ policy, store, clock: deps.clock ?? systemClock, identifierKey: config.identifierKey });
   const metrics = config.metrics ? createMetrics(true) : undefined;
   metrics?.policyVersion.set({ version: policy.version }, 1);
+  if (metrics && redisStore) addStoreStats(metrics, () => redisStore.stats());
 
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,

@@ -38,3 +38,33 @@ export function createMetrics(defaults: boolean): ServiceMetrics {
     storeKeys: new Gauge({ name: 'verdict_store_keys', help: 'Keys held by the state store', registers }),
   };
 }
+
+/** The Redis store's health, read at scrape time (degradation shows here, not only in logs). */
+export interface StoreStats {
+  readonly connected: boolean;
+  readonly flushes: number;
+  readonly flushErrors: number;
+  readonly pulls: number;
+  readonly pullErrors: number;
+  readonly lagMs: number;
+  readonly commands: number;
+  readonly pendingKeys: number;
+  readonly dropped: number;
+  readonly reseeds: number;
+}
+
+export function addStoreStats(m: ServiceMetrics, stats: () => StoreStats): void {
+  const registers = [m.registry];
+  const gauge = (name: string, help: string, read: (s: StoreStats) => number) =>
+    new Gauge({ name, help, registers, collect() { this.set(read(stats())); } });
+  gauge('verdict_redis_connected', 'Redis store connected (1) or degraded to local state (0)', (s) => (s.connected ? 1 : 0));
+  gauge('verdict_redis_lag_ms', 'Milliseconds since the last successful flush to Redis', (s) => s.lagMs);
+  gauge('verdict_redis_pending_keys', 'Keys with deltas not yet merged into Redis', (s) => s.pendingKeys);
+  gauge('verdict_redis_flushes', 'Flushes to Redis since start (monotonic)', (s) => s.flushes);
+  gauge('verdict_redis_flush_errors', 'Failed flushes since start (monotonic)', (s) => s.flushErrors);
+  gauge('verdict_redis_pulls', 'Background refreshes since start (monotonic)', (s) => s.pulls);
+  gauge('verdict_redis_pull_errors', 'Failed refreshes since start (monotonic)', (s) => s.pullErrors);
+  gauge('verdict_redis_commands', 'Redis commands sent since start (monotonic)', (s) => s.commands);
+  gauge('verdict_redis_dropped', 'Deltas dropped because the pending bound was reached (monotonic)', (s) => s.dropped);
+  gauge('verdict_redis_reseeds', 'Times this instance re-sent its state after Redis lost it (monotonic)', (s) => s.reseeds);
+}
