@@ -17,6 +17,7 @@ import { VirtualClock } from '../../decision-service/src/engine/clock.ts';
 import { Engine } from '../../decision-service/src/engine/engine.ts';
 import type { DetectorFactory } from '../../decision-service/src/engine/signal.ts';
 import { MemoryStore } from '../../decision-service/src/state/memory-store.ts';
+import type { Store } from '../../decision-service/src/state/store.ts';
 import type { Action } from '../../decision-service/src/wire/codec.ts';
 import type { Outcome } from '../../decision-service/src/wire/schema.ts';
 import { buildShop } from '../../scripts/demo-shop/app.ts';
@@ -43,6 +44,8 @@ export interface Guard {
   check(line: TrafficLine, index: number): Omit<LineResult, 'status'>;
   /** the response the client got (log phase) */
   after(line: TrafficLine, index: number, result: LineResult): void;
+  /** optional: background work due by this line's time (e.g. a fleet's Redis sync) */
+  tick?(line: TrafficLine): Promise<void>;
 }
 
 export interface Upstream {
@@ -62,6 +65,8 @@ export interface VerdictGuardOptions {
   startMs?: number;
   /** the engine's detector set (default: all of them) */
   detectors?: readonly DetectorFactory[];
+  /** the engine's state store (default: a fresh embedded store) */
+  store?: Store;
 }
 
 /** Verdict's engine behind the modeled Lua gateway (verdict cache, per-location modes). */
@@ -78,7 +83,7 @@ export class VerdictGuard implements Guard {
     this.gw = opts.gateway ?? gatewayOptions();
     this.engine = new Engine({
       policy: opts.policy,
-      store: new MemoryStore(),
+      store: opts.store ?? new MemoryStore(),
       clock: this.clock,
       identifierKey: opts.identifierKey ?? Buffer.from('verdict-replay-identifier-key-32b'),
       detectors: opts.detectors,
@@ -236,6 +241,7 @@ export async function replay(lines: readonly TrafficLine[], guard: Guard, upstre
   const out: LineResult[] = new Array(lines.length);
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
+    if (guard.tick) await guard.tick(line);
     const c = guard.check(line, i);
     const status = c.action === 'BLOCK' ? BLOCK_STATUS : c.action === 'CHALLENGE' ? CHALLENGE_STATUS : await upstream.send(line);
     const r: LineResult = { action: c.action, source: c.source, reasons: c.reasons, status, routeClass: c.routeClass };

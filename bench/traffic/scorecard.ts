@@ -1,4 +1,4 @@
-// `npm run scorecard [-- --seed N] [--scenario NAME ...] [--policy FILE] [--out DIR]`
+// `npm run scorecard [-- --seed N] [--scenario NAME ...] [--policy FILE] [--out DIR] [--fleet]`
 // Runs the built-in scenario suite through Verdict (engine + modeled gateway) and through the
 // per-IP rate-limit baseline, each against a fresh in-process demo shop, and writes
 // bench/results/detection.md + detection.json.
@@ -7,11 +7,15 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { repoRoot } from '../../scripts/lib/nginx.ts';
+import { startRedis } from '../../scripts/lib/redis-server.ts';
 import { renderMarkdown, ScoreBuilder, type Scorecard } from './report.ts';
 import { BaselineGuard, loadPolicy, replay, ShopUpstream, VerdictGuard } from './replay.ts';
+import { FleetGuard } from './fleet.ts';
 import { DEFAULT_SEED, generateScenario, SCENARIOS, type Scenario } from './scenarios.ts';
 
 export interface ScorecardOptions {
+  /** Run Verdict as two instances sharing this Redis (round-robin split) instead of one. */
+  fleetRedisUrl?: string;
   seed?: number;
   scenarios?: readonly Scenario[];
   policyFile?: string;
@@ -35,8 +39,14 @@ export async function runScorecard(opts: ScorecardOptions = {}): Promise<{ card:
     const promo = s.campaigns.some((c) => c.kind === 'promo-bots') ? s.shop.promoInventory : undefined;
 
     const vShop = new ShopUpstream(s.shop);
-    const guard = new VerdictGuard({ policy, startMs: lines[0]?.ts ?? 0 });
-    verdict.add(s.name, lines, await replay(lines, guard, vShop), promo);
+    if (opts.fleetRedisUrl) {
+      const fleet = new FleetGuard({ policy, redisUrl: opts.fleetRedisUrl, prefix: `sc:${s.name}:${Date.now()}:`, startMs: lines[0]?.ts ?? 0 });
+      verdict.add(s.name, lines, await replay(lines, fleet, vShop), promo);
+      await fleet.close();
+    } else {
+      const guard = new VerdictGuard({ policy, startMs: lines[0]?.ts ?? 0 });
+      verdict.add(s.name, lines, await replay(lines, guard, vShop), promo);
+    }
     await vShop.close();
 
     const bShop = new ShopUpstream(s.shop);
@@ -56,6 +66,7 @@ async function main(): Promise<void> {
       scenario: { type: 'string', multiple: true },
       policy: { type: 'string' },
       out: { type: 'string' },
+      fleet: { type: 'boolean' },
     },
   });
   const seed = values.seed !== undefined ? Number(values.seed) : DEFAULT_SEED;
@@ -69,14 +80,22 @@ async function main(): Promise<void> {
     });
   }
   console.log(`scorecard: ${scenarios.length} scenarios, seed ${seed}`);
-  const { card, markdown } = await runScorecard({ seed, scenarios, policyFile: values.policy ? resolve(values.policy) : undefined, log: (m) => console.log(m) });
-  const dir = resolve(values.out ?? join(repoRoot, 'bench/results'));
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'detection.json'), `${JSON.stringify(card, null, 2)}\n`);
-  writeFileSync(join(dir, 'detection.md'), markdown);
-  console.log('');
-  console.log(markdown);
-  console.log(`written: ${join(dir, 'detection.md')}, ${join(dir, 'detection.json')}`);
+  // --fleet: Verdict as two instances sharing a local Redis (started here), results in
+  // detection-fleet.{md,json} beside the single-instance ones.
+  const redis = values.fleet ? await startRedis() : undefined;
+  try {
+    const { card, markdown } = await runScorecard({ seed, scenarios, policyFile: values.policy ? resolve(values.policy) : undefined, fleetRedisUrl: redis?.url, log: (m) => console.log(m) });
+    const dir = resolve(values.out ?? join(repoRoot, 'bench/results'));
+    const name = values.fleet ? 'detection-fleet' : 'detection';
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, `${name}.json`), `${JSON.stringify(card, null, 2)}\n`);
+    writeFileSync(join(dir, `${name}.md`), values.fleet ? markdown.replace('# Detection scorecard', '# Detection scorecard — two instances sharing Redis (traffic split round-robin)') : markdown);
+    console.log('');
+    console.log(markdown);
+    console.log(`written: ${join(dir, `${name}.md`)}, ${join(dir, `${name}.json`)}`);
+  } finally {
+    await redis?.stop();
+  }
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)) {

@@ -1,0 +1,45 @@
+// Two decision-service instances sharing Redis behind two gateways, traffic split half-and-half
+// (round-robin by request): the fleet view of the scorecard. Each instance answers from local
+// state; the stores merge through a real Redis every `syncMs` of simulated time — the staleness
+// a real fleet has (flush + refresh + round trips, ≈ 350 ms by default).
+
+import type { CompiledPolicy } from '../../decision-service/src/config/policy.ts';
+import { RedisStore } from '../../decision-service/src/state/redis-store.ts';
+import type { TrafficLine } from './format.ts';
+import { VerdictGuard, type Guard, type LineResult } from './replay.ts';
+
+export class FleetGuard implements Guard {
+  readonly name = 'verdict-fleet';
+  private readonly guards: VerdictGuard[];
+  private readonly stores: RedisStore[];
+  private lastSync = -Infinity;
+  private current = 0;
+
+  constructor(opts: { policy: CompiledPolicy; redisUrl: string; prefix: string; startMs: number; instances?: number; syncMs?: number }) {
+    const n = opts.instances ?? 2;
+    this.syncMs = opts.syncMs ?? 350;
+    this.stores = Array.from({ length: n }, () => new RedisStore({ url: opts.redisUrl, prefix: opts.prefix, timers: false }));
+    this.guards = this.stores.map((store) => new VerdictGuard({ policy: opts.policy, startMs: opts.startMs, store }));
+  }
+
+  private readonly syncMs: number;
+
+  async tick(line: TrafficLine): Promise<void> {
+    if (line.ts - this.lastSync < this.syncMs) return;
+    this.lastSync = line.ts;
+    await Promise.all(this.stores.map((s) => s.sync()));
+  }
+
+  check(line: TrafficLine, index: number): Omit<LineResult, 'status'> {
+    this.current = index % this.guards.length;
+    return (this.guards[this.current] as VerdictGuard).check(line, index);
+  }
+
+  after(line: TrafficLine, index: number, result: LineResult): void {
+    (this.guards[this.current] as VerdictGuard).after(line, index, result);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.stores.map((s) => s.close()));
+  }
+}
