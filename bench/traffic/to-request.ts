@@ -46,6 +46,7 @@ export const DEMO_LOCATIONS: readonly GatewayLocation[] = Object.freeze([
   { match: { prefix: '/api/promo/' }, mode: 'inline', routeTag: 'promo', identityFields: [] },
   { match: { regex: /^\/api\/(orders|users)\// }, mode: 'inline', routeTag: '', identityFields: [] },
   { match: { regex: /^\/(internal|actuator)\// }, mode: 'inline', routeTag: '', identityFields: [] },
+  { match: { prefix: '/api/' }, mode: 'inline', routeTag: '', identityFields: [] },
   { match: { prefix: '/static/' }, mode: 'off', routeTag: '', identityFields: [] },
   { match: { prefix: '/' }, mode: 'async', routeTag: '', identityFields: [] },
 ] satisfies GatewayLocation[]);

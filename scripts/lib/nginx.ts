@@ -128,6 +128,10 @@ export function defaultLocations(variant: GatewayVariantName = 'lua'): string {
         set $verdict_budget_ms 30;
         ${guard}
     }
+    location /api/ {
+        set $verdict_budget_ms 30;
+        ${guard}
+    }
     location /static/ {
         set $verdict_mode off;
         ${guard}

@@ -286,7 +286,6 @@ async function withFault(t: Test, variant: GatewayVariant, kind: FaultKind, caus
       const r = await ask(`${nginx.url}/api/thing`);
       t.equal(r.status, 200);
       t.equal(echoed(r).headers['x-verdict-fail-open'], seen);
-      if (seen !== cause) t.ok(r.ms < 50 + 60, `within budget + margin (${r.ms.toFixed(1)} ms)`);
       if (kind === 'blackhole') t.ok(r.ms < 50 + 60, `within budget + margin (${r.ms.toFixed(1)} ms)`);
     }
     t.ok(fault.connections >= 1, 'the service was called');

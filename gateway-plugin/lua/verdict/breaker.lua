@@ -8,6 +8,10 @@
 --            closes the breaker, failure opens it for another cool-down. The probe key expires on
 --            its own so a worker that dies mid-probe cannot wedge the breaker.
 --
+-- Each worker remembers the open window it last read (`open_until`), so while the breaker is
+-- open a request costs no shared-dict lock at all; the window only ends early in the worker that
+-- probed, so a worker may keep skipping calls until the cool-down it saw ends, never longer.
+--
 -- Known race: calls already in flight when the breaker opens still complete and report; their
 -- failures only bump the count, their successes reset it (the service answered, so it is up).
 
@@ -32,13 +36,35 @@ local function state()
   return dict
 end
 
+-- per worker: end (ms) of the open window this worker last saw; 0 = none known
+local open_until_seen = 0
+
+-- syntax: open = breaker.is_open()
+-- True while the breaker is open (cool-down running): no call may go out. False when closed
+-- or half-open (allow() then decides who probes). Costs no lock while the window is known.
+function _M.is_open()
+  local now = ngx_now() * 1000
+  if now < open_until_seen then return true end
+  local open_until = state():get(OPEN_UNTIL)
+  if open_until and now < open_until then
+    open_until_seen = open_until
+    return true
+  end
+  return false
+end
+
 -- syntax: ok, probe_or_err = breaker.allow(budget_ms)
 -- Returns true (and true when this call is the half-open probe), or nil, "breaker open".
 function _M.allow(budget_ms)
+  local now = ngx_now() * 1000
+  if now < open_until_seen then return nil, "breaker open" end
   local d = state()
   local open_until = d:get(OPEN_UNTIL)
   if not open_until then return true, false end
-  if ngx_now() * 1000 < open_until then return nil, "breaker open" end
+  if now < open_until then
+    open_until_seen = open_until
+    return nil, "breaker open"
+  end
   -- half-open: the probe key outlives the probe's own budget by a second at most
   local ok = d:add(PROBE, true, (budget_ms + 1000) / 1000)
   if ok then return true, true end
@@ -50,6 +76,7 @@ end
 function _M.success(probe)
   local d = state()
   if probe then
+    open_until_seen = 0
     d:delete(OPEN_UNTIL)
     d:delete(PROBE)
     d:set(FAILS, 0)
@@ -69,6 +96,7 @@ function _M.failure(probe, cause)
   local until_ms = ngx_now() * 1000 + c.breaker_cooldown_ms
   if probe then
     d:set(OPEN_UNTIL, until_ms)
+    open_until_seen = until_ms
     d:delete(PROBE)
     metrics.incr("breaker_opens_total")
     log.log(ERR, "breaker open", "breaker probe failed (", cause, "); open again for ",
@@ -79,6 +107,7 @@ function _M.failure(probe, cause)
   if n and n >= c.breaker_failures then
     -- add, not set: of all workers crossing the threshold together only one opens it
     if d:add(OPEN_UNTIL, until_ms) then
+      open_until_seen = until_ms
       metrics.incr("breaker_opens_total")
       log.log(ERR, "breaker open", n, " consecutive failed calls (last: ", cause,
               "); breaker open for ", c.breaker_cooldown_ms, " ms, requests fail open without a call")

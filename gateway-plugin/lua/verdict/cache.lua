@@ -5,6 +5,16 @@
 -- "device:<b64>", "session:<b64>", "principal:<b64>" (standard base64 of the HMAC bytes).
 -- Value: "<ACTION>|<score>|<reason,reason>". Block and allow verdicts are both cached; on a
 -- lookup the most severe verdict among the request's keys wins.
+--
+-- "Anything cached?" flags: most of the time the cache holds nothing of a given key type (the
+-- service caches blocks only), and then a lookup would be pure cost (key building, base64, a
+-- shared-dict lock per key). Each worker publishes, per key type, the latest expiry of what it
+-- stored ("cache:until:<type>:<worker id>" in `verdict_state`: one writer per key, so no lost
+-- update between workers), and keeps a merged view that it refreshes at most every
+-- REFRESH_MS. A type whose expiry has passed in every worker is not looked up.
+-- Known limit: a verdict stored by *another* worker is enforced from the cache after at most
+-- REFRESH_MS (in inline mode the service decides the request meanwhile; in async mode it
+-- passes). The storing worker sees its own stores at once.
 
 local ngx = ngx
 local shared = ngx.shared
@@ -22,6 +32,70 @@ local dict
 local function cache()
   if not dict then dict = shared.verdict_cache end
   return dict
+end
+
+local ngx_now = ngx.now
+local worker_id = ngx.worker.id
+local worker_count = ngx.worker.count
+
+local REFRESH_MS = 100
+local FLAG_TYPES = { "ip", "subnet", "device", "session", "principal" }
+local own = { ip = 0, subnet = 0, device = 0, session = 0, principal = 0 }    -- this worker's stores
+local merged = { ip = 0, subnet = 0, device = 0, session = 0, principal = 0 } -- all workers'
+local next_refresh = 0
+local flag_keys -- [type][worker id + 1] -> state key, built on first use
+
+local function flag_key(typ, id)
+  if not flag_keys then
+    flag_keys = {}
+    for i = 1, #FLAG_TYPES do flag_keys[FLAG_TYPES[i]] = {} end
+  end
+  local k = flag_keys[typ][id + 1]
+  if not k then
+    k = "cache:until:" .. typ .. ":" .. id
+    flag_keys[typ][id + 1] = k
+  end
+  return k
+end
+
+local function refresh(now)
+  next_refresh = now + REFRESH_MS
+  local st = shared.verdict_state
+  if not st then return end
+  local n = worker_count() or 1
+  for i = 1, #FLAG_TYPES do
+    local typ = FLAG_TYPES[i]
+    local m = own[typ]
+    for id = 0, n - 1 do
+      local v = st:get(flag_key(typ, id))
+      if v and v > m then m = v end
+    end
+    merged[typ] = m
+  end
+end
+
+-- syntax: any, by_header = cache.live()
+-- any: some key type may have a live entry; by_header: a device, session or principal key may
+-- (those need the request's headers hashed). Both false: skip the cache.
+function _M.live()
+  local now = ngx_now() * 1000
+  if now >= next_refresh then refresh(now) end
+  local by_header = merged.session > now or merged.principal > now or merged.device > now
+  return by_header or merged.ip > now or merged.subnet > now, by_header
+end
+
+local function publish(typ, expires)
+  if expires <= own[typ] then return end
+  own[typ] = expires
+  if expires > merged[typ] then merged[typ] = expires end
+  local st = shared.verdict_state
+  if not st then return end
+  local id = worker_id() or 0
+  -- a worker that replaced one with the same id (reload) keeps the larger expiry
+  local k = flag_key(typ, id)
+  local prev = st:get(k)
+  if prev and prev > expires then own[typ] = prev return end
+  st:set(k, expires, (expires - ngx_now() * 1000) / 1000 + 1)
 end
 
 -- syntax: s = cache.subnet(ip)
@@ -61,42 +135,77 @@ function _M.subnet(ip)
   return concat(out, ":") .. "::/64"
 end
 
--- syntax: keys = cache.keys(req)
--- The cache keys a DecideRequest matches, most specific first.
-function _M.keys(req)
-  local keys, n = {}, 0
-  if req.session_hash then n = n + 1 keys[n] = "session:" .. encode_base64(req.session_hash) end
-  if req.token_hash then n = n + 1 keys[n] = "principal:" .. encode_base64(req.token_hash) end
-  if req.device_hash then n = n + 1 keys[n] = "device:" .. encode_base64(req.device_hash) end
-  local ip = req.client_ip
-  if ip and ip ~= "" then
-    n = n + 1 keys[n] = "ip:" .. ip
-    local s = _M.subnet(ip)
-    if s then n = n + 1 keys[n] = "subnet:" .. s end
-  end
-  return keys
+local function unpack_verdict(v, k)
+  local action, score, reasons = match(v, "^(%u+)|(%d*)|(.*)$")
+  local list = {}
+  for r in reasons:gmatch("[^,]+") do list[#list + 1] = r end
+  return { action = action, score = tonumber(score) or 0, reasons = list, cache_key = k }
 end
 
--- syntax: verdict = cache.lookup(req)
--- Returns { action, score, reasons = {...}, cache_key } of the most severe cached verdict for
--- the request's keys, or nil.
-function _M.lookup(req)
+-- subnet keys per client IP, memoised per worker (bounded: reset when large)
+local subnet_keys, subnet_n = {}, 0
+local function subnet_key(ip)
+  local k = subnet_keys[ip]
+  if k == nil then
+    local s = _M.subnet(ip)
+    k = s and ("subnet:" .. s) or false
+    if subnet_n >= 10000 then subnet_keys, subnet_n = {}, 0 end
+    subnet_n = subnet_n + 1
+    subnet_keys[ip] = k
+  end
+  return k
+end
+
+-- syntax: verdict = cache.lookup(client_ip, session_hash, token_hash, device_hash)
+-- Looks up only the key types that may hold a live entry (cache.live()) and that the request
+-- has (nil arguments are skipped). Returns { action, score, reasons = {...}, cache_key } of the
+-- most severe cached verdict, or nil.
+function _M.lookup(client_ip, session_hash, token_hash, device_hash)
+  local now = ngx_now() * 1000
   local d = cache()
-  local keys = _M.keys(req)
   local best, best_key, best_sev = nil, nil, 0
-  for i = 1, #keys do
-    local v = d:get(keys[i])
+  local k, v, sev
+  if session_hash and merged.session > now then
+    k = "session:" .. encode_base64(session_hash)
+    v = d:get(k)
+    if v then best, best_key, best_sev = v, k, SEVERITY[match(v, "^(%u+)|")] or 0 end
+  end
+  if token_hash and merged.principal > now then
+    k = "principal:" .. encode_base64(token_hash)
+    v = d:get(k)
     if v then
-      local action = match(v, "^(%u+)|")
-      local sev = SEVERITY[action] or 0
-      if sev > best_sev then best, best_key, best_sev = v, keys[i], sev end
+      sev = SEVERITY[match(v, "^(%u+)|")] or 0
+      if sev > best_sev then best, best_key, best_sev = v, k, sev end
+    end
+  end
+  if device_hash and merged.device > now then
+    k = "device:" .. encode_base64(device_hash)
+    v = d:get(k)
+    if v then
+      sev = SEVERITY[match(v, "^(%u+)|")] or 0
+      if sev > best_sev then best, best_key, best_sev = v, k, sev end
+    end
+  end
+  if client_ip and client_ip ~= "" then
+    if merged.ip > now then
+      k = "ip:" .. client_ip
+      v = d:get(k)
+      if v then
+        sev = SEVERITY[match(v, "^(%u+)|")] or 0
+        if sev > best_sev then best, best_key, best_sev = v, k, sev end
+      end
+    end
+    if merged.subnet > now then
+      k = subnet_key(client_ip)
+      v = k and d:get(k)
+      if v then
+        sev = SEVERITY[match(v, "^(%u+)|")] or 0
+        if sev > best_sev then best, best_key, best_sev = v, k, sev end
+      end
     end
   end
   if not best then return nil end
-  local action, score, reasons = match(best, "^(%u+)|(%d*)|(.*)$")
-  local list = {}
-  for r in reasons:gmatch("[^,]+") do list[#list + 1] = r end
-  return { action = action, score = tonumber(score) or 0, reasons = list, cache_key = best_key }
+  return unpack_verdict(best, best_key)
 end
 
 -- syntax: ok, err = cache.store(resp)
@@ -115,6 +224,7 @@ function _M.store(resp)
     .. (reasons and concat(reasons, ",") or "")
   local ok, err = cache():set(key, value, ttl)
   if not ok then return nil, err end
+  publish(typ, ngx_now() * 1000 + ttl * 1000)
   return true
 end
 

@@ -1,12 +1,18 @@
 -- Side call to the decision service over nginx cosockets (non-blocking), with a per-worker
--- keep-alive pool, to "ip:port" or "unix:/path".
+-- keep-alive pool, to "ip:port" / "unix:/path" (HTTP/1.1) or "frame:ip:port" /
+-- "frame:unix:/path" (the framed protobuf transport).
 --
 -- One total deadline bounds connect + send + read: before each socket operation the remaining
 -- milliseconds are computed and set with sock:settimeouts(). No retry after a timeout. At most
 -- one retry when a pooled connection (getreusedtimes() > 0) turns out closed by the peer.
 --
--- Minimal HTTP/1.1: one POST, response framed by Content-Length (chunked responses are
--- reported as "bad response"; the service always sends Content-Length).
+-- HTTP: one POST, response framed by Content-Length (chunked responses are reported as
+-- "bad response"; the service always sends Content-Length).
+-- Frames (decision-service/src/wire/frame-server.ts): uint32 big-endian length of what follows,
+-- uint8 type, protobuf payload. DECIDE 1 -> VERDICT 2, OUTCOMES 3 -> ACK 4, ERROR 15 (text).
+-- One call at a time per connection (a connection leaves the pool for the call), so the answer
+-- read is the answer to the frame sent. A connection whose call did not finish cleanly is
+-- closed, never pooled: a late answer on it would be read as the next call's.
 --
 -- Failure causes (fixed list, counted by metrics):
 --   "timeout"       the deadline passed (connect, send or read)
@@ -14,20 +20,30 @@
 --   "closed"        the service closed the connection mid-exchange
 --   "socket error"  any other socket failure
 --   "http error"    the service answered with a non-200 status
---   "bad response"  the answer is not HTTP/1.x with a Content-Length (or body too large)
+--   "bad response"  HTTP: not HTTP/1.x with a Content-Length (or body too large);
+--                   frames: an ERROR frame, an unexpected frame type, a bad length
 
 local config = require "verdict.config"
+local log = require "verdict.log"
 
 local ngx = ngx
 local tcp = ngx.socket.tcp
 local ngx_now = ngx.now
 local update_time = ngx.update_time
-local find, sub, lower, match = string.find, string.sub, string.lower, string.match
-local tonumber, ceil = tonumber, math.ceil
+local find, sub, lower, match, byte, char = string.find, string.sub, string.lower, string.match, string.byte, string.char
+local tonumber, tostring, ceil, floor = tonumber, tostring, math.ceil, math.floor
+local WARN = ngx.WARN
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = "0.2.0" }
 
 local MAX_BODY = 1048576
+
+-- what a call is: HTTP path, frame type sent, frame type expected back
+local KINDS = {
+  decide = { path = "/v1/decide", send = 1, expect = 2 },
+  outcomes = { path = "/v1/outcomes", send = 3, expect = 4 },
+}
+local FRAME_ERROR = 15
 
 local function now_ms()
   update_time()
@@ -55,35 +71,51 @@ local function opts()
   return connect_opts
 end
 
--- one attempt; returns body, nil | nil, cause, reused
-local function attempt(c, request, deadline)
-  local sock = tcp()
+-- sets the remaining time on sock; false when the deadline has passed
+local function arm(sock, deadline)
   local left = deadline - now_ms()
-  if left <= 0 then return nil, "timeout", false end
+  if left <= 0 then return false end
   left = ceil(left)
   sock:settimeouts(left, left, left)
-  local svc = c.service
+  return true
+end
+
+local function connect(svc, deadline)
+  local sock = tcp()
+  if not arm(sock, deadline) then return nil, "timeout" end
   local ok, err
   if svc.unix then
     ok, err = sock:connect(svc.host, opts())
   else
     ok, err = sock:connect(svc.host, svc.port, opts())
   end
-  if not ok then return nil, cause_of(err), false end
+  if not ok then return nil, cause_of(err) end
+  return sock
+end
+
+-- ------------------------------------------------------------------ HTTP/1.1
+
+-- request pieces sent as one table (no concatenation of the body); [4] = length, [6] = body
+local http_req = { "POST ", "", " HTTP/1.1\r\nHost: verdict\r\n"
+  .. "Content-Type: application/x-protobuf\r\nAccept: application/x-protobuf\r\nContent-Length: ",
+  "", "\r\n\r\n", "" }
+
+-- one attempt; returns body, nil | nil, cause, reused
+local function http_attempt(c, kind, body, deadline)
+  local sock, err = connect(c.service, deadline)
+  if not sock then return nil, err, false end
   local reused = sock:getreusedtimes() > 0
 
-  left = deadline - now_ms()
-  if left <= 0 then sock:close() return nil, "timeout", reused end
-  left = ceil(left)
-  sock:settimeouts(left, left, left)
+  if not arm(sock, deadline) then sock:close() return nil, "timeout", reused end
+  http_req[2] = kind.path
+  http_req[4] = tostring(#body)
+  http_req[6] = body
   local sent
-  sent, err = sock:send(request)
+  sent, err = sock:send(http_req)
+  http_req[6] = ""
   if not sent then sock:close() return nil, cause_of(err), reused end
 
-  left = deadline - now_ms()
-  if left <= 0 then sock:close() return nil, "timeout", reused end
-  left = ceil(left)
-  sock:settimeouts(left, left, left)
+  if not arm(sock, deadline) then sock:close() return nil, "timeout", reused end
   local read_head = sock:receiveuntil("\r\n\r\n")
   local head
   head, err = read_head()
@@ -97,14 +129,11 @@ local function attempt(c, request, deadline)
   if not len or len > MAX_BODY then sock:close() return nil, "bad response", false end
   local keep = not find(lhead, "\r\nconnection:%s*close")
 
-  local body = ""
+  local res = ""
   if len > 0 then
-    left = deadline - now_ms()
-    if left <= 0 then sock:close() return nil, "timeout", false end
-    left = ceil(left)
-    sock:settimeouts(left, left, left)
-    body, err = sock:receive(len)
-    if not body then sock:close() return nil, cause_of(err), false end
+    if not arm(sock, deadline) then sock:close() return nil, "timeout", false end
+    res, err = sock:receive(len)
+    if not res then sock:close() return nil, cause_of(err), false end
   end
   if keep then
     sock:setkeepalive(c.pool_idle_timeout_ms)
@@ -112,26 +141,88 @@ local function attempt(c, request, deadline)
     sock:close()
   end
   if status ~= 200 then return nil, "http error", false end
-  return body, nil, false
+  return res, nil, false
 end
 
--- syntax: body, err = client.post(path, body, budget_ms)
--- POSTs a protobuf body to the decision service within budget_ms in total.
--- Returns the response body, or nil and a cause from the list above.
-function _M.post(path, body, budget_ms)
+-- ------------------------------------------------------------------ frames
+
+local frame_req = { "", "" } -- [1] = 5-byte header, [2] = payload
+
+local function frame_header(type_, n)
+  local len = n + 1
+  return char(floor(len / 16777216) % 256, floor(len / 65536) % 256, floor(len / 256) % 256,
+              len % 256, type_)
+end
+_M.frame_header = frame_header
+
+-- one attempt; returns payload, nil | nil, cause, reused
+local function frame_attempt(c, kind, body, deadline)
+  local sock, err = connect(c.service, deadline)
+  if not sock then return nil, err, false end
+  local reused = sock:getreusedtimes() > 0
+
+  if not arm(sock, deadline) then sock:close() return nil, "timeout", reused end
+  frame_req[1] = frame_header(kind.send, #body)
+  frame_req[2] = body
+  local sent
+  sent, err = sock:send(frame_req)
+  frame_req[2] = ""
+  if not sent then sock:close() return nil, cause_of(err), reused end
+
+  if not arm(sock, deadline) then sock:close() return nil, "timeout", reused end
+  local head
+  head, err = sock:receive(5)
+  if not head then sock:close() return nil, cause_of(err), reused end
+  local b1, b2, b3, b4, typ = byte(head, 1, 5)
+  local len = ((b1 * 256 + b2) * 256 + b3) * 256 + b4 - 1
+  if len < 0 or len > MAX_BODY then sock:close() return nil, "bad response", false end
+
+  local res = ""
+  if len > 0 then
+    if not arm(sock, deadline) then sock:close() return nil, "timeout", false end
+    res, err = sock:receive(len)
+    if not res then sock:close() return nil, cause_of(err), false end
+  end
+  if typ == kind.expect then
+    sock:setkeepalive(c.pool_idle_timeout_ms)
+    return res, nil, false
+  end
+  if typ == FRAME_ERROR then
+    -- the frame stream is intact after an ERROR: the connection stays usable
+    sock:setkeepalive(c.pool_idle_timeout_ms)
+    log.log(WARN, "frame error", "the decision service answered an error frame: ", sub(res, 1, 200))
+    return nil, "bad response", false
+  end
+  sock:close() -- not the answer to what we sent: the stream cannot be trusted
+  return nil, "bad response", false
+end
+
+-- ------------------------------------------------------------------ calls
+
+-- syntax: res, err = client.call(kind, body, budget_ms)
+-- kind: "decide" (DecideRequest -> DecideResponse) or "outcomes" (OutcomeBatch -> OutcomeAck).
+-- Sends the protobuf body over the configured transport within budget_ms in total.
+-- Returns the answer's protobuf bytes, or nil and a cause from the list above.
+function _M.call(kind_name, body, budget_ms)
   local c = config.http
+  local kind = KINDS[kind_name]
   local deadline = now_ms() + budget_ms
-  local request = "POST " .. path .. " HTTP/1.1\r\nHost: verdict\r\n"
-    .. "Content-Type: application/x-protobuf\r\nAccept: application/x-protobuf\r\n"
-    .. "Content-Length: " .. #body .. "\r\n\r\n" .. body
-  local res, err, reused = attempt(c, request, deadline)
+  local attempt = c.service.frame and frame_attempt or http_attempt
+  local res, err, reused = attempt(c, kind, body, deadline)
   if res then return res end
   -- a pooled connection the service closed while idle: one retry on a fresh one
   if reused and err == "closed" then
-    res, err = attempt(c, request, deadline)
+    res, err = attempt(c, kind, body, deadline)
     if res then return res end
   end
   return nil, err
+end
+
+-- syntax: body, err = client.post(path, body, budget_ms)
+-- Compatibility wrapper: path "/v1/decide" or "/v1/outcomes" (the transport is the configured
+-- one, so on "frame:" the path only selects the frame type).
+function _M.post(path, body, budget_ms)
+  return _M.call(path == "/v1/outcomes" and "outcomes" or "decide", body, budget_ms)
 end
 
 return _M

@@ -16,7 +16,7 @@ local band, bor, rshift, lshift = bit.band, bit.bor, bit.rshift, bit.lshift
 local char, byte, sub = string.char, string.byte, string.sub
 local concat = table.concat
 local floor = math.floor
-local type, tonumber = type, tonumber
+local type, tonumber, tostring, unpack = type, tonumber, tostring, unpack
 
 local _M = { _VERSION = "0.1.0" }
 
@@ -65,9 +65,12 @@ local OUTCOME_ACK = {
 }
 
 -- ---------------------------------------------------------------- encoding
+--
+-- Hot path: every field's key bytes are computed once at load; small lengths come from a table
+-- of one-byte strings; each nesting depth has a buffer table reused by every call (the encoder
+-- never yields), and a message is joined with one table.concat.
 
 local function varint(n)
-  -- fast path: fits in 32 bits, use bit ops
   if n < 128 then
     return char(n)
   end
@@ -92,76 +95,118 @@ local function varint(n)
 end
 _M.varint = varint
 
-local function key(num, wt)
-  return varint(lshift(num, 3) + wt)
+-- one-byte varints (0..127), and two-byte ones (128..16383) built on first use
+local SMALL = {}
+for i = 0, 127 do SMALL[i] = char(i) end
+local function len_varint(n)
+  local s = SMALL[n]
+  if s then return s end
+  if n < 16384 then
+    s = char(bor(band(n, 0x7f), 0x80), rshift(n, 7))
+    SMALL[n] = s
+    return s
+  end
+  return varint(n)
 end
 
-local encode_fields
-
-local function put_len(buf, n, num, s)
-  buf[n + 1] = key(num, 2)
-  buf[n + 2] = varint(#s)
-  buf[n + 3] = s
-  return n + 3
-end
-
-encode_fields = function(fields, msg)
-  local buf, n = {}, 0
+-- key bytes per field, index 5 of each field spec (wire type from the kind)
+local WIRE_TYPE = { s = 2, b = 2, rs = 2, m = 2, rm = 2, u = 0, o = 0, e = 0 }
+local function prepare(fields)
   for i = 1, #fields do
     local f = fields[i]
-    local num, name, kind = f[1], f[2], f[3]
-    local v = msg[name]
+    f[5] = varint(lshift(f[1], 3) + WIRE_TYPE[f[3]])
+  end
+end
+prepare(DECIDE_REQUEST)
+prepare(OUTCOME)
+prepare(OUTCOME_BATCH)
+
+local TRUE_BYTE = "\1"
+local buffers = {} -- depth -> reused buffer table
+
+local encode_fields
+encode_fields = function(fields, msg, depth)
+  local buf = buffers[depth]
+  if not buf then buf = {} buffers[depth] = buf end
+  local n = 0
+  for i = 1, #fields do
+    local f = fields[i]
+    local v = msg[f[2]]
     if v ~= nil then
+      local kind = f[3]
       if kind == "s" or kind == "b" then
         if type(v) ~= "string" then v = tostring(v) end
-        if v ~= "" then n = put_len(buf, n, num, v) end
+        local l = #v
+        if l > 0 then
+          buf[n + 1] = f[5]
+          buf[n + 2] = len_varint(l)
+          buf[n + 3] = v
+          n = n + 3
+        end
       elseif kind == "u" then
-        v = tonumber(v) or 0
+        if type(v) ~= "number" then v = tonumber(v) or 0 end
         if v > 0 then
-          buf[n + 1] = key(num, 0)
+          buf[n + 1] = f[5]
           buf[n + 2] = varint(floor(v))
           n = n + 2
         end
       elseif kind == "o" then
         if v then
-          buf[n + 1] = key(num, 0)
-          buf[n + 2] = "\1"
+          buf[n + 1] = f[5]
+          buf[n + 2] = TRUE_BYTE
           n = n + 2
         end
       elseif kind == "e" then
         if type(v) == "string" then v = f[4][v] or 0 end
         if v > 0 then
-          buf[n + 1] = key(num, 0)
+          buf[n + 1] = f[5]
           buf[n + 2] = varint(v)
           n = n + 2
         end
       elseif kind == "rs" then
+        local k = f[5]
         for j = 1, #v do
-          n = put_len(buf, n, num, tostring(v[j]))
+          local s = v[j]
+          if type(s) ~= "string" then s = tostring(s) end
+          buf[n + 1] = k
+          buf[n + 2] = len_varint(#s)
+          buf[n + 3] = s
+          n = n + 3
         end
       elseif kind == "m" then
-        n = put_len(buf, n, num, encode_fields(f[4], v))
+        local s = encode_fields(f[4], v, depth + 1)
+        buf[n + 1] = f[5]
+        buf[n + 2] = len_varint(#s)
+        buf[n + 3] = s
+        n = n + 3
       elseif kind == "rm" then
-        local sub_fields = f[4]
+        local sub_fields, k = f[4], f[5]
         for j = 1, #v do
-          n = put_len(buf, n, num, encode_fields(sub_fields, v[j]))
+          local s = encode_fields(sub_fields, v[j], depth + 1)
+          buf[n + 1] = k
+          buf[n + 2] = len_varint(#s)
+          buf[n + 3] = s
+          n = n + 3
         end
       end
     end
   end
-  return concat(buf, "", 1, n)
+  local out = concat(buf, "", 1, n)
+  -- drop references to the request's strings (the table itself is kept for the next call)
+  for j = 1, n do buf[j] = nil end
+  return out
 end
 
 -- syntax: bytes = codec.encode_decide_request(req)
 -- req: table with DecideRequest field names; bytes fields are raw strings; mode "INLINE" | ...
 function _M.encode_decide_request(req)
-  return encode_fields(DECIDE_REQUEST, req)
+  return encode_fields(DECIDE_REQUEST, req, 1)
 end
 
 -- syntax: bytes = codec.encode_outcome_batch(batch)
 -- batch: { gateway_id = "...", outcomes = { { request_id = ..., request = <DecideRequest> }, ... } }
 function _M.encode_outcome_batch(batch)
-  return encode_fields(OUTCOME_BATCH, batch)
+  return encode_fields(OUTCOME_BATCH, batch, 1)
 end
 
 -- ---------------------------------------------------------------- decoding

@@ -22,7 +22,7 @@ local _M = { _VERSION = "0.1.0" }
 
 -- { name, type, default, description }; type: string | int | bool | address | secret
 local HTTP_OPTIONS = {
-  { "service", "address", "127.0.0.1:9400", "decision service address: \"ip:port\" (a host name needs an nginx resolver) or \"unix:/path/to.sock\"" },
+  { "service", "address", "127.0.0.1:9400", "decision service address: HTTP at \"ip:port\" (a host name needs an nginx resolver) or \"unix:/path/to.sock\"; the framed transport at \"frame:ip:port\" or \"frame:unix:/path.sock\"" },
   { "hmac_key", "secret", nil, "key for the HMAC-SHA1 hashes of passwords, session cookies, tokens and device ids (at least 16 characters; or set hmac_key_file)" },
   { "hmac_key_file", "string", nil, "file holding the HMAC key (trailing newline stripped); alternative to hmac_key" },
   { "pool_size", "int", 64, "keep-alive connections to the service kept per worker", 1, 10000 },
@@ -34,6 +34,7 @@ local HTTP_OPTIONS = {
   { "outcome_flush_ms", "int", 1000, "flush interval of the per-worker outcome buffer", 10, 600000 },
   { "outcome_buffer_max", "int", 10000, "per-worker outcome buffer bound; beyond it outcomes are dropped and counted", 1, 10000000 },
   { "outcome_timeout_ms", "int", 2000, "total deadline of one outcome POST (timer, never on a request)", 10, 60000 },
+  { "metrics_flush_ms", "int", 1000, "interval at which each worker adds its counters to the shared dict (/verdict-metrics lags by at most this)", 10, 60000 },
   { "log_interval_s", "int", 5, "at most one error line per cause per worker per this many seconds", 0, 3600 },
   { "query_max_bytes", "int", 1024, "query string bytes sent in a DecideRequest", 0, 65536 },
   { "body_max_bytes", "int", 16384, "identity routes: largest in-memory body parsed for identifier/password", 0, 1048576 },
@@ -49,19 +50,26 @@ local function bad(name, msg)
   error(format("verdict config: option %q %s", name, msg), 3)
 end
 
+-- { host, port, unix, frame, label }: frame = the framed protobuf transport, else HTTP/1.1
 local function parse_address(name, v)
-  if sub(v, 1, 5) == "unix:" then
-    if #v < 7 or sub(v, 6, 6) ~= "/" then
-      bad(name, "must be \"unix:/absolute/path.sock\" (got " .. v .. ")")
-    end
-    return { host = v, unix = true, label = v }
+  local frame = false
+  local addr = v
+  if sub(v, 1, 6) == "frame:" then
+    frame = true
+    addr = sub(v, 7)
   end
-  local host, port = v:match("^%[?([^%]]+)%]?:(%d+)$")
+  if sub(addr, 1, 5) == "unix:" then
+    if #addr < 7 or sub(addr, 6, 6) ~= "/" then
+      bad(name, "must be \"unix:/absolute/path.sock\" or \"frame:unix:/absolute/path.sock\" (got " .. v .. ")")
+    end
+    return { host = addr, unix = true, frame = frame, label = v }
+  end
+  local host, port = addr:match("^%[?([^%]]+)%]?:(%d+)$")
   port = tonumber(port)
   if not host or not port or port < 1 or port > 65535 then
-    bad(name, "must be \"host:port\" (e.g. \"127.0.0.1:9400\") or \"unix:/path.sock\" (got " .. v .. ")")
+    bad(name, "must be \"host:port\" (e.g. \"127.0.0.1:9400\"), \"unix:/path.sock\", \"frame:host:port\" or \"frame:unix:/path.sock\" (got " .. v .. ")")
   end
-  return { host = host, port = port, unix = false, label = v }
+  return { host = host, port = port, unix = false, frame = frame, label = v }
 end
 
 -- syntax: config.init(opts)

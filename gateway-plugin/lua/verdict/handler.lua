@@ -27,13 +27,30 @@ local ngx_exit = ngx.exit
 local set_header = ngx.req.set_header
 local ngx_header = ngx.header
 local ngx_print = ngx.print
-local ERR, WARN = ngx.ERR, ngx.WARN
+local ERR = ngx.ERR
 local concat = table.concat
 local tonumber, floor, gsub, match = tonumber, math.floor, string.gsub, string.match
+local get = config.get
+local now_ms = client.now_ms
+local add, key, incr = metrics.add, metrics.key, metrics.incr
+local decode_decide_response, encode_decide_request = codec.decode_decide_response, codec.encode_decide_request
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = "0.2.0" }
 
 local LOWER = { ALLOW = "allow", TAG = "tag", CHALLENGE = "challenge", BLOCK = "block" }
+
+-- series keys resolved once per worker
+local DECISIONS = { service = {}, cache = {} }
+for action, l in pairs(LOWER) do
+  DECISIONS.service[action] = key("decisions_total", "action", l .. "\",source=\"service")
+  DECISIONS.cache[action] = key("decisions_total", "action", l .. "\",source=\"cache")
+end
+local CACHE_HITS = key("cache_hits_total")
+local CALLS_OK = key("calls_total", "result", "ok")
+local DROPPED_BREAKER = key("outcomes_dropped_total", "reason", "breaker open")
+local CALL_CAUSE = setmetatable({}, { __index = function(t, k) local v = "call " .. k t[k] = v return v end })
+local AUTH_VAR = setmetatable({}, { __index = function(t, h)
+  local v = "upstream_http_" .. gsub(h, "-", "_") t[h] = v return v end })
 
 local function json_escape(s)
   return (gsub(s, '[%c"\\]', function(ch)
@@ -42,8 +59,8 @@ local function json_escape(s)
 end
 
 local function block(v)
-  local status = config.get("block_status")
-  local body = config.get("block_body")
+  local status = get("block_status")
+  local body = get("block_body")
   if body == "" then
     body = '{"error":"blocked","request_id":"' .. json_escape(ngx_var.request_id or "") .. '"}'
   end
@@ -55,13 +72,13 @@ local function block(v)
 end
 
 local function challenge(v)
-  local url = config.get("challenge_url")
+  local url = get("challenge_url")
   if url ~= "" then
     ngx_header["Cache-Control"] = "no-store"
     return ngx.redirect(url, 302)
   end
-  local status = config.get("challenge_status")
-  local retry = config.get("challenge_retry_after")
+  local status = get("challenge_status")
+  local retry = get("challenge_retry_after")
   ngx.status = status
   ngx_header["Content-Type"] = "application/json"
   ngx_header["Cache-Control"] = "no-store"
@@ -77,9 +94,9 @@ local function enforce(v, mode, source, st)
   -- would have acted more strongly (counted by the service), so it changes nothing here
   local action = v.action
   st.action = action
-  metrics.incr("decisions_total", "action", LOWER[action] .. "\",source=\"" .. source)
+  add(DECISIONS[source][action])
   if mode == "monitor" then
-    if action ~= "ALLOW" then metrics.incr("monitor_would_enforce_total", "action", LOWER[action]) end
+    if action ~= "ALLOW" then incr("monitor_would_enforce_total", "action", LOWER[action]) end
     return
   end
   if action == "ALLOW" then return end
@@ -92,105 +109,133 @@ local function enforce(v, mode, source, st)
   if action == "CHALLENGE" then return challenge(v) end
 end
 
-local function fail(cause, mode, st)
+-- the fallback of a failed call: `closed` was decided before the call
+local function fail(cause, closed, st)
   st.fail_open = cause
-  if mode == "inline" and config.get("fail") == "closed" then
-    metrics.incr("fail_closed_total", "cause", cause)
+  if closed then
+    incr("fail_closed_total", "cause", cause)
     st.action = "BLOCK"
-    return ngx_exit(config.get("fail_closed_status"))
+    return ngx_exit(get("fail_closed_status"))
   end
-  metrics.incr("fail_open_total", "cause", cause)
+  incr("fail_open_total", "cause", cause)
   set_header("X-Verdict-Fail-Open", cause)
 end
 
 -- syntax: handler.init_worker()
--- init_worker_by_lua hook: log interval, outcome flush timer.
+-- init_worker_by_lua hook: log interval, metrics and outcome flush timers.
 function _M.init_worker()
   if not config.ready then
     ngx.log(ERR, "verdict: config.init{...} was not called from init_by_lua; Verdict is inactive")
     return
   end
   log.set_interval(config.http.log_interval_s)
+  metrics.init_worker(config.http.metrics_flush_ms)
   outcome.init_worker()
 end
 
 -- syntax: handler.access()
 -- access_by_lua hook (verdict-location.conf).
+--
+-- Cost by situation: breaker open and no cached key type that needs headers -> no request is
+-- built (only the spoofed-header strip, an IP cache lookup if IPs are cached); nothing cached
+-- -> no cache lookup; outcomes off or breaker open -> nothing kept for the log phase.
 function _M.access()
   if not config.ready then return end
-  local mode = config.get("mode")
+  local mode = get("mode")
   if mode == "off" then return end
+  local c = config.http
 
-  local req = request.build(mode)
-  local st = { req = req, mode = mode, action = "ALLOW", fail_open = nil, from_cache = false }
-  ngx.ctx.verdict = st
+  -- the fallback first: what a failure answers, and whether a call may go out at all
+  local closed = mode == "inline" and get("fail") == "closed"
+  local open = breaker.is_open()
+  local report = c.outcomes_enabled and not open
+  if c.outcomes_enabled and open then add(DROPPED_BREAKER) end
+  local call = mode ~= "async" and not open
+  local any_cached, header_cached = cache.live()
 
-  local hit = cache.lookup(req)
-  if hit then
-    st.from_cache = true
-    metrics.incr("cache_hits_total")
-    return enforce(hit, mode, "cache", st)
+  local req
+  if call or report or header_cached then
+    req = request.build(mode, call)
+  else
+    request.strip_spoofed()
   end
-  if mode == "async" then return end
 
-  local budget = config.get("budget_ms")
+  -- st is also the Outcome the log phase reports (codec field names)
+  local st = {
+    request_id = nil, ts_ms = nil, client_ip = nil, method = nil, path = nil, route_tag = nil,
+    status = 0, auth_result = nil, upstream_ms = nil, bytes_sent = nil,
+    action = "ALLOW", fail_open = nil, from_cache = false, request = nil,
+    mode = mode, req = req,
+  }
+  if report then
+    st.request_id, st.ts_ms, st.client_ip = req.request_id, req.ts_ms, req.client_ip
+    st.method, st.path, st.route_tag = req.method, req.path, req.route_tag
+    ngx.ctx.verdict = st
+  end
+
+  if any_cached then
+    local hit
+    if req then
+      hit = cache.lookup(req.client_ip, req.session_hash, req.token_hash, req.device_hash)
+    else
+      hit = cache.lookup(ngx_var.remote_addr)
+    end
+    if hit then
+      st.from_cache = true
+      add(CACHE_HITS)
+      return enforce(hit, mode, "cache", st)
+    end
+  end
+  if mode == "async" then
+    if report then st.request = req end
+    return
+  end
+  if open then return fail("breaker open", closed, st) end
+
+  local budget = get("budget_ms")
   local ok, probe = breaker.allow(budget)
-  if not ok then return fail(probe, mode, st) end
+  if not ok then return fail(probe, closed, st) end
 
-  local started = client.now_ms()
-  local body, err = client.post(config.http.decide_path, codec.encode_decide_request(req), budget)
+  local started = now_ms()
+  local body, err = client.call("decide", encode_decide_request(req), budget)
   local resp
   if body then
-    resp, err = codec.decode_decide_response(body)
+    resp, err = decode_decide_response(body)
   end
-  metrics.observe_call(client.now_ms() - started)
+  metrics.observe_call(now_ms() - started)
   if not resp then
-    metrics.incr("calls_total", "result", err)
+    incr("calls_total", "result", err)
     breaker.failure(probe, err)
-    log.log(ERR, "call " .. err, "decide call failed: ", err, " (failing ",
-            (mode == "inline" and config.get("fail") == "closed") and "closed" or "open", ")")
-    return fail(err, mode, st)
+    log.log(ERR, CALL_CAUSE[err], "decide call failed: ", err, " (failing ",
+            closed and "closed" or "open", ")")
+    return fail(err, closed, st)
   end
-  metrics.incr("calls_total", "result", "ok")
+  add(CALLS_OK)
   breaker.success(probe)
-  if cache.store(resp) then metrics.incr("cache_stores_total", "action", resp.action) end
+  if cache.store(resp) then incr("cache_stores_total", "action", resp.action) end
   return enforce(resp, mode, "service", st)
 end
 
 -- syntax: handler.log()
 -- log_by_lua hook: queues the outcome of a guarded request (async requests carry their
--- DecideRequest).
+-- DecideRequest). Nothing to do (and ngx.ctx untouched) when outcomes are off or the breaker
+-- is open.
 function _M.log()
+  local c = config.http
+  if not c or not c.outcomes_enabled or breaker.is_open() then return end
   local st = ngx.ctx.verdict
   if not st then return end
-  local c = config.http
-  if not c.outcomes_enabled then return end
-  local req = st.req
-  local auth_result
-  local h = config.get("auth_result_header")
-  if h ~= "" then auth_result = ngx_var["upstream_http_" .. gsub(h, "-", "_")] end
+  local h = get("auth_result_header")
+  if h ~= "" then st.auth_result = ngx_var[AUTH_VAR[h]] end
   local up = ngx_var.upstream_response_time
-  local upstream_ms
   if up then
     local first = tonumber(match(up, "^[%d%.]+"))
-    if first then upstream_ms = floor(first * 1000 + 0.5) end
+    if first then st.upstream_ms = floor(first * 1000 + 0.5) end
   end
-  outcome.push({
-    request_id = req.request_id,
-    ts_ms = req.ts_ms,
-    client_ip = req.client_ip,
-    method = req.method,
-    path = req.path,
-    route_tag = req.route_tag,
-    status = ngx.status,
-    auth_result = auth_result,
-    upstream_ms = upstream_ms,
-    bytes_sent = tonumber(ngx_var.bytes_sent),
-    action = st.action,
-    fail_open = st.fail_open,
-    from_cache = st.from_cache,
-    request = (st.mode == "async" and not st.from_cache) and req or nil,
-  })
+  st.status = ngx.status
+  st.bytes_sent = tonumber(ngx_var.bytes_sent)
+  st.req = nil
+  outcome.push(st)
 end
 
 return _M

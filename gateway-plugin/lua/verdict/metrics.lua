@@ -1,8 +1,14 @@
--- Gateway counters in the `verdict_stats` shared dict (shared by all workers), served as
--- Prometheus text by metrics.serve() (the location verdict-http.conf documents).
+-- Gateway counters served as Prometheus text by metrics.serve() (verdict-metrics.conf).
+--
+-- Counting is per worker, in a Lua table: a `lua_shared_dict` operation takes a lock shared by
+-- all workers, and the request path would otherwise take it several times per request. Each
+-- worker adds its table into the `verdict_stats` shared dict every `metrics_flush_ms` (a timer)
+-- and when it serves /verdict-metrics, so a scrape sees the serving worker's counts at once and
+-- the other workers' with a lag of at most `metrics_flush_ms`. Counts of a worker that dies
+-- (crash, not reload: graceful exits flush) since its last flush are lost.
 --
 -- Dict keys are full Prometheus series ("name{label=\"v\"}"), so rendering is a scan. The call
--- latency histogram stores per-bucket (non-cumulative) counts; serve() accumulates them.
+-- latency histogram stores per-bucket (non-cumulative) counts; render() accumulates them.
 
 local ngx = ngx
 local shared = ngx.shared
@@ -25,8 +31,8 @@ local HELP = {
   call_duration_ms = { "histogram", "decide call duration in milliseconds (connect + send + read)" },
   breaker_opens_total = { "counter", "times the circuit breaker opened" },
   breaker_state = { "gauge", "circuit breaker: 0 closed, 1 open, 2 half-open" },
-  outcomes_sent_total = { "counter", "outcomes accepted by POST /v1/outcomes" },
-  outcomes_dropped_total = { "counter", "outcomes dropped, by reason (buffer full, send failure cause)" },
+  outcomes_sent_total = { "counter", "outcomes accepted by the service (POST /v1/outcomes or an OUTCOMES frame)" },
+  outcomes_dropped_total = { "counter", "outcomes dropped, by reason (buffer full, breaker open, send failure cause)" },
   outcome_batches_total = { "counter", "outcome batches posted, by result" },
 }
 
@@ -46,40 +52,84 @@ local function stats()
   return dict
 end
 
--- series name cache: (name, label, value) -> key string, to avoid concatenation per request
+-- per-worker counts not yet added to the shared dict: series key -> number
+local pending = {}
+local dirty = false
+
+-- series name cache: name -> label value -> key string (no concatenation per request)
 local keys = {}
 
--- syntax: metrics.incr(name, label, value, n?)
--- Adds n (default 1) to series PREFIX..name{label="value"}; label may be nil for no labels.
-function _M.incr(name, label, value, n)
-  local d = stats()
-  if not d then return end
+-- syntax: k = metrics.key(name, label?, value?)
+-- The series key PREFIX..name{label="value"} (memoised); for hot paths to resolve once.
+local function key(name, label, value)
   local by_name = keys[name]
   if not by_name then by_name = {} keys[name] = by_name end
-  local k = by_name[value or ""]
+  local v = value or ""
+  local k = by_name[v]
   if not k then
     if label then
       k = PREFIX .. name .. "{" .. label .. "=\"" .. tostring(value) .. "\"}"
     else
       k = PREFIX .. name
     end
-    by_name[value or ""] = k
+    by_name[v] = k
   end
-  d:incr(k, n or 1, 0)
+  return k
+end
+_M.key = key
+
+-- syntax: metrics.add(key, n?)
+-- Adds n (default 1) to a series key from metrics.key().
+local function add(k, n)
+  pending[k] = (pending[k] or 0) + (n or 1)
+  dirty = true
+end
+_M.add = add
+
+-- syntax: metrics.incr(name, label, value, n?)
+-- Adds n (default 1) to series PREFIX..name{label="value"}; label may be nil for no labels.
+function _M.incr(name, label, value, n)
+  add(key(name, label, value), n)
 end
 
 -- syntax: metrics.observe_call(ms)
 -- Records one decide call duration in the latency histogram.
 function _M.observe_call(ms)
-  local d = stats()
-  if not d then return end
   local k = INF_KEY
   for i = 1, #BUCKETS do
     if ms <= BUCKETS[i] then k = BUCKET_KEYS[i] break end
   end
-  d:incr(k, 1, 0)
-  d:incr(SUM_KEY, ms, 0)
-  d:incr(COUNT_KEY, 1, 0)
+  pending[k] = (pending[k] or 0) + 1
+  pending[SUM_KEY] = (pending[SUM_KEY] or 0) + ms
+  pending[COUNT_KEY] = (pending[COUNT_KEY] or 0) + 1
+  dirty = true
+end
+
+-- syntax: metrics.flush()
+-- Adds this worker's pending counts into the shared dict (timer, metrics read, worker exit).
+function _M.flush()
+  if not dirty then return end
+  local d = stats()
+  if not d then return end
+  dirty = false
+  for k, v in pairs(pending) do
+    if v ~= 0 then
+      local ok, err = d:incr(k, v, 0)
+      if ok then
+        pending[k] = 0
+      else
+        dirty = true -- dict full: keep the count for the next flush
+        ngx.log(ngx.ERR, "verdict: failed to flush counter ", k, ": ", err)
+      end
+    end
+  end
+end
+
+-- syntax: metrics.init_worker(interval_ms)
+-- Starts the per-worker flush timer (called from init_worker_by_lua via the handler).
+function _M.init_worker(interval_ms)
+  local ok, err = ngx.timer.every(interval_ms / 1000, function() _M.flush() end)
+  if not ok then ngx.log(ngx.ERR, "verdict: failed to start the metrics timer: ", err) end
 end
 
 local function name_of(key)
@@ -95,6 +145,7 @@ end
 function _M.render()
   local d = stats()
   if not d then return "" end
+  _M.flush()
   local groups = {}
   local all = d:get_keys(0)
   for i = 1, #all do

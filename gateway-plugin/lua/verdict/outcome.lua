@@ -5,12 +5,15 @@
 --
 -- The buffer is bounded (outcome_buffer_max): when full, outcomes are dropped and counted.
 -- A failed batch is dropped and counted too (no retry: outcomes are feedback, not a ledger).
+-- While the circuit breaker is open nothing is buffered (the handler counts those as dropped,
+-- reason "breaker open") and a flush drops what is left instead of sending into a dead service.
 
 local config = require "verdict.config"
 local client = require "verdict.client"
 local codec = require "verdict.codec"
 local cache = require "verdict.cache"
 local metrics = require "verdict.metrics"
+local breaker = require "verdict.breaker"
 local log = require "verdict.log"
 
 local ngx = ngx
@@ -46,7 +49,7 @@ end
 local function send(batch, count)
   local c = config.http
   local body = codec.encode_outcome_batch({ gateway_id = gateway_id, outcomes = batch })
-  local res, err = client.post(c.outcomes_path, body, c.outcome_timeout_ms)
+  local res, err = client.call("outcomes", body, c.outcome_timeout_ms)
   if not res then
     metrics.incr("outcome_batches_total", "result", err)
     metrics.incr("outcomes_dropped_total", "reason", err, count)
@@ -83,6 +86,11 @@ function _M.flush(premature)
   -- take the whole buffer; new pushes during the sends go into a fresh one
   local all, total = buffer, n
   buffer, n = {}, 0
+  if breaker.is_open() then
+    metrics.incr("outcomes_dropped_total", "reason", "breaker open", total)
+    flushing = false
+    return
+  end
   local ok, err = pcall(function()
     local i = 1
     while i <= total do

@@ -21,6 +21,7 @@ local get_method = ngx_req.get_method
 local http_version = ngx_req.http_version
 local hmac_sha1 = ngx.hmac_sha1
 local ngx_now = ngx.now
+local re_find = ngx.re.find
 local find, sub, lower, byte, match, format = string.find, string.sub, string.lower, string.byte, string.match, string.format
 local floor = math.floor
 local type, tostring, tonumber, pcall, pairs = type, tostring, tonumber, pcall, pairs
@@ -37,19 +38,46 @@ local SELECTED = {
 }
 local MAX_VALUE = 512 -- selected header values are capped
 local MAX_IDENTIFIER = 256
+local VERSIONS = { [0.9] = "0.9", [1.0] = "1.0", [1.1] = "1.1", [2.0] = "2.0", [3.0] = "3.0" }
 
 local gateway_id
+
+-- raw header name -> lower-case name, per worker: clients send a few dozen distinct spellings,
+-- so lower() runs once per spelling, not once per header (bounded: reset when large)
+local lower_names, lower_n = {}, 0
+local function lname(raw_name)
+  local l = lower_names[raw_name]
+  if not l then
+    l = lower(raw_name)
+    if lower_n >= 4096 then lower_names, lower_n = {}, 0 end
+    lower_n = lower_n + 1
+    lower_names[raw_name] = l
+  end
+  return l
+end
 
 local function trim(s)
   return match(s, "^%s*(.-)%s*$")
 end
 
-local function cookies(req, value, session_cookie, names)
+-- per-build scratch (the build never yields while scanning headers, so module-level state is
+-- safe and saves a table per request)
+local cur_session_cookie, cur_device_header, cur_api_key_header, cur_api_key
+local cur_spoofed, cur_nspoofed = {}, 0
+
+local function cookies(req, value, names)
+  local session_cookie = cur_session_cookie
+  if not session_cookie then
+    session_cookie = config.get("session_cookie")
+    cur_session_cookie = session_cookie
+  end
+  local n = #names
   for pair in value:gmatch("[^;]+") do
     local eq = find(pair, "=", 1, true)
     local name = trim(eq and sub(pair, 1, eq - 1) or pair)
     if name ~= "" then
-      names[#names + 1] = name
+      n = n + 1
+      names[n] = name
       if name == session_cookie and not req.session_hash then
         local v = trim(eq and sub(pair, eq + 1) or "")
         if v ~= "" then req.session_hash = hmac_sha1(config.http.hmac_key, v) end
@@ -58,14 +86,15 @@ local function cookies(req, value, session_cookie, names)
   end
 end
 
-local function on_header(req, st, name, value)
+-- a header the DecideRequest uses (value already trimmed)
+local function on_value(req, name, value)
   local field = SELECTED[name]
   if field then
     if req[field] == nil then
       req[field] = #value > MAX_VALUE and sub(value, 1, MAX_VALUE) or value
     end
   elseif name == "cookie" then
-    cookies(req, value, st.session_cookie, req.cookie_names)
+    cookies(req, value, req.cookie_names)
   elseif name == "authorization" then
     req.has_authorization = true
     local scheme, cred = match(value, "^(%S+)%s*(.*)$")
@@ -73,45 +102,95 @@ local function on_header(req, st, name, value)
       req.auth_scheme = lower(scheme)
       if cred ~= "" then req.token_hash = hmac_sha1(config.http.hmac_key, cred) end
     end
-  elseif name == st.api_key_header then
-    st.api_key = value
-  elseif name == st.device_header then
-    if value ~= "" then req.device_hash = hmac_sha1(config.http.hmac_key, value) end
-  end
-  if byte(name, 1) == 120 and sub(name, 1, 10) == "x-verdict-" then -- 120 = "x"
-    st.spoofed = st.spoofed or {}
-    st.spoofed[#st.spoofed + 1] = name
+  elseif name == cur_api_key_header then
+    cur_api_key = value
+  elseif name == cur_device_header then
+    if value ~= "" and not req.device_hash then req.device_hash = hmac_sha1(config.http.hmac_key, value) end
   end
 end
 
-local function scan_raw(req, st, raw, max_names)
+local function wanted(name)
+  return SELECTED[name] or name == "cookie" or name == "authorization"
+    or name == cur_api_key_header or name == cur_device_header
+end
+
+local function spoofed(name)
+  -- 120 = "x"; "x-verdict-" is ours to set
+  if byte(name, 1) == 120 and byte(name, 2) == 45 and sub(name, 1, 10) == "x-verdict-" then
+    cur_nspoofed = cur_nspoofed + 1
+    cur_spoofed[cur_nspoofed] = name
+  end
+end
+
+-- one pass over raw_header(true) ("Name: value\r\n" lines, no request line): names in order,
+-- values sliced and trimmed only for the headers the DecideRequest uses
+local function scan_raw(req, raw, max_names)
   local names, n = req.header_names, 0
-  local pos = 1 -- raw_header(true): header lines only, no request line
-  local len = #raw
+  local pos, len = 1, #raw
   while pos <= len do
     local eol = find(raw, "\n", pos, true) or len + 1
     local colon = find(raw, ":", pos, true)
     if colon and colon < eol then
-      local name = lower(sub(raw, pos, colon - 1))
-      local value = trim(sub(raw, colon + 1, eol - 1))
+      local name = lname(sub(raw, pos, colon - 1))
       if n < max_names then n = n + 1 names[n] = name end
-      on_header(req, st, name, value)
+      if wanted(name) then
+        local a, b = colon + 1, eol - 1
+        local c = byte(raw, a)
+        while c == 32 or c == 9 do a = a + 1 c = byte(raw, a) end
+        c = byte(raw, b)
+        while b >= a and (c == 13 or c == 32 or c == 9) do b = b - 1 c = byte(raw, b) end
+        on_value(req, name, sub(raw, a, b))
+      end
+      spoofed(name)
     end
     pos = eol + 1
   end
 end
 
-local function scan_table(req, st, max_names)
+local function scan_table(req, max_names)
   local headers = get_headers(100)
   local names, n = req.header_names, 0
   for name, value in pairs(headers) do
     if n < max_names then n = n + 1 names[n] = name end
-    if type(value) == "table" then
-      for i = 1, #value do on_header(req, st, name, value[i]) end
-    else
-      on_header(req, st, name, value)
+    if wanted(name) then
+      if type(value) == "table" then
+        for i = 1, #value do on_value(req, name, value[i]) end
+      else
+        on_value(req, name, value)
+      end
     end
+    spoofed(name)
   end
+end
+
+local function clear_spoofed()
+  for i = 1, cur_nspoofed do
+    clear_header(cur_spoofed[i])
+    cur_spoofed[i] = nil
+  end
+  cur_nspoofed = 0
+end
+
+-- syntax: request.strip_spoofed()
+-- Removes client-sent X-Verdict-* request headers without building a DecideRequest (the path
+-- taken when no call will be made): one compiled regex over the raw header, a scan only when
+-- it matches.
+function _M.strip_spoofed()
+  local v = http_version()
+  local ok, raw = pcall(raw_header, true)
+  if ok and raw and v and v < 2 then
+    if not re_find(raw, [[^x-verdict-]], "joim") then return end
+    local pos, len = 1, #raw
+    while pos <= len do
+      local eol = find(raw, "\n", pos, true) or len + 1
+      local colon = find(raw, ":", pos, true)
+      if colon and colon < eol then spoofed(lname(sub(raw, pos, colon - 1))) end
+      pos = eol + 1
+    end
+  else
+    for name in pairs(get_headers(100)) do spoofed(name) end
+  end
+  clear_spoofed()
 end
 
 local function read_identity(req, fields, password_field, max)
@@ -149,11 +228,12 @@ end
 
 local MODE_FIELD = { inline = "INLINE", async = "ASYNC", monitor = "MONITOR" }
 
--- syntax: req = request.build(mode)
+-- syntax: req = request.build(mode, with_identity)
 -- Returns the DecideRequest table for the current request (mode: inline | async | monitor) and
--- strips client-supplied X-Verdict-* headers. Must run in the access phase (reads the body on
--- identity routes).
-function _M.build(mode)
+-- strips client-supplied X-Verdict-* headers. with_identity: on identity routes read the body
+-- for the identifier and password hash (only worth it when the request goes to the service).
+-- Must run in the access phase.
+function _M.build(mode, with_identity)
   local c = config.http
   if not gateway_id then
     gateway_id = c.gateway_id or ((ngx_var.hostname or "nginx") .. "/" .. ngx.worker.pid())
@@ -161,6 +241,7 @@ function _M.build(mode)
   local query = ngx_var.args
   if query and #query > c.query_max_bytes then query = sub(query, 1, c.query_max_bytes) end
   local v = http_version()
+  local route_tag = config.get("route_tag")
   local req = {
     request_id = ngx_var.request_id,
     ts_ms = floor(ngx_now() * 1000),
@@ -169,36 +250,41 @@ function _M.build(mode)
     host = ngx_var.host,
     path = ngx_var.uri,
     query = query,
-    route_tag = config.get("route_tag"),
-    http_version = v and format("%.1f", v) or nil,
+    route_tag = route_tag ~= "" and route_tag or nil,
+    http_version = v and (VERSIONS[v] or format("%.1f", v)) or nil,
     tls_protocol = ngx_var.ssl_protocol,
     tls_cipher = ngx_var.ssl_cipher,
+    user_agent = nil, accept = nil, accept_language = nil, accept_encoding = nil, referer = nil,
+    origin = nil, content_type = nil, sec_fetch_site = nil, sec_fetch_mode = nil,
+    sec_fetch_dest = nil, sec_fetch_user = nil, sec_ch_ua = nil,
     header_names = {},
     cookie_names = {},
     has_authorization = false,
+    auth_scheme = nil, session_hash = nil, token_hash = nil, device_hash = nil,
+    identifier = nil, password_hash = nil,
     mode = MODE_FIELD[mode],
     gateway_id = gateway_id,
   }
-  local st = {
-    session_cookie = config.get("session_cookie"),
-    device_header = config.get("device_header"),
-    api_key_header = config.get("api_key_header"),
-  }
+  cur_session_cookie = nil -- read on the first Cookie header only
+  cur_device_header = config.get("device_header")
+  cur_api_key_header = config.get("api_key_header")
+  cur_api_key = nil
   local ok, raw = pcall(raw_header, true)
   if ok and raw and v and v < 2 then
-    scan_raw(req, st, raw, c.header_names_max)
+    scan_raw(req, raw, c.header_names_max)
   else
-    scan_table(req, st, c.header_names_max)
+    scan_table(req, c.header_names_max)
   end
-  if not req.token_hash and st.api_key and st.api_key ~= "" then
-    req.token_hash = hmac_sha1(c.hmac_key, st.api_key)
+  if not req.token_hash and cur_api_key and cur_api_key ~= "" then
+    req.token_hash = hmac_sha1(c.hmac_key, cur_api_key)
   end
-  if st.spoofed then
-    for i = 1, #st.spoofed do clear_header(st.spoofed[i]) end
-  end
-  local fields = config.get("identity_fields")
-  if #fields > 0 then
-    read_identity(req, fields, config.get("password_field"), c.body_max_bytes)
+  cur_api_key = nil
+  if cur_nspoofed > 0 then clear_spoofed() end
+  if with_identity then
+    local fields = config.get("identity_fields")
+    if #fields > 0 then
+      read_identity(req, fields, config.get("password_field"), c.body_max_bytes)
+    end
   end
   return req
 end
