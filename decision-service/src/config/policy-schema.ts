@@ -92,6 +92,8 @@ export const policySchema = z
             patterns: z.array(z.string().min(1)).optional(),
             extra_patterns: z.array(z.string().min(1)).default([]),
             cache: cacheSpec.optional(),
+            /** probes from one IP (10 min) before the block is cached at the gateway */
+            cache_after: z.number().int().min(1).max(1000).default(5),
           })
           .strict()
           .prefault({}),

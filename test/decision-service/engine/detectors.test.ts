@@ -174,3 +174,10 @@ t.test('canary enforcement: a share of clients enforced, the rest observed', asy
   t.equal(enforced + observed, 200);
   t.ok(enforced > 60 && enforced < 140, `enforced ${enforced} of 200`);
 });
+
+t.test('sensitive probes: each blocked, the address cached at the gateway only after cache_after probes', async (t) => {
+  const { send } = setup({ detectors: { sensitive_path: { cache: { key: 'ip', ttl_s: 300 }, cache_after: 3 } } });
+  const probes = ['/.env', '/.git/config', '/backup.sql', '/wp-login.php'].map((path) => send({ client_ip: '203.0.113.66', path }));
+  t.same(probes.map((d) => d.action), ['BLOCK', 'BLOCK', 'BLOCK', 'BLOCK']);
+  t.same(probes.map((d) => d.cache_key), ['', '', 'ip:203.0.113.66', 'ip:203.0.113.66']);
+});

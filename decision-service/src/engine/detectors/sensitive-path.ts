@@ -1,9 +1,13 @@
 // Security misconfiguration probes: scanners asking for .env, .git, backups, actuator, admin
 // consoles, swagger, path traversal. One compiled alternation, tested against path and query.
+// Each probe is blocked; the gateway is asked to refuse the address outright (cache) only once
+// it has probed `cache_after` times in ten minutes — a scanner, not someone who tried one URL.
 
 import { observeOnly, signal, type DetectorFactory } from '../signal.ts';
 
-export const sensitivePath: DetectorFactory = ({ policy }) => {
+const WINDOW_MS = 600_000;
+
+export const sensitivePath: DetectorFactory = ({ policy, store }) => {
   const cfg = policy.doc.detectors.sensitive_path;
   const re = policy.sensitivePath;
   return {
@@ -11,7 +15,8 @@ export const sensitivePath: DetectorFactory = ({ policy }) => {
     inspect(f, out) {
       if (!cfg.enabled) return;
       if (re.test(f.req.path) || (f.req.query.length > 0 && re.test(f.req.query))) {
-        out.push(signal('probe.sensitive_path', cfg.score, observeOnly(cfg, f), cfg.cache));
+        const probes = cfg.cache ? store.incr(`sp:${f.ip}`, WINDOW_MS, f.now) : 0;
+        out.push(signal('probe.sensitive_path', cfg.score, observeOnly(cfg, f), probes >= cfg.cache_after ? cfg.cache : undefined));
       }
     },
   };
