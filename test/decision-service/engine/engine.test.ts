@@ -87,12 +87,12 @@ t.test('thresholds per class map the score to tag / challenge / block', async (t
 });
 
 t.test('signals combine as independent evidence and blocks carry the strongest cache spec', async (t) => {
-  const e = engine({ detectors: { missing_credentials: { score: 50 }, sensitive_path: { score: 50, cache: { key: 'subnet', ttl_s: 60 } } } });
+  const e = engine({ detectors: { missing_credentials: { score: 50 }, sensitive_path: { score: 50, cache: { key: 'subnet', ttl_s: 60 }, cache_after: 1 } } });
   const d = e.decide(request({ client_ip: '198.51.100.7', path: '/api/orders/.env' }));
   t.equal(d.score, 75, '1 - 0.5 * 0.5');
   t.equal(d.action, 'CHALLENGE');
   t.equal(d.cache_key, 'subnet:198.51.100.0/24', 'blocks and challenges are cached');
-  const e2 = engine({ detectors: { sensitive_path: { cache: { key: 'device', ttl_s: 60 } } } });
+  const e2 = engine({ detectors: { sensitive_path: { cache: { key: 'device', ttl_s: 60 }, cache_after: 1 } } });
   t.equal(e2.decide(request({ path: '/.env' })).cache_key, '', 'no device id, no device key');
   const withDevice = e2.decide(request({ path: '/.env', device_hash: Buffer.from('abc') }));
   t.equal(withDevice.cache_key, `device:${Buffer.from('abc').toString('base64')}`);
