@@ -73,7 +73,8 @@ t.test('nginx location choice and modes of the demo layout', async (t) => {
   t.equal(mode('/actuator/env'), 'inline');
   t.equal(mode('/api/v1/login'), 'inline');
   t.equal(locationFor('/api/v1/login', DEMO_LOCATIONS)?.routeTag, 'legacy-login');
-  t.equal(mode('/api/v2/users'), 'async', 'unknown API routes fall into location /');
+  t.equal(mode('/api/v2/users'), 'inline', 'unknown API routes fall into location /api/ (inline)');
+  t.equal(mode('/about'), 'async', 'pages fall into location / (async)');
 });
 
 t.test('gateway cache: keys as in CONTRACT.md, most severe wins, TTL on virtual time', async (t) => {
