@@ -6,7 +6,16 @@ import type { DecideResponse, OutcomeAck } from '../wire/codec.ts';
 import type { DecideRequest, OutcomeBatch } from '../wire/schema.ts';
 import type { ServiceMetrics } from './metrics.ts';
 
+interface Incrementable {
+  inc(): void;
+}
+
 export class Handlers {
+  // prom-client hashes label objects on every inc(); the label sets here are few and fixed, so
+  // their children are looked up once and kept.
+  private readonly decisionChildren = new Map<string, Incrementable>();
+  private readonly reasonChildren = new Map<string, Incrementable>();
+
   constructor(
     private readonly engine: () => Engine,
     private readonly metrics: ServiceMetrics | undefined,
@@ -16,8 +25,22 @@ export class Handlers {
     const d = this.engine().decide(input);
     const m = this.metrics;
     if (m) {
-      m.decisions.inc({ action: d.action, route_class: d.routeClass, mode: input.mode });
-      for (const r of d.reasons) m.reasons.inc({ reason: r });
+      const key = `${d.action}|${d.routeClass}|${input.mode}`;
+      let c = this.decisionChildren.get(key);
+      if (!c) {
+        c = m.decisions.labels({ action: d.action, route_class: d.routeClass, mode: input.mode });
+        this.decisionChildren.set(key, c);
+      }
+      c.inc();
+      for (const r of d.reasons) {
+        let rc = this.reasonChildren.get(r);
+        if (!rc) {
+          rc = m.reasons.labels({ reason: r });
+          // Reason codes come from a fixed catalogue; the bound guards the metric's cardinality.
+          if (this.reasonChildren.size < 1000) this.reasonChildren.set(r, rc);
+        }
+        rc.inc();
+      }
       if (d.dry_run) m.dryRun.inc({ would_action: d.wouldAction });
     }
     return d;

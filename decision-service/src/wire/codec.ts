@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import type { z } from 'zod';
 import { VerdictError } from '../errors.ts';
+import { fastValidateDecide } from './fast-validate.ts';
 import { decideRequestSchema, outcomeBatchSchema, type DecideRequest, type OutcomeBatch } from './schema.ts';
 
 export const PROTO_PATH = fileURLToPath(new URL('./verdict.proto', import.meta.url));
@@ -63,6 +64,19 @@ function decodeWith<T>(type: protobuf.Type, schema: z.ZodType<T>, body: Buffer |
 }
 
 export function decodeDecideRequest(body: unknown, encoding: Encoding): DecideRequest {
+  if (encoding === 'protobuf' && Buffer.isBuffer(body)) {
+    let msg: protobuf.Message;
+    try {
+      msg = DecideRequestType.decode(body);
+    } catch (err) {
+      throw new VerdictError('BAD_BODY', (err as Error).message);
+    }
+    const fast = fastValidateDecide(msg as unknown as Record<string, unknown>);
+    if (fast) return fast;
+    const parsed = decideRequestSchema.safeParse(msg);
+    if (!parsed.success) throw new VerdictError('INVALID_FIELD', formatIssues(parsed.error));
+    return parsed.data;
+  }
   return decodeWith(DecideRequestType, decideRequestSchema, body, encoding);
 }
 

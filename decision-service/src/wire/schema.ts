@@ -38,41 +38,36 @@ const uint64 = z
   .union([z.number().int().nonnegative(), z.string().regex(/^\d{1,16}$/), z.object({ low: z.number(), high: z.number() })])
   .transform((v) => (typeof v === 'number' ? v : typeof v === 'string' ? Number(v) : v.high * 2 ** 32 + (v.low >>> 0)));
 
+/** Length caps of the DecideRequest string fields: the zod schema and the fast path share them. */
+export const STRING_LIMITS = {
+  request_id: 128, host: 256, query: 4096, route_tag: 64, http_version: 8, tls_protocol: 32, tls_cipher: 128,
+  user_agent: 1024, accept: 1024, accept_language: 256, accept_encoding: 256, referer: 2048, origin: 512,
+  content_type: 256, sec_fetch_site: 64, sec_fetch_mode: 64, sec_fetch_dest: 64, sec_fetch_user: 16, sec_ch_ua: 512,
+  auth_scheme: 32, identifier: 256, gateway_id: 128,
+} as const;
+export const LIST_LIMITS = { header_names: [128, 128], cookie_names: [64, 128] } as const; // [items, item length]
+export const BYTES_FIELDS = ['session_hash', 'token_hash', 'device_hash', 'password_hash'] as const;
+export const MAX_HASH_BYTES = 64;
+export const METHOD = /^[A-Z]{1,16}$/;
+
+const strings = Object.fromEntries(Object.entries(STRING_LIMITS).map(([k, max]) => [k, str(max).default('')])) as {
+  [K in keyof typeof STRING_LIMITS]: z.ZodDefault<z.ZodString>;
+};
+
 export const decideRequestSchema = z.object({
-  request_id: str(128).default(''),
+  ...strings,
   ts_ms: uint64.default(0),
   client_ip: z.string().max(64).refine(isValidIp, 'client_ip must be an IPv4 or IPv6 address'),
   method: z.string().min(1).max(16).regex(/^[A-Z]+$/, 'method is an upper-case HTTP method'),
-  host: str(256).default(''),
   path: z.string().min(1).max(4096).startsWith('/', 'path starts with "/"'),
-  query: str(4096).default(''),
-  route_tag: str(64).default(''),
-  http_version: str(8).default(''),
-  tls_protocol: str(32).default(''),
-  tls_cipher: str(128).default(''),
-  user_agent: str(1024).default(''),
-  accept: str(1024).default(''),
-  accept_language: str(256).default(''),
-  accept_encoding: str(256).default(''),
-  referer: str(2048).default(''),
-  origin: str(512).default(''),
-  content_type: str(256).default(''),
-  sec_fetch_site: str(64).default(''),
-  sec_fetch_mode: str(64).default(''),
-  sec_fetch_dest: str(64).default(''),
-  sec_fetch_user: str(16).default(''),
-  sec_ch_ua: str(512).default(''),
-  header_names: z.array(str(128)).max(128).default([]),
-  cookie_names: z.array(str(128)).max(64).default([]),
+  header_names: z.array(str(LIST_LIMITS.header_names[1])).max(LIST_LIMITS.header_names[0]).default([]),
+  cookie_names: z.array(str(LIST_LIMITS.cookie_names[1])).max(LIST_LIMITS.cookie_names[0]).default([]),
   has_authorization: z.boolean().default(false),
-  auth_scheme: str(32).default(''),
   session_hash: bytes.optional(),
   token_hash: bytes.optional(),
   device_hash: bytes.optional(),
-  identifier: str(256).default(''),
   password_hash: bytes.optional(),
   mode: mode.default('INLINE'),
-  gateway_id: str(128).default(''),
 });
 
 export type DecideRequest = z.output<typeof decideRequestSchema>;
