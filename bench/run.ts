@@ -5,6 +5,7 @@
 //   npm run bench -- --quick            a short version (< 2 min) for routine checks
 //   npm run bench -- --only plain,inline
 //   options: --rounds N  --duration S  --connections N  --out DIR  --unix (service on a unix socket)
+//            --http (the Lua gateway calls the service over HTTP instead of the framed transport)
 //
 // Pinning (2+ cores): nginx (1 worker: gateway; upstream) and the decision service on CPU 0 —
 // the server side shares one core, as in a deployment where Verdict runs next to nginx — and
@@ -28,7 +29,7 @@ import { pacingScript, rotatingScript, runWrk, type WrkResult } from './lib/wrk.
 const here = dirname(fileURLToPath(import.meta.url));
 const PLAIN = 'plain';
 
-interface Args { quick: boolean; only: string[] | null; rounds: number; durationS: number; connections: number; out: string; unix: boolean }
+interface Args { quick: boolean; only: string[] | null; rounds: number; durationS: number; connections: number; out: string; unix: boolean; transport: 'frame' | 'http' }
 
 export function parseArgs(argv: readonly string[]): Args {
   const quick = argv.includes('--quick');
@@ -51,6 +52,7 @@ export function parseArgs(argv: readonly string[]): Args {
     connections: num('--connections', 64, 1, 1000),
     out: val('--out') ?? join(here, 'results'),
     unix: argv.includes('--unix'),
+    transport: argv.includes('--http') ? 'http' : 'frame',
   };
 }
 
@@ -88,8 +90,29 @@ async function saturation(c: ProxyCase, env: BenchEnv, round: number, census?: R
     const base = { url: s.url, script: env.mixScript, connections: env.connections, cpu: env.cpus.load, dir: env.tmp };
     await runWrk({ ...base, durationS: env.warmupS, name: `${c.id}-r${round}-warm` });
     if (census) census[c.id] = await statusCensus(s.url, env.mix.slice(0, env.quick ? 500 : env.mix.length).map((m) => m.http));
-    return runWrk({ ...base, durationS: env.durationS, name: `${c.id}-r${round}` });
+    const before = s.gatewayMetrics ? await s.gatewayMetrics() : '';
+    const result = await runWrk({ ...base, durationS: env.durationS, name: `${c.id}-r${round}` });
+    if (s.gatewayMetrics) {
+      // A gateway that fails open is fast for the wrong reason: report how many requests were decided.
+      const after = await s.gatewayMetrics();
+      const ok = seriesSum(after, 'verdict_gateway_calls_total', 'result="ok"') - seriesSum(before, 'verdict_gateway_calls_total', 'result="ok"');
+      const failed = seriesSum(after, 'verdict_gateway_fail_open_total') - seriesSum(before, 'verdict_gateway_fail_open_total');
+      if (ok + failed > 0) result.decidedShare = ok / (ok + failed);
+    }
+    return result;
   });
+}
+
+/** Sum of a Prometheus series' samples whose labels contain `match` (all samples when omitted). */
+function seriesSum(text: string, name: string, match = ''): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name) || (line[name.length] !== '{' && line[name.length] !== ' ')) continue;
+    if (match && !line.includes(match)) continue;
+    const v = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (Number.isFinite(v)) sum += v;
+  }
+  return sum;
 }
 
 async function main(): Promise<void> {
@@ -124,6 +147,7 @@ async function main(): Promise<void> {
     durationS: args.durationS,
     warmupS: args.quick ? 1 : 3,
     connections: args.connections,
+    transport: args.transport,
   };
 
   const results: BenchResults = {
@@ -148,7 +172,7 @@ async function main(): Promise<void> {
         : 'none (fewer than 2 CPUs or no taskset): numbers are noisier',
       notes: [
         'Upstream: a separate stock nginx answering `return 200 "ok"`; every proxy case sends the same 2,000 varied requests (bench/lib/request-mix.ts: 3,000 users, browsers and apps, X-Forwarded-For as the client IP).',
-        'Verdict gateway: the Lua script, 25 ms budget, fail open, breaker defaults, service over keep-alive TCP loopback' + (args.unix ? ' (unix socket this run)' : '') + '.',
+        'Verdict gateway: the Lua script, 25 ms budget, fail open, breaker defaults, service over ' + (args.transport === 'frame' ? 'the framed protobuf transport' : 'HTTP/1.1 keep-alive') + (args.unix ? ' on a unix socket' : ' on TCP loopback') + '.',
         'Constant-rate load: wrk with a Lua delay() pacing script (bench/lib/wrk.ts), 1 ms timer granularity, latency from the actual send (no coordinated-omission correction).',
         'Run the official numbers on an otherwise idle machine: anything else on these cores shows up as noise.',
       ],

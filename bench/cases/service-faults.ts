@@ -42,14 +42,14 @@ const serviceFaults: CustomCase = {
 
     // (a) refused: nobody listens on the service port
     const deadPort = await freePort();
-    const refused = await startLuaGateway(env, inlineLayout, { service: `127.0.0.1:${deadPort}` });
+    const refused = await startLuaGateway(env, inlineLayout, { service: `${env.transport === 'frame' ? 'frame:' : ''}127.0.0.1:${deadPort}` });
     const refusedSeq = await sequentialLatencies(refused.url, probeReq, 20);
     const refusedSat = await saturate(env, refused.url, 'faults-refused');
     await refused.stop();
 
     // (b) black-holed: a live service with warm pooled connections, then SIGSTOP
     const svc = await startServiceProcess({ cpu: env.cpus.service });
-    const bh = await startLuaGateway(env, inlineLayout, { service: svc.addr });
+    const bh = await startLuaGateway(env, inlineLayout, { service: env.transport === 'frame' ? svc.frameAddr : svc.addr });
     let bhSeq: number[] = [];
     let bhSat;
     try {

@@ -27,6 +27,8 @@ export interface BenchEnv {
   mixScript: string;
   durationS: number;
   warmupS: number;
+  /** how the Lua gateway reaches the service: the framed transport (default) or HTTP */
+  transport: 'frame' | 'http';
   connections: number;
 }
 
@@ -34,6 +36,8 @@ export interface BenchEnv {
 export interface Stack {
   url: string;
   stop(): Promise<void>;
+  /** the Lua gateway's counters (Prometheus text), when the stack has them */
+  gatewayMetrics?(): Promise<string>;
 }
 
 /** A case measured at saturation each round, side by side with the plain proxy. */

@@ -47,12 +47,12 @@ export const LUA_GUARD = 'include verdict-location.conf;\n        proxy_pass htt
 export async function startLuaGateway(env: BenchEnv, locations: string, opts: { service?: string; init?: Record<string, InitValue> } = {}): Promise<Stack> {
   const ng = await startNginx({
     upstream: env.upstream,
-    service: opts.service ?? env.service.addr,
+    service: opts.service ?? (env.transport === 'frame' ? env.service.frameAddr : env.service.addr),
     locations,
     extraHttp: SHARED_HTTP,
     init: { pool_size: 64, ...opts.init },
     workers: 1,
   });
   pin(nginxMasterPid(ng.prefix), env.cpus.server);
-  return { url: ng.url, stop: () => ng.stop() };
+  return { url: ng.url, stop: () => ng.stop(), gatewayMetrics: async () => (await fetch(ng.metricsUrl)).text() };
 }

@@ -46,8 +46,10 @@ export function nginxMasterPid(prefix: string): number {
 }
 
 export interface ServiceProcess {
-  /** "127.0.0.1:port" or "unix:/path.sock" — what the gateway's `service` option takes */
+  /** "127.0.0.1:port" or "unix:/path.sock" — what the gateway's `service` option takes (HTTP) */
   addr: string;
+  /** the framed transport: "frame:127.0.0.1:port" or "frame:unix:/path.sock" */
+  frameAddr: string;
   /** base URL for HTTP clients over TCP (empty for a unix socket) */
   url: string;
   pid: number;
@@ -70,11 +72,15 @@ export async function startServiceProcess(opts: { cpu: number | null; unix?: boo
     addr = `127.0.0.1:${metricsPort}`;
     url = `http://${addr}`;
   }
+  const frameListen = opts.unix
+    ? `unix:${join(mkdtempSync(join(tmpdir(), 'verdict-bench-frame-')), 'frames.sock')}`
+    : `127.0.0.1:${await freePort()}`;
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'decision-service/src/main.ts'], {
     cwd: repoRoot,
     env: {
       ...process.env,
       VERDICT_LISTEN: addr,
+      VERDICT_FRAME_LISTEN: frameListen,
       VERDICT_LOG_LEVEL: 'warn',
       VERDICT_POLICY_WATCH: '0',
       VERDICT_IDENTIFIER_KEY: 'verdict-bench-identifier-key-0123',
@@ -101,6 +107,7 @@ export async function startServiceProcess(opts: { cpu: number | null; unix?: boo
   pin(pid, opts.cpu);
   return {
     addr,
+    frameAddr: `frame:${frameListen}`,
     url,
     pid,
     metrics: async () => (url ? (await fetch(`${url}/metrics`)).text() : ''),

@@ -41,6 +41,8 @@ export interface ProxySummaryRow {
   ratio: number | null;
   /** non-2xx/3xx responses + socket errors, as a share of requests (all rounds) */
   errorShare: number;
+  /** Lua gateway cases: median share of guarded requests decided by the service (rest failed open) */
+  decidedShare?: number;
   unavailable?: string;
 }
 
@@ -116,6 +118,7 @@ export function summarizeProxy(rounds: readonly ProxyRound[], cases: readonly Pr
       p99Us: median(runs.map((r) => r.latencyUs.p99)),
       ratio: ratios.length ? median(ratios) : null,
       errorShare: requests > 0 ? errors / requests : 0,
+      ...(runs.some((r) => r.decidedShare !== undefined) ? { decidedShare: median(runs.map((r) => r.decidedShare ?? Number.NaN).filter(Number.isFinite)) } : {}),
     };
   });
 }
@@ -158,12 +161,13 @@ export function renderMarkdown(res: BenchResults): string {
 
   out.push('## Throughput at saturation', '');
   out.push(table(
-    ['case', 'req/s', 'ratio to plain', 'p50 ms', 'p90 ms', 'p99 ms', 'non-2xx + errors', 'answers (census)', 'rounds'],
+    ['case', 'req/s', 'ratio to plain', 'p50 ms', 'p90 ms', 'p99 ms', 'decided', 'non-2xx + errors', 'answers (census)', 'rounds'],
     res.proxy.summary.map((r) => r.unavailable
-      ? [r.title, r.unavailable, '–', '–', '–', '–', '–', '–', 0]
-      : [r.title, fmtInt(r.rps), fmtRatio(r.ratio), fmtMs(r.p50Us), fmtMs(r.p90Us), fmtMs(r.p99Us), fmtPct(r.errorShare), fmtCensus(res.proxy.census[r.id]), r.rounds]),
+      ? [r.title, r.unavailable, '–', '–', '–', '–', '–', '–', '–', 0]
+      : [r.title, fmtInt(r.rps), fmtRatio(r.ratio), fmtMs(r.p50Us), fmtMs(r.p90Us), fmtMs(r.p99Us), r.decidedShare === undefined ? '–' : fmtPct(r.decidedShare), fmtPct(r.errorShare), fmtCensus(res.proxy.census[r.id]), r.rounds]),
   ), '');
   out.push('"answers (census)": each of the mix\'s requests sent once through the case before round 1\'s measurement; a Verdict block or challenge shows here as 403/429.', '');
+  out.push('"decided": for the Lua gateway, the share of guarded requests that got the service\'s verdict within the budget during the measurement (the rest failed open: fast for the wrong reason).', '');
 
   if (res.underLoad.length) {
     out.push('## Latency under load (constant rate)', '');

@@ -27,6 +27,8 @@ export interface WrkResult {
   rps: number;
   latencyUs: WrkLatency;
   errors: { connect: number; read: number; write: number; timeout: number; status: number };
+  /** Lua gateway cases: share of guarded requests that got a verdict from the service (not fail-open) */
+  decidedShare?: number;
 }
 
 const JSON_MARK = 'VERDICT_WRK ';
