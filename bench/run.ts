@@ -18,6 +18,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { BenchCase, BenchEnv, Cpus, CustomCase, ProxyCase, Stack } from './lib/case.ts';
 import { hasTaskset, pin, startServiceProcess } from './lib/proc.ts';
 import { statusCensus } from './lib/probe.ts';
+import { warmService } from './lib/warm.ts';
 import { requestMix } from './lib/request-mix.ts';
 import {
   median, summarizeProxy, writeResults, fmtMs,
@@ -135,6 +136,8 @@ async function main(): Promise<void> {
 
   const upstream = await startUpstream(cpu.server);
   const service = await startServiceProcess({ cpu: cpu.service, unix: args.unix });
+  log('warming the decision service up (30,000 decisions)');
+  await warmService(service.frameAddr);
   const mix = requestMix();
   const env: BenchEnv = {
     quick: args.quick,

@@ -9,6 +9,7 @@ import { LUA_GUARD, mixLocations, startLuaGateway } from '../lib/gateway.ts';
 import { freePort } from '../../scripts/lib/nginx.ts';
 import { sequentialLatencies } from '../lib/probe.ts';
 import { startServiceProcess, sleep } from '../lib/proc.ts';
+import { warmService } from '../lib/warm.ts';
 import { fmtMs, median } from '../lib/results.ts';
 import { runWrk, type WrkRequest } from '../lib/wrk.ts';
 import { PLAIN_ID } from './plain-proxy.ts';
@@ -49,6 +50,7 @@ const serviceFaults: CustomCase = {
 
     // (b) black-holed: a live service with warm pooled connections, then SIGSTOP
     const svc = await startServiceProcess({ cpu: env.cpus.service });
+    await warmService(svc.frameAddr, 10_000);
     const bh = await startLuaGateway(env, inlineLayout, { service: env.transport === 'frame' ? svc.frameAddr : svc.addr });
     let bhSeq: number[] = [];
     let bhSat;

@@ -321,7 +321,7 @@ async function breakerCases(t: Test, variant: GatewayVariant): Promise<void> {
       upstream: `127.0.0.1:${upstream.port}`,
       service: `127.0.0.1:${await freePort()}`,
       locations: faultLocations,
-      init: { breaker_failures: 3, breaker_cooldown_ms: 60000, outcomes_enabled: false },
+      init: { breaker_failures: 3, breaker_min_span_ms: 0, breaker_cooldown_ms: 60000, outcomes_enabled: false },
     });
     t.teardown(async () => { await nginx.stop(); await upstream.close(); });
     const causes: string[] = [];
@@ -344,6 +344,24 @@ async function breakerCases(t: Test, variant: GatewayVariant): Promise<void> {
     t.equal(sumSeries(m, `${M}fail_open_total`, 'cause="breaker open"'), 7);
   });
 
+  await t.test('breaker: failures must span breaker_min_span_ms — a burst alone does not open it', { skip: variant.lacks.breaker ?? false }, async (t) => {
+    const upstream = await startEchoUpstream();
+    const nginx = await variant.start({
+      upstream: `127.0.0.1:${upstream.port}`,
+      service: `127.0.0.1:${await freePort()}`,
+      locations: faultLocations,
+      init: { breaker_failures: 3, breaker_min_span_ms: 400, breaker_cooldown_ms: 60000, outcomes_enabled: false },
+    });
+    t.teardown(async () => { await nginx.stop(); await upstream.close(); });
+    const cause = async () => echoed(await ask(`${nginx.url}/x`)).headers['x-verdict-fail-open'] ?? '';
+    const burst: string[] = [];
+    for (let i = 0; i < 6; i++) burst.push(await cause());
+    t.same(burst, Array(6).fill('refused'), 'six quick failures: still calling');
+    await new Promise((r) => setTimeout(r, 450));
+    t.equal(await cause(), 'refused', 'the failure that completes the span');
+    t.equal(await cause(), 'breaker open', 'then open');
+  });
+
   await t.test('breaker: no connection while open, exactly one probe after the cool-down', { skip: variant.lacks.breaker ?? false }, async (t) => {
     const upstream = await startEchoUpstream();
     const fault = await startFaultServer('close');
@@ -351,7 +369,7 @@ async function breakerCases(t: Test, variant: GatewayVariant): Promise<void> {
       upstream: `127.0.0.1:${upstream.port}`,
       service: `127.0.0.1:${fault.port}`,
       locations: faultLocations,
-      init: { breaker_failures: 3, breaker_cooldown_ms: 400, outcomes_enabled: false },
+      init: { breaker_failures: 3, breaker_min_span_ms: 0, breaker_cooldown_ms: 400, outcomes_enabled: false },
       workers: 2,
     });
     t.teardown(async () => { await nginx.stop(); await fault.close(); await upstream.close(); });
@@ -548,7 +566,7 @@ async function frameCases(t: Test, variant: GatewayVariant): Promise<void> {
       upstream: `127.0.0.1:${upstream.port}`,
       service: `frame:127.0.0.1:${await freePort()}`,
       locations: faultLocations,
-      init: { breaker_failures: 3, breaker_cooldown_ms: 60000, outcome_flush_ms: 60000 },
+      init: { breaker_failures: 3, breaker_min_span_ms: 0, breaker_cooldown_ms: 60000, outcome_flush_ms: 60000 },
     });
     t.teardown(async () => { await nginx.stop(); await upstream.close(); });
     const causes: string[] = [];

@@ -1,7 +1,9 @@
 -- Circuit breaker shared by all workers (`verdict_state` shared dict).
 --
 -- closed:    calls go out; each failed call increments a shared consecutive-failure count, each
---            successful one resets it. At `breaker_failures` the breaker opens.
+--            successful one resets it. At `breaker_failures` failures spanning at least
+--            `breaker_min_span_ms` the breaker opens: a momentary stall of the service (a GC pause
+--            that times out every call in flight at once) costs those calls, not a cool-down.
 -- open:      for `breaker_cooldown_ms` no call is made: allow() fails at once with
 --            "breaker open" (the handler fails open / closed as the location says).
 -- half-open: after the cool-down exactly one request (dict:add wins) probes the service; success
@@ -29,6 +31,7 @@ local _M = { _VERSION = "0.1.0" }
 local FAILS = "breaker:fails"
 local OPEN_UNTIL = "breaker:open_until"
 local PROBE = "breaker:probe"
+local FIRST_FAIL = "breaker:first_fail"
 
 local dict
 local function state()
@@ -80,12 +83,16 @@ function _M.success(probe)
     d:delete(OPEN_UNTIL)
     d:delete(PROBE)
     d:set(FAILS, 0)
+    d:delete(FIRST_FAIL)
     log.log(NOTICE, "breaker closed", "decision service answered the probe; breaker closed")
     return
   end
   -- read before write: the common case (already 0) then costs no write lock contention
   local n = d:get(FAILS)
-  if n and n ~= 0 then d:set(FAILS, 0) end
+  if n and n ~= 0 then
+    d:set(FAILS, 0)
+    d:delete(FIRST_FAIL)
+  end
 end
 
 -- syntax: breaker.failure(probe, cause)
@@ -103,8 +110,11 @@ function _M.failure(probe, cause)
             c.breaker_cooldown_ms, " ms")
     return
   end
+  local now_ms = ngx_now() * 1000
   local n = d:incr(FAILS, 1, 0)
-  if n and n >= c.breaker_failures then
+  if n == 1 then d:set(FIRST_FAIL, now_ms) end
+  local first = d:get(FIRST_FAIL) or now_ms
+  if n and n >= c.breaker_failures and now_ms - first >= c.breaker_min_span_ms then
     -- add, not set: of all workers crossing the threshold together only one opens it
     if d:add(OPEN_UNTIL, until_ms) then
       open_until_seen = until_ms

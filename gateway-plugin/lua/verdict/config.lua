@@ -29,6 +29,7 @@ local HTTP_OPTIONS = {
   { "pool_idle_timeout_ms", "int", 60000, "idle time before a pooled connection closes; keep below the service keep-alive timeout (75 s)", 1000, 3600000 },
   { "breaker_failures", "int", 5, "consecutive failed calls (across workers) that open the breaker", 1, 100000 },
   { "breaker_cooldown_ms", "int", 5000, "how long the open breaker skips the call before one probe", 100, 3600000 },
+  { "breaker_min_span_ms", "int", 250, "the failures must span at least this long: a short stall (a GC pause) does not open the breaker", 0, 60000 },
   { "outcomes_enabled", "bool", true, "report outcomes (and async-mode requests) to /v1/outcomes from the log phase" },
   { "outcome_batch_size", "int", 200, "outcomes per POST /v1/outcomes", 1, 10000 },
   { "outcome_flush_ms", "int", 1000, "flush interval of the per-worker outcome buffer", 10, 600000 },
