@@ -72,7 +72,10 @@ export class Engine {
     const policy = this.policy;
     const now = req.mode === 'INLINE' || req.ts_ms === 0 ? this.clock.now() : req.ts_ms;
     const f = extractFeatures(req, policy, now, this.identifierKey);
-    if (req.request_id) this.recent.set(req.request_id, f);
+    // Only routes whose answers feed detectors (identity: not-found / failures / sign-ups; object:
+    // not-found / forbidden) are remembered for their outcome: keeping every request alive until
+    // its outcome arrives would make every decision survive the young GC generation.
+    if (req.request_id && (f.routeClass === 'identity' || f.routeClass === 'object')) this.recent.set(req.request_id, f);
     this.inventory.record(f, policy.fallbackRoute.name);
 
     if (policy.allowIps.has(f.ip)) return this.verdict(f, 'ALLOW', 0, ['ip.allowlist'], '', 0, 'ALLOW');

@@ -1,5 +1,6 @@
 // API inventory learned from traffic: path templates (ids collapsed), first/last seen, volumes,
-// share of requests with credentials, statuses, whether the policy declares the route (shadow
+// share of requests with credentials, statuses (identity and object routes, whose outcomes are
+// remembered), whether the policy declares the route (shadow
 // otherwise) or marks it deprecated (zombie), and whether an identity endpoint's answers reveal
 // if an account exists (an enumeration oracle). Bounded: at most `max` templates, least
 // recently seen evicted.
