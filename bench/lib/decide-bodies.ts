@@ -9,3 +9,14 @@ export function decideBodies(count = 2000, seed = 7): Buffer[] {
     return Buffer.from(DecideRequestType.encode(msg).finish());
   });
 }
+
+/** The same bodies as DECIDE frames of the framed transport (uint32 length, type 1, payload). */
+export function decideFrames(count = 2000, seed = 7): Buffer[] {
+  return decideBodies(count, seed).map((b) => {
+    const f = Buffer.alloc(5 + b.length);
+    f.writeUInt32BE(b.length + 1, 0);
+    f[4] = 1;
+    b.copy(f, 5);
+    return f;
+  });
+}

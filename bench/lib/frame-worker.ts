@@ -4,19 +4,13 @@
 // the round-trip p50/p99 of the frames (µs; with pipelining this includes queueing).
 //   tsx bench/lib/frame-worker.ts <host:port | unix:/path> <seconds> [connections] [depth]
 import { connect } from 'node:net';
-import { decideBodies } from './decide-bodies.ts';
+import { decideFrames } from './decide-bodies.ts';
 
 const [target = '', secondsArg = '5', connArg = '4', depthArg = '32'] = process.argv.slice(2);
 const seconds = Number(secondsArg);
 const conns = Number(connArg);
 const depth = Number(depthArg);
-const frames = decideBodies(2000, 7).map((b) => {
-  const f = Buffer.alloc(5 + b.length);
-  f.writeUInt32BE(b.length + 1, 0);
-  f[4] = 1;
-  b.copy(f, 5);
-  return f;
-});
+const frames = decideFrames(2000, 7);
 const end = Date.now() + seconds * 1000;
 let done = 0;
 const lat: number[] = [];

@@ -3,17 +3,11 @@
 // breaker and turns the measurement into a fail-open one. Sends `count` varied decisions over
 // the framed transport, pipelined, and resolves when all are answered.
 import { connect } from 'node:net';
-import { decideBodies } from './decide-bodies.ts';
+import { decideFrames } from './decide-bodies.ts';
 
 export async function warmService(frameAddr: string, count = 30_000, depth = 32): Promise<void> {
   const target = frameAddr.replace(/^frame:/, '');
-  const bodies = decideBodies(2000, 11).map((b) => {
-    const f = Buffer.alloc(5 + b.length);
-    f.writeUInt32BE(b.length + 1, 0);
-    f[4] = 1;
-    b.copy(f, 5);
-    return f;
-  });
+  const bodies = decideFrames(2000, 11);
   await new Promise<void>((resolve, reject) => {
     const s = target.startsWith('unix:') ? connect(target.slice(5)) : connect(Number(target.split(':')[1]), target.split(':')[0]);
     let sent = 0;

@@ -1,6 +1,7 @@
 // Prometheus metrics: decisions by action and reason, decide latency, outcomes, policy version.
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { RedisStoreStats } from '../state/redis-store.ts';
 
 export interface ServiceMetrics {
   readonly registry: Registry;
@@ -40,22 +41,9 @@ export function createMetrics(defaults: boolean): ServiceMetrics {
 }
 
 /** The Redis store's health, read at scrape time (degradation shows here, not only in logs). */
-export interface StoreStats {
-  readonly connected: boolean;
-  readonly flushes: number;
-  readonly flushErrors: number;
-  readonly pulls: number;
-  readonly pullErrors: number;
-  readonly lagMs: number;
-  readonly commands: number;
-  readonly pendingKeys: number;
-  readonly dropped: number;
-  readonly reseeds: number;
-}
-
-export function addStoreStats(m: ServiceMetrics, stats: () => StoreStats): void {
+export function addStoreStats(m: ServiceMetrics, stats: () => RedisStoreStats): void {
   const registers = [m.registry];
-  const gauge = (name: string, help: string, read: (s: StoreStats) => number) =>
+  const gauge = (name: string, help: string, read: (s: RedisStoreStats) => number) =>
     new Gauge({ name, help, registers, collect() { this.set(read(stats())); } });
   gauge('verdict_redis_connected', 'Redis store connected (1) or degraded to local state (0)', (s) => (s.connected ? 1 : 0));
   gauge('verdict_redis_lag_ms', 'Milliseconds since the last successful flush to Redis', (s) => s.lagMs);
