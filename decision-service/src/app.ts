@@ -39,9 +39,9 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
   const logger = deps.logger ?? createLogger(config.logLevel);
   const policy = deps.policy ?? loadPolicyFile(config.policyFile);
   const redisStore = !deps.store && config.redis
-    ? new RedisStore({ ...config.redis, logger: logger.child({ component: 'redis-store' }) })
+    ? new RedisStore({ ...config.redis, maxKeys: config.storeMaxKeys, logger: logger.child({ component: 'redis-store' }) })
     : undefined;
-  const store = deps.store ?? redisStore ?? new MemoryStore();
+  const store = deps.store ?? redisStore ?? new MemoryStore({ maxKeys: config.storeMaxKeys });
   const engine = new Engine({ policy, store, clock: deps.clock ?? systemClock, identifierKey: config.identifierKey });
   const metrics = config.metrics ? createMetrics(true) : undefined;
   metrics?.policyVersion.set({ version: policy.version }, 1);

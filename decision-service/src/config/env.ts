@@ -25,6 +25,8 @@ export const envSchema = z.object({
   VERDICT_IDENTIFIER_KEY: z.string().min(16, 'use at least 16 random characters').optional()
     .describe('HMAC key for identifiers inside the service; random per process when unset'),
   VERDICT_METRICS: boolFlag.default(true),
+  VERDICT_STORE_MAX_KEYS: z.coerce.number().int().min(1000).max(50_000_000).default(500_000)
+    .describe('keys each detector-state structure holds before evicting the least recently used (memory bound)'),
   VERDICT_POLICY_WATCH: boolFlag.default(true),
   VERDICT_REDIS_URL: z.string().regex(/^rediss?:\/\/[^\s]+$/, 'write redis://host:port/db (e.g. redis://127.0.0.1:6379/0)').optional()
     .describe('shared state for a fleet of instances; unset = the embedded in-memory store'),
@@ -70,6 +72,8 @@ export interface ServiceConfig {
   readonly identifierKey: Buffer;
   readonly identifierKeyEphemeral: boolean;
   readonly metrics: boolean;
+  /** Keys per state structure (five structures): the memory bound of the embedded store. */
+  readonly storeMaxKeys: number;
   readonly policyWatch: boolean;
   /** Shared Redis state; undefined = the embedded store. */
   readonly redis: RedisConfig | undefined;
@@ -108,6 +112,7 @@ export function parseEnv(env: NodeJS.ProcessEnv): ServiceConfig {
     identifierKey: e.VERDICT_IDENTIFIER_KEY ? Buffer.from(e.VERDICT_IDENTIFIER_KEY) : randomBytes(32),
     identifierKeyEphemeral: !e.VERDICT_IDENTIFIER_KEY,
     metrics: e.VERDICT_METRICS,
+    storeMaxKeys: e.VERDICT_STORE_MAX_KEYS,
     policyWatch: e.VERDICT_POLICY_WATCH,
     redis: redisConfig(e),
   });

@@ -31,3 +31,9 @@ t.test('every bad variable is named with the fix', async (t) => {
   }
   t.throws(() => parseEnv({ VERDICT_LISTEN: '127.0.0.1:70000' }), /port must be 1-65535/);
 });
+
+t.test('the store memory bound is configurable and validated', async (t) => {
+  t.equal(parseEnv({}).storeMaxKeys, 500_000);
+  t.equal(parseEnv({ VERDICT_STORE_MAX_KEYS: '100000' }).storeMaxKeys, 100_000);
+  t.throws(() => parseEnv({ VERDICT_STORE_MAX_KEYS: '10' }), /VERDICT_STORE_MAX_KEYS="10".*memory bound/);
+});
