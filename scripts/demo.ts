@@ -3,10 +3,9 @@
 // Press "s" (then Enter) to stop or restart the decision service and watch the shop keep working.
 //
 // `npm run demo -- --redis`: a fleet instead — a local redis-server (temporary, no persistence),
-// two decision-service instances sharing it, and two nginx gateways (:8080 → instance A,
-// :8082 → instance B; the Lua gateway takes one service address, so each gateway is pinned to
-// one instance, like two nginx nodes behind a load balancer). An attack spread over both
-// gateways is seen as one.
+// two decision-service instances sharing it, and two nginx gateways, each with both instances
+// (its calls rotate over them; a refused instance hands the call to the other), like two nginx
+// nodes behind a load balancer. An attack spread over the gateways and instances is seen as one.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -115,18 +114,19 @@ async function mainRedis(): Promise<void> {
   const services = [startFleetService(SERVICE_PORT, redis.url), startFleetService(SERVICE_B, redis.url)];
   await Promise.all([waitForPort(SERVICE_PORT, 15_000), waitForPort(SERVICE_B, 15_000)]);
   const gateways = await Promise.all([
-    startNginx({ listenPort: PORT, upstream: `127.0.0.1:${SHOP_PORT}`, service: `127.0.0.1:${SERVICE_PORT}`, metricsPort: METRICS_PORT, workers: 2 }),
-    startNginx({ listenPort: PORT_B, upstream: `127.0.0.1:${SHOP_PORT}`, service: `127.0.0.1:${SERVICE_B}`, metricsPort: METRICS_PORT + 1, workers: 2 }),
+    startNginx({ listenPort: PORT, upstream: `127.0.0.1:${SHOP_PORT}`, service: `127.0.0.1:${SERVICE_PORT},127.0.0.1:${SERVICE_B}`, metricsPort: METRICS_PORT, workers: 2 }),
+    startNginx({ listenPort: PORT_B, upstream: `127.0.0.1:${SHOP_PORT}`, service: `127.0.0.1:${SERVICE_B},127.0.0.1:${SERVICE_PORT}`, metricsPort: METRICS_PORT + 1, workers: 2 }),
   ]);
   const [a, b] = gateways.map((g) => g.url);
   process.stdout.write(`
 Verdict fleet demo is up (shared state on Redis).
-  gateway A → instance A      : ${a}   (service http://127.0.0.1:${SERVICE_PORT}/metrics)
-  gateway B → instance B      : ${b}   (service http://127.0.0.1:${SERVICE_B}/metrics)
+  gateway A (both instances)  : ${a}
+  gateway B (both instances)  : ${b}
+  instance A, instance B      : http://127.0.0.1:${SERVICE_PORT}/metrics, http://127.0.0.1:${SERVICE_B}/metrics
   redis                       : ${redis.url}  (temporary, no persistence)
   demo shop (unguarded)       : ${shop.url}
 
-Try an enumeration walk spread over both gateways — each gateway sees half of it, the fleet
+Try an enumeration walk spread over both gateways — each instance sees part of it, the fleet
 sees all of it (watch the 404s turn into 429/403 within a few requests of the single-node case):
   for i in $(seq 10 40); do
     gw=$([ $((i % 2)) = 0 ] && echo ${a} || echo ${b})

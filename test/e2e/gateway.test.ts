@@ -601,6 +601,32 @@ async function frameCases(t: Test, variant: GatewayVariant): Promise<void> {
   });
 }
 
+async function instanceCases(t: Test, variant: GatewayVariant): Promise<void> {
+  await t.test('calls rotate over the instances; a refused one hands the call to the next', async (t) => {
+    const upstream = await startEchoUpstream();
+    const a = await startService();
+    const b = await startService();
+    const dead = `127.0.0.1:${await freePort()}`;
+    const nginx = await variant.start({
+      upstream: `127.0.0.1:${upstream.port}`,
+      service: `${a.addr}, ${dead}, ${b.addr}`,
+      locations: faultLocations,
+      init: { outcomes_enabled: false },
+    });
+    t.teardown(async () => { await nginx.stop(); await a.stop(); await b.stop(); await upstream.close(); });
+    for (let i = 0; i < 12; i++) {
+      const r = await ask(`${nginx.url}/`);
+      t.equal(r.status, 200);
+      t.equal(echoed(r).headers['x-verdict-fail-open'], undefined, `request ${i + 1} decided`);
+    }
+    const decided = async (svc: ServiceHandle) => sumSeries(await svc.metrics(), 'verdict_decisions_total');
+    t.ok((await decided(a)) >= 4, 'instance A took its share');
+    t.ok((await decided(b)) >= 4, 'instance B took its share (and the dead one\'s)');
+    const m = (await ask(nginx.metricsUrl)).body;
+    t.equal(sumSeries(m, `${M}calls_total`, 'result="ok"'), 12, 'every call answered');
+  });
+}
+
 for (const variant of selectedVariants()) {
   t.test(`${variant.name}: with the real decision service`, (t) => withService(t, variant));
   t.test(`${variant.name}: slow service (black hole)`, (t) => withFault(t, variant, 'blackhole', 'timeout'));
@@ -613,5 +639,6 @@ for (const variant of selectedVariants()) {
   if (variant.name === 'lua') {
     t.test(`${variant.name}: with the real decision service over the framed transport`, (t) => withService(t, variant, true));
     t.test(`${variant.name}: framed transport faults, pool and unix socket`, (t) => frameCases(t, variant));
+    t.test(`${variant.name}: several service instances`, (t) => instanceCases(t, variant));
   }
 }

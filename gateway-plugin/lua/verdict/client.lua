@@ -62,13 +62,13 @@ local function cause_of(err)
   return "socket error"
 end
 
-local connect_opts -- built once per worker (pool name and size never change after init)
-
-local function opts()
-  if connect_opts then return connect_opts end
-  local c = config.http
-  connect_opts = { pool = "verdict:" .. c.service.label, pool_size = c.pool_size }
-  return connect_opts
+-- connect options per service, built once per worker (pool name and size never change after init)
+local function opts(svc)
+  local o = svc.connect_opts
+  if o then return o end
+  o = { pool = "verdict:" .. svc.label, pool_size = config.http.pool_size }
+  svc.connect_opts = o
+  return o
 end
 
 -- sets the remaining time on sock; false when the deadline has passed
@@ -85,9 +85,9 @@ local function connect(svc, deadline)
   if not arm(sock, deadline) then return nil, "timeout" end
   local ok, err
   if svc.unix then
-    ok, err = sock:connect(svc.host, opts())
+    ok, err = sock:connect(svc.host, opts(svc))
   else
-    ok, err = sock:connect(svc.host, svc.port, opts())
+    ok, err = sock:connect(svc.host, svc.port, opts(svc))
   end
   if not ok then return nil, cause_of(err) end
   return sock
@@ -101,8 +101,8 @@ local http_req = { "POST ", "", " HTTP/1.1\r\nHost: verdict\r\n"
   "", "\r\n\r\n", "" }
 
 -- one attempt; returns body, nil | nil, cause, reused
-local function http_attempt(c, kind, body, deadline)
-  local sock, err = connect(c.service, deadline)
+local function http_attempt(c, svc, kind, body, deadline)
+  local sock, err = connect(svc, deadline)
   if not sock then return nil, err, false end
   local reused = sock:getreusedtimes() > 0
 
@@ -156,8 +156,8 @@ end
 _M.frame_header = frame_header
 
 -- one attempt; returns payload, nil | nil, cause, reused
-local function frame_attempt(c, kind, body, deadline)
-  local sock, err = connect(c.service, deadline)
+local function frame_attempt(c, svc, kind, body, deadline)
+  local sock, err = connect(svc, deadline)
   if not sock then return nil, err, false end
   local reused = sock:getreusedtimes() > 0
 
@@ -199,6 +199,8 @@ end
 
 -- ------------------------------------------------------------------ calls
 
+local rotation = 0 -- per worker: index of the instance the last call started with
+
 -- syntax: res, err = client.call(kind, body, budget_ms)
 -- kind: "decide" (DecideRequest -> DecideResponse) or "outcomes" (OutcomeBatch -> OutcomeAck).
 -- Sends the protobuf body over the configured transport within budget_ms in total.
@@ -207,13 +209,24 @@ function _M.call(kind_name, body, budget_ms)
   local c = config.http
   local kind = KINDS[kind_name]
   local deadline = now_ms() + budget_ms
-  local attempt = c.service.frame and frame_attempt or http_attempt
-  local res, err, reused = attempt(c, kind, body, deadline)
-  if res then return res end
-  -- a pooled connection the service closed while idle: one retry on a fresh one
-  if reused and err == "closed" then
-    res, err = attempt(c, kind, body, deadline)
+  local services = c.services
+  local n = #services
+  -- several instances: calls rotate per worker; a refused connection (instant) hands the call to
+  -- the next instance within the same deadline, each tried at most once
+  rotation = rotation % n + 1
+  local res, err
+  for i = 0, n - 1 do
+    local svc = services[(rotation + i - 1) % n + 1]
+    local attempt = svc.frame and frame_attempt or http_attempt
+    local reused
+    res, err, reused = attempt(c, svc, kind, body, deadline)
     if res then return res end
+    -- a pooled connection the service closed while idle: one retry on a fresh one
+    if reused and err == "closed" then
+      res, err = attempt(c, svc, kind, body, deadline)
+      if res then return res end
+    end
+    if err ~= "refused" then break end
   end
   return nil, err
 end

@@ -12,7 +12,7 @@ local log = require "verdict.log"
 local ngx = ngx
 local ngx_var = ngx.var
 local tonumber, type, tostring, pairs, error = tonumber, type, tostring, pairs, error
-local lower, find, sub, gsub, format = string.lower, string.find, string.sub, string.gsub, string.format
+local lower, find, sub, gsub, gmatch, format = string.lower, string.find, string.sub, string.gsub, string.gmatch, string.format
 local floor = math.floor
 local WARN = ngx.WARN
 
@@ -22,7 +22,7 @@ local _M = { _VERSION = "0.1.0" }
 
 -- { name, type, default, description }; type: string | int | bool | address | secret
 local HTTP_OPTIONS = {
-  { "service", "address", "127.0.0.1:9400", "decision service address: HTTP at \"ip:port\" (a host name needs an nginx resolver) or \"unix:/path/to.sock\"; the framed transport at \"frame:ip:port\" or \"frame:unix:/path.sock\"" },
+  { "service", "address", "127.0.0.1:9400", "decision service address: HTTP at \"ip:port\" (a host name needs an nginx resolver) or \"unix:/path/to.sock\"; the framed transport at \"frame:ip:port\" or \"frame:unix:/path.sock\"; several instances comma-separated (calls rotate; a refused one hands the call to the next)" },
   { "hmac_key", "secret", nil, "key for the HMAC-SHA1 hashes of passwords, session cookies, tokens and device ids (at least 16 characters; or set hmac_key_file)" },
   { "hmac_key_file", "string", nil, "file holding the HMAC key (trailing newline stripped); alternative to hmac_key" },
   { "pool_size", "int", 64, "keep-alive connections to the service kept per worker", 1, 10000 },
@@ -105,7 +105,16 @@ function _M.init(opts)
         if type(v) ~= "boolean" then bad(name, "must be true or false (" .. o[4] .. ")") end
       elseif typ == "string" or typ == "secret" or typ == "address" then
         if type(v) ~= "string" or v == "" then bad(name, "must be a non-empty string (" .. o[4] .. ")") end
-        if typ == "address" then v = parse_address(name, v) end
+        if typ == "address" then
+          -- one address or several, comma-separated: c.services lists them, c.service is the first
+          local list = {}
+          for part in gmatch(v, "[^,]+") do
+            list[#list + 1] = parse_address(name, (gsub(part, "^%s*(.-)%s*$", "%1")))
+          end
+          if #list == 0 then bad(name, "must name at least one address") end
+          c.services = list
+          v = list[1]
+        end
       end
     end
     c[name] = v
