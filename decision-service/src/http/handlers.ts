@@ -2,6 +2,7 @@
 // decide one request, and take a batch of outcomes (scoring async-mode requests late).
 
 import type { Decision, Engine } from '../engine/engine.ts';
+import { BoundedMap } from '../state/bounded-map.ts';
 import type { DecideResponse, OutcomeAck } from '../wire/codec.ts';
 import type { DecideRequest, OutcomeBatch } from '../wire/schema.ts';
 import type { ServiceMetrics } from './metrics.ts';
@@ -10,11 +11,22 @@ interface Incrementable {
   inc(): void;
 }
 
+/** Most gateways (workers) remembered for late verdicts, and verdicts kept for each. */
+const LATE_GATEWAYS = 1024;
+const LATE_PER_GATEWAY = 200;
+
 export class Handlers {
   // prom-client hashes label objects on every inc(); the label sets here are few and fixed, so
   // their children are looked up once and kept.
   private readonly decisionChildren = new Map<string, Incrementable>();
   private readonly reasonChildren = new Map<string, Incrementable>();
+  /**
+   * Late-verdict capture: a gateway whose call missed its budget has failed open and never read
+   * the answer. Cacheable verdicts are therefore also queued for the gateway that asked and
+   * returned in its next OutcomeAck, which its verdict cache stores — the client's next requests
+   * are enforced. (A verdict that did arrive in time is simply cached twice.)
+   */
+  private readonly late = new BoundedMap<string, DecideResponse[]>(LATE_GATEWAYS);
 
   constructor(
     private readonly engine: () => Engine,
@@ -43,12 +55,22 @@ export class Handlers {
       }
       if (d.dry_run) m.dryRun.inc({ would_action: d.wouldAction });
     }
+    if (d.cache_key && d.cache_ttl_s > 0 && input.gateway_id && input.mode === 'INLINE') {
+      let q = this.late.get(input.gateway_id);
+      if (!q) {
+        q = [];
+        this.late.set(input.gateway_id, q);
+      }
+      if (q.length < LATE_PER_GATEWAY) q.push(toWire(d));
+    }
     return d;
   }
 
   outcomes(batch: OutcomeBatch): OutcomeAck {
     const engine = this.engine();
     const verdicts: DecideResponse[] = [];
+    const late = batch.gateway_id ? this.late.peek(batch.gateway_id) : undefined;
+    if (late && late.length > 0) verdicts.push(...late.splice(0, late.length));
     for (const o of batch.outcomes) {
       // Async-mode requests are scored late, so their blocks can reach the gateway's cache.
       if (o.request) {

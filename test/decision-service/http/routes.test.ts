@@ -92,3 +92,15 @@ t.test('GET /v1/auth answers auth_request statuses from forwarded headers', asyn
   t.equal(withToken.statusCode, 204);
   t.equal((await ask({ 'x-original-method': 'get', 'x-original-uri': '/' })).statusCode, 400, 'bad method is a clean 400');
 });
+
+t.test('late-verdict capture: cacheable verdicts come back in the asking gateway\'s next OutcomeAck', async (t) => {
+  const a = app({ ip_lists: { deny: ['192.0.2.7'] } });
+  const d = await a.inject({ method: 'POST', url: '/v1/decide', payload: { client_ip: '192.0.2.7', method: 'GET', path: '/', gateway_id: 'gw-1/42' } });
+  t.equal(d.json().cache_key, 'ip:192.0.2.7');
+  const other = await a.inject({ method: 'POST', url: '/v1/outcomes', payload: { gateway_id: 'gw-2/7', outcomes: [] } });
+  t.same(other.json().verdicts, [], 'another gateway gets nothing');
+  const ack = await a.inject({ method: 'POST', url: '/v1/outcomes', payload: { gateway_id: 'gw-1/42', outcomes: [] } });
+  t.match(ack.json().verdicts, [{ action: 'BLOCK', cache_key: 'ip:192.0.2.7' }]);
+  const again = await a.inject({ method: 'POST', url: '/v1/outcomes', payload: { gateway_id: 'gw-1/42', outcomes: [] } });
+  t.same(again.json().verdicts, [], 'delivered once');
+});
