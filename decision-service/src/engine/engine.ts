@@ -72,6 +72,9 @@ export class Engine {
     const policy = this.policy;
     const now = req.mode === 'INLINE' || req.ts_ms === 0 ? this.clock.now() : req.ts_ms;
     const f = extractFeatures(req, policy, now, this.identifierKey);
+    // Privacy by construction: from here on only the keyed hash exists; the request object is
+    // kept (for outcome attribution) without the raw identifier.
+    if (req.identifier) (req as { identifier: string }).identifier = '';
     // Only routes whose answers feed detectors (identity: not-found / failures / sign-ups; object:
     // not-found / forbidden) are remembered for their outcome: keeping every request alive until
     // its outcome arrives would make every decision survive the young GC generation.

@@ -133,3 +133,11 @@ t.test('the engine uses the injected clock, and outcomes reach detectors', async
   e.observe({ request_id: 'gone', status: 200 } as never);
   t.same(seen, [[404, 'order'], [200, undefined]]);
 });
+
+t.test('the raw identifier does not outlive the decision', async (t) => {
+  const e = engine();
+  const req = request({ request_id: 'p1', method: 'POST', path: '/api/auth/login', identifier: '13800001234', password_hash: Buffer.from('x') });
+  e.decide(req);
+  t.equal(req.identifier, '', 'scrubbed from the request the engine keeps');
+  t.notMatch(JSON.stringify(e.inventory.snapshot()), /13800001234/);
+});
