@@ -92,6 +92,9 @@ async function withService(t: Test, variant: GatewayVariant, frame = false): Pro
     [/promo:\s+\{[^}]*\}/, 'promo: { tag: 60, challenge: 60, block: 101 }'],
     ['  - { name: internal, class: internal, path: "/internal/**" }',
       '  - { name: redirect-claim, class: promo, path: "/redirect/**", auth: required }\n  - { name: internal, class: internal, path: "/internal/**" }'],
+    // these cases test the gateway's mechanics with a test client that polls at machine speed:
+    // the (correct) machine-regular-timing verdict must not depend on scheduling luck
+    [/automation:\n    enabled: true/, 'automation:\n    enabled: false'],
   ]);
   const framePort = frame ? await freePort() : 0;
   let service: ServiceHandle | undefined = await startService({ policy, env: frame ? { VERDICT_FRAME_LISTEN: `127.0.0.1:${framePort}` } : {} });
@@ -442,6 +445,8 @@ async function defaultLayoutCases(t: Test, variant: GatewayVariant): Promise<voi
   for (let i = 0, streak = 0; i < 100 && streak < 5; i++) {
     const r = await ask(`${nginx.url}/api/promo/info`);
     streak = echoed(r).headers['x-verdict-fail-open'] ? 0 : streak + 1;
+    // irregular pauses: a test client polling at machine-regular intervals is, rightly, a bot
+    await new Promise((res) => setTimeout(res, 5 + Math.floor(Math.random() * 40)));
   }
   // A decided request must be blocked; one that missed the tight budget on a busy machine
   // failed open (marked, status 200) and is asked again, at most a few times.
@@ -607,15 +612,23 @@ async function instanceCases(t: Test, variant: GatewayVariant): Promise<void> {
     const a = await startService();
     const b = await startService();
     const dead = `127.0.0.1:${await freePort()}`;
+    // warm both instances: a cold service can miss even a generous budget on its first calls
+    for (const svc of [a, b]) {
+      for (let i = 0; i < 50; i++) {
+        await fetch(`http://${svc.addr}/v1/decide`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"client_ip":"192.0.2.1","method":"GET","path":"/"}' });
+      }
+    }
     const nginx = await variant.start({
       upstream: `127.0.0.1:${upstream.port}`,
       service: `${a.addr}, ${dead}, ${b.addr}`,
-      locations: faultLocations,
+      locations: serviceLocations,
       init: { outcomes_enabled: false },
     });
     t.teardown(async () => { await nginx.stop(); await a.stop(); await b.stop(); await upstream.close(); });
+    // an authenticated API call (not an anonymous page poll, which Verdict's timing detector
+    // would rightly flag after a few machine-regular requests), ids far apart (no id walk)
     for (let i = 0; i < 12; i++) {
-      const r = await ask(`${nginx.url}/`);
+      const r = await ask(`${nginx.url}/api/orders/${1000 + ((i * 7919) % 5000)}`, { headers: { authorization: 'Bearer instance-test-token' } });
       t.equal(r.status, 200);
       t.equal(echoed(r).headers['x-verdict-fail-open'], undefined, `request ${i + 1} decided`);
     }
