@@ -7,13 +7,15 @@
 // (its calls rotate over them; a refused instance hands the call to the other), like two nginx
 // nodes behind a load balancer. An attack spread over the gateways and instances is seen as one.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess, StdioOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import path from 'node:path';
 import { startShop } from './demo-shop/app.ts';
 import { existsSync } from 'node:fs';
-import { repoRoot, startNginx, waitForPort } from './lib/nginx.ts';
+import { startNginx, waitForPort } from './lib/nginx.ts';
+import { spawnService } from './lib/service.ts';
+
+const INHERIT: StdioOptions = ['ignore', 'inherit', 'inherit'];
 import { startRedis } from './lib/redis-server.ts';
 
 const PORT = Number(process.env.VERDICT_DEMO_PORT ?? 8080);
@@ -25,12 +27,7 @@ const METRICS_PORT = Number(process.env.VERDICT_DEMO_METRICS_PORT ?? 9145);
 const IDENTIFIER_KEY = process.env.VERDICT_IDENTIFIER_KEY ?? randomBytes(24).toString('base64');
 
 function startService(): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'decision-service/src/main.ts')], {
-    cwd: repoRoot,
-    env: { ...process.env, VERDICT_IDENTIFIER_KEY: IDENTIFIER_KEY, VERDICT_LISTEN: `127.0.0.1:${SERVICE_PORT}`, VERDICT_LOG_LEVEL: process.env.VERDICT_LOG_LEVEL ?? 'warn' },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  return child;
+  return spawnService({ VERDICT_IDENTIFIER_KEY: IDENTIFIER_KEY, VERDICT_LISTEN: `127.0.0.1:${SERVICE_PORT}`, VERDICT_LOG_LEVEL: process.env.VERDICT_LOG_LEVEL ?? 'warn' }, INHERIT).child;
 }
 
 async function main(): Promise<void> {
@@ -88,19 +85,14 @@ Ctrl-C stops everything.
 }
 
 function startFleetService(port: number, redisUrl: string): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'decision-service/src/main.ts')], {
-    cwd: repoRoot,
-    env: {
-      ...process.env,
-      // The fleet must share the identifier key, or the instances hash identifiers differently.
-      VERDICT_IDENTIFIER_KEY: IDENTIFIER_KEY,
-      VERDICT_LISTEN: `127.0.0.1:${port}`,
-      VERDICT_REDIS_URL: redisUrl,
-      VERDICT_FRAME_LISTEN: 'off',
-      VERDICT_LOG_LEVEL: process.env.VERDICT_LOG_LEVEL ?? 'warn',
-    },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
+  return spawnService({
+    // The fleet must share the identifier key, or the instances hash identifiers differently.
+    VERDICT_IDENTIFIER_KEY: IDENTIFIER_KEY,
+    VERDICT_LISTEN: `127.0.0.1:${port}`,
+    VERDICT_REDIS_URL: redisUrl,
+    VERDICT_FRAME_LISTEN: 'off',
+    VERDICT_LOG_LEVEL: process.env.VERDICT_LOG_LEVEL ?? 'warn',
+  }, INHERIT).child;
 }
 
 async function mainRedis(): Promise<void> {

@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, repoRoot } from '../../scripts/lib/nginx.ts';
+import { startServiceChild } from '../../scripts/lib/service.ts';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -75,34 +76,15 @@ export async function startServiceProcess(opts: { cpu: number | null; unix?: boo
   const frameListen = opts.unix
     ? `unix:${join(mkdtempSync(join(tmpdir(), 'verdict-bench-frame-')), 'frames.sock')}`
     : `127.0.0.1:${await freePort()}`;
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'decision-service/src/main.ts'], {
-    cwd: repoRoot,
-    env: {
-      ...process.env,
-      VERDICT_LISTEN: addr,
-      VERDICT_FRAME_LISTEN: frameListen,
-      VERDICT_LOG_LEVEL: 'warn',
-      VERDICT_POLICY_WATCH: '0',
-      VERDICT_IDENTIFIER_KEY: 'verdict-bench-identifier-key-0123',
-      ...opts.env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const { child, stop } = await startServiceChild({
+    VERDICT_LISTEN: addr,
+    VERDICT_FRAME_LISTEN: frameListen,
+    VERDICT_LOG_LEVEL: 'warn',
+    VERDICT_POLICY_WATCH: '0',
+    VERDICT_IDENTIFIER_KEY: 'verdict-bench-identifier-key-0123',
+    ...opts.env,
+  }, 30_000);
   const pid = child.pid ?? 0;
-  pin(pid, opts.cpu);
-  const kill = () => { try { child.kill('SIGKILL'); } catch { /* gone */ } };
-  process.on('exit', kill);
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`decision service did not start in 30 s:\n${out}`)), 30_000);
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('verdict decision service listening on')) { clearTimeout(timer); resolve(); }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`decision service exited (${code}):\n${out}`)); });
-  });
   // threads started after spawn (GC, libuv pool) inherit from their creator; pin again to be sure
   pin(pid, opts.cpu);
   return {
@@ -113,15 +95,6 @@ export async function startServiceProcess(opts: { cpu: number | null; unix?: boo
     metrics: async () => (url ? (await fetch(`${url}/metrics`)).text() : ''),
     pause: () => { child.kill('SIGSTOP'); },
     resume: () => { child.kill('SIGCONT'); },
-    stop: async () => {
-      process.off('exit', kill);
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGCONT');
-      const gone = new Promise<void>((r) => child.once('exit', () => r()));
-      child.kill('SIGTERM');
-      const timer = setTimeout(kill, 3000);
-      await gone;
-      clearTimeout(timer);
-    },
+    stop,
   };
 }

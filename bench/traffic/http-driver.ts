@@ -10,12 +10,12 @@
 // behave differently than in replay); sim.token_user sessions are not opened (those requests
 // get the shop's 401); nginx sees the loopback address, not the line's IP.
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { freePort, repoRoot, startNginx, type NginxHandle } from '../../scripts/lib/nginx.ts';
+import { freePort, startNginx, type NginxHandle } from '../../scripts/lib/nginx.ts';
+import { startServiceChild } from '../../scripts/lib/service.ts';
 import { startShop, type RunningShop } from '../../scripts/demo-shop/app.ts';
 import { hash32 } from './rng.ts';
 import { parseTrafficText, type TrafficLine } from './format.ts';
@@ -124,43 +124,24 @@ export interface Stack {
 export async function startStack(opts: { policy?: string } = {}): Promise<Stack> {
   const shop = await startShop({ port: 0 });
   const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'decision-service/src/main.ts'], {
-    cwd: repoRoot,
-    env: { ...process.env, VERDICT_LISTEN: `127.0.0.1:${port}`, VERDICT_LOG_LEVEL: 'warn', ...(opts.policy ? { VERDICT_POLICY: opts.policy } : {}) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const kill = () => { try { child.kill('SIGKILL'); } catch { /* gone */ } };
-  process.on('exit', kill);
+  let service;
   try {
-    await new Promise<void>((res, rej) => {
-      let out = '';
-      const timer = setTimeout(() => rej(new Error(`decision service did not start:\n${out}`)), 20_000);
-      const on = (d: Buffer) => {
-        out += d.toString();
-        if (out.includes('verdict decision service listening on')) { clearTimeout(timer); res(); }
-      };
-      child.stdout?.on('data', on);
-      child.stderr?.on('data', on);
-      child.once('exit', (code) => { clearTimeout(timer); rej(new Error(`decision service exited (${code}):\n${out}`)); });
-    });
+    service = await startServiceChild({ VERDICT_LISTEN: `127.0.0.1:${port}`, VERDICT_LOG_LEVEL: 'warn', ...(opts.policy ? { VERDICT_POLICY: opts.policy } : {}) }, 20_000);
     const upstream = new URL(shop.url).host;
     const nginx = await startNginx({ upstream, service: `127.0.0.1:${port}` });
+    const svc = service;
     return {
       url: nginx.url,
       nginx,
       shop,
       stop: async () => {
         await nginx.stop();
-        const gone = new Promise<void>((r) => child.once('exit', () => r()));
-        child.kill('SIGTERM');
-        await Promise.race([gone, new Promise((r) => setTimeout(r, 3000))]);
-        kill();
-        process.off('exit', kill);
+        await svc.stop();
         await shop.close();
       },
     };
   } catch (err) {
-    kill();
+    await service?.stop();
     await shop.close();
     throw err;
   }

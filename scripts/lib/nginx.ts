@@ -17,6 +17,96 @@ const MODULES = process.env.VERDICT_NGINX_MODULES ?? '/usr/lib/nginx/modules';
 
 export type InitValue = string | number | boolean;
 
+/** A temporary nginx prefix (conf/, logs/, tmp/); workers run as nobody when we are root. */
+export function newPrefix(tag: string): string {
+  const prefix = mkdtempSync(join(tmpdir(), `${tag}-`));
+  for (const d of ['conf', 'logs', 'tmp']) mkdirSync(join(prefix, d));
+  chmodSync(prefix, 0o755);
+  chmodSync(join(prefix, 'tmp'), 0o777);
+  chmodSync(join(prefix, 'logs'), 0o777);
+  return prefix;
+}
+
+export function runningAsRoot(): boolean {
+  return typeof process.getuid === 'function' && process.getuid() === 0;
+}
+
+/**
+ * The main context and the top of http {} every config rendered here shares: load_module lines,
+ * foreground, pid/error log/temp paths inside the prefix. The caller appends the rest of http {}.
+ */
+export function configHead(prefix: string, o: { main: string; workers?: number; logLevel?: string }): string {
+  return `${o.main}
+${runningAsRoot() ? 'user nobody nogroup;' : ''}
+worker_processes ${o.workers ?? 1};
+daemon off;
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/logs/error.log ${o.logLevel ?? 'warn'};
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path ${prefix}/tmp/client_body;
+    proxy_temp_path ${prefix}/tmp/proxy;
+    fastcgi_temp_path ${prefix}/tmp/fastcgi;
+    uwsgi_temp_path ${prefix}/tmp/uwsgi;
+    scgi_temp_path ${prefix}/tmp/scgi;
+`;
+}
+
+export interface RunningNginx {
+  readonly child: ChildProcess;
+  errorLog(): string;
+  /** SIGQUIT (workers finish requests), SIGKILL after 3 s; removes the prefix unless kept. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `nginx -p prefix -c confPath` in the foreground as our child (killed if we exit) and
+ * resolves once `port` answers; rejects with nginx's stderr and error log if it dies first.
+ */
+export async function runNginx(prefix: string, confPath: string, port: number, timeoutMs: number): Promise<RunningNginx> {
+  const child: ChildProcess = spawn(NGINX, ['-p', prefix, '-c', confPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+  let exited: string | null = null;
+  child.on('exit', (code, signal) => { exited = `nginx exited (${code ?? signal}): ${stderr.trim()}`; });
+  const kill = () => { try { child.kill('SIGKILL'); } catch { /* gone */ } };
+  process.on('exit', kill);
+  const errorLogPath = join(prefix, 'logs/error.log');
+  const errorLog = () => (existsSync(errorLogPath) ? readFileSync(errorLogPath, 'utf8') : '');
+  try {
+    await waitForPort(port, timeoutMs, () => (exited ? `${exited}\n${errorLog()}` : null));
+  } catch (err) {
+    kill();
+    process.off('exit', kill);
+    throw err;
+  }
+  const stop = async () => {
+    process.off('exit', kill);
+    if (exited) return;
+    const gone = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGQUIT');
+    const timer = setTimeout(kill, 3000);
+    await gone;
+    clearTimeout(timer);
+    if (!process.env.VERDICT_KEEP_PREFIX) rmSync(prefix, { recursive: true, force: true });
+  };
+  return { child, errorLog, stop };
+}
+
+/** The guarded app upstream and proxy settings both gateway variants render. */
+function proxyHttp(opts: NginxOptions): string {
+  return `
+    upstream verdict_app {
+        server ${opts.upstream};
+        keepalive 32;
+    }
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host $host;
+${opts.extraHttp ?? ''}`;
+}
+
 export type GatewayVariantName = 'lua' | 'njs';
 
 export interface NginxOptions {
@@ -143,8 +233,8 @@ export function defaultLocations(variant: GatewayVariantName = 'lua'): string {
 }
 
 /** Renders nginx.conf text for a prefix. */
-export function renderConfig(prefix: string, opts: NginxOptions & { listenPort: number; metricsPort: number }, asRoot: boolean): string {
-  if (opts.variant === 'njs') return renderNjsConfig(prefix, opts, asRoot);
+export function renderConfig(prefix: string, opts: NginxOptions & { listenPort: number; metricsPort: number }): string {
+  if (opts.variant === 'njs') return renderNjsConfig(prefix, opts);
   const init: Record<string, InitValue> = {
     service: opts.service,
     hmac_key: opts.hmacKey ?? 'verdict-test-hmac-key-0123456789',
@@ -152,33 +242,10 @@ export function renderConfig(prefix: string, opts: NginxOptions & { listenPort: 
   };
   const initTable = Object.entries(init).map(([k, v]) => `${k} = ${luaValue(v)}`).join(', ');
   return `# rendered by scripts/lib/nginx.ts
-load_module ${MODULES}/ndk_http_module.so;
-load_module ${MODULES}/ngx_http_lua_module.so;
-${asRoot ? 'user nobody nogroup;' : ''}
-worker_processes ${opts.workers ?? 1};
-daemon off;
-pid ${prefix}/nginx.pid;
-error_log ${prefix}/logs/error.log ${opts.logLevel ?? 'warn'};
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path ${prefix}/tmp/client_body;
-    proxy_temp_path ${prefix}/tmp/proxy;
-    fastcgi_temp_path ${prefix}/tmp/fastcgi;
-    uwsgi_temp_path ${prefix}/tmp/uwsgi;
-    scgi_temp_path ${prefix}/tmp/scgi;
-
+${configHead(prefix, { main: `load_module ${MODULES}/ndk_http_module.so;\nload_module ${MODULES}/ngx_http_lua_module.so;`, workers: opts.workers, logLevel: opts.logLevel })}
     include ${prefix}/conf/verdict-http.conf;
     init_by_lua_block { require("verdict.config").init({ ${initTable} }) }
-
-    upstream verdict_app {
-        server ${opts.upstream};
-        keepalive 32;
-    }
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-    proxy_set_header Host $host;
-${opts.extraHttp ?? ''}
+${proxyHttp(opts)}
     server {
         listen 127.0.0.1:${opts.listenPort};
 ${opts.locations ?? defaultLocations()}
@@ -196,36 +263,14 @@ ${opts.locations ?? defaultLocations()}
  * No metrics location exists for njs (no shared memory in njs 0.7.9); the metrics server answers
  * an empty exposition so callers need no special case.
  */
-function renderNjsConfig(prefix: string, opts: NginxOptions & { listenPort: number; metricsPort: number }, asRoot: boolean): string {
+function renderNjsConfig(prefix: string, opts: NginxOptions & { listenPort: number; metricsPort: number }): string {
   if (opts.service.startsWith('unix:')) throw new Error('the njs variant reaches the service over TCP only (njs 0.7.9 ngx.fetch has no unix sockets)');
   return `# rendered by scripts/lib/nginx.ts (njs variant)
-load_module ${MODULES}/ngx_http_js_module.so;
-${asRoot ? 'user nobody nogroup;' : ''}
-worker_processes ${opts.workers ?? 1};
-daemon off;
-pid ${prefix}/nginx.pid;
-error_log ${prefix}/logs/error.log ${opts.logLevel ?? 'warn'};
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path ${prefix}/tmp/client_body;
-    proxy_temp_path ${prefix}/tmp/proxy;
-    fastcgi_temp_path ${prefix}/tmp/fastcgi;
-    uwsgi_temp_path ${prefix}/tmp/uwsgi;
-    scgi_temp_path ${prefix}/tmp/scgi;
-
+${configHead(prefix, { main: `load_module ${MODULES}/ngx_http_js_module.so;`, workers: opts.workers, logLevel: opts.logLevel })}
     include ${prefix}/conf/verdict-njs-http.conf;
     js_var $verdict_service ${JSON.stringify(opts.service)};
     js_var $verdict_hmac_key ${JSON.stringify(opts.hmacKey ?? 'verdict-test-hmac-key-0123456789')};
-
-    upstream verdict_app {
-        server ${opts.upstream};
-        keepalive 32;
-    }
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-    proxy_set_header Host $host;
-${opts.extraHttp ?? ''}
+${proxyHttp(opts)}
     server {
         listen 127.0.0.1:${opts.listenPort};
         include ${prefix}/conf/verdict-njs-server.conf;
@@ -242,13 +287,7 @@ ${opts.locations ?? defaultLocations('njs')}
 export async function startNginx(opts: NginxOptions): Promise<NginxHandle> {
   const listenPort = opts.listenPort || (await freePort());
   const metricsPort = opts.metricsPort || (await freePort());
-  const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  const prefix = mkdtempSync(join(tmpdir(), 'verdict-nginx-'));
-  for (const d of ['conf', 'logs', 'tmp']) mkdirSync(join(prefix, d));
-  // workers run as nobody when we are root: they write temp files and need to read the config
-  chmodSync(prefix, 0o755);
-  chmodSync(join(prefix, 'tmp'), 0o777);
-  chmodSync(join(prefix, 'logs'), 0o777);
+  const prefix = newPrefix('verdict-nginx');
 
   if (opts.variant === 'njs') {
     const script = join(pluginDir, 'njs/verdict.js');
@@ -270,36 +309,9 @@ export async function startNginx(opts: NginxOptions): Promise<NginxHandle> {
     }
   }
   const confPath = join(prefix, 'conf/nginx.conf');
-  writeFileSync(confPath, renderConfig(prefix, { ...opts, listenPort, metricsPort }, asRoot));
+  writeFileSync(confPath, renderConfig(prefix, { ...opts, listenPort, metricsPort }));
 
-  const child: ChildProcess = spawn(NGINX, ['-p', prefix, '-c', confPath], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
-  let exited: string | null = null;
-  child.on('exit', (code, signal) => { exited = `nginx exited (${code ?? signal}): ${stderr.trim()}`; });
-  const killOnExit = () => { try { child.kill('SIGKILL'); } catch { /* gone */ } };
-  process.on('exit', killOnExit);
-
-  const errorLogPath = join(prefix, 'logs/error.log');
-  const errorLog = () => (existsSync(errorLogPath) ? readFileSync(errorLogPath, 'utf8') : '');
-  try {
-    await waitForPort(listenPort, 5000, () => (exited ? `${exited}\n${errorLog()}` : null));
-  } catch (err) {
-    killOnExit();
-    process.off('exit', killOnExit);
-    throw err;
-  }
-
-  const stop = async () => {
-    process.off('exit', killOnExit);
-    if (exited) return;
-    const gone = new Promise<void>((r) => child.once('exit', () => r()));
-    child.kill('SIGQUIT'); // graceful: workers finish requests and flush outcomes
-    const timer = setTimeout(() => { try { child.kill('SIGKILL'); } catch { /* gone */ } }, 3000);
-    await gone;
-    clearTimeout(timer);
-    if (!process.env.VERDICT_KEEP_PREFIX) rmSync(prefix, { recursive: true, force: true });
-  };
+  const { child, errorLog, stop } = await runNginx(prefix, confPath, listenPort, 5000);
 
   // worker pids of the master (Linux /proc); a reload is done when they have all changed
   const workers = (): string => {

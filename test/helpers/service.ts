@@ -1,9 +1,9 @@
 // Starts the real decision service (decision-service/src/main.ts) as a child process.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, repoRoot } from '../../scripts/lib/nginx.ts';
+import { startServiceChild } from '../../scripts/lib/service.ts';
 
 export interface ServiceHandle {
   port: number;
@@ -30,32 +30,14 @@ export function testPolicy(edits: Array<[string | RegExp, string]>): string {
 export async function startService(opts: { port?: number; unix?: string; policy?: string; env?: Record<string, string> } = {}): Promise<ServiceHandle> {
   const port = opts.unix ? 0 : opts.port ?? (await freePort());
   const addr = opts.unix ? `unix:${opts.unix}` : `127.0.0.1:${port}`;
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'decision-service/src/main.ts'], {
-    cwd: repoRoot,
-    env: {
-      ...process.env,
-      VERDICT_LISTEN: addr,
-      VERDICT_LOG_LEVEL: 'warn',
-      // a free port, not the default 9401: another service (a bench, a parallel test) may hold it
-      VERDICT_FRAME_LISTEN: `127.0.0.1:${await freePort()}`,
-      ...(opts.policy ? { VERDICT_POLICY: opts.policy } : {}),
-      ...opts.env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const killOnExit = () => { try { child.kill('SIGKILL'); } catch { /* gone */ } };
-  process.on('exit', killOnExit);
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`decision service did not start in 15 s:\n${out}`)), 15000);
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('verdict decision service listening on')) { clearTimeout(timer); resolve(); }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`decision service exited (${code}):\n${out}`)); });
-  });
+  const { stop } = await startServiceChild({
+    VERDICT_LISTEN: addr,
+    VERDICT_LOG_LEVEL: 'warn',
+    // a free port, not a fixed one: another service (a bench, a parallel test) may hold it
+    VERDICT_FRAME_LISTEN: `127.0.0.1:${await freePort()}`,
+    ...(opts.policy ? { VERDICT_POLICY: opts.policy } : {}),
+    ...opts.env,
+  }, 15_000);
   return {
     port,
     addr,
@@ -70,14 +52,6 @@ export async function startService(opts: { port?: number; unix?: string; policy?
         }).on('error', reject).end();
       });
     },
-    stop: async () => {
-      process.off('exit', killOnExit);
-      if (child.exitCode !== null) return;
-      const gone = new Promise<void>((r) => child.once('exit', () => r()));
-      child.kill('SIGTERM');
-      const timer = setTimeout(killOnExit, 3000);
-      await gone;
-      clearTimeout(timer);
-    },
+    stop,
   };
 }

@@ -1,7 +1,6 @@
 // Policies reload on file change and on SIGHUP without dropping a request; a broken policy is
 // rejected with a clear error and the old one stays.
 
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,6 +9,7 @@ import { buildApp } from '../../../decision-service/src/app.ts';
 import { parseEnv } from '../../../decision-service/src/config/env.ts';
 import { createLogger } from '../../../decision-service/src/logger.ts';
 import { freePort } from '../../../scripts/lib/nginx.ts';
+import { startServiceChild } from '../../../scripts/lib/service.ts';
 
 const BASE = readFileSync('policies/default.yaml', 'utf8');
 
@@ -43,15 +43,8 @@ t.test('reloadPolicy swaps a valid policy and rejects a broken one, keeping the 
 t.test('a running service reloads on file change and on SIGHUP, answering throughout', async (t) => {
   const file = tempPolicy('w1');
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'decision-service/src/main.ts'], {
-    env: { ...process.env, VERDICT_LISTEN: `127.0.0.1:${port}`, VERDICT_POLICY: file, VERDICT_LOG_LEVEL: 'error' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.teardown(() => { child.kill('SIGKILL'); });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('service did not start')), 20_000);
-    child.stdout?.on('data', (d: Buffer) => { if (d.toString().includes('listening on')) { clearTimeout(timer); resolve(); } });
-  });
+  const { child, stop } = await startServiceChild({ VERDICT_LISTEN: `127.0.0.1:${port}`, VERDICT_POLICY: file, VERDICT_LOG_LEVEL: 'error' }, 20_000);
+  t.teardown(stop);
   const version = async () => {
     const r = await fetch(`http://127.0.0.1:${port}/healthz`);
     return ((await r.json()) as { policy_version: string }).policy_version;

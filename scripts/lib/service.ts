@@ -1,0 +1,59 @@
+// Runs the decision service (decision-service/src/main.ts under tsx) as our child process, for
+// tests, the demo and benchmarks: killed if we exit; started() resolves on its "listening" line.
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { repoRoot } from './nginx.ts';
+
+/** node arguments that start the service from the repository. */
+export const SERVICE_ARGS: readonly string[] = ['--import', 'tsx', 'decision-service/src/main.ts'];
+
+export interface ServiceChild {
+  readonly child: ChildProcess;
+  /** SIGTERM (after SIGCONT, in case it was paused), SIGKILL after 3 s. */
+  stop(): Promise<void>;
+}
+
+function own(child: ChildProcess): ServiceChild {
+  const kill = () => { try { child.kill('SIGKILL'); } catch { /* gone */ } };
+  process.on('exit', kill);
+  return {
+    child,
+    stop: async () => {
+      process.off('exit', kill);
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGCONT');
+      const gone = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGTERM');
+      const timer = setTimeout(kill, 3000);
+      await gone;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Spawns the service with `env` on top of ours; output inherited (the demo) or piped. */
+export function spawnService(env: Record<string, string>, stdio: StdioOptions = ['ignore', 'pipe', 'pipe']): ServiceChild {
+  return own(spawn(process.execPath, [...SERVICE_ARGS], { cwd: repoRoot, env: { ...process.env, ...env }, stdio }));
+}
+
+/** Spawns the service and resolves once it prints that it listens; rejects with its output otherwise. */
+export async function startServiceChild(env: Record<string, string>, timeoutMs: number): Promise<ServiceChild> {
+  const svc = spawnService(env);
+  const { child } = svc;
+  let out = '';
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`decision service did not start in ${timeoutMs / 1000} s:\n${out}`)), timeoutMs);
+      const onData = (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('verdict decision service listening on')) { clearTimeout(timer); resolve(); }
+      };
+      child.stdout?.on('data', onData);
+      child.stderr?.on('data', onData);
+      child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`decision service exited (${code}):\n${out}`)); });
+    });
+  } catch (err) {
+    await svc.stop();
+    throw err;
+  }
+  return svc;
+}
