@@ -156,52 +156,40 @@ local function subnet_key(ip)
   return k
 end
 
+-- the more severe of the best entry so far and the one under key k (multiple returns: no table)
+local function consider(d, k, best, best_key, best_sev)
+  local v = d:get(k)
+  if v then
+    local sev = SEVERITY[match(v, "^(%u+)|")] or 0
+    if sev > best_sev then return v, k, sev end
+  end
+  return best, best_key, best_sev
+end
+
 -- syntax: verdict = cache.lookup(client_ip, session_hash, token_hash, device_hash)
 -- Looks up only the key types that may hold a live entry (cache.live()) and that the request
 -- has (nil arguments are skipped). Returns { action, score, reasons = {...}, cache_key } of the
--- most severe cached verdict, or nil.
+-- most severe cached verdict (the first found on a tie), or nil.
 function _M.lookup(client_ip, session_hash, token_hash, device_hash)
   local now = ngx_now() * 1000
   local d = cache()
   local best, best_key, best_sev = nil, nil, 0
-  local k, v, sev
   if session_hash and merged.session > now then
-    k = "session:" .. encode_base64(session_hash)
-    v = d:get(k)
-    if v then best, best_key, best_sev = v, k, SEVERITY[match(v, "^(%u+)|")] or 0 end
+    best, best_key, best_sev = consider(d, "session:" .. encode_base64(session_hash), best, best_key, best_sev)
   end
   if token_hash and merged.principal > now then
-    k = "principal:" .. encode_base64(token_hash)
-    v = d:get(k)
-    if v then
-      sev = SEVERITY[match(v, "^(%u+)|")] or 0
-      if sev > best_sev then best, best_key, best_sev = v, k, sev end
-    end
+    best, best_key, best_sev = consider(d, "principal:" .. encode_base64(token_hash), best, best_key, best_sev)
   end
   if device_hash and merged.device > now then
-    k = "device:" .. encode_base64(device_hash)
-    v = d:get(k)
-    if v then
-      sev = SEVERITY[match(v, "^(%u+)|")] or 0
-      if sev > best_sev then best, best_key, best_sev = v, k, sev end
-    end
+    best, best_key, best_sev = consider(d, "device:" .. encode_base64(device_hash), best, best_key, best_sev)
   end
   if client_ip and client_ip ~= "" then
     if merged.ip > now then
-      k = "ip:" .. client_ip
-      v = d:get(k)
-      if v then
-        sev = SEVERITY[match(v, "^(%u+)|")] or 0
-        if sev > best_sev then best, best_key, best_sev = v, k, sev end
-      end
+      best, best_key, best_sev = consider(d, "ip:" .. client_ip, best, best_key, best_sev)
     end
     if merged.subnet > now then
-      k = subnet_key(client_ip)
-      v = k and d:get(k)
-      if v then
-        sev = SEVERITY[match(v, "^(%u+)|")] or 0
-        if sev > best_sev then best, best_key, best_sev = v, k, sev end
-      end
+      local k = subnet_key(client_ip)
+      if k then best, best_key, best_sev = consider(d, k, best, best_key, best_sev) end
     end
   end
   if not best then return nil end

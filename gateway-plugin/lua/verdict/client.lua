@@ -93,6 +93,19 @@ local function connect(svc, deadline)
   return sock
 end
 
+-- connects (or takes a pooled connection) and sends req (a table of strings) within the deadline;
+-- returns sock, nil, reused | nil, cause, reused
+local function open_and_send(svc, deadline, req)
+  local sock, err = connect(svc, deadline)
+  if not sock then return nil, err, false end
+  local reused = sock:getreusedtimes() > 0
+  if not arm(sock, deadline) then sock:close() return nil, "timeout", reused end
+  local sent
+  sent, err = sock:send(req)
+  if not sent then sock:close() return nil, cause_of(err), reused end
+  return sock, nil, reused
+end
+
 -- ------------------------------------------------------------------ HTTP/1.1
 
 -- request pieces sent as one table (no concatenation of the body); [4] = length, [6] = body
@@ -102,18 +115,12 @@ local http_req = { "POST ", "", " HTTP/1.1\r\nHost: verdict\r\n"
 
 -- one attempt; returns body, nil | nil, cause, reused
 local function http_attempt(c, svc, kind, body, deadline)
-  local sock, err = connect(svc, deadline)
-  if not sock then return nil, err, false end
-  local reused = sock:getreusedtimes() > 0
-
-  if not arm(sock, deadline) then sock:close() return nil, "timeout", reused end
   http_req[2] = kind.path
   http_req[4] = tostring(#body)
   http_req[6] = body
-  local sent
-  sent, err = sock:send(http_req)
+  local sock, err, reused = open_and_send(svc, deadline, http_req)
   http_req[6] = ""
-  if not sent then sock:close() return nil, cause_of(err), reused end
+  if not sock then return nil, err, reused end
 
   if not arm(sock, deadline) then sock:close() return nil, "timeout", reused end
   local read_head = sock:receiveuntil("\r\n\r\n")
@@ -157,17 +164,11 @@ _M.frame_header = frame_header
 
 -- one attempt; returns payload, nil | nil, cause, reused
 local function frame_attempt(c, svc, kind, body, deadline)
-  local sock, err = connect(svc, deadline)
-  if not sock then return nil, err, false end
-  local reused = sock:getreusedtimes() > 0
-
-  if not arm(sock, deadline) then sock:close() return nil, "timeout", reused end
   frame_req[1] = frame_header(kind.send, #body)
   frame_req[2] = body
-  local sent
-  sent, err = sock:send(frame_req)
+  local sock, err, reused = open_and_send(svc, deadline, frame_req)
   frame_req[2] = ""
-  if not sent then sock:close() return nil, cause_of(err), reused end
+  if not sock then return nil, err, reused end
 
   if not arm(sock, deadline) then sock:close() return nil, "timeout", reused end
   local head
