@@ -208,6 +208,24 @@ end
 -- Reads $verdict_<name> for the current request and returns the parsed value or the default.
 -- Values: mode/fail strings; budget_ms, *_status, challenge_retry_after numbers; identity_fields
 -- a list; header names lower-case. An invalid value yields the default and a rate-limited warning.
+local worker_gateway_id
+
+-- syntax: id = config.gateway_id()
+-- The id this worker sends with its DecideRequests and OutcomeBatches (the service returns late
+-- verdicts by it, so both must carry the same one): the gateway_id option, else hostname/pid.
+function _M.gateway_id()
+  if worker_gateway_id then return worker_gateway_id end
+  local id = _M.http and _M.http.gateway_id
+  if not id then
+    local f = io.open("/proc/sys/kernel/hostname")
+    local host = f and f:read("*l") or "nginx"
+    if f then f:close() end
+    id = host .. "/" .. ngx.worker.pid()
+  end
+  worker_gateway_id = id
+  return id
+end
+
 function _M.get(name)
   local o = OPTION_BY_NAME[name]
   local raw = ngx_var[o.var]

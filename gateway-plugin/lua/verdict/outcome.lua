@@ -79,9 +79,7 @@ function _M.flush(premature)
   if flushing or n == 0 then return end
   flushing = true
   local c = config.http
-  if not gateway_id then
-    gateway_id = c.gateway_id or ("nginx/" .. ngx.worker.pid())
-  end
+  if not gateway_id then gateway_id = config.gateway_id() end
   local size = c.outcome_batch_size
   -- take the whole buffer; new pushes during the sends go into a fresh one
   local all, total = buffer, n
@@ -111,13 +109,7 @@ end
 function _M.init_worker()
   local c = config.http
   if not c.outcomes_enabled then return end
-  gateway_id = c.gateway_id
-  if not gateway_id then
-    local f = io.open("/proc/sys/kernel/hostname")
-    local host = f and f:read("*l") or "nginx"
-    if f then f:close() end
-    gateway_id = host .. "/" .. ngx.worker.pid()
-  end
+  gateway_id = config.gateway_id()
   local ok, err = timer_every(c.outcome_flush_ms / 1000, _M.flush)
   if not ok then log.log(ERR, "outcome timer", "failed to start the outcome timer: ", err) end
 end

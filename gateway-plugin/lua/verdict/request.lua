@@ -235,9 +235,7 @@ local MODE_FIELD = { inline = "INLINE", async = "ASYNC", monitor = "MONITOR" }
 -- Must run in the access phase.
 function _M.build(mode, with_identity)
   local c = config.http
-  if not gateway_id then
-    gateway_id = c.gateway_id or ((ngx_var.hostname or "nginx") .. "/" .. ngx.worker.pid())
-  end
+  if not gateway_id then gateway_id = config.gateway_id() end
   local query = ngx_var.args
   if query and #query > c.query_max_bytes then query = sub(query, 1, c.query_max_bytes) end
   local v = http_version()
