@@ -9,6 +9,7 @@
 import { isIP } from 'node:net';
 import type { Action } from '../../decision-service/src/wire/codec.ts';
 import type { DecideRequest } from '../../decision-service/src/wire/schema.ts';
+import { subnetOf } from '../../decision-service/src/net/ip.ts';
 
 const SEVERITY: Readonly<Record<Action, number>> = { ALLOW: 1, TAG: 2, CHALLENGE: 3, BLOCK: 4 };
 const TYPES = new Set(['ip', 'subnet', 'device', 'session', 'principal']);
@@ -22,15 +23,10 @@ export interface CachedVerdict {
 
 /** cache.subnet(ip): "a.b.c.0/24" or the first four IPv6 groups + "::/64"; undefined if not an IP. */
 export function gatewaySubnet(ip: string): string | undefined {
-  const v4 = /^(\d+)\.(\d+)\.(\d+)\.\d+$/.exec(ip);
-  if (v4) return `${v4[1]}.${v4[2]}.${v4[3]}.0/24`;
-  if (isIP(ip) !== 6 || ip.includes('.')) return undefined;
-  const [head = '', tail] = ip.split('::');
-  const hs = head ? head.split(':') : [];
-  const ts = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? hs : [...hs, ...new Array<string>(8 - hs.length - ts.length).fill('0'), ...ts];
-  if (groups.length < 4) return undefined;
-  return `${groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`;
+  // The gateway computes no subnet key for IPv6 with an embedded IPv4 tail.
+  const family = isIP(ip);
+  if (family === 0 || (family === 6 && ip.includes('.'))) return undefined;
+  return subnetOf(ip);
 }
 
 /** cache.keys(req): the keys a request matches, most specific first. */

@@ -3,7 +3,7 @@
 // score to an action with the route class's thresholds.
 
 import type { CompiledPolicy } from '../config/policy.ts';
-import type { CacheKeyType } from '../config/policy-schema.ts';
+import { ROUTE_CLASSES, type CacheKeyType, type RouteClass } from '../config/policy-schema.ts';
 import type { Store } from '../state/store.ts';
 import type { Action, DecideResponse } from '../wire/codec.ts';
 import type { DecideRequest, Outcome } from '../wire/schema.ts';
@@ -38,6 +38,8 @@ const ACTION_RANK: Readonly<Record<Action, number>> = { ALLOW: 0, TAG: 1, CHALLE
 export class Engine {
   private policy: CompiledPolicy;
   private detectors: readonly Detector[];
+  /** Route classes some detector needs outcomes for (Detector.observes). */
+  private observed: ReadonlySet<RouteClass>;
   private readonly factories: readonly DetectorFactory[];
   private readonly store: Store;
   private readonly clock: Clock;
@@ -53,6 +55,7 @@ export class Engine {
     this.identifierKey = opts.identifierKey;
     this.factories = opts.detectors ?? DETECTORS;
     this.detectors = this.build(opts.policy);
+    this.observed = observedClasses(this.detectors);
     this.recent = new BoundedMap(opts.recentRequests ?? 50_000);
     this.inventory = new Inventory(opts.inventoryTemplates ?? 5000);
   }
@@ -66,6 +69,7 @@ export class Engine {
     const detectors = this.build(policy);
     this.policy = policy;
     this.detectors = detectors;
+    this.observed = observedClasses(detectors);
   }
 
   decide(req: DecideRequest): Decision {
@@ -75,10 +79,10 @@ export class Engine {
     // Privacy by construction: from here on only the keyed hash exists; the request object is
     // kept (for outcome attribution) without the raw identifier.
     if (req.identifier) (req as { identifier: string }).identifier = '';
-    // Only routes whose answers feed detectors (identity: not-found / failures / sign-ups; object:
-    // not-found / forbidden) are remembered for their outcome: keeping every request alive until
-    // its outcome arrives would make every decision survive the young GC generation.
-    if (req.request_id && (f.routeClass === 'identity' || f.routeClass === 'object')) this.recent.set(req.request_id, f);
+    // Only requests whose answers some detector observes are remembered for their outcome:
+    // keeping every request alive until its outcome arrives would make every decision survive
+    // the young GC generation.
+    if (req.request_id && this.observed.has(f.routeClass)) this.recent.set(req.request_id, f);
     this.inventory.record(f, policy.fallbackRoute.name);
 
     if (policy.allowIps.has(f.ip)) return this.verdict(f, 'ALLOW', 0, ['ip.allowlist'], '', 0, 'ALLOW');
@@ -146,6 +150,10 @@ export class Engine {
       wouldAction,
     };
   }
+}
+
+function observedClasses(detectors: readonly Detector[]): ReadonlySet<RouteClass> {
+  return new Set(detectors.flatMap((d) => (d.observe ? d.observes ?? ROUTE_CLASSES : [])));
 }
 
 function actionFor(score: number, t: { tag: number; challenge: number; block: number }): Action {

@@ -67,6 +67,11 @@ export interface Detector {
   inspect(f: RequestFeatures, out: Signal[]): void;
   /** Learns from what the upstream answered (optional). */
   observe?(outcome: Outcome, f: RequestFeatures | undefined): void;
+  /**
+   * Route classes whose outcomes observe() needs: only those requests are kept until the outcome
+   * comes. Omitted with observe() present: every class.
+   */
+  readonly observes?: readonly RouteClass[];
 }
 
 export type DetectorFactory = (ctx: DetectorContext) => Detector;

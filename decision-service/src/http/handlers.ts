@@ -27,6 +27,7 @@ export class Handlers {
    * are enforced. (A verdict that did arrive in time is simply cached twice.)
    */
   private readonly late = new BoundedMap<string, DecideResponse[]>(LATE_GATEWAYS);
+  private readonly timers = new Map<string, { observe(v: number): void }>();
 
   constructor(
     private readonly engine: () => Engine,
@@ -66,6 +67,18 @@ export class Handlers {
     return d;
   }
 
+  /** Records one decode + decide + encode span (started at `startedMs`, performance.now()). */
+  observeDecide(encoding: 'json' | 'protobuf' | 'frame', startedMs: number): void {
+    const m = this.metrics;
+    if (!m) return;
+    let h = this.timers.get(encoding);
+    if (!h) {
+      h = m.decideSeconds.labels({ encoding });
+      this.timers.set(encoding, h);
+    }
+    h.observe((performance.now() - startedMs) / 1000);
+  }
+
   outcomes(batch: OutcomeBatch): OutcomeAck {
     const engine = this.engine();
     const verdicts: DecideResponse[] = [];
@@ -74,7 +87,8 @@ export class Handlers {
     for (const o of batch.outcomes) {
       // Async-mode requests are scored late, so their blocks can reach the gateway's cache.
       if (o.request) {
-        const d = this.decide({ ...o.request, mode: 'ASYNC' });
+        o.request.mode = 'ASYNC';
+        const d = this.decide(o.request);
         if (d.cache_key && d.cache_ttl_s > 0) verdicts.push(toWire(d));
       }
       engine.observe(o);

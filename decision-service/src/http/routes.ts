@@ -67,7 +67,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
   const { handlers } = deps;
 
   app.post('/v1/decide', (req: FastifyRequest, reply: FastifyReply) => {
-    const started = process.hrtime.bigint();
+    const started = performance.now();
     const encoding = requestEncoding(req);
     const d = handlers.decide(decodeDecideRequest(req.body, encoding));
     const out = responseEncoding(req, encoding);
@@ -79,7 +79,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
     } else {
       payload = toWire(d);
     }
-    metrics?.decideSeconds.observe({ encoding }, Number(process.hrtime.bigint() - started) / 1e9);
+    handlers.observeDecide(encoding, started);
     return reply.send(payload);
   });
 

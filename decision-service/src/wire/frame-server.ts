@@ -36,7 +36,6 @@ export interface FrameServerOptions {
 
 export function createFrameServer(opts: FrameServerOptions): Server {
   const { handlers, metrics, logger, maxFrame } = opts;
-  const decideSeconds = metrics?.decideSeconds.labels({ encoding: 'frame' });
 
   function answer(type: number, body: Buffer): Buffer {
     try {
@@ -45,7 +44,7 @@ export function createFrameServer(opts: FrameServerOptions): Server {
           const started = performance.now();
           const d = handlers.decide(decodeDecideRequest(body, 'protobuf'));
           const out = frame(FRAME.VERDICT, encodeDecideResponse(d));
-          decideSeconds?.observe((performance.now() - started) / 1000);
+          handlers.observeDecide('frame', started);
           return out;
         }
         case FRAME.OUTCOMES:

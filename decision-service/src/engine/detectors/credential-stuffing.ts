@@ -68,6 +68,7 @@ export const credentialStuffing: DetectorFactory = ({ policy, store }) => {
         if (spike) out.push(signal('cs.global_failure_spike', cfg.global_spike_score, monitor));
       }
     },
+    observes: ['identity'],
     observe(o, f) {
       if (!cfg.enabled || !f || !isLogin(f)) return;
       if (!isLoginFailure(o)) {

@@ -63,6 +63,7 @@ export const enumeration: DetectorFactory = ({ policy, store }) => {
         store.mark(`en:seen:${f.identifierHash}`, now, cfg.mark_identifiers_s * 1000);
       }
     },
+    observes: ['identity'],
     observe(o, f) {
       if (!cfg.enabled || !f || f.routeClass !== 'identity' || !isNotFound(o)) return;
       for (const [key] of clientKeys(f)) store.incr(`en:nf:${key}`, W, f.now);

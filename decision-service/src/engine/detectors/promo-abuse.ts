@@ -64,6 +64,7 @@ export const promoAbuse: DetectorFactory = ({ policy, store }) => {
       const t = store.arrival(`pr:t:${f.fingerprint}`, now);
       if (t.n >= 4 && t.cv < 0.15) out.push(signal('promo.regular_timing', cfg.regular_timing_score, monitor));
     },
+    observes: ['identity'],
     observe(o, f) {
       // An identity route answering 201 created an account: remember the client that did it.
       if (!cfg.enabled || !f || f.routeClass !== 'identity' || o.status !== 201) return;

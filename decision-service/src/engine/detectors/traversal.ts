@@ -43,6 +43,7 @@ export const traversal: DetectorFactory = ({ policy, store }) => {
       }
       if (best > 0) out.push(signal(bestCode, cfg.score * best, observeOnly(cfg, f), cfg.cache));
     },
+    observes: ['object'],
     observe(o, f) {
       if (!cfg.enabled || !f || f.routeClass !== 'object') return;
       if (o.status !== 404 && o.status !== 403) return;
