@@ -5,23 +5,13 @@
 //
 // The same requests come out two ways: as HTTP requests for wrk in front of nginx, and as
 // DecideRequests (what the gateway would send) for loading the decision service alone.
-import { createHmac } from 'node:crypto';
 import type { WrkRequest } from './wrk.ts';
+import { mulberry32 } from '../../scripts/demo-shop/users.ts';
+import { hmacSha1 } from '../traffic/to-request.ts';
 
 export const BENCH_HOST = 'shop.example';
 const HMAC_KEY = 'verdict-test-hmac-key-0123456789';
 
-/** mulberry32: small, fast, good enough to pick from lists. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface ClientKind {
   name: string;
@@ -139,7 +129,7 @@ const ROUTES: ReadonlyArray<[number, RouteGen]> = [
 
 /** `count` requests from `users` users, deterministic for a seed. */
 export function requestMix(count = 2000, seed = 42, users = 3000): MixRequest[] {
-  const rand = prng(seed);
+  const rand = mulberry32(seed);
   const pop = makeUsers(rand, users);
   const total = ROUTES.reduce((s, [w]) => s + w, 0);
   const out: MixRequest[] = [];
@@ -173,7 +163,7 @@ export function requestMix(count = 2000, seed = 42, users = 3000): MixRequest[] 
   return out;
 }
 
-const hmac = (v: string) => (v ? createHmac('sha1', HMAC_KEY).update(v).digest() : undefined);
+const hmac = (v: string) => (v ? hmacSha1(HMAC_KEY, v) : undefined);
 
 /** The DecideRequest (proto field names) the Lua gateway would send for a mix request. */
 export function toDecideRequest(m: MixRequest, i: number): Record<string, unknown> {
