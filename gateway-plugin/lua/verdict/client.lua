@@ -108,18 +108,16 @@ end
 
 -- ------------------------------------------------------------------ HTTP/1.1
 
--- request pieces sent as one table (no concatenation of the body); [4] = length, [6] = body
-local http_req = { "POST ", "", " HTTP/1.1\r\nHost: verdict\r\n"
-  .. "Content-Type: application/x-protobuf\r\nAccept: application/x-protobuf\r\nContent-Length: ",
-  "", "\r\n\r\n", "" }
+local HTTP_HEAD = " HTTP/1.1\r\nHost: verdict\r\n"
+  .. "Content-Type: application/x-protobuf\r\nAccept: application/x-protobuf\r\nContent-Length: "
 
 -- one attempt; returns body, nil | nil, cause, reused
+-- The request pieces are a table of this call's own (sent without concatenating the body): the
+-- connect and the send yield, and another request of this worker runs meanwhile, so nothing
+-- that describes one call may live in a table shared by calls (issue 10: crossed verdicts).
 local function http_attempt(c, svc, kind, body, deadline)
-  http_req[2] = kind.path
-  http_req[4] = tostring(#body)
-  http_req[6] = body
-  local sock, err, reused = open_and_send(svc, deadline, http_req)
-  http_req[6] = ""
+  local sock, err, reused = open_and_send(svc, deadline,
+    { "POST ", kind.path, HTTP_HEAD, tostring(#body), "\r\n\r\n", body })
   if not sock then return nil, err, reused end
 
   if not arm(sock, deadline) then sock:close() return nil, "timeout", reused end
@@ -153,8 +151,6 @@ end
 
 -- ------------------------------------------------------------------ frames
 
-local frame_req = { "", "" } -- [1] = 5-byte header, [2] = payload
-
 local function frame_header(type_, n)
   local len = n + 1
   return char(floor(len / 16777216) % 256, floor(len / 65536) % 256, floor(len / 256) % 256,
@@ -163,11 +159,9 @@ end
 _M.frame_header = frame_header
 
 -- one attempt; returns payload, nil | nil, cause, reused
+-- (the frame's pieces are this call's own table, for the reason given at http_attempt)
 local function frame_attempt(c, svc, kind, body, deadline)
-  frame_req[1] = frame_header(kind.send, #body)
-  frame_req[2] = body
-  local sock, err, reused = open_and_send(svc, deadline, frame_req)
-  frame_req[2] = ""
+  local sock, err, reused = open_and_send(svc, deadline, { frame_header(kind.send, #body), body })
   if not sock then return nil, err, reused end
 
   if not arm(sock, deadline) then sock:close() return nil, "timeout", reused end

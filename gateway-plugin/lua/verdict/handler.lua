@@ -201,6 +201,10 @@ function _M.access()
   local resp
   if body then
     resp, err = decode_decide_response(body)
+    -- an answer names the request it decides: a verdict for another request is never enforced
+    if resp and resp.request_id and resp.request_id ~= "" and resp.request_id ~= req.request_id then
+      resp, err = nil, "bad response"
+    end
   end
   metrics.observe_call(now_ms() - started)
   if not resp then
