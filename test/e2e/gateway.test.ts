@@ -365,7 +365,7 @@ async function breakerCases(t: Test, variant: GatewayVariant): Promise<void> {
     t.equal(await cause(), 'breaker open', 'then open');
   });
 
-  await t.test('breaker: no connection while open, exactly one probe after the cool-down', { skip: variant.lacks.breaker ?? false }, async (t) => {
+  await t.test('breaker: no connection while open, one background probe per cool-down across workers', { skip: variant.lacks.breaker ?? false }, async (t) => {
     const upstream = await startEchoUpstream();
     const fault = await startFaultServer('close');
     const nginx = await variant.start({
@@ -378,12 +378,68 @@ async function breakerCases(t: Test, variant: GatewayVariant): Promise<void> {
     t.teardown(async () => { await nginx.stop(); await fault.close(); await upstream.close(); });
     for (let i = 0; i < 8; i++) t.equal((await ask(`${nginx.url}/x`)).status, 200);
     t.equal(fault.connections, 3, 'three failed calls, then none while open');
-    await sleep(500);
+    await sleep(600);
     const rs = await Promise.all(Array.from({ length: 6 }, () => ask(`${nginx.url}/x`)));
     for (const r of rs) t.equal(r.status, 200);
-    t.equal(fault.connections, 4, 'one probe across workers in half-open');
-    const causes = rs.map((r) => echoed(r).headers['x-verdict-fail-open']).sort();
-    t.same(causes, ['breaker open', 'breaker open', 'breaker open', 'breaker open', 'breaker open', 'closed']);
+    t.equal(fault.connections, 4, 'one probe across both workers in the first cool-down, none from requests');
+    t.same(rs.map((r) => echoed(r).headers['x-verdict-fail-open']), Array(6).fill('breaker open'));
+    // workers add their counters to the shared dict every metrics_flush_ms (1 s)
+    let probes = 0;
+    for (const until = Date.now() + 2500; probes === 0 && Date.now() < until; await sleep(100)) {
+      probes = sumSeries((await ask(nginx.metricsUrl)).body, `${M}breaker_probes_failed_total`, 'cause="closed"');
+    }
+    t.ok(probes >= 1, 'the failed probe is counted');
+  });
+
+  await t.test('breaker: a restarted service is deciding again within a second of answering', { skip: variant.lacks.breaker ?? false }, async (t) => {
+    const upstream = await startEchoUpstream();
+    const port = await freePort();
+    const nginx = await variant.start({
+      upstream: `127.0.0.1:${upstream.port}`,
+      service: `127.0.0.1:${port}`,
+      locations: faultLocations.replaceAll('set $verdict_budget_ms 50;', 'set $verdict_budget_ms 500;'),
+      init: { breaker_failures: 3, breaker_min_span_ms: 0, outcomes_enabled: false },
+      workers: 2,
+    });
+    let service: ServiceHandle | undefined;
+    t.teardown(async () => { await nginx.stop(); await service?.stop(); await upstream.close(); });
+    for (let i = 0; i < 5; i++) await ask(`${nginx.url}/x`);
+    t.equal(echoed(await ask(`${nginx.url}/x`)).headers['x-verdict-fail-open'], 'breaker open', 'down: open');
+    service = await startService({ port });
+    const up = Date.now();
+    let decidedAfter = -1;
+    while (Date.now() - up < 3000) {
+      const r = await ask(`${nginx.url}/internal/admin`);
+      if (r.status === 403) { decidedAfter = Date.now() - up; break; }
+      await sleep(20);
+    }
+    t.ok(decidedAfter >= 0 && decidedAfter < 1000, `decided again ${decidedAfter} ms after the service answered (< 1000)`);
+    const m = (await ask(nginx.metricsUrl)).body;
+    t.equal(series(m, `${M}breaker_state`), 0, 'breaker closed');
+  });
+
+  await t.test('breaker: a slow service (some answers in time) never opens it', { skip: variant.lacks.breaker ?? false }, async (t) => {
+    const upstream = await startEchoUpstream();
+    const fault = await startFaultServer('alternate');
+    const nginx = await variant.start({
+      upstream: `127.0.0.1:${upstream.port}`,
+      service: `127.0.0.1:${fault.port}`,
+      locations: faultLocations,
+      init: { breaker_failures: 3, breaker_min_span_ms: 300, outcomes_enabled: false },
+    });
+    t.teardown(async () => { await nginx.stop(); await fault.close(); await upstream.close(); });
+    const causes = new Map<string, number>();
+    const until = Date.now() + 1500;
+    while (Date.now() < until) {
+      const rs = await Promise.all(Array.from({ length: 4 }, () => ask(`${nginx.url}/x`)));
+      for (const r of rs) {
+        const c = echoed(r).headers['x-verdict-fail-open'] ?? 'decided';
+        causes.set(c, (causes.get(c) ?? 0) + 1);
+      }
+    }
+    t.ok((causes.get('timeout') ?? 0) > 10, `timeouts happened (${JSON.stringify([...causes])})`);
+    t.ok((causes.get('decided') ?? 0) > 10, 'answers in time happened');
+    t.equal(causes.get('breaker open') ?? 0, 0, 'the breaker never opened');
   });
 }
 

@@ -37,7 +37,8 @@ export type FaultKind =
   | 'bad-body' // HTTP 200 with a body that is not a DecideResponse
   | 'http-500' // HTTP 500
   | 'close' // accepts and closes at once
-  | 'one-per-conn'; // answers ALLOW (empty DecideResponse) to the first request of a connection, drops it on the second
+  | 'one-per-conn' // answers ALLOW (empty DecideResponse) to the first request of a connection, drops it on the second
+  | 'alternate'; // a slow service: answers ALLOW to every other request at once, never to the rest
 
 /** A TCP server standing in for a broken decision service; counts accepted connections. */
 export async function startFaultServer(kind: FaultKind): Promise<Running & { connections: number; requests: number }> {
@@ -65,6 +66,8 @@ export async function startFaultServer(kind: FaultKind): Promise<Running & { con
         else if (kind === 'one-per-conn') {
           if (served++ === 0) sock.write('HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n');
           else { sock.destroy(); return; }
+        } else if (kind === 'alternate') {
+          if (state.requests % 2 === 0) sock.write('HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n');
         } else if (kind === 'http-500') sock.write('HTTP/1.1 500 Internal Server Error\r\nContent-Length: 2\r\n\r\n{}');
         // blackhole: say nothing
       }

@@ -40,7 +40,7 @@ local DECIDE_REQUEST = {
   { 24, "header_names", "rs" }, { 25, "cookie_names", "rs" }, { 26, "has_authorization", "o" },
   { 27, "auth_scheme", "s" }, { 28, "session_hash", "b" }, { 29, "token_hash", "b" },
   { 30, "device_hash", "b" }, { 31, "identifier", "s" }, { 32, "password_hash", "b" },
-  { 33, "mode", "e", MODE }, { 34, "gateway_id", "s" },
+  { 33, "mode", "e", MODE }, { 34, "gateway_id", "s" }, { 35, "budget_ms", "u" },
 }
 
 local OUTCOME = {

@@ -11,7 +11,7 @@ local log = require "verdict.log"
 
 local ngx = ngx
 local ngx_var = ngx.var
-local tonumber, type, tostring, pairs, error = tonumber, type, tostring, pairs, error
+local tonumber, type, tostring, pairs, ipairs, error = tonumber, type, tostring, pairs, ipairs, error
 local lower, find, sub, gsub, gmatch, format = string.lower, string.find, string.sub, string.gsub, string.gmatch, string.format
 local floor = math.floor
 local WARN = ngx.WARN
@@ -20,16 +20,18 @@ local _M = { _VERSION = "0.1.0" }
 
 -- -------------------------------------------------------------- http level
 
--- { name, type, default, description }; type: string | int | bool | address | secret
+-- { name, type, default, description[, min, max] }; type: string | int | number | bool | address | secret
 local HTTP_OPTIONS = {
-  { "service", "address", "127.0.0.1:9400", "decision service address: HTTP at \"ip:port\" (a host name needs an nginx resolver) or \"unix:/path/to.sock\"; the framed transport at \"frame:ip:port\" or \"frame:unix:/path.sock\"; several instances comma-separated (calls rotate; a refused one hands the call to the next)" },
+  { "service", "address", "127.0.0.1:9400", "decision service address: HTTP at \"ip:port\" (a host name is looked up once, at start, in /etc/hosts) or \"unix:/path/to.sock\"; the framed transport at \"frame:ip:port\" or \"frame:unix:/path.sock\"; several instances comma-separated (calls rotate; a refused one hands the call to the next)" },
   { "hmac_key", "secret", nil, "key for the HMAC-SHA1 hashes of passwords, session cookies, tokens and device ids (at least 16 characters; or set hmac_key_file)" },
   { "hmac_key_file", "string", nil, "file holding the HMAC key (trailing newline stripped); alternative to hmac_key" },
   { "pool_size", "int", 64, "keep-alive connections to the service kept per worker", 1, 10000 },
   { "pool_idle_timeout_ms", "int", 60000, "idle time before a pooled connection closes; keep below the service keep-alive timeout (75 s)", 1000, 3600000 },
-  { "breaker_failures", "int", 5, "consecutive failed calls (across workers) that open the breaker", 1, 100000 },
-  { "breaker_cooldown_ms", "int", 5000, "how long the open breaker skips the call before one probe", 100, 3600000 },
-  { "breaker_min_span_ms", "int", 250, "the failures must span at least this long: a short stall (a GC pause) does not open the breaker", 0, 60000 },
+  { "breaker_failures", "int", 5, "failed calls in a row (across workers) before the breaker may open", 1, 100000 },
+  { "breaker_min_span_ms", "int", 1000, "the breaker opens only when no call has come back for this long as well: a slow service (some answers in time) or a short stall never opens it", 0, 60000 },
+  { "breaker_cooldown_ms", "int", 200, "while open, a background probe every this many ms; the first answer closes the breaker", 50, 3600000 },
+  { "breaker_probe_timeout_ms", "int", 1000, "deadline of one background probe", 10, 60000 },
+  { "shed_timeout_share", "number", 0.2, "a worker that saw at least this share of its calls time out last second skips calls from $verdict_priority low locations and async metadata (0 = never shed)", 0, 1 },
   { "outcomes_enabled", "bool", true, "report outcomes (and async-mode requests) to /v1/outcomes from the log phase" },
   { "outcome_batch_size", "int", 200, "outcomes per POST /v1/outcomes", 1, 10000 },
   { "outcome_flush_ms", "int", 1000, "flush interval of the per-worker outcome buffer", 10, 600000 },
@@ -51,8 +53,42 @@ local function bad(name, msg)
   error(format("verdict config: option %q %s", name, msg), 3)
 end
 
+-- a host name in `service` is resolved once, here, from the hosts file (cosockets would need an
+-- nginx `resolver` on every call, and a name that only DNS knows is usually a mistake for a
+-- side call on the request path); nil when the file does not name it
+local function from_hosts(name)
+  local f = io.open("/etc/hosts")
+  if not f then return nil end
+  local found
+  for line in f:lines() do
+    line = gsub(line, "#.*$", "")
+    local ip, rest = line:match("^%s*(%S+)%s+(.*)$")
+    if ip and find(ip, "^[%d%.]+$") then -- IPv4 entries only: "localhost" is 127.0.0.1, not ::1
+      for alias in gmatch(rest, "%S+") do
+        if lower(alias) == lower(name) then found = ip break end
+      end
+    end
+    if found then break end
+  end
+  f:close()
+  return found
+end
+
+local function ipv4(host)
+  local a, b, c, d = host:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  if not a then return false end
+  for _, part in ipairs({ a, b, c, d }) do
+    if tonumber(part) > 255 then return false end
+  end
+  return true
+end
+
 -- { host, port, unix, frame, label }: frame = the framed protobuf transport, else HTTP/1.1
+local FORMS = "\"ip:port\" (e.g. \"127.0.0.1:9400\"), \"unix:/path.sock\", \"frame:ip:port\" or \"frame:unix:/path.sock\""
 local function parse_address(name, v)
+  if find(v, "^%a[%w+.-]*://") then
+    bad(name, "takes no URL scheme: write " .. FORMS .. " (got " .. v .. ")")
+  end
   local frame = false
   local addr = v
   if sub(v, 1, 6) == "frame:" then
@@ -65,10 +101,20 @@ local function parse_address(name, v)
     end
     return { host = addr, unix = true, frame = frame, label = v }
   end
-  local host, port = addr:match("^%[?([^%]]+)%]?:(%d+)$")
+  local host, port = addr:match("^%[([%x:]+)%]:(%d+)$") -- [v6]:port
+  if not host then host, port = addr:match("^([^:%[%]/]+):(%d+)$") end
   port = tonumber(port)
   if not host or not port or port < 1 or port > 65535 then
-    bad(name, "must be \"host:port\" (e.g. \"127.0.0.1:9400\"), \"unix:/path.sock\", \"frame:host:port\" or \"frame:unix:/path.sock\" (got " .. v .. ")")
+    bad(name, "must be " .. FORMS .. " (got " .. v .. ")")
+  end
+  if not find(host, ":", 1, true) and not ipv4(host) then
+    if find(host, "^[%d%.]+$") then bad(name, "has an invalid IPv4 address (got " .. v .. ")") end
+    local ip = from_hosts(host)
+    if not ip then
+      bad(name, "names host \"" .. host .. "\", which /etc/hosts does not list: write its IP address "
+          .. "(e.g. \"" .. (frame and "frame:" or "") .. "10.0.0.5:" .. port .. "\") or a unix socket")
+    end
+    host = ip
   end
   return { host = host, port = port, unix = false, frame = frame, label = v }
 end
@@ -100,6 +146,10 @@ function _M.init(opts)
       if typ == "int" then
         if type(v) ~= "number" or v ~= floor(v) or v < o[5] or v > o[6] then
           bad(name, format("must be an integer between %d and %d (%s)", o[5], o[6], o[4]))
+        end
+      elseif typ == "number" then
+        if type(v) ~= "number" or v < o[5] or v > o[6] then
+          bad(name, format("must be a number between %s and %s (%s)", o[5], o[6], o[4]))
         end
       elseif typ == "bool" then
         if type(v) ~= "boolean" then bad(name, "must be true or false (" .. o[4] .. ")") end
@@ -142,12 +192,14 @@ end
 
 local MODES = { inline = true, async = true, monitor = true, off = true }
 local FAILS = { open = true, closed = true }
+local PRIORITIES = { low = true, normal = true }
 
 -- { name, kind, default, description, ... }
 local LOCATION_OPTIONS = {
   { "mode", "enum", "inline", "inline | async | monitor | off", MODES },
   { "budget_ms", "int", 25, "total deadline of the decide call (connect + send + read), ms", 1, 60000 },
   { "fail", "enum", "open", "open | closed: what happens when the call fails", FAILS },
+  { "priority", "enum", "normal", "low | normal: under overload (see shed_timeout_share) calls from low locations are skipped first", PRIORITIES },
   { "fail_closed_status", "status", 503, "status sent when the call fails on a fail-closed location" },
   { "block_status", "status", 403, "status of a block" },
   { "block_body", "string", "", "body of a block (default: {\"error\":\"blocked\",\"request_id\":\"<id>\"})" },

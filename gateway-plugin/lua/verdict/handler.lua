@@ -2,11 +2,13 @@
 -- the modules named after their job.
 --
 -- Access, per mode ($verdict_mode):
---   off      nothing at all.
+--   off      nothing but removing client-sent X-Verdict-* headers (they are ours to set).
 --   inline   1. cached verdict? enforce it, no call; 2. breaker open? fail at once, no call;
---            3. side call within $verdict_budget_ms; 4. allow / tag / challenge / block.
+--            3. overloaded and $verdict_priority low? skip the call ("shed");
+--            4. side call within $verdict_budget_ms; 5. allow / tag / challenge / block.
 --   monitor  like inline, but only counts what it would have enforced.
---   async    only cached verdicts are enforced; the log phase ships the DecideRequest.
+--   async    only cached verdicts are enforced; the log phase ships the DecideRequest (not
+--            while this worker is overloaded: shed first).
 -- On a failed call (timeout, refused, closed, socket error, http error, bad response, breaker
 -- open) the request goes on with "X-Verdict-Fail-Open: <cause>" to the upstream, unless the
 -- location is fail-closed ($verdict_fail = closed): then $verdict_fail_closed_status.
@@ -48,6 +50,8 @@ end
 local CACHE_HITS = key("cache_hits_total")
 local CALLS_OK = key("calls_total", "result", "ok")
 local DROPPED_BREAKER = key("outcomes_dropped_total", "reason", "breaker open")
+local SHED_LOW = key("shed_total", "what", "low priority call")
+local SHED_ASYNC = key("shed_total", "what", "async metadata")
 local CALL_CAUSE = setmetatable({}, { __index = function(t, k) local v = "call " .. k t[k] = v return v end })
 local AUTH_VAR = setmetatable({}, { __index = function(t, h)
   local v = "upstream_http_" .. gsub(h, "-", "_") t[h] = v return v end })
@@ -131,6 +135,7 @@ function _M.init_worker()
   log.set_interval(config.http.log_interval_s)
   metrics.init_worker(config.http.metrics_flush_ms)
   outcome.init_worker()
+  breaker.init_worker()
 end
 
 -- syntax: handler.access()
@@ -142,7 +147,7 @@ end
 function _M.access()
   if not config.ready then return end
   local mode = get("mode")
-  if mode == "off" then return end
+  if mode == "off" then return request.strip_spoofed() end
   local c = config.http
 
   -- the fallback first: what a failure answers, and whether a call may go out at all
@@ -187,15 +192,23 @@ function _M.access()
     end
   end
   if mode == "async" then
-    if report then st.request = req end
+    if report then
+      if breaker.overloaded() then
+        add(SHED_ASYNC)
+      else
+        st.request = req
+      end
+    end
     return
   end
   if open then return fail("breaker open", closed, st) end
+  if breaker.overloaded() and get("priority") == "low" then
+    add(SHED_LOW)
+    return fail("shed", closed, st)
+  end
 
   local budget = get("budget_ms")
-  local ok, probe = breaker.allow(budget)
-  if not ok then return fail(probe, closed, st) end
-
+  req.budget_ms = budget -- the service drops the call unanswered once this has passed
   local started = now_ms()
   local body, err = client.call("decide", encode_decide_request(req), budget)
   local resp
@@ -209,13 +222,15 @@ function _M.access()
   metrics.observe_call(now_ms() - started)
   if not resp then
     incr("calls_total", "result", err)
-    breaker.failure(probe, err)
+    breaker.observe(err == "timeout")
+    breaker.failure(err)
     log.log(ERR, CALL_CAUSE[err], "decide call failed: ", err, " (failing ",
             closed and "closed" or "open", ")")
     return fail(err, closed, st)
   end
   add(CALLS_OK)
-  breaker.success(probe)
+  breaker.observe(false)
+  breaker.success()
   if cache.store(resp) then incr("cache_stores_total", "action", resp.action) end
   return enforce(resp, mode, "service", st)
 end
