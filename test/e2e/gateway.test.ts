@@ -213,9 +213,12 @@ async function withService(t: Test, variant: GatewayVariant, frame = false): Pro
 
   await t.test('off mode: nothing at all', async (t) => {
     const before = sumSeries(await metrics(), `${M}decisions_total`);
-    const r = await ask(`${url}/off/x`);
+    const r = await ask(`${url}/off/x`, { headers: { 'x-verdict-score': '0', 'X-Verdict-Fail-Open': 'lies', 'x-verdict-reasons': 'trust-me' } });
     t.equal(r.status, 200);
-    t.equal(echoed(r).headers['x-verdict-fail-open'], undefined);
+    const e = echoed(r);
+    t.equal(e.headers['x-verdict-fail-open'], undefined, 'client-sent X-Verdict-* stripped on off locations too');
+    t.equal(e.headers['x-verdict-score'], undefined);
+    t.equal(e.headers['x-verdict-reasons'], undefined);
     if (variant.lacks.metrics) t.pass('not counted', { skip: variant.lacks.metrics });
     else t.equal(sumSeries(await metrics(), `${M}decisions_total`), before);
   });
