@@ -9,7 +9,10 @@
 -- HTTP: one POST, response framed by Content-Length (chunked responses are reported as
 -- "bad response"; the service always sends Content-Length).
 -- Frames (decision-service/src/wire/frame-server.ts): uint32 big-endian length of what follows,
--- uint8 type, protobuf payload. DECIDE 1 -> VERDICT 2, OUTCOMES 3 -> ACK 4, ERROR 15 (text).
+-- uint8 type, protobuf payload. DECIDE 1 -> VERDICT 2, OUTCOMES 3 -> ACK 4, ERROR 15 (text);
+-- CHALLENGE 7 (the service's first frame on a connection) and HELLO 8 (the gateway's proof).
+-- Authentication (gateway-plugin/CONTRACT.md): with a `secret`, HTTP calls carry a signed
+-- X-Verdict-Auth header and each fresh frame connection answers the service's challenge.
 -- One call at a time per connection (a connection leaves the pool for the call), so the answer
 -- read is the answer to the frame sent. A connection whose call did not finish cleanly is
 -- closed, never pooled: a late answer on it would be read as the next call's.
@@ -33,6 +36,7 @@ local update_time = ngx.update_time
 local find, sub, lower, match, byte, char = string.find, string.sub, string.lower, string.match, string.byte, string.char
 local tonumber, tostring, ceil, floor = tonumber, tostring, math.ceil, math.floor
 local WARN = ngx.WARN
+local hmac_sha1, encode_base64 = ngx.hmac_sha1, ngx.encode_base64
 
 local _M = { _VERSION = "0.2.0" }
 
@@ -43,7 +47,7 @@ local KINDS = {
   decide = { path = "/v1/decide", send = 1, expect = 2 },
   outcomes = { path = "/v1/outcomes", send = 3, expect = 4 },
 }
-local FRAME_ERROR = 15
+local FRAME_ERROR, FRAME_CHALLENGE, FRAME_HELLO = 15, 7, 8
 
 local function now_ms()
   update_time()
@@ -109,7 +113,16 @@ end
 -- ------------------------------------------------------------------ HTTP/1.1
 
 local HTTP_HEAD = " HTTP/1.1\r\nHost: verdict\r\n"
-  .. "Content-Type: application/x-protobuf\r\nAccept: application/x-protobuf\r\nContent-Length: "
+  .. "Content-Type: application/x-protobuf\r\nAccept: application/x-protobuf\r\n"
+
+-- "X-Verdict-Auth: <kid>:<ts_ms>:<base64 HMAC-SHA1(secret, "verdict http v1\n" ts "\n" path
+-- "\n" body)>" (CONTRACT.md, authentication); "" without a secret
+local function http_auth(c, path, body)
+  if not c.secret then return "" end
+  local ts = tostring(floor(ngx_now() * 1000))
+  return "X-Verdict-Auth: " .. c.secret_kid .. ":" .. ts .. ":"
+    .. encode_base64(hmac_sha1(c.secret, "verdict http v1\n" .. ts .. "\n" .. path .. "\n" .. body)) .. "\r\n"
+end
 
 -- one attempt; returns body, nil | nil, cause, reused
 -- The request pieces are a table of this call's own (sent without concatenating the body): the
@@ -117,7 +130,8 @@ local HTTP_HEAD = " HTTP/1.1\r\nHost: verdict\r\n"
 -- that describes one call may live in a table shared by calls (issue 10: crossed verdicts).
 local function http_attempt(c, svc, kind, body, deadline)
   local sock, err, reused = open_and_send(svc, deadline,
-    { "POST ", kind.path, HTTP_HEAD, tostring(#body), "\r\n\r\n", body })
+    { "POST ", kind.path, HTTP_HEAD, http_auth(c, kind.path, body), "Content-Length: ", tostring(#body),
+      "\r\n\r\n", body })
   if not sock then return nil, err, reused end
 
   if not arm(sock, deadline) then sock:close() return nil, "timeout", reused end
@@ -145,7 +159,13 @@ local function http_attempt(c, svc, kind, body, deadline)
   else
     sock:close()
   end
-  if status ~= 200 then return nil, "http error", false end
+  if status ~= 200 then
+    if status == 401 then
+      log.log(WARN, "auth refused", "the decision service refused this gateway's credentials (HTTP 401): ",
+              "check that secret_file holds a key of the service's VERDICT_GATEWAY_SECRET_FILE")
+    end
+    return nil, "http error", false
+  end
   return res, nil, false
 end
 
@@ -158,32 +178,63 @@ local function frame_header(type_, n)
 end
 _M.frame_header = frame_header
 
--- one attempt; returns payload, nil | nil, cause, reused
--- (the frame's pieces are this call's own table, for the reason given at http_attempt)
-local function frame_attempt(c, svc, kind, body, deadline)
-  local sock, err, reused = open_and_send(svc, deadline, { frame_header(kind.send, #body), body })
-  if not sock then return nil, err, reused end
-
-  if not arm(sock, deadline) then sock:close() return nil, "timeout", reused end
-  local head
-  head, err = sock:receive(5)
-  if not head then sock:close() return nil, cause_of(err), reused end
+-- reads one frame; returns type, payload | nil, cause, in_body (the failure came after the header)
+local function read_frame(sock, deadline)
+  if not arm(sock, deadline) then return nil, "timeout", false end
+  local head, err = sock:receive(5)
+  if not head then return nil, cause_of(err), false end
   local b1, b2, b3, b4, typ = byte(head, 1, 5)
   local len = ((b1 * 256 + b2) * 256 + b3) * 256 + b4 - 1
-  if len < 0 or len > MAX_BODY then sock:close() return nil, "bad response", false end
-
+  if len < 0 or len > MAX_BODY then return nil, "bad response", true end
   local res = ""
   if len > 0 then
-    if not arm(sock, deadline) then sock:close() return nil, "timeout", false end
+    if not arm(sock, deadline) then return nil, "timeout", true end
     res, err = sock:receive(len)
-    if not res then sock:close() return nil, cause_of(err), false end
+    if not res then return nil, cause_of(err), true end
   end
+  return typ, res
+end
+
+-- one attempt; returns payload, nil | nil, cause, reused
+-- (the frame's pieces are this call's own table, for the reason given at http_attempt)
+-- On a fresh connection the service first sends a CHALLENGE; with a secret the gateway answers
+-- it with HELLO (kid + HMAC of the challenge) pipelined with the request; without one the
+-- CHALLENGE is skipped where the answer is read.
+local function frame_attempt(c, svc, kind, body, deadline)
+  local sock, err = connect(svc, deadline)
+  if not sock then return nil, err, false end
+  local reused = sock:getreusedtimes() > 0
+  local req
+  if c.secret and not reused then
+    local typ, challenge = read_frame(sock, deadline)
+    if not typ then sock:close() return nil, challenge, false end
+    if typ ~= FRAME_CHALLENGE then sock:close() return nil, "bad response", false end
+    local proof = c.secret_kid .. hmac_sha1(c.secret, "verdict hello v1\n" .. challenge)
+    req = { frame_header(FRAME_HELLO, #proof), proof, frame_header(kind.send, #body), body }
+  else
+    req = { frame_header(kind.send, #body), body }
+  end
+  if not arm(sock, deadline) then sock:close() return nil, "timeout", reused end
+  local sent
+  sent, err = sock:send(req)
+  if not sent then sock:close() return nil, cause_of(err), reused end
+
+  local typ, res, in_body = read_frame(sock, deadline)
+  if typ == FRAME_CHALLENGE and not reused then typ, res, in_body = read_frame(sock, deadline) end
+  if not typ then sock:close() return nil, res, reused and not in_body end
   if typ == kind.expect then
     sock:setkeepalive(c.pool_idle_timeout_ms)
     return res, nil, false
   end
   if typ == FRAME_ERROR then
-    -- the frame stream is intact after an ERROR: the connection stays usable
+    if sub(res, 1, 5) == "AUTH:" then
+      -- the service closes the connection after an authentication error
+      sock:close()
+      log.log(WARN, "auth refused", "the decision service refused this gateway: ", sub(res, 1, 200),
+              " (check that secret_file holds a key of the service's VERDICT_GATEWAY_SECRET_FILE)")
+      return nil, "bad response", false
+    end
+    -- the frame stream is intact after any other ERROR: the connection stays usable
     sock:setkeepalive(c.pool_idle_timeout_ms)
     log.log(WARN, "frame error", "the decision service answered an error frame: ", sub(res, 1, 200))
     return nil, "bad response", false

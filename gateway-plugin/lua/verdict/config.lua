@@ -12,7 +12,7 @@ local log = require "verdict.log"
 local ngx = ngx
 local ngx_var = ngx.var
 local tonumber, type, tostring, pairs, ipairs, error = tonumber, type, tostring, pairs, ipairs, error
-local lower, find, sub, gsub, gmatch, format = string.lower, string.find, string.sub, string.gsub, string.gmatch, string.format
+local lower, find, sub, gsub, gmatch, format, match, byte = string.lower, string.find, string.sub, string.gsub, string.gmatch, string.format, string.match, string.byte
 local floor = math.floor
 local WARN = ngx.WARN
 
@@ -25,6 +25,8 @@ local HTTP_OPTIONS = {
   { "service", "address", "127.0.0.1:9400", "decision service address: HTTP at \"ip:port\" (a host name is looked up once, at start, in /etc/hosts) or \"unix:/path/to.sock\"; the framed transport at \"frame:ip:port\" or \"frame:unix:/path.sock\"; several instances comma-separated (calls rotate; a refused one hands the call to the next)" },
   { "hmac_key", "secret", nil, "key for the HMAC-SHA1 hashes of passwords, session cookies, tokens and device ids (at least 16 characters; or set hmac_key_file)" },
   { "hmac_key_file", "string", nil, "file holding the HMAC key (trailing newline stripped); alternative to hmac_key" },
+  { "secret", "secret", nil, "gateway secret proving this gateway to the decision service (at least 32 characters; or set secret_file); required when the service is not on loopback" },
+  { "secret_file", "string", nil, "file holding the gateway secret (first line); alternative to secret" },
   { "pool_size", "int", 64, "keep-alive connections to the service kept per worker", 1, 10000 },
   { "pool_idle_timeout_ms", "int", 60000, "idle time before a pooled connection closes; keep below the service keep-alive timeout (75 s)", 1000, 3600000 },
   { "breaker_failures", "int", 5, "failed calls in a row (across workers) before the breaker may open", 1, 100000 },
@@ -42,7 +44,7 @@ local HTTP_OPTIONS = {
   { "query_max_bytes", "int", 1024, "query string bytes sent in a DecideRequest", 0, 65536 },
   { "body_max_bytes", "int", 16384, "identity routes: largest in-memory body parsed for identifier/password", 0, 1048576 },
   { "header_names_max", "int", 64, "header names sent in arrival order", 0, 1000 },
-  { "gateway_id", "string", nil, "diagnostic id sent to the service (default: hostname/worker pid)" },
+  { "gateway_id", "string", nil, "diagnostic prefix of the id sent to the service (default: the host name; the worker pid and 16 random hex characters are always appended)" },
 }
 _M.HTTP_OPTIONS = HTTP_OPTIONS
 
@@ -81,6 +83,12 @@ local function ipv4(host)
     if tonumber(part) > 255 then return false end
   end
   return true
+end
+
+local name_of_service_option = "service"
+
+local function loopback(host)
+  return find(host, "^127%.") ~= nil or host == "::1"
 end
 
 -- { host, port, unix, frame, label }: frame = the framed protobuf transport, else HTTP/1.1
@@ -181,6 +189,28 @@ function _M.init(opts)
   if #c.hmac_key < 16 then
     bad("hmac_key", "must be at least 16 characters (e.g. `openssl rand -hex 32`)")
   end
+  if c.secret == nil and c.secret_file then
+    local f, err = io.open(c.secret_file, "rb")
+    if not f then bad("secret_file", "cannot be read: " .. tostring(err)) end
+    c.secret = match(f:read("*a") or "", "^%s*([^\r\n]*)") or ""
+    c.secret = gsub(c.secret, "%s+$", "")
+    f:close()
+  end
+  if c.secret ~= nil then
+    if #c.secret < 32 then
+      bad(c.secret_file and "secret_file" or "secret", "must hold at least 32 characters (e.g. `openssl rand -hex 32`)")
+    end
+    local digest = ngx.sha1_bin(c.secret)
+    c.secret_kid = format("%02x%02x%02x%02x", byte(digest, 1, 4))
+  else
+    for i = 1, #c.services do
+      local svc = c.services[i]
+      if not svc.unix and not loopback(svc.host) then
+        bad(name_of_service_option, "points at " .. svc.label .. ", which is not loopback: set secret_file = \"/etc/nginx/verdict.secret\" "
+            .. "(the same key as the service's VERDICT_GATEWAY_SECRET_FILE) so only your gateways can ask for verdicts")
+      end
+    end
+  end
   c.decide_path = "/v1/decide"
   c.outcomes_path = "/v1/outcomes"
   _M.http = c
@@ -264,18 +294,28 @@ local worker_gateway_id
 
 -- syntax: id = config.gateway_id()
 -- The id this worker sends with its DecideRequests and OutcomeBatches (the service returns late
--- verdicts by it, so both must carry the same one): the gateway_id option, else hostname/pid.
+-- verdicts by it, so both must carry the same one): "<gateway_id option or hostname>/<pid>/<16
+-- random hex>". Random per worker start: late verdicts go to whoever presents this id, so it
+-- must not be guessable from the host name and pid (issue 11). Called from init_worker first
+-- (the two file reads never happen on a request).
 function _M.gateway_id()
   if worker_gateway_id then return worker_gateway_id end
-  local id = _M.http and _M.http.gateway_id
-  if not id then
+  local base = _M.http and _M.http.gateway_id
+  if not base then
     local f = io.open("/proc/sys/kernel/hostname")
-    local host = f and f:read("*l") or "nginx"
+    base = f and f:read("*l") or "nginx"
     if f then f:close() end
-    id = host .. "/" .. ngx.worker.pid()
   end
-  worker_gateway_id = id
-  return id
+  local rnd = ""
+  local r = io.open("/dev/urandom", "rb")
+  if r then
+    rnd = r:read(8) or ""
+    r:close()
+  end
+  if #rnd < 8 then rnd = tostring(ngx.now()) .. tostring(math.random()) end
+  rnd = gsub(rnd, ".", function(ch) return format("%02x", byte(ch)) end)
+  worker_gateway_id = base .. "/" .. ngx.worker.pid() .. "/" .. sub(rnd, 1, 16)
+  return worker_gateway_id
 end
 
 function _M.get(name)

@@ -133,6 +133,7 @@ function _M.init_worker()
     return
   end
   log.set_interval(config.http.log_interval_s)
+  config.gateway_id() -- drawn once per worker start, before any request
   metrics.init_worker(config.http.metrics_flush_ms)
   outcome.init_worker()
   breaker.init_worker()
