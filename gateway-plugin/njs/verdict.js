@@ -43,6 +43,16 @@ const ACTIONS = { ALLOW: 'allow', TAG: 'tag', CHALLENGE: 'challenge', BLOCK: 'bl
 const ACTION_BY_NUMBER = ['ALLOW', 'TAG', 'CHALLENGE', 'BLOCK'];
 const ADDRESS = /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/;
 const HEADER_NAME = /^[A-Za-z0-9_-]+$/;
+const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\]):\d{1,5}$/;
+
+// X-Verdict-Auth (gateway-plugin/CONTRACT.md, authentication): kid, time, and the HMAC of both
+// with the path and the exact body; absent without a secret
+function authHeader(secret, path, body) {
+  const kid = crypto.createHash('sha1').update(secret).digest('hex').slice(0, 8);
+  const ts = String(Date.now());
+  const mac = crypto.createHmac('sha1', secret).update('verdict http v1\n' + ts + '\n' + path + '\n' + body).digest('base64');
+  return kid + ':' + ts + ':' + mac;
+}
 
 // Per-location settings: $verdict_<name>, same names, kinds and defaults as config.lua.
 // [kind, default, description, min, max | allowed values]
@@ -238,6 +248,18 @@ function decideOrThrow(r) {
     r.return(204);
     return;
   }
+  const secret = v.verdict_secret || '';
+  if (secret !== '' && secret.length < 32) {
+    r.error('verdict: Verdict is inactive: $verdict_secret must hold at least 32 characters (openssl rand -hex 32)');
+    r.return(204);
+    return;
+  }
+  if (secret === '' && !LOOPBACK.test(service)) {
+    r.error('verdict: Verdict is inactive: $verdict_service ' + service + ' is not loopback: declare ' +
+            'js_var $verdict_secret (the service\'s VERDICT_GATEWAY_SECRET_FILE key) so only your gateways can ask for verdicts');
+    r.return(204);
+    return;
+  }
   const failClosed = mode === 'inline' && setting(r, 'fail') === 'closed';
   const budget = setting(r, 'budget_ms');
 
@@ -269,7 +291,9 @@ function decideOrThrow(r) {
 
   let body;
   try {
-    body = JSON.stringify(build(r, mode, key));
+    const req = build(r, mode, key);
+    req.budget_ms = budget; // the service drops the call unanswered once this has passed
+    body = JSON.stringify(req);
   } catch (e) {
     r.error('verdict: cannot build the decide request: ' + e.message);
     fail('socket error');
@@ -277,10 +301,12 @@ function decideOrThrow(r) {
   }
   let timer;
   const deadline = new Promise(function (resolve) { timer = setTimeout(function () { resolve(TIMEOUT); }, budget); });
+  const headers = { 'Content-Type': 'application/json', Accept: 'application/json' };
+  if (secret !== '') headers['X-Verdict-Auth'] = authHeader(secret, '/v1/decide', body);
   const call = ngx.fetch('http://' + service + '/v1/decide', {
     method: 'POST',
     body: body,
-    headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+    headers: headers,
   }).then(function (resp) {
     if (resp.status !== 200) return 'http error';
     return resp.text().then(function (text) { return parse(text) || 'bad response'; });
