@@ -32,7 +32,10 @@ function own(child: ChildProcess): ServiceChild {
 
 /** Spawns the service with `env` on top of ours; output inherited (the demo) or piped. */
 export function spawnService(env: Record<string, string>, stdio: StdioOptions = ['ignore', 'pipe', 'pipe']): ServiceChild {
-  return own(spawn(process.execPath, [...SERVICE_ARGS], { cwd: repoRoot, env: { ...process.env, ...env }, stdio }));
+  // tap's process-info hook (inherited through NODE_OPTIONS) makes the service ~3x slower and
+  // is not ours to measure
+  const nodeOptions = (process.env.NODE_OPTIONS ?? '').replace(/"?--import=\S*@tapjs\/processinfo\S*"?/g, '').trim();
+  return own(spawn(process.execPath, [...SERVICE_ARGS], { cwd: repoRoot, env: { ...process.env, NODE_OPTIONS: nodeOptions, ...env }, stdio }));
 }
 
 /** Spawns the service and resolves once it prints that it listens; rejects with its output otherwise. */
