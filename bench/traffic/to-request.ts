@@ -217,6 +217,9 @@ export function toDecideRequest(line: TrafficLine, requestId: string, opts: Gate
     password_hash: passwordHash,
     mode: mode === 'off' ? 'INLINE' : MODE[mode],
     gateway_id: opts.gatewayId,
+    // the gateway sends its budget on inline calls; replays carry simulated times, which the
+    // service's deadline check would read as long expired, so they carry no deadline
+    budget_ms: 0,
   };
   return { mode, req };
 }

@@ -2,6 +2,7 @@
 
 import { watch, type FSWatcher } from 'node:fs';
 import type { Server } from 'node:net';
+import path from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { ServiceConfig } from './config/env.ts';
 import { loadPolicyFile, type CompiledPolicy } from './config/policy.ts';
@@ -12,6 +13,7 @@ import { addStoreStats, createMetrics } from './http/metrics.ts';
 import { registerAuthRequest } from './http/auth-request.ts';
 import { Handlers } from './http/handlers.ts';
 import { registerRoutes } from './http/routes.ts';
+import { warmUp } from './http/warm-up.ts';
 import { createFrameServer } from './wire/frame-server.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { MemoryStore } from './state/memory-store.ts';
@@ -23,6 +25,8 @@ export interface AppDeps {
   readonly clock?: Clock;
   readonly store?: Store;
   readonly policy?: CompiledPolicy;
+  /** Process-wide metrics (event loop, memory, GC): off for throwaway instances (warm-up). */
+  readonly processMetrics?: boolean;
 }
 
 export interface VerdictApp {
@@ -33,6 +37,12 @@ export interface VerdictApp {
   readonly frameServer: Server;
   /** Re-reads the policy file; a broken policy is rejected and the old one stays. */
   reloadPolicy(): { ok: true; version: string } | { ok: false; error: string };
+  /**
+   * Runs `count` synthetic decisions through a throwaway copy of this app (own engine, memory
+   * store and metrics; same code), so the first real decisions run compiled code. Call before
+   * listening; this app's state and metrics are untouched.
+   */
+  warmUp(count: number): Promise<void>;
 }
 
 export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp {
@@ -43,7 +53,7 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
     : undefined;
   const store = deps.store ?? redisStore ?? new MemoryStore({ maxKeys: config.storeMaxKeys });
   const engine = new Engine({ policy, store, clock: deps.clock ?? systemClock, identifierKey: config.identifierKey });
-  const metrics = config.metrics ? createMetrics(true) : undefined;
+  const metrics = config.metrics ? createMetrics(deps.processMetrics ?? true) : undefined;
   metrics?.policyVersion.set({ version: policy.version }, 1);
   if (metrics && redisStore) addStoreStats(metrics, () => redisStore.stats());
 
@@ -52,22 +62,46 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
     // One log line per decision would cost more than the decision itself.
     logController: new LogController({ disableRequestLogging: true }),
     keepAliveTimeout: config.keepAliveTimeoutMs,
-    bodyLimit: config.bodyLimit,
+    // Slow or silent clients: a request (headers and body) must arrive within the request
+    // timeout, and a new connection must start one within it. Node checks the request timeout
+    // on an interval (30 s by default): make it fine enough to matter.
+    connectionTimeout: config.requestTimeoutMs,
+    requestTimeout: config.requestTimeoutMs,
+    http: {
+      headersTimeout: config.requestTimeoutMs,
+      requestTimeout: config.requestTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, config.requestTimeoutMs),
+    },
+    // The routes set their own (decide, outcomes); nothing else takes a body.
+    bodyLimit: config.decideBodyLimit,
     // Request ids come from the gateway's payload; fastify's own are not needed.
     genReqId: () => '',
     return503OnClosing: false,
   });
 
-  const handlers = new Handlers(() => engine, metrics);
-  registerRoutes(app, { engine: () => engine, metrics, store, adminToken: config.adminToken, handlers });
+  // Closed on arrival beyond the cap (net.Server semantics); open connections are unaffected.
+  app.server.maxConnections = config.maxConnections;
+  app.server.on('drop', () => metrics?.connectionsRefused.inc({ transport: 'http' }));
+
+  const handlers = new Handlers(() => engine, metrics, { clock: deps.clock ?? systemClock });
+  registerRoutes(app, {
+    engine: () => engine,
+    metrics,
+    store,
+    adminToken: config.adminToken,
+    handlers,
+    limits: { decideBytes: config.decideBodyLimit, outcomesBytes: config.outcomesBodyLimit, maxOutcomes: config.maxOutcomesPerBatch },
+  });
   registerAuthRequest(app, () => engine, config.identifierKey, metrics);
 
   let watcher: FSWatcher | undefined;
   let current = policy.version;
+  let livePolicy = policy;
   const reloadPolicy: VerdictApp['reloadPolicy'] = () => {
     try {
       const next = loadPolicyFile(config.policyFile);
       engine.setPolicy(next);
+      livePolicy = next;
       if (metrics) {
         metrics.policyVersion.remove({ version: current });
         metrics.policyVersion.set({ version: next.version }, 1);
@@ -84,27 +118,61 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
     }
   };
 
+  let settle: NodeJS.Timeout | undefined;
   if (config.policyWatch && !deps.policy) {
-    let timer: NodeJS.Timeout | undefined;
+    // The directory, not the file: an atomic save (`mv new.yaml live.yaml`, most editors,
+    // deploy tools) replaces the inode, and a watch on the file would stay on the old one and
+    // miss every later edit. Kubernetes ConfigMap volumes swap a `..data` symlink instead.
+    const dir = path.dirname(config.policyFile);
+    const name = path.basename(config.policyFile);
     try {
-      watcher = watch(config.policyFile, () => {
+      watcher = watch(dir, (_event, changed) => {
+        if (changed !== null && changed !== name && changed !== '..data') return;
         // Editors write in several steps; settle before reading.
-        clearTimeout(timer);
-        timer = setTimeout(reloadPolicy, 200);
+        clearTimeout(settle);
+        settle = setTimeout(reloadPolicy, 200);
       });
+      watcher.on('error', (err) => logger.warn({ err }, 'policy watch failed; reload with SIGHUP'));
     } catch (err) {
-      logger.warn({ err }, 'cannot watch the policy file; reload with SIGHUP');
+      logger.warn({ err }, 'cannot watch the policy directory; reload with SIGHUP');
     }
   }
   app.addHook('onClose', async () => {
+    clearTimeout(settle);
     watcher?.close();
     await redisStore?.close();
   });
 
-  const frameServer = createFrameServer({ handlers, metrics, logger, maxFrame: config.bodyLimit });
+  const frameServer = createFrameServer({
+    handlers,
+    metrics,
+    logger,
+    limits: {
+      decideBytes: config.decideBodyLimit,
+      outcomesBytes: config.outcomesBodyLimit,
+      maxOutcomes: config.maxOutcomesPerBatch,
+      maxInFlight: config.frameMaxInFlight,
+      idleTimeoutMs: config.keepAliveTimeoutMs,
+      requestTimeoutMs: config.requestTimeoutMs,
+      maxConnections: config.maxConnections,
+    },
+  });
   app.addHook('onClose', async () => {
     if (frameServer.listening) await new Promise<void>((resolve) => frameServer.close(() => resolve()));
   });
 
-  return { app, engine, logger, frameServer, reloadPolicy };
+  const warm: VerdictApp['warmUp'] = async (count) => {
+    if (count <= 0) return;
+    const scratch = buildApp(
+      { ...config, policyWatch: false, redis: undefined, metrics: true, logLevel: 'silent' },
+      { logger: createLogger('silent'), clock: deps.clock, store: new MemoryStore({ maxKeys: 10_000 }), policy: livePolicy, processMetrics: false },
+    );
+    try {
+      await warmUp(scratch, livePolicy, count);
+    } finally {
+      await scratch.app.close();
+    }
+  };
+
+  return { app, engine, logger, frameServer, reloadPolicy, warmUp: warm };
 }

@@ -6,6 +6,10 @@ export const ERRORS = {
   BAD_BODY: { status: 400, message: 'the body could not be decoded' },
   INVALID_FIELD: { status: 400, message: 'a field failed validation' },
   BODY_TOO_LARGE: { status: 413, message: 'the body is larger than the service accepts' },
+  TOO_DEEP: { status: 400, message: 'the JSON body is nested deeper than any wire message' },
+  // The gateway stopped waiting (budget_ms after ts_ms): the decision is not computed. 504 as
+  // for a proxy that gave up on its upstream; the gateway has failed open already.
+  DEADLINE: { status: 504, message: 'the gateway deadline passed before the decision started' },
   NOT_FOUND: { status: 404, message: 'no such route' },
   FORBIDDEN: { status: 403, message: 'this endpoint needs the admin token or a loopback client' },
   INTERNAL: { status: 500, message: 'internal error' },

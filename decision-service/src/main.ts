@@ -1,4 +1,4 @@
-// The only reader of process.env: parse config → build app → listen.
+// The only reader of process.env: parse config → build app → warm up → listen.
 
 import { existsSync, unlinkSync } from 'node:fs';
 import { buildApp } from './app.ts';
@@ -21,6 +21,16 @@ async function main(): Promise<void> {
   const { app, logger, reloadPolicy } = built;
   if (config.identifierKeyEphemeral) {
     logger.warn('VERDICT_IDENTIFIER_KEY is not set: identifier hashes use a random per-process key (fine for one instance; set it for fleets)');
+  }
+
+  // Before listening: the first real requests must not pay for compiling the code they run.
+  const warmStarted = performance.now();
+  try {
+    await built.warmUp(config.warmup);
+    if (config.warmup > 0) logger.info({ decisions: config.warmup, ms: Math.round(performance.now() - warmStarted) }, 'warmed up');
+  } catch (err) {
+    // Only the first requests' latency is at stake: start anyway.
+    logger.warn({ err }, 'warm-up failed; the first decisions will be slower');
   }
 
   if (config.listen.kind === 'unix') {

@@ -1,9 +1,12 @@
 // The service's configuration: environment → zod → frozen, typed object. Only main.ts passes
-// process.env in; everything else receives a ServiceConfig.
+// process.env in; everything else receives a ServiceConfig. Every VERDICT_* variable must be one
+// of the schema's (or of the repository tools' list below): a misspelt one is an error naming the
+// closest valid name, never a setting silently left at its default.
 
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
+import { MAX_OUTCOMES_PER_BATCH } from '../wire/schema.ts';
 
 const listen = z
   .string()
@@ -18,8 +21,21 @@ export const envSchema = z.object({
   VERDICT_POLICY: z.string().min(1).default('policies/default.yaml').describe('policy YAML file'),
   VERDICT_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   VERDICT_KEEPALIVE_TIMEOUT_MS: z.coerce.number().int().min(1000).max(3_600_000).default(75_000)
-    .describe('keep-alive idle timeout; keep the gateway pool idle timeout below it'),
-  VERDICT_BODY_LIMIT: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+    .describe('idle time before a connection (HTTP keep-alive or framed) is closed; keep the gateway pool idle timeout below it'),
+  VERDICT_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000)
+    .describe('time a client has to send one whole request or frame (and to read its answers) before the connection is closed'),
+  VERDICT_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(4096)
+    .describe('open connections per transport (HTTP, frames); more are closed on arrival, the open ones keep working'),
+  VERDICT_DECIDE_BODY_LIMIT: z.coerce.number().int().min(4096).max(1024 * 1024).default(64 * 1024)
+    .describe('largest decide body (HTTP) or frame payload in bytes; above the largest valid DecideRequest, so no valid request is refused'),
+  VERDICT_OUTCOMES_BODY_LIMIT: z.coerce.number().int().min(64 * 1024).max(64 * 1024 * 1024).default(1024 * 1024)
+    .describe('largest outcome batch body or frame payload in bytes'),
+  VERDICT_OUTCOMES_MAX_BATCH: z.coerce.number().int().min(1).max(MAX_OUTCOMES_PER_BATCH).default(2000)
+    .describe('most outcomes in one batch; keep the gateway outcome_batch_size at or below it'),
+  VERDICT_FRAME_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(65_536).default(256)
+    .describe('frames of one connection decoded but not yet answered before the service stops reading it'),
+  VERDICT_WARMUP: z.coerce.number().int().min(0).max(100_000).default(200)
+    .describe('synthetic decisions run through a throwaway engine before listening, so the first real ones are not slow (0 = off)'),
   VERDICT_ADMIN_TOKEN: z.string().min(16, 'use at least 16 characters').optional()
     .describe('bearer token for admin endpoints from non-loopback clients'),
   VERDICT_IDENTIFIER_KEY: z.string().min(16, 'use at least 16 random characters').optional()
@@ -67,7 +83,14 @@ export interface ServiceConfig {
   readonly policyFile: string;
   readonly logLevel: string;
   readonly keepAliveTimeoutMs: number;
-  readonly bodyLimit: number;
+  readonly requestTimeoutMs: number;
+  readonly maxConnections: number;
+  readonly decideBodyLimit: number;
+  readonly outcomesBodyLimit: number;
+  readonly maxOutcomesPerBatch: number;
+  readonly frameMaxInFlight: number;
+  /** Synthetic decisions to warm up with before listening (0 = none). */
+  readonly warmup: number;
   readonly adminToken: string | undefined;
   readonly identifierKey: Buffer;
   readonly identifierKeyEphemeral: boolean;
@@ -79,7 +102,65 @@ export interface ServiceConfig {
   readonly redis: RedisConfig | undefined;
 }
 
-/** Parses the environment; throws ConfigError naming each bad variable and the fix. */
+/**
+ * VERDICT_* variables read by the repository's own tools (tests, demo, benchmarks), not by the
+ * service. They are accepted and ignored, because those tools start the service with their own
+ * environment (`VERDICT_NGINX_BIN=… npm test` must keep working).
+ */
+export const TOOL_VARIABLES: ReadonlySet<string> = new Set([
+  'VERDICT_NGINX_BIN', 'VERDICT_NGINX_MODULES', 'VERDICT_REDIS_BIN', 'VERDICT_REDIS_CLI', 'VERDICT_GATEWAY_VARIANTS', 'VERDICT_KEEP_PREFIX',
+  'VERDICT_DEMO_PORT', 'VERDICT_DEMO_PORT_B', 'VERDICT_DEMO_SERVICE_PORT', 'VERDICT_DEMO_METRICS_PORT', 'VERDICT_DEMO_STDIN',
+]);
+
+/** Variables that existed once: the message says what replaced them. */
+const REMOVED_VARIABLES: Readonly<Record<string, string>> = {
+  VERDICT_BODY_LIMIT: 'removed; the limits are per endpoint now: VERDICT_DECIDE_BODY_LIMIT and VERDICT_OUTCOMES_BODY_LIMIT',
+};
+
+/** Levenshtein distance (names are short: the quadratic table is fine). */
+export function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min((prev[j] as number) + 1, (cur[j - 1] as number) + 1, (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length] as number;
+}
+
+/** The valid variable nearest to `name`, when near enough to be a likely typo. */
+export function closestVariable(name: string): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const k of Object.keys(envSchema.shape)) {
+    const d = editDistance(name, k);
+    if (d < bestDistance) {
+      best = k;
+      bestDistance = d;
+    }
+  }
+  // Beyond a third of the name it is a different word, not a typo.
+  return bestDistance <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
+}
+
+function unknownVariables(env: NodeJS.ProcessEnv): string[] {
+  const issues: string[] = [];
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith('VERDICT_') || name in envSchema.shape || TOOL_VARIABLES.has(name)) continue;
+    const removed = REMOVED_VARIABLES[name];
+    if (removed) {
+      issues.push(`${name}: ${removed}`);
+      continue;
+    }
+    const near = closestVariable(name);
+    issues.push(`${name}: unknown variable; ${near ? `did you mean ${near}?` : 'see the table of variables in README.md (Decision service)'}`);
+  }
+  return issues.sort();
+}
+
+/** Parses the environment; throws ConfigError naming each bad or unknown variable and the fix. */
 export function parseEnv(env: NodeJS.ProcessEnv): ServiceConfig {
   const known = Object.keys(envSchema.shape);
   const picked: Record<string, string> = {};
@@ -87,16 +168,17 @@ export function parseEnv(env: NodeJS.ProcessEnv): ServiceConfig {
     const v = env[k];
     if (v !== undefined && v !== '') picked[k] = v;
   }
+  const unknown = unknownVariables(env);
   const parsed = envSchema.safeParse(picked);
-  if (!parsed.success) {
-    throw new ConfigError(
-      'invalid environment',
-      parsed.error.issues.map((i) => {
+  if (!parsed.success || unknown.length > 0) {
+    throw new ConfigError('invalid environment', [
+      ...unknown,
+      ...(parsed.success ? [] : parsed.error.issues).map((i) => {
         const name = String(i.path[0] ?? '?');
         const desc = envSchema.shape[name as keyof typeof envSchema.shape]?.description;
         return `${name}=${JSON.stringify(picked[name] ?? '')}: ${i.message}${desc ? ` (${desc})` : ''}`;
       }),
-    );
+    ]);
   }
   const e = parsed.data;
   return Object.freeze({
@@ -107,7 +189,13 @@ export function parseEnv(env: NodeJS.ProcessEnv): ServiceConfig {
     policyFile: e.VERDICT_POLICY,
     logLevel: e.VERDICT_LOG_LEVEL,
     keepAliveTimeoutMs: e.VERDICT_KEEPALIVE_TIMEOUT_MS,
-    bodyLimit: e.VERDICT_BODY_LIMIT,
+    requestTimeoutMs: e.VERDICT_REQUEST_TIMEOUT_MS,
+    maxConnections: e.VERDICT_MAX_CONNECTIONS,
+    decideBodyLimit: e.VERDICT_DECIDE_BODY_LIMIT,
+    outcomesBodyLimit: e.VERDICT_OUTCOMES_BODY_LIMIT,
+    maxOutcomesPerBatch: e.VERDICT_OUTCOMES_MAX_BATCH,
+    frameMaxInFlight: e.VERDICT_FRAME_MAX_IN_FLIGHT,
+    warmup: e.VERDICT_WARMUP,
     adminToken: e.VERDICT_ADMIN_TOKEN,
     identifierKey: e.VERDICT_IDENTIFIER_KEY ? Buffer.from(e.VERDICT_IDENTIFIER_KEY) : randomBytes(32),
     identifierKeyEphemeral: !e.VERDICT_IDENTIFIER_KEY,

@@ -1,10 +1,13 @@
 // The two operations every transport exposes (HTTP and the framed socket), with their metrics:
-// decide one request, and take a batch of outcomes (scoring async-mode requests late).
+// decide one request (unless its gateway stopped waiting), and take a batch of outcomes (scoring
+// async-mode requests late) in slices that leave the event loop to other clients' decisions.
 
+import { systemClock, type Clock } from '../engine/clock.ts';
 import type { Decision, Engine } from '../engine/engine.ts';
 import { BoundedMap } from '../state/bounded-map.ts';
-import type { DecideResponse, OutcomeAck } from '../wire/codec.ts';
-import type { DecideRequest, OutcomeBatch } from '../wire/schema.ts';
+import type { DecideResponse, OutcomeAck, PendingOutcomeBatch } from '../wire/codec.ts';
+import type { DecideRequest, Outcome } from '../wire/schema.ts';
+import { DeadlineCheck } from './deadline.ts';
 import type { ServiceMetrics } from './metrics.ts';
 
 interface Incrementable {
@@ -14,6 +17,18 @@ interface Incrementable {
 /** Most gateways (workers) remembered for late verdicts, and verdicts kept for each. */
 const LATE_GATEWAYS = 1024;
 const LATE_PER_GATEWAY = 200;
+
+/** Longest stretch (ms) an outcome batch holds the event loop before letting other work run. */
+export const OUTCOME_SLICE_MS = 1;
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+export interface HandlersOptions {
+  /** The clock deadlines are judged by (epoch ms, compared with the gateways' ts_ms). */
+  readonly clock?: Clock;
+  /** See DeadlineCheck.windowMs. */
+  readonly skewWindowMs?: number;
+}
 
 export class Handlers {
   // prom-client hashes label objects on every inc(); the label sets here are few and fixed, so
@@ -28,11 +43,37 @@ export class Handlers {
    */
   private readonly late = new BoundedMap<string, DecideResponse[]>(LATE_GATEWAYS);
   private readonly timers = new Map<string, { observe(v: number): void }>();
+  private readonly deadlines: DeadlineCheck;
+  private readonly expiredChildren = new Map<string, Incrementable>();
 
   constructor(
     private readonly engine: () => Engine,
     private readonly metrics: ServiceMetrics | undefined,
-  ) {}
+    opts: HandlersOptions = {},
+  ) {
+    this.deadlines = new DeadlineCheck({ clock: opts.clock ?? systemClock, windowMs: opts.skewWindowMs });
+  }
+
+  /**
+   * True when an INLINE request's gateway has stopped waiting (ts_ms + budget_ms passed on its
+   * clock): the transport answers DEADLINE instead of deciding. Counted by transport. `peer`
+   * names the clock when the request has no gateway_id (the remote address; '' for unix sockets,
+   * whose peers share this host's clock).
+   */
+  expired(input: DecideRequest, peer: string, transport: 'http' | 'frame'): boolean {
+    if (input.mode !== 'INLINE') return false;
+    if (!this.deadlines.expired(input.gateway_id || peer, input.ts_ms, input.budget_ms)) return false;
+    const m = this.metrics;
+    if (m) {
+      let c = this.expiredChildren.get(transport);
+      if (!c) {
+        c = m.expired.labels({ transport });
+        this.expiredChildren.set(transport, c);
+      }
+      c.inc();
+    }
+    return true;
+  }
 
   decide(input: DecideRequest): Decision {
     const d = this.engine().decide(input);
@@ -79,22 +120,44 @@ export class Handlers {
     h.observe((performance.now() - startedMs) / 1000);
   }
 
-  outcomes(batch: OutcomeBatch): OutcomeAck {
-    const engine = this.engine();
-    const verdicts: DecideResponse[] = [];
-    const late = batch.gateway_id ? this.late.peek(batch.gateway_id) : undefined;
-    if (late && late.length > 0) verdicts.push(...late.splice(0, late.length));
-    for (const o of batch.outcomes) {
+  /**
+   * Validates the whole batch, then applies it — each in slices of about OUTCOME_SLICE_MS with
+   * a turn of the event loop between them, so decides from other connections wait at most a
+   * slice. All-or-nothing: an invalid outcome rejects the batch before any is applied.
+   */
+  async outcomes(batch: PendingOutcomeBatch): Promise<OutcomeAck> {
+    const count = batch.count;
+    const items: Outcome[] = new Array<Outcome>(count);
+    let sliceStart = performance.now();
+    for (let i = 0; i < count; i++) {
+      items[i] = batch.outcome(i);
+      if (performance.now() - sliceStart > OUTCOME_SLICE_MS) {
+        await nextTurn();
+        sliceStart = performance.now();
+      }
+    }
+    const scored: DecideResponse[] = [];
+    for (let i = 0; i < count; i++) {
+      const o = items[i] as Outcome;
       // Async-mode requests are scored late, so their blocks can reach the gateway's cache.
       if (o.request) {
         o.request.mode = 'ASYNC';
         const d = this.decide(o.request);
-        if (d.cache_key && d.cache_ttl_s > 0) verdicts.push(toWire(d));
+        if (d.cache_key && d.cache_ttl_s > 0) scored.push(toWire(d));
       }
-      engine.observe(o);
+      // Looked up per outcome: a policy reload between slices applies from the next one on.
+      this.engine().observe(o);
       this.metrics?.outcomes.inc({ status_class: `${Math.floor(o.status / 100)}xx` });
+      if (performance.now() - sliceStart > OUTCOME_SLICE_MS) {
+        await nextTurn();
+        sliceStart = performance.now();
+      }
     }
-    return { accepted: batch.outcomes.length, verdicts };
+    // Taken last, so verdicts decided while this batch was being applied go out too.
+    const late = batch.gateway_id ? this.late.peek(batch.gateway_id) : undefined;
+    const verdicts = late && late.length > 0 ? late.splice(0, late.length) : [];
+    for (const v of scored) verdicts.push(v);
+    return { accepted: count, verdicts };
   }
 }
 

@@ -1,4 +1,5 @@
-// Prometheus metrics: decisions by action and reason, decide latency, outcomes, policy version.
+// Prometheus metrics: decisions by action and reason, decide latency, outcomes, policy version,
+// and the overload guards (expired decides, refused and closed connections).
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RedisStoreStats } from '../state/redis-store.ts';
@@ -14,6 +15,9 @@ export interface ServiceMetrics {
   readonly policyVersion: Gauge<'version'>;
   readonly policyReloads: Counter<'result'>;
   readonly storeKeys: Gauge;
+  readonly expired: Counter<'transport'>;
+  readonly connectionsRefused: Counter<'transport'>;
+  readonly framesClosed: Counter<'reason'>;
 }
 
 export function createMetrics(defaults: boolean): ServiceMetrics {
@@ -37,6 +41,24 @@ export function createMetrics(defaults: boolean): ServiceMetrics {
     policyVersion: new Gauge({ name: 'verdict_policy_info', help: 'The policy version in force (value 1)', labelNames: ['version'], registers }),
     policyReloads: new Counter({ name: 'verdict_policy_reloads_total', help: 'Policy reloads by result', labelNames: ['result'], registers }),
     storeKeys: new Gauge({ name: 'verdict_store_keys', help: 'Keys held by the state store', registers }),
+    expired: new Counter({
+      name: 'verdict_decide_expired_total',
+      help: 'INLINE decides dropped uncomputed because the gateway deadline (ts_ms + budget_ms) had passed',
+      labelNames: ['transport'],
+      registers,
+    }),
+    connectionsRefused: new Counter({
+      name: 'verdict_connections_refused_total',
+      help: 'Connections closed on arrival because the transport was at VERDICT_MAX_CONNECTIONS',
+      labelNames: ['transport'],
+      registers,
+    }),
+    framesClosed: new Counter({
+      name: 'verdict_frame_connections_closed_total',
+      help: 'Framed connections the service closed, by reason (idle, request_timeout, frame_too_large)',
+      labelNames: ['reason'],
+      registers,
+    }),
   };
 }
 

@@ -1,18 +1,21 @@
 // HTTP routes: decide, outcomes, health, metrics. Content negotiation: protobuf or JSON in,
-// the same out unless Accept asks for the other.
+// the same out unless Accept asks for the other. Each POST has its own body limit, checked
+// before the body is read when Content-Length says it (fastify), and JSON nesting is checked
+// before parsing (json-body.ts).
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Engine } from '../engine/engine.ts';
 import { VerdictError } from '../errors.ts';
 import {
   decodeDecideRequest,
-  decodeOutcomeBatch,
   encodeDecideResponse,
   encodeOutcomeAck,
+  openOutcomeBatch,
   type DecideResponse,
   type Encoding,
 } from '../wire/codec.ts';
 import { toWire, type Handlers } from './handlers.ts';
+import { registerJsonParser } from './json-body.ts';
 import type { ServiceMetrics } from './metrics.ts';
 import type { Store } from '../state/store.ts';
 
@@ -39,11 +42,24 @@ export interface RouteDeps {
   readonly store: Store;
   readonly adminToken: string | undefined;
   readonly handlers: Handlers;
+  readonly limits: RouteLimits;
 }
 
-export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
-  const { metrics } = deps;
+export interface RouteLimits {
+  /** Largest POST /v1/decide body (bytes). */
+  readonly decideBytes: number;
+  /** Largest POST /v1/outcomes body (bytes). */
+  readonly outcomesBytes: number;
+  /** Most outcomes in one batch. */
+  readonly maxOutcomes: number;
+}
 
+const DEADLINE_BODY = new VerdictError('DEADLINE').toJSON();
+
+export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
+  const { metrics, limits } = deps;
+
+  registerJsonParser(app);
   app.addContentTypeParser([PROTOBUF, 'application/protobuf', 'application/octet-stream'], { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
   app.setErrorHandler((err, req, reply) => {
@@ -53,8 +69,17 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
       return reply.code(err.status).send(err.toJSON());
     }
     const e = err as { statusCode?: number; code?: string; message?: string };
+    if (e.statusCode === 413) {
+      const tooLarge = endpoint === '/v1/outcomes'
+        ? new VerdictError('BODY_TOO_LARGE', `over ${limits.outcomesBytes} bytes (VERDICT_OUTCOMES_BODY_LIMIT)`)
+        : new VerdictError('BODY_TOO_LARGE', `over ${limits.decideBytes} bytes (VERDICT_DECIDE_BODY_LIMIT)`);
+      metrics?.badRequests.inc({ endpoint, code: tooLarge.code });
+      // Close rather than read and discard the rest of a body we refused (megabytes, from a
+      // client that is hostile or misconfigured).
+      return reply.code(413).header('connection', 'close').send(tooLarge.toJSON());
+    }
     if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
-      const code = e.statusCode === 413 ? 'BODY_TOO_LARGE' : e.statusCode === 415 ? 'BAD_CONTENT_TYPE' : 'BAD_BODY';
+      const code = e.statusCode === 415 ? 'BAD_CONTENT_TYPE' : 'BAD_BODY';
       metrics?.badRequests.inc({ endpoint, code });
       return reply.code(e.statusCode).send({ error: { code, message: e.message ?? 'bad request' } });
     }
@@ -66,10 +91,13 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
 
   const { handlers } = deps;
 
-  app.post('/v1/decide', (req: FastifyRequest, reply: FastifyReply) => {
+  app.post('/v1/decide', { bodyLimit: limits.decideBytes }, (req: FastifyRequest, reply: FastifyReply) => {
     const started = performance.now();
     const encoding = requestEncoding(req);
-    const d = handlers.decide(decodeDecideRequest(req.body, encoding));
+    const input = decodeDecideRequest(req.body, encoding);
+    // Not an error of the client's making: answered directly, counted as expired, not bad.
+    if (handlers.expired(input, req.socket.remoteAddress ?? '', 'http')) return reply.code(504).send(DEADLINE_BODY);
+    const d = handlers.decide(input);
     const out = responseEncoding(req, encoding);
     let payload: Buffer | DecideResponse;
     if (out === 'protobuf') {
@@ -83,9 +111,9 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
     return reply.send(payload);
   });
 
-  app.post('/v1/outcomes', (req: FastifyRequest, reply: FastifyReply) => {
+  app.post('/v1/outcomes', { bodyLimit: limits.outcomesBytes }, async (req: FastifyRequest, reply: FastifyReply) => {
     const encoding = requestEncoding(req);
-    const ack = handlers.outcomes(decodeOutcomeBatch(req.body, encoding));
+    const ack = await handlers.outcomes(openOutcomeBatch(req.body, encoding, limits.maxOutcomes));
     if (responseEncoding(req, encoding) === 'protobuf') {
       const bytes = encodeOutcomeAck(ack);
       reply.header('content-type', PROTOBUF);

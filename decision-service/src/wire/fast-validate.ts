@@ -6,7 +6,7 @@
 
 import { isIP } from 'node:net';
 import { parseIPv4 } from '../net/ip.ts';
-import { LIST_LIMITS, MAX_HASH_BYTES, METHOD, STRING_LIMITS, type DecideRequest, type Mode } from './schema.ts';
+import { LIST_LIMITS, MAX_BUDGET_MS, MAX_HASH_BYTES, METHOD, STRING_LIMITS, type DecideRequest, type Mode } from './schema.ts';
 
 const MODES: readonly Mode[] = ['INLINE', 'ASYNC', 'MONITOR'];
 const L = STRING_LIMITS;
@@ -54,6 +54,12 @@ function tsMs(v: unknown): number {
   const ts = typeof raw === 'number' ? raw : raw && typeof raw === 'object' ? raw.high * 4294967296 + (raw.low >>> 0) : 0;
   if (!Number.isInteger(ts) || ts < 0 || ts > Number.MAX_SAFE_INTEGER) throw REFUSE;
   return ts;
+}
+
+function budgetMs(v: unknown): number {
+  if (v === undefined || v === null) return 0;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > MAX_BUDGET_MS) throw REFUSE;
+  return v;
 }
 
 /**
@@ -104,6 +110,7 @@ export function fastValidateDecide(m: Decoded): DecideRequest | undefined {
       password_hash: hash(m.password_hash),
       mode: MODES[modeCode] as Mode,
       gateway_id: str(m.gateway_id, L.gateway_id),
+      budget_ms: budgetMs(m.budget_ms),
     };
   } catch (err) {
     if (err === REFUSE) return undefined;

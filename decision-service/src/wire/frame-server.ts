@@ -7,15 +7,26 @@
 //   3 OUTCOMES (OutcomeBatch)   → 4 ACK     (OutcomeAck)
 //   5 PING     (empty)          → 6 PONG    (empty)
 //   any bad frame               → 15 ERROR  (UTF-8 "CODE: message"); the connection stays usable
-// Answers go out in request order on each connection. A frame longer than the body limit, or a
-// zero length, closes the connection (the stream cannot be resynchronised).
+// Answers go out in request order on each connection. An INLINE decide whose gateway deadline
+// has passed is answered "DEADLINE: …" without being decided. A frame over its type's limit
+// (decide, ping: the decide limit; outcomes: the outcomes limit) is answered BODY_TOO_LARGE and
+// its bytes are discarded unread; a zero length, or one over every limit, closes the connection
+// (the stream cannot be trusted to resynchronise).
+//
+// Hostile or stuck clients cannot grow memory or hold the loop: a connection stops being read
+// while its answers cannot be written (socket.write() returned false, until 'drain'), while
+// maxInFlight frames wait for their answers, or while outcome batches it sent are still being
+// applied (at most about one outcomes limit of them held). Input held is at most one frame. A
+// connection idle for idleTimeoutMs, or stalled for requestTimeoutMs with a frame half-sent or
+// answers unread, is closed; beyond maxConnections new connections are closed on arrival and
+// the ones open keep working.
 
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { VerdictError } from '../errors.ts';
 import type { Handlers } from '../http/handlers.ts';
 import type { ServiceMetrics } from '../http/metrics.ts';
-import { decodeDecideRequest, decodeOutcomeBatch, encodeDecideResponse, encodeOutcomeAck } from './codec.ts';
+import { decodeDecideRequest, encodeDecideResponse, encodeOutcomeAck, openOutcomeBatch, type PendingOutcomeBatch } from './codec.ts';
 
 export const FRAME = { DECIDE: 1, VERDICT: 2, OUTCOMES: 3, ACK: 4, PING: 5, PONG: 6, ERROR: 15 } as const;
 
@@ -27,63 +38,319 @@ export function frame(type: number, payload: Uint8Array): Buffer {
   return out;
 }
 
+export interface FrameLimits {
+  /** Largest DECIDE (and PING, unknown type) payload in bytes. */
+  readonly decideBytes: number;
+  /** Largest OUTCOMES payload in bytes. */
+  readonly outcomesBytes: number;
+  /** Most outcomes in one batch. */
+  readonly maxOutcomes: number;
+  /** Frames decoded whose answers are not yet written, per connection, before reading pauses. */
+  readonly maxInFlight: number;
+  /** A connection with nothing in progress is closed after this long (ms). */
+  readonly idleTimeoutMs: number;
+  /** A frame must arrive whole, and answers be read, within this long (ms). */
+  readonly requestTimeoutMs: number;
+  /** Open connections; more are closed on arrival. */
+  readonly maxConnections: number;
+}
+
+export const DEFAULT_FRAME_LIMITS: FrameLimits = Object.freeze({
+  decideBytes: 64 * 1024,
+  outcomesBytes: 1024 * 1024,
+  maxOutcomes: 2000,
+  maxInFlight: 256,
+  idleTimeoutMs: 75_000,
+  requestTimeoutMs: 10_000,
+  maxConnections: 4096,
+});
+
 export interface FrameServerOptions {
   readonly handlers: Handlers;
   readonly metrics: ServiceMetrics | undefined;
   readonly logger: Logger;
-  readonly maxFrame: number;
+  readonly limits?: Partial<FrameLimits>;
 }
 
-export function createFrameServer(opts: FrameServerOptions): Server {
-  const { handlers, metrics, logger, maxFrame } = opts;
+type CloseReason = 'idle' | 'request_timeout' | 'frame_too_large';
 
-  function answer(type: number, body: Buffer): Buffer {
-    try {
-      switch (type) {
-        case FRAME.DECIDE: {
-          const started = performance.now();
-          const d = handlers.decide(decodeDecideRequest(body, 'protobuf'));
-          const out = frame(FRAME.VERDICT, encodeDecideResponse(d));
-          handlers.observeDecide('frame', started);
-          return out;
-        }
-        case FRAME.OUTCOMES:
-          return frame(FRAME.ACK, encodeOutcomeAck(handlers.outcomes(decodeOutcomeBatch(body, 'protobuf'))));
-        case FRAME.PING:
-          return frame(FRAME.PONG, new Uint8Array(0));
-        default:
-          throw new VerdictError('BAD_BODY', `unknown frame type ${type}`);
+const EMPTY = Buffer.alloc(0);
+const PONG = frame(FRAME.PONG, EMPTY);
+const DEADLINE = frame(FRAME.ERROR, Buffer.from(`DEADLINE: ${new VerdictError('DEADLINE').message}`));
+
+/** What every connection of one server shares. */
+class FrameContext {
+  readonly maxPayload: number;
+
+  constructor(
+    readonly handlers: Handlers,
+    readonly metrics: ServiceMetrics | undefined,
+    readonly logger: Logger,
+    readonly limits: FrameLimits,
+  ) {
+    this.maxPayload = Math.max(limits.decideBytes, limits.outcomesBytes);
+  }
+
+  errorFrame(err: unknown): Buffer {
+    const e = err instanceof VerdictError ? err : new VerdictError('INTERNAL');
+    if (!(err instanceof VerdictError)) this.logger.error({ err }, 'frame handler failed');
+    this.metrics?.badRequests.inc({ endpoint: 'frame', code: e.code });
+    return frame(FRAME.ERROR, Buffer.from(`${e.code}: ${e.message}`));
+  }
+}
+
+class FrameConnection {
+  /** Input not yet parsed, in arrival order; joined only once the next frame is complete. */
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  /** Bytes of buffered input the next parse step needs. */
+  private need = 4;
+  /** Bytes of a refused frame still to discard as they arrive. */
+  private skip = 0;
+  /** Answers in request order; null = an outcome batch still being applied. */
+  private readonly answers: Array<Buffer | null> = [];
+  private head = 0;
+  /** Payload bytes of outcome batches held until applied. */
+  private heldBytes = 0;
+  private outcomesChain: Promise<void> = Promise.resolve();
+  private paused = false;
+  private closed = false;
+  /** True while the short (request) timeout runs instead of the idle one. */
+  private busy = false;
+  /** When the frame now half-received began (performance.now()). */
+  private partialSince = 0;
+  private readonly peer: string;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly ctx: FrameContext,
+  ) {
+    // Unix-socket peers have no address: they share this host's clock (see Handlers.expired).
+    this.peer = socket.remoteAddress ?? '';
+    socket.setTimeout(ctx.limits.idleTimeoutMs);
+    socket.on('timeout', () => this.close(this.busy ? 'request_timeout' : 'idle'));
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => {
+      if (this.paused) this.pump();
+    });
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => this.release());
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    if (this.busy && performance.now() - this.partialSince > this.ctx.limits.requestTimeoutMs) {
+      // A client trickling one frame slowly never trips the inactivity timer.
+      this.close('request_timeout');
+      return;
+    }
+    if (this.skip > 0) {
+      const n = Math.min(this.skip, chunk.length);
+      this.skip -= n;
+      if (n === chunk.length) {
+        this.updateTimer();
+        return;
       }
-    } catch (err) {
-      const e = err instanceof VerdictError ? err : new VerdictError('INTERNAL');
-      if (!(err instanceof VerdictError)) logger.error({ err }, 'frame handler failed');
-      metrics?.badRequests.inc({ endpoint: 'frame', code: e.code });
-      return frame(FRAME.ERROR, Buffer.from(`${e.code}: ${e.message}`));
+      chunk = chunk.subarray(n);
+    }
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    if (this.buffered >= this.need && !this.paused) this.pump();
+    else this.updateTimer();
+  }
+
+  /** Parses and answers whole frames while the connection may take more work. */
+  private pump(): void {
+    if (this.closed) return;
+    const { limits } = this.ctx;
+    let buf = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : this.chunks.length === 0 ? EMPTY : Buffer.concat(this.chunks, this.buffered);
+    let off = 0;
+    for (;;) {
+      if (this.answers.length - this.head >= limits.maxInFlight) this.flush();
+      if (this.blocked()) break;
+      const avail = buf.length - off;
+      if (avail < 4) {
+        this.need = 4;
+        break;
+      }
+      const len = buf.readUInt32BE(off);
+      if (len === 0 || len - 1 > this.ctx.maxPayload) {
+        this.ctx.metrics?.badRequests.inc({ endpoint: 'frame', code: 'BODY_TOO_LARGE' });
+        this.close('frame_too_large');
+        return;
+      }
+      if (avail < 5) {
+        this.need = 5;
+        break;
+      }
+      const type = buf[off + 4] as number;
+      const size = len - 1;
+      if (size > (type === FRAME.OUTCOMES ? limits.outcomesBytes : limits.decideBytes)) {
+        this.answers.push(this.ctx.errorFrame(new VerdictError('BODY_TOO_LARGE', `a type ${type} frame of ${size} bytes`)));
+        const have = Math.min(avail - 5, size);
+        off += 5 + have;
+        this.skip = size - have;
+        if (this.skip > 0) break;
+        continue;
+      }
+      if (avail < 4 + len) {
+        this.need = 4 + len;
+        break;
+      }
+      this.dispatch(type, buf.subarray(off + 5, off + 4 + len));
+      off += 4 + len;
+    }
+    if (off >= buf.length) {
+      buf = EMPTY;
+      this.chunks = [];
+    } else {
+      buf = buf.subarray(off);
+      this.chunks = [buf];
+    }
+    this.buffered = buf.length;
+    if (this.buffered < 4) this.need = 4;
+    // Progress: the frame now half-received (if any) starts its clock here.
+    if (off > 0) this.partialSince = performance.now();
+    this.flush();
+    this.setPaused(this.blocked());
+    this.updateTimer();
+  }
+
+  private blocked(): boolean {
+    return (
+      this.answers.length - this.head >= this.ctx.limits.maxInFlight ||
+      this.heldBytes >= this.ctx.limits.outcomesBytes ||
+      this.socket.writableNeedDrain
+    );
+  }
+
+  private setPaused(paused: boolean): void {
+    if (paused === this.paused) return;
+    this.paused = paused;
+    if (paused) this.socket.pause();
+    else this.socket.resume();
+  }
+
+  /** Short timeout while a frame is half-received or answers wait; the idle one otherwise. */
+  private updateTimer(): void {
+    const busy = this.buffered > 0 || this.skip > 0 || this.paused;
+    if (busy === this.busy) return;
+    this.busy = busy;
+    if (busy) this.partialSince = performance.now();
+    this.socket.setTimeout(busy ? this.ctx.limits.requestTimeoutMs : this.ctx.limits.idleTimeoutMs);
+  }
+
+  private dispatch(type: number, body: Buffer): void {
+    const { handlers } = this.ctx;
+    switch (type) {
+      case FRAME.DECIDE: {
+        const started = performance.now();
+        try {
+          const req = decodeDecideRequest(body, 'protobuf');
+          if (handlers.expired(req, this.peer, 'frame')) {
+            this.answers.push(DEADLINE);
+            return;
+          }
+          const out = frame(FRAME.VERDICT, encodeDecideResponse(handlers.decide(req)));
+          handlers.observeDecide('frame', started);
+          this.answers.push(out);
+        } catch (err) {
+          this.answers.push(this.ctx.errorFrame(err));
+        }
+        return;
+      }
+      case FRAME.OUTCOMES: {
+        let batch: PendingOutcomeBatch;
+        try {
+          batch = openOutcomeBatch(body, 'protobuf', this.ctx.limits.maxOutcomes);
+        } catch (err) {
+          this.answers.push(this.ctx.errorFrame(err));
+          return;
+        }
+        this.applyOutcomes(batch, body.length);
+        return;
+      }
+      case FRAME.PING:
+        this.answers.push(PONG);
+        return;
+      default:
+        this.answers.push(this.ctx.errorFrame(new VerdictError('BAD_BODY', `unknown frame type ${type}`)));
     }
   }
 
-  return createServer({ noDelay: true }, (socket: Socket) => {
-    let pending: Buffer = Buffer.alloc(0);
-    socket.on('data', (chunk: Buffer) => {
-      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-      let offset = 0;
-      const out: Buffer[] = [];
-      while (pending.length - offset >= 4) {
-        const len = pending.readUInt32BE(offset);
-        if (len === 0 || len > maxFrame) {
-          metrics?.badRequests.inc({ endpoint: 'frame', code: 'BODY_TOO_LARGE' });
-          socket.destroy();
-          return;
-        }
-        if (pending.length - offset - 4 < len) break;
-        const type = pending[offset + 4] ?? 0;
-        out.push(answer(type, pending.subarray(offset + 5, offset + 4 + len)));
-        offset += 4 + len;
-      }
-      pending = offset === pending.length ? Buffer.alloc(0) : pending.subarray(offset);
-      if (out.length === 1) socket.write(out[0] as Buffer);
-      else if (out.length > 1) socket.write(Buffer.concat(out));
-    });
-    socket.on('error', () => socket.destroy());
+  /**
+   * Outcome batches of one connection are applied one after another (in arrival order), in
+   * slices; their ACK keeps its place among the answers, decides behind it are decided at once.
+   */
+  private applyOutcomes(batch: PendingOutcomeBatch, bytes: number): void {
+    const slot = this.answers.length;
+    this.answers.push(null);
+    this.heldBytes += bytes;
+    const { handlers } = this.ctx;
+    this.outcomesChain = this.outcomesChain
+      .then(() => (this.closed ? undefined : handlers.outcomes(batch)))
+      .then(
+        (ack) => this.fill(slot, bytes, ack ? frame(FRAME.ACK, encodeOutcomeAck(ack)) : EMPTY),
+        (err: unknown) => this.fill(slot, bytes, this.ctx.errorFrame(err)),
+      );
+  }
+
+  private fill(slot: number, bytes: number, answer: Buffer): void {
+    if (this.closed) return;
+    this.heldBytes -= bytes;
+    this.answers[slot] = answer;
+    this.flush();
+    if (this.paused && !this.blocked()) this.pump();
+  }
+
+  /** Writes the answers that are ready, up to the first still being worked on, in one write. */
+  private flush(): void {
+    const answers = this.answers;
+    let end = this.head;
+    let bytes = 0;
+    while (end < answers.length) {
+      const a = answers[end];
+      if (a === null || a === undefined) break;
+      bytes += a.length;
+      end++;
+    }
+    if (end === this.head) return;
+    const out = end - this.head === 1 ? (answers[this.head] as Buffer) : Buffer.concat(answers.slice(this.head, end) as Buffer[], bytes);
+    if (end === answers.length) {
+      answers.length = 0;
+      this.head = 0;
+    } else {
+      for (let i = this.head; i < end; i++) answers[i] = EMPTY;
+      this.head = end;
+    }
+    // write() returning false leaves writableNeedDrain set: blocked() stops reading until 'drain'.
+    if (!this.socket.destroyed) this.socket.write(out);
+  }
+
+  private close(reason: CloseReason): void {
+    if (this.closed) return;
+    this.ctx.metrics?.framesClosed.inc({ reason });
+    this.socket.destroy();
+    this.release();
+  }
+
+  /** Drops everything the connection holds (a batch being applied finishes, unanswered). */
+  private release(): void {
+    this.closed = true;
+    this.chunks = [];
+    this.buffered = 0;
+    this.answers.length = 0;
+    this.head = 0;
+  }
+}
+
+export function createFrameServer(opts: FrameServerOptions): Server {
+  const limits: FrameLimits = Object.freeze({ ...DEFAULT_FRAME_LIMITS, ...opts.limits });
+  const ctx = new FrameContext(opts.handlers, opts.metrics, opts.logger, limits);
+  const server = createServer({ noDelay: true }, (socket: Socket) => {
+    new FrameConnection(socket, ctx);
   });
+  server.maxConnections = limits.maxConnections;
+  server.on('drop', () => opts.metrics?.connectionsRefused.inc({ transport: 'frame' }));
+  return server;
 }

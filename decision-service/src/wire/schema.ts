@@ -49,6 +49,8 @@ export const LIST_LIMITS = { header_names: [128, 128], cookie_names: [64, 128] }
 export const BYTES_FIELDS = ['session_hash', 'token_hash', 'device_hash', 'password_hash'] as const;
 export const MAX_HASH_BYTES = 64;
 export const METHOD = /^[A-Z]{1,16}$/;
+/** uint32 on the wire. */
+export const MAX_BUDGET_MS = 4_294_967_295;
 
 const strings = Object.fromEntries(Object.entries(STRING_LIMITS).map(([k, max]) => [k, str(max).default('')])) as {
   [K in keyof typeof STRING_LIMITS]: z.ZodDefault<z.ZodString>;
@@ -68,6 +70,7 @@ export const decideRequestSchema = z.object({
   device_hash: bytes.optional(),
   password_hash: bytes.optional(),
   mode: mode.default('INLINE'),
+  budget_ms: z.number().int().min(0).max(MAX_BUDGET_MS).default(0),
 });
 
 export type DecideRequest = z.output<typeof decideRequestSchema>;
@@ -94,9 +97,14 @@ export const outcomeSchema = z.object({
 
 export type Outcome = z.output<typeof outcomeSchema>;
 
+/** The gateway's largest configurable batch (outcome_batch_size). */
+export const MAX_OUTCOMES_PER_BATCH = 10_000;
+export const gatewayIdSchema = str(128).default('');
+
 export const outcomeBatchSchema = z.object({
-  gateway_id: str(128).default(''),
-  outcomes: z.array(outcomeSchema).max(5000).default([]),
+  gateway_id: gatewayIdSchema,
+  // The hard cap; the configured one (VERDICT_OUTCOMES_MAX_BATCH) is checked before decoding.
+  outcomes: z.array(outcomeSchema).max(MAX_OUTCOMES_PER_BATCH).default([]),
 });
 
 export type OutcomeBatch = z.output<typeof outcomeBatchSchema>;

@@ -35,7 +35,7 @@ local HTTP_OPTIONS = {
   { "breaker_probe_timeout_ms", "int", 1000, "deadline of one background probe", 10, 60000 },
   { "shed_timeout_share", "number", 0.2, "a worker that saw at least this share of its calls time out last second skips calls from $verdict_priority low locations and async metadata (0 = never shed)", 0, 1 },
   { "outcomes_enabled", "bool", true, "report outcomes (and async-mode requests) to /v1/outcomes from the log phase" },
-  { "outcome_batch_size", "int", 200, "outcomes per POST /v1/outcomes", 1, 10000 },
+  { "outcome_batch_size", "int", 200, "outcomes per POST /v1/outcomes (the service accepts at most VERDICT_OUTCOMES_MAX_BATCH, 2000 by default)", 1, 2000 },
   { "outcome_flush_ms", "int", 1000, "flush interval of the per-worker outcome buffer", 10, 600000 },
   { "outcome_buffer_max", "int", 10000, "per-worker outcome buffer bound; beyond it outcomes are dropped and counted", 1, 10000000 },
   { "outcome_timeout_ms", "int", 2000, "total deadline of one outcome POST (timer, never on a request)", 10, 60000 },

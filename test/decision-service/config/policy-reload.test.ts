@@ -1,7 +1,7 @@
 // Policies reload on file change and on SIGHUP without dropping a request; a broken policy is
 // rejected with a clear error and the old one stays.
 
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -81,4 +81,30 @@ t.test('a running service reloads on file change and on SIGHUP, answering throug
   done = true;
   await load;
   t.equal(failures, 0, 'no request failed during reloads');
+});
+
+t.test('the watcher survives atomic-rename saves: later edits keep being picked up', async (t) => {
+  const file = tempPolicy('r1');
+  const built = buildApp(parseEnv({ VERDICT_POLICY: file, VERDICT_POLICY_WATCH: '1' }), { logger: createLogger('silent') });
+  t.teardown(() => built.app.close());
+  const reached = async (v: string) => {
+    for (let i = 0; i < 100 && built.engine.policyVersion !== v; i++) await new Promise((r) => setTimeout(r, 50));
+    return built.engine.policyVersion === v;
+  };
+  t.equal(built.engine.policyVersion, 'r1');
+  // `mv new.yaml live.yaml`: the watched path now names another inode.
+  const next = path.join(path.dirname(file), '.policy.yaml.new');
+  writeFileSync(next, BASE.replace(/^version: .*$/m, 'version: "r2"'));
+  renameSync(next, file);
+  t.ok(await reached('r2'), 'the rename-over is picked up');
+  writeFileSync(file, BASE.replace(/^version: .*$/m, 'version: "r3"'));
+  t.ok(await reached('r3'), 'an in-place edit after the rename is picked up');
+  writeFileSync(next, BASE.replace(/^version: .*$/m, 'version: "r4"'));
+  renameSync(next, file);
+  t.ok(await reached('r4'), 'and another rename');
+  writeFileSync(path.join(path.dirname(file), 'unrelated.yaml'), 'version: [broken');
+  await new Promise((r) => setTimeout(r, 400));
+  t.equal(built.engine.policyVersion, 'r4', 'other files in the directory are ignored');
+  const m = (await built.app.inject({ url: '/metrics' })).body;
+  t.notMatch(m, /verdict_policy_reloads_total\{result="rejected"\}/, 'nothing was rejected');
 });

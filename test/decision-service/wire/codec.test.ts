@@ -6,6 +6,7 @@ import {
   decodeDecideRequest,
   decodeOutcomeBatch,
   encodeDecideResponse,
+  openOutcomeBatch,
 } from '../../../decision-service/src/wire/codec.ts';
 import { VerdictError } from '../../../decision-service/src/errors.ts';
 
@@ -42,6 +43,8 @@ t.test('bad input is a clean 400 naming the field', async (t) => {
     [{ client_ip: '1.2.3.4', method: 'GET', path: 'nope' }, 'json', /path starts with/],
     [{ client_ip: '1.2.3.4', method: 'GET', path: '/', header_names: new Array(500).fill('x') }, 'json', /header_names/],
     [{ client_ip: '1.2.3.4', method: 'GET', path: '/', session_hash: 'a'.repeat(120) }, 'json', /session_hash/],
+    [{ client_ip: '1.2.3.4', method: 'GET', path: '/', budget_ms: -1 }, 'json', /budget_ms/],
+    [{ client_ip: '1.2.3.4', method: 'GET', path: '/', budget_ms: 2.5 }, 'json', /budget_ms/],
     ['string', 'json', /expected a JSON object/],
     [Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), 'protobuf', /could not be decoded/],
     [Buffer.alloc(0), 'protobuf', /client_ip/],
@@ -75,4 +78,28 @@ t.test('outcome batches carry nested async requests', async (t) => {
   t.equal(b.outcomes.length, 2);
   t.equal(b.outcomes[0]?.action, 'BLOCK');
   t.equal(b.outcomes[1]?.request?.path, '/x');
+});
+
+t.test('budget_ms travels in both encodings; absent means no deadline', async (t) => {
+  const pb = decodeDecideRequest(Buffer.from(DecideRequestType.encode(DecideRequestType.fromObject({ ...full, budget_ms: 25 })).finish()), 'protobuf');
+  t.equal(pb.budget_ms, 25);
+  t.equal(decodeDecideRequest({ client_ip: '1.2.3.4', method: 'GET', path: '/', budget_ms: 40 }, 'json').budget_ms, 40);
+  t.equal(decodeDecideRequest({ client_ip: '1.2.3.4', method: 'GET', path: '/' }, 'json').budget_ms, 0);
+  t.equal(decodeDecideRequest(Buffer.from(DecideRequestType.encode(DecideRequestType.fromObject({ client_ip: '::1', method: 'GET', path: '/' })).finish()), 'protobuf').budget_ms, 0);
+});
+
+t.test('outcome batches open lazily: the count is checked first, each outcome validated on demand', async (t) => {
+  const bytes = Buffer.from(OutcomeBatchType.encode(OutcomeBatchType.fromObject({
+    gateway_id: 'gw1',
+    outcomes: [{ request_id: 'r1', status: 200 }, { request_id: 'r2', status: 200, request: { client_ip: 'bad', method: 'GET', path: '/x' } }],
+  })).finish());
+  const pending = openOutcomeBatch(bytes, 'protobuf', 10);
+  t.equal(pending.gateway_id, 'gw1');
+  t.equal(pending.count, 2);
+  t.equal(pending.outcome(0).request_id, 'r1');
+  t.throws(() => pending.outcome(1), /outcomes\.1\.request\.client_ip/);
+  t.throws(() => openOutcomeBatch(bytes, 'protobuf', 1), /2 outcomes, more than 1/);
+  t.throws(() => openOutcomeBatch(Buffer.from([0x12, 0x05, 0x01]), 'protobuf'), /could not be decoded/);
+  t.throws(() => openOutcomeBatch({ outcomes: 'x' }, 'json'), /outcomes: expected an array/);
+  t.throws(() => openOutcomeBatch({ gateway_id: 7 }, 'json'), /gateway_id/);
 });

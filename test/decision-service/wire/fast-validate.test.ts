@@ -34,6 +34,8 @@ const cases: Array<[string, Record<string, unknown>]> = [
   ['long hash', { ...base, token_hash: Buffer.alloc(65) }],
   ['empty hash', { ...base, token_hash: Buffer.alloc(0) }],
   ['monitor mode', { ...base, mode: 2 }],
+  ['budget', { ...base, mode: 0, budget_ms: 25, gateway_id: 'gw-1/42' }],
+  ['largest budget', { ...base, budget_ms: 4294967295 }],
 ];
 
 t.test('fast path and zod agree', async (t) => {
