@@ -39,7 +39,9 @@ await Promise.all(Array.from({ length: conns }, (_, k) => new Promise<void>((res
     while (pending.length - off >= 4) {
       const len = pending.readUInt32BE(off);
       if (pending.length - off < 4 + len) break;
+      const greeting = pending[off + 4] === 7; // the CHALLENGE of a new connection: no answer
       off += 4 + len;
+      if (greeting) continue;
       done++;
       const t0 = sentAt.shift();
       if (t0 !== undefined && (done & 7) === 0) lat.push(now - t0);

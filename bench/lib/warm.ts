@@ -25,8 +25,8 @@ export async function warmService(frameAddr: string, count = 30_000, depth = 32)
       while (pending.length - off >= 4) {
         const len = pending.readUInt32BE(off);
         if (pending.length - off < 4 + len) break;
+        if (pending[off + 4] !== 7) answered++; // the CHALLENGE greeting is no answer
         off += 4 + len;
-        answered++;
       }
       pending = pending.subarray(off);
       if (answered >= count) {

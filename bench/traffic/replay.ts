@@ -135,7 +135,7 @@ export class VerdictGuard implements Guard {
       from_cache: p.fromCache,
       request: undefined,
     };
-    this.engine.observe(outcome);
+    this.engine.observe(outcome, req.gateway_id);
   }
 }
 

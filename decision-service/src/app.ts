@@ -15,6 +15,9 @@ import { Handlers } from './http/handlers.ts';
 import { registerRoutes } from './http/routes.ts';
 import { warmUp } from './http/warm-up.ts';
 import { createFrameServer } from './wire/frame-server.ts';
+import { GatewayGuard } from './auth/guard.ts';
+import { MemoryGuard, memoryLimitBytes } from './memory-guard.ts';
+import { storeBytes } from './state/memory-store.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { MemoryStore } from './state/memory-store.ts';
 import { RedisStore } from './state/redis-store.ts';
@@ -83,16 +86,34 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
   app.server.maxConnections = config.maxConnections;
   app.server.on('drop', () => metrics?.connectionsRefused.inc({ transport: 'http' }));
 
-  const handlers = new Handlers(() => engine, metrics, { clock: deps.clock ?? systemClock });
+  const handlers = new Handlers(() => engine, metrics, { clock: deps.clock ?? systemClock, clockSkewMs: config.clockSkewMs });
+  const limitBytes = memoryLimitBytes(config.memoryLimitMb);
+  metrics?.memoryLimit.set(limitBytes);
+  if (!redisStore && !deps.store && storeBytes(config.storeMaxKeys) > 0.7 * limitBytes) {
+    logger.warn({ store_mb: Math.round(storeBytes(config.storeMaxKeys) / 2 ** 20), limit_mb: Math.round(limitBytes / 2 ** 20) },
+      'VERDICT_STORE_MAX_KEYS needs most of VERDICT_MEMORY_LIMIT_MB: lower it, or the guard will shrink the store');
+  }
+  // a throwaway warm-up instance (processMetrics off) needs no guard of its own
+  const memoryGuard = deps.processMetrics === false ? undefined : new MemoryGuard({
+    limitBytes,
+    targets: { store, engine, handlers },
+    onShed: (e) => {
+      metrics?.memorySheds.inc({ reason: e.reason });
+      logger.warn({ reason: e.reason, rss_mb: Math.round(e.rssBytes / 2 ** 20), limit_mb: Math.round(e.limitBytes / 2 ** 20), heap_mb: Math.round(e.heapBytes / 2 ** 20), dropped: e.dropped },
+        'memory limit reached: shed the least recently used quarter of the detector state');
+    },
+  }).start();
+  app.addHook('onClose', async () => memoryGuard?.stop());
+  const guard = new GatewayGuard(config.gatewayKeys, config.authExemptLoopback, config.clockSkewMs, config.adminToken, metrics?.authFailures);
   registerRoutes(app, {
     engine: () => engine,
     metrics,
     store,
-    adminToken: config.adminToken,
+    guard,
     handlers,
     limits: { decideBytes: config.decideBodyLimit, outcomesBytes: config.outcomesBodyLimit, maxOutcomes: config.maxOutcomesPerBatch },
   });
-  registerAuthRequest(app, () => engine, config.identifierKey, metrics);
+  registerAuthRequest(app, () => engine, config.identifierKey, metrics, guard);
 
   let watcher: FSWatcher | undefined;
   let current = policy.version;
@@ -145,6 +166,7 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
 
   const frameServer = createFrameServer({
     handlers,
+    guard,
     metrics,
     logger,
     limits: {
@@ -164,7 +186,8 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
   const warm: VerdictApp['warmUp'] = async (count) => {
     if (count <= 0) return;
     const scratch = buildApp(
-      { ...config, policyWatch: false, redis: undefined, metrics: true, logLevel: 'silent' },
+      // its loopback warm-up clients need no proof (the code paths warmed are the same)
+      { ...config, policyWatch: false, redis: undefined, metrics: true, logLevel: 'silent', authExemptLoopback: true },
       { logger: createLogger('silent'), clock: deps.clock, store: new MemoryStore({ maxKeys: 10_000 }), policy: livePolicy, processMetrics: false },
     );
     try {

@@ -12,6 +12,8 @@ export const ERRORS = {
   DEADLINE: { status: 504, message: 'the gateway deadline passed before the decision started' },
   NOT_FOUND: { status: 404, message: 'no such route' },
   FORBIDDEN: { status: 403, message: 'this endpoint needs the admin token or a loopback client' },
+  // Decide/outcome calls without proof of the gateway secret, admin calls without the token.
+  AUTH: { status: 401, message: 'authenticate: gateways sign with the gateway secret (X-Verdict-Auth), admin calls send Authorization: Bearer <VERDICT_ADMIN_TOKEN>' },
   INTERNAL: { status: 500, message: 'internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

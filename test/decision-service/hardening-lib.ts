@@ -109,6 +109,7 @@ class FrameConn {
         const len = this.pending.readUInt32BE(0);
         const a = { type: this.pending[4] as number, payload: this.pending.subarray(5, 4 + len) };
         this.pending = this.pending.subarray(4 + len);
+        if (a.type === 7) continue; // the CHALLENGE greeting: not an answer
         this.waiting.shift()?.(a);
       }
     });

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
+import { isLoopbackListen, loadGatewayKeys, type GatewayKey } from '../auth/gateway-auth.ts';
 import { MAX_OUTCOMES_PER_BATCH } from '../wire/schema.ts';
 
 const listen = z
@@ -41,6 +42,14 @@ export const envSchema = z.object({
   VERDICT_IDENTIFIER_KEY: z.string().min(16, 'use at least 16 random characters').optional()
     .describe('HMAC key for identifiers inside the service; random per process when unset'),
   VERDICT_METRICS: boolFlag.default(true),
+  VERDICT_MEMORY_LIMIT_MB: z.coerce.number().int().min(0).max(1_048_576).default(0)
+    .describe('resident memory (MiB) above which detector state is shed (least recently used quarter) before the OOM killer acts; 0 = 85% of the container (cgroup) or machine memory'),
+  VERDICT_GATEWAY_SECRET_FILE: z.string().min(1).optional()
+    .describe('file with the gateway secret (line 1: current key, line 2: the previous one while rotating); required to listen beyond loopback'),
+  VERDICT_AUTH_EXEMPT_LOOPBACK: boolFlag.default(true)
+    .describe('loopback and unix-socket clients may call without proving the secret (and reach /metrics and /v1/inventory without the admin token)'),
+  VERDICT_CLOCK_SKEW_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000)
+    .describe('largest gateway/service clock difference accepted: older signed calls are refused, request times are clamped to it'),
   VERDICT_STORE_MAX_KEYS: z.coerce.number().int().min(1000).max(50_000_000).default(500_000)
     .describe('keys each detector-state structure holds before evicting the least recently used (memory bound)'),
   VERDICT_POLICY_WATCH: boolFlag.default(true),
@@ -76,6 +85,12 @@ function parseListen(name: string, text: string): ListenAddress {
 
 export interface ServiceConfig {
   readonly listen: ListenAddress;
+  /** The gateway secret's keys (current first); empty = no secret configured. */
+  readonly gatewayKeys: readonly GatewayKey[];
+  /** RSS limit of the memory guard in MiB; 0 = derived (memory-guard.ts defaultMemoryLimitBytes). */
+  readonly memoryLimitMb: number;
+  readonly authExemptLoopback: boolean;
+  readonly clockSkewMs: number;
   readonly listenText: string;
   /** The framed transport's address, or undefined when off. */
   readonly frameListen: ListenAddress | undefined;
@@ -181,10 +196,24 @@ export function parseEnv(env: NodeJS.ProcessEnv): ServiceConfig {
     ]);
   }
   const e = parsed.data;
+  const listenAt = parseListen('VERDICT_LISTEN', e.VERDICT_LISTEN);
+  const frameAt = e.VERDICT_FRAME_LISTEN === 'off' ? undefined : parseListen('VERDICT_FRAME_LISTEN', e.VERDICT_FRAME_LISTEN);
+  const gatewayKeys = e.VERDICT_GATEWAY_SECRET_FILE ? loadGatewayKeys(e.VERDICT_GATEWAY_SECRET_FILE) : [];
+  if (gatewayKeys.length === 0) {
+    const open = [['VERDICT_LISTEN', listenAt], ['VERDICT_FRAME_LISTEN', frameAt]] as const;
+    const exposed = open.filter(([, a]) => a && a.kind === 'tcp' && !isLoopbackListen(a.host));
+    if (exposed.length > 0) {
+      throw new ConfigError('invalid environment', exposed.map(([name, a]) => `${name}=${JSON.stringify(a?.kind === 'tcp' ? `${a.host}:${a.port}` : '')}: listens beyond loopback without a gateway secret, so anyone who reaches it could change verdicts; set VERDICT_GATEWAY_SECRET_FILE=/etc/verdict/gateway.secret (openssl rand -hex 32 > that file; the gateways' secret_file holds the same key)`));
+    }
+  }
   return Object.freeze({
-    listen: Object.freeze(parseListen('VERDICT_LISTEN', e.VERDICT_LISTEN)),
+    gatewayKeys: Object.freeze(gatewayKeys),
+    memoryLimitMb: e.VERDICT_MEMORY_LIMIT_MB,
+    authExemptLoopback: e.VERDICT_AUTH_EXEMPT_LOOPBACK,
+    clockSkewMs: e.VERDICT_CLOCK_SKEW_MS,
+    listen: Object.freeze(listenAt),
     listenText: e.VERDICT_LISTEN,
-    frameListen: e.VERDICT_FRAME_LISTEN === 'off' ? undefined : Object.freeze(parseListen('VERDICT_FRAME_LISTEN', e.VERDICT_FRAME_LISTEN)),
+    frameListen: frameAt ? Object.freeze(frameAt) : undefined,
     frameListenText: e.VERDICT_FRAME_LISTEN,
     policyFile: e.VERDICT_POLICY,
     logLevel: e.VERDICT_LOG_LEVEL,

@@ -2,7 +2,7 @@
 // store. Scoring combines signal strengths as independent evidence (noisy-or), then maps the
 // score to an action with the route class's thresholds.
 
-import type { CompiledPolicy } from '../config/policy.ts';
+import type { CompiledPolicy, CompiledRoute } from '../config/policy.ts';
 import { ROUTE_CLASSES, type CacheKeyType, type RouteClass } from '../config/policy-schema.ts';
 import type { Store } from '../state/store.ts';
 import type { Action, DecideResponse } from '../wire/codec.ts';
@@ -12,7 +12,7 @@ import { BoundedMap } from '../state/bounded-map.ts';
 import { DETECTORS } from './detectors/index.ts';
 import { extractFeatures } from './features.ts';
 import { Inventory } from './inventory.ts';
-import type { Detector, DetectorFactory, RequestFeatures, Signal } from './signal.ts';
+import type { Detector, DetectorFactory, OutcomeContext, RequestFeatures, Signal } from './signal.ts';
 
 export interface Decision extends DecideResponse {
   /** Route class the request matched (for metrics; not on the wire). */
@@ -27,10 +27,58 @@ export interface EngineOptions {
   readonly clock: Clock;
   readonly identifierKey: Buffer;
   readonly detectors?: readonly DetectorFactory[];
-  /** How many recent requests are remembered to attribute outcomes (bounded LRU). */
+  /**
+   * How many recent requests are remembered to attribute outcomes (bounded LRU, ≈ 300 bytes
+   * each): at least the decisions of identity and object routes made within the gateways' outcome
+   * batching delay.
+   */
   readonly recentRequests?: number;
   /** Maximum path templates the inventory keeps. */
   readonly inventoryTemplates?: number;
+  /** Maximum templates per route in the inventory; further paths of the route count under one entry. */
+  readonly inventoryTemplatesPerRoute?: number;
+}
+
+/**
+ * A request remembered for its outcome: its keys (OutcomeContext) and inventory entry, copied out
+ * of the features so that neither the request nor the buffers it slices stay alive.
+ */
+class Remembered implements OutcomeContext {
+  readonly now: number;
+  readonly route: CompiledRoute;
+  readonly routeClass: RouteClass;
+  readonly method: string;
+  readonly ip: string;
+  readonly subnet: string;
+  readonly hasCredentials: boolean;
+  readonly identifierHash: string;
+  readonly fingerprint: string;
+  readonly client: string;
+  readonly headerSet: string;
+  readonly apiKey: boolean;
+  readonly principal: string;
+  readonly session: string;
+  readonly device: string;
+  readonly passwordHash: string;
+
+  constructor(f: RequestFeatures, readonly endpoint: string) {
+    this.now = f.now;
+    this.route = f.route;
+    this.routeClass = f.routeClass;
+    this.method = f.method;
+    this.ip = f.ip;
+    this.subnet = f.subnet;
+    this.hasCredentials = f.hasCredentials;
+    this.identifierHash = f.identifierHash;
+    this.fingerprint = f.fingerprint;
+    this.client = f.client;
+    this.headerSet = f.headerSet;
+    this.apiKey = f.apiKey;
+    this.principal = f.principal;
+    this.session = f.session;
+    this.device = f.device;
+    this.passwordHash = f.passwordHash;
+  }
 }
 
 const ACTION_RANK: Readonly<Record<Action, number>> = { ALLOW: 0, TAG: 1, CHALLENGE: 2, BLOCK: 3 };
@@ -44,7 +92,7 @@ export class Engine {
   private readonly store: Store;
   private readonly clock: Clock;
   private readonly identifierKey: Buffer;
-  private readonly recent: BoundedMap<string, RequestFeatures>;
+  private readonly recent: BoundedMap<string, Remembered>;
   /** Path templates learned from traffic (read-only view at GET /v1/inventory). */
   readonly inventory: Inventory;
 
@@ -57,7 +105,7 @@ export class Engine {
     this.detectors = this.build(opts.policy);
     this.observed = observedClasses(this.detectors);
     this.recent = new BoundedMap(opts.recentRequests ?? 50_000);
-    this.inventory = new Inventory(opts.inventoryTemplates ?? 5000);
+    this.inventory = new Inventory(opts.inventoryTemplates ?? 5000, opts.inventoryTemplatesPerRoute ?? 200);
   }
 
   get policyVersion(): string {
@@ -76,14 +124,16 @@ export class Engine {
     const policy = this.policy;
     const now = req.mode === 'INLINE' || req.ts_ms === 0 ? this.clock.now() : req.ts_ms;
     const f = extractFeatures(req, policy, now, this.identifierKey);
-    // Privacy by construction: from here on only the keyed hash exists; the request object is
-    // kept (for outcome attribution) without the raw identifier.
+    // Privacy by construction: from here on only the keyed hash exists, also in the caller's
+    // request object.
     if (req.identifier) (req as { identifier: string }).identifier = '';
-    // Only requests whose answers some detector observes are remembered for their outcome:
-    // keeping every request alive until its outcome arrives would make every decision survive
-    // the young GC generation.
-    if (req.request_id && this.observed.has(f.routeClass)) this.recent.set(req.request_id, f);
-    this.inventory.record(f, policy.fallbackRoute.name);
+    const endpoint = this.inventory.record(f, policy.fallbackRoute.name);
+    // Only requests whose answers some detector observes are remembered for their outcome, and
+    // only their keys: keeping every request alive until its outcome arrives would make every
+    // decision survive the young GC generation.
+    // Keyed by the gateway that asked as well: an outcome is attributed only when the same
+    // gateway reports it, so nobody can land outcomes on requests of another (issue 11).
+    if (req.request_id && this.observed.has(f.routeClass)) this.recent.set(`${req.gateway_id ?? ''}\n${req.request_id}`, new Remembered(f, endpoint));
 
     if (policy.allowIps.has(f.ip)) return this.verdict(f, 'ALLOW', 0, ['ip.allowlist'], '', 0, 'ALLOW');
     if (policy.denyIps.has(f.ip)) {
@@ -124,11 +174,25 @@ export class Engine {
     return this.verdict(f, action, score, reasons, cacheKey, ttl, wouldAction);
   }
 
-  /** Feeds an outcome to the detectors, attributed to its request when still remembered. */
-  observe(outcome: Outcome): void {
-    const f = outcome.request_id ? this.recent.get(outcome.request_id) : undefined;
-    if (f) this.inventory.outcome(f, outcome);
+  /**
+   * Feeds an outcome reported by `gatewayId` to the detectors, attributed to its request when
+   * this service decided it for that gateway and still remembers it. Returns whether it was.
+   */
+  observe(outcome: Outcome, gatewayId = ''): boolean {
+    // One outcome per request: taken out, so that a request answered within a few young-GC
+    // cycles never reaches the old generation.
+    const f = outcome.request_id ? this.recent.take(`${gatewayId}\n${outcome.request_id}`) : undefined;
+    if (f) this.inventory.outcome(f.endpoint, outcome);
     for (const d of this.detectors) d.observe?.(outcome, f);
+    return f !== undefined;
+  }
+
+  /**
+   * Memory pressure: forgets the oldest `fraction` of the requests awaiting outcomes and of the
+   * inventory. (Detector state lives in the store, which sheds on its own.) Returns entries dropped.
+   */
+  shed(fraction: number): number {
+    return this.recent.shed(fraction) + this.inventory.shed(fraction);
   }
 
   private build(policy: CompiledPolicy): readonly Detector[] {

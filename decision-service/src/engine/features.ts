@@ -73,6 +73,7 @@ export function extractFeatures(req: DecideRequest, policy: CompiledPolicy, now:
     now,
     route,
     routeClass: route.class,
+    method: req.method,
     ip: req.client_ip,
     subnet: subnetOf(req.client_ip),
     hasCredentials: req.has_authorization || req.token_hash !== undefined || req.session_hash !== undefined,

@@ -3,9 +3,13 @@
 // remembered), whether the policy declares the route (shadow
 // otherwise) or marks it deprecated (zombie), and whether an identity endpoint's answers reveal
 // if an account exists (an enumeration oracle). Bounded: at most `max` templates, least
-// recently seen evicted.
+// recently seen evicted; and at most `perRoute` templates per route (method + policy route, the
+// shadow fallback included), because paths whose segments are not ids (slugs, user names,
+// file names, a scanner's random paths) each make a template: beyond the cap, a route's new
+// paths are counted under one "/**" entry instead of evicting the endpoints already learned.
 
 import { LRUCache } from 'lru-cache';
+import { shedLru } from '../state/bounded-map.ts';
 import type { Outcome } from '../wire/schema.ts';
 import type { RequestFeatures } from './signal.ts';
 
@@ -19,8 +23,16 @@ export function templateOf(path: string): string {
   return segs.join('/');
 }
 
+/** Methods the inventory keeps apart; anything else (the wire allows any token) is "OTHER". */
+const METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'CONNECT', 'TRACE']);
+
+/** The template a route's paths are counted under once the route has `perRoute` templates. */
+export const OVERFLOW_TEMPLATE = '/**';
+
 interface Entry {
   method: string;
+  /** "<method> <route>": the per-route template count this entry holds a place in ("" for an overflow entry). */
+  routeKey: string;
   template: string;
   route: string;
   routeClass: string;
@@ -51,22 +63,46 @@ export interface InventoryEntry {
 
 export class Inventory {
   private readonly entries: LRUCache<string, Entry>;
+  /** Templates held per "<method> <route>" (bounded: methods × policy routes with live entries). */
+  private readonly perRouteCount = new Map<string, number>();
 
-  constructor(max = 5000) {
-    this.entries = new LRUCache({ max });
+  constructor(max = 5000, private readonly perRoute = 200) {
+    this.entries = new LRUCache({
+      max,
+      dispose: (e) => {
+        if (!e.routeKey) return;
+        const n = (this.perRouteCount.get(e.routeKey) ?? 1) - 1;
+        if (n > 0) this.perRouteCount.set(e.routeKey, n);
+        else this.perRouteCount.delete(e.routeKey);
+      },
+    });
   }
 
+  /** Counts a request; returns its entry's key (for outcome()). */
   record(f: RequestFeatures, fallbackRouteName: string): string {
-    const template = templateOf(f.req.path);
-    const key = `${f.req.method} ${template}`;
+    const method = METHODS.has(f.method) ? f.method : 'OTHER';
+    let template = templateOf(f.req.path);
+    let key = `${method} ${template}`;
     let e = this.entries.get(key);
     if (!e) {
-      const declared = f.route.name !== fallbackRouteName;
-      e = {
-        method: f.req.method, template, route: f.route.name, routeClass: f.routeClass, declared, deprecated: f.route.deprecated,
-        firstSeen: f.now, lastSeen: f.now, requests: 0, withCredentials: 0, withIdentifier: 0, statuses: new Map(),
-      };
-      this.entries.set(key, e);
+      const routeKey = `${method} ${f.route.name}`;
+      const held = this.perRouteCount.get(routeKey) ?? 0;
+      const overflow = held >= this.perRoute;
+      if (overflow) {
+        template = OVERFLOW_TEMPLATE;
+        key = `${method} ${OVERFLOW_TEMPLATE} ${f.route.name}`;
+        e = this.entries.get(key);
+      } else {
+        this.perRouteCount.set(routeKey, held + 1);
+      }
+      if (!e) {
+        const declared = f.route.name !== fallbackRouteName;
+        e = {
+          method, routeKey: overflow ? '' : routeKey, template, route: f.route.name, routeClass: f.routeClass, declared, deprecated: f.route.deprecated,
+          firstSeen: f.now, lastSeen: f.now, requests: 0, withCredentials: 0, withIdentifier: 0, statuses: new Map(),
+        };
+        this.entries.set(key, e);
+      }
     }
     e.lastSeen = f.now;
     e.requests++;
@@ -75,10 +111,20 @@ export class Inventory {
     return key;
   }
 
-  outcome(f: RequestFeatures, o: Outcome): void {
-    const e = this.entries.peek(`${f.req.method} ${templateOf(f.req.path)}`);
+  /** Counts an outcome for the entry record() returned. */
+  outcome(key: string, o: Outcome): void {
+    const e = this.entries.peek(key);
     if (!e || o.status === 0) return;
     e.statuses.set(o.status, (e.statuses.get(o.status) ?? 0) + 1);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Memory pressure: forgets the least recently seen `fraction` of the entries. */
+  shed(fraction: number): number {
+    return shedLru(this.entries, fraction);
   }
 
   snapshot(): InventoryEntry[] {

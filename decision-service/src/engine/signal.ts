@@ -17,20 +17,20 @@ export interface Signal {
   readonly cache: { readonly key: CacheKeyType; readonly ttl_s: number } | undefined;
 }
 
-/** Everything detectors read about one request, computed once. */
-export interface RequestFeatures {
-  readonly req: DecideRequest;
+/**
+ * What the engine remembers of a request until its outcome arrives, and what Detector.observe
+ * reads: the keys, not the request (whose buffers may slice a whole socket read).
+ */
+export interface OutcomeContext {
   readonly now: number;
   readonly route: CompiledRoute;
   readonly routeClass: RouteClass;
+  readonly method: string;
   readonly ip: string;
   readonly subnet: string;
   readonly hasCredentials: boolean;
-  readonly isInternalIp: boolean;
   /** Keyed hash of the submitted identifier (never the raw value); "" when none. */
   readonly identifierHash: string;
-  /** Numeric value of a phone-like identifier, for locality; -1 when not phone-like. */
-  readonly phoneNumber: number;
   /** Hash of User-Agent, language, encodings, client hints: stable across one client's requests. */
   readonly fingerprint: string;
   /** "<ip>|<fingerprint>": one client, even behind a shared address. */
@@ -46,6 +46,14 @@ export interface RequestFeatures {
   readonly device: string;
   /** base64 of the gateway's keyed password hash; "" when absent. */
   readonly passwordHash: string;
+}
+
+/** Everything detectors read about one request, computed once. */
+export interface RequestFeatures extends OutcomeContext {
+  readonly req: DecideRequest;
+  readonly isInternalIp: boolean;
+  /** Numeric value of a phone-like identifier, for locality; -1 when not phone-like. */
+  readonly phoneNumber: number;
   /** Object id of an object route ("" when none) and its numeric value (-1 when not numeric). */
   readonly objectId: string;
   readonly objectNumber: number;
@@ -66,7 +74,7 @@ export interface Detector {
   /** Appends zero or more signals for this request. Must not throw on any valid request. */
   inspect(f: RequestFeatures, out: Signal[]): void;
   /** Learns from what the upstream answered (optional). */
-  observe?(outcome: Outcome, f: RequestFeatures | undefined): void;
+  observe?(outcome: Outcome, f: OutcomeContext | undefined): void;
   /**
    * Route classes whose outcomes observe() needs: only those requests are kept until the outcome
    * comes. Omitted with observe() present: every class.

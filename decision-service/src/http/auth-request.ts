@@ -13,18 +13,25 @@ import type { Engine } from '../engine/engine.ts';
 import { VerdictError } from '../errors.ts';
 import { decideRequestSchema } from '../wire/schema.ts';
 import type { ServiceMetrics } from './metrics.ts';
+import type { GatewayGuard } from '../auth/guard.ts';
 
-const SKIP = new Set(['x-original-method', 'x-original-uri', 'x-real-ip', 'content-length', 'connection']);
+const SKIP = new Set(['x-original-method', 'x-original-uri', 'x-real-ip', 'x-verdict-auth', 'content-length', 'connection']);
 
 function header(req: FastifyRequest, name: string): string {
   const v = req.headers[name];
   return Array.isArray(v) ? (v[0] ?? '') : (v ?? '');
 }
 
-export function registerAuthRequest(app: FastifyInstance, engine: () => Engine, key: Buffer, metrics: ServiceMetrics | undefined): void {
+export function registerAuthRequest(app: FastifyInstance, engine: () => Engine, key: Buffer, metrics: ServiceMetrics | undefined, guard: GatewayGuard): void {
   const hash = (v: string) => createHmac('sha1', key).update(v).digest();
 
   app.get('/v1/auth', (req, reply) => {
+    // nginx sends the derived bearer (proxy_set_header X-Verdict-Auth "bearer <kid>:<mac>")
+    const proof = guard.bearer(req.socket.remoteAddress, header(req, 'x-verdict-auth') || undefined);
+    if (!proof.ok) {
+      const err = new VerdictError('AUTH', `gateway proof ${proof.reason}`);
+      return reply.code(err.status).send(err.toJSON());
+    }
     const uri = header(req, 'x-original-uri') || '/';
     const q = uri.indexOf('?');
     const names: string[] = [];

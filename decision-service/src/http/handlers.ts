@@ -15,7 +15,7 @@ interface Incrementable {
 }
 
 /** Most gateways (workers) remembered for late verdicts, and verdicts kept for each. */
-const LATE_GATEWAYS = 1024;
+const LATE_GATEWAYS = 256; // gateways are nginx workers: a fleet rarely has more
 const LATE_PER_GATEWAY = 200;
 
 /** Longest stretch (ms) an outcome batch holds the event loop before letting other work run. */
@@ -28,6 +28,11 @@ export interface HandlersOptions {
   readonly clock?: Clock;
   /** See DeadlineCheck.windowMs. */
   readonly skewWindowMs?: number;
+  /**
+   * Largest accepted difference between a request's ts_ms and this clock: beyond it ts_ms is
+   * clamped, so a request stamped years ahead cannot make marks that live until then.
+   */
+  readonly clockSkewMs?: number;
 }
 
 export class Handlers {
@@ -51,8 +56,13 @@ export class Handlers {
     private readonly metrics: ServiceMetrics | undefined,
     opts: HandlersOptions = {},
   ) {
-    this.deadlines = new DeadlineCheck({ clock: opts.clock ?? systemClock, windowMs: opts.skewWindowMs });
+    this.clock = opts.clock ?? systemClock;
+    this.skewMs = opts.clockSkewMs ?? 30_000;
+    this.deadlines = new DeadlineCheck({ clock: this.clock, windowMs: opts.skewWindowMs });
   }
+
+  private readonly clock: Clock;
+  private readonly skewMs: number;
 
   /**
    * True when an INLINE request's gateway has stopped waiting (ts_ms + budget_ms passed on its
@@ -75,7 +85,17 @@ export class Handlers {
     return true;
   }
 
+  /** Memory pressure (memory-guard.ts): forgets the oldest `fraction` of the queued late verdicts. */
+  shed(fraction: number): number {
+    return this.late.shed(fraction);
+  }
+
   decide(input: DecideRequest): Decision {
+    const now = this.clock.now();
+    if (!(Math.abs(input.ts_ms - now) <= this.skewMs)) {
+      // 0 = not sent: now; otherwise the nearest time within the skew
+      input.ts_ms = input.ts_ms === 0 ? now : input.ts_ms > now ? now + this.skewMs : now - this.skewMs;
+    }
     const d = this.engine().decide(input);
     const m = this.metrics;
     if (m) {
@@ -137,16 +157,20 @@ export class Handlers {
       }
     }
     const scored: DecideResponse[] = [];
+    let accepted = 0;
     for (let i = 0; i < count; i++) {
       const o = items[i] as Outcome;
       // Async-mode requests are scored late, so their blocks can reach the gateway's cache.
       if (o.request) {
         o.request.mode = 'ASYNC';
+        o.request.gateway_id = batch.gateway_id; // attributed to the gateway that reports it
         const d = this.decide(o.request);
         if (d.cache_key && d.cache_ttl_s > 0) scored.push(toWire(d));
       }
       // Looked up per outcome: a policy reload between slices applies from the next one on.
-      this.engine().observe(o);
+      // accepted: scored here (async metadata) or attributed to a request this service decided
+      // for the same gateway; any other outcome is ignored (a forged one lands nowhere)
+      if (this.engine().observe(o, batch.gateway_id) || o.request) accepted++;
       this.metrics?.outcomes.inc({ status_class: `${Math.floor(o.status / 100)}xx` });
       if (performance.now() - sliceStart > OUTCOME_SLICE_MS) {
         await nextTurn();
@@ -157,7 +181,7 @@ export class Handlers {
     const late = batch.gateway_id ? this.late.peek(batch.gateway_id) : undefined;
     const verdicts = late && late.length > 0 ? late.splice(0, late.length) : [];
     for (const v of scored) verdicts.push(v);
-    return { accepted: count, verdicts };
+    return { accepted, verdicts };
   }
 }
 

@@ -53,6 +53,8 @@ export function registerJsonParser(app: FastifyInstance, maxDepth = MAX_JSON_DEP
       done(new VerdictError('TOO_DEEP', `more than ${maxDepth} levels of objects/arrays`), undefined);
       return;
     }
+    // the exact text, for the gateway signature (auth/gateway-auth.ts), which covers the body bytes
+    (req as unknown as { rawJson?: string }).rawJson = text;
     parse(req, text, done);
   });
 }

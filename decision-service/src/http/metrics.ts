@@ -18,6 +18,9 @@ export interface ServiceMetrics {
   readonly expired: Counter<'transport'>;
   readonly connectionsRefused: Counter<'transport'>;
   readonly framesClosed: Counter<'reason'>;
+  readonly authFailures: Counter<'transport' | 'reason'>;
+  readonly memorySheds: Counter<'reason'>;
+  readonly memoryLimit: Gauge;
 }
 
 export function createMetrics(defaults: boolean): ServiceMetrics {
@@ -45,6 +48,14 @@ export function createMetrics(defaults: boolean): ServiceMetrics {
       name: 'verdict_decide_expired_total',
       help: 'INLINE decides dropped uncomputed because the gateway deadline (ts_ms + budget_ms) had passed',
       labelNames: ['transport'],
+      registers,
+    }),
+    memorySheds: new Counter({ name: 'verdict_memory_sheds_total', help: 'Times the memory guard shed the least recently used quarter of detector state (reason: rss over VERDICT_MEMORY_LIMIT_MB, or heap near V8\'s limit)', labelNames: ['reason'], registers }),
+    memoryLimit: new Gauge({ name: 'verdict_memory_limit_bytes', help: 'RSS limit of the memory guard', registers }),
+    authFailures: new Counter({
+      name: 'verdict_auth_failures_total',
+      help: 'Calls refused for lack of proof: gateway secret (http, frame, auth_request) or admin token (admin), by reason',
+      labelNames: ['transport', 'reason'],
       registers,
     }),
     connectionsRefused: new Counter({

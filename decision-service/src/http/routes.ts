@@ -18,6 +18,7 @@ import { toWire, type Handlers } from './handlers.ts';
 import { registerJsonParser } from './json-body.ts';
 import type { ServiceMetrics } from './metrics.ts';
 import type { Store } from '../state/store.ts';
+import type { GatewayGuard } from '../auth/guard.ts';
 
 const PROTOBUF = 'application/x-protobuf';
 
@@ -40,7 +41,7 @@ export interface RouteDeps {
   readonly engine: () => Engine;
   readonly metrics: ServiceMetrics | undefined;
   readonly store: Store;
-  readonly adminToken: string | undefined;
+  readonly guard: GatewayGuard;
   readonly handlers: Handlers;
   readonly limits: RouteLimits;
 }
@@ -89,9 +90,23 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
 
   app.setNotFoundHandler((_req, reply) => reply.code(404).send(new VerdictError('NOT_FOUND').toJSON()));
 
-  const { handlers } = deps;
+  const { handlers, guard } = deps;
 
-  app.post('/v1/decide', { bodyLimit: limits.decideBytes }, (req: FastifyRequest, reply: FastifyReply) => {
+  // Gateways prove the secret on every decide/outcome call (unless exempt: loopback without a
+  // secret, or with VERDICT_AUTH_EXEMPT_LOOPBACK): a signature over the exact body bytes.
+  const gatewayOnly = async (req: FastifyRequest): Promise<void> => {
+    const peer = req.socket.remoteAddress;
+    if (!guard.required(peer)) return;
+    const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.from((req as unknown as { rawJson?: string }).rawJson ?? '');
+    const h = req.headers['x-verdict-auth'];
+    const r = guard.http(peer, Array.isArray(h) ? h[0] : h, req.routeOptions.url ?? '', raw);
+    if (!r.ok) throw new VerdictError('AUTH', `gateway proof ${r.reason}`);
+  };
+  const adminOnly = async (req: FastifyRequest): Promise<void> => {
+    if (!guard.admin(req.socket.remoteAddress, req.headers.authorization)) throw new VerdictError('AUTH', 'admin endpoint');
+  };
+
+  app.post('/v1/decide', { bodyLimit: limits.decideBytes, preHandler: gatewayOnly }, (req: FastifyRequest, reply: FastifyReply) => {
     const started = performance.now();
     const encoding = requestEncoding(req);
     const input = decodeDecideRequest(req.body, encoding);
@@ -111,7 +126,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
     return reply.send(payload);
   });
 
-  app.post('/v1/outcomes', { bodyLimit: limits.outcomesBytes }, async (req: FastifyRequest, reply: FastifyReply) => {
+  app.post('/v1/outcomes', { bodyLimit: limits.outcomesBytes, preHandler: gatewayOnly }, async (req: FastifyRequest, reply: FastifyReply) => {
     const encoding = requestEncoding(req);
     const ack = await handlers.outcomes(openOutcomeBatch(req.body, encoding, limits.maxOutcomes));
     if (responseEncoding(req, encoding) === 'protobuf') {
@@ -122,20 +137,15 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
     return reply.send(ack);
   });
 
-  // Read-only admin view: loopback (or unix socket) clients, or the admin token.
-  app.get('/v1/inventory', (req, reply) => {
-    const remote = req.socket.remoteAddress;
-    const local = remote === undefined || remote === '127.0.0.1' || remote === '::1' || remote === '::ffff:127.0.0.1';
-    const token = deps.adminToken;
-    const authorized = token !== undefined && req.headers.authorization === `Bearer ${token}`;
-    if (!local && !authorized) throw new VerdictError('FORBIDDEN');
+  // Read-only admin view: loopback (or unix socket) clients while exempt, or the admin token.
+  app.get('/v1/inventory', { preHandler: adminOnly }, (_req, reply) => {
     return reply.send({ policy_version: deps.engine().policyVersion, endpoints: deps.engine().inventory.snapshot() });
   });
 
   app.get('/healthz', () => ({ status: 'ok', policy_version: deps.engine().policyVersion }));
 
   if (metrics) {
-    app.get('/metrics', async (_req, reply) => {
+    app.get('/metrics', { preHandler: adminOnly }, async (_req, reply) => {
       metrics.storeKeys.set(deps.store.size());
       reply.header('content-type', metrics.registry.contentType);
       return metrics.registry.metrics();

@@ -152,9 +152,9 @@ async function overFrames(server: Server, frames: Buffer[]): Promise<void> {
       s.on('data', (d: Buffer) => {
         pending = pending.length ? Buffer.concat([pending, d]) : d;
         let off = 0;
-        while (pending.length - off >= 4 && pending.length - off >= 4 + pending.readUInt32BE(off)) {
+        while (pending.length - off >= 5 && pending.length - off >= 4 + pending.readUInt32BE(off)) {
+          if (pending[off + 4] !== FRAME.CHALLENGE) answered++; // the greeting is no answer
           off += 4 + pending.readUInt32BE(off);
-          answered++;
         }
         pending = pending.subarray(off);
         if (answered >= frames.length) s.end(resolve);

@@ -2,9 +2,9 @@
 // most keys), then a HyperLogLog with 2^7 registers (~9% standard error) — at most 128 bytes a
 // sketch whatever the number of members.
 
-const SMALL = 24;
-const P = 7;
-const M = 1 << P;
+export const SMALL = 24;
+export const P = 7;
+export const M = 1 << P;
 const ALPHA = 0.7213 / (1 + 1.079 / M);
 
 /** 32-bit FNV-1a of a string, then a murmur3 finaliser so low and high bits are both well mixed. */
@@ -73,14 +73,15 @@ export class DistinctSketch {
   }
 }
 
-function addToRegisters(regs: Uint8Array, h: number): void {
+export function addToRegisters(regs: Uint8Array, h: number): void {
   const idx = h >>> (32 - P);
   const w = (h << P) >>> 0;
   const rank = w === 0 ? 32 - P + 1 : Math.clz32(w) + 1;
   if (rank > (regs[idx] ?? 0)) regs[idx] = rank;
 }
 
-function estimate(regs: Uint8Array): number {
+/** HyperLogLog estimate of M registers (linear counting while many are empty). */
+export function estimate(regs: Uint8Array): number {
   let sum = 0;
   let zeros = 0;
   for (let i = 0; i < M; i++) {

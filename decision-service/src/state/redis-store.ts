@@ -27,6 +27,7 @@
 import { randomBytes } from 'node:crypto';
 import { Cluster, Redis, type ChainableCommander, type RedisOptions } from 'ioredis';
 import { LRUCache } from 'lru-cache';
+import { shedLru } from './bounded-map.ts';
 import { DistinctSketch } from './distinct.ts';
 import { arrivalKey, counterKey, distinctRegKey, distinctSetKey, instanceKey, keySlot, markKey, valueKey } from './redis-keys.ts';
 import { ARRIVALS, DISTINCT_ADD, DISTINCT_READ, INCR_MANY, MARK, SWAP } from './redis-scripts.ts';
@@ -753,6 +754,16 @@ export class RedisStore implements Store {
 
   size(): number {
     return this.counters.size + this.distinct.size + this.marks.size + this.arrivals.size + this.values.size;
+  }
+
+  /**
+   * Memory pressure: drops the least recently used `fraction` of each local structure, as LRU
+   * eviction would (deltas already queued still go out with the next flush). The shared state in
+   * Redis is untouched; a dropped key reads from Redis again on its next use.
+   */
+  shed(fraction: number): number {
+    return shedLru(this.counters, fraction) + shedLru(this.distinct, fraction) + shedLru(this.marks, fraction)
+      + shedLru(this.arrivals, fraction) + shedLru(this.values, fraction);
   }
 
   // ----------------------------------------------------------------------------- sync

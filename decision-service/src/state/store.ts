@@ -32,4 +32,9 @@ export interface Store {
   swap(key: string, value: number, now: number, ttlMs: number): number | undefined;
   /** Number of keys held across all structures (for metrics and memory bounds). */
   size(): number;
+  /**
+   * Memory pressure (memory-guard.ts): gives up the least recently used `fraction` (0..1) of each
+   * structure's keys and the memory they held; returns how many keys were dropped.
+   */
+  shed(fraction: number): number;
 }

@@ -7,6 +7,10 @@
 //   3 OUTCOMES (OutcomeBatch)   → 4 ACK     (OutcomeAck)
 //   5 PING     (empty)          → 6 PONG    (empty)
 //   any bad frame               → 15 ERROR  (UTF-8 "CODE: message"); the connection stays usable
+//   (first, from the service)   →  7 CHALLENGE (16 random bytes), on every new connection
+//   8 HELLO (kid + HMAC-SHA1 of the challenge: gateway-plugin/CONTRACT.md) → no answer when good;
+//   a bad HELLO, or a DECIDE/OUTCOMES before HELLO on a connection that must authenticate
+//   (auth/guard.ts), is answered ERROR "AUTH: …" and the connection is closed.
 // Answers go out in request order on each connection. An INLINE decide whose gateway deadline
 // has passed is answered "DEADLINE: …" without being decided. A frame over its type's limit
 // (decide, ping: the decide limit; outcomes: the outcomes limit) is answered BODY_TOO_LARGE and
@@ -26,9 +30,11 @@ import type { Logger } from 'pino';
 import { VerdictError } from '../errors.ts';
 import type { Handlers } from '../http/handlers.ts';
 import type { ServiceMetrics } from '../http/metrics.ts';
+import type { GatewayGuard } from '../auth/guard.ts';
+import { newChallenge } from '../auth/gateway-auth.ts';
 import { decodeDecideRequest, encodeDecideResponse, encodeOutcomeAck, openOutcomeBatch, type PendingOutcomeBatch } from './codec.ts';
 
-export const FRAME = { DECIDE: 1, VERDICT: 2, OUTCOMES: 3, ACK: 4, PING: 5, PONG: 6, ERROR: 15 } as const;
+export const FRAME = { DECIDE: 1, VERDICT: 2, OUTCOMES: 3, ACK: 4, PING: 5, PONG: 6, CHALLENGE: 7, HELLO: 8, ERROR: 15 } as const;
 
 export function frame(type: number, payload: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(5 + payload.length);
@@ -70,6 +76,8 @@ export interface FrameServerOptions {
   readonly metrics: ServiceMetrics | undefined;
   readonly logger: Logger;
   readonly limits?: Partial<FrameLimits>;
+  /** Who must prove the gateway secret; absent = nobody (tests of the transport alone). */
+  readonly guard?: GatewayGuard;
 }
 
 type CloseReason = 'idle' | 'request_timeout' | 'frame_too_large';
@@ -87,6 +95,7 @@ class FrameContext {
     readonly metrics: ServiceMetrics | undefined,
     readonly logger: Logger,
     readonly limits: FrameLimits,
+    readonly guard: GatewayGuard | undefined,
   ) {
     this.maxPayload = Math.max(limits.decideBytes, limits.outcomesBytes);
   }
@@ -120,6 +129,11 @@ class FrameConnection {
   /** When the frame now half-received began (performance.now()). */
   private partialSince = 0;
   private readonly peer: string;
+  private readonly challenge: Buffer;
+  /** The client proved the gateway secret, or need not. */
+  private authed: boolean;
+  /** An AUTH error is queued: answer what came before it, then close. */
+  private ending = false;
 
   constructor(
     private readonly socket: Socket,
@@ -127,6 +141,11 @@ class FrameConnection {
   ) {
     // Unix-socket peers have no address: they share this host's clock (see Handlers.expired).
     this.peer = socket.remoteAddress ?? '';
+    this.challenge = newChallenge();
+    this.authed = !ctx.guard || !ctx.guard.required(this.peer);
+    // Sent whatever the settings, so a gateway with a secret never waits for a greeting that
+    // does not come (and one without a secret simply skips it).
+    socket.write(frame(FRAME.CHALLENGE, this.challenge));
     socket.setTimeout(ctx.limits.idleTimeoutMs);
     socket.on('timeout', () => this.close(this.busy ? 'request_timeout' : 'idle'));
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -167,7 +186,7 @@ class FrameConnection {
     let off = 0;
     for (;;) {
       if (this.answers.length - this.head >= limits.maxInFlight) this.flush();
-      if (this.blocked()) break;
+      if (this.blocked() || this.ending) break;
       const avail = buf.length - off;
       if (avail < 4) {
         this.need = 4;
@@ -212,6 +231,12 @@ class FrameConnection {
     // Progress: the frame now half-received (if any) starts its clock here.
     if (off > 0) this.partialSince = performance.now();
     this.flush();
+    if (this.ending) {
+      this.closed = true;
+      this.socket.end();
+      this.release();
+      return;
+    }
     this.setPaused(this.blocked());
     this.updateTimer();
   }
@@ -240,8 +265,25 @@ class FrameConnection {
     this.socket.setTimeout(busy ? this.ctx.limits.requestTimeoutMs : this.ctx.limits.idleTimeoutMs);
   }
 
+  private refuse(message: string): void {
+    this.answers.push(frame(FRAME.ERROR, Buffer.from(`AUTH: ${message}`)));
+    this.ending = true;
+  }
+
   private dispatch(type: number, body: Buffer): void {
-    const { handlers } = this.ctx;
+    const { handlers, guard } = this.ctx;
+    if (type === FRAME.HELLO) {
+      if (!guard || this.authed) return; // nothing to prove, or proved already
+      const r = guard.hello(this.challenge, body);
+      if (r.ok) this.authed = true;
+      else this.refuse(`bad HELLO (${r.reason})`);
+      return;
+    }
+    if (!this.authed && (type === FRAME.DECIDE || type === FRAME.OUTCOMES)) {
+      guard?.refusedFrame();
+      this.refuse('send HELLO first (this connection must prove the gateway secret)');
+      return;
+    }
     switch (type) {
       case FRAME.DECIDE: {
         const started = performance.now();
@@ -346,7 +388,7 @@ class FrameConnection {
 
 export function createFrameServer(opts: FrameServerOptions): Server {
   const limits: FrameLimits = Object.freeze({ ...DEFAULT_FRAME_LIMITS, ...opts.limits });
-  const ctx = new FrameContext(opts.handlers, opts.metrics, opts.logger, limits);
+  const ctx = new FrameContext(opts.handlers, opts.metrics, opts.logger, limits, opts.guard);
   const server = createServer({ noDelay: true }, (socket: Socket) => {
     new FrameConnection(socket, ctx);
   });

@@ -46,6 +46,6 @@ t.test('GET /v1/inventory learns endpoints, shadows, zombies and account oracles
   t.match(by('GET', '/api/debug/dump'), { route: null, status: 'shadow' });
   t.match(by('POST', '/api/v1/login'), { status: 'zombie' });
 
-  t.equal((await a.inject({ url: '/v1/inventory', remoteAddress: '203.0.113.1' })).statusCode, 403, 'remote without token');
+  t.equal((await a.inject({ url: '/v1/inventory', remoteAddress: '203.0.113.1' })).statusCode, 401, 'remote without token');
   t.equal((await a.inject({ url: '/v1/inventory', remoteAddress: '203.0.113.1', headers: { authorization: 'Bearer admin-token-0123456789' } })).statusCode, 200);
 });

@@ -29,7 +29,7 @@ t.test('a 5,000-outcome batch yields to the event loop while it is applied', asy
   const ack = await handlers.outcomes(openOutcomeBatch(outcomeBatch(5000), 'protobuf', 5000));
   applied = true;
   ticking = false;
-  t.equal(ack.accepted, 5000);
+  t.equal(ack.accepted, 1667, 'the third carrying async metadata; the others were never decided here');
   t.ok(turns >= 5, `the loop turned ${turns} times during the batch`);
   t.ok(decidedWhileApplying, 'a decide queued meanwhile ran before the batch finished');
 });

@@ -30,7 +30,8 @@ export class FrameClient {
       while (this.pending.length - off >= 4) {
         const len = this.pending.readUInt32BE(off);
         if (this.pending.length - off < 4 + len) break;
-        this.answers.push({ type: this.pending[off + 4] as number, payload: this.pending.subarray(off + 5, off + 4 + len) });
+        // the CHALLENGE greeting of every connection is not an answer
+        if (this.pending[off + 4] !== 7) this.answers.push({ type: this.pending[off + 4] as number, payload: this.pending.subarray(off + 5, off + 4 + len) });
         off += 4 + len;
       }
       this.pending = this.pending.subarray(off);

@@ -5,9 +5,9 @@
 // blocked: the per-identifier signal is challenge-strength only.
 
 import { hash32 } from '../../state/distinct.ts';
-import { isLoginFailure, observeOnly, ramp, signal, type DetectorFactory, type RequestFeatures } from '../signal.ts';
+import { isLoginFailure, observeOnly, ramp, signal, type DetectorFactory, type OutcomeContext } from '../signal.ts';
 
-function clientKeys(f: RequestFeatures): Array<[string, string, number]> {
+function clientKeys(f: OutcomeContext): Array<[string, string, number]> {
   const keys: Array<[string, string, number]> = [[`ipfp:${f.client}`, 'client', 1], [`ip:${f.ip}`, 'ip', 8], [`sn:${f.subnet}`, 'subnet', 16]];
   if (f.device) keys.push([`dev:${f.device}`, 'device', 1]);
   if (f.session) keys.push([`ses:${f.session}`, 'session', 1]);
@@ -20,7 +20,7 @@ const DAY = 86_400_000;
 export const credentialStuffing: DetectorFactory = ({ policy, store }) => {
   const cfg = policy.doc.detectors.credential_stuffing;
   const W = cfg.window_s * 1000;
-  const isLogin = (f: RequestFeatures) => f.routeClass === 'identity' && f.passwordHash !== '' && f.req.method === 'POST';
+  const isLogin = (f: OutcomeContext) => f.routeClass === 'identity' && f.passwordHash !== '' && f.method === 'POST';
   return {
     name: 'credential_stuffing',
     inspect(f, out) {

@@ -4,13 +4,13 @@
 // single-use IPs.
 
 import { hash32 } from '../../state/distinct.ts';
-import { isNotFound, observeOnly, ramp, signal, type DetectorFactory, type RequestFeatures } from '../signal.ts';
+import { isNotFound, observeOnly, ramp, signal, type DetectorFactory, type OutcomeContext } from '../signal.ts';
 
 /**
  * Keys for distinct identifiers: one client (IP + fingerprint), device, session. Not the bare IP
  * or subnet: behind carrier NAT thousands of honest users share them.
  */
-function fanoutKeys(f: RequestFeatures): Array<[string, string, number]> {
+function fanoutKeys(f: OutcomeContext): Array<[string, string, number]> {
   const keys: Array<[string, string, number]> = [[`ipfp:${f.client}`, 'client', 1]];
   if (f.device) keys.push([`dev:${f.device}`, 'device', 1]);
   if (f.session) keys.push([`ses:${f.session}`, 'session', 1]);
@@ -18,7 +18,7 @@ function fanoutKeys(f: RequestFeatures): Array<[string, string, number]> {
 }
 
 /** Keys for "no such account" answers: rare for humans, so shared addresses count too (higher bar). */
-function clientKeys(f: RequestFeatures): Array<[string, string, number]> {
+function clientKeys(f: OutcomeContext): Array<[string, string, number]> {
   return [...fanoutKeys(f), [`ip:${f.ip}`, 'ip', 4], [`sn:${f.subnet}`, 'subnet', 8]];
 }
 

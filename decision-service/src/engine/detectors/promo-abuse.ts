@@ -4,7 +4,7 @@
 // accounts created minutes ago from the same client (account farms).
 
 import { hash32 } from '../../state/distinct.ts';
-import { observeOnly, ramp, signal, type DetectorFactory, type RequestFeatures } from '../signal.ts';
+import { observeOnly, ramp, signal, type DetectorFactory, type OutcomeContext, type RequestFeatures } from '../signal.ts';
 
 const PRECURSOR_TTL = 30 * 60_000;
 
@@ -19,7 +19,7 @@ function precursorKeys(f: RequestFeatures): string[] {
 const FRESH_TTL = 30 * 60_000;
 
 /** Where a just-created account shows up next: the same client or device. */
-function freshKeys(f: RequestFeatures): string[] {
+function freshKeys(f: OutcomeContext): string[] {
   const k = [`new:c:${f.client}`];
   if (f.device) k.push(`new:d:${f.device}`);
   return k;

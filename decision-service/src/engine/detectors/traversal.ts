@@ -4,11 +4,11 @@
 // `api_key_multiplier` times higher.
 
 import { hash32 } from '../../state/distinct.ts';
-import { observeOnly, ramp, signal, type DetectorFactory, type RequestFeatures } from '../signal.ts';
+import { observeOnly, ramp, signal, type DetectorFactory, type OutcomeContext } from '../signal.ts';
 
 // Keyed on who is authenticated, not where from: object routes need credentials, and behind
 // carrier NAT one IP (even one IP + browser) carries thousands of honest users.
-function keys(f: RequestFeatures, apiKeyMultiplier: number): Array<[string, string, number]> {
+function keys(f: OutcomeContext, apiKeyMultiplier: number): Array<[string, string, number]> {
   const k: Array<[string, string, number]> = [];
   if (f.principal) k.push([`pr:${f.principal}`, 'principal', f.apiKey ? apiKeyMultiplier : 1]);
   if (f.session) k.push([`ses:${f.session}`, 'session', 1]);

@@ -1,0 +1,84 @@
+// Who may do what, per connection: the gateway checks of gateway-auth.ts applied with the
+// service's settings, and the admin rule. Every refusal is counted by transport and reason.
+//
+// Decide and outcome calls: a client must prove the gateway secret unless it is on loopback (or
+// a unix socket) and either no secret is configured or VERDICT_AUTH_EXEMPT_LOOPBACK allows it.
+// (Without a secret the service only listens on loopback: env.ts refuses anything else.)
+// Admin endpoints (/metrics, /v1/inventory): loopback while exempt, or the admin token.
+
+import { timingSafeEqual } from 'node:crypto';
+import {
+  isLoopback, verifyBearer, verifyHello, verifyHttp, type AuthFailure, type AuthResult, type GatewayKey,
+} from './gateway-auth.ts';
+
+export type AuthTransport = 'http' | 'frame' | 'auth_request' | 'admin';
+
+interface FailureCounter {
+  inc(labels: { transport: AuthTransport; reason: AuthFailure | 'no token' }): void;
+}
+
+const PASS: AuthResult = Object.freeze({ ok: true, kid: '' });
+
+export class GatewayGuard {
+  constructor(
+    readonly keys: readonly GatewayKey[],
+    readonly exemptLoopback: boolean,
+    readonly skewMs: number,
+    private readonly adminToken: string | undefined,
+    private readonly failures: FailureCounter | undefined,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Must a client at `peer` (remote address; undefined/'' = unix socket) prove the secret? */
+  required(peer: string | undefined): boolean {
+    return !(isLoopback(peer) && (this.keys.length === 0 || this.exemptLoopback));
+  }
+
+  private count(transport: AuthTransport, r: AuthResult): AuthResult {
+    if (!r.ok) this.failures?.inc({ transport, reason: r.reason });
+    return r;
+  }
+
+  /** A POST /v1/decide or /v1/outcomes with its X-Verdict-Auth header and exact body bytes. */
+  http(peer: string | undefined, header: string | undefined, path: string, body: Buffer): AuthResult {
+    if (!this.required(peer)) return PASS;
+    return this.count('http', verifyHttp(this.keys, header, path, body, this.now(), this.skewMs));
+  }
+
+  /** GET /v1/auth (stock auth_request): the derived bearer. */
+  bearer(peer: string | undefined, header: string | undefined): AuthResult {
+    if (!this.required(peer)) return PASS;
+    return this.count('auth_request', verifyBearer(this.keys, header));
+  }
+
+  /** A frame connection's HELLO answering its challenge. */
+  hello(challenge: Buffer, payload: Buffer): AuthResult {
+    return this.count('frame', verifyHello(this.keys, challenge, payload));
+  }
+
+  /** A frame sent before HELLO on a connection that must authenticate. */
+  refusedFrame(): void {
+    this.failures?.inc({ transport: 'frame', reason: 'missing' });
+  }
+
+  /** Admin endpoints: loopback while exempt, or `Authorization: Bearer <VERDICT_ADMIN_TOKEN>`. */
+  admin(peer: string | undefined, authorization: string | undefined): boolean {
+    if (this.exemptLoopback && isLoopback(peer)) return true;
+    const token = this.adminToken;
+    if (token !== undefined && authorization !== undefined) {
+      const want = Buffer.from(`Bearer ${token}`);
+      const got = Buffer.from(authorization);
+      if (got.length === want.length && timingSafeEqual(got, want)) return true;
+    }
+    this.failures?.inc({ transport: 'admin', reason: authorization ? 'bad mac' : 'no token' });
+    return false;
+  }
+
+  /** `ts_ms` of a request clamped to this service's clock ± the allowed skew. */
+  clampTs(tsMs: number): number {
+    const now = this.now();
+    if (!(tsMs >= now - this.skewMs)) return now - this.skewMs;
+    if (tsMs > now + this.skewMs) return now + this.skewMs;
+    return tsMs;
+  }
+}
