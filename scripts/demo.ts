@@ -11,7 +11,9 @@ import type { ChildProcess, StdioOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { startShop } from './demo-shop/app.ts';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startNginx, waitForPort } from './lib/nginx.ts';
 import { spawnService } from './lib/service.ts';
 
@@ -26,15 +28,29 @@ const METRICS_PORT = Number(process.env.VERDICT_DEMO_METRICS_PORT ?? 9145);
 // One key for the demo's lifetime, so identifier hashes stay stable across service restarts.
 const IDENTIFIER_KEY = process.env.VERDICT_IDENTIFIER_KEY ?? randomBytes(24).toString('base64');
 
+// The gateway secret (gateway-plugin/CONTRACT.md, authentication): the demo runs as a real site
+// would, every gateway proving it to every service instance. A fresh one per demo, in a private
+// temporary file that both the service (VERDICT_GATEWAY_SECRET_FILE) and nginx (secret_file) read.
+const SECRET_FILE = (() => {
+  const file = join(mkdtempSync(join(tmpdir(), 'verdict-demo-')), 'gateway.secret');
+  writeFileSync(file, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+  return file;
+})();
+
 function startService(): ChildProcess {
-  return spawnService({ VERDICT_IDENTIFIER_KEY: IDENTIFIER_KEY, VERDICT_LISTEN: `127.0.0.1:${SERVICE_PORT}`, VERDICT_LOG_LEVEL: process.env.VERDICT_LOG_LEVEL ?? 'warn' }, INHERIT).child;
+  return spawnService({
+    VERDICT_IDENTIFIER_KEY: IDENTIFIER_KEY,
+    VERDICT_GATEWAY_SECRET_FILE: SECRET_FILE,
+    VERDICT_LISTEN: `127.0.0.1:${SERVICE_PORT}`,
+    VERDICT_LOG_LEVEL: process.env.VERDICT_LOG_LEVEL ?? 'warn',
+  }, INHERIT).child;
 }
 
 async function main(): Promise<void> {
   const shop = await startShop({ port: SHOP_PORT, host: '127.0.0.1' });
   let service: ChildProcess | undefined = startService();
   await waitForPort(SERVICE_PORT, 15_000);
-  const nginx = await startNginx({ listenPort: PORT, upstream: `127.0.0.1:${SHOP_PORT}`, service: `127.0.0.1:${SERVICE_PORT}`, metricsPort: METRICS_PORT, workers: 2 });
+  const nginx = await startNginx({ listenPort: PORT, upstream: `127.0.0.1:${SHOP_PORT}`, service: `127.0.0.1:${SERVICE_PORT}`, metricsPort: METRICS_PORT, workers: 2, init: { secret_file: SECRET_FILE } });
 
   const url = `http://127.0.0.1:${PORT}`;
   process.stdout.write(`
@@ -42,6 +58,7 @@ Verdict demo is up.
   shop behind nginx + Verdict : ${url}
   demo shop (unguarded)       : ${shop.url}
   decision service            : http://127.0.0.1:${SERVICE_PORT}  (metrics: /metrics)
+  gateway secret              : ${SECRET_FILE}  (service and gateway prove it on every call)
   gateway counters            : ${nginx.metricsUrl}
 
 Try:
@@ -88,6 +105,7 @@ function startFleetService(port: number, redisUrl: string): ChildProcess {
   return spawnService({
     // The fleet must share the identifier key, or the instances hash identifiers differently.
     VERDICT_IDENTIFIER_KEY: IDENTIFIER_KEY,
+    VERDICT_GATEWAY_SECRET_FILE: SECRET_FILE,
     VERDICT_LISTEN: `127.0.0.1:${port}`,
     VERDICT_REDIS_URL: redisUrl,
     VERDICT_FRAME_LISTEN: 'off',
@@ -106,8 +124,8 @@ async function mainRedis(): Promise<void> {
   const services = [startFleetService(SERVICE_PORT, redis.url), startFleetService(SERVICE_B, redis.url)];
   await Promise.all([waitForPort(SERVICE_PORT, 15_000), waitForPort(SERVICE_B, 15_000)]);
   const gateways = await Promise.all([
-    startNginx({ listenPort: PORT, upstream: `127.0.0.1:${SHOP_PORT}`, service: `127.0.0.1:${SERVICE_PORT},127.0.0.1:${SERVICE_B}`, metricsPort: METRICS_PORT, workers: 2 }),
-    startNginx({ listenPort: PORT_B, upstream: `127.0.0.1:${SHOP_PORT}`, service: `127.0.0.1:${SERVICE_B},127.0.0.1:${SERVICE_PORT}`, metricsPort: METRICS_PORT + 1, workers: 2 }),
+    startNginx({ listenPort: PORT, upstream: `127.0.0.1:${SHOP_PORT}`, service: `127.0.0.1:${SERVICE_PORT},127.0.0.1:${SERVICE_B}`, metricsPort: METRICS_PORT, workers: 2, init: { secret_file: SECRET_FILE } }),
+    startNginx({ listenPort: PORT_B, upstream: `127.0.0.1:${SHOP_PORT}`, service: `127.0.0.1:${SERVICE_B},127.0.0.1:${SERVICE_PORT}`, metricsPort: METRICS_PORT + 1, workers: 2, init: { secret_file: SECRET_FILE } }),
   ]);
   const [a, b] = gateways.map((g) => g.url);
   process.stdout.write(`

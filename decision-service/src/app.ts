@@ -104,7 +104,7 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
     },
   }).start();
   app.addHook('onClose', async () => memoryGuard?.stop());
-  const guard = new GatewayGuard(config.gatewayKeys, config.authExemptLoopback, config.clockSkewMs, config.adminToken, metrics?.authFailures);
+  const guard = new GatewayGuard(config.gatewayKeys, config.authExemptLoopback, config.clockSkewMs, config.adminToken, config.adminLoopback, metrics?.authFailures);
   registerRoutes(app, {
     engine: () => engine,
     metrics,
@@ -187,7 +187,7 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
     if (count <= 0) return;
     const scratch = buildApp(
       // its loopback warm-up clients need no proof (the code paths warmed are the same)
-      { ...config, policyWatch: false, redis: undefined, metrics: true, logLevel: 'silent', authExemptLoopback: true },
+      { ...config, policyWatch: false, redis: undefined, metrics: true, logLevel: 'silent', gatewayKeys: [] },
       { logger: createLogger('silent'), clock: deps.clock, store: new MemoryStore({ maxKeys: 10_000 }), policy: livePolicy, processMetrics: false },
     );
     try {

@@ -1,5 +1,6 @@
-// The trust boundary (issue 11), end to end: the real service with a gateway secret and the
-// loopback exemption turned off (so this machine's 127.0.0.1 counts as "another address"), the
+// The trust boundary (issue 11), end to end: the real service with a gateway secret (every
+// client proves it, loopback included) and admin access by token only (so this machine's
+// 127.0.0.1 counts as "another address"), the
 // real Lua gateway (HTTP and frames) and the njs gateway deciding with the secret, and every
 // attack of the issue tried from outside and refused.
 import t from 'tap';
@@ -28,7 +29,7 @@ t.before(async () => {
   service = await startService({
     env: {
       VERDICT_GATEWAY_SECRET_FILE: secretFile,
-      VERDICT_AUTH_EXEMPT_LOOPBACK: 'false',
+      VERDICT_ADMIN_LOOPBACK: 'false',
       VERDICT_ADMIN_TOKEN: ADMIN,
       VERDICT_FRAME_LISTEN: `127.0.0.1:${framePort}`,
     },

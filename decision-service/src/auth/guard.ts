@@ -1,10 +1,11 @@
 // Who may do what, per connection: the gateway checks of gateway-auth.ts applied with the
 // service's settings, and the admin rule. Every refusal is counted by transport and reason.
 //
-// Decide and outcome calls: a client must prove the gateway secret unless it is on loopback (or
-// a unix socket) and either no secret is configured or VERDICT_AUTH_EXEMPT_LOOPBACK allows it.
-// (Without a secret the service only listens on loopback: env.ts refuses anything else.)
-// Admin endpoints (/metrics, /v1/inventory): loopback while exempt, or the admin token.
+// Decide and outcome calls: with a secret configured every client proves it (loopback and unix
+// sockets too, unless VERDICT_AUTH_EXEMPT_LOOPBACK=true); without one only loopback and
+// unix-socket clients are served (and env.ts refuses to listen anywhere else).
+// Admin endpoints (/metrics, /v1/inventory): loopback clients (unless VERDICT_ADMIN_LOOPBACK=false),
+// or the admin token.
 
 import { timingSafeEqual } from 'node:crypto';
 import {
@@ -25,13 +26,15 @@ export class GatewayGuard {
     readonly exemptLoopback: boolean,
     readonly skewMs: number,
     private readonly adminToken: string | undefined,
+    private readonly adminLoopback: boolean,
     private readonly failures: FailureCounter | undefined,
     private readonly now: () => number = Date.now,
   ) {}
 
   /** Must a client at `peer` (remote address; undefined/'' = unix socket) prove the secret? */
   required(peer: string | undefined): boolean {
-    return !(isLoopback(peer) && (this.keys.length === 0 || this.exemptLoopback));
+    if (this.keys.length === 0) return !isLoopback(peer);
+    return !(this.exemptLoopback && isLoopback(peer));
   }
 
   private count(transport: AuthTransport, r: AuthResult): AuthResult {
@@ -61,9 +64,9 @@ export class GatewayGuard {
     this.failures?.inc({ transport: 'frame', reason: 'missing' });
   }
 
-  /** Admin endpoints: loopback while exempt, or `Authorization: Bearer <VERDICT_ADMIN_TOKEN>`. */
+  /** Admin endpoints: loopback (unless turned off), or `Authorization: Bearer <VERDICT_ADMIN_TOKEN>`. */
   admin(peer: string | undefined, authorization: string | undefined): boolean {
-    if (this.exemptLoopback && isLoopback(peer)) return true;
+    if (this.adminLoopback && isLoopback(peer)) return true;
     const token = this.adminToken;
     if (token !== undefined && authorization !== undefined) {
       const want = Buffer.from(`Bearer ${token}`);

@@ -46,8 +46,10 @@ export const envSchema = z.object({
     .describe('resident memory (MiB) above which detector state is shed (least recently used quarter) before the OOM killer acts; 0 = 85% of the container (cgroup) or machine memory'),
   VERDICT_GATEWAY_SECRET_FILE: z.string().min(1).optional()
     .describe('file with the gateway secret (line 1: current key, line 2: the previous one while rotating); required to listen beyond loopback'),
-  VERDICT_AUTH_EXEMPT_LOOPBACK: boolFlag.default(true)
-    .describe('loopback and unix-socket clients may call without proving the secret (and reach /metrics and /v1/inventory without the admin token)'),
+  VERDICT_AUTH_EXEMPT_LOOPBACK: boolFlag.default(false)
+    .describe('with a gateway secret: loopback and unix-socket clients may call without proving it (handy for curl; off by default)'),
+  VERDICT_ADMIN_LOOPBACK: boolFlag.default(true)
+    .describe('loopback and unix-socket clients reach /metrics and /v1/inventory without VERDICT_ADMIN_TOKEN'),
   VERDICT_CLOCK_SKEW_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000)
     .describe('largest gateway/service clock difference accepted: older signed calls are refused, request times are clamped to it'),
   VERDICT_STORE_MAX_KEYS: z.coerce.number().int().min(1000).max(50_000_000).default(500_000)
@@ -90,6 +92,7 @@ export interface ServiceConfig {
   /** RSS limit of the memory guard in MiB; 0 = derived (memory-guard.ts defaultMemoryLimitBytes). */
   readonly memoryLimitMb: number;
   readonly authExemptLoopback: boolean;
+  readonly adminLoopback: boolean;
   readonly clockSkewMs: number;
   readonly listenText: string;
   /** The framed transport's address, or undefined when off. */
@@ -210,6 +213,7 @@ export function parseEnv(env: NodeJS.ProcessEnv): ServiceConfig {
     gatewayKeys: Object.freeze(gatewayKeys),
     memoryLimitMb: e.VERDICT_MEMORY_LIMIT_MB,
     authExemptLoopback: e.VERDICT_AUTH_EXEMPT_LOOPBACK,
+    adminLoopback: e.VERDICT_ADMIN_LOOPBACK,
     clockSkewMs: e.VERDICT_CLOCK_SKEW_MS,
     listen: Object.freeze(listenAt),
     listenText: e.VERDICT_LISTEN,
