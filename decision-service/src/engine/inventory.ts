@@ -26,6 +26,19 @@ export function templateOf(path: string): string {
 /** Methods the inventory keeps apart; anything else (the wire allows any token) is "OTHER". */
 const METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'CONNECT', 'TRACE']);
 
+/** The farthest a Date reaches either side of 1970 (ms): ±100,000,000 days. */
+const MAX_DATE_MS = 8.64e15;
+
+/**
+ * ISO text of an epoch-ms time, clamped into Date's range: snapshot() must not throw on any number
+ * stored (ts_ms is bounded and clamped to the clock before it gets here, but a clock or a path
+ * that forgets that must not make the inventory answer 500 until the entry is evicted).
+ */
+function isoTime(ms: number): string {
+  const t = Number.isFinite(ms) ? Math.min(MAX_DATE_MS, Math.max(-MAX_DATE_MS, ms)) : 0;
+  return new Date(t).toISOString();
+}
+
 /** The template a route's paths are counted under once the route has `perRoute` templates. */
 export const OVERFLOW_TEMPLATE = '/**';
 
@@ -140,8 +153,8 @@ export class Inventory {
         route: e.declared ? e.route : null,
         route_class: e.routeClass,
         status: !e.declared ? 'shadow' : e.deprecated ? 'zombie' : 'declared',
-        first_seen: new Date(e.firstSeen).toISOString(),
-        last_seen: new Date(e.lastSeen).toISOString(),
+        first_seen: isoTime(e.firstSeen),
+        last_seen: isoTime(e.lastSeen),
         requests: e.requests,
         credentials_share: Math.round((1000 * e.withCredentials) / Math.max(1, e.requests)) / 1000,
         statuses: Object.fromEntries([...e.statuses].sort((a, b) => a[0] - b[0]).map(([k, v]) => [String(k), v])),

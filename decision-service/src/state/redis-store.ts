@@ -67,6 +67,8 @@ export interface RedisStoreOptions {
   readonly logEveryMs?: number;
   readonly connectTimeoutMs?: number;
   readonly commandTimeoutMs?: number;
+  /** Redis Cluster: interval of slot-map refreshes, which find a promoted replica (default 1 s). */
+  readonly slotsRefreshMs?: number;
 }
 
 export interface RedisStoreStats {
@@ -100,6 +102,9 @@ const PENDING_MEMBERS = 32;
 
 const BULK = 1000;
 
+/** Replies that mean the slot map is out of date (a failover, a resharding, a dead node). */
+const STALE_SLOTS = /^(MOVED|ASK|CLUSTERDOWN|TRYAGAIN) |Connection is closed|slots allocation group/;
+
 /**
  * Commands of one flush or pull, with one reply handler each. Reads and counter increments are
  * collected so that, against a single Redis, they go out as a few bulk commands (MGET, one
@@ -121,8 +126,12 @@ class Batch {
   readonly incrHandlers: Handler[] = [];
   constructor(readonly bulk: boolean) {}
 
-  add(name: string, args: Array<string | number>, handler: Handler): void {
-    this.keys.push(String(args[0]));
+  /**
+   * One command; `key` is its first Redis key, which routes it to its slot's node in a Cluster
+   * (a script's first argument may be its key count, not a key).
+   */
+  add(name: string, key: string, args: Array<string | number>, handler: Handler): void {
+    this.keys.push(key);
     this.names.push(name);
     this.args.push(args);
     this.handlers.push(handler);
@@ -131,7 +140,7 @@ class Batch {
   /** GET of several keys of one store key (one slot); the handler gets the values or errs silently. */
   mget(keys: string[], handler: (values: Reply[]) => void): void {
     if (!this.bulk) {
-      this.add('mget', keys, (err, res) => { if (!err && Array.isArray(res)) handler(res); });
+      this.add('mget', keys[0] ?? '', keys, (err, res) => { if (!err && Array.isArray(res)) handler(res); });
       return;
     }
     this.mgetKeys.push(...keys);
@@ -142,7 +151,7 @@ class Batch {
   /** Distinct reads of (set, registers) pairs of one store key. */
   dread(keys: string[], handler: (reads: Reply[]) => void): void {
     if (!this.bulk) {
-      this.add('verdictDistinctRead', [keys.length, ...keys, SKETCH_SMALL], (err, res) => { if (!err && Array.isArray(res)) handler(res); });
+      this.add('verdictDistinctRead', keys[0] ?? '', [keys.length, ...keys, SKETCH_SMALL], (err, res) => { if (!err && Array.isArray(res)) handler(res); });
       return;
     }
     this.dreadKeys.push(...keys);
@@ -152,8 +161,8 @@ class Batch {
   /** INCRBY + PEXPIRE of a counter bucket; the handler gets the new value. */
   incr(key: string, delta: number, ttlMs: number, handler: Handler): void {
     if (!this.bulk) {
-      this.add(Number.isInteger(delta) ? 'incrby' : 'incrbyfloat', [key, delta], handler);
-      this.add('pexpire', [key, ttlMs], noop);
+      this.add(Number.isInteger(delta) ? 'incrby' : 'incrbyfloat', key, [key, delta], handler);
+      this.add('pexpire', key, [key, ttlMs], noop);
       return;
     }
     this.incrKeys.push(key);
@@ -174,7 +183,7 @@ class Batch {
     for (let i = 0; i < this.incrKeys.length; i += BULK) {
       const keys = this.incrKeys.slice(i, i + BULK);
       const handlers = this.incrHandlers.slice(i, i + BULK);
-      this.add('verdictIncrMany', [keys.length, ...keys, ...this.incrArgs.slice(2 * i, 2 * i + 2 * keys.length)], (err, res) => {
+      this.add('verdictIncrMany', keys[0] ?? '', [keys.length, ...keys, ...this.incrArgs.slice(2 * i, 2 * i + 2 * keys.length)], (err, res) => {
         for (let j = 0; j < handlers.length; j++) handlers[j]?.(err ?? (Array.isArray(res) ? null : new Error('bad reply')), Array.isArray(res) ? res[j] : null);
       });
     }
@@ -193,7 +202,7 @@ class Batch {
       }
       const keys = this.mgetKeys.slice(k, k + n);
       k += n;
-      this.add('mget', keys, (err, res) => {
+      this.add('mget', keys[0] ?? '', keys, (err, res) => {
         if (err || !Array.isArray(res)) return;
         let off = 0;
         for (let j = 0; j < handlers.length; j++) {
@@ -207,7 +216,7 @@ class Batch {
     for (let i = 0; i < this.dreadHandlers.length; i += BULK / 2) {
       const handlers = this.dreadHandlers.slice(i, i + BULK / 2);
       const keys = this.dreadKeys.slice(4 * i, 4 * i + 4 * handlers.length);
-      this.add('verdictDistinctRead', [keys.length, ...keys, SKETCH_SMALL], (err, res) => {
+      this.add('verdictDistinctRead', keys[0] ?? '', [keys.length, ...keys, SKETCH_SMALL], (err, res) => {
         if (err || !Array.isArray(res)) return;
         for (let j = 0; j < handlers.length; j++) handlers[j]?.(res.slice(2 * j, 2 * j + 2));
       });
@@ -396,7 +405,7 @@ class DistinctEntry extends Entry {
     }
     c.pending = [];
     c.overflow = false;
-    b.add('verdictDistinctAdd', args, (err, res) => {
+    b.add('verdictDistinctAdd', c.setKey, args, (err, res) => {
       if (err) {
         if (overflow) c.overflow = true;
         else for (const x of sent) if (!c.pending.includes(x)) c.pending.push(x);
@@ -455,7 +464,7 @@ class MarkEntry extends Entry {
     if (!this.pending) return;
     this.pending = false;
     const until = this.local;
-    b.add('verdictMark', [this.rkey, until, this.ttlMs], (err, res) => {
+    b.add('verdictMark', this.rkey, [this.rkey, until, this.ttlMs], (err, res) => {
       if (err) {
         this.pending = true;
         s.requeue(this);
@@ -508,7 +517,7 @@ class ArrivalEntry extends Entry {
     const sent = this.pending;
     this.pending = [];
     this.inflight = this.inflight.concat(sent);
-    b.add('verdictArrivals', [this.rkey, this.ttlMs, RING + 1, ...sent], (err, res) => {
+    b.add('verdictArrivals', this.rkey, [this.rkey, this.ttlMs, RING + 1, ...sent], (err, res) => {
       this.inflight = [];
       if (err) {
         this.pending = sent.concat(this.pending).slice(-(RING + 1));
@@ -519,7 +528,7 @@ class ArrivalEntry extends Entry {
     });
   }
   pull(b: Batch): void {
-    b.add('lrange', [this.rkey, 0, -1], (err, res) => {
+    b.add('lrange', this.rkey, [this.rkey, 0, -1], (err, res) => {
       if (!err && Array.isArray(res)) this.remote = res.map(Number);
     });
   }
@@ -561,7 +570,7 @@ class ValueEntry extends Entry {
     const l = this.local;
     if (!this.pending || !l) return;
     this.pending = false;
-    b.add('verdictSwap', [this.rkey, l.at, `${l.at}|${l.expires}|${l.value}`, this.ttlMs], (err, res) => {
+    b.add('verdictSwap', this.rkey, [this.rkey, l.at, `${l.at}|${l.expires}|${l.value}`, this.ttlMs], (err, res) => {
       if (err) {
         this.pending = true;
         s.requeue(this);
@@ -656,7 +665,12 @@ export class RedisStore implements Store {
         redisOptions,
         enableOfflineQueue: false,
         clusterRetryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 10), 2000),
+        // ioredis documents a 5 s default but sets none: without it, a failover is only learnt
+        // from a single command's MOVED, and the store sends pipelines only (exec() refreshes on
+        // redirections too; this covers a promoted replica nobody has been redirected to yet).
+        slotsRefreshInterval: opts.slotsRefreshMs ?? 1000,
       });
+      this.client.on('node error', (err: Error, node: string) => this.onDown(`${node}: ${err.message}`));
     } else {
       if (!opts.url) throw new Error('RedisStore needs url or clusterNodes');
       this.client = new Redis(opts.url, redisOptions);
@@ -774,7 +788,7 @@ export class RedisStore implements Store {
     if (!this.ready()) return Promise.resolve();
     const b = new Batch(this.bulk);
     const marker = instanceKey(this.prefix, this.instanceId);
-    b.add('set', [marker, '1', 'PX', this.markerTtlMs, 'GET'], (err, res) => {
+    b.add('set', marker, [marker, '1', 'PX', this.markerTtlMs, 'GET'], (err, res) => {
       if (!err && res === null && this.flushedOnce) this.reseed();
       if (!err) this.flushedOnce = true;
     });
@@ -797,8 +811,13 @@ export class RedisStore implements Store {
       (failed) => {
         this.counts.opsPerFlush = b.size;
         this.counts.flushes++;
-        if (failed) this.counts.flushErrors++;
-        else this.counts.lastFlushOk = Date.now();
+        if (failed) {
+          this.counts.flushErrors++;
+        } else {
+          this.counts.lastFlushOk = Date.now();
+          // a Cluster stays "ready" through a node's failover: a clean flush is the way back
+          if (!this.up) this.onUp();
+        }
       },
       () => { this.counts.flushErrors++; },
     ).finally(() => { this.flushing = undefined; });
@@ -972,6 +991,8 @@ export class RedisStore implements Store {
     const groups = new Map<string, number[]>();
     const c = this.client;
     if (c instanceof Cluster) {
+      // One pipeline per slot group (master and replicas), as ioredis requires; every command's
+      // keys are of one slot (hash tags), and its first key names that slot.
       for (let i = 0; i < b.size; i++) {
         const slot = keySlot(b.keys[i] ?? '');
         const node = c.slots[slot]?.join(',') ?? '';
@@ -983,6 +1004,7 @@ export class RedisStore implements Store {
       groups.set('', b.names.map((_, i) => i));
     }
     let failed = false;
+    let stale = false;
     await Promise.all(
       [...groups.values()].map(async (idx) => {
         const pipe = c.pipeline() as Pipe;
@@ -999,17 +1021,24 @@ export class RedisStore implements Store {
           results = null;
           failed = true;
           const e = err instanceof Error ? err : new Error(String(err));
+          if (STALE_SLOTS.test(e.message)) stale = true;
           for (const i of idx) b.handlers[i]?.(e, null);
           return;
         }
         for (let j = 0; j < idx.length; j++) {
           const r = results?.[j];
           const err = r ? r[0] : new Error('no reply');
-          if (err) failed = true;
+          if (err) {
+            failed = true;
+            if (STALE_SLOTS.test(err.message)) stale = true;
+          }
           b.handlers[idx[j] as number]?.(err, r ? r[1] : null);
         }
       }),
     );
+    // A pipeline of writes is not retried on a redirection (ioredis retries read-only ones), so
+    // the slot map is refreshed here; the failed deltas are pending again for the next flush.
+    if (stale && c instanceof Cluster) c.refreshSlotsCache();
     return failed;
   }
 

@@ -49,9 +49,10 @@ function clientIp(v: unknown): string {
 }
 
 function tsMs(v: unknown): number {
-  // uint64 decodes to a number, or to a Long when long.js is present.
+  // uint64 decodes to a number, or to a Long when long.js is present (both words unsigned, as in
+  // the zod schema: a signed high word turns 2^63 and above negative).
   const raw = v as number | { low: number; high: number } | undefined | null;
-  const ts = typeof raw === 'number' ? raw : raw && typeof raw === 'object' ? raw.high * 4294967296 + (raw.low >>> 0) : 0;
+  const ts = typeof raw === 'number' ? raw : raw && typeof raw === 'object' ? (raw.high >>> 0) * 4294967296 + (raw.low >>> 0) : 0;
   if (!Number.isInteger(ts) || ts < 0 || ts > Number.MAX_SAFE_INTEGER) throw REFUSE;
   return ts;
 }

@@ -34,9 +34,22 @@ const mode = z
   .union([z.enum(MODES), z.enum(['inline', 'async', 'monitor']), z.number().int().min(0).max(2)])
   .transform((m): Mode => (typeof m === 'number' ? MODES[m] ?? 'INLINE' : (m.toUpperCase() as Mode)));
 
+/**
+ * uint64 as a JS number: a number, decimal text (JSON) or a protobufjs Long ({low, high}: two
+ * int32 words, read unsigned). Above 2^53 - 1 a number is no longer exact, so larger values are
+ * refused rather than rounded (or, read signed, turned negative).
+ */
 const uint64 = z
-  .union([z.number().int().nonnegative(), z.string().regex(/^\d{1,16}$/), z.object({ low: z.number(), high: z.number() })])
-  .transform((v) => (typeof v === 'number' ? v : typeof v === 'string' ? Number(v) : v.high * 2 ** 32 + (v.low >>> 0)));
+  .union([z.number().int().nonnegative(), z.string().regex(/^\d{1,16}$/), z.object({ low: z.number().int(), high: z.number().int() })])
+  .transform((v, ctx) => {
+    const n = typeof v === 'number' ? v : typeof v === 'string' ? Number(v) : (v.high >>> 0) * 2 ** 32 + (v.low >>> 0);
+    if (n > Number.MAX_SAFE_INTEGER) {
+      const got = typeof v === 'object' ? String((BigInt(v.high >>> 0) << 32n) | BigInt(v.low >>> 0)) : String(v);
+      ctx.addIssue({ code: 'custom', message: `at most ${Number.MAX_SAFE_INTEGER} (2^53 - 1), got ${got}` });
+      return z.NEVER;
+    }
+    return n;
+  });
 
 /** Length caps of the DecideRequest string fields: the zod schema and the fast path share them. */
 export const STRING_LIMITS = {

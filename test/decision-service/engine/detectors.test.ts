@@ -162,6 +162,27 @@ t.test('automation: machine-regular polling of public pages; irregular humans pa
   }
 });
 
+t.test('automation: ten regular requests with a popular browser build do not mark the build (issue 11 attack)', async (t) => {
+  const { send, clock } = setup();
+  const flaggedIps: string[] = [];
+  for (let i = 0; i < 10; i++) {
+    const ip = `203.0.113.${100 + (i % 3)}`;
+    if (send({ ...CHROME, client_ip: ip, path: '/' }).reasons.includes('bot.regular_timing')) flaggedIps.push(ip);
+    clock.advance(1000);
+  }
+  t.ok(flaggedIps.length > 0, `the regular stream itself is seen (${flaggedIps.join(', ')})`);
+  clock.advance(60_000);
+  // other people with the same build, from their own addresses, minutes later
+  for (let i = 0; i < 20; i++) {
+    const d = send({ ...CHROME, client_ip: `198.51.100.${i + 1}`, path: '/' });
+    t.notOk(d.reasons.includes('bot.regular_timing'), `customer ${i + 1}: ${d.action} ${d.reasons.join(',')}`);
+    clock.advance(7000 + ((i * 7919) % 23000));
+  }
+  // the poller's own addresses stay marked
+  const again = send({ ...CHROME, client_ip: flaggedIps[0], path: '/' });
+  t.ok(again.reasons.includes('bot.regular_timing'), `the poller is remembered: ${again.action} ${again.reasons.join(',')}`);
+});
+
 t.test('canary enforcement: a share of clients enforced, the rest observed', async (t) => {
   const { send } = setup({ detectors: { missing_credentials: { canary_percent: 50 } } });
   let enforced = 0;

@@ -24,9 +24,12 @@ export const automation: DetectorFactory = ({ policy, store }) => {
       const toolRegular = g.n >= n && g.cv < cfg.regular_cv;
       // Once seen, remembered: requests enforced from the gateway cache never reach the rings,
       // so without the mark every cache expiry would cost another `min_requests` to relearn.
-      if (clientRegular) store.mark(`au:bot:c:${key}`, f.now, REMEMBER_MS);
-      if (toolRegular) store.mark(`au:bot:f:${f.fingerprint}`, f.now, REMEMBER_MS);
-      if (clientRegular || toolRegular || store.marked(`au:bot:c:${key}`, f.now) || store.marked(`au:bot:f:${f.fingerprint}`, f.now)) {
+      // The mark is the CLIENT's, also when the regular stream was the fingerprint's (each
+      // address of a rotating poller is marked as it polls): a fingerprint is a browser build
+      // that thousands of people share, and a mark on it let ten regular requests with a popular
+      // build's headers challenge everyone on that build for half an hour (issue 11).
+      if (clientRegular || toolRegular) store.mark(`au:bot:c:${key}`, f.now, REMEMBER_MS);
+      if (clientRegular || toolRegular || store.marked(`au:bot:c:${key}`, f.now)) {
         out.push(signal('bot.regular_timing', cfg.regular_score, monitor, cfg.cache));
       }
       const r = store.incr(`au:r:${key}`, W, f.now);
