@@ -209,8 +209,12 @@ function _M.access()
   end
 
   local budget = get("budget_ms")
-  req.budget_ms = budget -- the service drops the call unanswered once this has passed
   local started = now_ms()
+  -- The deadline the service judges by: ts_ms + budget_ms. ts_ms is re-read now, not the
+  -- event loop's cached time taken when the request was built: at saturation that cache lags
+  -- the clock by tens of ms, and the service dropped calls as expired that were not (issue 10).
+  req.ts_ms = floor(started)
+  req.budget_ms = budget -- the service drops the call unanswered once this has passed
   local body, err = client.call("decide", encode_decide_request(req), budget)
   local resp
   if body then
