@@ -17,7 +17,7 @@ const DEBIAN = {
       '/usr/lib/x86_64-linux-gnu/lua/5.1/cjson.so'],
     packages: ['nginx', 'libnginx-mod-http-ndk', 'libnginx-mod-http-lua', 'libnginx-mod-http-js', 'lua-cjson'],
   },
-  redis: { files: ['/usr/bin/redis-server'], packages: ['redis-server'] },
+  redis: { files: ['/usr/bin/redis-server', '/usr/bin/redis-cli'], packages: ['redis-server', 'redis-tools'] },
   wrk: { files: ['/usr/bin/wrk'], packages: ['wrk'] },
   // The benchmark's inline-WAF peer (case 5); optional: the case reports "not available" without it.
   modsecurity: { files: ['/usr/lib/nginx/modules/ngx_http_modsecurity_module.so', '/usr/share/modsecurity-crs'], packages: ['libnginx-mod-http-modsecurity', 'modsecurity-crs'], optional: true },

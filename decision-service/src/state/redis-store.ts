@@ -21,8 +21,17 @@
 // out on reconnect. Delivery of counter deltas is at-least-once: a write whose connection breaks
 // after Redis executed it is sent again. A restart that lost Redis's data is detected by this
 // instance's liveness marker (SET … GET returns nothing); every live key then re-sends this
-// instance's own contribution, so the merged state rebuilds. With Redis Cluster the marker lives
-// on one node: a restart of another node is not detected (its keys rebuild from new traffic).
+// instance's own contribution, so the merged state rebuilds.
+//
+// Redis Cluster. All Redis keys of one store key share its hash tag (redis-keys.ts), so every
+// command and script carries the keys of one slot; a batch goes out as one pipeline per slot
+// group (master and replicas), each command placed by the slot of its first key. A master that
+// dies fails its group's commands at once (not retried by ioredis): their deltas are pending
+// again, the slot map is re-read, and the next flush after its replica's promotion delivers them
+// there; the other masters keep merging meanwhile. Writes the dead master acknowledged but had
+// not yet replicated are lost (Redis replication is asynchronous; on one machine that is the
+// last millisecond or so), and the liveness marker lives on one node, so neither a failover nor
+// a restart of another shard triggers a re-send: such keys rebuild from new traffic.
 
 import { randomBytes } from 'node:crypto';
 import { Cluster, Redis, type ChainableCommander, type RedisOptions } from 'ioredis';
@@ -108,8 +117,8 @@ const STALE_SLOTS = /^(MOVED|ASK|CLUSTERDOWN|TRYAGAIN) |Connection is closed|slo
 /**
  * Commands of one flush or pull, with one reply handler each. Reads and counter increments are
  * collected so that, against a single Redis, they go out as a few bulk commands (MGET, one
- * script call per kind) instead of one command per key; against a Cluster every key gets its own
- * commands (multi-key commands must stay in one slot).
+ * script call per kind) instead of one command per key; against a Cluster every store key gets
+ * its own commands (a multi-key command must stay in one slot, and store keys spread over all).
  */
 class Batch {
   readonly keys: string[] = [];
@@ -627,6 +636,8 @@ export class RedisStore implements Store {
   private pullTimer: NodeJS.Timeout | undefined = undefined;
   private markerTtlMs = 2 * SLACK_MS;
   private flushedOnce = false;
+  private readonly slotsRefreshMs: number;
+  private lastSlotsRefresh = 0;
   private up = false;
   private downSince = 0;
   private lastDownLog = 0;
@@ -665,10 +676,13 @@ export class RedisStore implements Store {
         redisOptions,
         enableOfflineQueue: false,
         clusterRetryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 10), 2000),
-        // ioredis documents a 5 s default but sets none: without it, a failover is only learnt
-        // from a single command's MOVED, and the store sends pipelines only (exec() refreshes on
-        // redirections too; this covers a promoted replica nobody has been redirected to yet).
-        slotsRefreshInterval: opts.slotsRefreshMs ?? 1000,
+        // No slotsRefreshInterval: its timer re-arms itself when a refresh is in flight during
+        // disconnect() and keeps the process alive; flush() refreshes instead (refreshSlots).
+        // A pipeline whose node died is failed at once instead of retried for seconds by ioredis
+        // (its deltas are pending again and go out with the next flush, to the promoted replica):
+        // one dead node must not hold up the flushes of the others.
+        retryDelayOnFailover: 0,
+        retryDelayOnClusterDown: 0,
       });
       this.client.on('node error', (err: Error, node: string) => this.onDown(`${node}: ${err.message}`));
     } else {
@@ -676,6 +690,7 @@ export class RedisStore implements Store {
       this.client = new Redis(opts.url, redisOptions);
     }
     this.bulk = !(this.client instanceof Cluster);
+    this.slotsRefreshMs = opts.slotsRefreshMs ?? 1000;
     const c = this.client;
     c.defineCommand('verdictDistinctAdd', { numberOfKeys: 2, lua: DISTINCT_ADD });
     c.defineCommand('verdictDistinctRead', { lua: DISTINCT_READ });
@@ -786,6 +801,7 @@ export class RedisStore implements Store {
   flush(): Promise<void> {
     if (this.flushing) return this.flushing;
     if (!this.ready()) return Promise.resolve();
+    this.refreshSlots(false);
     const b = new Batch(this.bulk);
     const marker = instanceKey(this.prefix, this.instanceId);
     b.add('set', marker, [marker, '1', 'PX', this.markerTtlMs, 'GET'], (err, res) => {
@@ -1036,10 +1052,24 @@ export class RedisStore implements Store {
         }
       }),
     );
-    // A pipeline of writes is not retried on a redirection (ioredis retries read-only ones), so
-    // the slot map is refreshed here; the failed deltas are pending again for the next flush.
-    if (stale && c instanceof Cluster) c.refreshSlotsCache();
+    // The failed deltas are pending again for the next flush, which goes by the new slot map.
+    if (stale) this.refreshSlots(true);
     return failed;
+  }
+
+  /**
+   * Redis Cluster: re-reads the slot map at once (a redirection or a dead node was seen) or
+   * every slotsRefreshMs. ioredis learns a failover only from a single command's MOVED, and a
+   * pipeline of writes is not retried on a redirection, so without this the store would keep
+   * sending a promoted replica's slots to the dead master.
+   */
+  private refreshSlots(now: boolean): void {
+    const c = this.client;
+    if (!(c instanceof Cluster)) return;
+    const t = Date.now();
+    if (!now && t - this.lastSlotsRefresh < this.slotsRefreshMs) return;
+    this.lastSlotsRefresh = t;
+    c.refreshSlotsCache();
   }
 
   private onUp(): void {
