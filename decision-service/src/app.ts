@@ -1,20 +1,22 @@
 // Composition root: logger, store, policy, engine, metrics and routes, wired once.
 
 import { watch, type FSWatcher } from 'node:fs';
-import type { Server } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import path from 'node:path';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import { Counter } from 'prom-client';
 import type { ServiceConfig } from './config/env.ts';
 import { loadPolicyFile, type CompiledPolicy } from './config/policy.ts';
 import { systemClock, type Clock } from './engine/clock.ts';
 import { Engine } from './engine/engine.ts';
-import { ConfigError } from './errors.ts';
+import { ConfigError, VerdictError } from './errors.ts';
 import { addStoreStats, createMetrics } from './http/metrics.ts';
 import { registerAuthRequest } from './http/auth-request.ts';
 import { Handlers } from './http/handlers.ts';
 import { registerRoutes } from './http/routes.ts';
 import { warmUp } from './http/warm-up.ts';
 import { createFrameServer } from './wire/frame-server.ts';
+import { CapEntry, ConnectionCap, type EvictReason } from './wire/connection-cap.ts';
 import { GatewayGuard } from './auth/guard.ts';
 import { MemoryGuard, memoryLimitBytes } from './memory-guard.ts';
 import { storeBytes } from './state/memory-store.ts';
@@ -80,11 +82,41 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
     // Request ids come from the gateway's payload; fastify's own are not needed.
     genReqId: () => '',
     return503OnClosing: false,
+    // Errors met before routing (a URL with a bad %-escape, an over-long parameter) skip
+    // setErrorHandler: answer them in the catalogue's shape too.
+    frameworkErrors: (err: FastifyError, _req, reply: FastifyReply) => {
+      const e = err.code === 'FST_ERR_BAD_URL' || err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? new VerdictError('NOT_FOUND', `the URL cannot be decoded (${err.message})`)
+        : new VerdictError('INTERNAL');
+      return reply.code(e.status).send(e.toJSON());
+    },
   });
 
-  // Closed on arrival beyond the cap (net.Server semantics); open connections are unaffected.
-  app.server.maxConnections = config.maxConnections;
-  app.server.on('drop', () => metrics?.connectionsRefused.inc({ transport: 'http' }));
+  // VERDICT_MAX_CONNECTIONS per transport, by eviction (wire/connection-cap.ts): at the cap a
+  // newcomer is admitted and the connection idle longest closed, so idle connections held by
+  // anyone cannot lock a gateway out. (Refusing newcomers, net.Server's maxConnections, would.)
+  const evicted = metrics ? new Counter({
+    name: 'verdict_connections_evicted_total',
+    help: 'Connections closed to admit a new one at VERDICT_MAX_CONNECTIONS, by transport and reason (unauthenticated: frames without HELLO yet; least_recent: idle longest)',
+    labelNames: ['transport', 'reason'],
+    registers: [metrics.registry],
+  }) : undefined;
+  const httpCap = new ConnectionCap(config.maxConnections);
+  const httpEntries = new WeakMap<Socket, CapEntry>();
+  app.server.on('connection', (socket: Socket) => {
+    const entry = new CapEntry((reason: EvictReason) => {
+      evicted?.inc({ transport: 'http', reason });
+      socket.destroy();
+    });
+    httpEntries.set(socket, entry);
+    httpCap.admit(entry, true);
+    socket.once('close', () => httpCap.remove(entry));
+  });
+  // Activity is a request (the HTTP parser reads the socket itself: no 'data' events to watch).
+  app.server.on('request', (req: { socket: Socket }) => {
+    const entry = httpEntries.get(req.socket);
+    if (entry) httpCap.touch(entry);
+  });
 
   const handlers = new Handlers(() => engine, metrics, { clock: deps.clock ?? systemClock, clockSkewMs: config.clockSkewMs });
   const limitBytes = memoryLimitBytes(config.memoryLimitMb);
@@ -178,6 +210,7 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
       requestTimeoutMs: config.requestTimeoutMs,
       maxConnections: config.maxConnections,
     },
+    onEvict: (reason) => evicted?.inc({ transport: 'frame', reason }),
   });
   app.addHook('onClose', async () => {
     if (frameServer.listening) await new Promise<void>((resolve) => frameServer.close(() => resolve()));

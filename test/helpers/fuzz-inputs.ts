@@ -60,8 +60,11 @@ export interface FrameSession {
   index: number;
   kind: string;
   phases: Array<{ writes: Buffer[]; answers: FrameAnswer[] }>;
-  /** Written after the last phase: a stream the server cannot resynchronise from. */
-  tail?: { kind: 'fatal' | 'garbage' | 'partial'; bytes: Buffer };
+  /**
+   * Written after the last phase: a stream the server cannot resynchronise from. `pipelined`:
+   * in the same write as the last phase's frames, whose answers must still all come first.
+   */
+  tail?: { kind: 'fatal' | 'garbage' | 'partial'; bytes: Buffer; pipelined?: boolean };
 }
 
 export interface GenOptions {
@@ -247,9 +250,14 @@ function toJson(r: Rng, v: unknown, key = ''): unknown {
 
 const REQUIRED = ['client_ip', 'method', 'path'] as const;
 
+/** A uint64 as protobufjs takes it (a Long's two words, unsigned): exact beyond 2^53. */
+function u64(v: bigint): { low: number; high: number; unsigned: true } {
+  return { low: Number(v & 0xffffffffn) | 0, high: Number(v >> 32n) | 0, unsigned: true };
+}
+
 function badDecideValue(r: Rng, o: GenOptions): [string, unknown] {
   const L = STRING_LIMITS;
-  switch (r.int(0, 8)) {
+  switch (r.int(0, 9)) {
     case 0: return ['method', r.pick(['get', 'G E T', 'A'.repeat(17), 'POST\r\n', ''])];
     case 1: return ['path', r.pick(['', 'api/auth/login', '*', 'http://x/', `/${'a'.repeat(4096)}`])];
     case 2: return ['client_ip', r.pick(['', '1.2.3', '999.1.1.1', 'localhost', '1.2.3.4 ', '::ffff:1.2.3.256', 'a'.repeat(65), '1.2.3.4/24'])];
@@ -265,6 +273,8 @@ function badDecideValue(r: Rng, o: GenOptions): [string, unknown] {
     }
     case 5: return [r.pick(['session_hash', 'token_hash', 'device_hash', 'password_hash']), Buffer.alloc(r.int(65, 300), 7)];
     case 6: return ['mode', r.pick([3, 7, 255, 2 ** 31 - 1, -1])];
+    // past 2^53 - 1 (once read negative from 2^63 on); in JSON the same {low, high} object
+    case 7: return ['ts_ms', u64(r.pick([2n ** 53n, 2n ** 63n, 2n ** 64n - 1n, 2n ** 53n + BigInt(r.int(1, 1e9))]))];
     default: return [r.pick(REQUIRED), undefined];
   }
 }
@@ -819,6 +829,7 @@ export function frameSession(seed: number, index: number, o: GenOptions = DEFAUL
     const head = Buffer.alloc(4);
     head.writeUInt32BE(len >>> 0, 0);
     s.tail = { kind: 'fatal', bytes: Buffer.concat([head, r.chance(0.5) ? frames[0] ?? Buffer.alloc(0) : Buffer.alloc(0)]) };
+    if (r.chance(0.5)) s.tail.pipelined = true;
   } else if (kind === 'garbage') {
     s.tail = { kind: 'garbage', bytes: Buffer.concat([bytes(r, r.int(1, 300)), r.chance(0.5) ? stream : Buffer.alloc(0)]) };
   } else if (kind === 'partial') {

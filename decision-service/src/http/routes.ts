@@ -1,7 +1,7 @@
 // HTTP routes: decide, outcomes, health, metrics. Content negotiation: protobuf or JSON in,
 // the same out unless Accept asks for the other. Each POST has its own body limit, checked
-// before the body is read when Content-Length says it (fastify), and JSON nesting is checked
-// before parsing (json-body.ts).
+// before the body is read when Content-Length says it, bodies in absurdly many small chunks are
+// refused, and JSON nesting is checked before parsing (json-body.ts).
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Engine } from '../engine/engine.ts';
@@ -15,7 +15,7 @@ import {
   type Encoding,
 } from '../wire/codec.ts';
 import { toWire, type Handlers } from './handlers.ts';
-import { registerJsonParser } from './json-body.ts';
+import { readBody, registerJsonParser } from './json-body.ts';
 import type { ServiceMetrics } from './metrics.ts';
 import type { Store } from '../state/store.ts';
 import type { GatewayGuard } from '../auth/guard.ts';
@@ -61,7 +61,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
   const { metrics, limits } = deps;
 
   registerJsonParser(app);
-  app.addContentTypeParser([PROTOBUF, 'application/protobuf', 'application/octet-stream'], { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser([PROTOBUF, 'application/protobuf', 'application/octet-stream'], (req, payload, done) => readBody(req, payload, done));
 
   app.setErrorHandler((err, req, reply) => {
     const endpoint = req.routeOptions.url ?? 'unknown';

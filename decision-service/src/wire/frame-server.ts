@@ -10,20 +10,23 @@
 //   (first, from the service)   →  7 CHALLENGE (16 random bytes), on every new connection
 //   8 HELLO (kid + HMAC-SHA1 of the challenge: gateway-plugin/CONTRACT.md) → no answer when good;
 //   a bad HELLO, or a DECIDE/OUTCOMES before HELLO on a connection that must authenticate
-//   (auth/guard.ts), is answered ERROR "AUTH: …" and the connection is closed.
+//   (auth/guard.ts), is answered ERROR "AUTH: …" and the connection is closed; so is one that
+//   must and has not sent a good HELLO within handshakeTimeoutMs (5 s).
 // Answers go out in request order on each connection. An INLINE decide whose gateway deadline
 // has passed is answered "DEADLINE: …" without being decided. A frame over its type's limit
 // (decide, ping: the decide limit; outcomes: the outcomes limit) is answered BODY_TOO_LARGE and
-// its bytes are discarded unread; a zero length, or one over every limit, closes the connection
-// (the stream cannot be trusted to resynchronise).
+// its bytes are discarded unread; a zero length, or one over every limit, is answered with an
+// ERROR after the answers to the frames before it, and the connection is closed (the stream
+// cannot be trusted to resynchronise).
 //
 // Hostile or stuck clients cannot grow memory or hold the loop: a connection stops being read
 // while its answers cannot be written (socket.write() returned false, until 'drain'), while
 // maxInFlight frames wait for their answers, or while outcome batches it sent are still being
 // applied (at most about one outcomes limit of them held). Input held is at most one frame. A
 // connection idle for idleTimeoutMs, or stalled for requestTimeoutMs with a frame half-sent or
-// answers unread, is closed; beyond maxConnections new connections are closed on arrival and
-// the ones open keep working.
+// answers unread, is closed. At maxConnections a new connection is admitted and the one idle
+// longest is closed instead (unauthenticated ones first: connection-cap.ts), so idle connections
+// held by anyone cannot lock a gateway out.
 
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
@@ -33,6 +36,7 @@ import type { ServiceMetrics } from '../http/metrics.ts';
 import type { GatewayGuard } from '../auth/guard.ts';
 import { newChallenge } from '../auth/gateway-auth.ts';
 import { decodeDecideRequest, encodeDecideResponse, encodeOutcomeAck, openOutcomeBatch, type PendingOutcomeBatch } from './codec.ts';
+import { CapEntry, ConnectionCap, type EvictReason } from './connection-cap.ts';
 
 export const FRAME = { DECIDE: 1, VERDICT: 2, OUTCOMES: 3, ACK: 4, PING: 5, PONG: 6, CHALLENGE: 7, HELLO: 8, ERROR: 15 } as const;
 
@@ -57,8 +61,14 @@ export interface FrameLimits {
   readonly idleTimeoutMs: number;
   /** A frame must arrive whole, and answers be read, within this long (ms). */
   readonly requestTimeoutMs: number;
-  /** Open connections; more are closed on arrival. */
+  /** Open connections; at the cap each newcomer evicts the connection idle longest. */
   readonly maxConnections: number;
+  /**
+   * A connection that must prove the gateway secret and has not sent a good HELLO by then is
+   * closed (ms). A gateway sends HELLO in its first write, so a few seconds is generous; it
+   * keeps unauthenticated connections from holding places until the idle timeout.
+   */
+  readonly handshakeTimeoutMs: number;
 }
 
 export const DEFAULT_FRAME_LIMITS: FrameLimits = Object.freeze({
@@ -69,6 +79,7 @@ export const DEFAULT_FRAME_LIMITS: FrameLimits = Object.freeze({
   idleTimeoutMs: 75_000,
   requestTimeoutMs: 10_000,
   maxConnections: 4096,
+  handshakeTimeoutMs: 5000,
 });
 
 export interface FrameServerOptions {
@@ -78,9 +89,11 @@ export interface FrameServerOptions {
   readonly limits?: Partial<FrameLimits>;
   /** Who must prove the gateway secret; absent = nobody (tests of the transport alone). */
   readonly guard?: GatewayGuard;
+  /** Counts a connection closed to make room for a new one at maxConnections. */
+  readonly onEvict?: (reason: EvictReason) => void;
 }
 
-type CloseReason = 'idle' | 'request_timeout' | 'frame_too_large';
+type CloseReason = 'idle' | 'request_timeout' | 'frame_too_large' | 'bad_length' | 'handshake_timeout';
 
 const EMPTY = Buffer.alloc(0);
 const PONG = frame(FRAME.PONG, EMPTY);
@@ -89,6 +102,7 @@ const DEADLINE = frame(FRAME.ERROR, Buffer.from(`DEADLINE: ${new VerdictError('D
 /** What every connection of one server shares. */
 class FrameContext {
   readonly maxPayload: number;
+  readonly cap: ConnectionCap;
 
   constructor(
     readonly handlers: Handlers,
@@ -96,8 +110,10 @@ class FrameContext {
     readonly logger: Logger,
     readonly limits: FrameLimits,
     readonly guard: GatewayGuard | undefined,
+    readonly onEvict: ((reason: EvictReason) => void) | undefined,
   ) {
     this.maxPayload = Math.max(limits.decideBytes, limits.outcomesBytes);
+    this.cap = new ConnectionCap(limits.maxConnections);
   }
 
   errorFrame(err: unknown): Buffer {
@@ -132,8 +148,16 @@ class FrameConnection {
   private readonly challenge: Buffer;
   /** The client proved the gateway secret, or need not. */
   private authed: boolean;
-  /** An AUTH error is queued: answer what came before it, then close. */
+  /**
+   * An AUTH error or a bad length is queued: nothing more is parsed, the answers owed go out,
+   * then the connection closes (finish()).
+   */
   private ending = false;
+  private endReason: CloseReason | undefined = undefined;
+  /** This connection's place in the eviction order of the cap. */
+  private readonly capEntry: CapEntry;
+  /** The handshake timeout (until a good HELLO), then the last wait for the client's FIN. */
+  private timer: NodeJS.Timeout | undefined = undefined;
 
   constructor(
     private readonly socket: Socket,
@@ -143,6 +167,12 @@ class FrameConnection {
     this.peer = socket.remoteAddress ?? '';
     this.challenge = newChallenge();
     this.authed = !ctx.guard || !ctx.guard.required(this.peer);
+    this.capEntry = new CapEntry((reason) => this.evicted(reason));
+    ctx.cap.admit(this.capEntry, this.authed);
+    if (!this.authed) {
+      this.timer = setTimeout(() => this.close('handshake_timeout'), ctx.limits.handshakeTimeoutMs);
+      this.timer.unref();
+    }
     // Sent whatever the settings, so a gateway with a secret never waits for a greeting that
     // does not come (and one without a secret simply skips it).
     socket.write(frame(FRAME.CHALLENGE, this.challenge));
@@ -153,11 +183,17 @@ class FrameConnection {
       if (this.paused) this.pump();
     });
     socket.on('error', () => socket.destroy());
-    socket.on('close', () => this.release());
+    socket.on('close', () => {
+      ctx.cap.remove(this.capEntry);
+      this.release();
+    });
   }
 
   private onData(chunk: Buffer): void {
-    if (this.closed) return;
+    // Ending: what follows a bad length or a refused frame is read and dropped (left unread, it
+    // would make the kernel answer our close with a reset that can overtake the answers).
+    if (this.closed || this.ending) return;
+    this.ctx.cap.touch(this.capEntry);
     if (this.busy && performance.now() - this.partialSince > this.ctx.limits.requestTimeoutMs) {
       // A client trickling one frame slowly never trips the inactivity timer.
       this.close('request_timeout');
@@ -194,9 +230,15 @@ class FrameConnection {
       }
       const len = buf.readUInt32BE(off);
       if (len === 0 || len - 1 > this.ctx.maxPayload) {
-        this.ctx.metrics?.badRequests.inc({ endpoint: 'frame', code: 'BODY_TOO_LARGE' });
-        this.close('frame_too_large');
-        return;
+        // The frames before it were whole: they are answered, then this ERROR, then the close.
+        const err = len === 0
+          ? new VerdictError('BAD_BODY', 'a frame length of 0 (at least the type byte); closing')
+          : new VerdictError('BODY_TOO_LARGE', `a frame of ${len - 1} bytes, over every limit (${this.ctx.maxPayload}); closing`);
+        this.answers.push(this.ctx.errorFrame(err));
+        this.ending = true;
+        this.endReason = len === 0 ? 'bad_length' : 'frame_too_large';
+        off = buf.length;
+        break;
       }
       if (avail < 5) {
         this.need = 5;
@@ -232,13 +274,27 @@ class FrameConnection {
     if (off > 0) this.partialSince = performance.now();
     this.flush();
     if (this.ending) {
-      this.closed = true;
-      this.socket.end();
-      this.release();
+      this.finish();
       return;
     }
     this.setPaused(this.blocked());
     this.updateTimer();
+  }
+
+  /**
+   * Ends the connection once every answer owed is written (an outcome batch still being applied
+   * comes back here from fill()): FIN after the answers; the socket goes when the client closes
+   * its side, or at the latest after the request timeout (reading on, to drop what it sends).
+   */
+  private finish(): void {
+    if (this.closed || this.answers.length - this.head > 0) return;
+    if (this.endReason) this.ctx.metrics?.framesClosed.inc({ reason: this.endReason });
+    this.release();
+    this.setPaused(false);
+    this.socket.end();
+    const socket = this.socket;
+    this.timer = setTimeout(() => socket.destroy(), this.ctx.limits.requestTimeoutMs);
+    this.timer.unref();
   }
 
   private blocked(): boolean {
@@ -275,8 +331,13 @@ class FrameConnection {
     if (type === FRAME.HELLO) {
       if (!guard || this.authed) return; // nothing to prove, or proved already
       const r = guard.hello(this.challenge, body);
-      if (r.ok) this.authed = true;
-      else this.refuse(`bad HELLO (${r.reason})`);
+      if (r.ok) {
+        this.authed = true;
+        clearTimeout(this.timer);
+        this.ctx.cap.authenticate(this.capEntry);
+      } else {
+        this.refuse(`bad HELLO (${r.reason})`);
+      }
       return;
     }
     if (!this.authed && (type === FRAME.DECIDE || type === FRAME.OUTCOMES)) {
@@ -342,7 +403,8 @@ class FrameConnection {
     this.heldBytes -= bytes;
     this.answers[slot] = answer;
     this.flush();
-    if (this.paused && !this.blocked()) this.pump();
+    if (this.ending) this.finish();
+    else if (this.paused && !this.blocked()) this.pump();
   }
 
   /** Writes the answers that are ready, up to the first still being worked on, in one write. */
@@ -372,6 +434,14 @@ class FrameConnection {
   private close(reason: CloseReason): void {
     if (this.closed) return;
     this.ctx.metrics?.framesClosed.inc({ reason });
+    this.ctx.cap.remove(this.capEntry);
+    this.socket.destroy();
+    this.release();
+  }
+
+  /** Closed to make room for a newcomer at the cap (already out of the cap's lists). */
+  private evicted(reason: EvictReason): void {
+    this.ctx.onEvict?.(reason);
     this.socket.destroy();
     this.release();
   }
@@ -379,6 +449,7 @@ class FrameConnection {
   /** Drops everything the connection holds (a batch being applied finishes, unanswered). */
   private release(): void {
     this.closed = true;
+    clearTimeout(this.timer);
     this.chunks = [];
     this.buffered = 0;
     this.answers.length = 0;
@@ -388,11 +459,10 @@ class FrameConnection {
 
 export function createFrameServer(opts: FrameServerOptions): Server {
   const limits: FrameLimits = Object.freeze({ ...DEFAULT_FRAME_LIMITS, ...opts.limits });
-  const ctx = new FrameContext(opts.handlers, opts.metrics, opts.logger, limits, opts.guard);
-  const server = createServer({ noDelay: true }, (socket: Socket) => {
+  const ctx = new FrameContext(opts.handlers, opts.metrics, opts.logger, limits, opts.guard, opts.onEvict);
+  // No server.maxConnections: refusing newcomers at the cap would let whoever holds the places
+  // keep a gateway out; the cap evicts instead (connection-cap.ts).
+  return createServer({ noDelay: true }, (socket: Socket) => {
     new FrameConnection(socket, ctx);
   });
-  server.maxConnections = limits.maxConnections;
-  server.on('drop', () => opts.metrics?.connectionsRefused.inc({ transport: 'frame' }));
-  return server;
 }

@@ -87,24 +87,37 @@ t.test('deep JSON is refused by a linear scan before JSON.parse', async (t) => {
 });
 
 t.test('timeouts and the connection cap reach the HTTP server', async (t) => {
-  const a = app({ VERDICT_MAX_CONNECTIONS: '1', VERDICT_REQUEST_TIMEOUT_MS: '2000', VERDICT_KEEPALIVE_TIMEOUT_MS: '5000' });
+  const a = app({ VERDICT_MAX_CONNECTIONS: '2', VERDICT_REQUEST_TIMEOUT_MS: '2000', VERDICT_KEEPALIVE_TIMEOUT_MS: '5000' });
   await a.listen({ host: '127.0.0.1', port: 0 });
-  t.equal(a.server.maxConnections, 1);
+  t.equal(a.server.maxConnections, undefined, 'newcomers are not refused at the cap: it evicts');
   t.equal(a.server.requestTimeout, 2000);
   t.equal(a.server.headersTimeout, 2000);
   t.equal(a.server.keepAliveTimeout, 5000);
   t.equal(a.server.timeout, 2000);
   const port = (a.server.address() as { port: number }).port;
-  const first = connect(port, '127.0.0.1');
-  await new Promise((r) => first.once('connect', r));
-  const answer = new Promise<string>((resolve) => first.once('data', (d: Buffer) => resolve(d.toString())));
-  first.write('GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n');
-  t.match(await answer, /^HTTP\/1.1 200/);
-  const second = connect(port, '127.0.0.1');
-  second.on('error', () => {});
-  await new Promise((r) => second.once('close', r));
-  t.pass('a connection beyond the cap is closed');
-  first.destroy();
+  const open = async () => {
+    const s = connect(port, '127.0.0.1');
+    s.on('error', () => {});
+    await new Promise((r) => s.once('connect', r));
+    return s;
+  };
+  const ask = (s: ReturnType<typeof connect>) => {
+    const answer = new Promise<string>((resolve) => s.once('data', (d: Buffer) => resolve(d.toString())));
+    s.write('GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n');
+    return answer;
+  };
+  const idle = await open();
+  const closedIdle = new Promise((r) => idle.once('close', r));
+  const active = await open();
+  t.match(await ask(active), /^HTTP\/1.1 200/);
+  // At the cap: the newcomer is served, and the connection idle longest (no request yet) goes.
+  const newcomer = await open();
+  await closedIdle;
+  t.pass('the idle connection was evicted');
+  t.match(await ask(newcomer), /^HTTP\/1.1 200/);
+  t.match(await ask(active), /^HTTP\/1.1 200/, 'the active connection is untouched');
+  active.destroy();
+  newcomer.destroy();
   const m = (await a.inject({ url: '/metrics' })).body;
-  t.match(m, /verdict_connections_refused_total\{transport="http"\} 1/);
+  t.match(m, /verdict_connections_evicted_total\{transport="http",reason="least_recent"\} 1/);
 });
