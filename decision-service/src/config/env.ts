@@ -35,7 +35,7 @@ export const envSchema = z.object({
     .describe('most outcomes in one batch; keep the gateway outcome_batch_size at or below it'),
   VERDICT_FRAME_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(65_536).default(256)
     .describe('frames of one connection decoded but not yet answered before the service stops reading it'),
-  VERDICT_WARMUP: z.coerce.number().int().min(0).max(100_000).default(200)
+  VERDICT_WARMUP: z.coerce.number().int().min(0).max(100_000).default(5000)
     .describe('synthetic decisions run through a throwaway engine before listening, so the first real ones are not slow (0 = off)'),
   VERDICT_ADMIN_TOKEN: z.string().min(16, 'use at least 16 characters').optional()
     .describe('bearer token for admin endpoints from non-loopback clients'),

@@ -66,7 +66,7 @@ export function createMetrics(defaults: boolean): ServiceMetrics {
     }),
     framesClosed: new Counter({
       name: 'verdict_frame_connections_closed_total',
-      help: 'Framed connections the service closed, by reason (idle, request_timeout, frame_too_large)',
+      help: 'Framed connections the service closed, by reason (idle, request_timeout, frame_too_large, bad_length, handshake_timeout)',
       labelNames: ['reason'],
       registers,
     }),
