@@ -83,7 +83,7 @@ t.test('the overload limits have safe defaults and are validated', async (t) => 
   t.equal(c.maxConnections, 4096);
   t.equal(c.requestTimeoutMs, 10_000);
   t.equal(c.frameMaxInFlight, 256);
-  t.equal(c.warmup, 200);
+  t.equal(c.warmup, 5000);
   t.throws(() => parseEnv({ VERDICT_OUTCOMES_MAX_BATCH: '20000' }), /VERDICT_OUTCOMES_MAX_BATCH="20000".*outcome_batch_size/);
   t.throws(() => parseEnv({ VERDICT_MAX_CONNECTIONS: '0' }), /VERDICT_MAX_CONNECTIONS="0"/);
 });
