@@ -16,7 +16,7 @@ import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { BenchCase, BenchEnv, Cpus, CustomCase, ProxyCase, Stack } from './lib/case.ts';
-import { hasTaskset, pin, startServiceProcess } from './lib/proc.ts';
+import { pinHarness, seriesSum, startServiceProcess } from './lib/proc.ts';
 import { statusCensus } from './lib/probe.ts';
 import { warmService } from './lib/warm.ts';
 import { requestMix } from './lib/request-mix.ts';
@@ -104,24 +104,9 @@ async function saturation(c: ProxyCase, env: BenchEnv, round: number, census?: R
   });
 }
 
-/** Sum of a Prometheus series' samples whose labels contain `match` (all samples when omitted). */
-function seriesSum(text: string, name: string, match = ''): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name) || (line[name.length] !== '{' && line[name.length] !== ' ')) continue;
-    if (match && !line.includes(match)) continue;
-    const v = Number(line.slice(line.lastIndexOf(' ') + 1));
-    if (Number.isFinite(v)) sum += v;
-  }
-  return sum;
-}
-
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const cores = cpus().length;
-  const pinned = cores >= 2 && hasTaskset();
-  const cpu: Cpus = pinned ? { server: 0, service: 0, load: 1 } : { server: null, service: null, load: null };
-  if (pinned) pin(process.pid, cpu.load);
+  const { pinned, cpu } = pinHarness();
   const started = Date.now();
   const tmp = mkdtempSync(join(tmpdir(), 'verdict-bench-'));
 
@@ -163,7 +148,7 @@ async function main(): Promise<void> {
       connections: args.connections,
       machine: {
         cpu: cpus()[0]?.model.trim() ?? 'unknown',
-        cores,
+        cores: cpus().length,
         memGiB: Math.round(totalmem() / 2 ** 30),
         kernel: release(),
         node: process.version,

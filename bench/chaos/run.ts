@@ -20,7 +20,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type { Cpus } from '../lib/case.ts';
 import { LUA_GUARD, mixLocations } from '../lib/gateway.ts';
-import { hasTaskset, pin, sleep } from '../lib/proc.ts';
+import { pinHarness, seriesSum, sleep } from '../lib/proc.ts';
 import { requestMix } from '../lib/request-mix.ts';
 import { startUpstream } from '../lib/stock-nginx.ts';
 import { warmService } from '../lib/warm.ts';
@@ -28,7 +28,7 @@ import { rotatingScript, runWrk } from '../lib/wrk.ts';
 import { FAULTS, type Fault, type FaultTimes } from './faults.ts';
 import { startOpenLoop } from './load.ts';
 import { writeReliability, unprotectedText, type ReliabilityResults, type RowResult, type TargetCheck } from './report.ts';
-import { RestartableService, readUpstreamLog, seriesByLabel, seriesSum, startGateway, startLoggingUpstream, startPinnedRedis } from './stack.ts';
+import { RestartableService, readUpstreamLog, seriesByLabel, startGateway, startLoggingUpstream, startPinnedRedis } from './stack.ts';
 import { cpuSnapshot, othersShare, waitForQuiet, type CpuSnapshot } from './cpu-share.ts';
 import { analyse, BUCKET_MS, decidedBefore, secondsBelow, secondsUnprotected, type RowCounts } from './timeline.ts';
 
@@ -268,10 +268,7 @@ function targets(rows: readonly RowResult[]): TargetCheck[] {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const cores = cpus().length;
-  const pinned = cores >= 2 && hasTaskset();
-  const cpu: Cpus = pinned ? { server: 0, service: 0, load: 1 } : { server: null, service: null, load: null };
-  if (pinned) pin(process.pid, cpu.load);
+  const { pinned, cpu } = pinHarness();
   const ph: Phases = args.quick ? { warmS: 2, preS: 2, postS: 6, healthyS: 8 } : { warmS: 3, preS: 5, postS: 10, healthyS: 20 };
   const faults = FAULTS.filter((f) => !args.only || args.only.includes(f.id));
   const started = Date.now();
@@ -309,7 +306,7 @@ async function main(): Promise<void> {
       date: new Date().toISOString(),
       command: `npm run chaos${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
       quick: args.quick,
-      machine: `${cpuModel}, ${cores} cores, ${Math.round(totalmem() / 2 ** 30)} GiB RAM; Linux ${release()}; Node ${process.version}; ${firstLine('/usr/sbin/nginx', ['-v']).replace(/^nginx version: /, '')}; ${firstLine('/usr/bin/redis-server', ['--version']).split(' sha=')[0] ?? 'redis'}`,
+      machine: `${cpuModel}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB RAM; Linux ${release()}; Node ${process.version}; ${firstLine('/usr/sbin/nginx', ['-v']).replace(/^nginx version: /, '')}; ${firstLine('/usr/bin/redis-server', ['--version']).split(' sha=')[0] ?? 'redis'}`,
       pinning: pinned
         ? 'Pinning: CPU 0: nginx (1 worker gateway; upstream), the decision service and Redis; CPU 1: the load generator (this harness). The server side shares one core.'
         : 'No pinning (fewer than 2 CPUs or no taskset): noisier.',

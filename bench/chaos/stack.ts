@@ -161,18 +161,6 @@ export async function startPinnedRedis(cpu: number | null): Promise<RedisServer 
   return Object.assign(redis, { pinAgain });
 }
 
-/** Sum of a Prometheus series' samples whose line contains `match` (all samples when empty). */
-export function seriesSum(text: string, name: string, match = ''): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name) || (line[name.length] !== '{' && line[name.length] !== ' ')) continue;
-    if (match && !line.includes(match)) continue;
-    const v = Number(line.slice(line.lastIndexOf(' ') + 1));
-    if (Number.isFinite(v)) sum += v;
-  }
-  return sum;
-}
-
 /** Samples of a labelled series by one label's value: {"timeout": 12, ...}. */
 export function seriesByLabel(text: string, name: string, label: string): Record<string, number> {
   const out: Record<string, number> = {};

@@ -2,10 +2,11 @@
 // pinned child process. Everything listens on 127.0.0.1 (or a unix socket) only.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, repoRoot } from '../../scripts/lib/nginx.ts';
 import { startServiceChild } from '../../scripts/lib/service.ts';
+import type { Cpus } from './case.ts';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -27,6 +28,29 @@ export function pin(pid: number, cpu: number | null): void {
 
 export function hasTaskset(): boolean {
   return spawnSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * The harness's CPU plan on a machine with two cores or more and taskset: servers (nginx, the
+ * upstream, the decision service) on CPU 0, the load and this process on CPU 1. Pins this process.
+ */
+export function pinHarness(): { pinned: boolean; cpu: Cpus } {
+  const pinned = cpus().length >= 2 && hasTaskset();
+  const cpu: Cpus = pinned ? { server: 0, service: 0, load: 1 } : { server: null, service: null, load: null };
+  if (pinned) pin(process.pid, cpu.load);
+  return { pinned, cpu };
+}
+
+/** Sum of a Prometheus series' samples whose line contains `match` (all samples when empty). */
+export function seriesSum(text: string, name: string, match = ''): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name) || (line[name.length] !== '{' && line[name.length] !== ' ')) continue;
+    if (match && !line.includes(match)) continue;
+    const v = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (Number.isFinite(v)) sum += v;
+  }
+  return sum;
 }
 
 /** Resident set size of a process in bytes (0 when gone). */

@@ -4,7 +4,6 @@ import { watch, type FSWatcher } from 'node:fs';
 import type { Server, Socket } from 'node:net';
 import path from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
-import { Counter } from 'prom-client';
 import type { ServiceConfig } from './config/env.ts';
 import { loadPolicyFile, type CompiledPolicy } from './config/policy.ts';
 import { systemClock, type Clock } from './engine/clock.ts';
@@ -95,12 +94,7 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
   // VERDICT_MAX_CONNECTIONS per transport, by eviction (wire/connection-cap.ts): at the cap a
   // newcomer is admitted and the connection idle longest closed, so idle connections held by
   // anyone cannot lock a gateway out. (Refusing newcomers, net.Server's maxConnections, would.)
-  const evicted = metrics ? new Counter({
-    name: 'verdict_connections_evicted_total',
-    help: 'Connections closed to admit a new one at VERDICT_MAX_CONNECTIONS, by transport and reason (unauthenticated: frames without HELLO yet; least_recent: idle longest)',
-    labelNames: ['transport', 'reason'],
-    registers: [metrics.registry],
-  }) : undefined;
+  const evicted = metrics?.connectionsEvicted;
   const httpCap = new ConnectionCap(config.maxConnections);
   const httpEntries = new WeakMap<Socket, CapEntry>();
   app.server.on('connection', (socket: Socket) => {

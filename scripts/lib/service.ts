@@ -12,7 +12,8 @@ export interface ServiceChild {
   stop(): Promise<void>;
 }
 
-function own(child: ChildProcess): ServiceChild {
+/** Makes `child` ours: SIGKILLed if we exit first; stop() as ServiceChild says. */
+export function ownChild(child: ChildProcess): ServiceChild {
   const kill = () => { try { child.kill('SIGKILL'); } catch { /* gone */ } };
   process.on('exit', kill);
   return {
@@ -35,7 +36,7 @@ export function spawnService(env: Record<string, string>, stdio: StdioOptions = 
   // tap's process-info hook (inherited through NODE_OPTIONS) makes the service ~3x slower and
   // is not ours to measure
   const nodeOptions = (process.env.NODE_OPTIONS ?? '').replace(/"?--import=\S*@tapjs\/processinfo\S*"?/g, '').trim();
-  return own(spawn(process.execPath, [...SERVICE_ARGS], { cwd: repoRoot, env: { ...process.env, NODE_OPTIONS: nodeOptions, ...env }, stdio }));
+  return ownChild(spawn(process.execPath, [...SERVICE_ARGS], { cwd: repoRoot, env: { ...process.env, NODE_OPTIONS: nodeOptions, ...env }, stdio }));
 }
 
 /** Spawns the service and resolves once it prints that it listens; rejects with its output otherwise. */

@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createServer as createHttpServer, request as httpRequest, Agent } from 'node:http';
 import { freePort, repoRoot } from '../../scripts/lib/nginx.ts';
+import { ownChild } from '../../scripts/lib/service.ts';
 import { DecideRequestType, OutcomeBatchType } from '../../decision-service/src/wire/codec.ts';
 import { FRAME, frame } from '../../decision-service/src/wire/frame-server.ts';
 
@@ -47,8 +48,7 @@ export async function startTarget(root = repoRoot, env: Record<string, string> =
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const kill = () => { try { child.kill('SIGKILL'); } catch { /* gone */ } };
-  process.on('exit', kill);
+  const { stop } = ownChild(child);
   let out = '';
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`service did not start:\n${out}`)), 60_000);
@@ -80,16 +80,7 @@ export async function startTarget(root = repoRoot, env: Record<string, string> =
       for (const line of text.split('\n')) if (line.startsWith(name) && /^[a-z_]+(\{|\s)/.test(line)) sum += Number(line.split(' ').pop());
       return sum;
     },
-    stop: async () => {
-      process.off('exit', kill);
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGCONT');
-      const gone = new Promise<void>((r) => child.once('exit', () => r()));
-      child.kill('SIGTERM');
-      const timer = setTimeout(kill, 3000);
-      await gone;
-      clearTimeout(timer);
-    },
+    stop,
   };
 }
 

@@ -7,22 +7,13 @@
 // the input and the command that replays it alone (npm run fuzz -- --seed S --http I).
 // `npm run fuzz` runs the same generators for as long as you like.
 import t from 'tap';
-import { formatOutcomes, formatReport, runFuzz, startFuzzTarget, type Failure } from '../helpers/fuzz-run.ts';
+import { formatOutcomes, formatReport, runFuzz, startFuzzTarget } from '../helpers/fuzz-run.ts';
 
 const seed = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : 20_251_122;
 if (!Number.isInteger(seed) || seed < 0) throw new Error(`FUZZ_SEED must be a non-negative integer, got ${process.env.FUZZ_SEED}`);
 
-/**
- * Service bugs this fuzzer found that are recorded but not fixed yet: reported as TODO (visible,
- * not failing) until the fix lands — then delete the entry, and the invariant guards the fix.
- */
-const KNOWN: ReadonlyArray<{ match: RegExp; why: string }> = [
-  // Fixed, and guarded by the invariants since (test/decision-service/fuzz-findings.test.ts has
-  // the reproducers): /v1/inventory answering 500 after a ts_ms past the Date range; a URL with
-  // a bad %-escape answered with fastify's default body; uint64 >= 2^63 read negative; answers to
-  // frames before a zero/oversized length dropped; chunked bodies in 1-byte chunks costing
-  // seconds of CPU (http/chunked-body.test.ts).
-];
+// Every bug this fuzzer has found is fixed and guarded by the invariants; the reproducers live
+// in test/decision-service/fuzz-findings.test.ts and http/chunked-body.test.ts.
 
 t.comment(`fuzz seed ${seed} (FUZZ_SEED=<n> for another; npm run fuzz -- --seed ${seed} --seconds 600 for a long run)`);
 
@@ -47,18 +38,8 @@ t.test('the fuzz run covered both transports', async (t) => {
 });
 
 t.test('every invariant held', async (t) => {
-  const known = (f: Failure) => KNOWN.find((k) => k.match.test(`${f.problem} ${f.repro}`));
-  for (const f of report.failures) {
-    const k = known(f);
-    const message = `${f.input} [${f.kind}] ${f.problem.slice(0, 600)}`;
-    if (k) t.fail(message, { todo: `known: ${k.why}` });
-    else t.fail(message, { diagnostic: true, repro: f.repro });
-  }
-  if (report.suppressed > 0) {
-    const unknown = report.failures.some((f) => !known(f));
-    if (unknown) t.fail(`${report.suppressed} more failures like the ones above`);
-    else t.fail(`${report.suppressed} more failures like the known ones above`, { todo: 'known' });
-  }
+  for (const f of report.failures) t.fail(`${f.input} [${f.kind}] ${f.problem.slice(0, 600)}`, { diagnostic: true, repro: f.repro });
+  if (report.suppressed > 0) t.fail(`${report.suppressed} more failures like the ones above`);
   t.pass(`${report.httpInputs} HTTP inputs and ${report.frames} frames checked`);
 });
 

@@ -12,7 +12,7 @@
 import protobuf from 'protobufjs';
 import { Rng } from '../../bench/traffic/rng.ts';
 import { DecideRequestType, OutcomeBatchType } from '../../decision-service/src/wire/codec.ts';
-import { FRAME } from '../../decision-service/src/wire/frame-server.ts';
+import { FRAME, frame } from '../../decision-service/src/wire/frame-server.ts';
 import { LIST_LIMITS, STRING_LIMITS } from '../../decision-service/src/wire/schema.ts';
 import { paddedVarint, readFields, tag, varint, writeField, writeFields, WT, type WireField } from './fuzz-proto.ts';
 
@@ -734,13 +734,8 @@ export function httpCase(seed: number, index: number, o: GenOptions = DEFAULT_GE
 // ---------------------------------------------------------------------------------------------
 // frame sessions
 
-export function frameBytes(type: number, payload: Uint8Array): Buffer {
-  const out = Buffer.alloc(5 + payload.length);
-  out.writeUInt32BE(payload.length + 1, 0);
-  out[4] = type;
-  out.set(payload, 5);
-  return out;
-}
+/** One frame's bytes: the service's own encoder. */
+export const frameBytes = frame;
 
 function oneFrame(r: Rng, id: string, o: GenOptions): [Buffer, FrameAnswer] {
   const what = r.weighted<string>([['decide', 10], ['outcomes', 3], ['ping', 1], ['unknown', 1], ['typeonly', 1], ['crossed', 1]]);

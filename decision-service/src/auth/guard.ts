@@ -76,12 +76,4 @@ export class GatewayGuard {
     this.failures?.inc({ transport: 'admin', reason: authorization ? 'bad mac' : 'no token' });
     return false;
   }
-
-  /** `ts_ms` of a request clamped to this service's clock ± the allowed skew. */
-  clampTs(tsMs: number): number {
-    const now = this.now();
-    if (!(tsMs >= now - this.skewMs)) return now - this.skewMs;
-    if (tsMs > now + this.skewMs) return now + this.skewMs;
-    return tsMs;
-  }
 }

@@ -41,44 +41,33 @@ export interface EngineOptions {
 
 /**
  * A request remembered for its outcome: its keys (OutcomeContext) and inventory entry, copied out
- * of the features so that neither the request nor the buffers it slices stay alive.
+ * of the features so that neither the request nor the buffers it slices stay alive. Built in one
+ * place, so every one has the same shape.
  */
-class Remembered implements OutcomeContext {
-  readonly now: number;
-  readonly route: CompiledRoute;
-  readonly routeClass: RouteClass;
-  readonly method: string;
-  readonly ip: string;
-  readonly subnet: string;
-  readonly hasCredentials: boolean;
-  readonly identifierHash: string;
-  readonly fingerprint: string;
-  readonly client: string;
-  readonly headerSet: string;
-  readonly apiKey: boolean;
-  readonly principal: string;
-  readonly session: string;
-  readonly device: string;
-  readonly passwordHash: string;
+interface Remembered extends OutcomeContext {
+  readonly endpoint: string;
+}
 
-  constructor(f: RequestFeatures, readonly endpoint: string) {
-    this.now = f.now;
-    this.route = f.route;
-    this.routeClass = f.routeClass;
-    this.method = f.method;
-    this.ip = f.ip;
-    this.subnet = f.subnet;
-    this.hasCredentials = f.hasCredentials;
-    this.identifierHash = f.identifierHash;
-    this.fingerprint = f.fingerprint;
-    this.client = f.client;
-    this.headerSet = f.headerSet;
-    this.apiKey = f.apiKey;
-    this.principal = f.principal;
-    this.session = f.session;
-    this.device = f.device;
-    this.passwordHash = f.passwordHash;
-  }
+function remember(f: RequestFeatures, endpoint: string): Remembered {
+  return {
+    now: f.now,
+    route: f.route,
+    routeClass: f.routeClass,
+    method: f.method,
+    ip: f.ip,
+    subnet: f.subnet,
+    hasCredentials: f.hasCredentials,
+    identifierHash: f.identifierHash,
+    fingerprint: f.fingerprint,
+    client: f.client,
+    headerSet: f.headerSet,
+    apiKey: f.apiKey,
+    principal: f.principal,
+    session: f.session,
+    device: f.device,
+    passwordHash: f.passwordHash,
+    endpoint,
+  };
 }
 
 const ACTION_RANK: Readonly<Record<Action, number>> = { ALLOW: 0, TAG: 1, CHALLENGE: 2, BLOCK: 3 };
@@ -133,7 +122,7 @@ export class Engine {
     // decision survive the young GC generation.
     // Keyed by the gateway that asked as well: an outcome is attributed only when the same
     // gateway reports it, so nobody can land outcomes on requests of another (issue 11).
-    if (req.request_id && this.observed.has(f.routeClass)) this.recent.set(`${req.gateway_id ?? ''}\n${req.request_id}`, new Remembered(f, endpoint));
+    if (req.request_id && this.observed.has(f.routeClass)) this.recent.set(`${req.gateway_id ?? ''}\n${req.request_id}`, remember(f, endpoint));
 
     if (policy.allowIps.has(f.ip)) return this.verdict(f, 'ALLOW', 0, ['ip.allowlist'], '', 0, 'ALLOW');
     if (policy.denyIps.has(f.ip)) {

@@ -14,6 +14,19 @@ interface Incrementable {
   inc(): void;
 }
 
+/**
+ * prom-client hashes label objects on every inc(); the label sets here are few and fixed, so
+ * each child is looked up once and kept (at most 1000 per metric: a guard on cardinality).
+ */
+function child<T>(cache: Map<string, T>, key: string, make: () => T): T {
+  let c = cache.get(key);
+  if (c === undefined) {
+    c = make();
+    if (cache.size < 1000) cache.set(key, c);
+  }
+  return c;
+}
+
 /** Most gateways (workers) remembered for late verdicts, and verdicts kept for each. */
 const LATE_GATEWAYS = 256; // gateways are nginx workers: a fleet rarely has more
 const LATE_PER_GATEWAY = 200;
@@ -36,10 +49,10 @@ export interface HandlersOptions {
 }
 
 export class Handlers {
-  // prom-client hashes label objects on every inc(); the label sets here are few and fixed, so
-  // their children are looked up once and kept.
+  // metric children by label values (see child())
   private readonly decisionChildren = new Map<string, Incrementable>();
   private readonly reasonChildren = new Map<string, Incrementable>();
+  private readonly outcomeChildren = new Map<string, Incrementable>();
   /**
    * Late-verdict capture: a gateway whose call missed its budget has failed open and never read
    * the answer. Cacheable verdicts are therefore also queued for the gateway that asked and
@@ -51,6 +64,9 @@ export class Handlers {
   private readonly deadlines: DeadlineCheck;
   private readonly expiredChildren = new Map<string, Incrementable>();
 
+  private readonly clock: Clock;
+  private readonly skewMs: number;
+
   constructor(
     private readonly engine: () => Engine,
     private readonly metrics: ServiceMetrics | undefined,
@@ -60,9 +76,6 @@ export class Handlers {
     this.skewMs = opts.clockSkewMs ?? 30_000;
     this.deadlines = new DeadlineCheck({ clock: this.clock, windowMs: opts.skewWindowMs });
   }
-
-  private readonly clock: Clock;
-  private readonly skewMs: number;
 
   /**
    * True when an INLINE request's gateway has stopped waiting (ts_ms + budget_ms passed on its
@@ -74,14 +87,7 @@ export class Handlers {
     if (input.mode !== 'INLINE') return false;
     if (!this.deadlines.expired(input.gateway_id || peer, input.ts_ms, input.budget_ms)) return false;
     const m = this.metrics;
-    if (m) {
-      let c = this.expiredChildren.get(transport);
-      if (!c) {
-        c = m.expired.labels({ transport });
-        this.expiredChildren.set(transport, c);
-      }
-      c.inc();
-    }
+    if (m) child(this.expiredChildren, transport, () => m.expired.labels({ transport })).inc();
     return true;
   }
 
@@ -99,22 +105,9 @@ export class Handlers {
     const d = this.engine().decide(input);
     const m = this.metrics;
     if (m) {
-      const key = `${d.action}|${d.routeClass}|${input.mode}`;
-      let c = this.decisionChildren.get(key);
-      if (!c) {
-        c = m.decisions.labels({ action: d.action, route_class: d.routeClass, mode: input.mode });
-        this.decisionChildren.set(key, c);
-      }
-      c.inc();
-      for (const r of d.reasons) {
-        let rc = this.reasonChildren.get(r);
-        if (!rc) {
-          rc = m.reasons.labels({ reason: r });
-          // Reason codes come from a fixed catalogue; the bound guards the metric's cardinality.
-          if (this.reasonChildren.size < 1000) this.reasonChildren.set(r, rc);
-        }
-        rc.inc();
-      }
+      child(this.decisionChildren, `${d.action}|${d.routeClass}|${input.mode}`,
+        () => m.decisions.labels({ action: d.action, route_class: d.routeClass, mode: input.mode })).inc();
+      for (const r of d.reasons) child(this.reasonChildren, r, () => m.reasons.labels({ reason: r })).inc();
       if (d.dry_run) m.dryRun.inc({ would_action: d.wouldAction });
     }
     if (d.cache_key && d.cache_ttl_s > 0 && input.gateway_id && input.mode === 'INLINE') {
@@ -132,12 +125,7 @@ export class Handlers {
   observeDecide(encoding: 'json' | 'protobuf' | 'frame', startedMs: number): void {
     const m = this.metrics;
     if (!m) return;
-    let h = this.timers.get(encoding);
-    if (!h) {
-      h = m.decideSeconds.labels({ encoding });
-      this.timers.set(encoding, h);
-    }
-    h.observe((performance.now() - startedMs) / 1000);
+    child(this.timers, encoding, () => m.decideSeconds.labels({ encoding })).observe((performance.now() - startedMs) / 1000);
   }
 
   /**
@@ -158,6 +146,7 @@ export class Handlers {
     }
     const scored: DecideResponse[] = [];
     let accepted = 0;
+    const m = this.metrics;
     for (let i = 0; i < count; i++) {
       const o = items[i] as Outcome;
       // Async-mode requests are scored late, so their blocks can reach the gateway's cache.
@@ -171,7 +160,10 @@ export class Handlers {
       // accepted: scored here (async metadata) or attributed to a request this service decided
       // for the same gateway; any other outcome is ignored (a forged one lands nowhere)
       if (this.engine().observe(o, batch.gateway_id) || o.request) accepted++;
-      this.metrics?.outcomes.inc({ status_class: `${Math.floor(o.status / 100)}xx` });
+      if (m) {
+        const statusClass = `${Math.floor(o.status / 100)}xx`;
+        child(this.outcomeChildren, statusClass, () => m.outcomes.labels({ status_class: statusClass })).inc();
+      }
       if (performance.now() - sliceStart > OUTCOME_SLICE_MS) {
         await nextTurn();
         sliceStart = performance.now();

@@ -85,6 +85,15 @@ export function readBody(req: FastifyRequest, payload: IncomingMessage, done: Bo
   payload.resume();
 }
 
+/** A request whose JSON body bytes were kept (the parsed body replaces them in req.body). */
+export type RawBodyRequest = FastifyRequest & { rawBody?: Buffer };
+
+/** The exact body bytes of a request: protobuf bodies are kept as they are, JSON ones beside the parse. */
+export function rawBody(req: FastifyRequest): Buffer {
+  return Buffer.isBuffer(req.body) ? req.body : (req as RawBodyRequest).rawBody ?? EMPTY_BODY;
+}
+const EMPTY_BODY = Buffer.alloc(0);
+
 export const MAX_JSON_DEPTH = 8;
 
 const QUOTE = 34;
@@ -136,8 +145,8 @@ export function registerJsonParser(app: FastifyInstance, maxDepth = MAX_JSON_DEP
         done(new VerdictError('TOO_DEEP', `more than ${maxDepth} levels of objects/arrays`), undefined);
         return;
       }
-      // the exact text, for the gateway signature (auth/gateway-auth.ts), which covers the body bytes
-      (req as unknown as { rawJson?: string }).rawJson = text;
+      // the exact bytes, for the gateway signature (auth/gateway-auth.ts)
+      (req as RawBodyRequest).rawBody = body;
       parse(req, text, done);
     });
   });

@@ -16,7 +16,7 @@ export interface ServiceMetrics {
   readonly policyReloads: Counter<'result'>;
   readonly storeKeys: Gauge;
   readonly expired: Counter<'transport'>;
-  readonly connectionsRefused: Counter<'transport'>;
+  readonly connectionsEvicted: Counter<'transport' | 'reason'>;
   readonly framesClosed: Counter<'reason'>;
   readonly authFailures: Counter<'transport' | 'reason'>;
   readonly memorySheds: Counter<'reason'>;
@@ -58,10 +58,10 @@ export function createMetrics(defaults: boolean): ServiceMetrics {
       labelNames: ['transport', 'reason'],
       registers,
     }),
-    connectionsRefused: new Counter({
-      name: 'verdict_connections_refused_total',
-      help: 'Connections closed on arrival because the transport was at VERDICT_MAX_CONNECTIONS',
-      labelNames: ['transport'],
+    connectionsEvicted: new Counter({
+      name: 'verdict_connections_evicted_total',
+      help: 'Connections closed to admit a new one at VERDICT_MAX_CONNECTIONS, by transport and reason (unauthenticated: frames without HELLO yet; least_recent: idle longest)',
+      labelNames: ['transport', 'reason'],
       registers,
     }),
     framesClosed: new Counter({

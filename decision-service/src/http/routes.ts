@@ -15,7 +15,7 @@ import {
   type Encoding,
 } from '../wire/codec.ts';
 import { toWire, type Handlers } from './handlers.ts';
-import { readBody, registerJsonParser } from './json-body.ts';
+import { rawBody, readBody, registerJsonParser } from './json-body.ts';
 import type { ServiceMetrics } from './metrics.ts';
 import type { Store } from '../state/store.ts';
 import type { GatewayGuard } from '../auth/guard.ts';
@@ -94,16 +94,14 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
 
   // Gateways prove the secret on every decide/outcome call (unless exempt: loopback without a
   // secret, or with VERDICT_AUTH_EXEMPT_LOOPBACK): a signature over the exact body bytes.
-  const gatewayOnly = async (req: FastifyRequest): Promise<void> => {
-    const peer = req.socket.remoteAddress;
-    if (!guard.required(peer)) return;
-    const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.from((req as unknown as { rawJson?: string }).rawJson ?? '');
+  // Callback hooks, not async ones: no promise per decide.
+  const gatewayOnly = (req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void => {
     const h = req.headers['x-verdict-auth'];
-    const r = guard.http(peer, Array.isArray(h) ? h[0] : h, req.routeOptions.url ?? '', raw);
-    if (!r.ok) throw new VerdictError('AUTH', `gateway proof ${r.reason}`);
+    const r = guard.http(req.socket.remoteAddress, Array.isArray(h) ? h[0] : h, req.routeOptions.url ?? '', rawBody(req));
+    done(r.ok ? undefined : new VerdictError('AUTH', `gateway proof ${r.reason}`));
   };
-  const adminOnly = async (req: FastifyRequest): Promise<void> => {
-    if (!guard.admin(req.socket.remoteAddress, req.headers.authorization)) throw new VerdictError('AUTH', 'admin endpoint');
+  const adminOnly = (req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void => {
+    done(guard.admin(req.socket.remoteAddress, req.headers.authorization) ? undefined : new VerdictError('AUTH', 'admin endpoint'));
   };
 
   app.post('/v1/decide', { bodyLimit: limits.decideBytes, preHandler: gatewayOnly }, (req: FastifyRequest, reply: FastifyReply) => {

@@ -10,6 +10,8 @@
 // chance in 10^7 that any pair collides); a key may be evicted while others of its age survive
 // in less crowded buckets (8 ways keep this close to a global LRU).
 
+import { mix32 } from './distinct.ts';
+
 export const WAYS = 8;
 const MAX_STAMP = 0xffff_fff0;
 
@@ -145,18 +147,9 @@ export class SlotIndex {
       a = Math.imul(a ^ c, 0x01000193);
       b = Math.imul(b ^ c, 0x5bd1e995);
     }
-    this.a = fmix(a);
-    this.b = fmix(b ^ key.length);
+    this.a = mix32(a);
+    this.b = mix32(b ^ key.length);
     return this.bucketOf(this.a);
   }
 }
 
-function fmix(x: number): number {
-  let h = x;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
