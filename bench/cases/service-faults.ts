@@ -1,6 +1,7 @@
 // Case 6: the decision service down (connection refused) and black-holed (SIGSTOP: connections
 // accepted by the kernel, never answered). Verdict inline on every request, 25 ms budget, the
-// breaker at its defaults (5 failures open it; 5 s cool-down, then one probe).
+// breaker at its defaults (5 failures in a row and no answer for 1 s open it; a background probe
+// every 200 ms closes it).
 // Measured: (a) per-request latency of the first requests after the fault, sequentially, on
 // one connection, against the plain proxy's (what a user pays until the breaker opens);
 // (b) throughput at saturation with the breaker open, against the plain proxy right before.
@@ -81,7 +82,7 @@ const serviceFaults: CustomCase = {
       ]);
     }
     notes.push(`first ${BREAKER_FAILURES + 3} sequential latencies after the fault (ms) — refused: ${refusedSeq.slice(0, BREAKER_FAILURES + 3).map((x) => fmtMs(x)).join(', ')}; black-holed: ${bhSeq.slice(0, BREAKER_FAILURES + 3).map((x) => fmtMs(x)).join(', ')}.`);
-    notes.push(`plain proxy right before: ${Math.round(plainSat.rps).toLocaleString('en-US')} req/s at saturation, ${fmtMs(plainSeq)} ms sequential (median of 200). Breaker: ${BREAKER_FAILURES} failures, 5 s cool-down with one probe per cool-down (each probe of a black-holed service costs one request the budget).`);
+    notes.push(`plain proxy right before: ${Math.round(plainSat.rps).toLocaleString('en-US')} req/s at saturation, ${fmtMs(plainSeq)} ms sequential (median of 200). Breaker: ${BREAKER_FAILURES} failures in a row and no answer for 1 s open it; while open a background probe every 200 ms (no request pays for it) closes it at the first answer.`);
     const plainRound = sofar.proxy.summary.find((r) => r.id === PLAIN_ID);
     if (plainRound) notes.push(`(the plain proxy in the main rounds: ${Math.round(plainRound.rps).toLocaleString('en-US')} req/s)`);
 
