@@ -73,10 +73,20 @@ export class DistinctSketch {
   }
 }
 
-export function addToRegisters(regs: Uint8Array, h: number): void {
-  const idx = h >>> (32 - P);
+/** HyperLogLog register index of a 32-bit member. */
+export function registerOf(h: number): number {
+  return h >>> (32 - P);
+}
+
+/** HyperLogLog rank (leading zeros + 1 of the remaining bits) of a 32-bit member. */
+export function rankOf(h: number): number {
   const w = (h << P) >>> 0;
-  const rank = w === 0 ? 32 - P + 1 : Math.clz32(w) + 1;
+  return w === 0 ? 32 - P + 1 : Math.clz32(w) + 1;
+}
+
+export function addToRegisters(regs: Uint8Array, h: number): void {
+  const idx = registerOf(h);
+  const rank = rankOf(h);
   if (rank > (regs[idx] ?? 0)) regs[idx] = rank;
 }
 

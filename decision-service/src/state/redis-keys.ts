@@ -1,7 +1,7 @@
 // Redis key layout of the shared store. Every Redis key of one store key carries the store key
 // as its hash tag, so all its buckets live in one Redis Cluster slot: the multi-key reads and
 // the Lua scripts of one store key stay single-slot, and the store routes each command to the
-// node of that slot (redis-store.ts). Redis hashes from the first "{" to the next "}", so a
+// node of that slot (redis-batch.ts). Redis hashes from the first "{" to the next "}", so a
 // store key holding "}" still maps to one slot (the same prefix for all of its keys); only an
 // empty tag ("{}") would make Redis hash the whole key, which tagOf() prevents.
 //
@@ -15,8 +15,6 @@
 //
 // A prefix holding "{" puts every key into the slot of the prefix's tag: correct, but one node
 // then holds all of the state.
-
-import calculateSlot from 'cluster-key-slot';
 
 /**
  * The hash tag of a store key: the key itself, except that an empty key or one starting with
@@ -36,8 +34,3 @@ export const markKey = (prefix: string, key: string) => `${prefix}{${tagOf(key)}
 export const arrivalKey = (prefix: string, key: string) => `${prefix}{${tagOf(key)}}:a`;
 export const valueKey = (prefix: string, key: string) => `${prefix}{${tagOf(key)}}:v`;
 export const instanceKey = (prefix: string, id: string) => `${prefix}{~instance:${id}}`;
-
-/** Redis Cluster hash slot of a Redis key (the same function ioredis routes with). */
-export function keySlot(key: string): number {
-  return calculateSlot(key);
-}

@@ -1,12 +1,7 @@
 // Shared store for fleets: answers every call synchronously from local state and merges with
-// Redis in the background, so the decide path never waits on Redis.
-//
-// Each key keeps, per bucket, three parts: `remote` (the merged value last read from Redis, which
-// already holds this instance's acknowledged writes), `inflight` (deltas sent, not yet answered)
-// and `pending` (deltas not yet sent). A read returns remote + inflight + pending: no double
-// counting, because every write's reply carries the merged value after that write (INCRBY, the
-// scripts) and replaces `remote` as it clears `inflight`; and because commands and replies of one
-// key are ordered on one connection, a read's snapshot always holds every write sent before it.
+// Redis in the background, so the decide path never waits on Redis. This file is the Store API,
+// the flush and pull cycle and the connection; each key's merge with Redis is a state machine in
+// redis-merge.ts, and the commands go out batched and routed by redis-batch.ts.
 //
 // Staleness. A read sees: everything this instance did (immediately); another instance's
 // contribution once that instance flushed it (≤ flushMs) and this instance pulled it afterwards
@@ -18,29 +13,25 @@
 //
 // Failure. No call waits on Redis: flushes are skipped while disconnected, deltas stay pending
 // (bounded by maxKeys entries and maxDirty queued keys; beyond that dropped and counted), and go
-// out on reconnect. Delivery of counter deltas is at-least-once: a write whose connection breaks
-// after Redis executed it is sent again. A restart that lost Redis's data is detected by this
-// instance's liveness marker (SET … GET returns nothing); every live key then re-sends this
-// instance's own contribution, so the merged state rebuilds.
+// out on reconnect. A restart that lost Redis's data is detected by this instance's liveness
+// marker (SET … GET returns nothing); every live key then re-sends this instance's own
+// contribution, so the merged state rebuilds.
 //
-// Redis Cluster. All Redis keys of one store key share its hash tag (redis-keys.ts), so every
-// command and script carries the keys of one slot; a batch goes out as one pipeline per slot
-// group (master and replicas), each command placed by the slot of its first key. A master that
-// dies fails its group's commands at once (not retried by ioredis): their deltas are pending
-// again, the slot map is re-read, and the next flush after its replica's promotion delivers them
-// there; the other masters keep merging meanwhile. Writes the dead master acknowledged but had
-// not yet replicated are lost (Redis replication is asynchronous; on one machine that is the
-// last millisecond or so), and the liveness marker lives on one node, so neither a failover nor
-// a restart of another shard triggers a re-send: such keys rebuild from new traffic.
+// Redis Cluster. A master's failover fails its slot group's commands at once (redis-batch.ts);
+// the store re-reads the slot map and their deltas go out with a later flush. Writes the dead
+// master acknowledged but had not yet replicated are lost (Redis replication is asynchronous; on
+// one machine that is the last millisecond or so), and the liveness marker lives on one node, so
+// neither a failover nor a restart of another shard triggers a re-send: such keys rebuild from
+// new traffic.
 
 import { randomBytes } from 'node:crypto';
-import { Cluster, Redis, type ChainableCommander, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import { shedLru } from './bounded-map.ts';
-import { DistinctSketch } from './distinct.ts';
-import { arrivalKey, counterKey, distinctRegKey, distinctSetKey, instanceKey, keySlot, markKey, valueKey } from './redis-keys.ts';
+import { Batch, sendBatch, type Client } from './redis-batch.ts';
+import { arrivalKey, instanceKey, markKey, valueKey } from './redis-keys.ts';
+import { ArrivalEntry, bucketTtlMs, type Cell, CounterEntry, type DCell, DistinctEntry, type Entry, MarkEntry, type MergeQueue, SLACK_MS, ValueEntry, type WindowEntry } from './redis-merge.ts';
 import { ARRIVALS, DISTINCT_ADD, DISTINCT_READ, INCR_MANY, MARK, SWAP } from './redis-scripts.ts';
-import { rankOf, registerOf, SKETCH_M, SKETCH_SMALL, sketchFrom, unionInto } from './sketch-union.ts';
 import type { IntervalStats, Store } from './store.ts';
 
 export interface StoreLogger {
@@ -100,513 +91,7 @@ export interface RedisStoreStats {
   readonly reseeds: number;
 }
 
-type Reply = unknown;
-type Handler = (err: Error | null, res: Reply) => void;
-type Client = Redis | Cluster;
-type Pipe = ChainableCommander & Record<string, (...args: Array<string | number>) => Pipe>;
-
-const SLACK_MS = 60_000;
-const RING = 8;
-const PENDING_MEMBERS = 32;
-
-const BULK = 1000;
-
-/** Replies that mean the slot map is out of date (a failover, a resharding, a dead node). */
-const STALE_SLOTS = /^(MOVED|ASK|CLUSTERDOWN|TRYAGAIN) |Connection is closed|slots allocation group/;
-
-/**
- * Commands of one flush or pull, with one reply handler each. Reads and counter increments are
- * collected so that, against a single Redis, they go out as a few bulk commands (MGET, one
- * script call per kind) instead of one command per key; against a Cluster every store key gets
- * its own commands (a multi-key command must stay in one slot, and store keys spread over all).
- */
-class Batch {
-  readonly keys: string[] = [];
-  readonly names: string[] = [];
-  readonly args: Array<Array<string | number>> = [];
-  readonly handlers: Handler[] = [];
-  readonly mgetKeys: string[] = [];
-  readonly mgetHandlers: Array<(values: Reply[]) => void> = [];
-  readonly mgetCounts: number[] = [];
-  readonly dreadKeys: string[] = [];
-  readonly dreadHandlers: Array<(reads: Reply[]) => void> = [];
-  readonly incrKeys: string[] = [];
-  readonly incrArgs: Array<string | number> = [];
-  readonly incrHandlers: Handler[] = [];
-  constructor(readonly bulk: boolean) {}
-
-  /**
-   * One command; `key` is its first Redis key, which routes it to its slot's node in a Cluster
-   * (a script's first argument may be its key count, not a key).
-   */
-  add(name: string, key: string, args: Array<string | number>, handler: Handler): void {
-    this.keys.push(key);
-    this.names.push(name);
-    this.args.push(args);
-    this.handlers.push(handler);
-  }
-
-  /** GET of several keys of one store key (one slot); the handler gets the values or errs silently. */
-  mget(keys: string[], handler: (values: Reply[]) => void): void {
-    if (!this.bulk) {
-      this.add('mget', keys[0] ?? '', keys, (err, res) => { if (!err && Array.isArray(res)) handler(res); });
-      return;
-    }
-    this.mgetKeys.push(...keys);
-    this.mgetCounts.push(keys.length);
-    this.mgetHandlers.push(handler);
-  }
-
-  /** Distinct reads of (set, registers) pairs of one store key. */
-  dread(keys: string[], handler: (reads: Reply[]) => void): void {
-    if (!this.bulk) {
-      this.add('verdictDistinctRead', keys[0] ?? '', [keys.length, ...keys, SKETCH_SMALL], (err, res) => { if (!err && Array.isArray(res)) handler(res); });
-      return;
-    }
-    this.dreadKeys.push(...keys);
-    this.dreadHandlers.push(handler);
-  }
-
-  /** INCRBY + PEXPIRE of a counter bucket; the handler gets the new value. */
-  incr(key: string, delta: number, ttlMs: number, handler: Handler): void {
-    if (!this.bulk) {
-      this.add(Number.isInteger(delta) ? 'incrby' : 'incrbyfloat', key, [key, delta], handler);
-      this.add('pexpire', key, [key, ttlMs], noop);
-      return;
-    }
-    this.incrKeys.push(key);
-    this.incrArgs.push(delta, ttlMs);
-    this.incrHandlers.push(handler);
-  }
-
-  get size(): number {
-    return this.names.length + Math.ceil(this.mgetKeys.length / BULK) + Math.ceil(this.dreadKeys.length / (2 * BULK)) + Math.ceil(this.incrKeys.length / BULK);
-  }
-
-  get empty(): boolean {
-    return this.names.length + this.mgetKeys.length + this.dreadKeys.length + this.incrKeys.length === 0;
-  }
-
-  /** Folds the bulk parts into plain commands (chunked), keeping one handler per command. */
-  seal(): void {
-    for (let i = 0; i < this.incrKeys.length; i += BULK) {
-      const keys = this.incrKeys.slice(i, i + BULK);
-      const handlers = this.incrHandlers.slice(i, i + BULK);
-      this.add('verdictIncrMany', keys[0] ?? '', [keys.length, ...keys, ...this.incrArgs.slice(2 * i, 2 * i + 2 * keys.length)], (err, res) => {
-        for (let j = 0; j < handlers.length; j++) handlers[j]?.(err ?? (Array.isArray(res) ? null : new Error('bad reply')), Array.isArray(res) ? res[j] : null);
-      });
-    }
-    let h = 0;
-    let k = 0;
-    while (h < this.mgetHandlers.length) {
-      const handlers: Array<(values: Reply[]) => void> = [];
-      const counts: number[] = [];
-      let n = 0;
-      while (h < this.mgetHandlers.length && n < BULK) {
-        const c = this.mgetCounts[h] ?? 0;
-        handlers.push(this.mgetHandlers[h] as (values: Reply[]) => void);
-        counts.push(c);
-        n += c;
-        h++;
-      }
-      const keys = this.mgetKeys.slice(k, k + n);
-      k += n;
-      this.add('mget', keys[0] ?? '', keys, (err, res) => {
-        if (err || !Array.isArray(res)) return;
-        let off = 0;
-        for (let j = 0; j < handlers.length; j++) {
-          const c = counts[j] ?? 0;
-          handlers[j]?.(res.slice(off, off + c));
-          off += c;
-        }
-      });
-    }
-    // every distinct read is two pairs (current and previous bucket)
-    for (let i = 0; i < this.dreadHandlers.length; i += BULK / 2) {
-      const handlers = this.dreadHandlers.slice(i, i + BULK / 2);
-      const keys = this.dreadKeys.slice(4 * i, 4 * i + 4 * handlers.length);
-      this.add('verdictDistinctRead', keys[0] ?? '', [keys.length, ...keys, SKETCH_SMALL], (err, res) => {
-        if (err || !Array.isArray(res)) return;
-        for (let j = 0; j < handlers.length; j++) handlers[j]?.(res.slice(2 * j, 2 * j + 2));
-      });
-    }
-    for (const a of [this.mgetKeys, this.mgetHandlers, this.mgetCounts, this.dreadKeys, this.dreadHandlers, this.incrKeys, this.incrArgs, this.incrHandlers]) a.length = 0;
-  }
-}
-
-abstract class Entry {
-  touchGen = -1;
-  inHot = false;
-  dirty = false;
-  constructor(readonly key: string) {}
-  abstract flush(b: Batch, s: RedisStore): void;
-  abstract pull(b: Batch, s: RedisStore): void;
-  /** Redis lost its data: queue this instance's whole contribution again. */
-  abstract reseed(s: RedisStore): void;
-}
-
-// ------------------------------------------------------------------------------- counters
-
-class Cell {
-  remote = 0;
-  inflight = 0;
-  pending = 0;
-  /** This instance's writes Redis acknowledged (re-sent after a data loss). */
-  acked = 0;
-  constructor(readonly bucket: number, readonly rkey: string) {}
-  total(): number {
-    return this.remote + this.inflight + this.pending;
-  }
-}
-
-class CounterEntry extends Entry {
-  cur: Cell;
-  prev: Cell;
-  constructor(key: string, readonly windowMs: number, now: number, private readonly prefix: string) {
-    super(key);
-    const b = Math.floor(now / windowMs);
-    this.cur = new Cell(b, counterKey(prefix, key, windowMs, b));
-    this.prev = new Cell(b - 1, counterKey(prefix, key, windowMs, b - 1));
-  }
-
-  roll(now: number, s: RedisStore): void {
-    const b = Math.floor(now / this.windowMs);
-    if (b === this.cur.bucket) return;
-    const mk = (x: number) => new Cell(x, counterKey(this.prefix, this.key, this.windowMs, x));
-    if (this.prev.pending !== 0) s.orphan(this, this.prev);
-    if (b === this.cur.bucket + 1) {
-      this.prev = this.cur;
-    } else {
-      if (this.cur.pending !== 0) s.orphan(this, this.cur);
-      this.prev = mk(b - 1);
-    }
-    this.cur = mk(b);
-  }
-
-  estimate(now: number): number {
-    const elapsed = (now - this.cur.bucket * this.windowMs) / this.windowMs;
-    return this.cur.total() + this.prev.total() * (1 - elapsed);
-  }
-
-  flushCell(c: Cell, b: Batch, s: RedisStore): void {
-    const d = c.pending;
-    if (d === 0) return;
-    c.pending = 0;
-    c.inflight += d;
-    b.incr(c.rkey, d, 2 * this.windowMs + SLACK_MS, (err, res) => {
-      c.inflight -= d;
-      if (err) {
-        c.pending += d;
-        s.requeue(this);
-        return;
-      }
-      c.acked += d;
-      // The reply holds every write up to this one; what is still in flight was sent later.
-      c.remote = Number(res);
-    });
-  }
-
-  flush(b: Batch, s: RedisStore): void {
-    this.flushCell(this.cur, b, s);
-    this.flushCell(this.prev, b, s);
-  }
-
-  pull(b: Batch): void {
-    const cur = this.cur;
-    const prev = this.prev;
-    b.mget([cur.rkey, prev.rkey], (res) => {
-      cur.remote = Number(res[0] ?? 0);
-      prev.remote = Number(res[1] ?? 0);
-    });
-  }
-
-  reseed(s: RedisStore): void {
-    for (const c of [this.cur, this.prev]) {
-      c.pending += c.acked;
-      c.acked = 0;
-      c.remote = 0;
-    }
-    s.requeue(this);
-  }
-}
-
-// ------------------------------------------------------------------------------- distinct sets
-
-class DCell {
-  remote: DistinctSketch | undefined = undefined;
-  /** Members this instance added to the bucket. */
-  readonly mine = new DistinctSketch();
-  pending: number[] = [];
-  /** More members pending than sent one by one: send mine's registers instead. */
-  overflow = false;
-  constructor(readonly bucket: number, readonly setKey: string, readonly regKey: string) {}
-}
-
-class DistinctEntry extends Entry {
-  cur: DCell;
-  prev: DCell;
-  readonly view = new DistinctSketch();
-  viewOk = false;
-  constructor(key: string, readonly windowMs: number, now: number, private readonly prefix: string) {
-    super(key);
-    const b = Math.floor(now / windowMs);
-    this.cur = this.mk(b);
-    this.prev = this.mk(b - 1);
-  }
-
-  private mk(b: number): DCell {
-    return new DCell(b, distinctSetKey(this.prefix, this.key, this.windowMs, b), distinctRegKey(this.prefix, this.key, this.windowMs, b));
-  }
-
-  roll(now: number, s: RedisStore): void {
-    const b = Math.floor(now / this.windowMs);
-    if (b === this.cur.bucket) return;
-    if (this.prev.pending.length > 0 || this.prev.overflow) s.orphan(this, this.prev);
-    if (b === this.cur.bucket + 1) {
-      this.prev = this.cur;
-    } else {
-      if (this.cur.pending.length > 0 || this.cur.overflow) s.orphan(this, this.cur);
-      this.prev = this.mk(b - 1);
-    }
-    this.cur = this.mk(b);
-    this.viewOk = false;
-  }
-
-  add(member: number): void {
-    const c = this.cur;
-    const known = c.mine.small !== undefined && c.mine.small.includes(member);
-    c.mine.add(member);
-    if (!known && !c.overflow) {
-      if (c.pending.length < PENDING_MEMBERS) {
-        if (!c.pending.includes(member)) c.pending.push(member);
-      } else {
-        c.overflow = true;
-        c.pending = [];
-      }
-    }
-    if (this.viewOk) this.view.add(member);
-  }
-
-  count(): number {
-    if (!this.viewOk) {
-      const v = this.view;
-      v.reset();
-      unionInto(v, this.cur.remote);
-      unionInto(v, this.cur.mine);
-      unionInto(v, this.prev.remote);
-      unionInto(v, this.prev.mine);
-      this.viewOk = true;
-    }
-    return this.view.count();
-  }
-
-  flushCell(c: DCell, b: Batch, s: RedisStore): void {
-    if (c.pending.length === 0 && !c.overflow) return;
-    const args: Array<string | number> = [c.setKey, c.regKey, 2 * this.windowMs + SLACK_MS, SKETCH_SMALL];
-    const sent = c.pending;
-    const overflow = c.overflow;
-    if (overflow) {
-      const regs = c.mine.registers;
-      if (regs) for (let i = 0; i < SKETCH_M; i++) if ((regs[i] ?? 0) > 0) args.push('-', i, regs[i] ?? 0);
-      for (const x of c.mine.small ?? []) args.push(x, registerOf(x), rankOf(x));
-    } else {
-      for (const x of sent) args.push(x, registerOf(x), rankOf(x));
-    }
-    c.pending = [];
-    c.overflow = false;
-    b.add('verdictDistinctAdd', c.setKey, args, (err, res) => {
-      if (err) {
-        if (overflow) c.overflow = true;
-        else for (const x of sent) if (!c.pending.includes(x)) c.pending.push(x);
-        if (c.pending.length > PENDING_MEMBERS) { c.overflow = true; c.pending = []; }
-        s.requeue(this);
-        return;
-      }
-      c.remote = decodeSketch(res);
-      this.viewOk = false;
-    });
-  }
-
-  flush(b: Batch, s: RedisStore): void {
-    this.flushCell(this.cur, b, s);
-    this.flushCell(this.prev, b, s);
-  }
-
-  pull(b: Batch): void {
-    const cur = this.cur;
-    const prev = this.prev;
-    b.dread([cur.setKey, cur.regKey, prev.setKey, prev.regKey], (res) => {
-      cur.remote = decodeSketch(res[0]);
-      prev.remote = decodeSketch(res[1]);
-      this.viewOk = false;
-    });
-  }
-
-  reseed(s: RedisStore): void {
-    for (const c of [this.cur, this.prev]) {
-      if (c.mine.small) c.pending = c.mine.small.slice();
-      else c.overflow = true;
-      c.remote = undefined;
-    }
-    this.viewOk = false;
-    s.requeue(this);
-  }
-}
-
-function decodeSketch(res: Reply): DistinctSketch | undefined {
-  if (!Array.isArray(res) || res.length === 0) return undefined;
-  const values = res.slice(1).map(Number);
-  return sketchFrom(Number(res[0]) === 1, values);
-}
-
-// ------------------------------------------------------------------------------- marks
-
-class MarkEntry extends Entry {
-  local = 0;
-  remote = 0;
-  ttlMs = 0;
-  pending = false;
-  constructor(key: string, readonly rkey: string) {
-    super(key);
-  }
-  flush(b: Batch, s: RedisStore): void {
-    if (!this.pending) return;
-    this.pending = false;
-    const until = this.local;
-    b.add('verdictMark', this.rkey, [this.rkey, until, this.ttlMs], (err, res) => {
-      if (err) {
-        this.pending = true;
-        s.requeue(this);
-        return;
-      }
-      this.remote = Number(res) || 0;
-    });
-  }
-  pull(b: Batch): void {
-    b.mget([this.rkey], (res) => {
-      this.remote = Number(res[0] ?? 0) || 0;
-    });
-  }
-  reseed(s: RedisStore): void {
-    this.remote = 0;
-    if (this.local > 0) {
-      this.pending = true;
-      s.requeue(this);
-    }
-  }
-}
-
-// ------------------------------------------------------------------------------- arrivals
-
-const NO_ARRIVALS: IntervalStats = Object.freeze({ n: 0, meanMs: 0, cv: 1 });
-
-class ArrivalEntry extends Entry {
-  remote: number[] = [];
-  inflight: number[] = [];
-  pending: number[] = [];
-  constructor(key: string, readonly rkey: string, private readonly ttlMs: number) {
-    super(key);
-  }
-  record(now: number): IntervalStats {
-    this.pending.push(now);
-    if (this.pending.length > RING + 1) this.pending.shift();
-    const all = this.remote.length + this.inflight.length === 0 ? this.pending.slice() : this.remote.concat(this.inflight, this.pending);
-    if (all.length < 2) return NO_ARRIVALS;
-    all.sort((a, b) => b - a);
-    const k = Math.min(all.length, RING + 1);
-    const n = k - 1;
-    const mean = ((all[0] ?? 0) - (all[k - 1] ?? 0)) / n;
-    let sq = 0;
-    for (let i = 0; i < n; i++) sq += ((all[i] ?? 0) - (all[i + 1] ?? 0) - mean) ** 2;
-    const cv = mean > 0 ? Math.sqrt(sq / n) / mean : 0;
-    return { n, meanMs: mean, cv };
-  }
-  flush(b: Batch, s: RedisStore): void {
-    if (this.pending.length === 0) return;
-    const sent = this.pending;
-    this.pending = [];
-    this.inflight = this.inflight.concat(sent);
-    b.add('verdictArrivals', this.rkey, [this.rkey, this.ttlMs, RING + 1, ...sent], (err, res) => {
-      this.inflight = [];
-      if (err) {
-        this.pending = sent.concat(this.pending).slice(-(RING + 1));
-        s.requeue(this);
-        return;
-      }
-      if (Array.isArray(res)) this.remote = res.map(Number);
-    });
-  }
-  pull(b: Batch): void {
-    b.add('lrange', this.rkey, [this.rkey, 0, -1], (err, res) => {
-      if (!err && Array.isArray(res)) this.remote = res.map(Number);
-    });
-  }
-  reseed(): void {
-    // Timing evidence is short-lived: rebuilt from new arrivals, not re-sent.
-    this.remote = [];
-  }
-}
-
-// ------------------------------------------------------------------------------- values
-
-class ValueSlot {
-  constructor(readonly value: number, readonly at: number, readonly expires: number) {}
-}
-
-function parseValue(res: Reply): ValueSlot | undefined {
-  if (typeof res !== 'string') return undefined;
-  const [at, exp, v] = res.split('|');
-  const slot = new ValueSlot(Number(v), Number(at), Number(exp));
-  return Number.isFinite(slot.value) && Number.isFinite(slot.at) ? slot : undefined;
-}
-
-class ValueEntry extends Entry {
-  local: ValueSlot | undefined = undefined;
-  remote: ValueSlot | undefined = undefined;
-  ttlMs = 0;
-  pending = false;
-  constructor(key: string, readonly rkey: string) {
-    super(key);
-  }
-  current(): ValueSlot | undefined {
-    const l = this.local;
-    const r = this.remote;
-    if (!r) return l;
-    if (!l) return r;
-    return r.at > l.at ? r : l;
-  }
-  flush(b: Batch, s: RedisStore): void {
-    const l = this.local;
-    if (!this.pending || !l) return;
-    this.pending = false;
-    b.add('verdictSwap', this.rkey, [this.rkey, l.at, `${l.at}|${l.expires}|${l.value}`, this.ttlMs], (err, res) => {
-      if (err) {
-        this.pending = true;
-        s.requeue(this);
-        return;
-      }
-      this.remote = parseValue(res);
-    });
-  }
-  pull(b: Batch): void {
-    b.mget([this.rkey], (res) => {
-      this.remote = parseValue(res[0]);
-    });
-  }
-  reseed(s: RedisStore): void {
-    this.remote = undefined;
-    if (this.local) {
-      this.pending = true;
-      s.requeue(this);
-    }
-  }
-}
-
-function noop(): void {}
-
-// ------------------------------------------------------------------------------- the store
-
-export class RedisStore implements Store {
+export class RedisStore implements Store, MergeQueue {
   readonly prefix: string;
   readonly instanceId = randomBytes(8).toString('hex');
   private readonly client: Client;
@@ -629,7 +114,7 @@ export class RedisStore implements Store {
   private hot: Entry[] = [];
   private dirty: Entry[] = [];
   private fresh: Entry[] = [];
-  private orphans: Array<[CounterEntry | DistinctEntry, Cell | DCell]> = [];
+  private orphans: Array<[WindowEntry<Cell | DCell>, Cell | DCell]> = [];
   private flushing: Promise<void> | undefined = undefined;
   private pulling: Promise<void> | undefined = undefined;
   private flushTimer: NodeJS.Timeout | undefined = undefined;
@@ -715,7 +200,7 @@ export class RedisStore implements Store {
 
   incr(key: string, windowMs: number, now: number, by = 1): number {
     const e = this.counter(key, windowMs, now);
-    e.cur.pending += by;
+    e.add(by);
     this.markDirty(e);
     return e.estimate(now);
   }
@@ -737,18 +222,11 @@ export class RedisStore implements Store {
 
   mark(key: string, now: number, ttlMs: number): void {
     const e = this.markEntry(key);
-    const until = now + ttlMs;
-    if (until > e.local && until > e.remote) {
-      e.local = until;
-      e.ttlMs = ttlMs;
-      e.pending = true;
-      this.markDirty(e);
-    }
+    if (e.extend(now + ttlMs, ttlMs)) this.markDirty(e);
   }
 
   marked(key: string, now: number): boolean {
-    const e = this.markEntry(key);
-    return e.local > now || e.remote > now;
+    return this.markEntry(key).marked(now);
   }
 
   arrival(key: string, now: number): IntervalStats {
@@ -772,11 +250,7 @@ export class RedisStore implements Store {
       this.addFresh(e);
     }
     this.touch(e);
-    const cur = e.current();
-    const prev = cur && cur.expires > now ? cur.value : undefined;
-    e.local = new ValueSlot(value, now, now + ttlMs);
-    e.ttlMs = ttlMs;
-    e.pending = true;
+    const prev = e.swap(value, now, ttlMs);
     this.markDirty(e);
     return prev;
   }
@@ -816,10 +290,7 @@ export class RedisStore implements Store {
     }
     const orphans = this.orphans;
     this.orphans = [];
-    for (const [e, c] of orphans) {
-      if (c instanceof Cell) (e as CounterEntry).flushCell(c, b, this);
-      else (e as DistinctEntry).flushCell(c, b, this);
-    }
+    for (const [e, c] of orphans) e.flushCell(c, b, this);
     const fresh = this.fresh;
     this.fresh = [];
     for (const e of fresh) e.pull(b, this);
@@ -911,21 +382,21 @@ export class RedisStore implements Store {
     this.client.disconnect();
   }
 
-  // ----------------------------------------------------------------------------- internals
+  // ----------------------------------------------------------------------------- MergeQueue
 
-  /** Queues an entry whose write failed for the next flush. */
   requeue(e: Entry): void {
     this.markDirty(e);
   }
 
-  /** A bucket that rolled out locally with deltas still pending: flushed with the next batch. */
-  orphan(e: CounterEntry | DistinctEntry, c: Cell | DCell): void {
+  orphan(e: WindowEntry<Cell | DCell>, c: Cell | DCell): void {
     if (this.orphans.length >= this.maxDirty) {
       this.counts.dropped++;
       return;
     }
     this.orphans.push([e, c]);
   }
+
+  // ----------------------------------------------------------------------------- internals
 
   private ready(): boolean {
     return !this.closed && this.client.status === 'ready';
@@ -937,7 +408,7 @@ export class RedisStore implements Store {
       e = new CounterEntry(key, windowMs, now, this.prefix);
       this.counters.set(key, e);
       this.addFresh(e);
-      const ttl = 2 * windowMs + SLACK_MS;
+      const ttl = bucketTtlMs(windowMs);
       if (ttl * 2 > this.markerTtlMs) this.markerTtlMs = ttl * 2;
     } else {
       e.roll(now, this);
@@ -1004,54 +475,7 @@ export class RedisStore implements Store {
   private async exec(b: Batch): Promise<boolean> {
     b.seal();
     this.counts.commands += b.size;
-    const groups = new Map<string, number[]>();
-    const c = this.client;
-    if (c instanceof Cluster) {
-      // One pipeline per slot group (master and replicas), as ioredis requires; every command's
-      // keys are of one slot (hash tags), and its first key names that slot.
-      for (let i = 0; i < b.size; i++) {
-        const slot = keySlot(b.keys[i] ?? '');
-        const node = c.slots[slot]?.join(',') ?? '';
-        let g = groups.get(node);
-        if (!g) groups.set(node, (g = []));
-        g.push(i);
-      }
-    } else {
-      groups.set('', b.names.map((_, i) => i));
-    }
-    let failed = false;
-    let stale = false;
-    await Promise.all(
-      [...groups.values()].map(async (idx) => {
-        const pipe = c.pipeline() as Pipe;
-        for (const i of idx) {
-          const name = b.names[i] as string;
-          const fn = pipe[name];
-          if (typeof fn === 'function') fn.apply(pipe, b.args[i] ?? []);
-          else pipe.call(name, ...(b.args[i] ?? []));
-        }
-        let results: Array<[Error | null, unknown]> | null;
-        try {
-          results = await pipe.exec();
-        } catch (err) {
-          results = null;
-          failed = true;
-          const e = err instanceof Error ? err : new Error(String(err));
-          if (STALE_SLOTS.test(e.message)) stale = true;
-          for (const i of idx) b.handlers[i]?.(e, null);
-          return;
-        }
-        for (let j = 0; j < idx.length; j++) {
-          const r = results?.[j];
-          const err = r ? r[0] : new Error('no reply');
-          if (err) {
-            failed = true;
-            if (STALE_SLOTS.test(err.message)) stale = true;
-          }
-          b.handlers[idx[j] as number]?.(err, r ? r[1] : null);
-        }
-      }),
-    );
+    const { failed, stale } = await sendBatch(this.client, b);
     // The failed deltas are pending again for the next flush, which goes by the new slot map.
     if (stale) this.refreshSlots(true);
     return failed;

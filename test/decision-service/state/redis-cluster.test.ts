@@ -4,11 +4,12 @@
 // has a TTL, and a master killed mid-run costs no decision time while its replica takes over;
 // what was written before, during and after the failover is merged once the cluster is healthy.
 
+import calculateSlot from 'cluster-key-slot';
 import t from 'tap';
 import { Redis } from 'ioredis';
 import { VirtualClock } from '../../../decision-service/src/engine/clock.ts';
 import { hash32 } from '../../../decision-service/src/state/distinct.ts';
-import { arrivalKey, counterKey, distinctRegKey, distinctSetKey, instanceKey, keySlot, markKey, valueKey } from '../../../decision-service/src/state/redis-keys.ts';
+import { arrivalKey, counterKey, distinctRegKey, distinctSetKey, instanceKey, markKey, valueKey } from '../../../decision-service/src/state/redis-keys.ts';
 import { RedisStore, type RedisStoreOptions } from '../../../decision-service/src/state/redis-store.ts';
 import { startRedisCluster } from '../../../scripts/lib/redis-cluster.ts';
 import { campaignTests, engine, fillEveryKind, timedDecides } from './redis-fleet-harness.ts';
@@ -25,7 +26,7 @@ t.test('every Redis key of one store key is in one slot, the slot Redis computes
   const odd = ['', '}', '}x', '{', '{}', 'a{b}c', 'a}b', '\\', '\\}', 'ip:198.51.100.7', 'ident:Ünïcödé', 'x'.repeat(300)];
   for (const key of odd) {
     const all = [counterKey('verdict:', key, W, 7), counterKey('verdict:', key, W, 8), distinctSetKey('verdict:', key, W, 7), distinctRegKey('verdict:', key, W, 8), markKey('verdict:', key), arrivalKey('verdict:', key), valueKey('verdict:', key)];
-    t.same(new Set(all.map(keySlot)).size, 1, `store key ${JSON.stringify(key)}: one slot`);
+    t.same(new Set(all.map((k) => calculateSlot(k))).size, 1, `store key ${JSON.stringify(key)}: one slot`);
   }
   t.not(counterKey('p:', '', W, 1), counterKey('p:', '\\', W, 1), 'the escape keeps store keys apart');
   t.not(counterKey('p:', '}', W, 1), counterKey('p:', '\\}', W, 1));
@@ -33,7 +34,7 @@ t.test('every Redis key of one store key is in one slot, the slot Redis computes
   const r = new Redis({ host: '127.0.0.1', port: cluster.nodes[0]?.port ?? 0, maxRetriesPerRequest: 1 });
   t.teardown(() => r.disconnect());
   for (const k of [counterKey('verdict:', 'c:k', W, 1), distinctSetKey('verdict:', '}x', W, 2), instanceKey('verdict:', 'abc'), 'no-tag', '4']) {
-    t.equal(keySlot(k), Number(await r.call('cluster', 'keyslot', k)), `keySlot(${k}) = CLUSTER KEYSLOT`);
+    t.equal(calculateSlot(k), Number(await r.call('cluster', 'keyslot', k)), `calculateSlot(${k}) = CLUSTER KEYSLOT`);
   }
 });
 
@@ -139,7 +140,7 @@ t.test('a master killed mid-run: decisions keep coming within budget; after the 
   const ranges = await cluster.slots();
   const victim = ranges[0]?.port ?? 0;
   const masterOf = (key: string) => {
-    const s = keySlot(counterKey(prefix, key, LW, 0));
+    const s = calculateSlot(counterKey(prefix, key, LW, 0));
     return ranges.find((r) => r.from <= s && s <= r.to)?.port;
   };
   const onVictim: string[] = [];

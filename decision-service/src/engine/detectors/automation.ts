@@ -3,6 +3,7 @@
 // integrations are regular by design.
 
 import { observeOnly, signal, type DetectorFactory } from '../signal.ts';
+import { automationKeys as K } from '../state-keys.ts';
 
 const REMEMBER_MS = 30 * 60_000;
 
@@ -18,8 +19,8 @@ export const automation: DetectorFactory = ({ policy, store }) => {
       // Per client, and per fingerprint across addresses (a poller rotating a few IPs): people
       // sharing a browser build arrive as a Poisson stream, never machine-regular.
       const n = Math.min(8, cfg.min_requests);
-      const t = store.arrival(`au:t:${key}`, f.now);
-      const g = store.arrival(`au:tf:${f.fingerprint}`, f.now);
+      const t = store.arrival(K.clientArrivals(key), f.now);
+      const g = store.arrival(K.fingerprintArrivals(f.fingerprint), f.now);
       const clientRegular = t.n >= n && t.cv < cfg.regular_cv;
       const toolRegular = g.n >= n && g.cv < cfg.regular_cv;
       // Once seen, remembered: requests enforced from the gateway cache never reach the rings,
@@ -28,11 +29,11 @@ export const automation: DetectorFactory = ({ policy, store }) => {
       // address of a rotating poller is marked as it polls): a fingerprint is a browser build
       // that thousands of people share, and a mark on it let ten regular requests with a popular
       // build's headers challenge everyone on that build for half an hour (issue 11).
-      if (clientRegular || toolRegular) store.mark(`au:bot:c:${key}`, f.now, REMEMBER_MS);
-      if (clientRegular || toolRegular || store.marked(`au:bot:c:${key}`, f.now)) {
+      if (clientRegular || toolRegular) store.mark(K.regularClient(key), f.now, REMEMBER_MS);
+      if (clientRegular || toolRegular || store.marked(K.regularClient(key), f.now)) {
         out.push(signal('bot.regular_timing', cfg.regular_score, monitor, cfg.cache));
       }
-      const r = store.incr(`au:r:${key}`, W, f.now);
+      const r = store.incr(K.requests(key), W, f.now);
       if (r > cfg.scraping_per_key) out.push(signal('bot.scraping_volume', cfg.scraping_score * Math.min(1, r / (2 * cfg.scraping_per_key)), monitor));
       if (f.automationClient && r > 20) out.push(signal('bot.automation_client', 30, monitor));
     },

@@ -5,14 +5,15 @@
 
 import { hash32 } from '../../state/distinct.ts';
 import { observeOnly, ramp, signal, type DetectorFactory, type OutcomeContext, type RequestFeatures } from '../signal.ts';
+import { promoAbuseKeys as K, subject, type Subject } from '../state-keys.ts';
 
 const PRECURSOR_TTL = 30 * 60_000;
 
 function precursorKeys(f: RequestFeatures): string[] {
-  const k = [`pre:c:${f.client}`];
-  if (f.session) k.push(`pre:s:${f.session}`);
-  if (f.principal) k.push(`pre:p:${f.principal}`);
-  if (f.device) k.push(`pre:d:${f.device}`);
+  const k = [K.precursorClient(f.client)];
+  if (f.session) k.push(K.precursorSession(f.session));
+  if (f.principal) k.push(K.precursorPrincipal(f.principal));
+  if (f.device) k.push(K.precursorDevice(f.device));
   return k;
 }
 
@@ -20,8 +21,8 @@ const FRESH_TTL = 30 * 60_000;
 
 /** Where a just-created account shows up next: the same client or device. */
 function freshKeys(f: OutcomeContext): string[] {
-  const k = [`new:c:${f.client}`];
-  if (f.device) k.push(`new:d:${f.device}`);
+  const k = [K.freshAccountClient(f.client)];
+  if (f.device) k.push(K.freshAccountDevice(f.device));
   return k;
 }
 
@@ -44,16 +45,16 @@ export const promoAbuse: DetectorFactory = ({ policy, store }) => {
       let bestCode = '';
       // Per device and account; not per address, not even address + browser: a managed office
       // puts hundreds of honest participants with identical browsers behind one IP.
-      const claimKeys: Array<[string, string, number]> = [];
-      if (f.device) claimKeys.push([`dev:${f.device}`, 'device', 1]);
-      if (f.principal) claimKeys.push([`pr:${f.principal}`, 'account', 1]);
+      const claimKeys: Array<[Subject, string, number]> = [];
+      if (f.device) claimKeys.push([subject.device(f.device), 'device', 1]);
+      if (f.principal) claimKeys.push([subject.principal(f.principal), 'account', 1]);
       for (const [key, name, mult] of claimKeys) {
-        const n = store.incr(`pr:c:${key}`, W, now);
+        const n = store.incr(K.claims(key), W, now);
         const s = ramp(n, cfg.claims_per_key * mult + 0.5, cfg.claims_per_key_max * mult);
         if (s > best) { best = s; bestCode = `promo.claims.${name}`; }
       }
       if (f.device && f.principal) {
-        const s = ramp(store.addDistinct(`pr:acct:${f.device}`, hash32(f.principal), W, now), cfg.accounts_per_device + 0.5, cfg.accounts_per_device_max);
+        const s = ramp(store.addDistinct(K.accountsPerDevice(f.device), hash32(f.principal), W, now), cfg.accounts_per_device + 0.5, cfg.accounts_per_device_max);
         if (s > best) { best = s; bestCode = 'promo.accounts_per_device'; }
       }
       if (best > 0) out.push(signal(bestCode, cfg.score * best, monitor));
@@ -61,7 +62,7 @@ export const promoAbuse: DetectorFactory = ({ policy, store }) => {
       if (!precursorKeys(f).some((k) => store.marked(k, now))) out.push(signal('promo.no_precursor', cfg.no_precursor_score, monitor));
       if (f.automationClient) out.push(signal('promo.automation_client', cfg.automation_score, monitor));
       else if (f.browserMismatch) out.push(signal('promo.header_mismatch', cfg.mismatch_score, monitor));
-      const t = store.arrival(`pr:t:${f.fingerprint}`, now);
+      const t = store.arrival(K.claimArrivals(f.fingerprint), now);
       if (t.n >= 4 && t.cv < 0.15) out.push(signal('promo.regular_timing', cfg.regular_timing_score, monitor));
     },
     observes: ['identity'],

@@ -4,6 +4,7 @@
 // it has probed `cache_after` times in ten minutes — a scanner, not someone who tried one URL.
 
 import { observeOnly, signal, type DetectorFactory } from '../signal.ts';
+import { sensitivePathKeys as K } from '../state-keys.ts';
 
 const WINDOW_MS = 600_000;
 
@@ -15,7 +16,7 @@ export const sensitivePath: DetectorFactory = ({ policy, store }) => {
     inspect(f, out) {
       if (!cfg.enabled) return;
       if (re.test(f.req.path) || (f.req.query.length > 0 && re.test(f.req.query))) {
-        const probes = cfg.cache ? store.incr(`sp:${f.ip}`, WINDOW_MS, f.now) : 0;
+        const probes = cfg.cache ? store.incr(K.probes(f.ip), WINDOW_MS, f.now) : 0;
         out.push(signal('probe.sensitive_path', cfg.score, observeOnly(cfg, f), probes >= cfg.cache_after ? cfg.cache : undefined));
       }
     },

@@ -5,14 +5,15 @@
 
 import { hash32 } from '../../state/distinct.ts';
 import { observeOnly, ramp, signal, type DetectorFactory, type OutcomeContext } from '../signal.ts';
+import { subject, traversalKeys as K, type Subject } from '../state-keys.ts';
 
 // Keyed on who is authenticated, not where from: object routes need credentials, and behind
 // carrier NAT one IP (even one IP + browser) carries thousands of honest users.
-function keys(f: OutcomeContext, apiKeyMultiplier: number): Array<[string, string, number]> {
-  const k: Array<[string, string, number]> = [];
-  if (f.principal) k.push([`pr:${f.principal}`, 'principal', f.apiKey ? apiKeyMultiplier : 1]);
-  if (f.session) k.push([`ses:${f.session}`, 'session', 1]);
-  if (f.device) k.push([`dev:${f.device}`, 'device', 1]);
+function keys(f: OutcomeContext, apiKeyMultiplier: number): Array<[Subject, string, number]> {
+  const k: Array<[Subject, string, number]> = [];
+  if (f.principal) k.push([subject.principal(f.principal), 'principal', f.apiKey ? apiKeyMultiplier : 1]);
+  if (f.session) k.push([subject.session(f.session), 'session', 1]);
+  if (f.device) k.push([subject.device(f.device), 'device', 1]);
   return k;
 }
 
@@ -28,17 +29,17 @@ export const traversal: DetectorFactory = ({ policy, store }) => {
       let best = 0;
       let bestCode = '';
       for (const [key, name, mult] of keys(f, cfg.api_key_multiplier)) {
-        const s1 = ramp(store.addDistinct(`tv:o:${key}`, member, W, now), cfg.objects_per_key * mult, cfg.objects_per_key_max * mult);
+        const s1 = ramp(store.addDistinct(K.objects(key), member, W, now), cfg.objects_per_key * mult, cfg.objects_per_key_max * mult);
         if (s1 > best) { best = s1; bestCode = `bola.object_fanout.${name}`; }
         if (f.objectNumber >= 0) {
-          const prev = store.swap(`tv:last:${key}:${f.route.name}`, f.objectNumber, now, W);
+          const prev = store.swap(K.lastObject(key, f.route.name), f.objectNumber, now, W);
           const step = prev === undefined ? 0 : Math.abs(f.objectNumber - prev);
-          const run = step > 0 && step <= 2 ? (store.swap(`tv:run:${key}`, 0, now, W) ?? 0) + 1 : 0;
-          store.swap(`tv:run:${key}`, run, now, W);
+          const run = step > 0 && step <= 2 ? (store.swap(K.sequentialRun(key), 0, now, W) ?? 0) + 1 : 0;
+          store.swap(K.sequentialRun(key), run, now, W);
           const s2 = ramp(run, cfg.sequential_run * mult, cfg.sequential_run_max * mult);
           if (s2 > best) { best = s2; bestCode = `bola.sequential_walk.${name}`; }
         }
-        const s3 = ramp(store.count(`tv:nf:${key}`, W, now), cfg.not_found_per_key * mult, cfg.not_found_per_key_max * mult);
+        const s3 = ramp(store.count(K.notFound(key), W, now), cfg.not_found_per_key * mult, cfg.not_found_per_key_max * mult);
         if (s3 > best) { best = s3; bestCode = `bola.not_found.${name}`; }
       }
       if (best > 0) out.push(signal(bestCode, cfg.score * best, observeOnly(cfg, f), cfg.cache));
@@ -47,7 +48,7 @@ export const traversal: DetectorFactory = ({ policy, store }) => {
     observe(o, f) {
       if (!cfg.enabled || !f || f.routeClass !== 'object') return;
       if (o.status !== 404 && o.status !== 403) return;
-      for (const [key] of keys(f, cfg.api_key_multiplier)) store.incr(`tv:nf:${key}`, W, f.now);
+      for (const [key] of keys(f, cfg.api_key_multiplier)) store.incr(K.notFound(key), W, f.now);
     },
   };
 };
