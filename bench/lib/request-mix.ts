@@ -4,14 +4,15 @@
 // (seeded), so every case and every round sends exactly the same requests.
 //
 // The same requests come out two ways: as HTTP requests for wrk in front of nginx, and as
-// DecideRequests (what the gateway would send) for loading the decision service alone.
+// DecideRequests (what the gateway would send: the reference builder behind the demo locations)
+// for loading the decision service alone.
 import type { WrkRequest } from './wrk.ts';
 import { mulberry32 } from '../../scripts/demo-shop/users.ts';
-import { hmacSha1 } from '../traffic/to-request.ts';
+import { buildDecideRequest } from '../../decision-service/src/gateway/request-builder.ts';
+import type { DecideRequest } from '../../decision-service/src/wire/schema.ts';
+import { DEMO_LOCATIONS, gatewayOptions, locationFor } from '../traffic/to-request.ts';
 
 export const BENCH_HOST = 'shop.example';
-const HMAC_KEY = 'verdict-test-hmac-key-0123456789';
-
 
 interface ClientKind {
   name: string;
@@ -92,39 +93,41 @@ function makeUsers(rand: () => number, n: number): User[] {
   return users;
 }
 
-/** One request of the mix with what the gateway would know about it. */
+/** One request of the mix: the HTTP request and the client address nginx takes from X-Forwarded-For. */
 export interface MixRequest {
   http: WrkRequest;
   clientIp: string;
-  routeTag: string;
-  identifier: string;
-  password: string;
-  sid: string;
-  token: string;
-  device: string;
-  browser: boolean;
 }
 
-type RouteGen = (u: User, rand: () => number) => Omit<MixRequest, 'clientIp' | 'sid' | 'device' | 'browser' | 'http'> & { method: string; path: string; body?: string; auth: boolean };
+interface Route {
+  method: string;
+  path: string;
+  query?: string;
+  body?: string;
+  /** sends the user's bearer token */
+  auth: boolean;
+}
+
+type RouteGen = (u: User, rand: () => number) => Route;
 
 // weights: static 35%, pages 15%, object APIs 27%, promo 13%, identity 7%, other 3%
 const ROUTES: ReadonlyArray<[number, RouteGen]> = [
-  [30, (_u, r) => ({ method: 'GET', path: ['/static/app.js', '/static/app.css', '/static/logo.svg', '/static/vendor.js'][Math.floor(r() * 4)] ?? '/static/app.js', auth: false, routeTag: '', identifier: '', password: '', token: '' })],
-  [5, () => ({ method: 'GET', path: '/favicon.ico', auth: false, routeTag: '', identifier: '', password: '', token: '' })],
-  [10, () => ({ method: 'GET', path: '/', auth: false, routeTag: '', identifier: '', password: '', token: '' })],
-  [5, () => ({ method: 'GET', path: '/promo', auth: false, routeTag: '', identifier: '', password: '', token: '' })],
-  [15, (u) => ({ method: 'GET', path: `/api/users/${u.id}/profile`, auth: true, routeTag: '', identifier: '', password: '', token: u.token })],
-  [12, (u, r) => ({ method: 'GET', path: `/api/orders/${u.id * 10 + Math.floor(r() * 10)}`, auth: true, routeTag: '', identifier: '', password: '', token: u.token })],
-  [8, () => ({ method: 'GET', path: '/api/promo/info', auth: false, routeTag: 'promo', identifier: '', password: '', token: '' })],
-  [3, (u) => ({ method: 'POST', path: '/api/promo/claim', body: '{"campaign":"spring"}', auth: true, routeTag: 'promo', identifier: '', password: '', token: u.token })],
-  [2, () => ({ method: 'GET', path: '/api/promo/stats', auth: false, routeTag: 'promo', identifier: '', password: '', token: '' })],
+  [30, (_u, r) => ({ method: 'GET', path: ['/static/app.js', '/static/app.css', '/static/logo.svg', '/static/vendor.js'][Math.floor(r() * 4)] ?? '/static/app.js', auth: false })],
+  [5, () => ({ method: 'GET', path: '/favicon.ico', auth: false })],
+  [10, () => ({ method: 'GET', path: '/', auth: false })],
+  [5, () => ({ method: 'GET', path: '/promo', auth: false })],
+  [15, (u) => ({ method: 'GET', path: `/api/users/${u.id}/profile`, auth: true })],
+  [12, (u, r) => ({ method: 'GET', path: `/api/orders/${u.id * 10 + Math.floor(r() * 10)}`, auth: true })],
+  [8, () => ({ method: 'GET', path: '/api/promo/info', auth: false })],
+  [3, () => ({ method: 'POST', path: '/api/promo/claim', body: '{"campaign":"spring"}', auth: true })],
+  [2, () => ({ method: 'GET', path: '/api/promo/stats', auth: false })],
   [5, (u, r) => {
     const id = r() < 0.5 ? u.phone : u.email;
     const pw = `pw-${u.id}-${r() < 0.9 ? 'right' : 'typo'}`;
-    return { method: 'POST', path: '/api/auth/login', body: JSON.stringify({ username: id, password: pw }), auth: false, routeTag: 'auth', identifier: id, password: pw, token: '' };
+    return { method: 'POST', path: '/api/auth/login', body: JSON.stringify({ username: id, password: pw }), auth: false };
   }],
-  [2, (u) => ({ method: 'POST', path: '/api/sms/send', body: JSON.stringify({ phone: u.phone }), auth: false, routeTag: 'sms', identifier: u.phone, password: '', token: '' })],
-  [3, (u, r) => ({ method: 'GET', path: '/api/products', auth: true, routeTag: '', identifier: '', password: '', token: u.token, query: `page=${1 + Math.floor(r() * 20)}` })],
+  [2, (u) => ({ method: 'POST', path: '/api/sms/send', body: JSON.stringify({ phone: u.phone }), auth: false })],
+  [3, (_u, r) => ({ method: 'GET', path: '/api/products', auth: true, query: `page=${1 + Math.floor(r() * 20)}` })],
 ];
 
 /** `count` requests from `users` users, deterministic for a seed. */
@@ -141,7 +144,7 @@ export function requestMix(count = 2000, seed = 42, users = 3000): MixRequest[] 
       if (pick < w) { gen = g; break; }
       pick -= w;
     }
-    const r = gen(u, rand) as ReturnType<RouteGen> & { query?: string };
+    const r = gen(u, rand);
     // wrk.format adds Host and Content-Length only when these exact keys are absent
     const headers: Record<string, string> = { Host: BENCH_HOST, ...u.client.headers, 'x-forwarded-for': u.ip };
     if (u.client.browser) headers.cookie = `sid=${u.sid}; theme=dark`;
@@ -151,53 +154,38 @@ export function requestMix(count = 2000, seed = 42, users = 3000): MixRequest[] 
     out.push({
       http: { method: r.method, path: r.query ? `${r.path}?${r.query}` : r.path, headers, ...(r.body !== undefined ? { body: r.body } : {}) },
       clientIp: u.ip,
-      routeTag: r.routeTag,
-      identifier: r.identifier,
-      password: r.password,
-      sid: u.client.browser ? u.sid : '',
-      token: r.auth ? u.token : '',
-      device: u.client.browser ? '' : u.device,
-      browser: u.client.browser,
     });
   }
   return out;
 }
 
-const hmac = (v: string) => (v ? hmacSha1(HMAC_KEY, v) : undefined);
+// every request decided inline (the service alone has no locations to skip or defer), no
+// deadline (the same encoded bodies are sent again and again)
+const GATEWAY = gatewayOptions({ gatewayId: 'bench/1' });
 
-/** The DecideRequest (proto field names) the Lua gateway would send for a mix request. */
-export function toDecideRequest(m: MixRequest, i: number): Record<string, unknown> {
-  const h = m.http.headers;
-  const q = m.http.path.indexOf('?');
-  const names = Object.keys(h).filter((k) => k !== 'x-forwarded-for').map((k) => k.toLowerCase());
-  return {
-    request_id: `bench-${i.toString(16).padStart(8, '0')}`,
-    client_ip: m.clientIp,
-    method: m.http.method,
+/**
+ * The DecideRequest the Lua gateway would send for a mix request, with the settings of the demo
+ * location it falls into. The headers are taken in the order written here, Content-Length last
+ * (wrk.format adds it; the order wrk really sends is that of a Lua table).
+ */
+export function toDecideRequest(m: MixRequest, i: number): DecideRequest {
+  const { method, path: target, headers, body } = m.http;
+  const q = target.indexOf('?');
+  const path = q < 0 ? target : target.slice(0, q);
+  const loc = locationFor(path, DEMO_LOCATIONS);
+  const raw: Array<[string, string]> = Object.entries(headers);
+  if (body !== undefined) raw.push(['Content-Length', String(Buffer.byteLength(body))]);
+  return buildDecideRequest({
+    requestId: `bench-${i.toString(16).padStart(8, '0')}`,
+    tsMs: 0,
+    clientIp: m.clientIp,
+    method,
     host: BENCH_HOST,
-    path: q < 0 ? m.http.path : m.http.path.slice(0, q),
-    query: q < 0 ? '' : m.http.path.slice(q + 1),
-    route_tag: m.routeTag,
-    http_version: '1.1',
-    user_agent: h['user-agent'] ?? '',
-    accept: h.accept ?? '',
-    accept_language: h['accept-language'] ?? '',
-    accept_encoding: h['accept-encoding'] ?? '',
-    content_type: h['content-type'] ?? '',
-    sec_fetch_site: h['sec-fetch-site'] ?? '',
-    sec_fetch_mode: h['sec-fetch-mode'] ?? '',
-    sec_fetch_dest: h['sec-fetch-dest'] ?? '',
-    sec_ch_ua: h['sec-ch-ua'] ?? '',
-    header_names: names,
-    cookie_names: m.sid ? ['sid', 'theme'] : [],
-    has_authorization: m.token !== '',
-    auth_scheme: m.token ? 'bearer' : '',
-    session_hash: hmac(m.sid),
-    token_hash: hmac(m.token),
-    device_hash: hmac(m.device),
-    identifier: m.identifier,
-    password_hash: hmac(m.password),
-    mode: 0,
-    gateway_id: 'bench/1',
-  };
+    path,
+    query: q < 0 ? '' : target.slice(q + 1),
+    httpVersion: '1.1',
+    headers: raw,
+    body,
+    gatewayId: GATEWAY.gatewayId,
+  }, { ...GATEWAY, mode: 'inline', routeTag: loc?.routeTag ?? '', identityFields: loc?.identityFields ?? [] });
 }

@@ -9,11 +9,11 @@ import { loadPolicyFile, type CompiledPolicy } from './config/policy.ts';
 import { systemClock, type Clock } from './engine/clock.ts';
 import { Engine } from './engine/engine.ts';
 import { ConfigError, VerdictError } from './errors.ts';
-import { addStoreStats, createMetrics } from './http/metrics.ts';
 import { registerAuthRequest } from './http/auth-request.ts';
-import { Handlers } from './http/handlers.ts';
 import { registerRoutes } from './http/routes.ts';
 import { warmUp } from './http/warm-up.ts';
+import { DecisionService } from './service/decision-service.ts';
+import { addStoreStats, createMetrics } from './service/metrics.ts';
 import { createFrameServer } from './wire/frame-server.ts';
 import { CapEntry, ConnectionCap, type EvictReason } from './wire/connection-cap.ts';
 import { GatewayGuard } from './auth/guard.ts';
@@ -37,7 +37,7 @@ export interface VerdictApp {
   readonly app: FastifyInstance;
   readonly engine: Engine;
   readonly logger: Logger;
-  /** The framed-transport server (not listening yet): same handlers, no HTTP. */
+  /** The framed-transport server (not listening yet): the same service, no HTTP. */
   readonly frameServer: Server;
   /** Re-reads the policy file; a broken policy is rejected and the old one stays. */
   reloadPolicy(): { ok: true; version: string } | { ok: false; error: string };
@@ -112,7 +112,8 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
     if (entry) httpCap.touch(entry);
   });
 
-  const handlers = new Handlers(() => engine, metrics, { clock: deps.clock ?? systemClock, clockSkewMs: config.clockSkewMs });
+  // the one service HTTP, frames and GET /v1/auth call
+  const service = new DecisionService({ engine: () => engine, metrics, logger, clock: deps.clock ?? systemClock, clockSkewMs: config.clockSkewMs });
   const limitBytes = memoryLimitBytes(config.memoryLimitMb);
   metrics?.memoryLimit.set(limitBytes);
   if (!redisStore && !deps.store && storeBytes(config.storeMaxKeys) > 0.7 * limitBytes) {
@@ -122,7 +123,7 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
   // a throwaway warm-up instance (processMetrics off) needs no guard of its own
   const memoryGuard = deps.processMetrics === false ? undefined : new MemoryGuard({
     limitBytes,
-    targets: { store, engine, handlers },
+    targets: { store, engine, lateVerdicts: service },
     onShed: (e) => {
       metrics?.memorySheds.inc({ reason: e.reason });
       logger.warn({ reason: e.reason, rss_mb: Math.round(e.rssBytes / 2 ** 20), limit_mb: Math.round(e.limitBytes / 2 ** 20), heap_mb: Math.round(e.heapBytes / 2 ** 20), dropped: e.dropped },
@@ -136,10 +137,10 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
     metrics,
     store,
     guard,
-    handlers,
+    service,
     limits: { decideBytes: config.decideBodyLimit, outcomesBytes: config.outcomesBodyLimit, maxOutcomes: config.maxOutcomesPerBatch },
   });
-  registerAuthRequest(app, () => engine, config.identifierKey, metrics, guard);
+  registerAuthRequest(app, service, config.identifierKey, guard, logger);
 
   let watcher: FSWatcher | undefined;
   let current = policy.version;
@@ -191,10 +192,9 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
   });
 
   const frameServer = createFrameServer({
-    handlers,
+    service,
     guard,
     metrics,
-    logger,
     limits: {
       decideBytes: config.decideBodyLimit,
       outcomesBytes: config.outcomesBodyLimit,

@@ -1,7 +1,8 @@
 import t from 'tap';
 import { decideRequestSchema } from '../../decision-service/src/wire/schema.ts';
 import { gatewayKeys, gatewaySubnet, GatewayCache } from '../../bench/traffic/gateway-cache.ts';
-import { gatewayOptions, hmacSha1, locationFor, DEMO_LOCATIONS, toDecideRequest } from '../../bench/traffic/to-request.ts';
+import { keyedHash as hmacSha1 } from '../../decision-service/src/gateway/keyed-hash.ts';
+import { gatewayOptions, locationFor, DEMO_LOCATIONS, toDecideRequest } from '../../bench/traffic/to-request.ts';
 import type { TrafficLine } from '../../bench/traffic/format.ts';
 
 const opts = gatewayOptions({ hmacKey: 'k'.repeat(20) });
@@ -90,4 +91,16 @@ t.test('gateway cache: keys as in CONTRACT.md, most severe wins, TTL on virtual 
   t.equal(c.lookup(req, 5_000)?.action, 'BLOCK');
   t.equal(c.lookup(req, 10_000)?.action, 'CHALLENGE', 'the ip block expired, the subnet challenge lives');
   t.equal(c.lookup(req, 60_000), undefined);
+});
+
+t.test('the mapping is the reference builder\'s: the body as a client sends it, Lua\'s rules for repeats', async (t) => {
+  const form = toDecideRequest({ ...base, method: 'POST', path: '/api/auth/login', headers: [['content-type', 'application/x-www-form-urlencoded']], body: { username: 'a b+c', password: 'p&q' } }, 'r', opts).req;
+  t.equal(form.identifier, 'a b+c', 'urlencoded and decoded back as ngx.decode_args does');
+  t.same(form.password_hash, hmacSha1('k'.repeat(20), 'p&q'));
+  const devices = toDecideRequest({ ...base, headers: [['x-device-id', 'D1'], ['x-device-id', 'D2'], ['user-agent', ' UA ']] }, 'r', opts).req;
+  t.same(devices.device_hash, hmacSha1('k'.repeat(20), 'D1'), 'the first device id counts');
+  t.equal(devices.user_agent, 'UA', 'values trimmed as nginx hands them to Lua');
+  const async = toDecideRequest({ ...base, path: '/about' }, 'r', opts);
+  t.equal(async.req.mode, 'ASYNC');
+  t.equal(async.req.budget_ms, 0);
 });

@@ -14,9 +14,9 @@ import {
   type DecideResponse,
   type Encoding,
 } from '../wire/codec.ts';
-import { toWire, type Handlers } from './handlers.ts';
+import { toWire, type DecisionService } from '../service/decision-service.ts';
+import type { ServiceMetrics } from '../service/metrics.ts';
 import { rawBody, readBody, registerJsonParser } from './json-body.ts';
-import type { ServiceMetrics } from './metrics.ts';
 import type { Store } from '../state/store.ts';
 import type { GatewayGuard } from '../auth/guard.ts';
 
@@ -42,7 +42,7 @@ export interface RouteDeps {
   readonly metrics: ServiceMetrics | undefined;
   readonly store: Store;
   readonly guard: GatewayGuard;
-  readonly handlers: Handlers;
+  readonly service: DecisionService;
   readonly limits: RouteLimits;
 }
 
@@ -58,39 +58,32 @@ export interface RouteLimits {
 const DEADLINE_BODY = new VerdictError('DEADLINE').toJSON();
 
 export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
-  const { metrics, limits } = deps;
+  const { metrics, limits, service, guard } = deps;
 
   registerJsonParser(app);
   app.addContentTypeParser([PROTOBUF, 'application/protobuf', 'application/octet-stream'], (req, payload, done) => readBody(req, payload, done));
 
+  // The service's error path for every route (GET /v1/auth included); fastify's own errors are
+  // put in the catalogue first.
   app.setErrorHandler((err, req, reply) => {
     const endpoint = req.routeOptions.url ?? 'unknown';
-    if (err instanceof VerdictError) {
-      metrics?.badRequests.inc({ endpoint, code: err.code });
-      return reply.code(err.status).send(err.toJSON());
-    }
-    const e = err as { statusCode?: number; code?: string; message?: string };
-    if (e.statusCode === 413) {
+    const status = err instanceof VerdictError ? 0 : (err as { statusCode?: number }).statusCode ?? 0;
+    if (status === 413) {
       const tooLarge = endpoint === '/v1/outcomes'
         ? new VerdictError('BODY_TOO_LARGE', `over ${limits.outcomesBytes} bytes (VERDICT_OUTCOMES_BODY_LIMIT)`)
         : new VerdictError('BODY_TOO_LARGE', `over ${limits.decideBytes} bytes (VERDICT_DECIDE_BODY_LIMIT)`);
-      metrics?.badRequests.inc({ endpoint, code: tooLarge.code });
+      service.failure(tooLarge, endpoint);
       // Close rather than read and discard the rest of a body we refused (megabytes, from a
       // client that is hostile or misconfigured).
       return reply.code(413).header('connection', 'close').send(tooLarge.toJSON());
     }
-    if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
-      const code = e.statusCode === 415 ? 'BAD_CONTENT_TYPE' : 'BAD_BODY';
-      metrics?.badRequests.inc({ endpoint, code });
-      return reply.code(e.statusCode).send({ error: { code, message: e.message ?? 'bad request' } });
-    }
-    req.log.error({ err }, 'unhandled error');
-    return reply.code(500).send(new VerdictError('INTERNAL').toJSON());
+    const e = service.failure(status >= 400 && status < 500
+      ? new VerdictError(status === 415 ? 'BAD_CONTENT_TYPE' : 'BAD_BODY', (err as Error).message)
+      : err, endpoint);
+    return reply.code(e.status).send(e.toJSON());
   });
 
   app.setNotFoundHandler((_req, reply) => reply.code(404).send(new VerdictError('NOT_FOUND').toJSON()));
-
-  const { handlers, guard } = deps;
 
   // Gateways prove the secret on every decide/outcome call (unless exempt: loopback without a
   // secret, or with VERDICT_AUTH_EXEMPT_LOOPBACK): a signature over the exact body bytes.
@@ -109,8 +102,8 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
     const encoding = requestEncoding(req);
     const input = decodeDecideRequest(req.body, encoding);
     // Not an error of the client's making: answered directly, counted as expired, not bad.
-    if (handlers.expired(input, req.socket.remoteAddress ?? '', 'http')) return reply.code(504).send(DEADLINE_BODY);
-    const d = handlers.decide(input);
+    if (service.expired(input, req.socket.remoteAddress ?? '', 'http')) return reply.code(504).send(DEADLINE_BODY);
+    const d = service.decide(input);
     const out = responseEncoding(req, encoding);
     let payload: Buffer | DecideResponse;
     if (out === 'protobuf') {
@@ -120,13 +113,13 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
     } else {
       payload = toWire(d);
     }
-    handlers.observeDecide(encoding, started);
+    service.observeDecide(encoding, started);
     return reply.send(payload);
   });
 
   app.post('/v1/outcomes', { bodyLimit: limits.outcomesBytes, preHandler: gatewayOnly }, async (req: FastifyRequest, reply: FastifyReply) => {
     const encoding = requestEncoding(req);
-    const ack = await handlers.outcomes(openOutcomeBatch(req.body, encoding, limits.maxOutcomes));
+    const ack = await service.outcomes(openOutcomeBatch(req.body, encoding, limits.maxOutcomes));
     if (responseEncoding(req, encoding) === 'protobuf') {
       const bytes = encodeOutcomeAck(ack);
       reply.header('content-type', PROTOBUF);

@@ -29,10 +29,9 @@
 // held by anyone cannot lock a gateway out.
 
 import { createServer, type Server, type Socket } from 'node:net';
-import type { Logger } from 'pino';
 import { VerdictError } from '../errors.ts';
-import type { Handlers } from '../http/handlers.ts';
-import type { ServiceMetrics } from '../http/metrics.ts';
+import type { DecisionService } from '../service/decision-service.ts';
+import type { ServiceMetrics } from '../service/metrics.ts';
 import type { GatewayGuard } from '../auth/guard.ts';
 import { newChallenge } from '../auth/gateway-auth.ts';
 import { decodeDecideRequest, encodeDecideResponse, encodeOutcomeAck, openOutcomeBatch, type PendingOutcomeBatch } from './codec.ts';
@@ -83,9 +82,8 @@ export const DEFAULT_FRAME_LIMITS: FrameLimits = Object.freeze({
 });
 
 export interface FrameServerOptions {
-  readonly handlers: Handlers;
+  readonly service: DecisionService;
   readonly metrics: ServiceMetrics | undefined;
-  readonly logger: Logger;
   readonly limits?: Partial<FrameLimits>;
   /** Who must prove the gateway secret; absent = nobody (tests of the transport alone). */
   readonly guard?: GatewayGuard;
@@ -105,9 +103,8 @@ class FrameContext {
   readonly cap: ConnectionCap;
 
   constructor(
-    readonly handlers: Handlers,
+    readonly service: DecisionService,
     readonly metrics: ServiceMetrics | undefined,
-    readonly logger: Logger,
     readonly limits: FrameLimits,
     readonly guard: GatewayGuard | undefined,
     readonly onEvict: ((reason: EvictReason) => void) | undefined,
@@ -117,9 +114,7 @@ class FrameContext {
   }
 
   errorFrame(err: unknown): Buffer {
-    const e = err instanceof VerdictError ? err : new VerdictError('INTERNAL');
-    if (!(err instanceof VerdictError)) this.logger.error({ err }, 'frame handler failed');
-    this.metrics?.badRequests.inc({ endpoint: 'frame', code: e.code });
+    const e = this.service.failure(err, 'frame');
     return frame(FRAME.ERROR, Buffer.from(`${e.code}: ${e.message}`));
   }
 }
@@ -163,7 +158,7 @@ class FrameConnection {
     private readonly socket: Socket,
     private readonly ctx: FrameContext,
   ) {
-    // Unix-socket peers have no address: they share this host's clock (see Handlers.expired).
+    // Unix-socket peers have no address: they share this host's clock (see DecisionService.expired).
     this.peer = socket.remoteAddress ?? '';
     this.challenge = newChallenge();
     this.authed = !ctx.guard || !ctx.guard.required(this.peer);
@@ -327,7 +322,7 @@ class FrameConnection {
   }
 
   private dispatch(type: number, body: Buffer): void {
-    const { handlers, guard } = this.ctx;
+    const { service, guard } = this.ctx;
     if (type === FRAME.HELLO) {
       if (!guard || this.authed) return; // nothing to prove, or proved already
       const r = guard.hello(this.challenge, body);
@@ -350,12 +345,12 @@ class FrameConnection {
         const started = performance.now();
         try {
           const req = decodeDecideRequest(body, 'protobuf');
-          if (handlers.expired(req, this.peer, 'frame')) {
+          if (service.expired(req, this.peer, 'frame')) {
             this.answers.push(DEADLINE);
             return;
           }
-          const out = frame(FRAME.VERDICT, encodeDecideResponse(handlers.decide(req)));
-          handlers.observeDecide('frame', started);
+          const out = frame(FRAME.VERDICT, encodeDecideResponse(service.decide(req)));
+          service.observeDecide('frame', started);
           this.answers.push(out);
         } catch (err) {
           this.answers.push(this.ctx.errorFrame(err));
@@ -389,9 +384,9 @@ class FrameConnection {
     const slot = this.answers.length;
     this.answers.push(null);
     this.heldBytes += bytes;
-    const { handlers } = this.ctx;
+    const { service } = this.ctx;
     this.outcomesChain = this.outcomesChain
-      .then(() => (this.closed ? undefined : handlers.outcomes(batch)))
+      .then(() => (this.closed ? undefined : service.outcomes(batch)))
       .then(
         (ack) => this.fill(slot, bytes, ack ? frame(FRAME.ACK, encodeOutcomeAck(ack)) : EMPTY),
         (err: unknown) => this.fill(slot, bytes, this.ctx.errorFrame(err)),
@@ -459,7 +454,7 @@ class FrameConnection {
 
 export function createFrameServer(opts: FrameServerOptions): Server {
   const limits: FrameLimits = Object.freeze({ ...DEFAULT_FRAME_LIMITS, ...opts.limits });
-  const ctx = new FrameContext(opts.handlers, opts.metrics, opts.logger, limits, opts.guard, opts.onEvict);
+  const ctx = new FrameContext(opts.service, opts.metrics, limits, opts.guard, opts.onEvict);
   // No server.maxConnections: refusing newcomers at the cap would let whoever holds the places
   // keep a gateway out; the cap evicts instead (connection-cap.ts).
   return createServer({ noDelay: true }, (socket: Socket) => {

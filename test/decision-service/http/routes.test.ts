@@ -1,7 +1,13 @@
 import t from 'tap';
+import { createHmac } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { buildApp } from '../../../decision-service/src/app.ts';
 import { parseEnv } from '../../../decision-service/src/config/env.ts';
+import { bearerHeader, gatewayKey } from '../../../decision-service/src/auth/gateway-auth.ts';
 import { createLogger } from '../../../decision-service/src/logger.ts';
+import type { DecideRequest } from '../../../decision-service/src/wire/schema.ts';
 import { DecideRequestType, DecideResponseType, OutcomeAckType, OutcomeBatchType } from '../../../decision-service/src/wire/codec.ts';
 import { policy } from '../../helpers/policy.ts';
 
@@ -91,6 +97,74 @@ t.test('GET /v1/auth answers auth_request statuses from forwarded headers', asyn
   const withToken = await ask({ 'x-original-method': 'GET', 'x-original-uri': '/api/orders/1', authorization: 'Bearer abc' });
   t.equal(withToken.statusCode, 204);
   t.equal((await ask({ 'x-original-method': 'get', 'x-original-uri': '/' })).statusCode, 400, 'bad method is a clean 400');
+});
+
+t.test('GET /v1/auth decides through the shared service: reason counters, latency, decisions by AUTH_REQUEST', async (t) => {
+  const a = app();
+  const res = await a.inject({ method: 'GET', url: '/v1/auth', headers: { 'x-real-ip': '198.51.100.7', 'x-original-method': 'GET', 'x-original-uri': '/.env' } });
+  t.equal(res.statusCode, 403);
+  const m = (await a.inject({ url: '/metrics' })).body;
+  t.match(m, /verdict_decisions_total\{action="BLOCK",route_class="protected",mode="AUTH_REQUEST"\} 1/);
+  t.match(m, /verdict_decision_reasons_total\{reason="probe.sensitive_path"\} 1/);
+  t.match(m, /verdict_decide_duration_seconds_count\{encoding="auth_request"\} 1/);
+  const bad = await a.inject({ method: 'GET', url: '/v1/auth', headers: { 'x-original-method': 'get', 'x-original-uri': '/' } });
+  t.equal(bad.json().error.code, 'INVALID_FIELD');
+  t.match((await a.inject({ url: '/metrics' })).body, /verdict_bad_requests_total\{endpoint="\/v1\/auth",code="INVALID_FIELD"\} 1/);
+});
+
+t.test('GET /v1/auth builds the Lua gateway\'s DecideRequest, with location settings from its query string', async (t) => {
+  const config = parseEnv({ VERDICT_POLICY_WATCH: '0', VERDICT_IDENTIFIER_KEY: 'auth-request-test-key-0123' });
+  const built = buildApp(config, { logger: createLogger('silent'), policy: policy() });
+  t.teardown(() => built.app.close());
+  const seen: DecideRequest[] = [];
+  const decide = built.engine.decide.bind(built.engine);
+  built.engine.decide = (r) => {
+    seen.push({ ...r });
+    return decide(r);
+  };
+  const hash = (v: string) => createHmac('sha1', config.identifierKey).update(v).digest();
+  // as nginx forwards a subrequest: its own headers first, then the client's in order
+  const nginx: Record<string, string> = { host: 'verdict_backend', 'x-original-method': 'POST', 'x-original-uri': '/api/auth/login?a=1', 'x-real-ip': '203.0.113.5', connection: 'close' };
+  const client: Record<string, string> = { 'User-Agent': 'UA', Cookie: 'sid=S; SESSIONID=X', 'X-Device-Id': 'D', 'X-Dev': 'MINE', Authorization: 'Bearer  TOK' };
+  const ask = (url: string, extra: Record<string, string> = {}) => built.app.inject({ method: 'GET', url, headers: { ...nginx, ...client, ...extra } });
+
+  t.equal((await ask('/v1/auth')).statusCode, 204);
+  t.match(seen[0], {
+    client_ip: '203.0.113.5', method: 'POST', path: '/api/auth/login', query: 'a=1', host: 'verdict_backend', route_tag: '',
+    header_names: ['host', 'user-agent', 'cookie', 'x-device-id', 'x-dev', 'authorization'],
+    cookie_names: ['sid', 'SESSIONID'], auth_scheme: 'bearer', mode: 'INLINE', gateway_id: '', budget_ms: 0,
+  });
+  t.same(seen[0]?.session_hash, hash('S'), 'defaults: the sid cookie');
+  t.same(seen[0]?.device_hash, hash('D'), 'defaults: x-device-id');
+  t.same(seen[0]?.token_hash, hash('TOK'), 'the credential after the scheme, trimmed as Lua does');
+
+  t.equal((await ask('/v1/auth?route_tag=login&session_cookie=SESSIONID&device_header=X-Dev')).statusCode, 204);
+  t.match(seen[1], { route_tag: 'login' });
+  t.same(seen[1]?.session_hash, hash('X'), 'session_cookie from the query');
+  t.same(seen[1]?.device_hash, hash('MINE'), 'device_header from the query');
+  await ask('/v1/auth?device_header=bad%20name');
+  t.same(seen[2]?.device_hash, hash('D'), 'an invalid setting yields the default');
+
+  const many = Object.fromEntries(Array.from({ length: 80 }, (_, i) => [`x-h${i}`, 'v']));
+  const cookies = Array.from({ length: 70 }, (_, i) => `c${i}=1`).join('; ');
+  t.equal((await ask('/v1/auth', { ...many, cookie: cookies })).statusCode, 204, 'many headers and cookies still get a verdict');
+  t.equal(seen[3]?.header_names.length, 64, 'the gateway\'s 64 header names');
+  t.equal(seen[3]?.cookie_names.length, 64, 'the cookie names the service accepts');
+});
+
+t.test('GET /v1/auth without the gateway proof: the shared error path, counted', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'verdict-auth-request-'));
+  writeFileSync(join(dir, 'gateway.secret'), `${'s'.repeat(40)}\n`);
+  const built = buildApp(parseEnv({ VERDICT_POLICY_WATCH: '0', VERDICT_GATEWAY_SECRET_FILE: join(dir, 'gateway.secret') }), { logger: createLogger('silent'), policy: policy() });
+  t.teardown(() => built.app.close());
+  const res = await built.app.inject({ method: 'GET', url: '/v1/auth', headers: { 'x-original-uri': '/', 'x-real-ip': '198.51.100.7' } });
+  t.equal(res.statusCode, 401);
+  t.equal(res.json().error.code, 'AUTH');
+  const ok = await built.app.inject({ method: 'GET', url: '/v1/auth', headers: { 'x-original-uri': '/', 'x-real-ip': '198.51.100.7', 'x-verdict-auth': bearerHeader(gatewayKey('s'.repeat(40))) } });
+  t.equal(ok.statusCode, 204, 'with the derived bearer');
+  const m = await built.app.inject({ url: '/metrics' });
+  t.equal(m.statusCode, 200, 'a loopback admin');
+  t.match(m.body, /verdict_bad_requests_total\{endpoint="\/v1\/auth",code="AUTH"\} 1/, 'counted like any refused call');
 });
 
 t.test('late-verdict capture: cacheable verdicts come back in the asking gateway\'s next OutcomeAck', async (t) => {

@@ -12,9 +12,9 @@ import { buildApp } from '../../../decision-service/src/app.ts';
 import { gatewayKey, helloPayload } from '../../../decision-service/src/auth/gateway-auth.ts';
 import { GatewayGuard } from '../../../decision-service/src/auth/guard.ts';
 import { parseEnv } from '../../../decision-service/src/config/env.ts';
-import { Handlers } from '../../../decision-service/src/http/handlers.ts';
-import { createMetrics } from '../../../decision-service/src/http/metrics.ts';
 import { createLogger } from '../../../decision-service/src/logger.ts';
+import { DecisionService } from '../../../decision-service/src/service/decision-service.ts';
+import { createMetrics } from '../../../decision-service/src/service/metrics.ts';
 import { CapEntry, ConnectionCap, type EvictReason } from '../../../decision-service/src/wire/connection-cap.ts';
 import { createFrameServer, FRAME, frame } from '../../../decision-service/src/wire/frame-server.ts';
 import { policy } from '../../helpers/policy.ts';
@@ -98,9 +98,8 @@ async function securedServer(t: Test, maxConnections: number, handshakeTimeoutMs
   t.ok(guard.required('127.0.0.1'), 'loopback clients must authenticate here');
   const evicted: EvictReason[] = [];
   const server = createFrameServer({
-    handlers: new Handlers(() => built.engine, metrics),
+    service: new DecisionService({ engine: () => built.engine, metrics, logger: createLogger('silent') }),
     metrics,
-    logger: createLogger('silent'),
     guard,
     limits: { maxConnections, handshakeTimeoutMs },
     onEvict: (r) => evicted.push(r),

@@ -1,13 +1,17 @@
-// The two operations every transport exposes (HTTP and the framed socket), with their metrics:
-// decide one request (unless its gateway stopped waiting), and take a batch of outcomes (scoring
-// async-mode requests late) in slices that leave the event loop to other clients' decisions.
+// The decision service every transport calls (HTTP routes, the framed transport, GET /v1/auth):
+// decide one request (unless its gateway stopped waiting), take a batch of outcomes (scoring
+// async-mode requests late) in slices that leave the event loop to other clients' decisions,
+// queue late verdicts, observe the metrics, and turn any failure into the error catalogue's.
+// Transports only decode, encode and frame.
 
+import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../engine/clock.ts';
 import type { Decision, Engine } from '../engine/engine.ts';
-import { BoundedMap } from '../state/bounded-map.ts';
+import { VerdictError } from '../errors.ts';
 import type { DecideResponse, OutcomeAck, PendingOutcomeBatch } from '../wire/codec.ts';
 import type { DecideRequest, Outcome } from '../wire/schema.ts';
 import { DeadlineCheck } from './deadline.ts';
+import { LateVerdicts } from './late-verdicts.ts';
 import type { ServiceMetrics } from './metrics.ts';
 
 interface Incrementable {
@@ -27,16 +31,20 @@ function child<T>(cache: Map<string, T>, key: string, make: () => T): T {
   return c;
 }
 
-/** Most gateways (workers) remembered for late verdicts, and verdicts kept for each. */
-const LATE_GATEWAYS = 256; // gateways are nginx workers: a fleet rarely has more
-const LATE_PER_GATEWAY = 200;
-
 /** Longest stretch (ms) an outcome batch holds the event loop before letting other work run. */
 export const OUTCOME_SLICE_MS = 1;
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-export interface HandlersOptions {
+/** How a decision came in: the latency histogram's `encoding` label. */
+export type DecideVia = 'json' | 'protobuf' | 'frame' | 'auth_request';
+
+export interface DecisionServiceOptions {
+  /** The engine in force (a policy reload may replace it). */
+  readonly engine: () => Engine;
+  readonly metrics: ServiceMetrics | undefined;
+  /** Where unexpected failures are logged. */
+  readonly logger: Logger;
   /** The clock deadlines are judged by (epoch ms, compared with the gateways' ts_ms). */
   readonly clock?: Clock;
   /** See DeadlineCheck.windowMs. */
@@ -48,30 +56,26 @@ export interface HandlersOptions {
   readonly clockSkewMs?: number;
 }
 
-export class Handlers {
+export class DecisionService {
   // metric children by label values (see child())
   private readonly decisionChildren = new Map<string, Incrementable>();
   private readonly reasonChildren = new Map<string, Incrementable>();
   private readonly outcomeChildren = new Map<string, Incrementable>();
-  /**
-   * Late-verdict capture: a gateway whose call missed its budget has failed open and never read
-   * the answer. Cacheable verdicts are therefore also queued for the gateway that asked and
-   * returned in its next OutcomeAck, which its verdict cache stores — the client's next requests
-   * are enforced. (A verdict that did arrive in time is simply cached twice.)
-   */
-  private readonly late = new BoundedMap<string, DecideResponse[]>(LATE_GATEWAYS);
-  private readonly timers = new Map<string, { observe(v: number): void }>();
-  private readonly deadlines: DeadlineCheck;
   private readonly expiredChildren = new Map<string, Incrementable>();
-
+  private readonly failureChildren = new Map<string, Incrementable>();
+  private readonly timers = new Map<string, { observe(v: number): void }>();
+  private readonly late = new LateVerdicts();
+  private readonly deadlines: DeadlineCheck;
+  private readonly engine: () => Engine;
+  private readonly metrics: ServiceMetrics | undefined;
+  private readonly logger: Logger;
   private readonly clock: Clock;
   private readonly skewMs: number;
 
-  constructor(
-    private readonly engine: () => Engine,
-    private readonly metrics: ServiceMetrics | undefined,
-    opts: HandlersOptions = {},
-  ) {
+  constructor(opts: DecisionServiceOptions) {
+    this.engine = opts.engine;
+    this.metrics = opts.metrics;
+    this.logger = opts.logger;
     this.clock = opts.clock ?? systemClock;
     this.skewMs = opts.clockSkewMs ?? 30_000;
     this.deadlines = new DeadlineCheck({ clock: this.clock, windowMs: opts.skewWindowMs });
@@ -96,7 +100,12 @@ export class Handlers {
     return this.late.shed(fraction);
   }
 
-  decide(input: DecideRequest): Decision {
+  /**
+   * Decides one request and counts it (decisions by action, route class and `modeLabel`:
+   * the request's mode, or how a transport without modes asks, e.g. AUTH_REQUEST). A cacheable
+   * verdict for an INLINE request of a known gateway is also queued as a late verdict.
+   */
+  decide(input: DecideRequest, modeLabel: string = input.mode): Decision {
     const now = this.clock.now();
     if (!(Math.abs(input.ts_ms - now) <= this.skewMs)) {
       // 0 = not sent: now; otherwise the nearest time within the skew
@@ -105,27 +114,20 @@ export class Handlers {
     const d = this.engine().decide(input);
     const m = this.metrics;
     if (m) {
-      child(this.decisionChildren, `${d.action}|${d.routeClass}|${input.mode}`,
-        () => m.decisions.labels({ action: d.action, route_class: d.routeClass, mode: input.mode })).inc();
+      child(this.decisionChildren, `${d.action}|${d.routeClass}|${modeLabel}`,
+        () => m.decisions.labels({ action: d.action, route_class: d.routeClass, mode: modeLabel })).inc();
       for (const r of d.reasons) child(this.reasonChildren, r, () => m.reasons.labels({ reason: r })).inc();
       if (d.dry_run) m.dryRun.inc({ would_action: d.wouldAction });
     }
-    if (d.cache_key && d.cache_ttl_s > 0 && input.gateway_id && input.mode === 'INLINE') {
-      let q = this.late.get(input.gateway_id);
-      if (!q) {
-        q = [];
-        this.late.set(input.gateway_id, q);
-      }
-      if (q.length < LATE_PER_GATEWAY) q.push(toWire(d));
-    }
+    if (d.cache_key && d.cache_ttl_s > 0 && input.gateway_id && input.mode === 'INLINE') this.late.offer(input.gateway_id, toWire(d));
     return d;
   }
 
   /** Records one decode + decide + encode span (started at `startedMs`, performance.now()). */
-  observeDecide(encoding: 'json' | 'protobuf' | 'frame', startedMs: number): void {
+  observeDecide(via: DecideVia, startedMs: number): void {
     const m = this.metrics;
     if (!m) return;
-    child(this.timers, encoding, () => m.decideSeconds.labels({ encoding })).observe((performance.now() - startedMs) / 1000);
+    child(this.timers, via, () => m.decideSeconds.labels({ encoding: via })).observe((performance.now() - startedMs) / 1000);
   }
 
   /**
@@ -170,10 +172,29 @@ export class Handlers {
       }
     }
     // Taken last, so verdicts decided while this batch was being applied go out too.
-    const late = batch.gateway_id ? this.late.peek(batch.gateway_id) : undefined;
-    const verdicts = late && late.length > 0 ? late.splice(0, late.length) : [];
+    const verdicts = batch.gateway_id ? this.late.take(batch.gateway_id) : [];
     for (const v of scored) verdicts.push(v);
     return { accepted, verdicts };
+  }
+
+  /**
+   * The one error path of every transport: the catalogue's error for `err` (an unexpected one
+   * is logged and becomes INTERNAL), counted by endpoint and code. The transport renders it.
+   */
+  failure(err: unknown, endpoint: string): VerdictError {
+    let e: VerdictError;
+    if (err instanceof VerdictError) {
+      e = err;
+    } else {
+      this.logger.error({ err, endpoint }, 'unhandled error');
+      e = new VerdictError('INTERNAL');
+    }
+    const m = this.metrics;
+    if (m) {
+      const code = e.code;
+      child(this.failureChildren, `${endpoint}|${code}`, () => m.badRequests.labels({ endpoint, code })).inc();
+    }
+    return e;
   }
 }
 

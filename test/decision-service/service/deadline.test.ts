@@ -5,7 +5,7 @@ import t from 'tap';
 import { buildApp } from '../../../decision-service/src/app.ts';
 import { parseEnv } from '../../../decision-service/src/config/env.ts';
 import { VirtualClock } from '../../../decision-service/src/engine/clock.ts';
-import { DeadlineCheck } from '../../../decision-service/src/http/deadline.ts';
+import { DeadlineCheck } from '../../../decision-service/src/service/deadline.ts';
 import { createLogger } from '../../../decision-service/src/logger.ts';
 import { policy } from '../../helpers/policy.ts';
 
