@@ -36,8 +36,6 @@ const SELECTED = {
   'sec-fetch-user': 'sec_fetch_user', 'sec-ch-ua': 'sec_ch_ua',
 };
 const MAX_VALUE = 512;
-const QUERY_MAX_BYTES = 1024;
-const HEADER_NAMES_MAX = 64;
 const MODE_FIELD = { inline: 'INLINE', monitor: 'MONITOR' };
 const ACTIONS = { ALLOW: 'allow', TAG: 'tag', CHALLENGE: 'challenge', BLOCK: 'block' };
 const ACTION_BY_NUMBER = ['ALLOW', 'TAG', 'CHALLENGE', 'BLOCK'];
@@ -54,23 +52,31 @@ function authHeader(secret, path, body) {
   return kid + ':' + ts + ':' + mac;
 }
 
-// Per-location settings: $verdict_<name>, same names, kinds and defaults as config.lua.
-// [kind, default, description, min, max | allowed values]
+// BEGIN generated from gateway-plugin/spec/options.json by spec/generate.ts
+// Per-location settings $verdict_<name>: the same names, types, bounds and defaults as the Lua
+// script (lua/verdict/spec.lua). Their description is quoted in the invalid-value warning.
 const OPTIONS = {
-  mode: ['enum', 'inline', 'inline | async | monitor | off', ['inline', 'async', 'monitor', 'off']],
-  budget_ms: ['int', 25, 'total deadline of the decide call (connect + send + read), ms', 1, 60000],
-  fail: ['enum', 'open', 'open | closed: what happens when the call fails', ['open', 'closed']],
-  fail_closed_status: ['status', 503, 'status sent when the call fails on a fail-closed location'],
-  block_status: ['status', 403, 'status of a block'],
-  block_body: ['string', '', 'body of a block'],
-  challenge_status: ['status', 429, 'status of a challenge (when no challenge URL)'],
-  challenge_retry_after: ['int', 30, 'Retry-After seconds of a challenge', 0, 86400],
-  challenge_url: ['string', '', 'when set, a challenge is a 302 to this URL'],
-  route_tag: ['string', '', 'tag sent as route_tag'],
-  device_header: ['header', 'x-device-id', 'request header carrying a device id'],
-  session_cookie: ['string', 'sid', 'cookie holding the session id'],
-  api_key_header: ['header', 'x-api-key', 'request header carrying an API key'],
+  mode: { type: "enum", default: "inline", values: ["inline", "async", "monitor", "off"], description: "inline | async | monitor | off" },
+  budget_ms: { type: "int", default: 25, min: 1, max: 60000, description: "total deadline of the decide call (connect + send + read), ms" },
+  fail: { type: "enum", default: "open", values: ["open", "closed"], description: "open | closed: what happens when the call fails" },
+  priority: { type: "enum", default: "normal", values: ["low", "normal"], description: "low | normal: under overload (see shed_timeout_share) calls from low locations are skipped first" },
+  fail_closed_status: { type: "status", default: 503, min: 200, max: 599, description: "status sent when the call fails on a fail-closed location" },
+  block_status: { type: "status", default: 403, min: 200, max: 599, description: "status of a block" },
+  block_body: { type: "string", default: "", description: "body of a block (default: {\"error\":\"blocked\",\"request_id\":\"<id>\"})" },
+  challenge_status: { type: "status", default: 429, min: 200, max: 599, description: "status of a challenge (when no challenge URL)" },
+  challenge_retry_after: { type: "int", default: 30, min: 0, max: 86400, description: "Retry-After seconds of a challenge" },
+  challenge_url: { type: "string", default: "", description: "when set, a challenge is a 302 to this URL" },
+  route_tag: { type: "string", default: "", description: "tag sent as route_tag (e.g. login)" },
+  identity_fields: { type: "list", default: "", description: "comma list of body fields holding the identifier; empty = not an identity route" },
+  password_field: { type: "string", default: "password", description: "body field holding the password (sent only as HMAC)" },
+  device_header: { type: "header", default: "x-device-id", description: "request header carrying a device id" },
+  session_cookie: { type: "string", default: "sid", description: "cookie holding the session id" },
+  api_key_header: { type: "header", default: "x-api-key", description: "request header carrying an API key (hashed as the principal when no Authorization)" },
+  auth_result_header: { type: "header", default: "", description: "upstream response header reported as the outcome's auth_result" },
 };
+// http-level options njs cannot set (it has no init step): fixed at the Lua defaults.
+const HTTP = { query_max_bytes: 1024, header_names_max: 64 };
+// END generated
 
 // syntax: value = setting(r, name)
 // Reads $verdict_<name>; empty = the default; an invalid value logs a warning (every time: njs
@@ -78,24 +84,22 @@ const OPTIONS = {
 function setting(r, name) {
   const o = OPTIONS[name];
   const raw = r.variables['verdict_' + name];
-  if (raw === undefined || raw === '') return o[1];
-  const kind = o[0];
+  if (raw === undefined || raw === '') return o.default;
+  const type = o.type;
   let v;
-  if (kind === 'string') return raw;
-  if (kind === 'enum') {
+  if (type === 'string') return raw;
+  if (type === 'enum') {
     const low = raw.toLowerCase();
-    if (o[3].indexOf(low) !== -1) v = low;
-  } else if (kind === 'int' || kind === 'status') {
+    if (o.values.indexOf(low) !== -1) v = low;
+  } else if (type === 'int' || type === 'status') {
     const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
-    const min = kind === 'int' ? o[3] : 200;
-    const max = kind === 'int' ? o[4] : 599;
-    if (n >= min && n <= max) v = n;
-  } else if (kind === 'header') {
+    if (n >= o.min && n <= o.max) v = n;
+  } else if (type === 'header') {
     if (HEADER_NAME.test(raw)) v = raw.toLowerCase();
   }
   if (v === undefined) {
-    r.warn('verdict: invalid $verdict_' + name + ' value "' + raw + '" (' + o[2] + '); using the default "' + o[1] + '"');
-    return o[1];
+    r.warn('verdict: invalid $verdict_' + name + ' value "' + raw + '" (' + o.description + '); using the default "' + o.default + '"');
+    return o.default;
   }
   return v;
 }
@@ -127,7 +131,7 @@ function cookies(req, value, sessionCookie, key) {
 function build(r, mode, key) {
   const v = r.variables;
   let query = v.verdict_njs_args || '';
-  if (query.length > QUERY_MAX_BYTES) query = query.slice(0, QUERY_MAX_BYTES);
+  if (query.length > HTTP.query_max_bytes) query = query.slice(0, HTTP.query_max_bytes);
   const req = {
     request_id: v.request_id,
     ts_ms: Date.now(),
@@ -158,7 +162,7 @@ function build(r, mode, key) {
   for (let i = 0; i < raw.length; i++) {
     const name = raw[i][0].toLowerCase();
     const value = raw[i][1];
-    if (req.header_names.length < HEADER_NAMES_MAX) req.header_names.push(name);
+    if (req.header_names.length < HTTP.header_names_max) req.header_names.push(name);
     const field = SELECTED[name];
     if (field !== undefined) {
       if (req[field] === undefined) req[field] = value.length > MAX_VALUE ? value.slice(0, MAX_VALUE) : value;
@@ -174,7 +178,7 @@ function build(r, mode, key) {
     } else if (name === apiKeyHeader) {
       apiKey = value;
     } else if (name === deviceHeader) {
-      if (value !== '') req.device_hash = hmac(key, value);
+      if (value !== '' && req.device_hash === undefined) req.device_hash = hmac(key, value);
     }
   }
   if (req.token_hash === undefined && apiKey !== '') req.token_hash = hmac(key, apiKey);
