@@ -163,6 +163,7 @@ function _M.state_code()
   if d:get(PROBING) then return 2 end
   return 1
 end
+metrics.gauge("breaker_state", _M.state_code)
 
 -- ------------------------------------------------------------------ overload (per worker)
 

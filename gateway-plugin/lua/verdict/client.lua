@@ -25,6 +25,10 @@
 --   "http error"    the service answered with a non-200 status
 --   "bad response"  HTTP: not HTTP/1.x with a Content-Length (or body too large);
 --                   frames: an ERROR frame, an unexpected frame type, a bad length
+-- With the cause a failed call returns what happened, for the operator's log: the operation and
+-- the socket's own error ("connect: connection refused", "receive: timeout"), or what was wrong
+-- with the answer ("HTTP 503", "ERROR frame DEADLINE"); and the instance ("127.0.0.1:9400",
+-- "unix:/run/verdict.sock", as configured). Neither ever holds request data or a secret.
 
 local config = require "verdict.config"
 local log = require "verdict.log"
@@ -48,6 +52,9 @@ local KINDS = {
   outcomes = { path = "/v1/outcomes", send = 3, expect = 4 },
 }
 local FRAME_ERROR, FRAME_CHALLENGE, FRAME_HELLO = 15, 7, 8
+-- frame type -> "unexpected frame type N" (what a failed call reports), built on first use
+local FRAME_WHAT = setmetatable({}, { __index = function(t, typ)
+  local v = "unexpected frame type " .. tostring(typ) t[typ] = v return v end })
 
 local function now_ms()
   update_time()
@@ -64,6 +71,11 @@ local function cause_of(err)
   end
   if find(err, "reset", 1, true) or find(err, "broken pipe", 1, true) then return "closed" end
   return "socket error"
+end
+
+-- a failed socket operation: nil, cause, reused, "<operation>: <the socket's error>"
+local function failed(op, err, reused)
+  return nil, cause_of(err), reused, op .. ": " .. err
 end
 
 -- connect options per service, built once per worker (pool name and size never change after init)
@@ -84,29 +96,43 @@ local function arm(sock, deadline)
   return true
 end
 
+-- Arms a read of the answer to what this call has sent. Past the deadline it still allows
+-- READ_GRACE_MS: an answer that arrived while this worker waited for the CPU (a core shared with
+-- the service and the upstream) is already in the socket buffer and is read without waiting;
+-- one that has not arrived fails a millisecond later. Refusing to read it was most of the
+-- "timeouts" on a healthy service sharing a core with nginx (issue 10): the service had answered
+-- within the budget, the worker woke after the deadline, read the frame header and then gave up
+-- on the body sitting right behind it. Connects and sends stay strictly within the deadline.
+local READ_GRACE_MS = 1
+local function arm_read(sock, deadline)
+  local left = ceil(deadline - now_ms())
+  if left < READ_GRACE_MS then left = READ_GRACE_MS end
+  sock:settimeouts(left, left, left)
+end
+
+-- returns sock | nil, cause, false, what happened
 local function connect(svc, deadline)
   local sock = tcp()
-  if not arm(sock, deadline) then return nil, "timeout" end
+  if not arm(sock, deadline) then return nil, "timeout", false, "connect: deadline passed" end
   local ok, err
   if svc.unix then
     ok, err = sock:connect(svc.host, opts(svc))
   else
     ok, err = sock:connect(svc.host, svc.port, opts(svc))
   end
-  if not ok then return nil, cause_of(err) end
+  if not ok then return failed("connect", err, false) end
   return sock
 end
 
 -- connects (or takes a pooled connection) and sends req (a table of strings) within the deadline;
--- returns sock, nil, reused | nil, cause, reused
+-- returns sock, nil, reused | nil, cause, reused, what happened
 local function open_and_send(svc, deadline, req)
-  local sock, err = connect(svc, deadline)
-  if not sock then return nil, err, false end
+  local sock, cause, _, what = connect(svc, deadline)
+  if not sock then return nil, cause, false, what end
   local reused = sock:getreusedtimes() > 0
-  if not arm(sock, deadline) then sock:close() return nil, "timeout", reused end
-  local sent
-  sent, err = sock:send(req)
-  if not sent then sock:close() return nil, cause_of(err), reused end
+  if not arm(sock, deadline) then sock:close() return nil, "timeout", reused, "send: deadline passed" end
+  local sent, err = sock:send(req)
+  if not sent then sock:close() return failed("send", err, reused) end
   return sock, nil, reused
 end
 
@@ -124,35 +150,36 @@ local function http_auth(c, path, body)
     .. encode_base64(hmac_sha1(c.secret, "verdict http v1\n" .. ts .. "\n" .. path .. "\n" .. body)) .. "\r\n"
 end
 
--- one attempt; returns body, nil | nil, cause, reused
+-- one attempt; returns body | nil, cause, reused, what happened
 -- The request pieces are a table of this call's own (sent without concatenating the body): the
 -- connect and the send yield, and another request of this worker runs meanwhile, so nothing
 -- that describes one call may live in a table shared by calls (issue 10: crossed verdicts).
 local function http_attempt(c, svc, kind, body, deadline)
-  local sock, err, reused = open_and_send(svc, deadline,
+  local sock, err, reused, what = open_and_send(svc, deadline,
     { "POST ", kind.path, HTTP_HEAD, http_auth(c, kind.path, body), "Content-Length: ", tostring(#body),
       "\r\n\r\n", body })
-  if not sock then return nil, err, reused end
+  if not sock then return nil, err, reused, what end
 
-  if not arm(sock, deadline) then sock:close() return nil, "timeout", reused end
+  arm_read(sock, deadline)
   local read_head = sock:receiveuntil("\r\n\r\n")
   local head
   head, err = read_head()
-  if not head then sock:close() return nil, cause_of(err), reused end
+  if not head then sock:close() return failed("receive", err, reused) end
 
   -- status line: HTTP/1.x NNN
   local status = tonumber(match(head, "^HTTP/1%.%d (%d%d%d)"))
-  if not status then sock:close() return nil, "bad response", false end
+  if not status then sock:close() return nil, "bad response", false, "no HTTP/1.x status line" end
   local lhead = lower(head)
   local len = tonumber(match(lhead, "\r\ncontent%-length:%s*(%d+)"))
-  if not len or len > MAX_BODY then sock:close() return nil, "bad response", false end
+  if not len then sock:close() return nil, "bad response", false, "no Content-Length" end
+  if len > MAX_BODY then sock:close() return nil, "bad response", false, "Content-Length over 1 MiB" end
   local keep = not find(lhead, "\r\nconnection:%s*close")
 
   local res = ""
   if len > 0 then
-    if not arm(sock, deadline) then sock:close() return nil, "timeout", false end
+    arm_read(sock, deadline)
     res, err = sock:receive(len)
-    if not res then sock:close() return nil, cause_of(err), false end
+    if not res then sock:close() return failed("receive", err, false) end
   end
   if keep then
     sock:setkeepalive(c.pool_idle_timeout_ms)
@@ -164,9 +191,9 @@ local function http_attempt(c, svc, kind, body, deadline)
       log.log(WARN, "auth refused", "the decision service refused this gateway's credentials (HTTP 401): ",
               "check that secret_file holds a key of the service's VERDICT_GATEWAY_SECRET_FILE")
     end
-    return nil, "http error", false
+    return nil, "http error", false, "HTTP " .. status
   end
-  return res, nil, false
+  return res
 end
 
 -- ------------------------------------------------------------------ frames
@@ -176,55 +203,55 @@ local function frame_header(type_, n)
   return char(floor(len / 16777216) % 256, floor(len / 65536) % 256, floor(len / 256) % 256,
               len % 256, type_)
 end
-_M.frame_header = frame_header
 
--- reads one frame; returns type, payload | nil, cause, in_body (the failure came after the header)
+-- reads one frame; returns type, payload | nil, cause, in_body (the failure came after the
+-- header), what happened
 local function read_frame(sock, deadline)
-  if not arm(sock, deadline) then return nil, "timeout", false end
+  arm_read(sock, deadline)
   local head, err = sock:receive(5)
-  if not head then return nil, cause_of(err), false end
+  if not head then return failed("receive", err, false) end
   local b1, b2, b3, b4, typ = byte(head, 1, 5)
   local len = ((b1 * 256 + b2) * 256 + b3) * 256 + b4 - 1
-  if len < 0 or len > MAX_BODY then return nil, "bad response", true end
+  if len < 0 or len > MAX_BODY then return nil, "bad response", true, "frame length out of range" end
   local res = ""
   if len > 0 then
-    if not arm(sock, deadline) then return nil, "timeout", true end
+    arm_read(sock, deadline)
     res, err = sock:receive(len)
-    if not res then return nil, cause_of(err), true end
+    if not res then return failed("receive", err, true) end
   end
   return typ, res
 end
 
--- one attempt; returns payload, nil | nil, cause, reused
+-- one attempt; returns payload | nil, cause, reused, what happened
 -- (the frame's pieces are this call's own table, for the reason given at http_attempt)
 -- On a fresh connection the service first sends a CHALLENGE; with a secret the gateway answers
 -- it with HELLO (kid + HMAC of the challenge) pipelined with the request; without one the
 -- CHALLENGE is skipped where the answer is read.
 local function frame_attempt(c, svc, kind, body, deadline)
-  local sock, err = connect(svc, deadline)
-  if not sock then return nil, err, false end
+  local sock, err, _, what = connect(svc, deadline)
+  if not sock then return nil, err, false, what end
   local reused = sock:getreusedtimes() > 0
   local req
   if c.secret and not reused then
-    local typ, challenge = read_frame(sock, deadline)
-    if not typ then sock:close() return nil, challenge, false end
-    if typ ~= FRAME_CHALLENGE then sock:close() return nil, "bad response", false end
+    local typ, challenge, _, cwhat = read_frame(sock, deadline)
+    if not typ then sock:close() return nil, challenge, false, cwhat end
+    if typ ~= FRAME_CHALLENGE then sock:close() return nil, "bad response", false, FRAME_WHAT[typ] end
     local proof = c.secret_kid .. hmac_sha1(c.secret, "verdict hello v1\n" .. challenge)
     req = { frame_header(FRAME_HELLO, #proof), proof, frame_header(kind.send, #body), body }
   else
     req = { frame_header(kind.send, #body), body }
   end
-  if not arm(sock, deadline) then sock:close() return nil, "timeout", reused end
+  if not arm(sock, deadline) then sock:close() return nil, "timeout", reused, "send: deadline passed" end
   local sent
   sent, err = sock:send(req)
-  if not sent then sock:close() return nil, cause_of(err), reused end
+  if not sent then sock:close() return failed("send", err, reused) end
 
-  local typ, res, in_body = read_frame(sock, deadline)
-  if typ == FRAME_CHALLENGE and not reused then typ, res, in_body = read_frame(sock, deadline) end
-  if not typ then sock:close() return nil, res, reused and not in_body end
+  local typ, res, in_body, rwhat = read_frame(sock, deadline)
+  if typ == FRAME_CHALLENGE and not reused then typ, res, in_body, rwhat = read_frame(sock, deadline) end
+  if not typ then sock:close() return nil, res, reused and not in_body, rwhat end
   if typ == kind.expect then
     sock:setkeepalive(c.pool_idle_timeout_ms)
-    return res, nil, false
+    return res
   end
   if typ == FRAME_ERROR then
     if sub(res, 1, 5) == "AUTH:" then
@@ -232,25 +259,29 @@ local function frame_attempt(c, svc, kind, body, deadline)
       sock:close()
       log.log(WARN, "auth refused", "the decision service refused this gateway: ", sub(res, 1, 200),
               " (check that secret_file holds a key of the service's VERDICT_GATEWAY_SECRET_FILE)")
-      return nil, "bad response", false
+      return nil, "bad response", false, "ERROR frame AUTH"
     end
     -- the frame stream is intact after any other ERROR: the connection stays usable
     sock:setkeepalive(c.pool_idle_timeout_ms)
     log.log(WARN, "frame error", "the decision service answered an error frame: ", sub(res, 1, 200))
-    return nil, "bad response", false
+    -- the call reports the code of "CODE: message" only: what it reports must not depend on what
+    -- a service writes in a message (the warning above has the message)
+    return nil, "bad response", false, "ERROR frame " .. (match(res, "^(%u[%u_]*):") or "without a code")
   end
   sock:close() -- not the answer to what we sent: the stream cannot be trusted
-  return nil, "bad response", false
+  return nil, "bad response", false, FRAME_WHAT[typ]
 end
 
 -- ------------------------------------------------------------------ calls
 
 local rotation = 0 -- per worker: index of the instance the last call started with
 
--- syntax: res, err = client.call(kind, body, budget_ms)
+-- syntax: res, err, what, instance = client.call(kind, body, budget_ms)
 -- kind: "decide" (DecideRequest -> DecideResponse) or "outcomes" (OutcomeBatch -> OutcomeAck).
 -- Sends the protobuf body over the configured transport within budget_ms in total.
--- Returns the answer's protobuf bytes, or nil and a cause from the list above.
+-- Returns the answer's protobuf bytes, nil, nil and the instance that answered; or nil, a cause
+-- from the list above, what happened and the instance (for the log; see the top of this file).
+-- After refusals handed the call on, what and instance are the last instance's.
 function _M.call(kind_name, body, budget_ms)
   local c = config.http
   local kind = KINDS[kind_name]
@@ -260,28 +291,21 @@ function _M.call(kind_name, body, budget_ms)
   -- several instances: calls rotate per worker; a refused connection (instant) hands the call to
   -- the next instance within the same deadline, each tried at most once
   rotation = rotation % n + 1
-  local res, err
+  local res, err, what, svc
   for i = 0, n - 1 do
-    local svc = services[(rotation + i - 1) % n + 1]
+    svc = services[(rotation + i - 1) % n + 1]
     local attempt = svc.frame and frame_attempt or http_attempt
     local reused
-    res, err, reused = attempt(c, svc, kind, body, deadline)
-    if res then return res end
+    res, err, reused, what = attempt(c, svc, kind, body, deadline)
+    if res then return res, nil, nil, svc.label end
     -- a pooled connection the service closed while idle: one retry on a fresh one
     if reused and err == "closed" then
-      res, err = attempt(c, svc, kind, body, deadline)
-      if res then return res end
+      res, err, reused, what = attempt(c, svc, kind, body, deadline)
+      if res then return res, nil, nil, svc.label end
     end
     if err ~= "refused" then break end
   end
-  return nil, err
-end
-
--- syntax: body, err = client.post(path, body, budget_ms)
--- Compatibility wrapper: path "/v1/decide" or "/v1/outcomes" (the transport is the configured
--- one, so on "frame:" the path only selects the frame type).
-function _M.post(path, body, budget_ms)
-  return _M.call(path == "/v1/outcomes" and "outcomes" or "decide", body, budget_ms)
+  return nil, err, what, svc.label
 end
 
 return _M

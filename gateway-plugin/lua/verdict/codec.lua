@@ -1,5 +1,5 @@
 -- Hand-written protobuf codec for the Verdict wire contract
--- (decide-service/src/wire/verdict.proto, package verdict.v1).
+-- (decision-service/src/wire/verdict.proto, package verdict.v1).
 --
 -- Encoders: DecideRequest, OutcomeBatch (Outcome, nested DecideRequest).
 -- Decoders: DecideResponse, OutcomeAck (nested DecideResponse).
@@ -21,11 +21,8 @@ local type, tonumber, tostring, unpack = type, tonumber, tostring, unpack
 local _M = { _VERSION = "0.1.0" }
 
 local MODE = { INLINE = 0, ASYNC = 1, MONITOR = 2 }
-local MODE_NAMES = { [0] = "INLINE", "ASYNC", "MONITOR" }
 local ACTION = { ALLOW = 0, TAG = 1, CHALLENGE = 2, BLOCK = 3 }
 local ACTION_NAMES = { [0] = "ALLOW", "TAG", "CHALLENGE", "BLOCK" }
-
-_M.MODE, _M.MODE_NAMES, _M.ACTION, _M.ACTION_NAMES = MODE, MODE_NAMES, ACTION, ACTION_NAMES
 
 -- kinds: s = string, b = bytes, u = unsigned varint, o = bool, e = enum, rs = repeated string,
 -- m = message, rm = repeated message
@@ -93,7 +90,6 @@ local function varint(n)
   out[i] = n
   return char(unpack(out, 1, i))
 end
-_M.varint = varint
 
 -- one-byte varints (0..127), and two-byte ones (128..16383) built on first use
 local SMALL = {}

@@ -44,8 +44,8 @@ local LOWER = { ALLOW = "allow", TAG = "tag", CHALLENGE = "challenge", BLOCK = "
 -- series keys resolved once per worker
 local DECISIONS = { service = {}, cache = {} }
 for action, l in pairs(LOWER) do
-  DECISIONS.service[action] = key("decisions_total", "action", l .. "\",source=\"service")
-  DECISIONS.cache[action] = key("decisions_total", "action", l .. "\",source=\"cache")
+  DECISIONS.service[action] = key("decisions_total", "action", l, "source", "service")
+  DECISIONS.cache[action] = key("decisions_total", "action", l, "source", "cache")
 end
 local CACHE_HITS = key("cache_hits_total")
 local CALLS_OK = key("calls_total", "result", "ok")
@@ -62,7 +62,7 @@ local function json_escape(s)
   end))
 end
 
-local function block(v)
+local function block()
   local status = get("block_status")
   local body = get("block_body")
   if body == "" then
@@ -75,7 +75,7 @@ local function block(v)
   return ngx_exit(status)
 end
 
-local function challenge(v)
+local function challenge()
   local url = get("challenge_url")
   if url ~= "" then
     ngx_header["Cache-Control"] = "no-store"
@@ -109,8 +109,8 @@ local function enforce(v, mode, source, st)
     set_header("X-Verdict-Reasons", concat(v.reasons or {}, ","))
     return
   end
-  if action == "BLOCK" then return block(v) end
-  if action == "CHALLENGE" then return challenge(v) end
+  if action == "BLOCK" then return block() end
+  if action == "CHALLENGE" then return challenge() end
 end
 
 -- the fallback of a failed call: `closed` was decided before the call
@@ -215,13 +215,15 @@ function _M.access()
   -- the clock by tens of ms, and the service dropped calls as expired that were not (issue 10).
   req.ts_ms = floor(started)
   req.budget_ms = budget -- the service drops the call unanswered once this has passed
-  local body, err = client.call("decide", encode_decide_request(req), budget)
+  local body, err, what, instance = client.call("decide", encode_decide_request(req), budget)
   local resp
   if body then
     resp, err = decode_decide_response(body)
-    -- an answer names the request it decides: a verdict for another request is never enforced
-    if resp and resp.request_id and resp.request_id ~= "" and resp.request_id ~= req.request_id then
-      resp, err = nil, "bad response"
+    if not resp then
+      what = "undecodable DecideResponse"
+    elseif resp.request_id and resp.request_id ~= "" and resp.request_id ~= req.request_id then
+      -- an answer names the request it decides: a verdict for another request is never enforced
+      resp, err, what = nil, "bad response", "verdict for another request"
     end
   end
   metrics.observe_call(now_ms() - started)
@@ -229,8 +231,8 @@ function _M.access()
     incr("calls_total", "result", err)
     breaker.observe(err == "timeout")
     breaker.failure(err)
-    log.log(ERR, CALL_CAUSE[err], "decide call failed: ", err, " (failing ",
-            closed and "closed" or "open", ")")
+    log.log(ERR, CALL_CAUSE[err], "decide call to ", instance, " failed: ", err,
+            " (", what, "); failing ", closed and "closed" or "open")
     return fail(err, closed, st)
   end
   add(CALLS_OK)

@@ -58,22 +58,36 @@ end
 local pending = {}
 local dirty = false
 
--- series name cache: name -> label value -> key string (no concatenation per request)
-local keys = {}
+-- series name cache: name -> label value [-> second label value] -> key string (no
+-- concatenation per request); keys with two labels memoised apart
+local keys, keys2 = {}, {}
 
--- syntax: k = metrics.key(name, label?, value?)
--- The series key PREFIX..name{label="value"} (memoised); for hot paths to resolve once.
-local function key(name, label, value)
-  local by_name = keys[name]
-  if not by_name then by_name = {} keys[name] = by_name end
+local function memo(t, k)
+  local v = t[k]
+  if not v then v = {} t[k] = v end
+  return v
+end
+
+-- syntax: k = metrics.key(name, label?, value?, label2?, value2?)
+-- The series key PREFIX..name{label="value"} or PREFIX..name{label="value",label2="value2"}
+-- (memoised by name and values: a name always takes the same label names). Hot paths call it
+-- once at load and keep the key.
+local function key(name, label, value, label2, value2)
+  if label2 then
+    local by_value = memo(memo(keys2, name), value)
+    local k = by_value[value2]
+    if not k then
+      k = PREFIX .. name .. "{" .. label .. "=\"" .. tostring(value) .. "\"," .. label2 .. "=\""
+        .. tostring(value2) .. "\"}"
+      by_value[value2] = k
+    end
+    return k
+  end
+  local by_name = memo(keys, name)
   local v = value or ""
   local k = by_name[v]
   if not k then
-    if label then
-      k = PREFIX .. name .. "{" .. label .. "=\"" .. tostring(value) .. "\"}"
-    else
-      k = PREFIX .. name
-    end
+    k = label and (PREFIX .. name .. "{" .. label .. "=\"" .. tostring(value) .. "\"}") or PREFIX .. name
     by_name[v] = k
   end
   return k
@@ -92,6 +106,16 @@ _M.add = add
 -- Adds n (default 1) to series PREFIX..name{label="value"}; label may be nil for no labels.
 function _M.incr(name, label, value, n)
   add(key(name, label, value), n)
+end
+
+-- gauges: name -> function returning the current value (computed at render, not counted)
+local gauges = {}
+
+-- syntax: metrics.gauge(name, fn)
+-- Registers a gauge PREFIX..name whose value render() reads from fn(). The module that owns the
+-- state registers it (breaker.lua: breaker_state), so this module requires none of them.
+function _M.gauge(name, fn)
+  gauges[name] = fn
 end
 
 -- syntax: metrics.observe_call(ms)
@@ -160,9 +184,7 @@ function _M.render()
       g[k] = v
     end
   end
-  -- breaker state is computed, not counted
-  local breaker = require "verdict.breaker"
-  groups.breaker_state = { [PREFIX .. "breaker_state"] = breaker.state_code() }
+  for n, fn in pairs(gauges) do groups[n] = { [PREFIX .. n] = fn() } end
   -- histogram: cumulative buckets, always all of them
   local h = groups.call_duration_ms or {}
   local acc, hist = 0, {}

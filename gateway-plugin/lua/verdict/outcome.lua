@@ -1,7 +1,8 @@
 -- Outcome reporter. The log phase pushes one Outcome per guarded request into a per-worker
--- buffer; a timer (never a request) posts them in batches to POST /v1/outcomes. Async-mode
--- requests carry their DecideRequest inside the Outcome so the service scores them late; the
--- verdicts in the OutcomeAck go into the verdict cache.
+-- buffer; a timer (never a request) sends them in batches (POST /v1/outcomes or an OUTCOMES
+-- frame, per the configured transport). Async-mode requests carry their DecideRequest inside the
+-- Outcome so the service scores them late; the verdicts in the OutcomeAck go into the verdict
+-- cache.
 --
 -- The buffer is bounded (outcome_buffer_max): when full, outcomes are dropped and counted.
 -- A failed batch is dropped and counted too (no retry: outcomes are feedback, not a ledger).
@@ -49,18 +50,19 @@ end
 local function send(batch, count)
   local c = config.http
   local body = codec.encode_outcome_batch({ gateway_id = gateway_id, outcomes = batch })
-  local res, err = client.call("outcomes", body, c.outcome_timeout_ms)
+  local res, err, what, instance = client.call("outcomes", body, c.outcome_timeout_ms)
   if not res then
     metrics.incr("outcome_batches_total", "result", err)
     metrics.incr("outcomes_dropped_total", "reason", err, count)
-    log.log(ERR, "outcomes " .. err, "failed to post ", count, " outcomes: ", err)
+    log.log(ERR, "outcomes " .. err, "outcome batch to ", instance, " failed: ", err,
+            " (", what, "); ", count, " outcomes dropped")
     return
   end
   metrics.incr("outcome_batches_total", "result", "ok")
   metrics.incr("outcomes_sent_total", nil, nil, count)
   local ack, derr = codec.decode_outcome_ack(res)
   if not ack then
-    log.log(ERR, "outcome ack", "failed to decode the outcome ack: ", derr)
+    log.log(ERR, "outcome ack", "failed to decode the outcome ack from ", instance, ": ", derr)
     return
   end
   local verdicts = ack.verdicts
@@ -112,11 +114,6 @@ function _M.init_worker()
   gateway_id = config.gateway_id()
   local ok, err = timer_every(c.outcome_flush_ms / 1000, _M.flush)
   if not ok then log.log(ERR, "outcome timer", "failed to start the outcome timer: ", err) end
-end
-
--- syntax: n = outcome.buffered()
-function _M.buffered()
-  return n
 end
 
 return _M

@@ -1,4 +1,5 @@
--- Builds the DecideRequest for the current request from what nginx already knows (DESIGN §3).
+-- Builds the DecideRequest (decision-service/src/wire/verdict.proto) for the current request
+-- from what nginx already knows.
 -- Also strips client-supplied X-Verdict-* request headers (they are ours to set).
 --
 -- Header names are read from ngx.req.raw_header() to keep their arrival order (a client
