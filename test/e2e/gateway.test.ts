@@ -140,6 +140,23 @@ async function withService(t: Test, variant: GatewayVariant, frame = false): Pro
     t.equal(r.status, 403);
   });
 
+  // Every one of these once made the service refuse the DecideRequest (400), and the gateway then
+  // failed open: one oversized header switched Verdict off for that request. They are decided now.
+  await t.test('block: oversized or odd client input cannot switch Verdict off', async (t) => {
+    const hostile: Array<[string, { method?: string; headers?: Record<string, string> }]> = [
+      ['65 cookies', { headers: { cookie: Array.from({ length: 65 }, (_, i) => `c${i}=1`).join('; ') } }],
+      ['a 200-byte cookie name', { headers: { cookie: `${'c'.repeat(200)}=1` } }],
+      ['a 129-byte header name', { headers: { [`x-${'h'.repeat(127)}`]: '1' } }],
+      ['a 17-byte Sec-Fetch-User', { headers: { 'sec-fetch-user': '?1xxxxxxxxxxxxxxx' } }],
+      ['a 300-byte Accept-Language', { headers: { 'accept-language': `en;q=0.9,${'x'.repeat(290)}` } }],
+      ['the method M-SEARCH', { method: 'M-SEARCH' }],
+    ];
+    for (const [what, opts] of hostile) {
+      const r = await ask(`${url}/api/account/settings`, opts);
+      t.equal(r.status, 403, `${what}: decided (blocked: no credentials), not failed open`);
+    }
+  });
+
   await t.test('block: sensitive probes', async (t) => {
     for (const p of ['/.env', '/actuator/env', '/.git/config']) {
       const r = await ask(`${url}${p}`);

@@ -6,7 +6,7 @@
 
 import { isIP } from 'node:net';
 import { parseIPv4 } from '../net/ip.ts';
-import { LIST_LIMITS, MAX_BUDGET_MS, MAX_HASH_BYTES, METHOD, STRING_LIMITS, type DecideRequest, type Mode } from './schema.ts';
+import { clip, LIST_LIMITS, MAX_BUDGET_MS, MAX_HASH_BYTES, MAX_METHOD, MAX_PATH, METHOD, STRING_LIMITS, type DecideRequest, type Mode } from './schema.ts';
 
 const MODES: readonly Mode[] = ['INLINE', 'ASYNC', 'MONITOR'];
 const L = STRING_LIMITS;
@@ -17,10 +17,11 @@ type Decoded = Record<string, unknown>;
 class Refuse {}
 const REFUSE = new Refuse();
 
+// over-long strings and lists are cut, as in the schema (see clip there)
 function str(v: unknown, max: number): string {
   if (v === undefined || v === null) return '';
-  if (typeof v !== 'string' || v.length > max) throw REFUSE;
-  return v;
+  if (typeof v !== 'string') throw REFUSE;
+  return v.length > max ? v.slice(0, max) : v;
 }
 
 function hash(v: unknown): Buffer | undefined {
@@ -34,12 +35,18 @@ function hash(v: unknown): Buffer | undefined {
 
 function list(v: unknown, maxItems: number, maxLen: number): string[] {
   if (v === undefined || v === null) return [];
-  if (!Array.isArray(v) || v.length > maxItems) throw REFUSE;
-  for (let i = 0; i < v.length; i++) {
-    const x: unknown = v[i];
-    if (typeof x !== 'string' || x.length > maxLen) throw REFUSE;
+  if (!Array.isArray(v)) throw REFUSE;
+  let out = v as string[];
+  if (out.length > maxItems) out = out.slice(0, maxItems);
+  for (let i = 0; i < out.length; i++) {
+    const x: unknown = out[i];
+    if (typeof x !== 'string') throw REFUSE;
+    if (x.length > maxLen) {
+      if (out === v) out = out.slice();
+      out[i] = x.slice(0, maxLen);
+    }
   }
-  return v as string[];
+  return out;
 }
 
 function clientIp(v: unknown): string {
@@ -70,10 +77,12 @@ function budgetMs(v: unknown): number {
  */
 export function fastValidateDecide(m: Decoded): DecideRequest | undefined {
   try {
-    const method = m.method;
-    if (typeof method !== 'string' || !METHOD.test(method)) return undefined;
-    const path = m.path;
-    if (typeof path !== 'string' || path.length === 0 || path.length > 4096 || path.charCodeAt(0) !== 47) return undefined;
+    const rawMethod = m.method;
+    if (typeof rawMethod !== 'string' || !METHOD.test(rawMethod)) return undefined;
+    const method = clip(rawMethod, MAX_METHOD);
+    const rawPath = m.path;
+    if (typeof rawPath !== 'string' || rawPath.length === 0 || rawPath.charCodeAt(0) !== 47) return undefined;
+    const path = clip(rawPath, MAX_PATH);
     const modeCode = m.mode;
     if (typeof modeCode !== 'number' || modeCode < 0 || modeCode > 2) return undefined;
     return {

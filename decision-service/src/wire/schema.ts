@@ -61,22 +61,36 @@ export const STRING_LIMITS = {
 export const LIST_LIMITS = { header_names: [128, 128], cookie_names: [64, 128] } as const; // [items, item length]
 export const BYTES_FIELDS = ['session_hash', 'token_hash', 'device_hash', 'password_hash'] as const;
 export const MAX_HASH_BYTES = 64;
-export const METHOD = /^[A-Z]{1,16}$/;
 /** uint32 on the wire. */
 export const MAX_BUDGET_MS = 4_294_967_295;
 
-const strings = Object.fromEntries(Object.entries(STRING_LIMITS).map(([k, max]) => [k, str(max).default('')])) as {
-  [K in keyof typeof STRING_LIMITS]: z.ZodDefault<z.ZodString>;
+/**
+ * Cut, not refused: almost every DecideRequest string is something a client sent (a header, a
+ * cookie name, the path), and a refused DecideRequest makes the gateway fail open — so one
+ * oversized header would switch Verdict off for that client's request (65 cookies, a 17-byte
+ * Sec-Fetch-User, a 129-byte header name, `M-SEARCH`). Over-long values are cut to their limit and
+ * decided on; the gateways cut what they can first (gateway-plugin/spec/), this is the backstop.
+ */
+export const clip = (s: string, max: number): string => (s.length > max ? s.slice(0, max) : s);
+const clipped = (max: number) => z.string().transform((s) => clip(s, max));
+const clippedList = ([items, len]: readonly [number, number]) => z.array(z.string()).transform((a) => (a.length > items ? a.slice(0, items) : a).map((x) => clip(x, len)));
+/** HTTP method tokens as nginx accepts them (upper-case letters, "-" and "_"), cut to 16. */
+export const METHOD = /^[A-Z_-]+$/;
+export const MAX_METHOD = 16;
+export const MAX_PATH = 4096;
+
+const strings = Object.fromEntries(Object.entries(STRING_LIMITS).map(([k, max]) => [k, clipped(max).default('')])) as {
+  [K in keyof typeof STRING_LIMITS]: z.ZodDefault<ReturnType<typeof clipped>>;
 };
 
 export const decideRequestSchema = z.object({
   ...strings,
   ts_ms: uint64.default(0),
   client_ip: z.string().max(64).refine(isValidIp, 'client_ip must be an IPv4 or IPv6 address'),
-  method: z.string().min(1).max(16).regex(/^[A-Z]+$/, 'method is an upper-case HTTP method'),
-  path: z.string().min(1).max(4096).startsWith('/', 'path starts with "/"'),
-  header_names: z.array(str(LIST_LIMITS.header_names[1])).max(LIST_LIMITS.header_names[0]).default([]),
-  cookie_names: z.array(str(LIST_LIMITS.cookie_names[1])).max(LIST_LIMITS.cookie_names[0]).default([]),
+  method: z.string().min(1).regex(METHOD, 'method is an upper-case HTTP method').transform((m) => clip(m, MAX_METHOD)),
+  path: z.string().min(1).startsWith('/', 'path starts with "/"').transform((p) => clip(p, MAX_PATH)),
+  header_names: clippedList(LIST_LIMITS.header_names).default([]),
+  cookie_names: clippedList(LIST_LIMITS.cookie_names).default([]),
   has_authorization: z.boolean().default(false),
   session_hash: bytes.optional(),
   token_hash: bytes.optional(),

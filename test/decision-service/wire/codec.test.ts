@@ -41,7 +41,7 @@ t.test('bad input is a clean 400 naming the field', async (t) => {
     [{ client_ip: 'x', method: 'GET', path: '/' }, 'json', /client_ip must be an IPv4 or IPv6/],
     [{ client_ip: '1.2.3.4', method: 'get', path: '/' }, 'json', /method/],
     [{ client_ip: '1.2.3.4', method: 'GET', path: 'nope' }, 'json', /path starts with/],
-    [{ client_ip: '1.2.3.4', method: 'GET', path: '/', header_names: new Array(500).fill('x') }, 'json', /header_names/],
+    [{ client_ip: '1.2.3.4', method: 'GET', path: '/', header_names: [1] }, 'json', /header_names/],
     [{ client_ip: '1.2.3.4', method: 'GET', path: '/', session_hash: 'a'.repeat(120) }, 'json', /session_hash/],
     [{ client_ip: '1.2.3.4', method: 'GET', path: '/', budget_ms: -1 }, 'json', /budget_ms/],
     [{ client_ip: '1.2.3.4', method: 'GET', path: '/', budget_ms: 2.5 }, 'json', /budget_ms/],

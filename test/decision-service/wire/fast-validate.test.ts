@@ -31,6 +31,9 @@ const cases: Array<[string, Record<string, unknown>]> = [
   ['too many header names', { ...base, header_names: new Array(129).fill('h') }],
   ['long header name', { ...base, header_names: ['h'.repeat(129)] }],
   ['too many cookies', { ...base, cookie_names: new Array(65).fill('c') }],
+  ['M-SEARCH', { ...base, method: 'M-SEARCH' }],
+  ['method with a space', { ...base, method: 'GET X' }],
+  ['long sec-fetch-user', { ...base, sec_fetch_user: 'x'.repeat(17) }],
   ['long hash', { ...base, token_hash: Buffer.alloc(65) }],
   ['empty hash', { ...base, token_hash: Buffer.alloc(0) }],
   ['monitor mode', { ...base, mode: 2 }],
@@ -47,6 +50,26 @@ t.test('fast path and zod agree', async (t) => {
     if (fast && slow.success) {
       for (const [k, v] of Object.entries(slow.data)) t.same((fast as Record<string, unknown>)[k], v, `${name}: ${k}`);
     }
+  }
+});
+
+// A refused DecideRequest makes the gateway fail open, so what a client controls is cut, never
+// refused: one oversized header must not switch Verdict off for that request.
+t.test('over-long client-controlled fields are cut to their limits, not refused', async (t) => {
+  const msg = decoded({
+    ...base, method: 'A'.repeat(20), path: `/${'p'.repeat(5000)}`, user_agent: 'u'.repeat(2000), sec_fetch_user: 'x'.repeat(17),
+    header_names: Array.from({ length: 200 }, (_, i) => `h${i}`.padEnd(i === 0 ? 300 : 3, 'h')), cookie_names: new Array(65).fill('c'),
+  });
+  for (const [name, r] of [['fast', fastValidateDecide(msg)], ['zod', decideRequestSchema.parse(msg)]] as const) {
+    t.ok(r, `${name}: accepted`);
+    if (!r) continue;
+    t.equal(r.method.length, 16, `${name}: method cut to 16`);
+    t.equal(r.path.length, 4096, `${name}: path cut to 4096`);
+    t.equal(r.user_agent.length, 1024, `${name}: user agent cut to 1024`);
+    t.equal(r.sec_fetch_user, 'x'.repeat(16), `${name}: sec_fetch_user cut to 16`);
+    t.equal(r.header_names.length, 128, `${name}: 128 header names kept`);
+    t.equal(r.header_names[0]?.length, 128, `${name}: a header name cut to 128`);
+    t.equal(r.cookie_names.length, 64, `${name}: 64 cookie names kept`);
   }
 });
 
