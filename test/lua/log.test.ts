@@ -93,6 +93,8 @@ t.test('a failed decide call: cause, what happened and the instance; nothing of 
   const other = Buffer.from(DecideResponseType.encode(DecideResponseType.fromObject({ request_id: 'another-request', action: 3 })).finish());
   const cases: Array<[typeof service.mode, string]> = [
     [{ status: 503 }, `decide call to ${tcp} failed: http error (HTTP 503); failing open`],
+    // the service's answer to a call whose deadline it saw pass: a timeout, not an error
+    [{ status: 504 }, `decide call to ${tcp} failed: timeout (HTTP 504 DEADLINE); failing open`],
     ['no length', `decide call to ${tcp} failed: bad response (no Content-Length); failing open`],
     [{ status: 200, body: Buffer.from([0xff, 0xff, 0xff]) }, `decide call to ${tcp} failed: bad response (undecodable DecideResponse); failing open`],
     [{ status: 200, body: other }, `decide call to ${tcp} failed: bad response (verdict for another request); failing open`],
@@ -177,6 +179,11 @@ t.test('a failed decide call over frames: the ERROR frame\'s code only, or the u
   t.equal((await guarded(lua.nginx.url)).status, 200);
   t.same(verdictLines(lua.nginx.errorLog(), 'decide call'),
     [`verdict: decide call to frame:127.0.0.1:${port} failed: bad response (ERROR frame INVALID_FIELD); failing open`]);
+  await lua.post('/interval', 0);
+  reply = frame(15, 'DEADLINE: the gateway deadline passed before the decision started');
+  t.equal((await guarded(lua.nginx.url)).status, 200);
+  t.same(verdictLines(lua.nginx.errorLog(), 'ERROR frame DEADLINE'),
+    [`verdict: decide call to frame:127.0.0.1:${port} failed: timeout (ERROR frame DEADLINE); failing open`], 'DEADLINE is a timeout');
   await lua.post('/interval', 0);
   reply = frame(9, '');
   t.equal((await guarded(lua.nginx.url)).status, 200);

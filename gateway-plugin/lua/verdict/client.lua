@@ -191,6 +191,8 @@ local function http_attempt(c, svc, kind, body, deadline)
       log.log(WARN, "auth refused", "the decision service refused this gateway's credentials (HTTP 401): ",
               "check that secret_file holds a key of the service's VERDICT_GATEWAY_SECRET_FILE")
     end
+    -- 504 DEADLINE: the service saw our deadline pass before it started (a timeout, told)
+    if status == 504 then return nil, "timeout", false, "HTTP 504 DEADLINE" end
     return nil, "http error", false, "HTTP " .. status
   end
   return res
@@ -263,6 +265,10 @@ local function frame_attempt(c, svc, kind, body, deadline)
     end
     -- the frame stream is intact after any other ERROR: the connection stays usable
     sock:setkeepalive(c.pool_idle_timeout_ms)
+    if sub(res, 1, 9) == "DEADLINE:" then
+      -- the service saw our deadline pass before it started: a timeout, told rather than silent
+      return nil, "timeout", false, "ERROR frame DEADLINE"
+    end
     log.log(WARN, "frame error", "the decision service answered an error frame: ", sub(res, 1, 200))
     -- the call reports the code of "CODE: message" only: what it reports must not depend on what
     -- a service writes in a message (the warning above has the message)
