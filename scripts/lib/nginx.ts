@@ -179,9 +179,9 @@ const luaString = (s: string) => JSON.stringify(s); // JSON string escapes are v
 const luaValue = (v: InitValue) => (typeof v === 'string' ? luaString(v) : String(v));
 
 /**
- * The default location layout, the shape of nginx.conf.example for the demo shop routes
- * (DESIGN §6): identity and promo inline with a tight budget, object APIs and internal routes
- * inline, static files off, everything else async.
+ * The default location layout, the shape of nginx.conf.example for the demo shop routes (the
+ * README's quick start): identity and promo inline with a tight budget, object APIs and internal
+ * routes inline, static files off, everything else async.
  */
 export function defaultLocations(variant: GatewayVariantName = 'lua'): string {
   const guard = `include ${variant === 'njs' ? 'verdict-njs-location.conf' : 'verdict-location.conf'};

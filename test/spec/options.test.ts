@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot, startNginx, type NginxHandle } from '../../scripts/lib/nginx.ts';
 import { LIST_LIMITS, MAX_OUTCOMES_PER_BATCH, STRING_LIMITS } from '../../decision-service/src/wire/schema.ts';
-import { GATEWAY_DEFAULTS } from '../../decision-service/src/gateway/settings.ts';
+import { GATEWAY_DEFAULTS, gatewaySettings, withLocationOptions } from '../../decision-service/src/gateway/settings.ts';
 import { generatedFiles, loadSpec, specProblems, type OptionSpec } from '../../gateway-plugin/spec/render.ts';
 
 const spec = loadSpec();
@@ -42,6 +42,22 @@ t.test('the TypeScript reference (decision-service/src/gateway/settings.ts) has 
     if (!o) { t.fail(`${key}: no option ${name} in the spec`); continue; }
     t.same(value, o.type === 'list' ? [] : o.default, `${key} = ${name}'s default`);
   }
+});
+
+t.test('the TypeScript reference parses location settings within the spec\'s bounds and values', async (t) => {
+  const base = gatewaySettings('k'.repeat(32));
+  const parsed = (name: string, raw: string) => {
+    let bad = false;
+    const out = withLocationOptions(base, { [name]: raw }, () => { bad = true; }) as unknown as Record<string, unknown>;
+    return bad ? undefined : out;
+  };
+  const budget = byName(spec.location, 'budget_ms');
+  t.equal(parsed('budget_ms', String(budget.min))?.budgetMs, budget.min, 'budget_ms: the spec minimum is accepted');
+  t.equal(parsed('budget_ms', String(budget.max))?.budgetMs, budget.max, 'budget_ms: the spec maximum is accepted');
+  t.equal(parsed('budget_ms', String(budget.min! - 1)), undefined, 'budget_ms: below the minimum is refused');
+  t.equal(parsed('budget_ms', String(budget.max! + 1)), undefined, 'budget_ms: above the maximum is refused');
+  for (const v of byName(spec.location, 'mode').values ?? []) t.equal(parsed('mode', v)?.mode, v, `mode ${v} is accepted`);
+  t.equal(parsed('mode', 'sometimes'), undefined, 'a mode outside the spec is refused');
 });
 
 // ------------------------------------------------------------------ READMEs
