@@ -196,6 +196,16 @@ export function validDecide(r: Rng, requestId: string): Record<string, unknown> 
   if (r.chance(0.3)) m.identifier = r.pick([`138${r.int(10000000, 99999999)}`, `+86138${r.int(10000000, 99999999)}`, `u${r.int(0, 1e6)}@example.com`, str(r, L.identifier)]);
   if (r.chance(0.6)) m.mode = r.int(0, 2);
   if (r.chance(0.4)) m.gateway_id = r.chance(0.7) ? `gw-${r.int(1, 8)}` : str(r, L.gateway_id);
+  // past the limits: cut by the service, never refused (what a client sends must not switch Verdict off)
+  if (r.chance(0.05)) {
+    // (not request_id: the answer must name the request it decided)
+    const f = r.pick(Object.keys(L).filter((k) => k !== 'request_id')) as keyof typeof L;
+    m[f] = 'x'.repeat(L[f] + r.int(1, 64));
+  }
+  if (r.chance(0.03)) m.header_names = Array.from({ length: LIST_LIMITS.header_names[0] + r.int(1, 50) }, (_, i) => `h${i}`);
+  if (r.chance(0.03)) m.cookie_names = ['ok', 'y'.repeat(LIST_LIMITS.cookie_names[1] + r.int(1, 100))];
+  if (r.chance(0.02)) m.method = r.pick(['M-SEARCH', 'A'.repeat(17), 'VERSION_CONTROL']);
+  if (r.chance(0.02)) m.path = `/${'a'.repeat(4096)}`;
   return m;
 }
 
@@ -258,19 +268,13 @@ function u64(v: bigint): { low: number; high: number; unsigned: true } {
 function badDecideValue(r: Rng, o: GenOptions): [string, unknown] {
   const L = STRING_LIMITS;
   switch (r.int(0, 9)) {
-    case 0: return ['method', r.pick(['get', 'G E T', 'A'.repeat(17), 'POST\r\n', ''])];
-    case 1: return ['path', r.pick(['', 'api/auth/login', '*', 'http://x/', `/${'a'.repeat(4096)}`])];
+    // (over-long strings and lists are not bad: the service cuts them to their limits, see
+    // validDecide; a refusal would make the gateway fail open)
+    case 0: return ['method', r.pick(['get', 'G E T', 'POST\r\n', '', 'GET1'])];
+    case 1: return ['path', r.pick(['', 'api/auth/login', '*', 'http://x/'])];
     case 2: return ['client_ip', r.pick(['', '1.2.3', '999.1.1.1', 'localhost', '1.2.3.4 ', '::ffff:1.2.3.256', 'a'.repeat(65), '1.2.3.4/24'])];
-    case 3: {
-      const f = r.pick(Object.keys(L)) as keyof typeof L;
-      const n = r.chance(0.9) ? L[f] + r.int(1, 64) : r.int(L[f] + 1, Math.max(L[f] + 1, o.hugeBytes - 64));
-      return [f, 'x'.repeat(n)];
-    }
-    case 4: {
-      const f = r.pick(['header_names', 'cookie_names'] as const);
-      const [items, len] = LIST_LIMITS[f];
-      return [f, r.chance(0.5) ? Array.from({ length: r.chance(0.9) ? items + r.int(1, 50) : r.int(items + 1, 20_000) }, (_, i) => `h${i}`) : ['ok', 'y'.repeat(len + r.int(1, 100))]];
-    }
+    case 3: return ['client_ip', r.pick(['1.2.3.4.5', '::g', '1.2.3.-4'])];
+    case 4: return ['path', r.pick(['a/b', ' /', '\\x'])];
     case 5: return [r.pick(['session_hash', 'token_hash', 'device_hash', 'password_hash']), Buffer.alloc(r.int(65, 300), 7)];
     case 6: return ['mode', r.pick([3, 7, 255, 2 ** 31 - 1, -1])];
     // past 2^53 - 1 (once read negative from 2^63 on); in JSON the same {low, high} object
