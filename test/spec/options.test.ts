@@ -245,6 +245,16 @@ t.test('Lua: config.init takes the spec defaults and enforces its types and boun
     }
   }
   cases.push([{ hmac_key: key, no_such_option: 1 }, new RegExp(escape(`unknown option "no_such_option"; known options: ${spec.http.map((o) => o.name).join(', ')}`))]);
+  // the service address and secret rules (what the spec's types do not say)
+  cases.push(
+    [{ hmac_key: key, service: 'http://127.0.0.1:9400' }, /takes no URL scheme/],
+    [{ hmac_key: key, service: '10.1.2.3:9400' }, /not loopback: set secret_file/],
+    [{ hmac_key: key, service: '10.1.2.3:9400', secret: 's'.repeat(32) }, { hmac_key: key }],
+    [{ hmac_key: key, service: '[::1]:9400' }, { hmac_key: key }],
+    [{ hmac_key: key, service: 'frame:unix:/run/v.sock, 127.0.0.1:9400' }, { hmac_key: key }],
+    [{ hmac_key: key, service: 'unix:rel.sock' }, /must be "unix:\/absolute\/path.sock"/],
+    [{}, /"hmac_key" is required/],
+  );
   const got = await get('/init', cases.map(([o]) => o)) as Array<string | Record<string, unknown>>;
   cases.forEach(([opts, want], i) => {
     if (want instanceof RegExp) t.match(got[i], want, JSON.stringify(opts));
