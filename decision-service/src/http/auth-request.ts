@@ -21,7 +21,7 @@ import { VerdictError } from '../errors.ts';
 import { buildDecideRequest } from '../gateway/request-builder.ts';
 import { GATEWAY_DEFAULTS, withLocationOptions, type GatewaySettings } from '../gateway/settings.ts';
 import type { DecisionService } from '../service/decision-service.ts';
-import { decideRequestSchema, LIST_LIMITS } from '../wire/schema.ts';
+import { decideRequestSchema } from '../wire/schema.ts';
 import type { GatewayGuard } from '../auth/guard.ts';
 
 /** Headers nginx adds to the subrequest: not the client's. */
@@ -85,9 +85,7 @@ export function registerAuthRequest(app: FastifyInstance, service: DecisionServi
       encoding: 'latin1', // node's parser: one character per byte
       gatewayId: '',
     }, settings);
-    // The Lua gateway sends every cookie name and fails open on the service's refusal; here the
-    // refusal would become nginx's 500, so only the names the service accepts are sent.
-    if (built.cookie_names.length > LIST_LIMITS.cookie_names[0]) built.cookie_names.length = LIST_LIMITS.cookie_names[0];
+    // (over-long client fields, 65 cookies included, are cut by the schema, not refused)
     const parsed = decideRequestSchema.safeParse(built);
     if (!parsed.success) {
       throw new VerdictError('INVALID_FIELD', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));

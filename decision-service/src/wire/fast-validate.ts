@@ -21,7 +21,7 @@ const REFUSE = new Refuse();
 function str(v: unknown, max: number): string {
   if (v === undefined || v === null) return '';
   if (typeof v !== 'string') throw REFUSE;
-  return v.length > max ? v.slice(0, max) : v;
+  return clip(v, max);
 }
 
 function hash(v: unknown): Buffer | undefined {
@@ -43,7 +43,7 @@ function list(v: unknown, maxItems: number, maxLen: number): string[] {
     if (typeof x !== 'string') throw REFUSE;
     if (x.length > maxLen) {
       if (out === v) out = out.slice();
-      out[i] = x.slice(0, maxLen);
+      out[i] = clip(x, maxLen);
     }
   }
   return out;

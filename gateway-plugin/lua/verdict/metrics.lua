@@ -58,32 +58,20 @@ end
 local pending = {}
 local dirty = false
 
--- series name cache: name -> label value [-> second label value] -> key string (no
--- concatenation per request); keys with two labels memoised apart
-local keys, keys2 = {}, {}
-
-local function memo(t, k)
-  local v = t[k]
-  if not v then v = {} t[k] = v end
-  return v
-end
+-- series name cache: name -> label value -> key string (no concatenation per request)
+local keys = {}
 
 -- syntax: k = metrics.key(name, label?, value?, label2?, value2?)
--- The series key PREFIX..name{label="value"} or PREFIX..name{label="value",label2="value2"}
--- (memoised by name and values: a name always takes the same label names). Hot paths call it
--- once at load and keep the key.
+-- The series key PREFIX..name{label="value"} or PREFIX..name{label="value",label2="value2"}.
+-- One-label keys are memoised (incr() resolves them per call); two-label keys are built as asked:
+-- their callers resolve them once at load and keep them.
 local function key(name, label, value, label2, value2)
   if label2 then
-    local by_value = memo(memo(keys2, name), value)
-    local k = by_value[value2]
-    if not k then
-      k = PREFIX .. name .. "{" .. label .. "=\"" .. tostring(value) .. "\"," .. label2 .. "=\""
-        .. tostring(value2) .. "\"}"
-      by_value[value2] = k
-    end
-    return k
+    return PREFIX .. name .. "{" .. label .. "=\"" .. tostring(value) .. "\"," .. label2 .. "=\""
+      .. tostring(value2) .. "\"}"
   end
-  local by_name = memo(keys, name)
+  local by_name = keys[name]
+  if not by_name then by_name = {} keys[name] = by_name end
   local v = value or ""
   local k = by_name[v]
   if not k then
