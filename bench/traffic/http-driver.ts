@@ -19,6 +19,7 @@ import { startServiceChild } from '../../scripts/lib/service.ts';
 import { startShop, type RunningShop } from '../../scripts/demo-shop/app.ts';
 import { hash32 } from './rng.ts';
 import { parseTrafficText, type TrafficLine } from './format.ts';
+import { lineBody } from './to-request.ts';
 
 /** A stable loopback address for a simulated client IP: 127.a.b.c, never 127.0.0.x. */
 export function loopbackFor(ip: string): string {
@@ -59,13 +60,9 @@ function send(url: URL, line: TrafficLine, tokens: Map<string, string>): Promise
     const name = headers.authorization.slice(7).trim();
     headers.authorization = `Bearer ${tokens.get(name) ?? name}`;
   }
-  let payload: string | undefined;
-  if (line.body && line.method !== 'GET' && line.method !== 'HEAD') {
-    const ct = headers['content-type'] ?? '';
-    payload = ct.includes('x-www-form-urlencoded')
-      ? new URLSearchParams(Object.entries(line.body).map(([k, v]) => [k, String(v)])).toString()
-      : JSON.stringify(line.body);
-    if (!ct) headers['content-type'] = 'application/json';
+  const payload = lineBody(line);
+  if (payload !== undefined) {
+    headers['content-type'] ??= 'application/json';
     headers['content-length'] = String(Buffer.byteLength(payload));
   }
   const path = line.query ? `${line.path}?${line.query}` : line.path;

@@ -25,7 +25,7 @@ import { makeUsers } from '../../scripts/demo-shop/users.ts';
 import { BaselineLimiter } from './baseline.ts';
 import { headerValue, type TrafficLine } from './format.ts';
 import { GatewayCache } from './gateway-cache.ts';
-import { gatewayOptions, toDecideRequest, type GatewayOptions } from './to-request.ts';
+import { gatewayOptions, lineBody, toDecideRequest, type GatewayOptions } from './to-request.ts';
 
 export type Source = 'service' | 'cache' | 'async' | 'off' | 'baseline';
 
@@ -194,16 +194,8 @@ export class ShopUpstream implements Upstream {
       if (live === undefined && line.sim?.token_user) live = await this.openSession(name, line.sim.token_user);
       headers.authorization = `Bearer ${live ?? name}`;
     }
-    let payload: string | undefined;
-    if (line.body && line.method !== 'GET' && line.method !== 'HEAD') {
-      const ct = headerValue(line, 'content-type') ?? '';
-      if (ct.includes('application/x-www-form-urlencoded')) {
-        payload = new URLSearchParams(Object.entries(line.body).map(([k, v]) => [k, String(v)])).toString();
-      } else {
-        payload = JSON.stringify(line.body);
-        if (!ct) headers['content-type'] = 'application/json';
-      }
-    }
+    const payload = lineBody(line);
+    if (payload !== undefined && !headerValue(line, 'content-type')) headers['content-type'] = 'application/json';
     const url = line.query ? `${line.path}?${line.query}` : line.path;
     const res = await this.app.inject({ method: line.method as 'GET', url, headers, payload });
     if (line.sim?.issues_token && res.statusCode === 200) {
