@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // First-run set-up for `npm start|demo|test|bench`: installs npm packages when missing and the
-// Debian packages the gateway needs (nginx + Lua/njs modules, Redis, wrk) when running as root,
+// Debian packages the gateway needs (nginx + Lua/njs modules, Redis, wrk, Chromium for tests) when running as root,
 // or prints the exact command to run when not. Plain .mjs so it runs before `tsx` exists.
 import { existsSync } from 'node:fs';
 import { execSync, spawnSync } from 'node:child_process';
@@ -19,6 +19,9 @@ const DEBIAN = {
   },
   redis: { files: ['/usr/bin/redis-server', '/usr/bin/redis-cli'], packages: ['redis-server', 'redis-tools'] },
   wrk: { files: ['/usr/bin/wrk'], packages: ['wrk'] },
+  // Pages are tested in a real browser: Debian's Chromium driven by playwright-core (never a
+  // downloaded browser build).
+  chromium: { files: ['/usr/bin/chromium'], packages: ['chromium'] },
   // The benchmark's inline-WAF peer (case 5); optional: the case reports "not available" without it.
   modsecurity: { files: ['/usr/lib/nginx/modules/ngx_http_modsecurity_module.so', '/usr/share/modsecurity-crs'], packages: ['libnginx-mod-http-modsecurity', 'modsecurity-crs'], optional: true },
 };

@@ -148,6 +148,8 @@ export class Batch {
 export interface BatchResult {
   readonly failed: boolean;
   readonly stale: boolean;
+  /** The first error's message, when a command failed. */
+  readonly error?: string;
 }
 
 /**
@@ -171,6 +173,7 @@ export async function sendBatch(c: Client, b: Batch): Promise<BatchResult> {
   }
   let failed = false;
   let stale = false;
+  let error: string | undefined;
   await Promise.all(
     [...groups.values()].map(async (idx) => {
       const pipe = c.pipeline() as Pipe;
@@ -187,6 +190,7 @@ export async function sendBatch(c: Client, b: Batch): Promise<BatchResult> {
         results = null;
         failed = true;
         const e = err instanceof Error ? err : new Error(String(err));
+        error ??= e.message;
         if (STALE_SLOTS.test(e.message)) stale = true;
         for (const i of idx) b.handlers[i]?.(e, null);
         return;
@@ -196,11 +200,12 @@ export async function sendBatch(c: Client, b: Batch): Promise<BatchResult> {
         const err = r ? r[0] : new Error('no reply');
         if (err) {
           failed = true;
+          error ??= err.message;
           if (STALE_SLOTS.test(err.message)) stale = true;
         }
         b.handlers[idx[j] as number]?.(err, r ? r[1] : null);
       }
     }),
   );
-  return { failed, stale };
+  return error === undefined ? { failed, stale } : { failed, stale, error };
 }

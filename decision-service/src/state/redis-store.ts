@@ -89,6 +89,8 @@ export interface RedisStoreStats {
   readonly dropped: number;
   /** Times a Redis data loss was detected and this instance's contribution re-sent. */
   readonly reseeds: number;
+  /** The last failed batch's first error ("" when none failed). */
+  readonly lastError: string;
 }
 
 export class RedisStore implements Store, MergeQueue {
@@ -127,7 +129,7 @@ export class RedisStore implements Store, MergeQueue {
   private downSince = 0;
   private lastDownLog = 0;
   private closed = false;
-  private readonly counts = { flushes: 0, flushErrors: 0, pulls: 0, pullErrors: 0, opsPerFlush: 0, commands: 0, dropped: 0, reseeds: 0, lastFlushOk: 0 };
+  private readonly counts = { flushes: 0, flushErrors: 0, pulls: 0, pullErrors: 0, opsPerFlush: 0, commands: 0, dropped: 0, reseeds: 0, lastFlushOk: 0, lastError: '' };
 
   constructor(opts: RedisStoreOptions) {
     this.prefix = opts.prefix ?? 'verdict:';
@@ -306,7 +308,7 @@ export class RedisStore implements Store, MergeQueue {
           if (!this.up) this.onUp();
         }
       },
-      () => { this.counts.flushErrors++; },
+      (err: unknown) => { this.counts.flushErrors++; this.counts.lastError = String(err); },
     ).finally(() => { this.flushing = undefined; });
     return this.flushing;
   }
@@ -331,7 +333,7 @@ export class RedisStore implements Store, MergeQueue {
         this.counts.pulls++;
         if (failed) this.counts.pullErrors++;
       },
-      () => { this.counts.pullErrors++; },
+      (err: unknown) => { this.counts.pullErrors++; this.counts.lastError = String(err); },
     ).finally(() => { this.pulling = undefined; });
     return this.pulling;
   }
@@ -367,6 +369,7 @@ export class RedisStore implements Store, MergeQueue {
       pendingKeys: this.dirty.length + this.orphans.length,
       dropped: c.dropped,
       reseeds: c.reseeds,
+      lastError: c.lastError,
     };
   }
 
@@ -475,7 +478,8 @@ export class RedisStore implements Store, MergeQueue {
   private async exec(b: Batch): Promise<boolean> {
     b.seal();
     this.counts.commands += b.size;
-    const { failed, stale } = await sendBatch(this.client, b);
+    const { failed, stale, error } = await sendBatch(this.client, b);
+    if (error !== undefined) this.counts.lastError = error;
     // The failed deltas are pending again for the next flush, which goes by the new slot map.
     if (stale) this.refreshSlots(true);
     return failed;

@@ -45,10 +45,17 @@ t.test('the Store contract on a Redis Cluster', async (t) => {
     await store.waitReady();
     return {
       store,
+      // A failed batch is pending again for the next flush (the store's design): a healthy
+      // cluster takes it on a retry; three refusals in a row fail the contract with the cause.
       sync: async () => {
-        await store.sync();
-        const s = store.stats();
-        if (s.flushErrors + s.pullErrors > 0) throw new Error(`cluster refused a batch: ${JSON.stringify(s)}`);
+        for (let attempt = 1; ; attempt++) {
+          const before = store.stats();
+          await store.sync();
+          const s = store.stats();
+          if (s.flushErrors + s.pullErrors === before.flushErrors + before.pullErrors) return;
+          if (attempt === 3) throw new Error(`cluster refused a batch three times in a row: ${JSON.stringify(s)}`);
+          t.comment(`cluster refused a batch (retried): ${s.lastError}`);
+        }
       },
       close: () => store.close(),
     };
