@@ -57,6 +57,9 @@ const fullRequest = {
   password_hash: b64('\x7f\x80\x81password-hash-ok'),
   mode: 'ASYNC',
   gateway_id: 'gw-1/4242',
+  clearance: 'VALID',
+  clearance_level: 18,
+  clearance_age_s: 1234,
 };
 
 const vectors: Vector[] = [
@@ -104,7 +107,7 @@ const vectors: Vector[] = [
     message: {
       accepted: 2,
       verdicts: [
-        { request_id: 'a2', action: 'CHALLENGE', score: 60, reasons: ['enum.identifier_fanout{key=subnet}'], cache_key: 'ip:198.51.100.23', cache_ttl_s: 60 },
+        { request_id: 'a2', action: 'CHALLENGE', score: 60, reasons: ['enum.identifier_fanout{key=subnet}'], cache_key: 'ip:198.51.100.23', cache_ttl_s: 60, challenge_kind: 'POW', challenge_difficulty: 19, clearance_ttl_s: 1800 },
         { request_id: 'a3', action: 'TAG', score: 40, reasons: ['x', 'y'], cache_key: 'session:AQID', cache_ttl_s: 30, policy_version: 'p1' },
       ],
     },

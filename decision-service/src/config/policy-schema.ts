@@ -49,7 +49,22 @@ export const routeSchema = z
   })
   .strict();
 
+export const CHALLENGE_KINDS = ['pow', 'page', 'status'] as const;
+export type ChallengeKindName = (typeof CHALLENGE_KINDS)[number];
+/** Leading zero bits of SHA-256 a proof-of-work challenge may ask (the gateway accepts 1..32). */
+const difficulty = z.number().int().min(1).max(32);
+
+/** A rule's own challenge: its kind and base difficulty (the policy's `challenge` otherwise). */
+const ruleChallenge = z
+  .object({
+    kind: z.enum(CHALLENGE_KINDS).optional(),
+    difficulty: difficulty.optional(),
+  })
+  .strict();
+
 const detectorBase = {
+  /** What this rule's challenges are (when it is the strongest reason of a CHALLENGE). */
+  challenge: ruleChallenge.optional(),
   enabled: z.boolean().default(true),
   monitor: z.boolean().default(false),
   /** Enforce only this percentage of the rule's verdicts (by client); the rest run as monitor. */
@@ -75,6 +90,31 @@ export const policySchema = z
     routes: z.array(routeSchema).min(1),
     default_class: z.enum(ROUTE_CLASSES).default('protected'),
     thresholds: z.partialRecord(z.enum(ROUTE_CLASSES), thresholds).prefault({}),
+    /** Challenges: pow = the gateway's proof-of-work page / API descriptor; page = the location's
+     *  challenge URL; status = a plain status with Retry-After. Difficulty rises with the score
+     *  from `difficulty` (at the challenge threshold) to `max_difficulty` (at the block threshold). */
+    challenge: z
+      .object({
+        kind: z.enum(CHALLENGE_KINDS).default('pow'),
+        difficulty: difficulty.default(16),
+        max_difficulty: difficulty.default(22),
+      })
+      .strict()
+      .refine((c) => c.difficulty <= c.max_difficulty, { message: 'difficulty must be at most max_difficulty' })
+      .prefault({}),
+    /** The clearance a solved challenge earns (the verdict_clearance token, checked at the gateway). */
+    clearance: z
+      .object({
+        ttl_s: z.number().int().min(60).max(604_800).default(3600),
+        /** Route classes that need a clearance of at least this level (e.g. identity: 18 during an
+         *  attack): requests without one are challenged at that difficulty. */
+        require_level: z.partialRecord(z.enum(ROUTE_CLASSES), z.number().int().min(0).max(32)).prefault({}),
+        /** Evidence strength of a token that fails its check (tampered, another network or
+         *  browser, retired key): what a failed challenge counts as. 0 = nothing. */
+        invalid_score: z.number().min(0).max(100).default(20),
+      })
+      .strict()
+      .prefault({}),
     detectors: z
       .object({
         missing_credentials: z

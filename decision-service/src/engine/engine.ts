@@ -3,16 +3,24 @@
 // score to an action with the route class's thresholds.
 
 import type { CompiledPolicy, CompiledRoute } from '../config/policy.ts';
-import { ROUTE_CLASSES, type CacheKeyType, type RouteClass } from '../config/policy-schema.ts';
+import { ROUTE_CLASSES, type CacheKeyType, type ChallengeKindName, type RouteClass } from '../config/policy-schema.ts';
 import type { Store } from '../state/store.ts';
-import type { Action, DecideResponse } from '../wire/codec.ts';
+import type { Action, ChallengeKind, DecideResponse } from '../wire/codec.ts';
 import type { DecideRequest, Outcome } from '../wire/schema.ts';
 import type { Clock } from './clock.ts';
 import { BoundedMap } from '../state/bounded-map.ts';
 import { DETECTORS } from './detectors/index.ts';
 import { extractFeatures } from './features.ts';
 import { Inventory } from './inventory.ts';
-import type { Detector, DetectorFactory, OutcomeContext, RequestFeatures, Signal } from './signal.ts';
+import { signal, type Detector, type DetectorFactory, type OutcomeContext, type RequestFeatures, type Signal } from './signal.ts';
+
+const KIND: Record<ChallengeKindName, ChallengeKind> = { pow: 'POW', page: 'PAGE', status: 'STATUS' };
+
+/** What a CHALLENGE verdict asks of the client (CONTRACT.md, "Challenges and clearance"). */
+interface ChallengeAsk {
+  readonly kind: ChallengeKind;
+  readonly difficulty: number;
+}
 
 export interface Decision extends DecideResponse {
   /** Route class the request matched (for metrics; not on the wire). */
@@ -131,14 +139,26 @@ export class Engine {
     }
 
     const signals: Signal[] = [];
-    for (const d of this.detectors) d.inspect(f, signals);
-    if (signals.length === 0) return this.verdict(f, 'ALLOW', 0, [], '', 0, 'ALLOW');
+    // which rule produced each signal: its own challenge settings apply when it is the strongest
+    const owners = new Map<Signal, string>();
+    for (const d of this.detectors) {
+      const n = signals.length;
+      d.inspect(f, signals);
+      for (let i = n; i < signals.length; i++) owners.set(signals[i] as Signal, d.name);
+    }
+    const clearance = policy.doc.clearance;
+    if (req.clearance === 'INVALID' && clearance.invalid_score > 0) signals.push(signal('clearance.invalid', clearance.invalid_score, false));
+    const needLevel = clearance.require_level[f.routeClass] ?? 0;
+    const clearedLevel = req.clearance === 'VALID' ? req.clearance_level : -1;
+    const short = needLevel > 0 && clearedLevel < needLevel; // the route class asks more than it carries
+    if (signals.length === 0 && !short) return this.verdict(f, 'ALLOW', 0, [], '', 0, 'ALLOW');
 
     signals.sort((a, b) => b.score - a.score);
     let keepEnforced = 1;
     let keepAll = 1;
     const reasons: string[] = [];
     let cache: Signal['cache'];
+    let strongest: Signal | undefined;
     for (const s of signals) {
       const p = 1 - Math.min(100, Math.max(0, s.score)) / 100;
       keepAll *= p;
@@ -147,20 +167,50 @@ export class Engine {
       } else {
         keepEnforced *= p;
         reasons.push(s.code);
+        strongest ??= s;
         if (!cache && s.cache) cache = s.cache;
       }
     }
     const score = Math.round(100 * (1 - keepEnforced));
     const thresholds = policy.thresholds[f.routeClass];
-    const action = actionFor(score, thresholds);
+    let action = actionFor(score, thresholds);
     const wouldAction = actionFor(Math.round(100 * (1 - keepAll)), thresholds);
+    let ask: ChallengeAsk | undefined;
+    if (action === 'CHALLENGE' || (action !== 'BLOCK' && short)) {
+      const wanted = this.challengeAsk(strongest && owners.get(strongest), score, thresholds, needLevel);
+      if (clearedLevel >= wanted.difficulty) {
+        // a proven browser that already paid at least this much: let it through, tagged
+        action = 'TAG';
+        reasons.push('clearance.accepted');
+      } else {
+        action = 'CHALLENGE';
+        ask = wanted;
+        if (short) reasons.push('clearance.required');
+      }
+    }
     let cacheKey = '';
     let ttl = 0;
     if (cache && (action === 'BLOCK' || action === 'CHALLENGE')) {
       cacheKey = cacheKeyFor(cache.key, f);
       ttl = cacheKey ? cache.ttl_s : 0;
     }
-    return this.verdict(f, action, score, reasons, cacheKey, ttl, wouldAction);
+    const d = this.verdict(f, action, score, reasons, cacheKey, ttl, wouldAction);
+    return ask ? { ...d, challenge_kind: ask.kind, challenge_difficulty: ask.difficulty, clearance_ttl_s: clearance.ttl_s } : d;
+  }
+
+  /**
+   * The challenge of a CHALLENGE verdict: the strongest rule's kind and base difficulty (else the
+   * policy's), raised with the score from the challenge threshold (base) to the block threshold
+   * (max_difficulty), and never below the route class's required clearance level.
+   */
+  private challengeAsk(rule: string | undefined, score: number, t: { challenge: number; block: number }, needLevel: number): ChallengeAsk {
+    const p = this.policy.doc.challenge;
+    const own = rule ? (this.policy.doc.detectors as Record<string, { challenge?: { kind?: ChallengeKindName; difficulty?: number } }>)[rule]?.challenge : undefined;
+    const base = own?.difficulty ?? p.difficulty;
+    const top = Math.max(base, p.max_difficulty);
+    const span = Math.max(1, t.block - t.challenge);
+    const raised = base + Math.round((Math.min(span, Math.max(0, score - t.challenge)) / span) * (top - base));
+    return { kind: KIND[own?.kind ?? p.kind], difficulty: Math.max(needLevel, Math.min(top, raised)) };
   }
 
   /**

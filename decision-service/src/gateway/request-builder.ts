@@ -55,6 +55,9 @@ export interface RawRequest {
   readonly body?: string | Uint8Array;
   /** the worker's id (config.gateway_id()) */
   readonly gatewayId: string;
+  /** what the gateway's check of the verdict_clearance cookie found (clearance.ts checkToken);
+   *  absent = no token */
+  readonly clearance?: { readonly state: DecideRequest['clearance']; readonly level?: number; readonly ageS?: number };
 }
 
 /** request.lua's SELECTED: header → DecideRequest field, values capped at MAX_VALUE bytes. */
@@ -141,6 +144,9 @@ export function buildDecideRequest(raw: RawRequest, settings: GatewaySettings): 
     mode: MODE_FIELD[settings.mode],
     gateway_id: raw.gatewayId,
     budget_ms: settings.mode === 'async' ? 0 : settings.budgetMs,
+    clearance: raw.clearance?.state ?? 'NONE',
+    clearance_level: raw.clearance?.state === 'VALID' ? raw.clearance.level ?? 0 : 0,
+    clearance_age_s: raw.clearance?.state === 'VALID' ? raw.clearance.ageS ?? 0 : 0,
   };
 
   // the cookie name to hash, as the bytes the header strings stand for

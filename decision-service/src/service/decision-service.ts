@@ -209,5 +209,6 @@ export function toWire(r: DecideResponse): DecideResponse {
     cache_ttl_s: r.cache_ttl_s,
     policy_version: r.policy_version,
     dry_run: r.dry_run,
+    ...(r.challenge_kind === undefined ? {} : { challenge_kind: r.challenge_kind, challenge_difficulty: r.challenge_difficulty, clearance_ttl_s: r.clearance_ttl_s }),
   };
 }

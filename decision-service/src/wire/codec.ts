@@ -30,6 +30,9 @@ export const OutcomeAckType = root.lookupType('verdict.v1.OutcomeAck');
 export const ACTION_CODES = { ALLOW: 0, TAG: 1, CHALLENGE: 2, BLOCK: 3 } as const;
 export type Action = keyof typeof ACTION_CODES;
 
+export const CHALLENGE_KIND_CODES = { DEFAULT: 0, POW: 1, PAGE: 2, STATUS: 3 } as const;
+export type ChallengeKind = keyof typeof CHALLENGE_KIND_CODES;
+
 export interface DecideResponse {
   request_id: string;
   action: Action;
@@ -39,6 +42,10 @@ export interface DecideResponse {
   cache_ttl_s: number;
   policy_version: string;
   dry_run: boolean;
+  /** CHALLENGE only (CONTRACT.md, "Challenges and clearance"); absent = DEFAULT / 0 / 0. */
+  challenge_kind?: ChallengeKind;
+  challenge_difficulty?: number;
+  clearance_ttl_s?: number;
 }
 
 export interface OutcomeAck {
@@ -208,6 +215,9 @@ function responseMessage(r: DecideResponse): Record<string, unknown> {
   }
   m.policy_version = r.policy_version;
   if (r.dry_run) m.dry_run = true;
+  if (r.challenge_kind && r.challenge_kind !== 'DEFAULT') m.challenge_kind = CHALLENGE_KIND_CODES[r.challenge_kind];
+  if (r.challenge_difficulty) m.challenge_difficulty = r.challenge_difficulty;
+  if (r.clearance_ttl_s) m.clearance_ttl_s = r.clearance_ttl_s;
   return m;
 }
 

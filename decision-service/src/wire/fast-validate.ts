@@ -6,7 +6,7 @@
 
 import { isIP } from 'node:net';
 import { parseIPv4 } from '../net/ip.ts';
-import { clip, LIST_LIMITS, MAX_BUDGET_MS, MAX_HASH_BYTES, MAX_METHOD, MAX_PATH, METHOD, STRING_LIMITS, type DecideRequest, type Mode } from './schema.ts';
+import { CLEARANCES, clip, LIST_LIMITS, MAX_BUDGET_MS, MAX_HASH_BYTES, MAX_METHOD, MAX_PATH, METHOD, STRING_LIMITS, type DecideRequest, type Mode } from './schema.ts';
 
 const MODES: readonly Mode[] = ['INLINE', 'ASYNC', 'MONITOR'];
 const L = STRING_LIMITS;
@@ -70,6 +70,15 @@ function budgetMs(v: unknown): number {
   return v;
 }
 
+/** uint32 fields the gateway computes: absent = 0. */
+const uint32 = budgetMs;
+
+function clearanceOf(v: unknown): (typeof CLEARANCES)[number] {
+  if (v === undefined || v === null) return 'NONE';
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 3) throw REFUSE;
+  return CLEARANCES[v] as (typeof CLEARANCES)[number];
+}
+
 /**
  * Returns the validated request, or undefined when the message needs the slow path (zod) —
  * which then either accepts it or produces the field-named error. The result is built as one
@@ -121,6 +130,9 @@ export function fastValidateDecide(m: Decoded): DecideRequest | undefined {
       mode: MODES[modeCode] as Mode,
       gateway_id: str(m.gateway_id, L.gateway_id),
       budget_ms: budgetMs(m.budget_ms),
+      clearance: clearanceOf(m.clearance),
+      clearance_level: uint32(m.clearance_level),
+      clearance_age_s: uint32(m.clearance_age_s),
     };
   } catch (err) {
     if (err === REFUSE) return undefined;

@@ -30,6 +30,14 @@ const bytes = z.unknown().transform((v, ctx): Buffer | undefined => {
   return b.length === 0 ? undefined : b;
 });
 
+export const CLEARANCES = ['NONE', 'VALID', 'INVALID', 'EXPIRED'] as const;
+export type Clearance = (typeof CLEARANCES)[number];
+const clearance = z
+  .union([z.enum(CLEARANCES), z.enum(['none', 'valid', 'invalid', 'expired']), z.number().int().min(0).max(3)])
+  .transform((c): Clearance => (typeof c === 'number' ? CLEARANCES[c] ?? 'NONE' : (c.toUpperCase() as Clearance)));
+/** A uint32 the gateway computed (not client text): bounded, refused when out of range. */
+const uint32 = z.number().int().min(0).max(4_294_967_295);
+
 const mode = z
   .union([z.enum(MODES), z.enum(['inline', 'async', 'monitor']), z.number().int().min(0).max(2)])
   .transform((m): Mode => (typeof m === 'number' ? MODES[m] ?? 'INLINE' : (m.toUpperCase() as Mode)));
@@ -98,6 +106,9 @@ export const decideRequestSchema = z.object({
   password_hash: bytes.optional(),
   mode: mode.default('INLINE'),
   budget_ms: z.number().int().min(0).max(MAX_BUDGET_MS).default(0),
+  clearance: clearance.default('NONE'),
+  clearance_level: uint32.default(0),
+  clearance_age_s: uint32.default(0),
 });
 
 export type DecideRequest = z.output<typeof decideRequestSchema>;

@@ -23,6 +23,8 @@ local _M = { _VERSION = "0.1.0" }
 local MODE = { INLINE = 0, ASYNC = 1, MONITOR = 2 }
 local ACTION = { ALLOW = 0, TAG = 1, CHALLENGE = 2, BLOCK = 3 }
 local ACTION_NAMES = { [0] = "ALLOW", "TAG", "CHALLENGE", "BLOCK" }
+local CLEARANCE = { NONE = 0, VALID = 1, INVALID = 2, EXPIRED = 3 }
+local CHALLENGE_KIND_NAMES = { [0] = "DEFAULT", "POW", "PAGE", "STATUS" }
 
 -- kinds: s = string, b = bytes, u = unsigned varint, o = bool, e = enum, rs = repeated string,
 -- m = message, rm = repeated message
@@ -38,6 +40,7 @@ local DECIDE_REQUEST = {
   { 27, "auth_scheme", "s" }, { 28, "session_hash", "b" }, { 29, "token_hash", "b" },
   { 30, "device_hash", "b" }, { 31, "identifier", "s" }, { 32, "password_hash", "b" },
   { 33, "mode", "e", MODE }, { 34, "gateway_id", "s" }, { 35, "budget_ms", "u" },
+  { 36, "clearance", "e", CLEARANCE }, { 37, "clearance_level", "u" }, { 38, "clearance_age_s", "u" },
 }
 
 local OUTCOME = {
@@ -55,6 +58,8 @@ local DECIDE_RESPONSE = {
   { 1, "request_id", "s" }, { 2, "action", "e", ACTION_NAMES }, { 3, "score", "u" },
   { 4, "reasons", "rs" }, { 5, "cache_key", "s" }, { 6, "cache_ttl_s", "u" },
   { 7, "policy_version", "s" }, { 8, "dry_run", "o" },
+  { 9, "challenge_kind", "e", CHALLENGE_KIND_NAMES }, { 10, "challenge_difficulty", "u" },
+  { 11, "clearance_ttl_s", "u" },
 }
 
 local OUTCOME_ACK = {
