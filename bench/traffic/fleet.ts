@@ -6,7 +6,7 @@
 import type { CompiledPolicy } from '../../decision-service/src/config/policy.ts';
 import { RedisStore } from '../../decision-service/src/state/redis-store.ts';
 import type { TrafficLine } from './format.ts';
-import { VerdictGuard, type Guard, type LineResult } from './replay.ts';
+import { VerdictGuard, type Attempt, type Check, type Guard, type LineResult } from './replay.ts';
 
 export class FleetGuard implements Guard {
   readonly name = 'verdict-fleet';
@@ -30,9 +30,14 @@ export class FleetGuard implements Guard {
     await Promise.all(this.stores.map((s) => s.sync()));
   }
 
-  check(line: TrafficLine, index: number): Omit<LineResult, 'status'> {
-    this.current = index % this.guards.length;
-    return (this.guards[this.current] as VerdictGuard).check(line, index);
+  check(line: TrafficLine, index: number, attempt?: Attempt): Check {
+    this.current = (index + (attempt?.retry ?? 0)) % this.guards.length;
+    return (this.guards[this.current] as VerdictGuard).check(line, index, attempt);
+  }
+
+  /** every gateway of the fleet has the same clearance key */
+  issue(line: TrafficLine, level: number, ttlS: number, nowMs: number): string {
+    return (this.guards[0] as VerdictGuard).issue(line, level, ttlS, nowMs);
   }
 
   after(line: TrafficLine, index: number, result: LineResult): void {

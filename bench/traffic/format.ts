@@ -30,13 +30,30 @@ const status = z.union([
   z.string().regex(/^\d{1,3}$/, 'expected an HTTP status').transform(Number),
 ], { error: 'expected an HTTP status (100-999)' });
 
-/** Simulator annotations: never seen by the engine; used only when replaying against the demo shop. */
+/**
+ * What a client does with a proof-of-work challenge (challenge-clients.ts models each):
+ *  browser       a person's browser: runs the interstitial's solver, or the site's front-end does;
+ *  browser-nojs  a browser too old for the solver script: only the page's no-JS fallback;
+ *  app           a mobile app without the reference solver: cannot pass;
+ *  app-solver    a mobile app that ships the reference solver;
+ *  script        an HTTP library (curl, python-requests, a partner's job): cannot pass;
+ *  headless      a bot driving a (headless) browser: solves, paying CPU;
+ *  solver        a bot script with the reference solver built in: solves, paying CPU.
+ */
+export const CLIENT_KINDS = ['browser', 'browser-nojs', 'app', 'app-solver', 'script', 'headless', 'solver'] as const;
+export type ClientKind = (typeof CLIENT_KINDS)[number];
+
+/** Simulator annotations: never seen by the engine; replay reads them (the demo shop's sessions, what a client does when challenged). */
 const sim = z
   .object({
     /** The bearer token later lines use for the session this (login) request opens on success. */
     issues_token: z.string().min(1).max(256).optional(),
     /** This line's bearer token is a session opened before the file starts, owned by this username. */
     token_user: z.string().min(1).max(256).optional(),
+    /** What the client does when challenged (challenge-clients.ts); absent: judged from the label and User-Agent. */
+    client: z.enum(CLIENT_KINDS).optional(),
+    /** The cookie jar this line's client holds (a browser profile, a bot worker), within its label. */
+    actor: z.string().min(1).max(128).optional(),
   })
   .strict();
 
@@ -73,7 +90,7 @@ export interface TrafficLine {
   body?: Record<string, unknown>;
   status?: number;
   label?: string;
-  sim?: { issues_token?: string; token_user?: string };
+  sim?: { issues_token?: string; token_user?: string; client?: ClientKind; actor?: string };
 }
 
 export class TrafficFormatError extends Error {

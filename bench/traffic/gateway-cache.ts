@@ -1,13 +1,15 @@
 // The gateway's verdict cache (gateway-plugin/lua/verdict/cache.lua) on virtual time: verdicts
 // that carry cache_key + cache_ttl_s are stored under that key; a later request is looked up
 // under all its keys (session, principal, device, ip, subnet) and the most severe hit is
-// enforced without a call. Same key strings as gateway-plugin/CONTRACT.md.
+// enforced without a call. Same key strings as gateway-plugin/CONTRACT.md. A cached CHALLENGE
+// keeps the difficulty it asked; a request with a valid clearance of at least that level is not
+// stopped by it (the caller says which entries its clearance meets), a cached BLOCK always applies.
 //
 // Not modeled: the shared dict's 10 MB bound (LRU eviction under memory pressure), which the
 // scorecard's volumes never reach.
 
 import { isIP } from 'node:net';
-import type { Action } from '../../decision-service/src/wire/codec.ts';
+import type { Action, ChallengeKind, DecideResponse } from '../../decision-service/src/wire/codec.ts';
 import type { DecideRequest } from '../../decision-service/src/wire/schema.ts';
 import { subnetOf } from '../../decision-service/src/net/ip.ts';
 
@@ -19,6 +21,8 @@ export interface CachedVerdict {
   readonly score: number;
   readonly reasons: readonly string[];
   readonly cacheKey: string;
+  /** CHALLENGE: what it asked (kind, difficulty, clearance lifetime; 0 = the location's) */
+  readonly challenge: { readonly kind: ChallengeKind; readonly difficulty: number; readonly ttlS: number };
 }
 
 /** cache.subnet(ip): "a.b.c.0/24" or the first four IPv6 groups + "::/64"; undefined if not an IP. */
@@ -43,6 +47,8 @@ export function gatewayKeys(req: DecideRequest): string[] {
   return keys;
 }
 
+export type CacheableVerdict = Pick<DecideResponse, 'action' | 'score' | 'reasons' | 'cache_key' | 'cache_ttl_s' | 'challenge_kind' | 'challenge_difficulty' | 'clearance_ttl_s'>;
+
 interface Entry {
   readonly verdict: CachedVerdict;
   readonly expiresAt: number;
@@ -54,22 +60,31 @@ export class GatewayCache {
   hits = 0;
 
   /** cache.store(resp) at virtual time `now`; false when the verdict is not cacheable. */
-  store(resp: { action: Action; score: number; reasons: readonly string[]; cache_key: string; cache_ttl_s: number }, now: number): boolean {
+  store(resp: CacheableVerdict, now: number): boolean {
     let key = resp.cache_key;
     if (!key || !(resp.cache_ttl_s > 0)) return false;
     const m = /^([a-z]+):./.exec(key);
     if (!m || !TYPES.has(m[1]!)) return false;
     if (m[1] === 'ip' || m[1] === 'subnet') key = key.toLowerCase();
     this.entries.set(key, {
-      verdict: { action: resp.action, score: resp.score, reasons: resp.reasons, cacheKey: key },
+      verdict: {
+        action: resp.action,
+        score: resp.score,
+        reasons: resp.reasons,
+        cacheKey: key,
+        challenge: { kind: resp.challenge_kind ?? 'DEFAULT', difficulty: resp.challenge_difficulty ?? 0, ttlS: resp.clearance_ttl_s ?? 0 },
+      },
       expiresAt: now + resp.cache_ttl_s * 1000,
     });
     this.stores++;
     return true;
   }
 
-  /** cache.lookup(req) at virtual time `now`: the most severe live verdict among the request's keys. */
-  lookup(req: DecideRequest, now: number): CachedVerdict | undefined {
+  /**
+   * cache.lookup(req) at virtual time `now`: the most severe live verdict among the request's
+   * keys, leaving out the ones `met` says the request's clearance satisfies.
+   */
+  lookup(req: DecideRequest, now: number, met?: (v: CachedVerdict) => boolean): CachedVerdict | undefined {
     let best: CachedVerdict | undefined;
     let bestSev = 0;
     for (const k of gatewayKeys(req)) {
@@ -80,7 +95,7 @@ export class GatewayCache {
         continue;
       }
       const sev = SEVERITY[e.verdict.action];
-      if (sev > bestSev) {
+      if (sev > bestSev && !(met && met(e.verdict))) {
         best = e.verdict;
         bestSev = sev;
       }

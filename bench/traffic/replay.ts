@@ -7,7 +7,12 @@
 // Verdict is modeled as the gateway runs it (gateway-plugin/lua/verdict/handler.lua):
 //   off     → nothing; inline → cache hit? enforce : decide, cache the verdict, enforce;
 //   async   → cache hit? enforce : let through, then decide late (as /v1/outcomes does) and cache;
+//   cleared → a request with a valid verdict_clearance in an inline location with cleared=async
+//             is handled as async; a cached CHALLENGE its clearance level meets does not apply;
 //   every guarded request reports its outcome (status after enforcement) to engine.observe.
+// Challenged clients (challenge-clients.ts) that can solve get the clearance cookie after their
+// solve time and send the request again; everything that client sends later is that much later
+// too (a person waits for the page, a bot worker for its solver).
 // Simplification: async scoring and outcomes reach the service right after each response
 // instead of in ~1 s batches (slightly optimistic for verdicts learned from async routes).
 
@@ -19,33 +24,67 @@ import type { DetectorFactory } from '../../decision-service/src/engine/signal.t
 import { MemoryStore } from '../../decision-service/src/state/memory-store.ts';
 import type { Store } from '../../decision-service/src/state/store.ts';
 import type { Action } from '../../decision-service/src/wire/codec.ts';
-import type { Outcome } from '../../decision-service/src/wire/schema.ts';
+import type { Clearance, Outcome } from '../../decision-service/src/wire/schema.ts';
 import { buildShop } from '../../scripts/demo-shop/app.ts';
 import { makeUsers } from '../../scripts/demo-shop/users.ts';
 import { BaselineLimiter } from './baseline.ts';
+import { ChallengeClients, type StopWhy } from './challenge-clients.ts';
 import { headerValue, type TrafficLine } from './format.ts';
 import { GatewayCache } from './gateway-cache.ts';
-import { gatewayOptions, lineBody, toDecideRequest, type GatewayOptions } from './to-request.ts';
+import { cachedDifficulty, challengeAsk, ClearanceGate, type ChallengeAsk } from './gateway-clearance.ts';
+import { gatewayOptions, lineBody, toDecideRequest, type GatewayOptions, type GatewayRequest } from './to-request.ts';
 
-export type Source = 'service' | 'cache' | 'async' | 'off' | 'baseline';
+/** service = inline call, cache = verdict cache, async = scored after the response, cleared = async because of a valid clearance, off = not guarded */
+export type Source = 'service' | 'cache' | 'async' | 'cleared' | 'off' | 'baseline';
 
-export interface LineResult {
+/** What the guard did with one request as sent. */
+export interface Check {
   readonly action: Action;
   readonly source: Source;
-  /** reasons that fired (for async routes: those of the late decision) */
+  /** reasons that fired (for async and cleared requests: those of the late decision) */
   reasons: readonly string[];
-  /** what the client got: the upstream's status, or the gateway's block (403) / challenge (429) */
-  readonly status: number;
   readonly routeClass: string;
+  /** what the gateway found in the request's verdict_clearance cookie */
+  readonly clearance: Clearance;
+  /** CHALLENGE: what the client is asked to do */
+  readonly challenge: ChallengeAsk | undefined;
 }
+
+/** One traffic line's fate: its first attempt's check, and how the client ended. */
+export interface LineResult extends Check {
+  /** what the client finally got: the upstream's status, or the gateway's block (403) / challenge (429) */
+  status: number;
+  /** the action enforced on the last attempt (after a solve, the re-sent request's) */
+  finalAction: Action;
+  /** challenged, solved, and let through when sent again */
+  passed: boolean;
+  /** proofs of work the client paid for this request, their SHA-256 evaluations (2^d each) and seconds */
+  solves: number;
+  hashes: number;
+  solveS: number;
+  /** a challenge the client did not get past: why */
+  why: StopWhy | undefined;
+}
+
+/** One sending of a line: the line as logged (retry 0), or re-sent after a solved challenge. */
+export interface Attempt {
+  readonly retry: number;
+  /** the verdict_clearance cookie the client sends */
+  readonly cookie: string | undefined;
+}
+
+const FIRST: Attempt = Object.freeze({ retry: 0, cookie: undefined });
+
 
 export interface Guard {
   readonly name: string;
-  check(line: TrafficLine, index: number): Omit<LineResult, 'status'>;
+  check(line: TrafficLine, index: number, attempt?: Attempt): Check;
   /** the response the client got (log phase) */
   after(line: TrafficLine, index: number, result: LineResult): void;
   /** optional: background work due by this line's time (e.g. a fleet's Redis sync) */
   tick?(line: TrafficLine): Promise<void>;
+  /** the gateway's answer endpoint: the clearance token a valid proof of `level` bits earns this line's client */
+  issue?(line: TrafficLine, level: number, ttlS: number, nowMs: number): string;
 }
 
 export interface Upstream {
@@ -74,13 +113,16 @@ export class VerdictGuard implements Guard {
   readonly name = 'verdict';
   readonly engine: Engine;
   readonly cache = new GatewayCache();
+  readonly gate: ClearanceGate;
   private readonly clock: VirtualClock;
   private readonly gw: GatewayOptions;
-  private pending: { req: ReturnType<typeof toDecideRequest>; fromCache: boolean } | undefined;
+  private pending: { req: GatewayRequest; fromCache: boolean; late: boolean } | undefined;
 
   constructor(opts: VerdictGuardOptions) {
     this.clock = new VirtualClock(opts.startMs ?? 0);
     this.gw = opts.gateway ?? gatewayOptions();
+    const key = this.gw.hmacKey;
+    this.gate = new ClearanceGate(typeof key === 'string' ? key : Buffer.from(key).toString('latin1'));
     this.engine = new Engine({
       policy: opts.policy,
       store: opts.store ?? new MemoryStore(),
@@ -90,22 +132,33 @@ export class VerdictGuard implements Guard {
     });
   }
 
-  check(line: TrafficLine, index: number): Omit<LineResult, 'status'> {
+  check(line: TrafficLine, index: number, attempt: Attempt = FIRST): Check {
     this.clock.set(line.ts);
-    const gr = toDecideRequest(line, `r${index}`, this.gw);
-    this.pending = { req: gr, fromCache: false };
-    if (gr.mode === 'off') return { action: 'ALLOW', source: 'off', reasons: [], routeClass: '' };
-    const hit = this.cache.lookup(gr.req, line.ts);
+    const cl = this.gate.check(attempt.cookie, line, line.ts);
+    const gr = toDecideRequest(line, attempt.retry === 0 ? `r${index}` : `r${index}.${attempt.retry}`, this.gw, cl);
+    this.pending = { req: gr, fromCache: false, late: false };
+    if (gr.mode === 'off') return { action: 'ALLOW', source: 'off', reasons: [], routeClass: '', clearance: cl.state, challenge: undefined };
+    const cleared = cl.state === 'VALID' && gr.mode === 'inline' && gr.challenge.cleared === 'async';
+    const met = cl.state === 'VALID' ? (v: { action: Action; challenge: { difficulty: number } }) => v.action === 'CHALLENGE' && cl.level >= cachedDifficulty(v.challenge.difficulty, gr.challenge) : undefined;
+    const hit = this.cache.lookup(gr.req, line.ts, met);
     if (hit) {
       this.pending.fromCache = true;
       const action = gr.mode === 'monitor' ? 'ALLOW' : hit.action;
-      return { action, source: 'cache', reasons: hit.reasons, routeClass: '' };
+      const challenge = action === 'CHALLENGE' ? challengeAsk({ challenge_kind: hit.challenge.kind, challenge_difficulty: hit.challenge.difficulty, clearance_ttl_s: hit.challenge.ttlS }, gr.challenge, line) : undefined;
+      return { action, source: 'cache', reasons: hit.reasons, routeClass: '', clearance: cl.state, challenge };
     }
-    if (gr.mode === 'async') return { action: 'ALLOW', source: 'async', reasons: [], routeClass: '' };
+    if (gr.mode === 'async' || cleared) {
+      this.pending.late = true;
+      return { action: 'ALLOW', source: cleared ? 'cleared' : 'async', reasons: [], routeClass: '', clearance: cl.state, challenge: undefined };
+    }
     const d = this.engine.decide(gr.req);
     this.cache.store(d, line.ts);
     const action = gr.mode === 'monitor' ? 'ALLOW' : d.action;
-    return { action, source: 'service', reasons: d.reasons, routeClass: d.routeClass };
+    return { action, source: 'service', reasons: d.reasons, routeClass: d.routeClass, clearance: cl.state, challenge: action === 'CHALLENGE' ? challengeAsk(d, gr.challenge, line) : undefined };
+  }
+
+  issue(line: TrafficLine, level: number, ttlS: number, nowMs: number): string {
+    return this.gate.issue(line, level, ttlS, nowMs);
   }
 
   after(line: TrafficLine, _index: number, result: LineResult): void {
@@ -113,8 +166,8 @@ export class VerdictGuard implements Guard {
     this.pending = undefined;
     if (!p || p.req.mode === 'off') return;
     const req = p.req.req;
-    // async: the log phase ships the request; /v1/outcomes scores it and returns cacheable verdicts
-    if (p.req.mode === 'async' && !p.fromCache) {
+    // async (and cleared): the log phase ships the request; /v1/outcomes scores it and returns cacheable verdicts
+    if (p.late) {
       const d = this.engine.decide({ ...req, mode: 'ASYNC' });
       if (d.cache_key && d.cache_ttl_s > 0) this.cache.store(d, line.ts);
       result.reasons = d.reasons;
@@ -144,9 +197,9 @@ export class BaselineGuard implements Guard {
   readonly name = 'baseline';
   private readonly limiter = new BaselineLimiter();
 
-  check(line: TrafficLine): Omit<LineResult, 'status'> {
+  check(line: TrafficLine): Check {
     const r = this.limiter.check(line);
-    return { action: r.action, source: 'baseline', reasons: r.action === 'BLOCK' ? [`limit_req.${r.zone}`] : [], routeClass: r.zone };
+    return { action: r.action, source: 'baseline', reasons: r.action === 'BLOCK' ? [`limit_req.${r.zone}`] : [], routeClass: r.zone, clearance: 'NONE', challenge: undefined };
   }
 
   after(): void {}
@@ -225,22 +278,147 @@ export class ShopUpstream implements Upstream {
 
 // ------------------------------------------------------------------ the loop
 
+export interface ReplayOptions {
+  /** what challenged clients do and the cookies they hold (default: ChallengeClients' default world) */
+  readonly clients?: ChallengeClients;
+}
+
 /**
  * Replays `lines` (in ts order) through `guard` against `upstream`; returns one result per line.
- * Blocked and challenged requests never reach the upstream.
+ * Blocked and challenged requests never reach the upstream; a challenged client that solves
+ * sends the request again (with its new clearance) after its solve time, and its later lines
+ * move back by as much.
  */
-export async function replay(lines: readonly TrafficLine[], guard: Guard, upstream: Upstream): Promise<LineResult[]> {
+export async function replay(lines: readonly TrafficLine[], guard: Guard, upstream: Upstream, opts: ReplayOptions = {}): Promise<LineResult[]> {
+  const clients = opts.clients ?? new ChallengeClients();
   const out: LineResult[] = new Array(lines.length);
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
+  const queue = new EventQueue();
+  // actor → ms its requests are late by (time spent on challenges)
+  const late = new Map<string, number>();
+
+  const send = async (ev: QueuedEvent): Promise<void> => {
+    const logged = lines[ev.index]!;
+    const line = ev.at === logged.ts ? logged : { ...logged, ts: ev.at };
     if (guard.tick) await guard.tick(line);
-    const c = guard.check(line, i);
+    if (ev.cookie !== undefined) clients.store(line, ev.cookie);
+    const c = guard.check(line, ev.index, { retry: ev.retry, cookie: clients.cookie(line) });
     const status = c.action === 'BLOCK' ? BLOCK_STATUS : c.action === 'CHALLENGE' ? CHALLENGE_STATUS : await upstream.send(line);
-    const r: LineResult = { action: c.action, source: c.source, reasons: c.reasons, status, routeClass: c.routeClass };
-    guard.after(line, i, r);
-    out[i] = r;
+    const r: LineResult = { ...c, status, finalAction: c.action, passed: false, solves: 0, hashes: 0, solveS: 0, why: undefined };
+    guard.after(line, ev.index, r);
+    let res = r;
+    if (ev.retry === 0) out[ev.index] = r;
+    else {
+      res = out[ev.index]!;
+      res.status = r.status;
+      res.finalAction = r.action;
+      res.passed = r.action !== 'BLOCK' && r.action !== 'CHALLENGE';
+    }
+    if (r.action !== 'CHALLENGE' || !r.challenge || !guard.issue) return;
+    const m = clients.meet(line, r.challenge, res.solves);
+    if (!m.pass) {
+      res.why = m.why;
+      return;
+    }
+    res.solves++;
+    res.hashes += m.hashes;
+    res.solveS += m.solveS;
+    const cookie = guard.issue(line, m.level, r.challenge.ttlS, line.ts + m.answerMs);
+    late.set(ev.actor, (late.get(ev.actor) ?? 0) + m.retryMs);
+    queue.push({ at: line.ts + m.retryMs, index: ev.index, retry: ev.retry + 1, actor: ev.actor, late: 0, cookie });
+  };
+
+  let next = 0;
+  while (next < lines.length || queue.size > 0) {
+    const head = queue.peek();
+    if (next < lines.length) {
+      const line = lines[next]!;
+      const actor = clients.actorOf(line);
+      const shift = late.get(actor) ?? 0;
+      if (shift > 0) {
+        // this client lost time on a challenge: its request goes out that much later
+        queue.push({ at: line.ts + shift, index: next++, retry: 0, actor, late: shift, cookie: undefined });
+        continue;
+      }
+      if (head === undefined || line.ts < head.at) {
+        await send({ at: line.ts, seq: 0, index: next++, retry: 0, actor, late: 0, cookie: undefined });
+        continue;
+      }
+    }
+    const ev = queue.pop()!;
+    const shift = late.get(ev.actor) ?? 0;
+    if (ev.retry === 0 && ev.late !== shift) {
+      // queued before its client lost more time
+      queue.push({ ...ev, at: lines[ev.index]!.ts + shift, late: shift });
+      continue;
+    }
+    await send(ev);
   }
   return out;
+}
+
+interface QueuedEvent {
+  /** when it is sent (virtual ms) */
+  readonly at: number;
+  /** queue order among equal times */
+  readonly seq: number;
+  readonly index: number;
+  readonly retry: number;
+  readonly actor: string;
+  /** a line (retry 0): the delay its actor had when it was queued */
+  readonly late: number;
+  /** a re-send: the clearance the answer endpoint set before it */
+  readonly cookie: string | undefined;
+}
+
+/** Events by (at, seq): a binary min-heap. */
+class EventQueue {
+  private readonly heap: QueuedEvent[] = [];
+  private seq = 0;
+
+  get size(): number {
+    return this.heap.length;
+  }
+
+  peek(): QueuedEvent | undefined {
+    return this.heap[0];
+  }
+
+  push(e: Omit<QueuedEvent, 'seq'>): void {
+    const h = this.heap;
+    h.push({ ...e, seq: ++this.seq });
+    let i = h.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!before(h[i]!, h[parent]!)) break;
+      [h[i], h[parent]] = [h[parent]!, h[i]!];
+      i = parent;
+    }
+  }
+
+  pop(): QueuedEvent | undefined {
+    const h = this.heap;
+    const top = h[0];
+    const last = h.pop();
+    if (h.length > 0 && last !== undefined) {
+      h[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && before(h[l]!, h[m]!)) m = l;
+        if (r < h.length && before(h[r]!, h[m]!)) m = r;
+        if (m === i) break;
+        [h[i], h[m]] = [h[m]!, h[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+function before(a: QueuedEvent, b: QueuedEvent): boolean {
+  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
 }
 
 export function loadPolicy(file: string): CompiledPolicy {

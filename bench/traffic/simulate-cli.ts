@@ -10,7 +10,7 @@ import { DEFAULT_SEED, generateScenario, SCENARIOS, scenarioByName, type Scenari
 
 /** Fills in `status` from an unguarded in-process demo shop. */
 export async function withStatuses(s: Scenario, lines: TrafficLine[]): Promise<TrafficLine[]> {
-  const open: Guard = { name: 'none', check: () => ({ action: 'ALLOW', source: 'off', reasons: [], routeClass: '' }), after: () => {} };
+  const open: Guard = { name: 'none', check: () => ({ action: 'ALLOW', source: 'off', reasons: [], routeClass: '', clearance: 'NONE', challenge: undefined }), after: () => {} };
   const shop = new ShopUpstream(s.shop);
   const res = await replay(lines, open, shop);
   await shop.close();

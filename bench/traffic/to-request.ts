@@ -11,6 +11,7 @@ import { buildDecideRequest } from '../../decision-service/src/gateway/request-b
 import { gatewaySettings, type GatewaySettings, type LocationMode } from '../../decision-service/src/gateway/settings.ts';
 import type { DecideRequest } from '../../decision-service/src/wire/schema.ts';
 import { headerValue, type TrafficLine } from './format.ts';
+import { CHALLENGE_DEFAULTS, type ChallengeSettings, type ClearanceCheck } from './gateway-clearance.ts';
 
 export type { LocationMode };
 
@@ -20,6 +21,8 @@ export interface GatewayLocation {
   readonly mode: LocationMode;
   readonly routeTag: string;
   readonly identityFields: readonly string[];
+  /** $verdict_challenge_* / $verdict_clearance_ttl_s / $verdict_cleared set in this location (else the spec's defaults) */
+  readonly challenge?: Partial<ChallengeSettings>;
 }
 
 /** The gateway's settings (http level, location defaults), its locations and its worker id. */
@@ -87,12 +90,25 @@ export interface GatewayRequest {
   /** The location's mode; 'off' means the gateway does nothing for this request. */
   readonly mode: LocationMode;
   readonly req: DecideRequest;
+  /** The location's challenge settings. */
+  readonly challenge: ChallengeSettings;
 }
 
 const NO_LOCATION: GatewayLocation = { match: { prefix: '' }, mode: 'off', routeTag: '', identityFields: [] };
 
 // a location's settings, built once per gateway
 const locationSettings = new WeakMap<GatewayOptions, Map<GatewayLocation, GatewaySettings>>();
+const challengeSettings = new WeakMap<GatewayLocation, ChallengeSettings>();
+
+function challengeOf(loc: GatewayLocation): ChallengeSettings {
+  if (!loc.challenge) return CHALLENGE_DEFAULTS;
+  let s = challengeSettings.get(loc);
+  if (!s) {
+    s = Object.freeze({ ...CHALLENGE_DEFAULTS, ...loc.challenge });
+    challengeSettings.set(loc, s);
+  }
+  return s;
+}
 
 function settingsOf(opts: GatewayOptions, loc: GatewayLocation): GatewaySettings {
   let byLoc = locationSettings.get(opts);
@@ -110,9 +126,11 @@ function settingsOf(opts: GatewayOptions, loc: GatewayLocation): GatewaySettings
 
 /**
  * The DecideRequest the gateway sends for a traffic line. `requestId` plays nginx's
- * $request_id. The result has every field set, as the service sees it after decoding.
+ * $request_id; `clearance` is what the gateway's check of the line's verdict_clearance cookie
+ * found (gateway-clearance.ts; absent: no cookie). The result has every field set, as the
+ * service sees it after decoding.
  */
-export function toDecideRequest(line: TrafficLine, requestId: string, opts: GatewayOptions): GatewayRequest {
+export function toDecideRequest(line: TrafficLine, requestId: string, opts: GatewayOptions, clearance?: ClearanceCheck): GatewayRequest {
   const loc = locationFor(line.path, opts.locations) ?? NO_LOCATION;
   const settings = settingsOf(opts, loc);
   const req = buildDecideRequest({
@@ -128,6 +146,7 @@ export function toDecideRequest(line: TrafficLine, requestId: string, opts: Gate
     // only identity locations read it
     body: loc.identityFields.length > 0 ? lineBody(line) : undefined,
     gatewayId: opts.gatewayId,
+    clearance: clearance && clearance.state !== 'NONE' ? clearance : undefined,
   }, settings);
-  return { mode: loc.mode, req };
+  return { mode: loc.mode, req, challenge: challengeOf(loc) };
 }

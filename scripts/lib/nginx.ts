@@ -248,6 +248,7 @@ ${configHead(prefix, { main: `load_module ${MODULES}/ndk_http_module.so;\nload_m
 ${proxyHttp(opts)}
     server {
         listen 127.0.0.1:${opts.listenPort};
+        include ${prefix}/conf/verdict-server.conf;
 ${opts.locations ?? defaultLocations()}
     }
     server {
@@ -304,7 +305,7 @@ export async function startNginx(opts: NginxOptions): Promise<NginxHandle> {
       .replace('/usr/local/share/verdict/lua/?.lua', `${luaDir}/?.lua`);
     if (!httpConf.includes(`${luaDir}/?.lua`)) throw new Error('verdict-http.conf: lua_package_path line not found');
     writeFileSync(join(prefix, 'conf/verdict-http.conf'), httpConf);
-    for (const f of ['verdict-location.conf', 'verdict-metrics.conf']) {
+    for (const f of ['verdict-location.conf', 'verdict-metrics.conf', 'verdict-server.conf']) {
       writeFileSync(join(prefix, 'conf', f), readFileSync(join(pluginDir, 'nginx', f)));
     }
   }

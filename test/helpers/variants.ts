@@ -32,6 +32,10 @@ export interface Lacks {
   identity?: string;
   /** an answer ends at its Content-Length (not only when the service closes the connection) */
   lengthDelimited?: string;
+  /** a challenge proof is accepted once (its nonce's rand is recorded until the nonce expires) */
+  singleUseProof?: string;
+  /** $verdict_cleared async: a cleared request is still enforced from the cache and reported after the response */
+  clearedAsync?: string;
 }
 
 export interface GatewayVariant {
@@ -69,6 +73,10 @@ export const njsVariant: GatewayVariant = {
     identity: 'the request body is not read before an auth_request subrequest',
     lengthDelimited: 'njs 0.7.9 ngx.fetch completes only when the service closes the connection (it sends ' +
       '"Connection: close", and the decision service closes): an answer from a server that keeps the connection open is a timeout',
+    singleUseProof: `${NO_STATE}: a proof is not single-use (nowhere to record a nonce until it expires): ` +
+      'it earns a token again, for the same network and browser, until its nonce expires (5 minutes)',
+    clearedAsync: `${NO_STATE} and runs nothing after the response: with $verdict_cleared async a valid clearance skips the ` +
+      'decide call (no cached verdict to enforce, no metadata sent) until the token expires',
   },
   start: (opts) =>
     startNginx({

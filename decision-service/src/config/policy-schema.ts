@@ -95,7 +95,8 @@ export const policySchema = z
      *  from `difficulty` (at the challenge threshold) to `max_difficulty` (at the block threshold). */
     challenge: z
       .object({
-        kind: z.enum(CHALLENGE_KINDS).default('pow'),
+        /** absent: the location's choice (the gateway's challenge page, or its challenge URL when set) */
+        kind: z.enum(CHALLENGE_KINDS).optional(),
         difficulty: difficulty.default(16),
         max_difficulty: difficulty.default(22),
       })

@@ -210,7 +210,8 @@ export class Engine {
     const top = Math.max(base, p.max_difficulty);
     const span = Math.max(1, t.block - t.challenge);
     const raised = base + Math.round((Math.min(span, Math.max(0, score - t.challenge)) / span) * (top - base));
-    return { kind: KIND[own?.kind ?? p.kind], difficulty: Math.max(needLevel, Math.min(top, raised)) };
+    const kind = own?.kind ?? p.kind;
+    return { kind: kind ? KIND[kind] : 'DEFAULT', difficulty: Math.max(needLevel, Math.min(top, raised)) };
   }
 
   /**

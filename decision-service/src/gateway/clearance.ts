@@ -79,6 +79,8 @@ const NONCE = /^c1\.([A-Za-z0-9_-]{1,16})\.([0-9]{1,10})\.([0-9]{1,10})\.([0-9]{
 const COUNTER = /^[0-9]{1,12}$/;
 const TOKEN = /^v1\.([A-Za-z0-9_-]{1,16})\.([0-9]{1,10})\.([0-9]{1,10})\.([0-9]{1,3})\.([A-Za-z0-9_-]{8})\.([A-Za-z0-9_-]{8})\.([A-Za-z0-9_-]{22})$/;
 const RAND = /^[A-Za-z0-9_-]{16}$/;
+/** The largest time a 10-digit field holds. */
+const MAX_TIME = 9_999_999_999;
 /** Longer than any string the grammar allows: refused before any regex runs. */
 const MAX_TEXT = 160;
 
@@ -144,8 +146,6 @@ export function parseKeys(text: string): readonly ClearanceKey[] {
 function requireInt(name: string, v: number, max: number): void {
   if (!Number.isSafeInteger(v) || v < 0 || v > max) throw new RangeError(`${name} must be an integer 0..${max}`);
 }
-
-const MAX_TIME = 9_999_999_999; // 10 digits
 
 function requireKey(key: ClearanceKey): void {
   validateKeys([key]);
@@ -238,9 +238,9 @@ function workDone(proof: string, counter: string, n: NonceFields, opts: ProofChe
 /** Checks a proof "<nonce>.<counter>" for the client answering; never throws on the proof. */
 export function checkProof(proof: unknown, opts: ProofCheck): ProofVerdict {
   const reject = (why: ProofRejection): ProofVerdict => ({ ok: false, why });
-  if (typeof proof !== 'string') return reject('malformed');
+  if (typeof proof !== 'string' || proof.length > MAX_TEXT) return reject('malformed');
   const dot = proof.lastIndexOf('.');
-  const n = readNonce(proof.slice(0, dot));
+  const n = dot < 0 ? undefined : readNonce(proof.slice(0, dot));
   const counter = proof.slice(dot + 1);
   if (n === undefined || !COUNTER.test(counter)) return reject('malformed');
   const key = opts.keys.find((k) => k.id === n.kid);

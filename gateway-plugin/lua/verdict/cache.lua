@@ -3,7 +3,7 @@
 --
 -- Keys (gateway-plugin/CONTRACT.md): "ip:<client_ip>", "subnet:<a.b.c.0/24 | v6 /64>",
 -- "device:<b64>", "session:<b64>", "principal:<b64>" (standard base64 of the HMAC bytes).
--- Value: "<ACTION>|<score>|<reason,reason>". Block and allow verdicts are both cached; on a
+-- Value: "<ACTION>|<score>|<reason,reason>", and for CHALLENGE "|<kind>|<difficulty>|<ttl>". Block and allow verdicts are both cached; on a
 -- lookup the most severe verdict among the request's keys wins.
 --
 -- "Anything cached?" flags: most of the time the cache holds nothing of a given key type (the
@@ -19,7 +19,7 @@
 local ngx = ngx
 local shared = ngx.shared
 local encode_base64 = ngx.encode_base64
-local find, sub, match, lower, format = string.find, string.sub, string.match, string.lower, string.format
+local find, sub, match, lower, format, gsub = string.find, string.sub, string.match, string.lower, string.format, string.gsub
 local concat = table.concat
 local tonumber = tonumber
 
@@ -136,10 +136,13 @@ function _M.subnet(ip)
 end
 
 local function unpack_verdict(v, k)
-  local action, score, reasons = match(v, "^(%u+)|(%d*)|(.*)$")
+  local action, score, reasons, kind, difficulty, ttl = match(v, "^(%u+)|(%d*)|([^|]*)|?(%u*)|?(%d*)|?(%d*)$")
   local list = {}
   for r in reasons:gmatch("[^,]+") do list[#list + 1] = r end
-  return { action = action, score = tonumber(score) or 0, reasons = list, cache_key = k }
+  return { action = action, score = tonumber(score) or 0, reasons = list, cache_key = k,
+           challenge_kind = kind ~= "" and kind or nil,
+           challenge_difficulty = difficulty ~= "0" and tonumber(difficulty) or nil,
+           clearance_ttl_s = ttl ~= "0" and tonumber(ttl) or nil }
 end
 
 -- subnet keys per client IP, memoised per worker (bounded: reset when large)
@@ -209,7 +212,11 @@ function _M.store(resp)
   if typ == "subnet" or typ == "ip" then key = lower(key) end
   local reasons = resp.reasons
   local value = resp.action .. "|" .. (resp.score or 0) .. "|"
-    .. (reasons and concat(reasons, ",") or "")
+    .. (reasons and gsub(concat(reasons, ","), "|", "") or "")
+  if resp.action == "CHALLENGE" then
+    value = value .. "|" .. (resp.challenge_kind or "") .. "|" .. (resp.challenge_difficulty or 0)
+      .. "|" .. (resp.clearance_ttl_s or 0)
+  end
   local ok, err = cache():set(key, value, ttl)
   if not ok then return nil, err end
   publish(typ, ngx_now() * 1000 + ttl * 1000)

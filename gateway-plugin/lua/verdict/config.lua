@@ -108,6 +108,25 @@ local function parse_address(name, v)
   return { host = host, port = port, unix = false, frame = frame, label = v }
 end
 
+-- the clearance keys (given, from a file, or derived from hmac_key) and the challenge page
+local function init_clearance(c)
+  local clearance = require "verdict.clearance"
+  local list = c.clearance_keys
+  if list == nil and c.clearance_keys_file then
+    local f, err = io.open(c.clearance_keys_file, "rb")
+    if not f then bad("clearance_keys_file", "cannot be read: " .. tostring(err)) end
+    local perr
+    list, perr = clearance.parse_keys_file(f:read("*a") or "")
+    f:close()
+    if not list then bad("clearance_keys_file", c.clearance_keys_file .. ", " .. perr) end
+    local ok, kerr = clearance.check_keys(list)
+    if not ok then bad("clearance_keys_file", c.clearance_keys_file .. ": " .. kerr) end
+  end
+  clearance.set_keys(list or clearance.derive_keys(c.hmac_key))
+  local ok, err = pcall(require("verdict.challenge").init, c.challenge_template)
+  if not ok then bad("challenge_template", err) end
+end
+
 -- syntax: config.init(opts)
 -- Validates and stores the http-level options; call from init_by_lua. Raises error() naming the
 -- bad key and the fix (nginx then refuses to start or reload).
@@ -142,6 +161,9 @@ function _M.init(opts)
         end
       elseif typ == "bool" then
         if type(v) ~= "boolean" then bad(name, "must be true or false (" .. o.description .. ")") end
+      elseif typ == "keys" then
+        local ok, err = require("verdict.clearance").check_keys(v)
+        if not ok then bad(name, err) end
       elseif typ == "string" or typ == "secret" or typ == "address" then
         if type(v) ~= "string" or v == "" then bad(name, "must be a non-empty string (" .. o.description .. ")") end
         if typ == "address" then
@@ -170,6 +192,7 @@ function _M.init(opts)
   if #c.hmac_key < 16 then
     bad("hmac_key", "must be at least 16 characters (e.g. `openssl rand -hex 32`)")
   end
+  init_clearance(c)
   if c.secret == nil and c.secret_file then
     local f, err = io.open(c.secret_file, "rb")
     if not f then bad("secret_file", "cannot be read: " .. tostring(err)) end

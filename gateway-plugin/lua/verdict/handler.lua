@@ -22,6 +22,8 @@ local breaker = require "verdict.breaker"
 local outcome = require "verdict.outcome"
 local metrics = require "verdict.metrics"
 local log = require "verdict.log"
+local clearance = require "verdict.clearance"
+local challenge = require "verdict.challenge"
 
 local ngx = ngx
 local ngx_var = ngx.var
@@ -40,6 +42,7 @@ local decode_decide_response, encode_decide_request = codec.decode_decide_respon
 local _M = { _VERSION = "0.2.0" }
 
 local LOWER = { ALLOW = "allow", TAG = "tag", CHALLENGE = "challenge", BLOCK = "block" }
+local CLEARANCE_RESULT = { VALID = "valid", INVALID = "invalid", EXPIRED = "expired" }
 
 -- series keys resolved once per worker
 local DECISIONS = { service = {}, cache = {} }
@@ -75,23 +78,6 @@ local function block()
   return ngx_exit(status)
 end
 
-local function challenge()
-  local url = get("challenge_url")
-  if url ~= "" then
-    ngx_header["Cache-Control"] = "no-store"
-    return ngx.redirect(url, 302)
-  end
-  local status = get("challenge_status")
-  local retry = get("challenge_retry_after")
-  ngx.status = status
-  ngx_header["Content-Type"] = "application/json"
-  ngx_header["Cache-Control"] = "no-store"
-  ngx_header["Retry-After"] = retry
-  ngx_print('{"error":"challenge","request_id":"', json_escape(ngx_var.request_id or ""),
-            '","retry_after":', retry, '}')
-  return ngx_exit(status)
-end
-
 -- enforce (or, in monitor mode, only count) a verdict; ends the request on block/challenge
 local function enforce(v, mode, source, st)
   -- the service already chose the action to enforce; dry_run only says monitor-mode rules
@@ -110,7 +96,37 @@ local function enforce(v, mode, source, st)
     return
   end
   if action == "BLOCK" then return block() end
-  if action == "CHALLENGE" then return challenge() end
+  if action == "CHALLENGE" then return challenge.respond(v, ngx_var.remote_addr, ngx_var.http_user_agent or "") end
+end
+
+-- The client's clearance: a proof in X-Verdict-Proof (checked and spent here; the response sets
+-- the cookie) or the verdict_clearance cookie. Returns state, level, age (the DecideRequest's
+-- clearance fields). Costs two variable reads when the client carries neither.
+local function clearance_of()
+  local proof = ngx_var.http_x_verdict_proof
+  local token = ngx_var.cookie_verdict_clearance
+  if not proof and not token then return "NONE", 0, 0 end
+  local ip, ua = ngx_var.remote_addr, ngx_var.http_user_agent or ""
+  if proof then
+    local issued, level, ttl = challenge.redeem(proof, ip, ua)
+    if issued then
+      challenge.set_cookie(issued, ttl)
+      incr("clearance_total", "result", "issued")
+      return "VALID", level, 0
+    end
+    incr("clearance_total", "result", "proof rejected")
+  end
+  local state, level, age = clearance.check_token(token, ip, ua)
+  if state ~= "NONE" then incr("clearance_total", "result", CLEARANCE_RESULT[state]) end
+  return state, level, age
+end
+
+-- a cached CHALLENGE is already answered by a clearance of at least its difficulty
+local function satisfied(hit, cstate, clevel)
+  if hit.action ~= "CHALLENGE" or cstate ~= "VALID" then return false end
+  local want = hit.challenge_difficulty
+  if not want or want == 0 then want = get("challenge_difficulty") end
+  return clevel >= want
 end
 
 -- the fallback of a failed call: `closed` was decided before the call
@@ -150,6 +166,9 @@ function _M.access()
   local mode = get("mode")
   if mode == "off" then return request.strip_spoofed() end
   local c = config.http
+  -- a proven browser is not waited on where the location says so ($verdict_cleared async)
+  local cstate, clevel, cage = clearance_of()
+  if cstate == "VALID" and mode ~= "async" and get("cleared") == "async" then mode = "async" end
 
   -- the fallback first: what a failure answers, and whether a call may go out at all
   local closed = mode == "inline" and get("fail") == "closed"
@@ -167,6 +186,8 @@ function _M.access()
   end
 
   -- st is also the Outcome the log phase reports (codec field names)
+  if req then req.clearance, req.clearance_level, req.clearance_age_s = cstate, clevel, cage end
+
   local st = {
     request_id = nil, ts_ms = nil, client_ip = nil, method = nil, path = nil, route_tag = nil,
     status = 0, auth_result = nil, upstream_ms = nil, bytes_sent = nil,
@@ -186,7 +207,7 @@ function _M.access()
     else
       hit = cache.lookup(ngx_var.remote_addr)
     end
-    if hit then
+    if hit and not satisfied(hit, cstate, clevel) then
       st.from_cache = true
       add(CACHE_HITS)
       return enforce(hit, mode, "cache", st)

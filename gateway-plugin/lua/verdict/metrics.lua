@@ -36,6 +36,8 @@ local HELP = {
   outcomes_sent_total = { "counter", "outcomes accepted by the service (POST /v1/outcomes or an OUTCOMES frame)" },
   outcomes_dropped_total = { "counter", "outcomes dropped, by reason (buffer full, breaker open, send failure cause)" },
   outcome_batches_total = { "counter", "outcome batches posted, by result" },
+  clearance_total = { "counter", "clearance checks of guarded requests by result (valid, invalid, expired; issued or proof rejected for X-Verdict-Proof)" },
+  challenge_answers_total = { "counter", "answers at /.verdict/answer by result (issued or the rejection reason)" },
 }
 
 local BUCKETS = { 1, 2, 5, 10, 25, 50, 100, 250, 1000 }
