@@ -81,7 +81,7 @@ end
 local function return_url()
   local method = ngx.req.get_method()
   if method == "GET" or method == "HEAD" then return same_site(ngx_var.request_uri) end
-  local ref, host = ngx_var.http_referer, ngx_var.host
+  local ref, host = ngx_var.http_referer, ngx_var.http_host
   if ref and host then
     local rhost, path = match(ref, "^https?://([^/]+)(/.*)$")
     if rhost and lower(rhost) == lower(host) then return same_site(path) end
@@ -106,7 +106,8 @@ local function page(nonce, difficulty, ret, ip, ua)
   local nojs = ""
   if difficulty <= get("challenge_difficulty") then
     local wait = get("challenge_nojs_wait_s")
-    local n0 = clearance.issue_nonce(0, get("clearance_ttl_s"), ip, ua)
+    -- a difficulty-0 nonce is not valid before its iat: the wait is signed into it
+    local n0 = clearance.issue_nonce(0, get("clearance_ttl_s"), ip, ua, ngx.time() + wait)
     nojs = '<meta http-equiv="refresh" content="' .. wait .. ';url='
       .. html(ANSWER_URL .. "?proof=" .. escape_uri(n0 .. ".0") .. "&return=" .. escape_uri(ret)) .. '">'
   end
@@ -114,7 +115,7 @@ local function page(nonce, difficulty, ret, ip, ua)
     LANG = lang(), NONCE = html(nonce), DIFFICULTY = tostring(difficulty), RETURN_URL = html(ret),
     ANSWER_URL = ANSWER_URL, REQUEST_ID = html(ngx_var.request_id or ""), NOJS = nojs, SOLVER = solver,
   }
-  return (gsub(template, "{{(%u+)}}", values))
+  return (gsub(template, "{{([%u_]+)}}", values))
 end
 
 local function status_answer(status)
@@ -185,7 +186,7 @@ end
 -- syntax: token, level, ttl = challenge.redeem(proof, ip, ua)   (nil, why on rejection)
 -- Checks a proof (X-Verdict-Proof or the endpoint), spends its nonce and issues a token.
 function _M.redeem(proof, ip, ua)
-  local res, why = clearance.check_proof(proof, ip, ua, get("challenge_nojs_wait_s"), spend)
+  local res, why = clearance.check_proof(proof, ip, ua, spend)
   if not res then return nil, why end
   local token = clearance.issue_token(res.level, res.ttl, ip, ua)
   return token, res.level, res.ttl

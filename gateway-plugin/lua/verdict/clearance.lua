@@ -153,7 +153,8 @@ local function random_id()
   return b64u(s)
 end
 
--- syntax: nonce, exp = clearance.issue_nonce(difficulty, ttl, ip, ua [, now, rand])
+-- syntax: nonce, exp = clearance.issue_nonce(difficulty, ttl, ip, ua [, iat, rand])
+-- iat defaults to now; a difficulty-0 (no-JS) nonce takes now + the wait: valid from then on.
 function _M.issue_nonce(difficulty, ttl, ip, ua, now, rand)
   local k = signing_key()
   now = now or ngx_time()
@@ -176,11 +177,11 @@ end
 
 local NONCE = "^c1%.([%w_%-]+)%.(%d+)%.(%d+)%.(%d+)%.(%d+)%.([%w_%-]+)%.([%w_%-]+)%.([%w_%-]+)%.([%w_%-]+)$"
 
--- syntax: res, why = clearance.check_proof(proof, ip, ua, nojs_wait_s, used [, now])
+-- syntax: res, why = clearance.check_proof(proof, ip, ua, used [, now])
 -- res = { level, ttl, rand, exp }; why one of CONTRACT.md's rejection names. `used(rand, exp)`
 -- records the nonce as spent and returns false when it already was (checked last: only a proof
 -- that passed everything else spends its nonce).
-function _M.check_proof(proof, ip, ua, nojs_wait_s, used, now)
+function _M.check_proof(proof, ip, ua, used, now)
   if type(proof) ~= "string" or #proof > 512 then return nil, "malformed" end
   local nonce, counter = match(proof, "^(.+)%.(%d+)$")
   if not nonce or #counter > 12 then return nil, "malformed" end
@@ -196,8 +197,9 @@ function _M.check_proof(proof, ip, ua, nojs_wait_s, used, now)
   if nh ~= net_hash(ip) then return nil, "network" end
   if uh ~= ua_hash(ua) then return nil, "browser" end
   if difficulty == 0 then
+    -- the no-JS fallback: no work, but not valid before iat (issue time + the wait)
     if counter ~= "0" then return nil, "work" end
-    if now - iat < nojs_wait_s then return nil, "too early" end
+    if now < iat then return nil, "too early" end
   elseif not enough_zero_bits(sha256(proof), difficulty) then
     return nil, "work"
   end

@@ -124,9 +124,10 @@ end
 -- a cached CHALLENGE is already answered by a clearance of at least its difficulty
 local function satisfied(hit, cstate, clevel)
   if hit.action ~= "CHALLENGE" or cstate ~= "VALID" then return false end
-  local want = hit.challenge_difficulty
-  if not want or want == 0 then want = get("challenge_difficulty") end
-  return clevel >= want
+  local base = get("challenge_difficulty")
+  local want = hit.challenge_difficulty or base
+  -- level 0 is the no-JS fallback, offered only at the base difficulty: it paid that, by waiting
+  return (clevel == 0 and base or clevel) >= want
 end
 
 -- the fallback of a failed call: `closed` was decided before the call
