@@ -11,11 +11,21 @@ import type { ChildProcess, StdioOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { startShop } from './demo-shop/app.ts';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startNginx, waitForPort } from './lib/nginx.ts';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { defaultLocations, startNginx, waitForPort } from './lib/nginx.ts';
 import { spawnService } from './lib/service.ts';
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
+// The demo layout (nginx.conf.example's shape) plus the inline location of the challenge demo.
+const DEMO_LOCATIONS = `
+    location = /challenge-demo {
+        set $verdict_budget_ms 50;
+        include verdict-location.conf;
+        proxy_pass http://verdict_app;
+    }${defaultLocations()}`;
 
 const INHERIT: StdioOptions = ['ignore', 'inherit', 'inherit'];
 import { startRedis } from './lib/redis-server.ts';
@@ -37,8 +47,20 @@ const SECRET_FILE = (() => {
   return file;
 })();
 
+// The demo's policy: the shipped default plus one route that always asks for a clearance, so a
+// newcomer can watch a challenge from a browser (/challenge-demo, inline in the demo's nginx).
+const POLICY_FILE = (() => {
+  const text = readFileSync(join(REPO, 'policies/default.yaml'), 'utf8');
+  const marker = '\nroutes:\n';
+  if (!text.includes(marker)) throw new Error('policies/default.yaml: "routes:" not found');
+  const file = join(dirname(SECRET_FILE), 'demo-policy.yaml');
+  writeFileSync(file, text.replace(marker, `${marker}  - { name: challenge-demo, class: public, path: "/challenge-demo", clearance_level: 16 }\n`));
+  return file;
+})();
+
 function startService(): ChildProcess {
   return spawnService({
+    VERDICT_POLICY: POLICY_FILE,
     VERDICT_IDENTIFIER_KEY: IDENTIFIER_KEY,
     VERDICT_GATEWAY_SECRET_FILE: SECRET_FILE,
     VERDICT_LISTEN: `127.0.0.1:${SERVICE_PORT}`,
@@ -50,7 +72,7 @@ async function main(): Promise<void> {
   const shop = await startShop({ port: SHOP_PORT, host: '127.0.0.1' });
   let service: ChildProcess | undefined = startService();
   await waitForPort(SERVICE_PORT, 15_000);
-  const nginx = await startNginx({ listenPort: PORT, upstream: `127.0.0.1:${SHOP_PORT}`, service: `127.0.0.1:${SERVICE_PORT}`, metricsPort: METRICS_PORT, workers: 2, init: { secret_file: SECRET_FILE } });
+  const nginx = await startNginx({ listenPort: PORT, upstream: `127.0.0.1:${SHOP_PORT}`, service: `127.0.0.1:${SERVICE_PORT}`, metricsPort: METRICS_PORT, workers: 2, init: { secret_file: SECRET_FILE }, locations: DEMO_LOCATIONS });
 
   const url = `http://127.0.0.1:${PORT}`;
   process.stdout.write(`
@@ -62,6 +84,8 @@ Verdict demo is up.
   gateway counters            : ${nginx.metricsUrl}
 
 Try:
+  open ${url}/challenge-demo in a browser            # proof-of-work page, about a second, then the page
+  curl -i ${url}/challenge-demo -H 'accept: text/html'  # curl stays out (429: no JavaScript)
   curl -i ${url}/                                   # allowed
   curl -i ${url}/internal/admin/users               # blocked: internal route from outside
   curl -i ${url}/actuator/env                       # blocked: sensitive probe

@@ -296,7 +296,7 @@ function decideOrThrow(r) {
     r.return(204);
     return;
   }
-  const clear = clearanceOf(r, key);
+  const clear = clearanceOf(r);
   if (clear.state === 'valid' && mode === 'inline' && setting(r, 'cleared') === 'async') {
     // "not waited on": the Lua script enforces cached verdicts and sends the metadata from the
     // log phase; njs has neither, so the closest is no call at all until the token expires
@@ -387,14 +387,18 @@ const NONCE_LIFE_S = 300;
 const ANSWER_URL = '/.verdict/answer';
 const PROOF_HEADER = 'X-Verdict-Proof';
 const ALGORITHM = 'sha256-leading-zero-bits';
-const KEY_ID = /^[A-Za-z0-9_-]{1,16}$/;
-// The field widths the TypeScript reference fixes (the contract leaves them open); anything else
-// is malformed. c1.<kid>.<iat>.<exp>.<difficulty>.<ttl>.<nh>.<uh>.<rand>.<sig>
-const NONCE = /^c1\.([A-Za-z0-9_-]{1,16})\.(\d{1,10})\.(\d{1,10})\.(\d{1,3})\.(\d{1,10})\.([A-Za-z0-9_-]{8})\.([A-Za-z0-9_-]{8})\.([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{22})$/;
+// (?![\s\S]) ends these patterns, not $: njs 0.7.9's regexps (PCRE) let $ match before a final
+// "\n", so "<proof>\n" would pass.
+const KEY_ID = /^[A-Za-z0-9_-]{1,16}(?![\s\S])/;
+// The field widths the TypeScript reference fixes where the contract gives none: iat, exp 1-12
+// digits, ttl 1-7, difficulty and level 1-2 (a nonce's difficulty at most 32); anything else is
+// malformed. c1.<kid>.<iat>.<exp>.<difficulty>.<ttl>.<nh>.<uh>.<rand>.<sig>
+const NONCE = /^c1\.([A-Za-z0-9_-]{1,16})\.(\d{1,12})\.(\d{1,12})\.(\d{1,2})\.(\d{1,7})\.([A-Za-z0-9_-]{8})\.([A-Za-z0-9_-]{8})\.([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{22})(?![\s\S])/;
 // v1.<kid>.<iat>.<exp>.<level>.<nh>.<uh>.<sig>
-const TOKEN = /^v1\.([A-Za-z0-9_-]{1,16})\.(\d{1,10})\.(\d{1,10})\.(\d{1,3})\.([A-Za-z0-9_-]{8})\.([A-Za-z0-9_-]{8})\.([A-Za-z0-9_-]{22})$/;
-const COUNTER = /^\d{1,12}$/;
-const MAX_DIFFICULTY = 256; // SHA-256 has no more bits to ask for
+const TOKEN = /^v1\.([A-Za-z0-9_-]{1,16})\.(\d{1,12})\.(\d{1,12})\.(\d{1,2})\.([A-Za-z0-9_-]{8})\.([A-Za-z0-9_-]{8})\.([A-Za-z0-9_-]{22})(?![\s\S])/;
+const COUNTER = /^\d{1,12}(?![\s\S])/;
+const MAX_DIFFICULTY = 32;
+const MAX_TTL = 9999999;
 // what may stay as is in a URL (RFC 3986 unreserved, reserved and "%"); the rest is %-encoded
 const URL_UNSAFE = /[^A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]/g;
 const HTML_UNSAFE = /[&<>"']/g;
@@ -521,10 +525,13 @@ function secretOf(keys, id) {
   return undefined;
 }
 
-// syntax: nonce = issueNonce(key, bind, t, difficulty, ttl[, rand])   (rand: 12 random bytes unless given)
-function issueNonce(key, bind, t, difficulty, ttl, rand) {
+// syntax: nonce = issueNonce(key, bind, t, difficulty, ttl, nojsWait[, rand])
+// A difficulty-0 nonce (the no-JS fallback) has its wait signed in: iat = t + nojsWait, the time
+// it becomes valid; any other has iat = t. exp = iat + 5 minutes. rand: 12 random bytes unless given.
+function issueNonce(key, bind, t, difficulty, ttl, nojsWait, rand) {
   if (rand === undefined) rand = Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(12))).toString('base64url');
-  const body = 'c1.' + key.id + '.' + t + '.' + (t + NONCE_LIFE_S) + '.' + difficulty + '.' + ttl + '.' + bind.nh + '.' + bind.uh + '.' + rand;
+  const iat = difficulty === 0 ? t + nojsWait : t;
+  const body = 'c1.' + key.id + '.' + iat + '.' + (iat + NONCE_LIFE_S) + '.' + difficulty + '.' + ttl + '.' + bind.nh + '.' + bind.uh + '.' + rand;
   return body + '.' + mac(key.secret, 'verdict-challenge-v1.' + body);
 }
 
@@ -534,17 +541,18 @@ function issueToken(key, bind, t, level, ttl) {
   return body + '.' + mac(key.secret, 'verdict-clearance-v1.' + body);
 }
 
-// syntax: p = checkProof(proof, keys, bind, t, nojsWait)
+// syntax: p = checkProof(proof, keys, bind, t)
 // p = { why, level, ttl, rand, exp }: why is '' for a valid proof, else the first failed check of
 // CONTRACT.md's list (malformed, unknown key, bad signature, expired, network, browser, work,
-// too early). "reused" is never answered here: njs 0.7.9 cannot remember a nonce.
-function checkProof(proof, keys, bind, t, nojsWait) {
+// too early: a no-JS nonce before its iat). "reused" is never answered here: njs 0.7.9 cannot
+// remember a nonce.
+function checkProof(proof, keys, bind, t) {
   const p = { why: 'malformed', level: 0, ttl: 0, rand: '', exp: 0 };
   const dot = proof.lastIndexOf('.');
   if (dot === -1) return p;
   const nonce = proof.slice(0, dot);
   const m = NONCE.exec(nonce);
-  if (m === null || !COUNTER.test(proof.slice(dot + 1))) return p;
+  if (m === null || Number(m[4]) > MAX_DIFFICULTY || !COUNTER.test(proof.slice(dot + 1))) return p;
   const secret = secretOf(keys, m[1]);
   if (secret === undefined) { p.why = 'unknown key'; return p; }
   const signed = nonce.slice(0, nonce.lastIndexOf('.'));
@@ -558,7 +566,7 @@ function checkProof(proof, keys, bind, t, nojsWait) {
     if (leadingZeroBits(crypto.createHash('sha256').update(proof).digest()) < difficulty) { p.why = 'work'; return p; }
   } else {
     if (proof.slice(dot + 1) !== '0') { p.why = 'work'; return p; }
-    if (t - iat < nojsWait) { p.why = 'too early'; return p; }
+    if (t < iat) { p.why = 'too early'; return p; }
   }
   p.why = '';
   p.level = difficulty;
@@ -618,7 +626,7 @@ function clearanceOf(r) {
   const bind = clientBinding(r);
   const t = now();
   if (proof !== undefined) {
-    const p = checkProof(proof, keys, bind, t, setting(r, 'challenge_nojs_wait_s'));
+    const p = checkProof(proof, keys, bind, t);
     if (p.why === '') {
       v.verdict_njs_set_cookie = cookieOf(r, issueToken(keys[0], bind, t, p.level, p.ttl), p.ttl);
       v.verdict_njs_clearance = 'valid';
@@ -732,16 +740,17 @@ function challenge(r) {
   // POW, and PAGE where the location has no $verdict_challenge_url to send people to
   const locationDifficulty = setting(r, 'challenge_difficulty');
   const difficulty = Math.min(Number(c[1]) || locationDifficulty, MAX_DIFFICULTY);
-  const ttl = Number(c[2]) || setting(r, 'clearance_ttl_s');
+  const ttl = Math.min(Number(c[2]) || setting(r, 'clearance_ttl_s'), MAX_TTL);
   const keys = clearanceKeys(r);
   const bind = clientBinding(r);
   const t = now();
-  const nonce = issueNonce(keys[0], bind, t, difficulty, ttl);
+  const nonce = issueNonce(keys[0], bind, t, difficulty, ttl, 0);
   if (isNavigation(r)) {
     let nojs = '';
     if (difficulty <= locationDifficulty) {
-      nojs = '<meta http-equiv="refresh" content="' + setting(r, 'challenge_nojs_wait_s') + ';url=' + ANSWER_URL +
-        '?proof=' + issueNonce(keys[0], bind, t, 0, ttl) + '.0&amp;return=' + htmlEscape(encodeURIComponent(returnUrl(r))) + '">';
+      const wait = setting(r, 'challenge_nojs_wait_s');
+      nojs = '<meta http-equiv="refresh" content="' + wait + ';url=' + ANSWER_URL +
+        '?proof=' + issueNonce(keys[0], bind, t, 0, ttl, wait) + '.0&amp;return=' + htmlEscape(encodeURIComponent(returnUrl(r))) + '">';
     }
     const html = challengePage(r, nonce, difficulty, nojs);
     if (html !== null) {
@@ -814,7 +823,7 @@ function answer(r) {
   const keys = clearanceKeys(r);
   const bind = clientBinding(r);
   const t = now();
-  const p = checkProof(typeof proof === 'string' ? proof : '', keys, bind, t, setting(r, 'challenge_nojs_wait_s'));
+  const p = checkProof(typeof proof === 'string' ? proof : '', keys, bind, t);
   if (p.why !== '') {
     r.headersOut['Content-Type'] = 'application/json';
     r.return(403, '{"error":"proof rejected","why":"' + p.why + '"}');

@@ -53,6 +53,14 @@ const INDEX_HTML = `<!doctype html>
 <script src="/static/app.js"></script></body></html>
 `;
 
+const CLEARED_HTML = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Cleared</title><link rel="stylesheet" href="/static/style.css"></head>
+<body><h1>You are through</h1>
+<p>This page sits behind a route that always asks for a Verdict clearance. Your browser solved the
+proof of work once; the <code>verdict_clearance</code> cookie (bound to your network and browser)
+now lets it in without another challenge until it expires. Reload: no challenge.</p>
+<p><a href="/">Back to the shop</a></p></body></html>`;
+
 const PROMO_HTML = `<!doctype html>
 <html><head><meta charset="utf-8"><title>Demo Shop — Promo</title>
 <link rel="stylesheet" href="/static/style.css"></head>
@@ -176,6 +184,8 @@ export function buildShop(opts: ShopOptions = {}): FastifyInstance {
   // ---- pages and assets ----
   app.get('/', (_request, reply) => reply.type('text/html; charset=utf-8').send(INDEX_HTML));
   app.get('/promo', (_request, reply) => reply.type('text/html; charset=utf-8').send(PROMO_HTML));
+  // behind the demo's always-challenged route (scripts/demo.ts): what a person sees after the solve
+  app.get('/challenge-demo', (_request, reply) => reply.type('text/html; charset=utf-8').send(CLEARED_HTML));
   app.get('/static/app.js', (_request, reply) =>
     reply.type('application/javascript; charset=utf-8').header('cache-control', 'public, max-age=300').send(APP_JS));
   app.get('/static/style.css', (_request, reply) =>

@@ -293,7 +293,8 @@ export async function startNginx(opts: NginxOptions): Promise<NginxHandle> {
   if (opts.variant === 'njs') {
     const script = join(pluginDir, 'njs/verdict.js');
     const httpConf = readFileSync(join(pluginDir, 'nginx/verdict-njs-http.conf'), 'utf8')
-      .replace('/usr/local/share/verdict/njs/verdict.js', script);
+      .replace('/usr/local/share/verdict/njs/verdict.js', script)
+      .replace('/usr/local/share/verdict/challenge', join(pluginDir, 'challenge'));
     if (!httpConf.includes(script)) throw new Error('verdict-njs-http.conf: js_import line not found');
     writeFileSync(join(prefix, 'conf/verdict-njs-http.conf'), httpConf);
     for (const f of ['verdict-njs-server.conf', 'verdict-njs-location.conf']) {

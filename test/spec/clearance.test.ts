@@ -58,7 +58,7 @@ function bruteForce(prefix: string, difficulty: number, from: number, to: number
 const randomNonce = (difficulty: number, now = T): string =>
   issueNonce({ key: KEY, now, difficulty, ttl: 3600, ...CLIENT, rand: randomBytes(12).toString('base64url') });
 
-const check = (extra: Partial<ProofCheck> = {}): ProofCheck => ({ keys: [KEY], now: T + 10, nojsWaitS: 5, ...CLIENT, ...extra });
+const check = (extra: Partial<ProofCheck> = {}): ProofCheck => ({ keys: [KEY], now: T + 10, ...CLIENT, ...extra });
 
 // ------------------------------------------------------------------ the vectors
 
@@ -93,10 +93,21 @@ t.test('building blocks: derived key, nh, uh, mac', async (t) => {
   t.equal(vectors.mac[0]?.mac.length, 22, 'a mac is 16 bytes in b64u');
 });
 
+t.test('every vector\'s client_ip lies in its subnet', async (t) => {
+  for (const v of [...vectors.nonces, ...vectors.tokens, ...vectors.proof_checks, ...vectors.token_checks]) {
+    t.equal(subnetOf(v.client_ip), v.subnet, v.name);
+  }
+});
+
 t.test('issued nonces and tokens are exactly the vectors', async (t) => {
   for (const v of vectors.nonces) {
-    t.equal(issueNonce({ key: v.key, now: v.now, difficulty: v.difficulty, ttl: v.ttl, subnet: v.subnet, ua: v.ua, rand: v.rand }), v.nonce, v.name);
+    const issued = issueNonce({ key: v.key, now: v.now, difficulty: v.difficulty, ttl: v.ttl, subnet: v.subnet, ua: v.ua, rand: v.rand, nojsWaitS: v.nojs_wait_s });
+    t.equal(issued, v.nonce, v.name);
+    const fields = readNonce(issued);
+    t.equal(fields?.iat, v.difficulty === 0 ? v.now + v.nojs_wait_s : v.now, `${v.name}: iat (the no-JS wait signed in)`);
+    t.equal(fields?.exp, v.iat + 300, `${v.name}: exp = iat + 300`);
   }
+  t.ok(vectors.nonces.some((v) => v.difficulty === 0 && v.nojs_wait_s !== 5), 'a no-JS nonce with another wait');
   for (const v of vectors.tokens) {
     t.equal(issueToken({ key: v.key, now: v.now, level: v.level, ttl: v.ttl, subnet: v.subnet, ua: v.ua }), v.token, v.name);
   }
@@ -106,7 +117,7 @@ t.test('proof checks: every vector, and the used-record is consulted last', asyn
   for (const v of vectors.proof_checks) {
     const asked: string[] = [];
     const used = (rand: string): boolean => { asked.push(rand); return v.used; };
-    const got = checkProof(v.proof, { keys: v.keys, now: v.now, subnet: v.subnet, ua: v.ua, nojsWaitS: v.nojs_wait_s, used });
+    const got = checkProof(v.proof, { keys: v.keys, now: v.now, subnet: v.subnet, ua: v.ua, used });
     t.same(got, v.expect, v.name);
     const reachedLast = v.expect.ok || v.expect.why === 'reused';
     t.equal(asked.length, reachedLast ? 1 : 0, `${v.name}: used() asked ${reachedLast ? 'once' : 'never'}`);
@@ -127,7 +138,7 @@ t.test('token checks: every vector', async (t) => {
 t.test('keys: the file format, validation, the derived key', async (t) => {
   const a = 'a'.repeat(32);
   const b = 'b'.repeat(40);
-  t.same(parseKeys(`k2 ${a}\r\n\n  k1\t${b}  \n`), [{ id: 'k2', secret: a }, { id: 'k1', secret: b }], 'CRLF, blank lines, tabs');
+  t.same(parseKeys(`k2 ${a}\r\n\n# retired soon:\n  k1\t${b}  \n`), [{ id: 'k2', secret: a }, { id: 'k1', secret: b }], 'CRLF, blank and # lines, tabs');
   t.throws(() => parseKeys(''), /none given/);
   t.throws(() => parseKeys(`k2 ${'a'.repeat(31)}`), /under 32/);
   t.throws(() => parseKeys(`bad.id ${a}`), /is not 1-16/);
@@ -143,7 +154,11 @@ t.test('keys: the file format, validation, the derived key', async (t) => {
 t.test('issuing refuses bad inputs', async (t) => {
   const base = { key: KEY, now: T, difficulty: 10, ttl: 3600, ...CLIENT };
   t.throws(() => issueNonce({ ...base, rand: 'short' }), /rand/);
-  t.throws(() => issueNonce({ ...base, difficulty: 257 }), /difficulty/);
+  t.throws(() => issueNonce({ ...base, difficulty: 33 }), /difficulty/);
+  t.throws(() => issueNonce({ ...base, ttl: 10_000_000 }), /ttl/);
+  t.throws(() => issueNonce({ ...base, difficulty: 0, nojsWaitS: -1 }), /nojsWaitS/);
+  t.equal(readNonce(issueNonce({ ...base, difficulty: 0 }))?.iat, T + 5, 'a no-JS nonce waits 5 s by default');
+  t.equal(readNonce(issueNonce({ ...base, nojsWaitS: 30 }))?.iat, T, 'only difficulty 0 waits');
   t.throws(() => issueNonce({ ...base, difficulty: 1.5 }), /difficulty/);
   t.throws(() => issueNonce({ ...base, now: -1 }), /now/);
   t.throws(() => issueNonce({ ...base, key: { id: 'x', secret: 'short' } }), /under 32/);
@@ -257,7 +272,8 @@ t.test('solver proofs pass checkProof at difficulties 0..14', async (t) => {
   for (let d = 0; d <= 14; d++) {
     const nonce = randomNonce(d);
     const proof = solver.solve(nonce, d);
-    t.same(checkProof(proof, check({ now: T + 10 })), { ok: true, level: d, ttl: 3600, rand: readNonce(nonce)?.rand, exp: T + 300 }, `difficulty ${d}`);
+    const fields = readNonce(nonce);
+    t.same(checkProof(proof, check({ now: T + 10 })), { ok: true, level: d, ttl: 3600, rand: fields?.rand, exp: fields?.exp }, `difficulty ${d}`);
     t.ok(solver.leadingZeroBits(sha256Hex(proof)) >= d, `difficulty ${d}: leadingZeroBits agrees`);
   }
 });
@@ -303,7 +319,7 @@ async function challengingServer(difficulty: number): Promise<{ url: string; see
       const client = { subnet: subnetOf(req.socket.remoteAddress ?? ''), ua: req.headers['user-agent'] ?? '' };
       const now = Math.floor(Date.now() / 1000);
       if (proof !== undefined) {
-        const verdict = checkProof(proof, { keys: [KEY], now, nojsWaitS: 5, ...client, used });
+        const verdict = checkProof(proof, { keys: [KEY], now, ...client, used });
         res.writeHead(verdict.ok ? 200 : 403, { 'content-type': 'application/json' }).end(JSON.stringify(verdict));
         return;
       }

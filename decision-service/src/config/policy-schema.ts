@@ -46,6 +46,9 @@ export const routeSchema = z
     route_tag: z.string().optional(),
     auth: z.enum(['required', 'optional']).optional(),
     deprecated: z.boolean().default(false),
+    /** Requests need a clearance of at least this level (else they are challenged at it); overrides
+     *  clearance.require_level of the route's class. */
+    clearance_level: z.number().int().min(0).max(32).optional(),
   })
   .strict();
 

@@ -31,6 +31,8 @@ export interface CompiledRoute {
   readonly authRequired: boolean;
   /** Index of the path segment holding the object id (`{id}`), or -1. */
   readonly idSegment: number;
+  /** Clearance level the route requires (its own, else undefined: the class's). */
+  readonly clearanceLevel: number | undefined;
 }
 
 export interface CompiledPolicy {
@@ -102,6 +104,7 @@ function compileRoute(r: RouteDoc): CompiledRoute {
     deprecated: r.deprecated,
     authRequired: r.auth ? r.auth === 'required' : AUTH_REQUIRED_BY_DEFAULT.has(r.class),
     idSegment,
+    clearanceLevel: r.clearance_level,
   });
 }
 

@@ -148,7 +148,7 @@ export class Engine {
     }
     const clearance = policy.doc.clearance;
     if (req.clearance === 'INVALID' && clearance.invalid_score > 0) signals.push(signal('clearance.invalid', clearance.invalid_score, false));
-    const needLevel = clearance.require_level[f.routeClass] ?? 0;
+    const needLevel = f.route.clearanceLevel ?? clearance.require_level[f.routeClass] ?? 0;
     // level 0 is the no-JS fallback, offered only at the base difficulty: it paid that, by waiting
     const clearedLevel = req.clearance !== 'VALID' ? -1 : req.clearance_level === 0 ? policy.doc.challenge.difficulty : req.clearance_level;
     const short = needLevel > 0 && clearedLevel < needLevel; // the route class asks more than it carries

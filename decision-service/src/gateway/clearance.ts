@@ -2,12 +2,12 @@
 // clearance (issue 13)": the TypeScript reference the Lua (lua/verdict/clearance.lua) and njs
 // gateways are held to through gateway-plugin/spec/clearance-vectors.json.
 //
-// Grammar (anything else is `malformed`; the contract leaves field widths open, these fix them):
+// Grammar (anything else is `malformed`; where the contract gives no width, these fix one):
 //   nonce  c1.<kid>.<iat>.<exp>.<difficulty>.<ttl>.<nh>.<uh>.<rand>.<sig>
 //   proof  <nonce>.<counter>
 //   token  v1.<kid>.<iat>.<exp>.<level>.<nh>.<uh>.<sig>
-//   kid [A-Za-z0-9_-]{1,16}; iat, exp, ttl [0-9]{1,10}; difficulty, level [0-9]{1,3};
-//   nh, uh: 8 b64u characters; rand: 16; sig: 22; counter [0-9]{1,12}.
+//   kid [A-Za-z0-9_-]{1,16}; iat, exp [0-9]{1,12}; ttl [0-9]{1,7}; difficulty [0-9]{1,2} and at
+//   most 32; level [0-9]{1,2}; nh, uh: 8 b64u characters; rand: 16; sig: 22; counter [0-9]{1,12}.
 // Signatures are compared as text, so a sig whose last character differs only in the bits
 // base64 drops is still a bad signature.
 
@@ -75,12 +75,14 @@ const CLEARANCE_CONTEXT = 'verdict-clearance-v1.';
 const DERIVE_CONTEXT = 'verdict clearance key v1';
 
 const KID = /^[A-Za-z0-9_-]{1,16}$/;
-const NONCE = /^c1\.([A-Za-z0-9_-]{1,16})\.([0-9]{1,10})\.([0-9]{1,10})\.([0-9]{1,3})\.([0-9]{1,10})\.([A-Za-z0-9_-]{8})\.([A-Za-z0-9_-]{8})\.([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{22})$/;
+const NONCE = /^c1\.[A-Za-z0-9_-]{1,16}\.[0-9]{1,12}\.[0-9]{1,12}\.[0-9]{1,2}\.[0-9]{1,7}\.[A-Za-z0-9_-]{8}\.[A-Za-z0-9_-]{8}\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{22}$/;
 const COUNTER = /^[0-9]{1,12}$/;
-const TOKEN = /^v1\.([A-Za-z0-9_-]{1,16})\.([0-9]{1,10})\.([0-9]{1,10})\.([0-9]{1,3})\.([A-Za-z0-9_-]{8})\.([A-Za-z0-9_-]{8})\.([A-Za-z0-9_-]{22})$/;
+const TOKEN = /^v1\.[A-Za-z0-9_-]{1,16}\.[0-9]{1,12}\.[0-9]{1,12}\.[0-9]{1,2}\.[A-Za-z0-9_-]{8}\.[A-Za-z0-9_-]{8}\.[A-Za-z0-9_-]{22}$/;
 const RAND = /^[A-Za-z0-9_-]{16}$/;
-/** The largest time a 10-digit field holds. */
-const MAX_TIME = 9_999_999_999;
+/** The largest time (12 digits), ttl (7 digits) and difficulty the grammar holds. */
+const MAX_TIME = 999_999_999_999;
+const MAX_TTL = 9_999_999;
+export const MAX_DIFFICULTY = 32;
 /** Longer than any string the grammar allows: refused before any regex runs. */
 const MAX_TEXT = 160;
 
@@ -128,12 +130,12 @@ export function validateKeys(keys: readonly ClearanceKey[]): readonly ClearanceK
   return keys;
 }
 
-/** clearance_keys_file: one "id secret" pair per line, the signing key first; blank lines skipped. */
+/** clearance_keys_file: one "id secret" pair per line, the signing key first; blank and "#" lines skipped. */
 export function parseKeys(text: string): readonly ClearanceKey[] {
   const keys: ClearanceKey[] = [];
   text.split('\n').forEach((raw, i) => {
     const line = raw.trim();
-    if (line === '') return;
+    if (line === '' || line.startsWith('#')) return;
     const [id, secret, extra] = line.split(/\s+/);
     if (id === undefined || secret === undefined || extra !== undefined) {
       throw new Error(`clearance keys: line ${i + 1} is not "id secret"`);
@@ -160,18 +162,27 @@ export interface NonceInput {
   readonly ua: string;
   /** 16 b64u characters (12 bytes); random when absent */
   readonly rand?: string;
+  /** difficulty 0 only: the no-JS wait, signed in as iat = now + wait (default 5) */
+  readonly nojsWaitS?: number;
 }
 
-/** A signed challenge nonce; nothing is stored. */
+/** A difficulty-0 nonce is valid from iat = issue time + the no-JS wait; any other from now. */
+export function nonceIat(now: number, difficulty: number, nojsWaitS = DEFAULT_NOJS_WAIT_S): number {
+  return difficulty === 0 ? now + nojsWaitS : now;
+}
+
+/** A signed challenge nonce; nothing is stored. exp = iat + 300. */
 export function issueNonce(input: NonceInput): string {
   requireKey(input.key);
-  requireInt('now', input.now, MAX_TIME - CHALLENGE_LIFETIME_S);
-  requireInt('difficulty', input.difficulty, 256);
-  requireInt('ttl', input.ttl, MAX_TIME);
+  requireInt('difficulty', input.difficulty, MAX_DIFFICULTY);
+  requireInt('ttl', input.ttl, MAX_TTL);
+  requireInt('nojsWaitS', input.nojsWaitS ?? 0, MAX_TTL);
+  const iat = nonceIat(input.now, input.difficulty, input.nojsWaitS);
+  requireInt('now', iat, MAX_TIME - CHALLENGE_LIFETIME_S);
   const rand = input.rand ?? b64u(randomBytes(12));
   if (!RAND.test(rand)) throw new RangeError('rand must be 16 b64u characters');
-  const exp = input.now + CHALLENGE_LIFETIME_S;
-  const body = `c1.${input.key.id}.${input.now}.${exp}.${input.difficulty}.${input.ttl}.${netHash(input.subnet)}.${uaHash(input.ua)}.${rand}`;
+  const exp = iat + CHALLENGE_LIFETIME_S;
+  const body = `c1.${input.key.id}.${iat}.${exp}.${input.difficulty}.${input.ttl}.${netHash(input.subnet)}.${uaHash(input.ua)}.${rand}`;
   return `${body}.${mac(input.key.secret, CHALLENGE_CONTEXT + body)}`;
 }
 
@@ -186,8 +197,6 @@ export interface ClientCheck {
 }
 
 export interface ProofCheck extends ClientCheck {
-  /** the no-JS wait of a difficulty-0 nonce, s */
-  readonly nojsWaitS: number;
   /**
    * Whether `rand` was used before. Called last, only when every other check passed, so it may
    * also record the rand (an atomic add that answers "already there"). Absent: never used.
@@ -216,6 +225,7 @@ function zeroBits(digest: Uint8Array): number {
 export function readNonce(nonce: unknown): NonceFields | undefined {
   if (typeof nonce !== 'string' || nonce.length > MAX_TEXT || !NONCE.test(nonce)) return undefined;
   const [, kid, iat, exp, difficulty, ttl, nh, uh, rand, sig] = nonce.split('.') as NonceParts;
+  if (Number(difficulty) > MAX_DIFFICULTY) return undefined;
   const body = nonce.slice(0, nonce.length - sig.length - 1);
   return { kid, iat: Number(iat), exp: Number(exp), difficulty: Number(difficulty), ttl: Number(ttl), nh, uh, rand, body, sig };
 }
@@ -228,11 +238,11 @@ function readToken(token: string): TokenFields | undefined {
   return { kid, iat: Number(iat), exp: Number(exp), level: Number(level), nh, uh, body, sig };
 }
 
-/** Whether the proof shows its work: difficulty 0 asks for counter "0" after the no-JS wait. */
-function workDone(proof: string, counter: string, n: NonceFields, opts: ProofCheck): ProofRejection | undefined {
+/** Whether the proof shows its work: difficulty 0 (no-JS) asks for counter "0", from iat on. */
+function workDone(proof: string, counter: string, n: NonceFields, now: number): ProofRejection | undefined {
   if (n.difficulty > 0) return zeroBits(sha256(proof)) >= n.difficulty ? undefined : 'work';
   if (counter !== '0') return 'work';
-  return opts.now - n.iat >= opts.nojsWaitS ? undefined : 'too early';
+  return now >= n.iat ? undefined : 'too early';
 }
 
 /** Checks a proof "<nonce>.<counter>" for the client answering; never throws on the proof. */
@@ -249,7 +259,7 @@ export function checkProof(proof: unknown, opts: ProofCheck): ProofVerdict {
   if (opts.now > n.exp) return reject('expired');
   if (n.nh !== netHash(opts.subnet)) return reject('network');
   if (n.uh !== uaHash(opts.ua)) return reject('browser');
-  const notDone = workDone(proof, counter, n, opts);
+  const notDone = workDone(proof, counter, n, opts.now);
   if (notDone !== undefined) return reject(notDone);
   if (opts.used?.(n.rand) === true) return reject('reused');
   return { ok: true, level: n.difficulty, ttl: n.ttl, rand: n.rand, exp: n.exp };
@@ -267,8 +277,8 @@ export interface TokenInput {
 /** The clearance token a valid proof earns: exp = now + ttl. */
 export function issueToken(input: TokenInput): string {
   requireKey(input.key);
-  requireInt('level', input.level, 256);
-  requireInt('ttl', input.ttl, MAX_TIME);
+  requireInt('level', input.level, MAX_DIFFICULTY);
+  requireInt('ttl', input.ttl, MAX_TTL);
   requireInt('now', input.now, MAX_TIME - input.ttl);
   const body = `v1.${input.key.id}.${input.now}.${input.now + input.ttl}.${input.level}.${netHash(input.subnet)}.${uaHash(input.ua)}`;
   return `${body}.${mac(input.key.secret, CLEARANCE_CONTEXT + body)}`;
