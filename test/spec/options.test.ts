@@ -240,6 +240,15 @@ t.test('Lua: config.init takes the spec defaults and enforces its types and boun
       cases.push([opts(o.max), { [o.name]: o.max }], [opts(o.max! + 0.5), new RegExp(escape(`${what} a number between ${o.min} and ${o.max}`))]);
     } else if (o.type === 'bool') {
       cases.push([opts(!o.default), { [o.name]: !o.default }], [opts('yes'), new RegExp(escape(`${what} true or false`))]);
+    } else if (o.type === 'keys') {
+      const good = [{ id: 'k2', secret: 's'.repeat(32) }, { id: 'k1', secret: 't'.repeat(40) }];
+      cases.push(
+        [opts(good), { [o.name]: good }],
+        [opts(''), new RegExp(escape(`option "${o.name}" must list at least one key`))],
+        [opts([{ id: 'k1', secret: 'short' }]), /the secret must hold at least 32 characters/],
+        [opts([{ id: 'bad id', secret: 's'.repeat(32) }]), /must be 1-16 of A-Z a-z 0-9 _ -/],
+        [opts([good[0], good[0]]), /is listed twice/],
+      );
     } else {
       cases.push([{ hmac_key: key, ...(o.name === 'hmac_key' ? {} : { [o.name]: '' }), ...(o.name === 'hmac_key' ? { hmac_key: '' } : {}) }, new RegExp(escape(`${what} a non-empty string`))]);
     }
@@ -254,6 +263,9 @@ t.test('Lua: config.init takes the spec defaults and enforces its types and boun
     [{ hmac_key: key, service: 'frame:unix:/run/v.sock, 127.0.0.1:9400' }, { hmac_key: key }],
     [{ hmac_key: key, service: 'unix:rel.sock' }, /must be "unix:\/absolute\/path.sock"/],
     [{}, /"hmac_key" is required/],
+    [{ hmac_key: key, clearance_keys_file: '/nonexistent/keys' }, /"clearance_keys_file" cannot be read/],
+    [{ hmac_key: key, challenge_template: '/nonexistent/page.html' }, /challenge_template \/nonexistent\/page.html cannot be read/],
+    [{ hmac_key: key, challenge_template: '/etc/hostname' }, /lacks the placeholder \{\{NONCE\}\}/],
   );
   const got = await get('/init', cases.map(([o]) => o)) as Array<string | Record<string, unknown>>;
   cases.forEach(([opts, want], i) => {

@@ -102,12 +102,12 @@ local function lang()
   return "en"
 end
 
-local function page(nonce, difficulty, ret, ip, ua)
+local function page(nonce, difficulty, ttl, ret, ip, ua)
   local nojs = ""
   if difficulty <= get("challenge_difficulty") then
     local wait = get("challenge_nojs_wait_s")
     -- a difficulty-0 nonce is not valid before its iat: the wait is signed into it
-    local n0 = clearance.issue_nonce(0, get("clearance_ttl_s"), ip, ua, ngx.time() + wait)
+    local n0 = clearance.issue_nonce(0, ttl, ip, ua, ngx.time() + wait)
     nojs = '<meta http-equiv="refresh" content="' .. wait .. ';url='
       .. html(ANSWER_URL .. "?proof=" .. escape_uri(n0 .. ".0") .. "&return=" .. escape_uri(ret)) .. '">'
   end
@@ -140,7 +140,8 @@ function _M.respond(v, ip, ua)
     ngx_header["Cache-Control"] = "no-store"
     return ngx.redirect(url, 302)
   end
-  if kind == "STATUS" or kind == "PAGE" then return status_answer(get("challenge_status")) end
+  if kind == "STATUS" then return status_answer(get("challenge_status")) end
+  -- POW, or PAGE with no challenge URL to send to: a challenge people can pass
 
   local difficulty = v.challenge_difficulty
   if not difficulty or difficulty == 0 then difficulty = get("challenge_difficulty") end
@@ -152,7 +153,7 @@ function _M.respond(v, ip, ua)
     local status = get("challenge_status")
     ngx.status = status
     ngx_header["Content-Type"] = "text/html; charset=utf-8"
-    ngx_print(page(nonce, difficulty, return_url(), ip, ua))
+    ngx_print(page(nonce, difficulty, ttl, return_url(), ip, ua))
     return ngx_exit(status)
   end
   local retry = get("challenge_retry_after")

@@ -69,6 +69,7 @@ local keys, by_id = nil, {}
 local function mac(secret, text)
   return b64u(sub(hmac_sha256(secret, text), 1, 16))
 end
+_M.mac = mac
 
 -- constant-time equality of two strings of known length
 local function same(a, b)
@@ -79,8 +80,12 @@ local function same(a, b)
 end
 
 -- syntax: nh = clearance.net_hash(ip)   uh = clearance.ua_hash(ua)
+-- (net_hash_subnet: the same of a subnet string; an address with no subnet stands for itself)
+function _M.net_hash_subnet(subnet)
+  return b64u(sub(sha256("net:" .. subnet), 1, 6))
+end
 function _M.net_hash(ip)
-  return b64u(sub(sha256("net:" .. (cache.subnet(ip) or ip)), 1, 6))
+  return _M.net_hash_subnet(cache.subnet(ip) or ip)
 end
 function _M.ua_hash(ua)
   return b64u(sub(sha256("ua:" .. (ua or "")), 1, 6))
@@ -186,7 +191,10 @@ function _M.check_proof(proof, ip, ua, used, now)
   local nonce, counter = match(proof, "^(.+)%.(%d+)$")
   if not nonce or #counter > 12 then return nil, "malformed" end
   local kid, iat, exp, difficulty, ttl, nh, uh, rand, sig = match(nonce, NONCE)
-  if not kid or #iat > 12 or #exp > 12 or #difficulty > 2 or #ttl > 7 then return nil, "malformed" end
+  if not kid or #kid > 16 or #iat > 12 or #exp > 12 or #difficulty > 2 or #ttl > 7 or #nh ~= 8 or #uh ~= 8
+     or #rand ~= 16 or #sig ~= 22 then
+    return nil, "malformed"
+  end
   iat, exp, difficulty, ttl = tonumber(iat), tonumber(exp), tonumber(difficulty), tonumber(ttl)
   if difficulty > 32 then return nil, "malformed" end
   local secret = by_id[kid]
@@ -224,7 +232,9 @@ function _M.check_token(token, ip, ua, now)
   if token == nil or token == "" then return "NONE", 0, 0 end
   if #token > 256 then return "INVALID", 0, 0, "malformed" end
   local kid, iat, exp, level, nh, uh, sig = match(token, TOKEN)
-  if not kid or #iat > 12 or #exp > 12 or #level > 2 then return "INVALID", 0, 0, "malformed" end
+  if not kid or #kid > 16 or #iat > 12 or #exp > 12 or #level > 2 or #nh ~= 8 or #uh ~= 8 or #sig ~= 22 then
+    return "INVALID", 0, 0, "malformed"
+  end
   local secret = by_id[kid]
   if not secret then return "INVALID", 0, 0, "unknown key" end
   if not same(sig, mac(secret, TOKEN_TAG .. sub(token, 1, #token - #sig - 1))) then return "INVALID", 0, 0, "bad signature" end
