@@ -101,7 +101,7 @@ export const policySchema = z
         /** absent: the location's choice (the gateway's challenge page, or its challenge URL when set) */
         kind: z.enum(CHALLENGE_KINDS).optional(),
         difficulty: difficulty.default(16),
-        max_difficulty: difficulty.default(22),
+        max_difficulty: difficulty.default(20),
       })
       .strict()
       .refine((c) => c.difficulty <= c.max_difficulty, { message: 'difficulty must be at most max_difficulty' })
