@@ -178,7 +178,11 @@ export class Engine {
     const wouldAction = actionFor(Math.round(100 * (1 - keepAll)), thresholds);
     let ask: ChallengeAsk | undefined;
     if (action === 'CHALLENGE' || (action !== 'BLOCK' && short)) {
-      const wanted = this.challengeAsk(strongest && owners.get(strongest), score, thresholds, needLevel);
+      // challenged for the score: its difficulty (at least the level required); only for lacking
+      // the required level: exactly that level
+      const wanted = action === 'CHALLENGE'
+        ? this.challengeAsk(strongest && owners.get(strongest), score, thresholds, needLevel)
+        : { kind: this.challengeAsk(undefined, score, thresholds, needLevel).kind, difficulty: needLevel };
       if (clearedLevel >= wanted.difficulty) {
         // a proven browser that already paid at least this much: let it through, tagged
         action = 'TAG';
