@@ -116,6 +116,13 @@ export const policySchema = z
         /** Evidence strength of a token that fails its check (tampered, another network or
          *  browser, retired key): what a failed challenge counts as. 0 = nothing. */
         invalid_score: z.number().min(0).max(100).default(20),
+        /** Evidence strength of `clearance.abandoned`: a client that was challenged
+         *  `abandoned_after` times within `abandoned_window_s` and still comes without a clearance
+         *  (what an abandoned challenge counts as). 0 (the default) = nothing: app users whose app
+         *  lacks the solver would otherwise end up blocked. */
+        abandoned_score: z.number().min(0).max(100).default(0),
+        abandoned_after: z.number().int().min(1).max(1000).default(5),
+        abandoned_window_s: z.number().int().min(1).max(86_400).default(600),
       })
       .strict()
       .prefault({}),

@@ -11,6 +11,7 @@ import type { Clock } from './clock.ts';
 import { BoundedMap } from '../state/bounded-map.ts';
 import { DETECTORS } from './detectors/index.ts';
 import { extractFeatures } from './features.ts';
+import { challengeKeys } from './state-keys.ts';
 import { Inventory } from './inventory.ts';
 import { signal, type Detector, type DetectorFactory, type OutcomeContext, type RequestFeatures, type Signal } from './signal.ts';
 
@@ -148,6 +149,11 @@ export class Engine {
     }
     const clearance = policy.doc.clearance;
     if (req.clearance === 'INVALID' && clearance.invalid_score > 0) signals.push(signal('clearance.invalid', clearance.invalid_score, false));
+    const abandonWindow = clearance.abandoned_window_s * 1000;
+    if (clearance.abandoned_score > 0 && req.clearance !== 'VALID'
+      && this.store.count(challengeKeys.issued(f.client), abandonWindow, now) >= clearance.abandoned_after) {
+      signals.push(signal('clearance.abandoned', clearance.abandoned_score, false));
+    }
     const needLevel = f.route.clearanceLevel ?? clearance.require_level[f.routeClass] ?? 0;
     // level 0 is the no-JS fallback, offered only at the base difficulty: it paid that, by waiting
     const clearedLevel = req.clearance !== 'VALID' ? -1 : req.clearance_level === 0 ? policy.doc.challenge.difficulty : req.clearance_level;
@@ -199,6 +205,7 @@ export class Engine {
       cacheKey = cacheKeyFor(cache.key, f);
       ttl = cacheKey ? cache.ttl_s : 0;
     }
+    if (ask && clearance.abandoned_score > 0) this.store.incr(challengeKeys.issued(f.client), abandonWindow, now);
     const d = this.verdict(f, action, score, reasons, cacheKey, ttl, wouldAction);
     return ask ? { ...d, challenge_kind: ask.kind, challenge_difficulty: ask.difficulty, clearance_ttl_s: clearance.ttl_s } : d;
   }

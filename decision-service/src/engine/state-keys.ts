@@ -102,3 +102,9 @@ export const automationKeys = {
   /** Counter: requests (scraping volume). */
   requests: (client: string) => `au:r:${client}`,
 } as const;
+
+/** engine.ts: challenges issued (clearance.abandoned_score) */
+export const challengeKeys = {
+  /** Counter: CHALLENGE verdicts to one client (ip + fingerprint) that came back without a clearance. */
+  issued: (client: string) => `ch:n:${client}`,
+} as const;

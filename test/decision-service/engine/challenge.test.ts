@@ -96,3 +96,15 @@ t.test('the clearance fields travel: request schema, response encoding', async (
   const pow = toWire(engine({ ...promoChallengeOnly, challenge: { kind: 'pow' } }).decide(claim()));
   t.equal(decodeDecideResponseForTest(encodeDecideResponse(pow)).challenge_kind, 1);
 });
+
+t.test('abandoned challenges count only where the policy says so', async (t) => {
+  const off = engine(promoChallengeOnly);
+  for (let i = 0; i < 8; i++) off.decide(claim());
+  t.notOk(off.decide(claim()).reasons.includes('clearance.abandoned'), 'abandoned_score 0 (default): nothing');
+  const on = engine({ ...promoChallengeOnly, clearance: { abandoned_score: 40, abandoned_after: 3 } });
+  const seen = [0, 1, 2, 3].map(() => on.decide(claim()));
+  t.same(seen.map((d) => d.reasons.includes('clearance.abandoned')), [false, false, false, true], 'after three unanswered challenges');
+  t.equal(seen[3]?.score, 91, 'the abandoned evidence adds to the score');
+  t.notOk(on.decide(claim({ clearance: 'VALID', clearance_level: 20 })).reasons.includes('clearance.abandoned'), 'a client that came back cleared is not one');
+  t.notOk(on.decide(claim({ user_agent: 'another/1.0' })).reasons.includes('clearance.abandoned'), 'per client (address + fingerprint)');
+});
