@@ -321,8 +321,10 @@ function wireMutate(r: Rng, valid: Buffer, msg: protobuf.Type, o: GenOptions, re
   switch (op) {
     case 'unknown': {
       const out = [...fields];
+      // the first number the message does not declare (DecideRequest grows: 36-38 are clearance)
+      const first = Math.max(...msg.fieldsArray.map((f) => f.id)) + 1;
       for (let k = r.int(1, 5); k > 0; k--) {
-        const no = r.pick([36, r.int(37, 500), 1000, 19_000, 2 ** 29 - 1, r.int(36, 2 ** 29 - 1)]);
+        const no = r.pick([first, r.int(first + 1, 500), 1000, 19_000, 2 ** 29 - 1, r.int(first, 2 ** 29 - 1)]);
         const wt = r.pick([WT.VARINT, WT.I64, WT.LEN, WT.I32]);
         const value = wt === WT.VARINT ? varint(r.pick<number | bigint>([0, 1, r.int(0, 2 ** 31), 2n ** 64n - 1n])) : wt === WT.I64 ? bytes(r, 8) : wt === WT.I32 ? bytes(r, 4) : bytes(r, r.int(0, 200));
         out.splice(r.int(0, out.length), 0, { no, wt, value });
