@@ -230,32 +230,39 @@ const SPOOF_UA = [
   'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/121.0.0.0 Safari/537.36',
 ];
 
+/** One User-Agent a tool sends (a browser's, for the spoofing ones). */
+export function toolUa(rng: Rng, tool: Tool): string {
+  return rng.pick(tool === 'spoofed-browser' || tool === 'shuffled' ? SPOOF_UA : TOOL_UA[tool]);
+}
+
 /**
  * Headers of an HTTP library: its own order, its UA — or a browser UA pasted over the library's
  * header set ('spoofed-browser'), or a randomised order ('shuffled') as evasion kits do.
  */
-export function toolHeaders(rng: Rng, tool: Tool, r: { host: string; authorization?: string; contentType?: string; contentLength?: number; extra?: Headers }): Headers {
+export function toolHeaders(rng: Rng, tool: Tool, r: { host: string; authorization?: string; contentType?: string; contentLength?: number; extra?: Headers; ua?: string }): Headers {
   const len = r.contentLength !== undefined ? String(r.contentLength) : undefined;
+  // without `ua`, each request names one of the tool's versions (per request: a crude UA rotation)
+  const pick = (list: readonly string[]): string => r.ua ?? rng.pick(list);
   const h: Array<[string, string | undefined]> = [];
   switch (tool) {
     case 'python-requests':
     case 'spoofed-browser':
     case 'shuffled':
-      h.push(['host', r.host], ['user-agent', tool === 'python-requests' ? rng.pick(TOOL_UA['python-requests']) : rng.pick(SPOOF_UA)], ['accept-encoding', 'gzip, deflate'], ['accept', '*/*'], ['connection', 'keep-alive']);
+      h.push(['host', r.host], ['user-agent', pick(tool === 'python-requests' ? TOOL_UA['python-requests'] : SPOOF_UA)], ['accept-encoding', 'gzip, deflate'], ['accept', '*/*'], ['connection', 'keep-alive']);
       if (tool !== 'python-requests' && rng.chance(0.5)) h.push(['accept-language', rng.pick(LANGS)]);
       h.push(['authorization', r.authorization], ['content-length', len], ['content-type', r.contentType]);
       break;
     case 'go':
-      h.push(['host', r.host], ['user-agent', rng.pick(TOOL_UA.go)], ['content-length', len], ['authorization', r.authorization], ['content-type', r.contentType], ['accept-encoding', 'gzip']);
+      h.push(['host', r.host], ['user-agent', pick(TOOL_UA.go)], ['content-length', len], ['authorization', r.authorization], ['content-type', r.contentType], ['accept-encoding', 'gzip']);
       break;
     case 'curl':
-      h.push(['host', r.host], ['user-agent', rng.pick(TOOL_UA.curl)], ['accept', '*/*'], ['authorization', r.authorization], ['content-type', r.contentType], ['content-length', len]);
+      h.push(['host', r.host], ['user-agent', pick(TOOL_UA.curl)], ['accept', '*/*'], ['authorization', r.authorization], ['content-type', r.contentType], ['content-length', len]);
       break;
     case 'axios':
-      h.push(['accept', 'application/json, text/plain, */*'], ['content-type', r.contentType], ['authorization', r.authorization], ['user-agent', rng.pick(TOOL_UA.axios)], ['content-length', len], ['accept-encoding', 'gzip, compress, deflate, br'], ['host', r.host], ['connection', 'close']);
+      h.push(['accept', 'application/json, text/plain, */*'], ['content-type', r.contentType], ['authorization', r.authorization], ['user-agent', pick(TOOL_UA.axios)], ['content-length', len], ['accept-encoding', 'gzip, compress, deflate, br'], ['host', r.host], ['connection', 'close']);
       break;
     case 'java':
-      h.push(['content-type', r.contentType], ['authorization', r.authorization], ['user-agent', rng.pick(TOOL_UA.java)], ['host', r.host], ['accept', 'text/html, image/gif, image/jpeg, *; q=.2, */*; q=.2'], ['connection', 'keep-alive'], ['content-length', len]);
+      h.push(['content-type', r.contentType], ['authorization', r.authorization], ['user-agent', pick(TOOL_UA.java)], ['host', r.host], ['accept', 'text/html, image/gif, image/jpeg, *; q=.2, */*; q=.2'], ['connection', 'keep-alive'], ['content-length', len]);
       break;
   }
   for (const e of r.extra ?? []) h.push(e);

@@ -37,10 +37,12 @@ const status = z.union([
  *  app           a mobile app without the reference solver: cannot pass;
  *  app-solver    a mobile app that ships the reference solver;
  *  script        an HTTP library (curl, python-requests, a partner's job): cannot pass;
+ *  script-nojs   a bot script that takes the interstitial's no-JS fallback: asks for the page,
+ *                waits, answers — no work, where the fallback is offered;
  *  headless      a bot driving a (headless) browser: solves, paying CPU;
  *  solver        a bot script with the reference solver built in: solves, paying CPU.
  */
-export const CLIENT_KINDS = ['browser', 'browser-nojs', 'app', 'app-solver', 'script', 'headless', 'solver'] as const;
+export const CLIENT_KINDS = ['browser', 'browser-nojs', 'app', 'app-solver', 'script', 'script-nojs', 'headless', 'solver'] as const;
 export type ClientKind = (typeof CLIENT_KINDS)[number];
 
 /** Simulator annotations: never seen by the engine; replay reads them (the demo shop's sessions, what a client does when challenged). */

@@ -2,8 +2,9 @@
 // that carry cache_key + cache_ttl_s are stored under that key; a later request is looked up
 // under all its keys (session, principal, device, ip, subnet) and the most severe hit is
 // enforced without a call. Same key strings as gateway-plugin/CONTRACT.md. A cached CHALLENGE
-// keeps the difficulty it asked; a request with a valid clearance of at least that level is not
-// stopped by it (the caller says which entries its clearance meets), a cached BLOCK always applies.
+// keeps what it asked (kind, difficulty, clearance lifetime): the gateway lets a request whose
+// clearance meets that difficulty through (gateway-clearance.ts satisfies); a cached BLOCK,
+// being the most severe, always applies.
 //
 // Not modeled: the shared dict's 10 MB bound (LRU eviction under memory pressure), which the
 // scorecard's volumes never reach.
@@ -80,11 +81,8 @@ export class GatewayCache {
     return true;
   }
 
-  /**
-   * cache.lookup(req) at virtual time `now`: the most severe live verdict among the request's
-   * keys, leaving out the ones `met` says the request's clearance satisfies.
-   */
-  lookup(req: DecideRequest, now: number, met?: (v: CachedVerdict) => boolean): CachedVerdict | undefined {
+  /** cache.lookup(req) at virtual time `now`: the most severe live verdict among the request's keys. */
+  lookup(req: DecideRequest, now: number): CachedVerdict | undefined {
     let best: CachedVerdict | undefined;
     let bestSev = 0;
     for (const k of gatewayKeys(req)) {
@@ -95,7 +93,7 @@ export class GatewayCache {
         continue;
       }
       const sev = SEVERITY[e.verdict.action];
-      if (sev > bestSev && !(met && met(e.verdict))) {
+      if (sev > bestSev) {
         best = e.verdict;
         bestSev = sev;
       }

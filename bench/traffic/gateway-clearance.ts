@@ -58,7 +58,7 @@ export interface ChallengeAsk {
   readonly ttlS: number;
   /** the request was a page navigation: it got the interstitial, not the JSON descriptor */
   readonly navigation: boolean;
-  /** the interstitial offers the no-JS fallback (a wait, level 0) */
+  /** an interstitial at this difficulty offers the no-JS fallback (a wait, level 0); a navigation gets the interstitial */
   readonly nojs: boolean;
   /** the fallback's wait, s */
   readonly nojsWaitS: number;
@@ -86,14 +86,19 @@ export function challengeAsk(
     difficulty,
     ttlS: resp.clearance_ttl_s || s.clearanceTtlS,
     navigation,
-    nojs: kind === 'POW' && navigation && difficulty <= s.difficulty,
+    nojs: kind === 'POW' && difficulty <= s.difficulty,
     nojsWaitS: s.nojsWaitS,
   };
 }
 
-/** The difficulty a cached CHALLENGE stands for at a location (0: the location's). */
-export function cachedDifficulty(difficulty: number, s: ChallengeSettings): number {
-  return difficulty || s.difficulty;
+/**
+ * handler.lua satisfied(): a cached CHALLENGE (difficulty 0: the location's) is already answered
+ * by a valid clearance of at least its difficulty. Level 0, the no-JS fallback, counts as the
+ * location's base difficulty: it paid that, by waiting.
+ */
+export function satisfies(c: ClearanceCheck, cachedDifficulty: number, s: ChallengeSettings): boolean {
+  if (c.state !== 'VALID') return false;
+  return (c.level === 0 ? s.difficulty : c.level) >= (cachedDifficulty || s.difficulty);
 }
 
 /** What the gateway found in a request's verdict_clearance cookie, as the DecideRequest carries it. */

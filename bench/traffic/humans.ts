@@ -5,6 +5,10 @@
 // with a session, join the promo (page → info → one claim); a partner syncs orders
 // server-to-server with an API key at a steady, high rate. Some clients are "unclean" (old
 // browsers, no Accept-Language).
+//
+// When challenged (challenge-clients.ts): browsers solve (old ones only through the no-JS
+// fallback); app users only when their app build ships the reference solver (`appSolverShare`,
+// sim.client app-solver / app); the partner's job never (sim.client script).
 
 import type { DemoUser } from '../../scripts/demo-shop/users.ts';
 import {
@@ -18,8 +22,8 @@ import {
   type AppClient,
   type Browser,
 } from './clients.ts';
-import type { Rng } from './rng.ts';
-import { GenContext, jsonLength } from './simulator.ts';
+import { Rng } from './rng.ts';
+import { carrierPool, GenContext, jsonLength } from './simulator.ts';
 
 export interface HumanMix {
   /** browser sessions from home broadband (one IP each) */
@@ -44,6 +48,12 @@ export interface HumanMix {
   promoStartH: number;
   /** partner integration: batches of order lookups, or undefined for none */
   partner?: { batchSize: number; intervalS: number };
+  /** share of app users whose app build ships the reference solver (absent: none yet) */
+  appSolverShare?: number;
+  /** share of carrier-NAT visits whose public address changes after the login (the carrier moves the flow, the phone hops networks) */
+  cgnatSwitchShare?: number;
+  /** carrier-NAT addresses from the world's shared carrier pool (simulator.ts carrierPool), where mobile-proxy campaigns also exit */
+  sharedCarrierNat?: boolean;
 }
 
 export const DEFAULT_MIX: HumanMix = {
@@ -63,7 +73,7 @@ export const DEFAULT_MIX: HumanMix = {
   partner: { batchSize: 20, intervalS: 120 },
 };
 
-type Client = { kind: 'browser'; b: Browser; cookie: string | undefined } | { kind: 'app'; c: AppClient };
+type Client = { kind: 'browser'; b: Browser; cookie: string | undefined } | { kind: 'app'; c: AppClient; solver: boolean };
 
 /** One person's visit: keeps the clock, the client and the session. */
 class Visit {
@@ -74,7 +84,7 @@ class Visit {
   constructor(
     private readonly ctx: GenContext,
     readonly user: DemoUser | undefined,
-    readonly ip: string,
+    public ip: string,
     readonly client: Client,
     start: number,
     readonly label: string,
@@ -118,7 +128,8 @@ class Visit {
       c.kind === 'browser'
         ? browserHeaders(c.b, { kind: 'fetch', host, referer: opts.referer ?? `https://${host}/`, origin: `https://${host}`, cookie: c.cookie, authorization, contentType, contentLength })
         : appHeaders(c.c, { host, authorization, contentType, contentLength });
-    this.ctx.emit({ ts: this.t, ip: this.ip, method, path, headers, body, sim: opts.sim ?? this.sim(), label: this.label });
+    const client = c.kind === 'app' ? (c.solver ? 'app-solver' : 'app') : undefined;
+    this.ctx.emit({ ts: this.t, ip: this.ip, method, path, headers, body, sim: opts.sim ?? this.sim(), label: this.label, client });
   }
 
   /** Log in: `typos` wrong passwords first; `forgot` = reset + SMS before the final attempt. */
@@ -183,7 +194,9 @@ export function generateHumans(ctx: GenContext, mix: HumanMix): void {
   const span = ctx.env.durationMs;
   const promoStart = ctx.start + mix.promoStartH * 3_600_000;
   const office = officeNatIps(mix.officeIps);
-  const cgnat = carrierNatIps(rng, mix.cgnatIps);
+  const cgnat = mix.sharedCarrierNat ? carrierPool(ctx.env, mix.cgnatIps) : carrierNatIps(rng, mix.cgnatIps);
+  // draws for what clients do when challenged, apart from the traffic's own stream
+  const side = new Rng(ctx.env.seed, `${ctx.name}/clients`);
 
   const session = (where: 'home' | 'office' | 'cgnat' | 'app'): void => {
     const user = takeUser();
@@ -194,7 +207,7 @@ export function generateHumans(ctx: GenContext, mix: HumanMix): void {
     const ip = where === 'home' ? residentialIp(rng) : where === 'office' ? rng.pick(office) : where === 'cgnat' || where === 'app' ? rng.pick(cgnat) : residentialIp(rng);
     const useApp = where === 'app' || (where === 'cgnat' && rng.chance(0.5));
     const client: Client = useApp
-      ? { kind: 'app', c: appClient(rng) }
+      ? { kind: 'app', c: appClient(rng), solver: side.chance(mix.appSolverShare ?? 0) }
       : { kind: 'browser', b: humanBrowser(rng, { mobile: where === 'cgnat', uncleanShare: mix.uncleanShare }), cookie: undefined };
     const v = new Visit(ctx, user, ip, client, start, `human:${user.id}`);
     const returning = rng.chance(mix.returningShare);
@@ -215,6 +228,10 @@ export function generateHumans(ctx: GenContext, mix: HumanMix): void {
       const typos = rng.chance(mix.typoShare) ? rng.int(1, 3) : 0;
       const forgot = rng.chance(mix.forgotShare);
       v.login(typos, forgot);
+    }
+    if ((where === 'cgnat' || where === 'app') && cgnat.length > 1 && side.chance(mix.cgnatSwitchShare ?? 0)) {
+      const others = cgnat.filter((a) => a !== v.ip);
+      v.ip = side.pick(others);
     }
     v.myAccount();
     v.wait(5, 60);
@@ -276,6 +293,7 @@ function partner(ctx: GenContext, p: { batchSize: number; intervalS: number }, a
         ],
         sim: { token_user: account.username },
         label: 'human:partner-acme',
+        client: 'script',
       });
       bt += rng.between(80, 120);
     }

@@ -7,8 +7,8 @@
 // Verdict is modeled as the gateway runs it (gateway-plugin/lua/verdict/handler.lua):
 //   off     → nothing; inline → cache hit? enforce : decide, cache the verdict, enforce;
 //   async   → cache hit? enforce : let through, then decide late (as /v1/outcomes does) and cache;
-//   cleared → a request with a valid verdict_clearance in an inline location with cleared=async
-//             is handled as async; a cached CHALLENGE its clearance level meets does not apply;
+//   cleared → a request with a valid verdict_clearance where cleared=async (the default) is
+//             handled as async; a cached CHALLENGE its clearance level meets does not apply;
 //   every guarded request reports its outcome (status after enforcement) to engine.observe.
 // Challenged clients (challenge-clients.ts) that can solve get the clearance cookie after their
 // solve time and send the request again; everything that client sends later is that much later
@@ -29,9 +29,9 @@ import { buildShop } from '../../scripts/demo-shop/app.ts';
 import { makeUsers } from '../../scripts/demo-shop/users.ts';
 import { BaselineLimiter } from './baseline.ts';
 import { ChallengeClients, type StopWhy } from './challenge-clients.ts';
-import { headerValue, type TrafficLine } from './format.ts';
+import { headerValue, type ClientKind, type TrafficLine } from './format.ts';
 import { GatewayCache } from './gateway-cache.ts';
-import { cachedDifficulty, challengeAsk, ClearanceGate, type ChallengeAsk } from './gateway-clearance.ts';
+import { challengeAsk, ClearanceGate, satisfies, type ChallengeAsk } from './gateway-clearance.ts';
 import { gatewayOptions, lineBody, toDecideRequest, type GatewayOptions, type GatewayRequest } from './to-request.ts';
 
 /** service = inline call, cache = verdict cache, async = scored after the response, cleared = async because of a valid clearance, off = not guarded */
@@ -64,6 +64,8 @@ export interface LineResult extends Check {
   solveS: number;
   /** a challenge the client did not get past: why */
   why: StopWhy | undefined;
+  /** challenged: what kind of client met it */
+  client: ClientKind | undefined;
 }
 
 /** One sending of a line: the line as logged (retry 0), or re-sent after a solved challenge. */
@@ -74,7 +76,6 @@ export interface Attempt {
 }
 
 const FIRST: Attempt = Object.freeze({ retry: 0, cookie: undefined });
-
 
 export interface Guard {
   readonly name: string;
@@ -138,10 +139,10 @@ export class VerdictGuard implements Guard {
     const gr = toDecideRequest(line, attempt.retry === 0 ? `r${index}` : `r${index}.${attempt.retry}`, this.gw, cl);
     this.pending = { req: gr, fromCache: false, late: false };
     if (gr.mode === 'off') return { action: 'ALLOW', source: 'off', reasons: [], routeClass: '', clearance: cl.state, challenge: undefined };
+    // a proven client is not waited on ($verdict_cleared async); monitor locations still never enforce
     const cleared = cl.state === 'VALID' && gr.mode === 'inline' && gr.challenge.cleared === 'async';
-    const met = cl.state === 'VALID' ? (v: { action: Action; challenge: { difficulty: number } }) => v.action === 'CHALLENGE' && cl.level >= cachedDifficulty(v.challenge.difficulty, gr.challenge) : undefined;
-    const hit = this.cache.lookup(gr.req, line.ts, met);
-    if (hit) {
+    const hit = this.cache.lookup(gr.req, line.ts);
+    if (hit && !(hit.action === 'CHALLENGE' && satisfies(cl, hit.challenge.difficulty, gr.challenge))) {
       this.pending.fromCache = true;
       const action = gr.mode === 'monitor' ? 'ALLOW' : hit.action;
       const challenge = action === 'CHALLENGE' ? challengeAsk({ challenge_kind: hit.challenge.kind, challenge_difficulty: hit.challenge.difficulty, clearance_ttl_s: hit.challenge.ttlS }, gr.challenge, line) : undefined;
@@ -300,10 +301,10 @@ export async function replay(lines: readonly TrafficLine[], guard: Guard, upstre
     const logged = lines[ev.index]!;
     const line = ev.at === logged.ts ? logged : { ...logged, ts: ev.at };
     if (guard.tick) await guard.tick(line);
-    if (ev.cookie !== undefined) clients.store(line, ev.cookie);
+    if (ev.cookie !== undefined) clients.store(line, ev.cookie.token, ev.cookie.expiresMs);
     const c = guard.check(line, ev.index, { retry: ev.retry, cookie: clients.cookie(line) });
     const status = c.action === 'BLOCK' ? BLOCK_STATUS : c.action === 'CHALLENGE' ? CHALLENGE_STATUS : await upstream.send(line);
-    const r: LineResult = { ...c, status, finalAction: c.action, passed: false, solves: 0, hashes: 0, solveS: 0, why: undefined };
+    const r: LineResult = { ...c, status, finalAction: c.action, passed: false, solves: 0, hashes: 0, solveS: 0, why: undefined, client: undefined };
     guard.after(line, ev.index, r);
     let res = r;
     if (ev.retry === 0) out[ev.index] = r;
@@ -314,6 +315,7 @@ export async function replay(lines: readonly TrafficLine[], guard: Guard, upstre
       res.passed = r.action !== 'BLOCK' && r.action !== 'CHALLENGE';
     }
     if (r.action !== 'CHALLENGE' || !r.challenge || !guard.issue) return;
+    res.client = clients.kindOf(line);
     const m = clients.meet(line, r.challenge, res.solves);
     if (!m.pass) {
       res.why = m.why;
@@ -322,7 +324,8 @@ export async function replay(lines: readonly TrafficLine[], guard: Guard, upstre
     res.solves++;
     res.hashes += m.hashes;
     res.solveS += m.solveS;
-    const cookie = guard.issue(line, m.level, r.challenge.ttlS, line.ts + m.answerMs);
+    const answered = line.ts + m.answerMs;
+    const cookie = { token: guard.issue(line, m.level, r.challenge.ttlS, answered), expiresMs: answered + r.challenge.ttlS * 1000 };
     late.set(ev.actor, (late.get(ev.actor) ?? 0) + m.retryMs);
     queue.push({ at: line.ts + m.retryMs, index: ev.index, retry: ev.retry + 1, actor: ev.actor, late: 0, cookie });
   };
@@ -366,8 +369,8 @@ interface QueuedEvent {
   readonly actor: string;
   /** a line (retry 0): the delay its actor had when it was queued */
   readonly late: number;
-  /** a re-send: the clearance the answer endpoint set before it */
-  readonly cookie: string | undefined;
+  /** a re-send: the clearance cookie the answer endpoint set before it */
+  readonly cookie: { readonly token: string; readonly expiresMs: number } | undefined;
 }
 
 /** Events by (at, seq): a binary min-heap. */

@@ -1,5 +1,10 @@
 // Scoring labelled replay results: per campaign, humans, promo — the scorecard's JSON shape
 // (issue 3, kept stable: other tools read it) and its Markdown table.
+//
+// Challenges (issue 13): a request's `challenged` counts its first verdict, as before (the DESIGN
+// targets measure that); a challenged client that solved and got through on the retry is
+// `passed`; `stopped` is what never got through (blocked, or challenged and never passed) — for
+// people, the lost customers; for campaigns, what their solves did not buy.
 
 import { labelKind, type TrafficLine } from './format.ts';
 import type { LineResult } from './replay.ts';
@@ -20,6 +25,18 @@ export interface CampaignScore {
   /** simulated seconds from the campaign's first request to its first detection; null if never */
   first_detection_s: number | null;
   scenario: string;
+  /** challenged requests the campaign got through by solving */
+  passed: number;
+  /** requests that never got through: blocked, or challenged and never passed */
+  stopped: number;
+  /** share of the requests from the first detection on that never got through */
+  stopped_after_detection: number;
+  /** proofs of work the campaign paid, their SHA-256 evaluations (2^d each; 0 for no-JS waits) and seconds */
+  solves: number;
+  hashes: number;
+  solve_s: number;
+  /** requests by the clearance state they carried (NONE left out) */
+  clearance: Record<string, number>;
 }
 
 export interface HumanScore {
@@ -27,7 +44,19 @@ export interface HumanScore {
   blocked: number;
   challenged: number;
   users: number;
+  /** users with at least one blocked or challenged request */
   users_affected: number;
+  /** challenged requests the person got past (solved, then let through) */
+  challenged_passed: number;
+  /** requests that never got through: blocked, or challenged and never passed */
+  stopped: number;
+  /** users with at least one stopped request */
+  users_stopped: number;
+  /** challenges people solved, and the seconds they spent on them */
+  solves: number;
+  solve_s: number;
+  /** stopped requests by cause: "blocked", or "<client kind>: <why>" (challenge-clients.ts StopWhy) */
+  stopped_by: Record<string, number>;
 }
 
 export interface PromoScore {
@@ -40,6 +69,8 @@ export interface GuardScore {
   campaigns: CampaignScore[];
   humans: HumanScore;
   promo: PromoScore;
+  /** the humans of each scenario (addition: which world hurts people) */
+  humans_by_scenario: Record<string, HumanScore>;
 }
 
 export interface Scorecard extends GuardScore {
@@ -50,26 +81,37 @@ export interface Scorecard extends GuardScore {
 /** Accumulates scores over several scenarios' replays of one guard. */
 export class ScoreBuilder {
   readonly campaigns: CampaignScore[] = [];
-  readonly humans: HumanScore = { requests: 0, blocked: 0, challenged: 0, users: 0, users_affected: 0 };
+  readonly humans: HumanScore = noHumans();
   readonly promo: PromoScore = { inventory: 0, to_bots: 0, to_humans: 0 };
+  readonly humansByScenario: Record<string, HumanScore> = {};
 
   /** `promoInventory`: count this scenario's coupons in the promo score (undefined: do not). */
   add(scenario: string, lines: readonly TrafficLine[], results: readonly LineResult[], promoInventory?: number): void {
     const byCampaign = new Map<string, { idx: number[] }>();
     const users = new Set<string>();
     const affected = new Set<string>();
+    const lost = new Set<string>();
+    const h = noHumans();
     for (let i = 0; i < lines.length; i++) {
       const line = lines[i]!;
       const r = results[i]!;
       const kind = labelKind(line.label);
       const stopped = r.action === 'BLOCK' || r.action === 'CHALLENGE';
       if (kind === 'human') {
-        const h = this.humans;
         h.requests++;
         users.add(line.label!);
         if (r.action === 'BLOCK') h.blocked++;
         if (r.action === 'CHALLENGE') h.challenged++;
         if (stopped) affected.add(line.label!);
+        if (r.action === 'CHALLENGE' && r.passed) h.challenged_passed++;
+        h.solves += r.solves;
+        h.solve_s += r.solveS;
+        if (neverThrough(r)) {
+          h.stopped++;
+          lost.add(line.label!);
+          const cause = r.finalAction === 'BLOCK' ? 'blocked' : `${r.client ?? 'unknown'}: ${r.why ?? 'not solved'}`;
+          h.stopped_by[cause] = (h.stopped_by[cause] ?? 0) + 1;
+        }
       } else if (kind === 'attack') {
         const id = line.label!.slice(7);
         let c = byCampaign.get(id);
@@ -81,20 +123,35 @@ export class ScoreBuilder {
         else if (kind === 'human') this.promo.to_humans++;
       }
     }
-    this.humans.users += users.size;
-    this.humans.users_affected += affected.size;
+    h.users = users.size;
+    h.users_affected = affected.size;
+    h.users_stopped = lost.size;
+    h.solve_s = round1(h.solve_s);
+    this.humansByScenario[scenario] = h;
+    addHumans(this.humans, h);
     if (promoInventory !== undefined) this.promo.inventory += promoInventory;
 
     for (const [id, { idx }] of byCampaign) {
-      const s: CampaignScore = { id, requests: idx.length, blocked: 0, challenged: 0, first_detection_at: null, blocked_after_detection: 0, reasons: {}, allowed: 0, first_detection_s: null, scenario };
+      const s: CampaignScore = {
+        id, requests: idx.length, blocked: 0, challenged: 0, first_detection_at: null, blocked_after_detection: 0, reasons: {}, allowed: 0, first_detection_s: null, scenario,
+        passed: 0, stopped: 0, stopped_after_detection: 0, solves: 0, hashes: 0, solve_s: 0, clearance: {},
+      };
       let after = 0;
       let stoppedAfter = 0;
+      let lostAfter = 0;
       for (let k = 0; k < idx.length; k++) {
         const r = results[idx[k]!]!;
         const stopped = r.action === 'BLOCK' || r.action === 'CHALLENGE';
         if (r.action === 'BLOCK') s.blocked++;
         else if (r.action === 'CHALLENGE') s.challenged++;
         else s.allowed++;
+        if (r.action === 'CHALLENGE' && r.passed) s.passed++;
+        const lost = neverThrough(r);
+        if (lost) s.stopped++;
+        s.solves += r.solves;
+        s.hashes += r.hashes;
+        s.solve_s += r.solveS;
+        if (r.clearance !== 'NONE') s.clearance[r.clearance] = (s.clearance[r.clearance] ?? 0) + 1;
         for (const reason of r.reasons) s.reasons[reason] = (s.reasons[reason] ?? 0) + 1;
         if (stopped && s.first_detection_at === null) {
           s.first_detection_at = k + 1;
@@ -103,20 +160,42 @@ export class ScoreBuilder {
         if (s.first_detection_at !== null) {
           after++;
           if (stopped) stoppedAfter++;
+          if (lost) lostAfter++;
         }
       }
       s.blocked_after_detection = after > 0 ? round4(stoppedAfter / after) : 0;
+      s.stopped_after_detection = after > 0 ? round4(lostAfter / after) : 0;
+      s.solve_s = round1(s.solve_s);
       this.campaigns.push(s);
     }
   }
 
   result(): GuardScore {
-    return { campaigns: this.campaigns, humans: this.humans, promo: this.promo };
+    return { campaigns: this.campaigns, humans: this.humans, promo: this.promo, humans_by_scenario: this.humansByScenario };
   }
+}
+
+function noHumans(): HumanScore {
+  return { requests: 0, blocked: 0, challenged: 0, users: 0, users_affected: 0, challenged_passed: 0, stopped: 0, users_stopped: 0, solves: 0, solve_s: 0, stopped_by: {} };
+}
+
+function addHumans(to: HumanScore, h: HumanScore): void {
+  for (const k of ['requests', 'blocked', 'challenged', 'users', 'users_affected', 'challenged_passed', 'stopped', 'users_stopped', 'solves'] as const) to[k] += h[k];
+  to.solve_s = round1(to.solve_s + h.solve_s);
+  for (const [cause, n] of Object.entries(h.stopped_by)) to.stopped_by[cause] = (to.stopped_by[cause] ?? 0) + n;
+}
+
+/** Never got through: blocked, or challenged and never passed. */
+function neverThrough(r: LineResult): boolean {
+  return r.finalAction === 'BLOCK' || r.finalAction === 'CHALLENGE';
 }
 
 function round4(x: number): number {
   return Math.round(x * 10_000) / 10_000;
+}
+
+function round1(x: number): number {
+  return Math.round(x * 10) / 10;
 }
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
@@ -136,26 +215,53 @@ function topReasons(c: CampaignScore): string {
   return r.length === 0 ? '' : r.map(([k, v]) => `${k} ${v}`).join(', ');
 }
 
+function neverShare(c: CampaignScore): string {
+  return pct(c.stopped / Math.max(1, c.requests));
+}
+
+function passedShare(c: CampaignScore): string {
+  return c.passed === 0 ? '-' : pct(c.passed / Math.max(1, c.requests));
+}
+
+/** Solves paid and their SHA-256 evaluations, e.g. "412 (2.7e7)". */
+function solvesPaid(c: { solves: number; hashes: number }): string {
+  return c.solves === 0 ? '-' : `${c.solves} (${c.hashes === 0 ? '0' : c.hashes.toExponential(1).replace('e+', 'e')})`;
+}
+
 /** The side-by-side Markdown table (Verdict vs per-IP rate limit). */
 export function renderMarkdown(card: Scorecard, meta: { seed: number; scenarios: string[]; wallS: number; lines: number }): string {
   const base = new Map(card.baseline.campaigns.map((c) => [`${c.scenario}/${c.id}`, c]));
   const out: string[] = [];
   out.push('# Detection scorecard', '');
   out.push(`Policy \`${card.policy}\`; scenarios ${meta.scenarios.map((s) => `\`${s}\``).join(', ')}; seed ${meta.seed}; ${meta.lines} requests replayed in ${meta.wallS.toFixed(1)} s.`);
-  out.push('Verdict = the engine behind the modeled Lua gateway (verdict cache, inline/async locations); baseline = per-IP nginx `limit_req` (bench/traffic/baseline.ts). "stopped" = blocked or challenged; "detected at" = the campaign\'s first stopped request (#index, simulated seconds after its start); "after" = share stopped from then on.', '');
-  out.push('| scenario | campaign | requests | Verdict stopped | Verdict detected at | Verdict after | baseline stopped | baseline detected at | baseline after | Verdict reasons |');
-  out.push('|---|---|---:|---:|---|---:|---:|---|---:|---|');
+  out.push('Verdict = the engine behind the modeled Lua gateway (verdict cache, inline/async locations, clearance cookie, cleared requests not waited on); baseline = per-IP nginx `limit_req` (bench/traffic/baseline.ts). "stopped" = blocked or challenged (the DESIGN targets\' measure); "detected at" = the campaign\'s first stopped request (#index, simulated seconds after its start); "after" = share stopped from then on.');
+  out.push('Challenges (bench/traffic/challenge-clients.ts): browsers solve after their solve time (old ones only through the no-JS fallback), app users only with a solver build, scripts never; bots that drive browsers or carry the solver solve, paying 2^d SHA-256 per solve. "solved past" = challenged, then solved and let through; "never through" = blocked, or challenged and never passed; "solves paid" = proofs of work (their SHA-256 evaluations).', '');
+  out.push('| scenario | campaign | requests | Verdict stopped | Verdict detected at | Verdict after | solved past | never through | solves paid | baseline stopped | baseline detected at | baseline after | Verdict reasons |');
+  out.push('|---|---|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---|');
   for (const c of card.campaigns) {
     const b = base.get(`${c.scenario}/${c.id}`);
-    out.push(`| ${c.scenario} | ${c.id} | ${c.requests} | ${stoppedShare(c)} | ${detect(c)} | ${pct(c.blocked_after_detection)} | ${stoppedShare(b)} | ${detect(b)} | ${b ? pct(b.blocked_after_detection) : '-'} | ${topReasons(c)} |`);
+    out.push(`| ${c.scenario} | ${c.id} | ${c.requests} | ${stoppedShare(c)} | ${detect(c)} | ${pct(c.blocked_after_detection)} | ${passedShare(c)} | ${neverShare(c)} | ${solvesPaid(c)} | ${stoppedShare(b)} | ${detect(b)} | ${b ? pct(b.blocked_after_detection) : '-'} | ${topReasons(c)} |`);
   }
   out.push('');
   const h = card.humans;
   const bh = card.baseline.humans;
-  out.push('| humans | requests | blocked | challenged | stopped share | users | users affected |');
-  out.push('|---|---:|---:|---:|---:|---:|---:|');
-  out.push(`| Verdict | ${h.requests} | ${h.blocked} | ${h.challenged} | ${pct((h.blocked + h.challenged) / Math.max(1, h.requests))} | ${h.users} | ${h.users_affected} |`);
-  out.push(`| baseline | ${bh.requests} | ${bh.blocked} | ${bh.challenged} | ${pct((bh.blocked + bh.challenged) / Math.max(1, bh.requests))} | ${bh.users} | ${bh.users_affected} |`);
+  const share = (n: number, of: number) => pct(n / Math.max(1, of));
+  const precise = (n: number, of: number) => `${((100 * n) / Math.max(1, of)).toFixed(3)}%`;
+  out.push('"challenged share" is the DESIGN target (at most 0.1% of human requests challenged); "stopped" = never got through (blocked, or challenged and never passed): the lost customers.', '');
+  out.push('| humans | requests | blocked | challenged | challenged share | challenged, passed | stopped | stopped share | users | users affected | users stopped | solves | seconds solving |');
+  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const [name, x] of [['Verdict', h], ['baseline', bh]] as const) {
+    out.push(`| ${name} | ${x.requests} | ${x.blocked} | ${x.challenged} | ${precise(x.challenged, x.requests)} | ${x.challenged_passed} | ${x.stopped} | ${share(x.stopped, x.requests)} | ${x.users} | ${x.users_affected} | ${x.users_stopped} | ${x.solves} | ${x.solve_s.toFixed(1)} |`);
+  }
+  const causes = (x: HumanScore) => Object.entries(x.stopped_by).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).map(([k, v]) => `${k} ${v}`).join(', ');
+  const byScenario = Object.entries(card.humans_by_scenario ?? {});
+  if (byScenario.length > 1) {
+    out.push('', '| Verdict, humans per scenario | requests | challenged | challenged share | challenged, passed | stopped | stopped share | users stopped | stopped by |');
+    out.push('|---|---:|---:|---:|---:|---:|---:|---:|---|');
+    for (const [name, x] of byScenario) {
+      out.push(`| ${name} | ${x.requests} | ${x.challenged} | ${precise(x.challenged, x.requests)} | ${x.challenged_passed} | ${x.stopped} | ${share(x.stopped, x.requests)} | ${x.users_stopped} | ${causes(x)} |`);
+    }
+  } else if (h.stopped > 0) out.push('', `Humans stopped by Verdict, by cause: ${causes(h)}.`);
   out.push('');
   const p = card.promo;
   const bp = card.baseline.promo;

@@ -83,6 +83,31 @@ export const SCENARIOS: readonly Scenario[] = [
       { id: 'promo-bots-browserlike', kind: 'promo-bots', params: { startH: 0.5, durationH: 2.5, style: 'browserlike', accounts: 500, intervalS: 3, workers: 5, accountsPerDevice: 1, precursorShare: 0.6, headlessShare: 0.3, pool: { kind: 'proxies', size: 100, singleShare: 0.5 }, tools: [], phoneBase: 100_000 } },
     ],
   },
+  // Worlds where challenges matter: campaigns that pay for them, and people who meet them.
+  {
+    name: 'solver-crews',
+    description: 'campaigns that pass challenges: a headless-browser stuffing crew on rotating residential exits (new exit every attempt, new profile every 10) and one on sticky exits, paying CPU; a script crew that takes the no-JS fallback (waits, no work); promo bots with the reference solver built in',
+    hours: 4,
+    shop: SHOP,
+    humans: { ...DEFAULT_MIX, promoShare: 0.5, promoStartH: 0.5, appSolverShare: 0.5 },
+    campaigns: [
+      { id: 'stuffing-headless-rotating', kind: 'credential-stuffing', client: 'headless', params: { startH: 0.5, durationH: 3, endpoint: '/api/auth/login', attempts: 1500, pacing: { kind: 'rate' }, pool: { kind: 'proxies', size: 400, singleShare: 0.6 }, tools: [], existingShare: 0.3, validShare: 0.03, crew: { workers: 12, exitEvery: 1, profileEvery: 10, headlessShare: 0 } } },
+      { id: 'stuffing-headless-sticky', kind: 'credential-stuffing', client: 'headless', params: { startH: 0.5, durationH: 3, endpoint: '/api/auth/login', attempts: 1200, pacing: { kind: 'rate' }, pool: { kind: 'residential', size: 6 }, tools: [], existingShare: 0.3, validShare: 0.03, crew: { workers: 6, exitEvery: 0, profileEvery: 0, headlessShare: 0.5 } } },
+      { id: 'stuffing-nojs-waiters', kind: 'credential-stuffing', client: 'script-nojs', params: { startH: 0.5, durationH: 3, endpoint: '/api/auth/login', attempts: 1500, pacing: { kind: 'rate' }, pool: { kind: 'proxies', size: 200, singleShare: 0.3 }, tools: ['spoofed-browser'], existingShare: 0.3, validShare: 0.03, fixedUa: true } },
+      { id: 'promo-bots-solver', kind: 'promo-bots', client: 'solver', params: { startH: 0.5, durationH: 3, style: 'scripted', accounts: 400, intervalS: 3, workers: 4, accountsPerDevice: 1, precursorShare: 0.5, headlessShare: 0, pool: { kind: 'proxies', size: 100, singleShare: 0.5 }, tools: ['python-requests', 'axios'], phoneBase: 200_000, fixedUa: true } },
+    ],
+  },
+  {
+    name: 'carrier-nat',
+    description: 'app-heavy humans behind four carrier-NAT addresses (60% of app builds ship the solver; 15% of phones change address after logging in), and stuffing from mobile proxies exiting at the same addresses: one crew of plain scripts, one with the reference solver',
+    hours: 3,
+    shop: SHOP,
+    humans: { ...DEFAULT_MIX, browserSessions: 250, officeUsers: 100, appSessions: 700, cgnatUsers: 900, cgnatIps: 4, appSolverShare: 0.6, cgnatSwitchShare: 0.15, sharedCarrierNat: true },
+    campaigns: [
+      { id: 'stuffing-mobile-proxies', kind: 'credential-stuffing', client: 'script', params: { startH: 0.5, durationH: 2, endpoint: '/api/auth/login', attempts: 1500, pacing: { kind: 'rate' }, pool: { kind: 'carrier', size: 4 }, tools: ['java', 'python-requests'], existingShare: 0.3, validShare: 0.03 } },
+      { id: 'stuffing-mobile-solver', kind: 'credential-stuffing', client: 'solver', params: { startH: 0.5, durationH: 2, endpoint: '/api/auth/login', attempts: 1500, pacing: { kind: 'rate' }, pool: { kind: 'carrier', size: 4 }, tools: ['java'], existingShare: 0.3, validShare: 0.03, fixedUa: true } },
+    ],
+  },
 ];
 
 export function scenarioByName(name: string): Scenario | undefined {
@@ -94,6 +119,6 @@ export function generateScenario(s: Scenario, seed: number = DEFAULT_SEED): Traf
   const env = makeEnv({ seed, hours: s.hours, shop: s.shop });
   const out: TrafficLine[] = [];
   generateHumans(new GenContext(env, `${s.name}/humans`, 'human:anonymous', out), s.humans);
-  for (const c of s.campaigns) runCampaign(new GenContext(env, `${s.name}/${c.id}`, `attack:${c.id}`, out), c);
+  for (const c of s.campaigns) runCampaign(new GenContext(env, `${s.name}/${c.id}`, `attack:${c.id}`, out, c.client ?? 'script'), c);
   return timeOrder(out);
 }

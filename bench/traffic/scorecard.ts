@@ -1,13 +1,14 @@
 // `npm run scorecard [-- --seed N] [--scenario NAME ...] [--policy FILE] [--out DIR] [--fleet]`
-// Runs the built-in scenario suite through Verdict (engine + modeled gateway) and through the
-// per-IP rate-limit baseline, each against a fresh in-process demo shop, and writes
-// bench/results/detection.md + detection.json.
+// Runs the built-in scenario suite through Verdict (engine + modeled gateway, challenged clients
+// modeled by challenge-clients.ts) and through the per-IP rate-limit baseline, each against a
+// fresh in-process demo shop, and writes bench/results/detection.md + detection.json.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { repoRoot } from '../../scripts/lib/nginx.ts';
 import { startRedis } from '../../scripts/lib/redis-server.ts';
+import { ChallengeClients } from './challenge-clients.ts';
 import { renderMarkdown, ScoreBuilder, type Scorecard } from './report.ts';
 import { BaselineGuard, loadPolicy, replay, ShopUpstream, VerdictGuard } from './replay.ts';
 import { FleetGuard } from './fleet.ts';
@@ -41,11 +42,11 @@ export async function runScorecard(opts: ScorecardOptions = {}): Promise<{ card:
     const vShop = new ShopUpstream(s.shop);
     if (opts.fleetRedisUrl) {
       const fleet = new FleetGuard({ policy, redisUrl: opts.fleetRedisUrl, prefix: `sc:${s.name}:${Date.now()}:`, startMs: lines[0]?.ts ?? 0 });
-      verdict.add(s.name, lines, await replay(lines, fleet, vShop), promo);
+      verdict.add(s.name, lines, await replay(lines, fleet, vShop, { clients: new ChallengeClients({ seed }) }), promo);
       await fleet.close();
     } else {
       const guard = new VerdictGuard({ policy, startMs: lines[0]?.ts ?? 0 });
-      verdict.add(s.name, lines, await replay(lines, guard, vShop), promo);
+      verdict.add(s.name, lines, await replay(lines, guard, vShop, { clients: new ChallengeClients({ seed }) }), promo);
     }
     await vShop.close();
 

@@ -3,8 +3,8 @@
 // Every generator gets its own random stream (rng.ts), so generators are independent.
 
 import { makeUsers, type DemoUser } from '../../scripts/demo-shop/users.ts';
-import type { TrafficLine } from './format.ts';
-import type { Headers } from './clients.ts';
+import type { ClientKind, TrafficLine } from './format.ts';
+import { carrierNatIps, type Headers } from './clients.ts';
 import { Rng } from './rng.ts';
 
 /** 2025-11-22 08:00:00 UTC: scenarios start here unless they say otherwise. */
@@ -39,6 +39,10 @@ export interface LineSpec {
   sim?: TrafficLine['sim'];
   /** defaults to the generator's label */
   label?: string;
+  /** what this client does when challenged (sim.client); defaults to the generator's */
+  client?: ClientKind;
+  /** the cookie jar it holds (sim.actor), within the label: a browser profile, a bot worker */
+  actor?: string;
 }
 
 /** What a generator writes into. */
@@ -51,6 +55,8 @@ export class GenContext {
     readonly name: string,
     private readonly defaultLabel: string,
     private readonly out: TrafficLine[],
+    /** the client kind of every line that names none (campaigns declare theirs) */
+    private readonly defaultClient?: ClientKind,
   ) {
     this.rng = new Rng(env.seed, name);
   }
@@ -76,7 +82,13 @@ export class GenContext {
     };
     if (s.body !== undefined) line.body = s.body;
     line.label = s.label ?? this.defaultLabel;
-    if (s.sim !== undefined) line.sim = s.sim;
+    const client = s.client ?? this.defaultClient;
+    if (s.sim !== undefined || client !== undefined || s.actor !== undefined) {
+      const sim: NonNullable<TrafficLine['sim']> = { ...s.sim };
+      if (client !== undefined) sim.client = client;
+      if (s.actor !== undefined) sim.actor = s.actor;
+      line.sim = sim;
+    }
     this.out.push(line);
   }
 
@@ -116,6 +128,14 @@ function usersFor(shop: ShopSetup): DemoUser[] {
     userCache.set(k, u);
   }
   return u;
+}
+
+/**
+ * The world's carrier-NAT egress addresses: the first `n` of one carrier's pool, the same for
+ * every generator of a seed (its phones and the mobile proxies that exit there).
+ */
+export function carrierPool(env: SimEnv, n: number): string[] {
+  return carrierNatIps(new Rng(env.seed, 'carrier-nat'), n);
 }
 
 /** Time order; ties keep generation order (a stable sort keeps the output deterministic). */

@@ -35,10 +35,10 @@ const ID_FIELDS = ['username', 'phone', 'email'] as const;
 
 /** The location layout of scripts/lib/nginx.ts defaultLocations() (the demo stack). */
 export const DEMO_LOCATIONS: readonly GatewayLocation[] = Object.freeze([
-  { match: { prefix: '/api/auth/' }, mode: 'inline', routeTag: 'auth', identityFields: ID_FIELDS },
-  { match: { prefix: '/api/v1/login' }, mode: 'inline', routeTag: 'legacy-login', identityFields: ID_FIELDS },
-  { match: { prefix: '/api/sms/' }, mode: 'inline', routeTag: 'sms', identityFields: ['phone'] },
-  { match: { prefix: '/api/promo/' }, mode: 'inline', routeTag: 'promo', identityFields: [] },
+  { match: { prefix: '/api/auth/' }, mode: 'inline', routeTag: 'auth', identityFields: ID_FIELDS, challenge: { cleared: 'inline' } },
+  { match: { prefix: '/api/v1/login' }, mode: 'inline', routeTag: 'legacy-login', identityFields: ID_FIELDS, challenge: { cleared: 'inline' } },
+  { match: { prefix: '/api/sms/' }, mode: 'inline', routeTag: 'sms', identityFields: ['phone'], challenge: { cleared: 'inline' } },
+  { match: { prefix: '/api/promo/' }, mode: 'inline', routeTag: 'promo', identityFields: [], challenge: { cleared: 'inline' } },
   { match: { regex: /^\/api\/(orders|users)\// }, mode: 'inline', routeTag: '', identityFields: [] },
   { match: { regex: /^\/(internal|actuator)\// }, mode: 'inline', routeTag: '', identityFields: [] },
   { match: { prefix: '/api/' }, mode: 'inline', routeTag: '', identityFields: [] },

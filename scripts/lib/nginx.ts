@@ -180,8 +180,9 @@ const luaValue = (v: InitValue) => (typeof v === 'string' ? luaString(v) : Strin
 
 /**
  * The default location layout, the shape of nginx.conf.example for the demo shop routes (the
- * README's quick start): identity and promo inline with a tight budget, object APIs and internal
- * routes inline, static files off, everything else async.
+ * README's quick start): identity and promo inline with a tight budget (decided inline even for
+ * clients with a clearance: a crew that solved once must not get its logins or claims through
+ * undecided), object APIs and internal routes inline, static files off, everything else async.
  */
 export function defaultLocations(variant: GatewayVariantName = 'lua'): string {
   const guard = `include ${variant === 'njs' ? 'verdict-njs-location.conf' : 'verdict-location.conf'};
@@ -190,24 +191,28 @@ export function defaultLocations(variant: GatewayVariantName = 'lua'): string {
     location /api/auth/ {
         set $verdict_budget_ms 25;
         set $verdict_route_tag auth;
+        set $verdict_cleared inline;
         set $verdict_identity_fields "username,phone,email";
         ${guard}
     }
     location /api/v1/login {
         set $verdict_budget_ms 25;
         set $verdict_route_tag legacy-login;
+        set $verdict_cleared inline;
         set $verdict_identity_fields "username,phone,email";
         ${guard}
     }
     location /api/sms/ {
         set $verdict_budget_ms 25;
         set $verdict_route_tag sms;
+        set $verdict_cleared inline;
         set $verdict_identity_fields "phone";
         ${guard}
     }
     location /api/promo/ {
         set $verdict_budget_ms 25;
         set $verdict_route_tag promo;
+        set $verdict_cleared inline;
         ${guard}
     }
     location ~ ^/api/(orders|users)/ {

@@ -21,6 +21,8 @@ t.test('errors name the line number and the field', async (t) => {
     [{ ...ok, headers: [['a']] }, 'line 3: headers.0'],
     [{ ...ok, label: 'bot' }, 'line 3: label:'],
     [{ ...ok, status: 'ok' }, 'line 3: status'],
+    [{ ...ok, sim: { client: 'robot' } }, 'line 3: sim.client'],
+    [{ ...ok, sim: { actor: '' } }, 'line 3: sim.actor'],
     ['{"ts": 1,', 'line 3: (json):'],
   ];
   for (const [value, prefix] of cases) {
@@ -36,7 +38,8 @@ t.test('errors name the line number and the field', async (t) => {
 });
 
 t.test('format → parse round-trips', async (t) => {
-  const l = parseTrafficLine(JSON.stringify({ ...ok, headers: [['accept', '*/*']], body: { a: 1 }, status: 200, label: 'attack:x', sim: { issues_token: 'tok' } }), 1);
+  const l = parseTrafficLine(JSON.stringify({ ...ok, headers: [['accept', '*/*']], body: { a: 1 }, status: 200, label: 'attack:x', sim: { issues_token: 'tok', client: 'headless', actor: 'w1.p0' } }), 1);
+  t.same(l.sim, { issues_token: 'tok', client: 'headless', actor: 'w1.p0' });
   t.same(parseTrafficLine(formatTrafficLine(l), 1), l);
 });
 

@@ -45,7 +45,7 @@ t.test('the fixture replays to known counts (cache hits, TTL expiry, async and o
   const { campaigns, humans } = b.result();
   t.equal(campaigns.length, 1);
   t.match(campaigns[0], { id: 'a1', requests: 6, blocked: 3, challenged: 0, allowed: 3, first_detection_at: 1, first_detection_s: 0, blocked_after_detection: 0.5 });
-  t.same(humans, { requests: 5, blocked: 1, challenged: 0, users: 2, users_affected: 1 });
+  t.same(humans, { requests: 5, blocked: 1, challenged: 0, users: 2, users_affected: 1, challenged_passed: 0, stopped: 1, users_stopped: 1, solves: 0, solve_s: 0, stopped_by: { blocked: 1 } });
 });
 
 t.test('the baseline replays the fixture without blocking (far under every limit)', async (t) => {

@@ -55,3 +55,42 @@ t.test('realism checks the issue asks for', async (t) => {
   t.ok(humans.some((l) => l.path === '/static/app.js'), 'browsers load assets');
   t.ok(humans.some((l) => l.headers.some(([n, v]) => n === 'user-agent' && v.includes('Trident'))), 'some old browsers');
 });
+
+t.test('worlds where challenges matter: declared clients, crews that rotate, carrier NAT shared with mobile proxies', async (t) => {
+  const crews = generateScenario(scenarioByName('solver-crews')!, 1);
+  const of = (id: string) => crews.filter((l) => l.label === `attack:${id}`);
+  t.ok(generateScenario(scenarioByName('stuffing')!, 1).filter((l) => l.label?.startsWith('attack:')).every((l) => l.sim?.client === 'script'), 'tool campaigns declare script');
+  const rotating = of('stuffing-headless-rotating');
+  t.ok(rotating.every((l) => l.sim?.client === 'headless' && l.sim.actor), 'a browser crew: headless, one jar per worker profile');
+  const logins = rotating.filter((l) => l.method === 'POST');
+  const w0 = logins.filter((l) => l.sim!.actor!.startsWith('w0.'));
+  t.equal(new Set(w0.map((l) => l.ip)).size > w0.length * 0.9, true, 'a new exit (almost always) every attempt');
+  t.equal(new Set(w0.slice(0, 10).map((l) => l.sim!.actor)).size, 1, 'one profile for 10 attempts');
+  t.not(w0[10]!.sim!.actor, w0[9]!.sim!.actor, 'then a fresh profile');
+  const pages = rotating.filter((l) => l.method === 'GET' && l.path === '/');
+  t.equal(pages.length, logins.length, 'each attempt loads the page first');
+  const sticky = of('stuffing-headless-sticky');
+  t.equal(new Set(sticky.map((l) => l.ip)).size <= 6, true, 'sticky exits');
+  t.ok(of('promo-bots-solver').every((l) => l.sim?.client === 'solver'));
+  const oneAccount = of('promo-bots-solver').filter((l) => l.sim?.actor === 'acct-0');
+  t.equal(new Set(oneAccount.map((l) => l.headers.find(([n]) => n === 'user-agent')?.[1])).size, 1, 'a solver bot keeps one User-Agent per account');
+
+  const carrier = generateScenario(scenarioByName('carrier-nat')!, 1);
+  const proxyIps = new Set(carrier.filter((l) => l.label === 'attack:stuffing-mobile-proxies').map((l) => l.ip));
+  const humanIps = new Set(carrier.filter((l) => l.label?.startsWith('human:')).map((l) => l.ip));
+  t.equal(proxyIps.size, 4);
+  t.ok([...proxyIps].every((ip) => humanIps.has(ip)), 'mobile proxies exit at the addresses real phones use');
+  const apps = new Map<string, string>();
+  for (const l of carrier) if (l.sim?.client === 'app' || l.sim?.client === 'app-solver') apps.set(l.label!, l.sim.client);
+  const solverShare = [...apps.values()].filter((k) => k === 'app-solver').length / apps.size;
+  t.ok(solverShare > 0.5 && solverShare < 0.7, `app users with a solver build: ${(solverShare * 100).toFixed(0)}% (world: 60%)`);
+  const movers = new Map<string, Set<string>>();
+  for (const l of carrier) if (l.label?.startsWith('human:') && l.ip.startsWith(carrier.find((x) => x.label === 'attack:stuffing-mobile-proxies')!.ip.split('.').slice(0, 2).join('.'))) {
+    const s = movers.get(l.label) ?? new Set();
+    s.add(l.ip);
+    movers.set(l.label, s);
+  }
+  const moved = [...movers.values()].filter((s) => s.size > 1).length / movers.size;
+  t.ok(moved > 0.08 && moved < 0.2, `phones that change address mid-visit: ${(moved * 100).toFixed(0)}% (world: 15%, those who got that far)`);
+  t.equal(generateScenario(scenarioByName('promo-rush')!, 1).filter((l) => l.sim?.client === 'app-solver').length, 0, 'worlds without a solver build: no app-solver');
+});

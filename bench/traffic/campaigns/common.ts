@@ -1,7 +1,7 @@
 // What every campaign generator shares: the window it runs in, where its traffic comes from
 // (a pool of rented servers, a rotating proxy network, a few fixed hosts) and its tooling.
 
-import { formLength, jsonLength, type GenContext } from '../simulator.ts';
+import { carrierPool, formLength, jsonLength, type GenContext, type SimEnv } from '../simulator.ts';
 import { idcIp, ProxyPool, residentialIp, toolHeaders, type Headers, type Tool } from '../clients.ts';
 import type { Rng } from '../rng.ts';
 
@@ -16,19 +16,27 @@ export interface Window {
  *  idc      — `size` rented servers, each used throughout;
  *  proxies  — a rotating proxy network: `singleShare` of requests from a never-reused exit,
  *             the rest from `size` sticky exits (residential addresses);
- *  fixed    — `size` addresses of one kind, e.g. a couple of hosts.
+ *  fixed    — `size` addresses of one kind, e.g. a couple of hosts;
+ *  carrier  — mobile proxies: the first `size` addresses of the world's carrier-NAT pool, shared
+ *             with the real phones behind that carrier (simulator.ts carrierPool).
  */
 export type PoolSpec =
   | { kind: 'idc'; size: number }
   | { kind: 'proxies'; size: number; singleShare: number }
-  | { kind: 'residential'; size: number };
+  | { kind: 'residential'; size: number }
+  | { kind: 'carrier'; size: number };
 
 export interface Source {
   next(): string;
   all(): readonly string[];
 }
 
-export function source(rng: Rng, spec: PoolSpec): Source {
+export function source(rng: Rng, spec: PoolSpec, env?: SimEnv): Source {
+  if (spec.kind === 'carrier') {
+    if (!env) throw new Error('a carrier pool needs the world (source(rng, spec, ctx.env))');
+    const ips = carrierPool(env, spec.size);
+    return { next: () => rng.pick(ips), all: () => ips };
+  }
   if (spec.kind === 'proxies') {
     const pool = new ProxyPool(rng, spec.size, spec.singleShare);
     return { next: () => pool.next(), all: () => [] };
@@ -43,11 +51,11 @@ export function windowOf(ctx: GenContext, w: Window): { start: number; end: numb
 }
 
 /** A tool-made POST with a JSON (or, for some tools, form) body. */
-export function toolPost(ctx: GenContext, rng: Rng, tool: Tool, body: Record<string, string>, authorization?: string, extra?: Headers): { headers: Headers; body: Record<string, string> } {
+export function toolPost(ctx: GenContext, rng: Rng, tool: Tool, body: Record<string, string>, authorization?: string, extra?: Headers, ua?: string): { headers: Headers; body: Record<string, string> } {
   const form = (tool === 'curl' || tool === 'java') && rng.chance(0.5);
   const contentType = form ? 'application/x-www-form-urlencoded' : 'application/json';
   const contentLength = form ? formLength(body) : jsonLength(body);
-  return { headers: toolHeaders(rng, tool, { host: ctx.env.host, authorization, contentType, contentLength, extra }), body };
+  return { headers: toolHeaders(rng, tool, { host: ctx.env.host, authorization, contentType, contentLength, extra, ua }), body };
 }
 
 export function toolGet(ctx: GenContext, rng: Rng, tool: Tool, authorization?: string, extra?: Headers): Headers {

@@ -19,7 +19,7 @@ export interface TraversalParams extends Window {
 export function dataTraversal(ctx: GenContext, p: TraversalParams): void {
   const rng = ctx.rng;
   const { start, end } = windowOf(ctx, p);
-  const src = source(rng, p.pool);
+  const src = source(rng, p.pool, ctx.env);
   const tool = rng.pick(p.tools);
   // the attacker's own account: register, log in, keep the token
   const phone = farmPhone(rng, 500 + p.account);

@@ -22,7 +22,7 @@ const PATH = { register: '/api/auth/register', 'password-reset': '/api/auth/pass
 export function enumeration(ctx: GenContext, p: EnumerationParams): void {
   const rng = ctx.rng;
   const { start, end } = windowOf(ctx, p);
-  const src = source(rng, p.pool);
+  const src = source(rng, p.pool, ctx.env);
   const gap = (end - start) / p.requests;
   let t = start;
   for (let i = 0; i < p.requests; i++) {

@@ -1,6 +1,8 @@
 // The campaign generators by kind. A scenario names a campaign (its id, the label's
-// `attack:<id>`), its kind and its parameters.
+// `attack:<id>`), its kind and its parameters, and what its clients do when challenged
+// (`client`: the lines' sim.client; a generator that drives browsers names its own per line).
 
+import type { ClientKind } from '../format.ts';
 import type { GenContext } from '../simulator.ts';
 import { credentialStuffing, type StuffingParams } from './credential-stuffing.ts';
 import { dataTraversal, type TraversalParams } from './data-traversal.ts';
@@ -11,15 +13,22 @@ import { promoBots, type PromoBotParams } from './promo-bots.ts';
 import { scraping, type ScrapingParams } from './scraping.ts';
 import { unauthenticated, type UnauthenticatedParams } from './unauthenticated.ts';
 
-export type CampaignSpec =
-  | { id: string; kind: 'enumeration'; params: EnumerationParams }
-  | { id: string; kind: 'credential-stuffing'; params: StuffingParams }
-  | { id: string; kind: 'password-spraying'; params: SprayingParams }
-  | { id: string; kind: 'data-traversal'; params: TraversalParams }
-  | { id: string; kind: 'unauthenticated'; params: UnauthenticatedParams }
-  | { id: string; kind: 'probing'; params: ProbingParams }
-  | { id: string; kind: 'promo-bots'; params: PromoBotParams }
-  | { id: string; kind: 'scraping'; params: ScrapingParams };
+/** What every campaign declares besides its kind and parameters. */
+interface CampaignBase {
+  id: string;
+  /** its tools: script (HTTP libraries: cannot pass a challenge), solver (scripts with the reference solver), headless (browsers); default script */
+  client?: ClientKind;
+}
+
+export type CampaignSpec = CampaignBase & (
+  | { kind: 'enumeration'; params: EnumerationParams }
+  | { kind: 'credential-stuffing'; params: StuffingParams }
+  | { kind: 'password-spraying'; params: SprayingParams }
+  | { kind: 'data-traversal'; params: TraversalParams }
+  | { kind: 'unauthenticated'; params: UnauthenticatedParams }
+  | { kind: 'probing'; params: ProbingParams }
+  | { kind: 'promo-bots'; params: PromoBotParams }
+  | { kind: 'scraping'; params: ScrapingParams });
 
 export function runCampaign(ctx: GenContext, c: CampaignSpec): void {
   switch (c.kind) {

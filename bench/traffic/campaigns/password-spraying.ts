@@ -16,7 +16,7 @@ export interface SprayingParams extends Window {
 export function passwordSpraying(ctx: GenContext, p: SprayingParams): void {
   const rng = ctx.rng;
   const { start, end } = windowOf(ctx, p);
-  const src = source(rng, p.pool);
+  const src = source(rng, p.pool, ctx.env);
   // account names from a scraped list: mostly real usernames, some stale ones
   const targets = rng.shuffle([...ctx.env.users]).slice(0, p.accounts);
   const gap = (end - start) / Math.max(1, targets.length);

@@ -28,7 +28,7 @@ const SCANNER_UA = [
 export function probing(ctx: GenContext, p: ProbingParams): void {
   const rng = ctx.rng;
   const { start, end } = windowOf(ctx, p);
-  const src = source(rng, p.pool);
+  const src = source(rng, p.pool, ctx.env);
   const gap = (end - start) / p.requests;
   let t = start;
   for (let i = 0; i < p.requests; i++) {

@@ -2,10 +2,13 @@
 // register → login → (optionally the page precursors: /promo, /api/promo/info) → claim.
 //   scripted    — API clients (okhttp / python) with a device id, rotated every few accounts;
 //   browserlike — full browser header sets (some headless), cookies, and for `precursorShare`
-//                 of accounts the page + info calls a real visitor makes.
+//                 of accounts the page + info calls a real visitor makes. The headless share
+//                 are real headless browsers (they run challenge pages); the rest copy a
+//                 browser's headers from a script (the campaign's declared client).
+// Each account is worked in its own session: one cookie jar (sim.actor) per account.
 // Timing is machine-regular: accounts start every `intervalS`, steps at fixed offsets.
 
-import { browserHeaders, chromeBrowser, toolHeaders, type Browser, type Tool } from '../clients.ts';
+import { browserHeaders, chromeBrowser, toolHeaders, toolUa, type Browser, type Tool } from '../clients.ts';
 import { jsonLength, type GenContext } from '../simulator.ts';
 import { farmPhone, source, windowOf, type PoolSpec, type Window } from './common.ts';
 
@@ -23,12 +26,14 @@ export interface PromoBotParams extends Window {
   tools: Tool[];
   /** keeps farm phone numbers of different bot crews apart */
   phoneBase: number;
+  /** scripted: each account keeps one User-Agent (absent: its tool names a version per request) */
+  fixedUa?: boolean;
 }
 
 export function promoBots(ctx: GenContext, p: PromoBotParams): void {
   const rng = ctx.rng;
   const { start } = windowOf(ctx, p);
-  const src = source(rng, p.pool);
+  const src = source(rng, p.pool, ctx.env);
   const host = ctx.env.host;
   let device = rng.uuid();
   let browser: Browser = chromeBrowser(rng, { headless: rng.chance(p.headlessShare) });
@@ -44,15 +49,18 @@ export function promoBots(ctx: GenContext, p: PromoBotParams): void {
     const password = `Qq${rng.alnum(8)}7`;
     const token = ctx.token();
     const tool: Tool = p.tools.length > 0 ? rng.pick(p.tools) : 'python-requests';
+    const ua = p.fixedUa ? toolUa(rng, tool) : undefined;
     const cookie = p.style === 'browserlike' ? `sid=${rng.alnum(32)}` : undefined;
+    const actor = `acct-${a}`;
+    const client = p.style === 'browserlike' && browser.ua.includes('HeadlessChrome') ? 'headless' : undefined;
     const post = (path: string, body: Record<string, string> | undefined, authorization?: string, extra: { sim?: { issues_token: string }; referer?: string } = {}) => {
       const contentType = body ? 'application/json' : undefined;
       const contentLength = body ? jsonLength(body) : undefined;
       const headers =
         p.style === 'browserlike'
           ? browserHeaders(browser, { kind: 'fetch', host, referer: extra.referer ?? `https://${host}/`, origin: `https://${host}`, cookie, authorization, contentType, contentLength })
-          : toolHeaders(rng, tool, { host, authorization, contentType, contentLength, extra: [['x-device-id', device]] });
-      ctx.emit({ ts: t, ip, method: body || path.endsWith('claim') ? 'POST' : 'GET', path, headers, body, sim: extra.sim });
+          : toolHeaders(rng, tool, { host, authorization, contentType, contentLength, extra: [['x-device-id', device]], ua });
+      ctx.emit({ ts: t, ip, method: body || path.endsWith('claim') ? 'POST' : 'GET', path, headers, body, sim: extra.sim, client, actor });
     };
     post('/api/auth/register', { phone, password });
     t += 1000;
@@ -60,7 +68,7 @@ export function promoBots(ctx: GenContext, p: PromoBotParams): void {
     t += 1000;
     if (rng.chance(p.precursorShare)) {
       if (p.style === 'browserlike') {
-        ctx.emit({ ts: t, ip, method: 'GET', path: '/promo', headers: browserHeaders(browser, { kind: 'document', host, referer: `https://${host}/`, cookie }) });
+        ctx.emit({ ts: t, ip, method: 'GET', path: '/promo', headers: browserHeaders(browser, { kind: 'document', host, referer: `https://${host}/`, cookie }), client, actor });
         t += 300;
       }
       post('/api/promo/info', undefined, undefined, { referer: `https://${host}/promo` });

@@ -14,12 +14,14 @@ export interface ScrapingParams extends Window {
 export function scraping(ctx: GenContext, p: ScrapingParams): void {
   const rng = ctx.rng;
   const { start, end } = windowOf(ctx, p);
-  const src = source(rng, p.pool);
+  const src = source(rng, p.pool, ctx.env);
   const ua = rng.pick(['Scrapy/2.11.0 (+https://scrapy.org)', 'python-httpx/0.25.2', 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.6099.109 Safari/537.36']);
+  // a headless Chrome runs challenge pages like any browser; the libraries cannot
+  const client = ua.includes('HeadlessChrome') ? 'headless' : undefined;
   let i = 0;
   for (let t = start; t < end; t += p.intervalS * 1000 + rng.between(-p.jitterMs, p.jitterMs)) {
     const path = p.paths[i++ % p.paths.length]!;
     const headers: Array<[string, string]> = [['host', ctx.env.host], ['user-agent', ua], ['accept', path.startsWith('/api/') ? 'application/json' : 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8'], ['accept-language', 'en'], ['accept-encoding', 'gzip, deflate']];
-    ctx.emit({ ts: t, ip: src.next(), method: 'GET', path, headers });
+    ctx.emit({ ts: t, ip: src.next(), method: 'GET', path, headers, client });
   }
 }

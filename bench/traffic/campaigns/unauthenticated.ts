@@ -17,7 +17,7 @@ const SHADOW = ['/api/admin/export', '/api/v2/users', '/api/users/export', '/api
 export function unauthenticated(ctx: GenContext, p: UnauthenticatedParams): void {
   const rng = ctx.rng;
   const { start, end } = windowOf(ctx, p);
-  const src = source(rng, p.pool);
+  const src = source(rng, p.pool, ctx.env);
   const gap = (end - start) / p.requests;
   let t = start;
   for (let i = 0; i < p.requests; i++) {

@@ -169,7 +169,7 @@ function _M.access()
   local c = config.http
   -- a proven browser is not waited on where the location says so ($verdict_cleared async)
   local cstate, clevel, cage = clearance_of()
-  if cstate == "VALID" and mode ~= "async" and get("cleared") == "async" then mode = "async" end
+  if cstate == "VALID" and mode == "inline" and get("cleared") == "async" then mode = "async" end
 
   -- the fallback first: what a failure answers, and whether a call may go out at all
   local closed = mode == "inline" and get("fail") == "closed"
