@@ -8,6 +8,7 @@
 //   npm run chaos -- --quick                short rows (~2 min)
 //   options: --only healthy,sigkill,...  --rate N (the matrix's req/s, default 1000)
 //            --bench-rate N (skip measuring the bench's load)  --connections N  --http  --out DIR
+//            --mux (the gateway's transport = "mux": decide calls multiplexed, issue 15)
 //            --max-wait S (before each row, wait up to S s for other processes to quiet down; 30)
 //
 // Pinning (2+ cores) as in `npm run bench`: nginx (gateway and upstream), the decision service and
@@ -49,6 +50,8 @@ interface Args {
   benchRate: number | null;
   connections: number;
   transport: 'frame' | 'http';
+  /** the gateway's transport = "mux" (issue 15): decide calls pipelined on one connection per worker */
+  mux: boolean;
   out: string;
   maxWaitS: number;
 }
@@ -75,6 +78,7 @@ function parseArgs(argv: readonly string[]): Args {
     benchRate: num('--bench-rate', 10, 50_000),
     connections: num('--connections', 1, 2000) ?? 128,
     transport: argv.includes('--http') ? 'http' : 'frame',
+    mux: argv.includes('--mux') && !argv.includes('--http'),
     out: val('--out') ?? join(here, '../results'),
     maxWaitS: num('--max-wait', 0, 3600) ?? 30,
   };
@@ -152,6 +156,7 @@ async function runRow(fault: Fault, args: Args, rate: number, cpu: Cpus, ph: Pha
       service: args.transport === 'frame' ? service.frameAddr : service.addr,
       locations: inlineLayout,
       cpu: cpu.server,
+      ...(args.mux ? { init: { transport: 'mux' } } : {}),
     });
     stops.push(() => gateway.stop());
     const metrics = async () => {
@@ -316,6 +321,7 @@ async function main(): Promise<void> {
       benchRateSource: bench.rate ? bench.source : null,
       connections: args.connections,
       transport: args.transport,
+      mux: args.mux,
       notes: [
         `Phases per row: ${ph.warmS} s warm-up (not counted), ${ph.preS} s before the fault, then ${ph.postS} s observed after the failed part is back; the healthy row runs ${ph.healthyS} s.`,
         'A 2-core machine shared with other work: anything else running on these cores shows up here as timeouts (failed open) and latency. Rerun before trusting a single bad second.',

@@ -133,13 +133,13 @@ export class RestartableService {
 }
 
 /** The Verdict Lua gateway as bench/lib/gateway.ts starts it, keeping the handle (reload). */
-export async function startGateway(o: { upstream: string; service: string; locations: string; cpu: number | null }): Promise<NginxHandle> {
+export async function startGateway(o: { upstream: string; service: string; locations: string; cpu: number | null; init?: Record<string, string | number | boolean> }): Promise<NginxHandle> {
   const ng = await startNginx({
     upstream: o.upstream,
     service: o.service,
     locations: o.locations,
     extraHttp: SHARED_HTTP,
-    init: { pool_size: 64 },
+    init: { pool_size: 64, ...o.init },
     workers: 1,
   });
   // new workers after a reload are forked by the master and inherit its CPU

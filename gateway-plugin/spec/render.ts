@@ -11,7 +11,7 @@ export const specDir = dirname(fileURLToPath(import.meta.url));
 export const pluginDir = resolve(specDir, '..');
 
 export type OptionType =
-  | 'address' | 'secret' | 'keys' | 'string' | 'int' | 'number' | 'bool' // http level (keys: a list of {id, secret})
+  | 'address' | 'secret' | 'keys' | 'string' | 'int' | 'number' | 'bool' // http level (keys: a list of {id, secret}; and enum)
   | 'enum' | 'status' | 'list' | 'header'; // location level (with int and string)
 
 export interface OptionSpec {
@@ -37,7 +37,7 @@ export interface GatewaySpec {
   readonly location: readonly OptionSpec[];
 }
 
-const HTTP_TYPES: readonly OptionType[] = ['address', 'secret', 'keys', 'string', 'int', 'number', 'bool'];
+const HTTP_TYPES: readonly OptionType[] = ['address', 'secret', 'keys', 'string', 'int', 'number', 'bool', 'enum'];
 const LOCATION_TYPES: readonly OptionType[] = ['enum', 'int', 'status', 'string', 'list', 'header'];
 const BOUNDED: readonly OptionType[] = ['int', 'number', 'status'];
 

@@ -6,7 +6,9 @@
 // most calls open fresh connections (the connect yields): /a/<n> must reach the upstream, /b/<n>
 // must answer 403, and the service must never see a body it cannot decode. Any scratch state
 // shared across a yield in the gateway breaks this (issue 10: one request's verdict applied to
-// another, truncated bodies failing open).
+// another, truncated bodies failing open). The mux transport (issue 15) runs the same loads over
+// the worker's one long-lived connection: every call of the worker pipelined on it, answers
+// matched in order; a stand-in that answers in its own order must never cross verdicts either.
 import t from 'tap';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
@@ -122,18 +124,23 @@ async function load(base: string, prefix: '/a/' | '/b/', connections: number, ms
   return r;
 }
 
-for (const transport of ['http', 'frame'] as const) {
+for (const transport of ['http', 'frame', 'mux', 'mux-3'] as const) {
   t.test(`each request gets its own verdict under concurrency (${transport}, 1 worker, pool 2)`, async (t) => {
     const tally: Tally = { good: 0, malformed: 0 };
     const upstream = await startEchoUpstream();
     const stand = transport === 'http' ? { srv: httpStandIn(tally), destroyAll: () => {} } : frameStandIn(tally);
     const port = await listen(stand.srv);
+    const mux = transport.startsWith('mux');
     const nginx = await luaVariant.start({
       upstream: `127.0.0.1:${upstream.port}`,
-      service: `${transport === 'frame' ? 'frame:' : ''}127.0.0.1:${port}`,
+      service: `${transport === 'http' ? '' : 'frame:'}127.0.0.1:${port}`,
       workers: 1,
-      // a small pool: most calls open a fresh connection (sock:connect yields)
-      init: { pool_size: 2, outcomes_enabled: false, breaker_failures: 100000 },
+      // a small pool: most calls open a fresh connection (sock:connect yields); mux: every call
+      // of the worker on one (or three) long-lived connections
+      init: {
+        pool_size: 2, outcomes_enabled: false, breaker_failures: 100000,
+        ...(mux ? { transport: 'mux', mux_connections: transport === 'mux-3' ? 3 : 1 } : {}),
+      },
       locations: `
     set $verdict_budget_ms 2000;
     location /a/ { {{guard}} }

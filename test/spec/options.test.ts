@@ -240,6 +240,9 @@ t.test('Lua: config.init takes the spec defaults and enforces its types and boun
       cases.push([opts(o.max), { [o.name]: o.max }], [opts(o.max! + 0.5), new RegExp(escape(`${what} a number between ${o.min} and ${o.max}`))]);
     } else if (o.type === 'bool') {
       cases.push([opts(!o.default), { [o.name]: !o.default }], [opts('yes'), new RegExp(escape(`${what} true or false`))]);
+    } else if (o.type === 'enum') {
+      for (const v of o.values!) cases.push([{ ...opts(v), service: 'frame:127.0.0.1:9401' }, { [o.name]: v }]);
+      cases.push([opts('bogus'), new RegExp(escape(`${what} one of ${o.values!.map((v) => `"${v}"`).join(', ')} (${o.description})`))]);
     } else if (o.type === 'keys') {
       const good = [{ id: 'k2', secret: 's'.repeat(32) }, { id: 'k1', secret: 't'.repeat(40) }];
       cases.push(
@@ -262,6 +265,7 @@ t.test('Lua: config.init takes the spec defaults and enforces its types and boun
     [{ hmac_key: key, service: '[::1]:9400' }, { hmac_key: key }],
     [{ hmac_key: key, service: 'frame:unix:/run/v.sock, 127.0.0.1:9400' }, { hmac_key: key }],
     [{ hmac_key: key, service: 'unix:rel.sock' }, /must be "unix:\/absolute\/path.sock"/],
+    [{ hmac_key: key, transport: 'mux', service: 'frame:127.0.0.1:9401, 127.0.0.1:9400' }, /"transport" "mux" multiplexes the framed transport: write service = "frame:127.0.0.1:9400"/],
     [{}, /"hmac_key" is required/],
     [{ hmac_key: key, clearance_keys_file: '/nonexistent/keys' }, /"clearance_keys_file" cannot be read/],
     [{ hmac_key: key, challenge_template: '/nonexistent/page.html' }, /challenge_template \/nonexistent\/page.html cannot be read/],

@@ -1,6 +1,9 @@
 -- Side call to the decision service over nginx cosockets (non-blocking), with a per-worker
 -- keep-alive pool, to "ip:port" / "unix:/path" (HTTP/1.1) or "frame:ip:port" /
 -- "frame:unix:/path" (the framed protobuf transport).
+-- With `transport = "mux"` decide calls go over the worker's multiplexed frame connections
+-- instead (verdict.mux); outcome batches and breaker probes keep the pool, as do the calls of a
+-- worker that is exiting (its mux connections are draining).
 --
 -- One total deadline bounds connect + send + read: before each socket operation the remaining
 -- milliseconds are computed and set with sock:settimeouts(). No retry after a timeout. At most
@@ -63,6 +66,7 @@ end
 _M.now_ms = now_ms
 
 local function cause_of(err)
+  if not err then return "socket error" end
   if err == "timeout" then return "timeout" end
   if err == "closed" then return "closed" end
   if find(err, "refused", 1, true) or find(err, "No such file", 1, true)
@@ -72,6 +76,8 @@ local function cause_of(err)
   if find(err, "reset", 1, true) or find(err, "broken pipe", 1, true) then return "closed" end
   return "socket error"
 end
+
+_M.cause_of = cause_of
 
 -- a failed socket operation: nil, cause, reused, "<operation>: <the socket's error>"
 local function failed(op, err, reused)
@@ -206,6 +212,8 @@ local function frame_header(type_, n)
               len % 256, type_)
 end
 
+_M.frame_header = frame_header
+
 -- reads one frame; returns type, payload | nil, cause, in_body (the failure came after the
 -- header), what happened
 local function read_frame(sock, deadline)
@@ -281,14 +289,29 @@ end
 -- ------------------------------------------------------------------ calls
 
 local rotation = 0 -- per worker: index of the instance the last call started with
+local mux -- verdict.mux when transport = "mux" and its connections started (init_worker)
+local exiting = ngx.worker.exiting
 
--- syntax: res, err, what, instance = client.call(kind, body, budget_ms)
+-- syntax: client.init_worker()
+-- Starts the multiplexed connections when transport = "mux" (init_worker_by_lua, through the
+-- handler). Without them (transport "pool", or a timer that could not start) calls take the pool.
+function _M.init_worker()
+  if config.http.transport ~= "mux" then return end
+  local m = require "verdict.mux"
+  if m.init_worker() then mux = m end
+end
+
+-- syntax: res, err, what, instance = client.call(kind, body, budget_ms, request_id?)
 -- kind: "decide" (DecideRequest -> DecideResponse) or "outcomes" (OutcomeBatch -> OutcomeAck).
 -- Sends the protobuf body over the configured transport within budget_ms in total.
 -- Returns the answer's protobuf bytes, nil, nil and the instance that answered; or nil, a cause
 -- from the list above, what happened and the instance (for the log; see the top of this file).
 -- After refusals handed the call on, what and instance are the last instance's.
-function _M.call(kind_name, body, budget_ms)
+-- request_id (decide): the DecideRequest's id; the mux transport checks each verdict names it.
+function _M.call(kind_name, body, budget_ms, request_id)
+  if mux and kind_name == "decide" and not exiting() then
+    return mux.call(body, budget_ms, request_id)
+  end
   local c = config.http
   local kind = KINDS[kind_name]
   local deadline = now_ms() + budget_ms

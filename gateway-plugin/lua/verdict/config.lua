@@ -161,6 +161,12 @@ function _M.init(opts)
         end
       elseif typ == "bool" then
         if type(v) ~= "boolean" then bad(name, "must be true or false (" .. o.description .. ")") end
+      elseif typ == "enum" then
+        local known_value = false
+        for j = 1, #o.values do if v == o.values[j] then known_value = true end end
+        if not known_value then
+          bad(name, "must be one of \"" .. table.concat(o.values, "\", \"") .. "\" (" .. o.description .. ")")
+        end
       elseif typ == "keys" then
         local ok, err = require("verdict.clearance").check_keys(v)
         if not ok then bad(name, err) end
@@ -179,6 +185,16 @@ function _M.init(opts)
       end
     end
     c[name] = v
+  end
+  if c.transport == "mux" then
+    -- the multiplexed transport pipelines frames: every instance must speak them
+    for i = 1, #c.services do
+      local svc = c.services[i]
+      if not svc.frame then
+        bad("transport", "\"mux\" multiplexes the framed transport: write service = \"frame:" .. svc.label
+            .. "\" (the service's VERDICT_FRAME_LISTEN address) or use transport = \"pool\"")
+      end
+    end
   end
   if c.hmac_key == nil and c.hmac_key_file then
     local f, err = io.open(c.hmac_key_file, "rb")

@@ -154,6 +154,7 @@ function _M.init_worker()
   metrics.init_worker(config.http.metrics_flush_ms)
   outcome.init_worker()
   breaker.init_worker()
+  client.init_worker() -- transport "mux": this worker's multiplexed connections
 end
 
 -- syntax: handler.access()
@@ -237,7 +238,7 @@ function _M.access()
   -- the clock by tens of ms, and the service dropped calls as expired that were not (issue 10).
   req.ts_ms = floor(started)
   req.budget_ms = budget -- the service drops the call unanswered once this has passed
-  local body, err, what, instance = client.call("decide", encode_decide_request(req), budget)
+  local body, err, what, instance = client.call("decide", encode_decide_request(req), budget, req.request_id)
   local resp
   if body then
     resp, err = decode_decide_response(body)

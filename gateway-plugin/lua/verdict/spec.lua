@@ -18,6 +18,8 @@ _M.http = {
   { name = "challenge_template", type = "string", description = "HTML template of the proof-of-work interstitial (read once at start; must hold the {{...}} placeholders the bundled page uses)" },
   { name = "pool_size", type = "int", default = 64, min = 1, max = 10000, description = "keep-alive connections to the service kept per worker" },
   { name = "pool_idle_timeout_ms", type = "int", default = 60000, min = 1000, max = 3600000, description = "idle time before a pooled connection closes; keep below the service keep-alive timeout (75 s)" },
+  { name = "transport", type = "enum", default = "pool", values = { "pool", "mux" }, description = "how decide calls reach a framed service: pool (a pooled connection per call) or mux (every call of the worker pipelined over mux_connections long-lived connections per instance; needs frame: addresses)" },
+  { name = "mux_connections", type = "int", default = 1, min = 1, max = 8, description = "transport mux: long-lived connections per service instance per worker" },
   { name = "breaker_failures", type = "int", default = 5, min = 1, max = 100000, description = "failed calls in a row (across workers) before the breaker may open" },
   { name = "breaker_min_span_ms", type = "int", default = 1000, min = 0, max = 60000, description = "the breaker opens only when no call has come back for this long as well: a slow service (some answers in time) or a short stall never opens it" },
   { name = "breaker_cooldown_ms", type = "int", default = 200, min = 50, max = 3600000, description = "while open, a background probe every this many ms; the first answer closes the breaker" },
