@@ -77,6 +77,25 @@ export function humanBrowser(rng: Rng, opts: { mobile?: boolean; uncleanShare?: 
   return unclean ? { ...b, acceptLanguage: undefined } : b;
 }
 
+/**
+ * The builds a population can be skewed to: one exact browser (User-Agent, client hints,
+ * Accept-Language) that most of a carrier's phones or an office's managed desktops run, so that
+ * thousands of people send the same header set.
+ */
+export const POPULAR_BUILDS = ['safari-ios', 'chrome-android', 'chrome-windows'] as const;
+export type PopularBuild = (typeof POPULAR_BUILDS)[number];
+
+export function popularBrowser(build: PopularBuild): Browser {
+  switch (build) {
+    case 'safari-ios':
+      return { family: 'safari', ua: 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1', mobile: true, acceptLanguage: 'zh-CN,zh-Hans;q=0.9' };
+    case 'chrome-android':
+      return { family: 'chrome', ua: 'Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36', secChUa: '"Not_A Brand";v="8", "Chromium";v="120", "Google Chrome";v="120"', platform: '"Android"', mobile: true, acceptLanguage: 'zh-CN,zh;q=0.9' };
+    case 'chrome-windows':
+      return { family: 'chrome', ua: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36', secChUa: '"Not_A Brand";v="8", "Chromium";v="120", "Google Chrome";v="120"', platform: '"Windows"', mobile: false, acceptLanguage: 'zh-CN,zh;q=0.9,en;q=0.8' };
+  }
+}
+
 export interface RequestShape {
   /** navigation (document), subresource (script/style), or fetch (XHR from the page) */
   kind: 'document' | 'script' | 'style' | 'fetch';
@@ -296,6 +315,13 @@ export function carrierNatIps(rng: Rng, n: number): string[] {
   const base = rng.pick(['117.136', '223.104', '111.30', '112.97']);
   const c = rng.int(0, 250);
   return Array.from({ length: n }, (_, i) => `${base}.${c + (i % 4)}.${rng.int(2, 250)}`);
+}
+
+/** A VPN provider's exits: addresses of one hosting /24 (its customers, and whoever else rents it, come out there). */
+export function vpnExitIps(rng: Rng, n: number): string[] {
+  const base = `${rng.pick(IDC_PREFIXES)}.${rng.int(0, 255)}`;
+  const first = rng.int(2, 200);
+  return Array.from({ length: n }, (_, i) => `${base}.${first + i * 3}`);
 }
 
 /** An office behind a NAT: a couple of public addresses in one /24 (TEST-NET-3). */

@@ -45,6 +45,19 @@ const status = z.union([
 export const CLIENT_KINDS = ['browser', 'browser-nojs', 'app', 'app-solver', 'script', 'script-nojs', 'headless', 'solver'] as const;
 export type ClientKind = (typeof CLIENT_KINDS)[number];
 
+/**
+ * Who a person is, by where and how they reach the shop (the scorecard's per-customer-type table):
+ *  home     broadband at home, one address per household (and anonymous visitors);
+ *  app      the mobile app;
+ *  office   behind an office NAT: tens to hundreds of colleagues on one or two addresses;
+ *  carrier  behind a carrier-grade NAT: hundreds to thousands of phones per address;
+ *  vpn      through a VPN exit in a hosting range, shared with strangers;
+ *  partner  a partner's server-to-server job (API key + token);
+ *  monitor  an uptime or synthetic-transaction monitor the shop pays for.
+ */
+export const CUSTOMER_TYPES = ['home', 'app', 'office', 'carrier', 'vpn', 'partner', 'monitor'] as const;
+export type CustomerType = (typeof CUSTOMER_TYPES)[number];
+
 /** Simulator annotations: never seen by the engine; replay reads them (the demo shop's sessions, what a client does when challenged). */
 const sim = z
   .object({
@@ -56,6 +69,8 @@ const sim = z
     client: z.enum(CLIENT_KINDS).optional(),
     /** The cookie jar this line's client holds (a browser profile, a bot worker), within its label. */
     actor: z.string().min(1).max(128).optional(),
+    /** The person's customer type (CUSTOMER_TYPES), for the per-customer-type table. */
+    customer: z.enum(CUSTOMER_TYPES).optional(),
   })
   .strict();
 
@@ -92,7 +107,7 @@ export interface TrafficLine {
   body?: Record<string, unknown>;
   status?: number;
   label?: string;
-  sim?: { issues_token?: string; token_user?: string; client?: ClientKind; actor?: string };
+  sim?: { issues_token?: string; token_user?: string; client?: ClientKind; actor?: string; customer?: CustomerType };
 }
 
 export class TrafficFormatError extends Error {
@@ -194,6 +209,19 @@ export function formatTrafficLine(line: TrafficLine): string {
 /** The first value of a header (names are lower-case), or undefined. */
 export function headerValue(line: TrafficLine, name: string): string | undefined {
   for (const [n, v] of line.headers) if (n === name) return v;
+  return undefined;
+}
+
+/**
+ * A human line's customer type: its `sim.customer`, else what its label says (the partner's and
+ * monitors' jobs, anonymous visitors at home), else undefined (held-out traffic without annotations).
+ */
+export function customerOf(line: TrafficLine): CustomerType | undefined {
+  if (line.sim?.customer) return line.sim.customer;
+  const label = line.label ?? '';
+  if (label.startsWith('human:partner-')) return 'partner';
+  if (label.startsWith('human:monitor-')) return 'monitor';
+  if (label.startsWith('human:visitor-')) return 'home';
   return undefined;
 }
 

@@ -9,6 +9,11 @@
 // When challenged (challenge-clients.ts): browsers solve (old ones only through the no-JS
 // fallback); app users only when their app build ships the reference solver (`appSolverShare`,
 // sim.client app-solver / app); the partner's job never (sim.client script).
+//
+// Every person's lines carry their customer type (sim.customer: home, app, office, carrier, vpn,
+// partner, monitor). Worlds (worlds.ts) add populations beyond the default mix: `groups` of any
+// size behind shared addresses of any kind, skewed to one browser build or living in one dense
+// block of phone numbers; flash-sale surges; more partners; uptime and synthetic-login monitors.
 
 import type { DemoUser } from '../../scripts/demo-shop/users.ts';
 import {
@@ -17,13 +22,17 @@ import {
   browserHeaders,
   carrierNatIps,
   humanBrowser,
+  idcIp,
   officeNatIps,
+  popularBrowser,
   residentialIp,
   type AppClient,
   type Browser,
+  type PopularBuild,
 } from './clients.ts';
+import type { CustomerType } from './format.ts';
 import { Rng } from './rng.ts';
-import { carrierPool, GenContext, jsonLength } from './simulator.ts';
+import { carrierPool, GenContext, jsonLength, vpnPool } from './simulator.ts';
 
 export interface HumanMix {
   /** browser sessions from home broadband (one IP each) */
@@ -54,6 +63,62 @@ export interface HumanMix {
   cgnatSwitchShare?: number;
   /** carrier-NAT addresses from the world's shared carrier pool (simulator.ts carrierPool), where mobile-proxy campaigns also exit */
   sharedCarrierNat?: boolean;
+  /** populations beyond the fields above (worlds.ts), generated after them */
+  groups?: readonly CustomerGroup[];
+  /** flash sale: promo participants arrive this many minutes after the promo opens on average (exponential), instead of spread over the scenario */
+  promoSurgeMin?: number;
+  /** partners' jobs besides `partner` (which is Acme's) */
+  partners?: readonly PartnerSpec[];
+  monitors?: readonly MonitorSpec[];
+}
+
+/**
+ * People who share a network (worlds.ts): `users` sessions of one customer type.
+ *  home    — each session its own residential address (`ips` unused);
+ *  app     — the mobile app on a carrier's NAT (`ips` addresses of carrier `network`);
+ *  office  — `ips` addresses of one office (office `network`);
+ *  carrier — `ips` carrier-NAT addresses of carrier `network` (simulator.ts carrierPool: mobile
+ *            proxies of campaigns with pool `{ kind: 'carrier', carrier: network }` exit there);
+ *  vpn     — `ips` exits of VPN provider `network` in a hosting range (simulator.ts vpnPool).
+ */
+export interface CustomerGroup {
+  customer: Exclude<CustomerType, 'partner' | 'monitor'>;
+  users: number;
+  ips: number;
+  /** which office / carrier / VPN provider of the world (0, 1, …) */
+  network: number;
+  /** share of the group's sessions in the mobile app (the rest in a browser); 'app' groups: all */
+  appShare: number;
+  /** phones (mobile browsers) rather than desktops */
+  mobile: boolean;
+  /** arrive within `minutes` from `atH` hours (a morning rush, a shift change) instead of spread over the scenario */
+  rush?: { atH: number; minutes: number };
+  /** this share of the group's browsers are one exact build (clients.ts POPULAR_BUILDS) */
+  skew?: { build: PopularBuild; share: number };
+  /** the group's people have phone numbers close together (a company plan, one carrier's new block) */
+  denseNumbers?: boolean;
+}
+
+/** A partner's job: batches of `batchSize` order lookups at ~10/s every `intervalS`, from `ips` hosting addresses. */
+export interface PartnerSpec {
+  name: string;
+  batchSize: number;
+  intervalS: number;
+  ips: number;
+}
+
+/**
+ * An uptime monitor: every `intervalS` (± 15 ms) from each of `locations` hosting addresses in
+ * turn, GETs `paths`; a synthetic-transaction monitor (`login`) also logs in with its test account
+ * and opens the profile, each check a fresh session.
+ */
+export interface MonitorSpec {
+  name: string;
+  ua: string;
+  intervalS: number;
+  locations: number;
+  paths: readonly string[];
+  login: boolean;
 }
 
 export const DEFAULT_MIX: HumanMix = {
@@ -88,6 +153,7 @@ class Visit {
     readonly client: Client,
     start: number,
     readonly label: string,
+    readonly customer: CustomerType,
   ) {
     this.t = start;
   }
@@ -108,13 +174,13 @@ class Visit {
     const c = this.client;
     if (c.kind !== 'browser') return;
     const host = this.ctx.env.host;
-    this.ctx.emit({ ts: this.t, ip: this.ip, method: 'GET', path, headers: browserHeaders(c.b, { kind: 'document', host, referer, cookie: c.cookie }), label: this.label });
+    this.ctx.emit({ ts: this.t, ip: this.ip, method: 'GET', path, headers: browserHeaders(c.b, { kind: 'document', host, referer, cookie: c.cookie }), label: this.label, customer: this.customer });
     // a site sets its session cookie on the first page; the browser sends it from then on
     if (!c.cookie) c.cookie = `sid=${this.rng.alnum(32)}; _ga=GA1.1.${this.rng.int(1e8, 1e9 - 1)}.${Math.floor(this.t / 1000)}`;
     const ref = `https://${host}${path}`;
     for (const [asset, kind] of [['/static/style.css', 'style'], ['/static/app.js', 'script']] as const) {
       this.t += this.rng.between(20, 250);
-      this.ctx.emit({ ts: this.t, ip: this.ip, method: 'GET', path: asset, headers: browserHeaders(c.b, { kind, host, referer: ref, cookie: c.cookie }), label: this.label });
+      this.ctx.emit({ ts: this.t, ip: this.ip, method: 'GET', path: asset, headers: browserHeaders(c.b, { kind, host, referer: ref, cookie: c.cookie }), label: this.label, customer: this.customer });
     }
   }
 
@@ -129,7 +195,7 @@ class Visit {
         ? browserHeaders(c.b, { kind: 'fetch', host, referer: opts.referer ?? `https://${host}/`, origin: `https://${host}`, cookie: c.cookie, authorization, contentType, contentLength })
         : appHeaders(c.c, { host, authorization, contentType, contentLength });
     const client = c.kind === 'app' ? (c.solver ? 'app-solver' : 'app') : undefined;
-    this.ctx.emit({ ts: this.t, ip: this.ip, method, path, headers, body, sim: opts.sim ?? this.sim(), label: this.label, client });
+    this.ctx.emit({ ts: this.t, ip: this.ip, method, path, headers, body, sim: opts.sim ?? this.sim(), label: this.label, client, customer: this.customer });
   }
 
   /** Log in: `typos` wrong passwords first; `forgot` = reset + SMS before the final attempt. */
@@ -181,39 +247,67 @@ function typo(rng: Rng, pw: string): string {
   return `${pw.slice(0, i)}${String.fromCharCode(pw.charCodeAt(i) + 1)}${pw.slice(i + 1)}`;
 }
 
+/** Where and how one population's sessions happen: the draws of `session`, in its order. */
+interface Placement {
+  readonly customer: CustomerType;
+  /** the next person (default: the shuffled population) */
+  readonly take?: () => DemoUser | undefined;
+  /** when a session that is not a promo visit starts */
+  arrive(): number;
+  ip(): string;
+  /** in the app (else a browser) */
+  app(): boolean;
+  browser(): Browser;
+  /** addresses a phone may move to after the login (carrier NAT) */
+  readonly switchPool: readonly string[] | undefined;
+}
+
 /**
  * All human traffic of a scenario. Users are drawn without replacement from the shop's
  * population (one person, one visit), labelled `human:<user id>`; anonymous visitors
- * `human:visitor-<n>`; the partner `human:partner-<name>`.
+ * `human:visitor-<n>`; partners `human:partner-<name>`; monitors `human:monitor-<name>`.
  */
 export function generateHumans(ctx: GenContext, mix: HumanMix): void {
   const rng = ctx.rng;
   const users = rng.shuffle([...ctx.env.users.keys()]).map((i) => ctx.env.users[i]!);
+  const taken = new Set<DemoUser>();
   let nextUser = 0;
-  const takeUser = (): DemoUser | undefined => users[nextUser++];
+  const takeUser = (): DemoUser | undefined => {
+    while (nextUser < users.length && taken.has(users[nextUser]!)) nextUser++;
+    const u = users[nextUser++];
+    if (u) taken.add(u);
+    return u;
+  };
   const span = ctx.env.durationMs;
   const promoStart = ctx.start + mix.promoStartH * 3_600_000;
   const office = officeNatIps(mix.officeIps);
   const cgnat = mix.sharedCarrierNat ? carrierPool(ctx.env, mix.cgnatIps) : carrierNatIps(rng, mix.cgnatIps);
   // draws for what clients do when challenged, apart from the traffic's own stream
   const side = new Rng(ctx.env.seed, `${ctx.name}/clients`);
+  const uniform = () => ctx.start + rng.float() * span;
 
-  const session = (where: 'home' | 'office' | 'cgnat' | 'app'): void => {
-    const user = takeUser();
+  // a flash sale: most participants come in the first minutes after the promo opens
+  const promoArrival = (r: Rng): number => {
+    const room = (ctx.end - promoStart) * 0.8;
+    if (mix.promoSurgeMin === undefined) return promoStart + r.float() * room;
+    return promoStart + Math.min(room, r.exp(mix.promoSurgeMin * 60_000));
+  };
+
+  const session = (p: Placement, r: Rng = rng): void => {
+    const user = (p.take ?? takeUser)();
     if (!user) return;
-    const promo = rng.chance(mix.promoShare);
-    // offices arrive in a morning rush (first 30 minutes): many logins from two addresses at once
-    const start = promo ? promoStart + rng.float() * (ctx.end - promoStart) * 0.8 : where === 'office' ? ctx.start + rng.float() * 1_800_000 : ctx.start + rng.float() * span;
-    const ip = where === 'home' ? residentialIp(rng) : where === 'office' ? rng.pick(office) : where === 'cgnat' || where === 'app' ? rng.pick(cgnat) : residentialIp(rng);
-    const useApp = where === 'app' || (where === 'cgnat' && rng.chance(0.5));
+    const promo = r.chance(mix.promoShare);
+    const start = promo ? promoArrival(r) : p.arrive();
+    const ip = p.ip();
+    const useApp = p.app();
     const client: Client = useApp
-      ? { kind: 'app', c: appClient(rng), solver: side.chance(mix.appSolverShare ?? 0) }
-      : { kind: 'browser', b: humanBrowser(rng, { mobile: where === 'cgnat', uncleanShare: mix.uncleanShare }), cookie: undefined };
-    const v = new Visit(ctx, user, ip, client, start, `human:${user.id}`);
-    const returning = rng.chance(mix.returningShare);
+      ? { kind: 'app', c: appClient(r), solver: side.chance(mix.appSolverShare ?? 0) }
+      : { kind: 'browser', b: p.browser(), cookie: undefined };
+    const v = new Visit(ctx, user, ip, client, start, `human:${user.id}`, p.customer);
+    const returning = r.chance(mix.returningShare);
     if (returning) {
       // a session from an earlier day: cookie and token already there
-      if (client.kind === 'browser') client.cookie = `sid=${rng.alnum(32)}; _ga=GA1.1.${rng.int(1e8, 1e9 - 1)}.${Math.floor((start - 86_400_000 * rng.int(1, 20)) / 1000)}`;
+      if (client.kind === 'browser') client.cookie = `sid=${r.alnum(32)}; _ga=GA1.1.${r.int(1e8, 1e9 - 1)}.${Math.floor((start - 86_400_000 * r.int(1, 20)) / 1000)}`;
       v.token = ctx.token();
       v.tokenUser = user.username;
     }
@@ -225,12 +319,12 @@ export function generateHumans(ctx: GenContext, mix: HumanMix): void {
       v.wait(1, 6);
     }
     if (!returning) {
-      const typos = rng.chance(mix.typoShare) ? rng.int(1, 3) : 0;
-      const forgot = rng.chance(mix.forgotShare);
+      const typos = r.chance(mix.typoShare) ? r.int(1, 3) : 0;
+      const forgot = r.chance(mix.forgotShare);
       v.login(typos, forgot);
     }
-    if ((where === 'cgnat' || where === 'app') && cgnat.length > 1 && side.chance(mix.cgnatSwitchShare ?? 0)) {
-      const others = cgnat.filter((a) => a !== v.ip);
+    if (p.switchPool && p.switchPool.length > 1 && side.chance(mix.cgnatSwitchShare ?? 0)) {
+      const others = p.switchPool.filter((a) => a !== v.ip);
       v.ip = side.pick(others);
     }
     v.myAccount();
@@ -245,14 +339,20 @@ export function generateHumans(ctx: GenContext, mix: HumanMix): void {
     }
   };
 
-  for (let i = 0; i < mix.browserSessions; i++) session('home');
-  for (let i = 0; i < mix.officeUsers; i++) session('office');
-  for (let i = 0; i < mix.cgnatUsers; i++) session('cgnat');
-  for (let i = 0; i < mix.appSessions; i++) session('app');
+  const browser = (mobile: boolean) => () => humanBrowser(rng, { mobile, uncleanShare: mix.uncleanShare });
+  const home: Placement = { customer: 'home', arrive: uniform, ip: () => residentialIp(rng), app: () => false, browser: browser(false), switchPool: undefined };
+  // offices arrive in a morning rush (first 30 minutes): many logins from two addresses at once
+  const officeP: Placement = { customer: 'office', arrive: () => ctx.start + rng.float() * 1_800_000, ip: () => rng.pick(office), app: () => false, browser: browser(false), switchPool: undefined };
+  const cgnatP: Placement = { customer: 'carrier', arrive: uniform, ip: () => rng.pick(cgnat), app: () => rng.chance(0.5), browser: browser(true), switchPool: cgnat };
+  const appP: Placement = { customer: 'app', arrive: uniform, ip: () => rng.pick(cgnat), app: () => true, browser: browser(true), switchPool: cgnat };
+  for (let i = 0; i < mix.browserSessions; i++) session(home);
+  for (let i = 0; i < mix.officeUsers; i++) session(officeP);
+  for (let i = 0; i < mix.cgnatUsers; i++) session(cgnatP);
+  for (let i = 0; i < mix.appSessions; i++) session(appP);
 
   for (let i = 0; i < mix.visitors; i++) {
     const client: Client = { kind: 'browser', b: humanBrowser(rng, { uncleanShare: mix.uncleanShare }), cookie: undefined };
-    const v = new Visit(ctx, undefined, residentialIp(rng), client, ctx.start + rng.float() * span, `human:visitor-${i + 1}`);
+    const v = new Visit(ctx, undefined, residentialIp(rng), client, ctx.start + rng.float() * span, `human:visitor-${i + 1}`, 'home');
     v.page('/');
     v.wait(3, 40);
     if (rng.chance(0.6)) {
@@ -261,17 +361,68 @@ export function generateHumans(ctx: GenContext, mix: HumanMix): void {
     }
   }
 
-  if (mix.partner) partner(ctx, mix.partner, takeUser());
+  if (mix.partner) partner(ctx, rng, { name: 'acme', ...mix.partner }, takeUser(), ['198.51.100.20', '198.51.100.21']);
+
+  // the populations of worlds (worlds.ts): each group draws from its own stream, after the default mix
+  for (const [gi, g] of (mix.groups ?? []).entries()) {
+    const grng = new Rng(ctx.env.seed, `${ctx.name}/group-${gi}`);
+    const place = groupPlacement(ctx, grng, g, mix, takeUser, taken);
+    for (let i = 0; i < g.users; i++) session(place, grng);
+  }
+  for (const p of mix.partners ?? []) {
+    const prng = new Rng(ctx.env.seed, `${ctx.name}/partner-${p.name}`);
+    partner(ctx, prng, p, takeUser(), Array.from({ length: Math.max(1, p.ips) }, () => idcIp(prng)));
+  }
+  for (const m of mix.monitors ?? []) monitor(ctx, m, m.login ? takeUser() : undefined);
+}
+
+/**
+ * A world's group: its network's addresses and, for dense numbers, its people (the free users of
+ * one window of the phone block, in number order), drawn once; then its sessions' draws.
+ */
+function groupPlacement(ctx: GenContext, rng: Rng, g: CustomerGroup, mix: HumanMix, takeUser: () => DemoUser | undefined, taken: Set<DemoUser>): Placement {
+  const ips =
+    g.customer === 'office' ? officeIps(ctx, g.network, g.ips)
+    : g.customer === 'carrier' || g.customer === 'app' ? carrierPool(ctx.env, Math.max(1, g.ips), g.network)
+    : g.customer === 'vpn' ? vpnPool(ctx.env, Math.max(1, g.ips), g.network)
+    : [];
+  let take = takeUser;
+  if (g.denseNumbers) {
+    const byPhone = [...ctx.env.users].sort((a, b) => (a.phone < b.phone ? -1 : a.phone > b.phone ? 1 : 0));
+    const from = rng.int(0, Math.max(0, byPhone.length - g.users * 2));
+    const dense = byPhone.slice(from).filter((u) => !taken.has(u)).slice(0, g.users);
+    for (const u of dense) taken.add(u);
+    let next = 0;
+    take = () => dense[next++];
+  }
+  const startAt = g.rush ? ctx.start + g.rush.atH * 3_600_000 : ctx.start;
+  const window = g.rush ? g.rush.minutes * 60_000 : ctx.env.durationMs;
+  return {
+    customer: g.customer,
+    take,
+    arrive: () => startAt + rng.float() * window,
+    ip: () => (ips.length > 0 ? rng.pick(ips) : residentialIp(rng)),
+    app: () => g.customer === 'app' || rng.chance(g.appShare),
+    browser: () => (g.skew && rng.chance(g.skew.share) ? popularBrowser(g.skew.build) : humanBrowser(rng, { mobile: g.mobile, uncleanShare: mix.uncleanShare })),
+    switchPool: g.customer === 'carrier' || g.customer === 'app' ? ips : undefined,
+  };
+}
+
+/** An office's NAT addresses: office 0 in TEST-NET-3 (beside the default mix's office), others in business /24s of their own. */
+function officeIps(ctx: GenContext, office: number, n: number): string[] {
+  if (office === 0) return officeNatIps(Math.max(1, n), 40);
+  const r = new Rng(ctx.env.seed, `office-nat/${office}`);
+  const base = `${r.pick([58, 61, 114, 116, 180, 218])}.${r.int(0, 255)}.${r.int(0, 255)}`;
+  return Array.from({ length: Math.max(1, n) }, (_, k) => `${base}.${10 + k}`);
 }
 
 /** A partner's order-sync job: every interval, a batch of order lookups at ~10/s, API key + token. */
-function partner(ctx: GenContext, p: { batchSize: number; intervalS: number }, account: DemoUser | undefined): void {
+function partner(ctx: GenContext, rng: Rng, p: { name: string; batchSize: number; intervalS: number }, account: DemoUser | undefined, ips: readonly string[]): void {
   if (!account) return;
-  const rng = ctx.rng;
-  const ips = ['198.51.100.20', '198.51.100.21'];
   const apiKey = `pk_live_${rng.alnum(32)}`;
   const token = ctx.token();
   const orderIds = ctx.env.users.flatMap((u) => u.orders.map((o) => o.id));
+  const ua = p.name === 'acme' ? 'AcmeLogistics-OrderSync/2.3 (+https://partner.example/bot)' : `${p.name[0]!.toUpperCase()}${p.name.slice(1)}-Integration/1.${p.batchSize % 10} (+https://${p.name}.example/)`;
   for (let t = ctx.start + rng.between(0, p.intervalS * 1000); t < ctx.end; t += p.intervalS * 1000) {
     const ip = rng.pick(ips);
     let bt = t;
@@ -284,7 +435,7 @@ function partner(ctx: GenContext, p: { batchSize: number; intervalS: number }, a
         path: `/api/orders/${id}`,
         headers: [
           ['host', ctx.env.host],
-          ['user-agent', 'AcmeLogistics-OrderSync/2.3 (+https://partner.example/bot)'],
+          ['user-agent', ua],
           ['accept', 'application/json'],
           ['authorization', `Bearer ${token}`],
           ['x-api-key', apiKey],
@@ -292,10 +443,36 @@ function partner(ctx: GenContext, p: { batchSize: number; intervalS: number }, a
           ['connection', 'keep-alive'],
         ],
         sim: { token_user: account.username },
-        label: 'human:partner-acme',
+        label: `human:partner-${p.name}`,
         client: 'script',
+        customer: 'partner',
       });
       bt += rng.between(80, 120);
+    }
+  }
+}
+
+/** An uptime (or synthetic-login) monitor: machine-regular checks from a few hosting addresses. */
+function monitor(ctx: GenContext, m: MonitorSpec, account: DemoUser | undefined): void {
+  const rng = new Rng(ctx.env.seed, `${ctx.name}/monitor-${m.name}`);
+  const ips = Array.from({ length: Math.max(1, m.locations) }, () => idcIp(rng));
+  const host = ctx.env.host;
+  const label = `human:monitor-${m.name}`;
+  const headers = (accept: string, extra: Array<[string, string]> = []): Array<[string, string]> => [['host', host], ['user-agent', m.ua], ['accept', accept], ...extra, ['accept-encoding', 'gzip'], ['connection', 'close']];
+  let k = 0;
+  for (let t = ctx.start + rng.between(0, m.intervalS * 1000); t < ctx.end; t += m.intervalS * 1000 + rng.between(-15, 15)) {
+    const ip = ips[k++ % ips.length]!;
+    let ct = t;
+    for (const path of m.paths) {
+      ctx.emit({ ts: ct, ip, method: 'GET', path, headers: headers(path.startsWith('/api/') ? 'application/json' : 'text/html,*/*'), label, client: 'script', customer: 'monitor' });
+      ct += rng.between(40, 160);
+    }
+    if (m.login && account) {
+      const token = ctx.token();
+      const body = { username: account.username, password: account.password };
+      ctx.emit({ ts: ct, ip, method: 'POST', path: '/api/auth/login', headers: headers('application/json', [['content-type', 'application/json'], ['content-length', String(jsonLength(body))]]), body, sim: { issues_token: token }, label, client: 'script', customer: 'monitor' });
+      ct += rng.between(150, 400);
+      ctx.emit({ ts: ct, ip, method: 'GET', path: `/api/users/${account.id}/profile`, headers: headers('application/json', [['authorization', `Bearer ${token}`]]), label, client: 'script', customer: 'monitor' });
     }
   }
 }

@@ -26,12 +26,13 @@ import type { Store } from '../../decision-service/src/state/store.ts';
 import type { Action } from '../../decision-service/src/wire/codec.ts';
 import type { Clearance, Outcome } from '../../decision-service/src/wire/schema.ts';
 import { buildShop } from '../../scripts/demo-shop/app.ts';
-import { makeUsers } from '../../scripts/demo-shop/users.ts';
+import { DEFAULT_SEED, DEFAULT_USER_COUNT } from '../../scripts/demo-shop/users.ts';
 import { BaselineLimiter } from './baseline.ts';
 import { ChallengeClients, type StopWhy } from './challenge-clients.ts';
 import { headerValue, type ClientKind, type TrafficLine } from './format.ts';
 import { GatewayCache } from './gateway-cache.ts';
 import { challengeAsk, ClearanceGate, satisfies, type ChallengeAsk } from './gateway-clearance.ts';
+import { usersFor } from './simulator.ts';
 import { gatewayOptions, lineBody, toDecideRequest, type GatewayOptions, type GatewayRequest } from './to-request.ts';
 
 /** service = inline call, cache = verdict cache, async = scored after the response, cleared = async because of a valid clearance, off = not guarded */
@@ -232,7 +233,7 @@ export class ShopUpstream implements Upstream {
 
   constructor(opts: ShopUpstreamOptions = {}) {
     this.app = buildShop({ seed: opts.seed, users: opts.users, promoInventory: opts.promoInventory });
-    this.passwords = new Map(makeUsers(opts.seed, opts.users).map((u) => [u.username, u.password]));
+    this.passwords = new Map(usersFor({ seed: opts.seed ?? DEFAULT_SEED, users: opts.users ?? DEFAULT_USER_COUNT }).map((u) => [u.username, u.password]));
   }
 
   async send(line: TrafficLine): Promise<number> {

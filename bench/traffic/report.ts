@@ -6,7 +6,7 @@
 // `passed`; `stopped` is what never got through (blocked, or challenged and never passed) — for
 // people, the lost customers; for campaigns, what their solves did not buy.
 
-import { labelKind, type TrafficLine } from './format.ts';
+import { CUSTOMER_TYPES, customerOf, labelKind, type TrafficLine } from './format.ts';
 import type { LineResult } from './replay.ts';
 
 export interface CampaignScore {
@@ -59,6 +59,29 @@ export interface HumanScore {
   stopped_by: Record<string, number>;
 }
 
+/** One customer type's requests (the per-customer-type table): what Verdict did to them. */
+export interface CustomerScore {
+  requests: number;
+  blocked: number;
+  challenged: number;
+  /** never got through: blocked, or challenged and never passed */
+  stopped: number;
+  users: number;
+  users_stopped: number;
+}
+
+/**
+ * Requests of proven people: after their successful login, or carrying a session from before the
+ * traffic starts, or a valid clearance. The issue's bar: none of them challenged.
+ */
+export interface ProvenScore {
+  requests: number;
+  blocked: number;
+  challenged: number;
+  stopped: number;
+  users_affected: number;
+}
+
 export interface PromoScore {
   inventory: number;
   to_bots: number;
@@ -71,6 +94,9 @@ export interface GuardScore {
   promo: PromoScore;
   /** the humans of each scenario (addition: which world hurts people) */
   humans_by_scenario: Record<string, HumanScore>;
+  /** humans by customer type (format.ts CUSTOMER_TYPES; "unknown" for lines that say none) */
+  humans_by_customer: Record<string, CustomerScore>;
+  humans_proven: ProvenScore;
 }
 
 export interface Scorecard extends GuardScore {
@@ -84,6 +110,8 @@ export class ScoreBuilder {
   readonly humans: HumanScore = noHumans();
   readonly promo: PromoScore = { inventory: 0, to_bots: 0, to_humans: 0 };
   readonly humansByScenario: Record<string, HumanScore> = {};
+  readonly byCustomer: Record<string, CustomerScore> = {};
+  readonly proven: ProvenScore = { requests: 0, blocked: 0, challenged: 0, stopped: 0, users_affected: 0 };
 
   /** `promoInventory`: count this scenario's coupons in the promo score (undefined: do not). */
   add(scenario: string, lines: readonly TrafficLine[], results: readonly LineResult[], promoInventory?: number): void {
@@ -92,12 +120,37 @@ export class ScoreBuilder {
     const affected = new Set<string>();
     const lost = new Set<string>();
     const h = noHumans();
+    const customerUsers = new Map<string, Set<string>>();
+    const customerLost = new Map<string, Set<string>>();
+    const provenPeople = new Set<string>();
+    const provenAffected = new Set<string>();
     for (let i = 0; i < lines.length; i++) {
       const line = lines[i]!;
       const r = results[i]!;
       const kind = labelKind(line.label);
       const stopped = r.action === 'BLOCK' || r.action === 'CHALLENGE';
       if (kind === 'human') {
+        const who = line.label!;
+        const type = customerOf(line) ?? 'unknown';
+        const c = (this.byCustomer[type] ??= { requests: 0, blocked: 0, challenged: 0, stopped: 0, users: 0, users_stopped: 0 });
+        c.requests++;
+        if (r.action === 'BLOCK') c.blocked++;
+        if (r.action === 'CHALLENGE') c.challenged++;
+        setOf(customerUsers, type).add(who);
+        if (neverThrough(r)) {
+          c.stopped++;
+          setOf(customerLost, type).add(who);
+        }
+        if (line.sim?.token_user || r.clearance === 'VALID') provenPeople.add(who);
+        if (provenPeople.has(who)) {
+          this.proven.requests++;
+          if (r.action === 'BLOCK') this.proven.blocked++;
+          if (r.action === 'CHALLENGE') this.proven.challenged++;
+          if (neverThrough(r)) this.proven.stopped++;
+          if (stopped) provenAffected.add(who);
+        }
+        // a successful login proves the person from the next request on
+        if (line.sim?.issues_token && r.status === 200) provenPeople.add(who);
         h.requests++;
         users.add(line.label!);
         if (r.action === 'BLOCK') h.blocked++;
@@ -123,6 +176,9 @@ export class ScoreBuilder {
         else if (kind === 'human') this.promo.to_humans++;
       }
     }
+    for (const [type, set] of customerUsers) this.byCustomer[type]!.users += set.size;
+    for (const [type, set] of customerLost) this.byCustomer[type]!.users_stopped += set.size;
+    this.proven.users_affected += provenAffected.size;
     h.users = users.size;
     h.users_affected = affected.size;
     h.users_stopped = lost.size;
@@ -171,8 +227,38 @@ export class ScoreBuilder {
   }
 
   result(): GuardScore {
-    return { campaigns: this.campaigns, humans: this.humans, promo: this.promo, humans_by_scenario: this.humansByScenario };
+    return { campaigns: this.campaigns, humans: this.humans, promo: this.promo, humans_by_scenario: this.humansByScenario, humans_by_customer: orderedCustomers(this.byCustomer), humans_proven: this.proven };
   }
+}
+
+function setOf(m: Map<string, Set<string>>, k: string): Set<string> {
+  let s = m.get(k);
+  if (!s) m.set(k, (s = new Set()));
+  return s;
+}
+
+/** The table's order: format.ts CUSTOMER_TYPES, then anything else (lines that name no type). */
+export function orderedCustomers<T>(m: Record<string, T>): Record<string, T> {
+  const out: Record<string, T> = {};
+  for (const k of CUSTOMER_TYPES) if (m[k] !== undefined) out[k] = m[k];
+  for (const k of Object.keys(m).sort()) if (out[k] === undefined) out[k] = m[k]!;
+  return out;
+}
+
+/** The table's names for customer types. */
+export const CUSTOMER_NAMES: Readonly<Record<string, string>> = { home: 'home', app: 'app', office: 'office NAT', carrier: 'carrier NAT', vpn: 'VPN', partner: 'partner', monitor: 'monitors', unknown: 'not annotated' };
+
+/** Markdown rows of the per-customer-type table: Verdict beside the baseline. */
+export function customerTable(v: Record<string, CustomerScore>, b: Record<string, CustomerScore> | undefined): string[] {
+  const out: string[] = [];
+  const share = (n: number, of: number) => `${((100 * n) / Math.max(1, of)).toFixed(3)}%`;
+  out.push('| customer type | requests | users | blocked | challenged | challenged share | never through | never-through share | users stopped | baseline never through |');
+  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const [type, c] of Object.entries(orderedCustomers(v))) {
+    const bc = b?.[type];
+    out.push(`| ${CUSTOMER_NAMES[type] ?? type} | ${c.requests} | ${c.users} | ${c.blocked} | ${c.challenged} | ${share(c.challenged, c.requests)} | ${c.stopped} | ${share(c.stopped, c.requests)} | ${c.users_stopped} | ${bc ? `${bc.stopped} (${share(bc.stopped, bc.requests)})` : '-'} |`);
+  }
+  return out;
 }
 
 function noHumans(): HumanScore {
@@ -262,6 +348,14 @@ export function renderMarkdown(card: Scorecard, meta: { seed: number; scenarios:
       out.push(`| ${name} | ${x.requests} | ${x.challenged} | ${precise(x.challenged, x.requests)} | ${x.challenged_passed} | ${x.stopped} | ${share(x.stopped, x.requests)} | ${x.users_stopped} | ${causes(x)} |`);
     }
   } else if (h.stopped > 0) out.push('', `Humans stopped by Verdict, by cause: ${causes(h)}.`);
+  if (card.humans_by_customer && Object.keys(card.humans_by_customer).length > 0) {
+    out.push('', 'Humans by customer type (where and how they reach the shop; "never through" = blocked, or challenged and never passed):', '');
+    out.push(...customerTable(card.humans_by_customer, card.baseline.humans_by_customer));
+  }
+  if (card.humans_proven) {
+    const pv = card.humans_proven;
+    out.push('', `Proven customers (requests after their own successful login, or with a session or a valid clearance): ${pv.requests} requests, ${pv.blocked} blocked, ${pv.challenged} challenged, ${pv.stopped} never through; ${pv.users_affected} ${pv.users_affected === 1 ? 'person' : 'people'} affected.`);
+  }
   out.push('');
   const p = card.promo;
   const bp = card.baseline.promo;

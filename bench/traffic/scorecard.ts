@@ -2,8 +2,13 @@
 // Runs the built-in scenario suite through Verdict (engine + modeled gateway, challenged clients
 // modeled by challenge-clients.ts) and through the per-IP rate-limit baseline, each against a
 // fresh in-process demo shop, and writes bench/results/detection.md + detection.json.
+//
+// `npm run scorecard -- --worlds N [--world-seed-from K] [--jobs J] [--policy FILE] [--out DIR]`
+// instead replays random worlds K … K+N-1 (worlds.ts; default K = 1001, the unseen ones; tune on
+// 1–10) in J processes (default: the CPU count) and writes detection-worlds.md + .json.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { repoRoot } from '../../scripts/lib/nginx.ts';
@@ -13,6 +18,11 @@ import { renderMarkdown, ScoreBuilder, type Scorecard } from './report.ts';
 import { BaselineGuard, loadPolicy, replay, ShopUpstream, VerdictGuard } from './replay.ts';
 import { FleetGuard } from './fleet.ts';
 import { DEFAULT_SEED, generateScenario, SCENARIOS, type Scenario } from './scenarios.ts';
+import { runWorlds } from './worlds-run.ts';
+import { aggregate, renderWorldsMarkdown } from './worlds-report.ts';
+
+/** The worlds nobody tunes to: the README's table comes from 1001–1020. */
+export const UNSEEN_WORLDS_FROM = 1001;
 
 export interface ScorecardOptions {
   /** Run Verdict as two instances sharing this Redis (round-robin split) instead of one. */
@@ -68,8 +78,12 @@ async function main(): Promise<void> {
       policy: { type: 'string' },
       out: { type: 'string' },
       fleet: { type: 'boolean' },
+      worlds: { type: 'string' },
+      'world-seed-from': { type: 'string' },
+      jobs: { type: 'string' },
     },
   });
+  if (values.worlds !== undefined) return worldsMain(values);
   const seed = values.seed !== undefined ? Number(values.seed) : DEFAULT_SEED;
   if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer (got ${values.seed})`);
   let scenarios: readonly Scenario[] = SCENARIOS;
@@ -97,6 +111,31 @@ async function main(): Promise<void> {
   } finally {
     await redis?.stop();
   }
+}
+
+async function worldsMain(values: { worlds?: string; 'world-seed-from'?: string; jobs?: string; policy?: string; out?: string }): Promise<void> {
+  const n = Number(values.worlds);
+  const from = values['world-seed-from'] !== undefined ? Number(values['world-seed-from']) : UNSEEN_WORLDS_FROM;
+  const jobs = values.jobs !== undefined ? Number(values.jobs) : Math.max(1, availableParallelism());
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--worlds must be a positive integer (got ${values.worlds})`);
+  if (!Number.isInteger(from) || from < 0) throw new Error(`--world-seed-from must be a non-negative integer (got ${values['world-seed-from']})`);
+  if (!Number.isInteger(jobs) || jobs < 1) throw new Error(`--jobs must be a positive integer (got ${values.jobs})`);
+  const policyFile = values.policy ? resolve(values.policy) : join(repoRoot, 'policies/default.yaml');
+  const policy = loadPolicy(policyFile);
+  console.log(`scorecard: worlds ${from}–${from + n - 1}, ${jobs} process${jobs > 1 ? 'es' : ''}`);
+  const t0 = Date.now();
+  const seeds = Array.from({ length: n }, (_, i) => from + i);
+  const results = await runWorlds(seeds, { policyFile, jobs, log: (m) => console.log(m) });
+  const wallS = (Date.now() - t0) / 1000;
+  const report = aggregate(policy.version, results);
+  const markdown = renderWorldsMarkdown(report, results, { from, wallS, jobs });
+  const dir = resolve(values.out ?? join(repoRoot, 'bench/results'));
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'detection-worlds.json'), `${JSON.stringify({ report, worlds: results }, null, 2)}\n`);
+  writeFileSync(join(dir, 'detection-worlds.md'), markdown);
+  console.log('');
+  console.log(markdown);
+  console.log(`written: ${join(dir, 'detection-worlds.md')}, ${join(dir, 'detection-worlds.json')}`);
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)) {

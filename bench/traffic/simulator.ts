@@ -3,8 +3,8 @@
 // Every generator gets its own random stream (rng.ts), so generators are independent.
 
 import { makeUsers, type DemoUser } from '../../scripts/demo-shop/users.ts';
-import type { ClientKind, TrafficLine } from './format.ts';
-import { carrierNatIps, type Headers } from './clients.ts';
+import type { ClientKind, CustomerType, TrafficLine } from './format.ts';
+import { carrierNatIps, vpnExitIps, type Headers } from './clients.ts';
 import { Rng } from './rng.ts';
 
 /** 2025-11-22 08:00:00 UTC: scenarios start here unless they say otherwise. */
@@ -43,6 +43,8 @@ export interface LineSpec {
   client?: ClientKind;
   /** the cookie jar it holds (sim.actor), within the label: a browser profile, a bot worker */
   actor?: string;
+  /** a person's customer type (sim.customer) */
+  customer?: CustomerType;
 }
 
 /** What a generator writes into. */
@@ -83,10 +85,11 @@ export class GenContext {
     if (s.body !== undefined) line.body = s.body;
     line.label = s.label ?? this.defaultLabel;
     const client = s.client ?? this.defaultClient;
-    if (s.sim !== undefined || client !== undefined || s.actor !== undefined) {
+    if (s.sim !== undefined || client !== undefined || s.actor !== undefined || s.customer !== undefined) {
       const sim: NonNullable<TrafficLine['sim']> = { ...s.sim };
       if (client !== undefined) sim.client = client;
       if (s.actor !== undefined) sim.actor = s.actor;
+      if (s.customer !== undefined) sim.customer = s.customer;
       line.sim = sim;
     }
     this.out.push(line);
@@ -120,7 +123,8 @@ export function makeEnv(opts: { seed: number; hours: number; shop: ShopSetup; st
 }
 
 const userCache = new Map<string, DemoUser[]>();
-function usersFor(shop: ShopSetup): DemoUser[] {
+/** The shop's seeded population (makeUsers), built once per process for each (seed, count). */
+export function usersFor(shop: { seed: number; users: number }): DemoUser[] {
   const k = `${shop.seed}:${shop.users}`;
   let u = userCache.get(k);
   if (!u) {
@@ -134,8 +138,16 @@ function usersFor(shop: ShopSetup): DemoUser[] {
  * The world's carrier-NAT egress addresses: the first `n` of one carrier's pool, the same for
  * every generator of a seed (its phones and the mobile proxies that exit there).
  */
-export function carrierPool(env: SimEnv, n: number): string[] {
-  return carrierNatIps(new Rng(env.seed, 'carrier-nat'), n);
+export function carrierPool(env: SimEnv, n: number, carrier = 0): string[] {
+  return carrierNatIps(new Rng(env.seed, carrier === 0 ? 'carrier-nat' : `carrier-nat/${carrier}`), n);
+}
+
+/**
+ * The world's VPN exits: `n` addresses in hosting ranges where a VPN provider's customers (and
+ * anyone else renting that VPN) come out; the same for every generator of a seed.
+ */
+export function vpnPool(env: SimEnv, n: number, provider = 0): string[] {
+  return vpnExitIps(new Rng(env.seed, `vpn-exits/${provider}`), n);
 }
 
 /** Time order; ties keep generation order (a stable sort keeps the output deterministic). */

@@ -15,7 +15,7 @@ import { PHONE_BLOCK, type DemoUser } from '../../../scripts/demo-shop/users.ts'
 import { browserHeaders, chromeBrowser, toolUa, type Browser, type Tool } from '../clients.ts';
 import type { Rng } from '../rng.ts';
 import { jsonLength, type GenContext } from '../simulator.ts';
-import { source, toolPost, windowOf, type PoolSpec, type Window } from './common.ts';
+import { BotSessions, schedule, source, toolPost, windowOf, type Disguise, type PoolSpec, type Window } from './common.ts';
 
 export interface StuffingParams extends Window {
   endpoint: '/api/auth/login' | '/api/v1/login';
@@ -34,6 +34,10 @@ export interface StuffingParams extends Window {
   fixedUa?: boolean;
   /** browser workers instead of `tools` (pacing 'rate'; attempts dealt to the workers in turn) */
   crew?: CrewParams;
+  /** worlds: a disguised client (common.ts Disguise), one session per exit */
+  disguise?: Disguise;
+  /** with `disguise`: spray this one password over the accounts of the list instead of leaked pairs */
+  spray?: string;
 }
 
 export interface CrewParams {
@@ -70,6 +74,15 @@ export function credentialStuffing(ctx: GenContext, p: StuffingParams): void {
     : [];
   const src = source(rng, p.pool, ctx.env);
   if (p.crew) return crew(ctx, p, p.crew, src.next, () => leakedPair(rng, users, p, known));
+  if (p.disguise) {
+    const bots = new BotSessions(ctx, rng, p.disguise, p.tools);
+    for (const { t, ip } of schedule(ctx, rng, p, p.pacing, p.attempts, src)) {
+      let body = leakedPair(rng, users, p, known);
+      if (p.spray !== undefined) body = { username: body.username, password: p.spray };
+      bots.send(bots.get(ip, ip), t, 'POST', p.endpoint, body);
+    }
+    return;
+  }
   const fixed = p.fixedUa ? { tool: p.tools[0]!, ua: toolUa(rng, p.tools[0]!) } : undefined;
   const attempt = (t: number, ip: string) => {
     const post = fixed ? toolPost(ctx, rng, fixed.tool, leakedPair(rng, users, p, known), undefined, undefined, fixed.ua) : toolPost(ctx, rng, rng.pick(p.tools), leakedPair(rng, users, p, known));

@@ -42,3 +42,21 @@ export function runCampaign(ctx: GenContext, c: CampaignSpec): void {
     case 'scraping': return scraping(ctx, c.params);
   }
 }
+
+/**
+ * The families the worlds report (worlds-report.ts) judges campaigns by: every kind belongs to
+ * one, and a family's result in a world is its worst campaign there.
+ */
+export const FAMILIES = ['enumeration', 'credential-stuffing', 'bola', 'promo-abuse', 'probing', 'scraping'] as const;
+export type Family = (typeof FAMILIES)[number];
+
+export const FAMILY_OF: Readonly<Record<CampaignSpec['kind'], Family>> = Object.freeze({
+  enumeration: 'enumeration',
+  'credential-stuffing': 'credential-stuffing',
+  'password-spraying': 'credential-stuffing',
+  'data-traversal': 'bola',
+  'promo-bots': 'promo-abuse',
+  probing: 'probing',
+  unauthenticated: 'probing',
+  scraping: 'scraping',
+});

@@ -7,10 +7,12 @@
 //                 browser's headers from a script (the campaign's declared client).
 // Each account is worked in its own session: one cookie jar (sim.actor) per account.
 // Timing is machine-regular: accounts start every `intervalS`, steps at fixed offsets.
+// Worlds (`disguise`): each account its own session and exit, a client as the disguise says
+// (common.ts), steps `pauseS` apart like a person's, accounts made `leadMin` minutes ahead.
 
 import { browserHeaders, chromeBrowser, toolHeaders, toolUa, type Browser, type Tool } from '../clients.ts';
 import { jsonLength, type GenContext } from '../simulator.ts';
-import { farmPhone, source, windowOf, type PoolSpec, type Window } from './common.ts';
+import { BotSessions, farmPhone, source, windowOf, type Disguise, type PoolSpec, type Window } from './common.ts';
 
 export interface PromoBotParams extends Window {
   style: 'scripted' | 'browserlike';
@@ -28,9 +30,16 @@ export interface PromoBotParams extends Window {
   phoneBase: number;
   /** scripted: each account keeps one User-Agent (absent: its tool names a version per request) */
   fixedUa?: boolean;
+  /** worlds: a disguised client (common.ts Disguise), one session and exit per account */
+  disguise?: Disguise;
+  /** with `disguise`: seconds between an account's steps (default 1) */
+  pauseS?: readonly [number, number];
+  /** with `disguise`: accounts are registered this many minutes (± half) before their claim, else just before it */
+  leadMin?: number;
 }
 
 export function promoBots(ctx: GenContext, p: PromoBotParams): void {
+  if (p.disguise) return disguised(ctx, p, p.disguise);
   const rng = ctx.rng;
   const { start } = windowOf(ctx, p);
   const src = source(rng, p.pool, ctx.env);
@@ -75,5 +84,40 @@ export function promoBots(ctx: GenContext, p: PromoBotParams): void {
       t += 500;
     }
     post('/api/promo/claim', undefined, `Bearer ${token}`, { referer: `https://${host}/promo` });
+  }
+}
+
+function disguised(ctx: GenContext, p: PromoBotParams, d: Disguise): void {
+  const rng = ctx.rng;
+  const { start } = windowOf(ctx, p);
+  const src = source(rng, p.pool, ctx.env);
+  const bots = new BotSessions(ctx, rng, d, p.tools);
+  const host = ctx.env.host;
+  const pause = () => rng.between(p.pauseS?.[0] ?? 1, p.pauseS?.[1] ?? 1) * 1000;
+  let device = rng.uuid();
+  for (let a = 0; a < p.accounts; a++) {
+    const worker = a % p.workers;
+    const at = start + worker * 137 + Math.floor(a / p.workers) * p.intervalS * 1000 + rng.between(-15, 15);
+    if (a % p.accountsPerDevice === 0) device = rng.uuid();
+    const extra: Array<[string, string]> = d.headers === 'tool' || d.headers === 'shuffled' ? [['x-device-id', device]] : [];
+    const s = bots.get(`acct-${a}`, src.next());
+    const phone = farmPhone(rng, p.phoneBase + a);
+    const password = `Qq${rng.alnum(8)}7`;
+    const lead = p.leadMin !== undefined ? p.leadMin * 60_000 * rng.between(0.5, 1.5) : 0;
+    let t = Math.max(ctx.start, at - lead);
+    bots.send(s, t, 'POST', '/api/auth/register', { phone, password }, { extra });
+    t = lead > 0 ? at : t + pause();
+    const token = ctx.token();
+    bots.send(s, t, 'POST', '/api/auth/login', { username: phone, password }, { extra, sim: { issues_token: token } });
+    t += pause();
+    if (rng.chance(p.precursorShare)) {
+      if (s.browser) {
+        bots.page(s, t, '/promo', d.precursors === 'complete');
+        t += rng.between(300, 900);
+      }
+      bots.send(s, t, 'GET', '/api/promo/info', undefined, { extra, referer: `https://${host}/promo` });
+      t += pause();
+    }
+    bots.send(s, t, 'POST', '/api/promo/claim', undefined, { extra, authorization: `Bearer ${token}`, referer: `https://${host}/promo` });
   }
 }

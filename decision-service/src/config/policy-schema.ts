@@ -77,6 +77,44 @@ const detectorBase = {
 const windowS = (d: number) => z.number().int().min(1).max(86_400).default(d);
 const count = (d: number) => z.number().min(0).max(1_000_000).default(d);
 const strength = (d: number) => z.number().min(0).max(100).default(d);
+const share = (d: number) => z.number().min(0).max(1).default(d);
+/** How many times a key many people share (an IP, a /24) must exceed a one-client threshold. */
+const multiplier = (d: number) => z.number().min(1).max(10_000).default(d);
+
+/**
+ * How a detector judges a key's share of login failures / not-found answers (engine/rates.ts): a
+ * beta-binomial model of the key's legitimate users around the route's own learned baseline.
+ */
+const rateModel = (d: { baseline: number; floor: number; weight: number }) =>
+  z
+    .object({
+      /** Pseudo-count of the beta prior: how many requests of evidence the route's baseline share
+       *  is worth for every key (at least 2). Larger: a key needs more volume to stand out. */
+      prior_weight: z.number().min(2).max(10_000).default(d.weight),
+      /** The same for a key many people share (an IP, a /24, a header set): its share is an average
+       *  over its people, so it strays far less from the baseline than one person's. */
+      shared_prior_weight: z.number().min(2).max(100_000).default(200),
+      /** A key's count is evidence only when its legitimate users would produce at least that
+       *  many with at most this probability (the beta-binomial upper tail). */
+      p_value: z.number().gt(0).max(1).default(0.001),
+      /** The route's share before any was learned. */
+      baseline: share(d.baseline),
+      /** The learned baseline is never taken below this (a quiet hour must not make every failure stand out). */
+      baseline_floor: share(d.floor),
+      /** How far the learned baseline moves towards the recent share per window's worth of
+       *  requests, however busy the route (0: never learn). */
+      learning_rate: share(0.05),
+      /** The baseline learns only from shares below this multiple of itself, so an attack's ramp-up
+       *  (before it is a spike) cannot drag it along. */
+      learn_below_ratio: z.number().min(1).max(100).default(2),
+      /** Window of the route's recent share, and the requests it needs before it learns or spikes. */
+      window_s: windowS(300),
+      min_requests: count(20),
+      /** How long a learned baseline is kept without traffic. */
+      remember_s: windowS(86_400),
+    })
+    .strict()
+    .prefault({});
 
 export const policySchema = z
   .object({
@@ -126,6 +164,47 @@ export const policySchema = z
       })
       .strict()
       .prefault({}),
+    /** Proven clients and collateral-aware enforcement (DESIGN §4, "Punish evidence, not shared
+     *  keys"). A request is proven when it carries a session, principal or device with an earlier
+     *  successful login and no abuse since, a device with a clean history, or a valid clearance. */
+    proven: z
+      .object({
+        /** false: every signal acts as its detector says, on any key (the behaviour before issue 14). */
+        enabled: z.boolean().default(true),
+        /** A key (ip, subnet, ip + fingerprint, device) with more than this many proven clients seen
+         *  behind it is shared: its evidence never blocks and is never cached at the gateway. */
+        shared_after: z.number().int().min(0).max(1_000_000).default(1),
+        /** Window of the distinct proven clients counted behind each key. */
+        population_window_s: windowS(3600),
+        /** How long a successful login proves its session, device and account token. */
+        login_ttl_s: z.number().int().min(60).max(2_592_000).default(86_400),
+        /** A login to an account created (an identity route answered 201 for its identifier) less
+         *  than this long ago proves nothing: farms register, log in and claim within minutes. */
+        young_account_s: z.number().int().min(0).max(2_592_000).default(3600),
+        /** Evidence on the request itself and its own narrow keys scoring at least this much is
+         *  abuse: the proofs of its session, principal and device are void for `abuse_ttl_s`. */
+        abuse_score: strength(60),
+        abuse_ttl_s: z.number().int().min(60).max(2_592_000).default(86_400),
+        /** A device first seen at least this long ago, with no abuse since, is proven (0 = never). */
+        device_clean_after_s: z.number().int().min(0).max(2_592_000).default(86_400),
+        /** How long a device is remembered after it was last seen (for its age). */
+        device_memory_s: z.number().int().min(3600).max(31_536_000).default(2_592_000),
+        /** Evidence on shared keys and global alarms adds to a BLOCK only when the request's own
+         *  evidence (the request itself, its narrow keys) scores at least this much; else at most
+         *  a CHALLENGE. */
+        block_needs_own_score: strength(40),
+        /** Evidence on shared keys (a shared address or /24, a header set, a fingerprint, a
+         *  password) counts for an unproven request only when its own evidence scores at least
+         *  this much (0 = it counts alone, up to a challenge). Global alarms and accounts under
+         *  attack are not gated. */
+        shared_needs_own_score: strength(1),
+        /** A valid clearance token (a solved challenge) proves the request that carries it. */
+        clearance_proves: z.boolean().default(true),
+        /** Proven requests are not challenged for lacking `clearance.require_level`. */
+        exempt_required_level: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
     detectors: z
       .object({
         missing_credentials: z
@@ -143,8 +222,9 @@ export const policySchema = z
             patterns: z.array(z.string().min(1)).optional(),
             extra_patterns: z.array(z.string().min(1)).default([]),
             cache: cacheSpec.optional(),
-            /** probes from one IP (10 min) before the block is cached at the gateway */
+            /** probes from one IP within `cache_window_s` before the block is cached at the gateway */
             cache_after: z.number().int().min(1).max(1000).default(5),
+            cache_window_s: windowS(600),
           })
           .strict()
           .prefault({}),
@@ -173,6 +253,18 @@ export const policySchema = z
             /** not-found answers per tool fingerprint (header order) across all IPs */
             not_found_per_toolprint: count(8),
             not_found_per_toolprint_max: count(25),
+            /** not-found thresholds of an IP / a /24 (/64) subnet are this many times a client's */
+            ip_multiplier: multiplier(4),
+            subnet_multiplier: multiplier(8),
+            /** number-locality strength for a client carrying a session or device id (less likely the walker) */
+            known_client_factor: share(0.5),
+            /** a key's not-found share judged against the route's learned not-found share (engine/rates.ts) */
+            rate_model: rateModel({ baseline: 0.02, floor: 0.02, weight: 20 }),
+            /** the route's recent not-found share above this multiple of its baseline (leaked lists name
+             *  many accounts that do not exist): every unproven request with an identifier to it scores
+             *  `unknown_surge_score` (`enum.unknown_identifier_surge`); 0 = off */
+            unknown_surge_ratio: z.number().min(0).max(100).default(3),
+            unknown_surge_score: strength(30),
             score: strength(95),
             mark_identifiers_s: windowS(86_400),
             cache: cacheSpec.optional(),
@@ -204,6 +296,17 @@ export const policySchema = z
             failures_per_tool_max: count(30),
             automation_score: strength(45),
             mismatch_score: strength(35),
+            /** failure thresholds of an IP / a /24 (/64) subnet are this many times a client's */
+            ip_multiplier: multiplier(8),
+            subnet_multiplier: multiplier(16),
+            /** a key's failure share judged against the login failure share the route learned outside
+             *  spikes (engine/rates.ts); its window, min_requests, baseline and floor also define the spike */
+            rate_model: rateModel({ baseline: 0.15, floor: 0.05, weight: 10 }),
+            /** how long a successful login from a client counts as its history (no `cs.no_precursor`, spray, ...) */
+            login_memory_s: windowS(86_400),
+            /** a session or device that failed a login and names another account (`cs.account_hopping`):
+             *  a person retries their own account; a crew's browser profile goes down its list */
+            account_hopping_score: strength(40),
             score: strength(95),
           })
           .strict()
@@ -220,6 +323,17 @@ export const policySchema = z
             not_found_per_key_max: count(15),
             /** API-key principals (server-to-server integrations) get thresholds this many times higher */
             api_key_multiplier: z.number().min(1).max(1000).default(20),
+            /** the largest id step that still continues a sequential walk */
+            sequential_step: z.number().int().min(1).max(1_000_000).default(2),
+            /** a key's not-found / forbidden share judged against the route's learned share (engine/rates.ts) */
+            rate_model: rateModel({ baseline: 0.02, floor: 0.02, weight: 50 }),
+            /** a principal first seen less than this long ago is young (an account farm's fresh tokens) */
+            young_principal_s: windowS(1800),
+            /** the route's recent not-found share among young principals above this multiple of its
+             *  baseline: every young principal's read of it scores `young_surge_score`
+             *  (`bola.young_not_found_surge`); 0 = off */
+            young_surge_ratio: z.number().min(0).max(100).default(3),
+            young_surge_score: strength(30),
             score: strength(95),
             cache: cacheSpec.optional(),
           })
@@ -237,8 +351,27 @@ export const policySchema = z
             automation_score: strength(60),
             mismatch_score: strength(45),
             regular_timing_score: strength(40),
-            /** claim from a client, device or account created in the last 30 minutes */
+            /** claim from a client, device or session that created an account within `fresh_account_s` */
             fresh_account_score: strength(65),
+            fresh_account_s: windowS(1800),
+            /** how long a promo page view or info call counts as the precursor of a claim */
+            precursor_s: windowS(1800),
+            /** GET paths of public routes matching this (case-insensitive) are promo pages too */
+            precursor_pattern: z.string().min(1).default('promo'),
+            /** machine-regular claims: at least this many from one fingerprint with gaps whose
+             *  coefficient of variation is below `regular_cv` */
+            regular_min_claims: z.number().int().min(2).max(8).default(4),
+            regular_cv: share(0.15),
+            /** a claim less than this many seconds after its precursor: the page was fetched, not read
+             *  (`promo.hollow_precursor`) */
+            hollow_precursor_s: z.number().min(0).max(3600).default(2),
+            hollow_precursor_score: strength(35),
+            /** a claim that is the first request of its account token: nothing done between the login and
+             *  the claim (`promo.first_action_claim`) */
+            first_action_claim_score: strength(35),
+            /** a claim from a device first seen less than `new_device_s` ago (`promo.new_device`) */
+            new_device_s: windowS(300),
+            new_device_score: strength(25),
             score: strength(95),
           })
           .strict()
@@ -253,7 +386,30 @@ export const policySchema = z
             scraping_per_key: count(120),
             scraping_window_s: windowS(600),
             scraping_score: strength(75),
+            /** public-page requests per client at which `bot.scraping_volume` reaches full strength
+             *  (absent: twice `scraping_per_key`) */
+            scraping_per_key_max: z.number().min(0).max(1_000_000).optional(),
+            /** how long a client seen machine-regular stays marked (requests the gateway cache answers never reach the timing) */
+            remember_s: windowS(1800),
+            /** an HTTP-library or headless User-Agent on public pages: `bot.automation_client` after this many requests */
+            automation_client_after: count(20),
+            automation_client_score: strength(30),
             cache: cacheSpec.optional(),
+          })
+          .strict()
+          .prefault({}),
+        /** Where sessions, devices and account tokens came from: when each was first seen, and
+         *  whether the site served a page to the session before it posted. */
+        provenance: z
+          .object({
+            ...detectorBase,
+            /** how long a session, device or account token is remembered after it was last seen (its age) */
+            remember_s: z.number().int().min(60).max(31_536_000).default(2_592_000),
+            /** a page load from the same client (ip + fingerprint) this recent issues a session first seen on a POST */
+            page_window_s: windowS(1800),
+            /** a login, registration or claim with a session cookie the site never issued: first seen on
+             *  such a POST with no page load before (`session.never_issued`) */
+            never_issued_score: strength(35),
           })
           .strict()
           .prefault({}),

@@ -13,6 +13,7 @@ import { DETECTORS } from './detectors/index.ts';
 import { extractFeatures } from './features.ts';
 import { challengeKeys } from './state-keys.ts';
 import { Inventory } from './inventory.ts';
+import { Collateral, PROOF, Proofs, ROLE, type Role } from './proven.ts';
 import { signal, type Detector, type DetectorFactory, type OutcomeContext, type RequestFeatures, type Signal } from './signal.ts';
 
 const KIND: Record<ChallengeKindName, ChallengeKind> = { pow: 'POW', page: 'PAGE', status: 'STATUS' };
@@ -91,6 +92,12 @@ export class Engine {
   private readonly clock: Clock;
   private readonly identifierKey: Buffer;
   private readonly recent: BoundedMap<string, Remembered>;
+  private readonly proofs: Proofs;
+  private readonly collateral: Collateral;
+  /** Scratch: the role of each signal of the decision in progress (filled and read synchronously). */
+  private readonly roles: Role[] = [];
+  /** Scratch: the signal groups already counted in the pass in progress. */
+  private readonly groups: string[] = [];
   /** Path templates learned from traffic (read-only view at GET /v1/inventory). */
   readonly inventory: Inventory;
 
@@ -101,7 +108,9 @@ export class Engine {
     this.identifierKey = opts.identifierKey;
     this.factories = opts.detectors ?? DETECTORS;
     this.detectors = this.build(opts.policy);
-    this.observed = observedClasses(this.detectors);
+    this.observed = observedClasses(this.detectors, opts.policy);
+    this.proofs = new Proofs(opts.store);
+    this.collateral = new Collateral(this.proofs);
     this.recent = new BoundedMap(opts.recentRequests ?? 50_000);
     this.inventory = new Inventory(opts.inventoryTemplates ?? 5000, opts.inventoryTemplatesPerRoute ?? 200);
   }
@@ -115,7 +124,7 @@ export class Engine {
     const detectors = this.build(policy);
     this.policy = policy;
     this.detectors = detectors;
-    this.observed = observedClasses(detectors);
+    this.observed = observedClasses(detectors, policy);
   }
 
   decide(req: DecideRequest): Decision {
@@ -152,36 +161,79 @@ export class Engine {
     const abandonWindow = clearance.abandoned_window_s * 1000;
     if (clearance.abandoned_score > 0 && req.clearance !== 'VALID'
       && this.store.count(challengeKeys.issued(f.client), abandonWindow, now) >= clearance.abandoned_after) {
-      signals.push(signal('clearance.abandoned', clearance.abandoned_score, false));
+      signals.push(signal('clearance.abandoned', clearance.abandoned_score, false, undefined, 'client'));
     }
     const needLevel = f.route.clearanceLevel ?? clearance.require_level[f.routeClass] ?? 0;
     // level 0 is the no-JS fallback, offered only at the base difficulty: it paid that, by waiting
     const clearedLevel = req.clearance !== 'VALID' ? -1 : req.clearance_level === 0 ? policy.doc.challenge.difficulty : req.clearance_level;
-    const short = needLevel > 0 && clearedLevel < needLevel; // the route class asks more than it carries
+    const shortOfLevel = needLevel > 0 && clearedLevel < needLevel; // the route class asks more than it carries
+    if (signals.length === 0 && !shortOfLevel) return this.verdict(f, 'ALLOW', 0, [], '', 0, 'ALLOW');
+    // Whether the request is proven matters only where there is evidence (or a level to ask): read
+    // it there (proven.ts; a proven client is also counted behind the request's keys then).
+    const pv = policy.doc.proven;
+    const proof = pv.enabled ? this.proofs.of(f, req, pv) : PROOF.none;
+    // lacking the required level is an attack-time rule: not for a client proven by its login or
+    // its device's history
+    const short = shortOfLevel && !(pv.exempt_required_level && (proof === PROOF.login || proof === PROOF.device));
     if (signals.length === 0 && !short) return this.verdict(f, 'ALLOW', 0, [], '', 0, 'ALLOW');
 
+    // Collateral (proven.ts): evidence on the request and its own keys acts fully ("own");
+    // evidence on keys many people share counts only next to own evidence ("shared"); global
+    // alarms and accounts under attack raise scrutiny of unproven requests ("alarm"); neither
+    // blocks alone, and a proven client answers for neither ("drop").
     signals.sort((a, b) => b.score - a.score);
+    const collateral = this.collateral;
+    if (pv.enabled) collateral.begin(f, proof, pv);
+    // Of a group of alternatives (signal.ts, Strongest), the strongest that may act counts.
+    const roles = this.roles;
+    const groups = this.groups;
+    roles.length = 0;
+    groups.length = 0;
+    let keepOwn = 1; // own evidence of enforced rules
+    let keepOwnAll = 1; // ...and of monitor-mode rules
+    for (const s of signals) {
+      const role = pv.enabled ? collateral.role(s) : ROLE.own;
+      roles.push(role);
+      if (role !== ROLE.own || !firstOfGroup(s, groups)) continue;
+      const p = keepOf(s);
+      keepOwnAll *= p;
+      if (!s.monitor) keepOwn *= p;
+    }
+    groups.length = 0;
+    const ownScore = Math.round(100 * (1 - keepOwn));
+    const ownScoreAll = Math.round(100 * (1 - keepOwnAll));
+    const gate = pv.shared_needs_own_score;
     let keepEnforced = 1;
     let keepAll = 1;
+    let shared = false;
+    let sharedAll = false;
     const reasons: string[] = [];
     let cache: Signal['cache'];
     let strongest: Signal | undefined;
-    for (const s of signals) {
-      const p = 1 - Math.min(100, Math.max(0, s.score)) / 100;
+    for (let i = 0; i < signals.length; i++) {
+      const s = signals[i] as Signal;
+      const role = roles[i] as Role;
+      if (role === ROLE.drop || (role === ROLE.shared && (s.monitor ? ownScoreAll : ownScore) < gate) || !firstOfGroup(s, groups)) continue;
+      const p = keepOf(s);
       keepAll *= p;
+      if (role !== ROLE.own) sharedAll = true;
       if (s.monitor) {
         reasons.push(`dry_run:${s.code}`);
-      } else {
-        keepEnforced *= p;
-        reasons.push(s.code);
-        strongest ??= s;
-        if (!cache && s.cache) cache = s.cache;
+        continue;
       }
+      keepEnforced *= p;
+      if (role !== ROLE.own) shared = true;
+      reasons.push(s.code);
+      strongest ??= s;
+      // the gateway caches only what evidence on keys nobody proven shares decided
+      if (!cache && s.cache && (!pv.enabled || collateral.cacheable(s, role))) cache = s.cache;
     }
     const score = Math.round(100 * (1 - keepEnforced));
     const thresholds = policy.thresholds[f.routeClass];
-    let action = actionFor(score, thresholds);
-    const wouldAction = actionFor(Math.round(100 * (1 - keepAll)), thresholds);
+    const needOwn = pv.block_needs_own_score;
+    let action = capShared(actionFor(score, thresholds), shared, ownScore, needOwn);
+    const wouldAction = capShared(actionFor(Math.round(100 * (1 - keepAll)), thresholds), sharedAll, ownScoreAll, needOwn);
+    if (pv.enabled && ownScore >= pv.abuse_score) this.proofs.abused(f, pv);
     let ask: ChallengeAsk | undefined;
     if (action === 'CHALLENGE' || (action !== 'BLOCK' && short)) {
       // challenged for the score: its difficulty (at least the level required); only for lacking
@@ -202,7 +254,9 @@ export class Engine {
     let cacheKey = '';
     let ttl = 0;
     if (cache && (action === 'BLOCK' || action === 'CHALLENGE')) {
-      cacheKey = cacheKeyFor(cache.key, f);
+      // Never a key with more than one proven client behind it: the narrowest the request carries.
+      const type = pv.enabled && (cache.key === 'ip' || cache.key === 'subnet') && collateral.sharedKey(cache.key) ? narrowestKey(f) : cache.key;
+      cacheKey = type ? cacheKeyFor(type, f) : '';
       ttl = cacheKey ? cache.ttl_s : 0;
     }
     if (ask && clearance.abandoned_score > 0) this.store.incr(challengeKeys.issued(f.client), abandonWindow, now);
@@ -236,6 +290,8 @@ export class Engine {
     const f = outcome.request_id ? this.recent.take(`${gatewayId}\n${outcome.request_id}`) : undefined;
     if (f) this.inventory.outcome(f.endpoint, outcome);
     for (const d of this.detectors) d.observe?.(outcome, f);
+    const pv = this.policy.doc.proven;
+    if (f && pv.enabled) this.proofs.observe(outcome, f, pv);
     return f !== undefined;
   }
 
@@ -268,8 +324,39 @@ export class Engine {
   }
 }
 
-function observedClasses(detectors: readonly Detector[]): ReadonlySet<RouteClass> {
-  return new Set(detectors.flatMap((d) => (d.observe ? d.observes ?? ROUTE_CLASSES : [])));
+function observedClasses(detectors: readonly Detector[], policy: CompiledPolicy): ReadonlySet<RouteClass> {
+  const classes = new Set(detectors.flatMap((d) => (d.observe ? d.observes ?? ROUTE_CLASSES : [])));
+  if (policy.doc.proven.enabled) classes.add('identity'); // successful logins prove their clients
+  return classes;
+}
+
+/**
+ * Shared evidence (proven.ts) adds to a block only together with the request's own evidence
+ * scoring at least `needOwn`; alone it challenges at most.
+ */
+function capShared(action: Action, shared: boolean, ownScore: number, needOwn: number): Action {
+  return action === 'BLOCK' && shared && ownScore < needOwn ? 'CHALLENGE' : action;
+}
+
+/** The narrowest key the request carries, for the gateway cache: session, device, principal. */
+function narrowestKey(f: RequestFeatures): CacheKeyType | undefined {
+  if (f.session) return 'session';
+  if (f.device) return 'device';
+  if (f.principal) return 'principal';
+  return undefined;
+}
+
+/** Whether `s` is the first signal of its group seen in this pass (and remembers its group). */
+function firstOfGroup(s: Signal, seen: string[]): boolean {
+  if (s.group === undefined) return true;
+  if (seen.includes(s.group)) return false;
+  seen.push(s.group);
+  return true;
+}
+
+/** The share of certainty a signal leaves (noisy-or): 1 − strength/100, strength clamped to 0..100. */
+function keepOf(s: Signal): number {
+  return 1 - Math.min(100, Math.max(0, s.score)) / 100;
 }
 
 function actionFor(score: number, t: { tag: number; challenge: number; block: number }): Action {

@@ -7,6 +7,34 @@ import type { DecideRequest, Outcome } from '../wire/schema.ts';
 import type { Clock } from './clock.ts';
 import type { Store } from '../state/store.ts';
 
+/**
+ * Which of the request's keys a signal's evidence is about (DESIGN §4, "Punish evidence, not
+ * shared keys"); the engine reads the key's value from the features and decides, from the proven
+ * clients seen behind it (proven.ts), whether the evidence may block, only challenge, or not act.
+ * - `request`: this request itself (its path, query, headers, route); the default.
+ * - narrow keys: `session`, `device`, `principal`: one client.
+ * - keys many people may share: `client` (IP + fingerprint), `ip`, `subnet`: narrow while at most
+ *   `proven.shared_after` proven clients are seen behind them, shared beyond.
+ * - always shared: `tool` (the header-name set), `fingerprint` (User-Agent + language + encodings +
+ *   client hints: a browser build), `password` (one password hash across accounts).
+ * - `identifier`: the account a login targets; it protects the account (unproven logins to it are
+ *   challenged), it never blocks.
+ * - `global`: all traffic of a route class (failure spikes, number-block walks, surges).
+ */
+export type SignalSubject =
+  | 'request'
+  | 'session'
+  | 'device'
+  | 'principal'
+  | 'client'
+  | 'ip'
+  | 'subnet'
+  | 'tool'
+  | 'fingerprint'
+  | 'password'
+  | 'identifier'
+  | 'global';
+
 export interface Signal {
   /** Namespaced reason code, e.g. "authz.missing_credentials". */
   readonly code: string;
@@ -15,6 +43,11 @@ export interface Signal {
   /** The policy rule is in monitor (dry-run) mode: counted and reported, never enforced. */
   readonly monitor: boolean;
   readonly cache: { readonly key: CacheKeyType; readonly ttl_s: number } | undefined;
+  /** The key the evidence is about; absent = `request`. */
+  readonly subject?: SignalSubject;
+  /** Alternatives of one piece of evidence on different keys (Strongest): of the signals of one
+   *  group only the strongest that may act on the request counts. Absent: a group of its own. */
+  readonly group?: string;
 }
 
 /**
@@ -84,8 +117,50 @@ export interface Detector {
 
 export type DetectorFactory = (ctx: DetectorContext) => Detector;
 
-export function signal(code: string, score: number, monitor: boolean, cache?: Signal['cache']): Signal {
-  return { code, score, monitor, cache };
+export function signal(code: string, score: number, monitor: boolean, cache?: Signal['cache'], subject: SignalSubject = 'request', group?: string): Signal {
+  return { code, score, monitor, cache, subject, group };
+}
+
+const SUBJECTS: readonly SignalSubject[] = ['request', 'session', 'device', 'principal', 'client', 'ip', 'subnet', 'tool', 'fingerprint', 'password', 'identifier', 'global'];
+
+/**
+ * The strongest evidence per key kind of one detector rule (e.g. failures per client, address,
+ * /24, device, session and header set), offered to the engine as alternatives of one group: it
+ * keeps the strongest that may act on the request, so a weaker count on the request's own session
+ * still acts when a stronger one on an address its proven customers share may not (proven.ts).
+ * One per detector instance, reset for each request (detectors are synchronous).
+ */
+export class Strongest {
+  private readonly strength = new Float64Array(SUBJECTS.length);
+  private readonly codes: string[] = SUBJECTS.map(() => '');
+
+  reset(): void {
+    this.strength.fill(0);
+  }
+
+  /** Evidence of strength 0..1 on a key of kind `subject`, reported as `code` if it is that kind's strongest. */
+  offer(strength: number, code: string, subject: SignalSubject): void {
+    const i = SUBJECTS.indexOf(subject);
+    if (strength > (this.strength[i] as number)) {
+      this.strength[i] = strength;
+      this.codes[i] = code;
+    }
+  }
+
+  /** The strongest strength offered (0 when none). */
+  max(): number {
+    let m = 0;
+    for (const x of this.strength) if (x > m) m = x;
+    return m;
+  }
+
+  /** Appends each kind's strongest as a signal of `score × strength` in group `group`. */
+  emit(out: Signal[], score: number, monitor: boolean, cache: Signal['cache'], group: string): void {
+    for (let i = 0; i < SUBJECTS.length; i++) {
+      const x = this.strength[i] as number;
+      if (x > 0) out.push(signal(this.codes[i] as string, score * x, monitor, cache, SUBJECTS[i], group));
+    }
+  }
 }
 
 /** 0 below `lo`; from `lo` to `hi` rises from 0.65 to 1 (challenge-level, then block-level). */

@@ -8,7 +8,7 @@
 // "<kind>:<value>" (Subject), so one key family counts per client, address, device and so on.
 
 /** Who or what a key counts: one identity of the request, "<kind>:<value>". */
-export type Subject = `${'ipfp' | 'ip' | 'sn' | 'dev' | 'ses' | 'pr' | 'hs' | 'id'}:${string}`;
+export type Subject = `${'ipfp' | 'ip' | 'sn' | 'dev' | 'ses' | 'pr' | 'hs' | 'fp' | 'id'}:${string}`;
 
 export const subject = {
   /** One client: "<ip>|<fingerprint>" (OutcomeContext.client). */
@@ -20,6 +20,8 @@ export const subject = {
   principal: (principal: string): Subject => `pr:${principal}`,
   /** One tool: the hash of its sorted header names (OutcomeContext.headerSet). */
   headerSet: (headerSet: string): Subject => `hs:${headerSet}`,
+  /** One browser build: User-Agent + language + encodings + client hints (OutcomeContext.fingerprint). */
+  fingerprint: (fingerprint: string): Subject => `fp:${fingerprint}`,
   identifier: (identifierHash: string): Subject => `id:${identifierHash}`,
 } as const;
 
@@ -33,10 +35,16 @@ export const sensitivePathKeys = {
 export const enumerationKeys = {
   /** Distinct set: identifiers asked for. */
   identifiers: (s: Subject) => `en:i:${s}`,
+  /** Distinct set: identifiers a client key was asked for by requests with a clean history of their own (enumeration.ts). */
+  cleanIdentifiers: (s: Subject) => `en:ic:${s}`,
   /** Counter: "no such account" answers. */
   notFound: (s: Subject) => `en:nf:${s}`,
-  /** Counter: identity requests (what a tool's not-found answers are a share of). */
+  /** Counter: answered identity requests (what not-found answers are a share of). */
   requests: (s: Subject) => `en:req:${s}`,
+  /** Counters: one route's answered requests and not-found answers; value: its learned not-found share. */
+  routeRequests: (route: string) => `en:g:req:${route}`,
+  routeNotFound: (route: string) => `en:g:nf:${route}`,
+  routeBaseline: (route: string) => `en:g:base:${route}`,
   /** Distinct set: numbers asked for in one block of phone numbers. */
   numberBlock: (block: number) => `en:blk:${block}`,
   /** Mark: an identifier was enumerated (credential stuffing reads it too). */
@@ -47,8 +55,12 @@ export const enumerationKeys = {
 export const credentialStuffingKeys = {
   /** Counter: failed logins. */
   failures: (s: Subject) => `cs:f:${s}`,
-  /** Counter: logins (what a tool's failures are a share of). */
+  /** Counter: answered logins (what failures are a share of). */
   attempts: (s: Subject) => `cs:all:${s}`,
+  /** Counters: the failures and answered logins of a shared key (client, ip, subnet, header set) that came
+   *  with a clean history of their own (credential-stuffing.ts, `clean`). */
+  cleanFailures: (s: Subject) => `cs:fc:${s}`,
+  cleanAttempts: (s: Subject) => `cs:allc:${s}`,
   /** Mark: one client logged in successfully. */
   loggedIn: (client: string) => `cs:ok:${client}`,
   /** Distinct set: identifiers one password hash failed for. */
@@ -71,24 +83,41 @@ export const traversalKeys = {
   sequentialRun: (s: Subject) => `tv:run:${s}`,
   /** Counter: not-found and forbidden answers. */
   notFound: (s: Subject) => `tv:nf:${s}`,
+  /** Counter: answered object reads (what not-found answers are a share of). */
+  requests: (s: Subject) => `tv:req:${s}`,
+  /** Counters: one route's reads by young principals and their not-found answers; value: the
+   *  route's learned not-found share. */
+  routeRequests: (route: string) => `tv:g:req:${route}`,
+  routeNotFound: (route: string) => `tv:g:nf:${route}`,
+  routeBaseline: (route: string) => `tv:g:base:${route}`,
 } as const;
 
-/** promo-abuse.ts */
+/**
+ * promo-abuse.ts. "po:", not "pr:" (issue 14: "pr:" is the principal subject, and promo keys
+ * under it read as "pr:c:pr:<principal>"); its precursor and fresh-account marks, once "pre:" and
+ * "new:", are under it too. State under the old keys was lost with the change (at most an hour).
+ */
 export const promoAbuseKeys = {
-  /** Marks: a promo page was seen (the precursor of a claim), per identity. */
-  precursorClient: (client: string) => `pre:c:${client}`,
-  precursorSession: (session: string) => `pre:s:${session}`,
-  precursorPrincipal: (principal: string) => `pre:p:${principal}`,
-  precursorDevice: (device: string) => `pre:d:${device}`,
-  /** Marks: an account was just created from this client or device. */
-  freshAccountClient: (client: string) => `new:c:${client}`,
-  freshAccountDevice: (device: string) => `new:d:${device}`,
+  /** Value: when a promo page or info call (the precursor of a claim) was last seen, per identity. */
+  precursor: (s: Subject) => `po:pre:${s}`,
+  /** Mark: an account was just created from this client, device or session. */
+  freshAccount: (s: Subject) => `po:new:${s}`,
   /** Counter: claims. */
-  claims: (s: Subject) => `pr:c:${s}`,
+  claims: (s: Subject) => `po:c:${s}`,
   /** Distinct set: accounts claiming from one device. */
-  accountsPerDevice: (device: string) => `pr:acct:${device}`,
+  accountsPerDevice: (device: string) => `po:acct:${device}`,
   /** Arrivals: claims of one fingerprint (timing). */
-  claimArrivals: (fingerprint: string) => `pr:t:${fingerprint}`,
+  claimArrivals: (fingerprint: string) => `po:t:${fingerprint}`,
+} as const;
+
+/** provenance.ts; read by promo-abuse.ts and traversal.ts (first seen) and credential-stuffing.ts (issued). */
+export const provenanceKeys = {
+  /** Value: when a session, device or account token was first seen (kept while it stays in use). */
+  firstSeen: (s: Subject) => `ps:first:${s}`,
+  /** Mark: a client (ip + fingerprint) loaded a page. */
+  pageLoad: (client: string) => `ps:page:${client}`,
+  /** Mark: the site issued this session (it came with a page load, or first with a GET). */
+  issued: (session: string) => `ps:issued:${session}`,
 } as const;
 
 /** automation.ts */
@@ -99,8 +128,27 @@ export const automationKeys = {
   fingerprintArrivals: (fingerprint: string) => `au:tf:${fingerprint}`,
   /** Mark: the client was seen machine-regular. */
   regularClient: (client: string) => `au:bot:c:${client}`,
+  /** Mark: the client arrived within its browser build's machine-regular stream (evidence on the build). */
+  regularByBuild: (client: string) => `au:bot:f:${client}`,
   /** Counter: requests (scraping volume). */
   requests: (client: string) => `au:r:${client}`,
+} as const;
+
+/** proven.ts: proven clients (DESIGN §4) and the proven population behind each key. */
+export const provenKeys = {
+  /** Mark: a session, principal or device with a successful login (or carrying a proven one). */
+  loggedIn: (s: Subject) => `pv:ok:${s}`,
+  /** Mark: that session, principal or device logged in to this account (identifier hash). */
+  account: (s: Subject, identifierHash: string) => `pv:acct:${s}:${identifierHash}`,
+  /** Mark: an account (identifier hash) was just created: logging in to it proves nothing yet. */
+  youngAccount: (identifierHash: string) => `pv:new:${identifierHash}`,
+  /** Mark: abuse seen from a session, principal or device: its proof is void while set. */
+  abuse: (s: Subject) => `pv:bad:${s}`,
+  /** Marks: a device was seen (long-lived) / is still younger than `device_clean_after_s`. */
+  deviceKnown: (device: string) => `pv:dk:${device}`,
+  deviceYoung: (device: string) => `pv:dy:${device}`,
+  /** Distinct set: proven clients seen behind a key (ip, subnet, client, header set, fingerprint, device). */
+  population: (s: Subject) => `pv:pop:${s}`,
 } as const;
 
 /** engine.ts: challenges issued (clearance.abandoned_score) */

@@ -76,6 +76,8 @@ t.test('enumeration: a number walk over single-use rotating IPs is seen by local
 t.test('enumeration: a CGNAT address with many different humans is not flagged', async (t) => {
   const { send } = setup();
   for (let i = 0; i < 12; i++) {
+    // each loads the page (which sets the session cookie), then logs in
+    send({ ...CHROME, user_agent: `${CHROME.user_agent} v${i % 5}`, client_ip: '100.64.0.1' });
     const d = send({ ...CHROME, user_agent: `${CHROME.user_agent} v${i % 5}`, client_ip: '100.64.0.1', session_hash: Buffer.from(`s${i}`), ...login(`user${i * 977}`, `pw${i}`) }, 200);
     t.equal(d.action, 'ALLOW', `user ${i}`);
   }
@@ -92,6 +94,7 @@ t.test('credential stuffing: failures per client, then per identifier challenge 
 
   const s2 = setup();
   for (let i = 0; i < 5; i++) s2.send({ ...SCRIPT, client_ip: `198.51.${i}.1`, ...login('alice', `guess${i}`) }, 401);
+  s2.send({ ...CHROME, client_ip: '192.0.2.44' }); // the login page
   const owner = s2.send({ ...CHROME, client_ip: '192.0.2.44', session_hash: Buffer.from('alice-session'), ...login('alice', 'right') });
   t.equal(owner.action, 'CHALLENGE', 'the owner is challenged, not blocked');
   t.ok(owner.reasons.includes('cs.failure_rate.identifier'));
@@ -107,6 +110,7 @@ t.test('credential stuffing: spraying one password across accounts', async (t) =
 t.test('credential stuffing: a human typo then success stays allowed', async (t) => {
   const { send } = setup();
   const human = { ...CHROME, client_ip: '192.0.2.10', session_hash: Buffer.from('s1') };
+  t.equal(send({ ...CHROME, client_ip: '192.0.2.10' }).action, 'ALLOW', 'the page that sets the session cookie');
   t.equal(send({ ...human, ...login('bob', 'bob-typo') }, 401).action, 'ALLOW');
   t.equal(send({ ...human, ...login('bob', 'bob-typo2') }, 401).action, 'ALLOW');
   t.equal(send({ ...human, ...login('bob', 'bob-right') }, 200).action, 'ALLOW');
@@ -126,11 +130,12 @@ t.test('traversal: a sequential id walk with one token is blocked; a user readin
 });
 
 t.test('promo: a scripted claimer without precursors is stopped; a human after the promo page is not', async (t) => {
-  const { send } = setup();
+  const { send, clock } = setup();
   const bot = send({ ...SCRIPT, client_ip: '203.0.113.50', method: 'POST', path: '/api/promo/claim', has_authorization: true, token_hash: Buffer.from('bot1') });
   t.ok(bot.action === 'CHALLENGE' || bot.action === 'BLOCK', `bot ${bot.action} ${bot.reasons.join(',')}`);
   const human = { ...CHROME, client_ip: '192.0.2.30', has_authorization: true, token_hash: Buffer.from('h1') };
   send({ ...human, path: '/api/promo/info' });
+  clock.advance(6000); // reads the offer
   t.equal(send({ ...human, method: 'POST', path: '/api/promo/claim' }).action, 'ALLOW');
 });
 

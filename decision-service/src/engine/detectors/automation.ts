@@ -5,11 +5,14 @@
 import { observeOnly, signal, type DetectorFactory } from '../signal.ts';
 import { automationKeys as K } from '../state-keys.ts';
 
-const REMEMBER_MS = 30 * 60_000;
+/** Gaps the store's arrival ring holds (store.ts: 9 arrivals): `min_requests` above it means a full ring. */
+const RING_GAPS = 8;
 
 export const automation: DetectorFactory = ({ policy, store }) => {
   const cfg = policy.doc.detectors.automation;
   const W = cfg.scraping_window_s * 1000;
+  const remember = cfg.remember_s * 1000;
+  const scrapingMax = cfg.scraping_per_key_max ?? 2 * cfg.scraping_per_key;
   return {
     name: 'automation',
     inspect(f, out) {
@@ -18,24 +21,29 @@ export const automation: DetectorFactory = ({ policy, store }) => {
       const monitor = observeOnly(cfg, f);
       // Per client, and per fingerprint across addresses (a poller rotating a few IPs): people
       // sharing a browser build arrive as a Poisson stream, never machine-regular.
-      const n = Math.min(8, cfg.min_requests);
+      const n = Math.min(RING_GAPS, cfg.min_requests);
       const t = store.arrival(K.clientArrivals(key), f.now);
       const g = store.arrival(K.fingerprintArrivals(f.fingerprint), f.now);
       const clientRegular = t.n >= n && t.cv < cfg.regular_cv;
       const toolRegular = g.n >= n && g.cv < cfg.regular_cv;
       // Once seen, remembered: requests enforced from the gateway cache never reach the rings,
       // so without the mark every cache expiry would cost another `min_requests` to relearn.
-      // The mark is the CLIENT's, also when the regular stream was the fingerprint's (each
-      // address of a rotating poller is marked as it polls): a fingerprint is a browser build
-      // that thousands of people share, and a mark on it let ten regular requests with a popular
-      // build's headers challenge everyone on that build for half an hour (issue 11).
-      if (clientRegular || toolRegular) store.mark(K.regularClient(key), f.now, REMEMBER_MS);
-      if (clientRegular || toolRegular || store.marked(K.regularClient(key), f.now)) {
-        out.push(signal('bot.regular_timing', cfg.regular_score, monitor, cfg.cache));
+      // The marks are the CLIENT's, never the fingerprint's: a fingerprint is a browser build that
+      // thousands of people share (a mark on it let ten regular requests with a popular build's
+      // headers challenge everyone on that build for half an hour, issue 11).
+      // A client seen within the build's stream (each address of a rotating poller) is marked
+      // apart: that evidence is the build's (proven.ts: it acts, and is cached on the address, only
+      // where no proven clients share the build; elsewhere only next to the client's own evidence).
+      if (clientRegular) store.mark(K.regularClient(key), f.now, remember);
+      else if (toolRegular) store.mark(K.regularByBuild(key), f.now, remember);
+      if (clientRegular || store.marked(K.regularClient(key), f.now)) {
+        out.push(signal('bot.regular_timing', cfg.regular_score, monitor, cfg.cache, 'client'));
+      } else if (toolRegular || store.marked(K.regularByBuild(key), f.now)) {
+        out.push(signal('bot.regular_timing', cfg.regular_score, monitor, cfg.cache, 'fingerprint'));
       }
       const r = store.incr(K.requests(key), W, f.now);
-      if (r > cfg.scraping_per_key) out.push(signal('bot.scraping_volume', cfg.scraping_score * Math.min(1, r / (2 * cfg.scraping_per_key)), monitor));
-      if (f.automationClient && r > 20) out.push(signal('bot.automation_client', 30, monitor));
+      if (r > cfg.scraping_per_key) out.push(signal('bot.scraping_volume', cfg.scraping_score * Math.min(1, r / Math.max(1, scrapingMax)), monitor, undefined, 'client'));
+      if (f.automationClient && r > cfg.automation_client_after) out.push(signal('bot.automation_client', cfg.automation_client_score, monitor));
     },
   };
 };

@@ -1,88 +1,153 @@
-// Credential stuffing and password spraying on login routes: failures per client key and per
-// identifier across keys, one password hash failing for many identifiers, logins for identifiers
+// Credential stuffing and password spraying on login routes: failure shares per client key
+// (rates.ts; shared keys per slice, see `clean`) and failures per identifier across keys, one
+// password hash failing for many identifiers, logins for identifiers
 // recently enumerated, traffic on deprecated login endpoints, and a global failure spike against
 // its own learned baseline. An account under attack gets its logins challenged, not its owner
 // blocked: the per-identifier signal is challenge-strength only.
 
 import { hash32 } from '../../state/distinct.ts';
-import { isLoginFailure, observeOnly, ramp, signal, type DetectorFactory, type OutcomeContext } from '../signal.ts';
+import { isLoginFailure, observeOnly, ramp, signal, Strongest, type DetectorFactory, type OutcomeContext, type SignalSubject } from '../signal.ts';
+import { betaPrior, learnBaseline, shareEvidence, type BaselineRule } from '../rates.ts';
 import { credentialStuffingKeys as K, enumerationKeys, subject, type Subject } from '../state-keys.ts';
+import { sessionIssued } from './provenance.ts';
 
-function clientKeys(f: OutcomeContext): Array<[Subject, string, number]> {
-  const keys: Array<[Subject, string, number]> = [[subject.client(f.client), 'client', 1], [subject.ip(f.ip), 'ip', 8], [subject.subnet(f.subnet), 'subnet', 16]];
+function clientKeys(f: OutcomeContext, ipMult: number, subnetMult: number): Array<[Subject, SignalSubject, number]> {
+  const keys: Array<[Subject, SignalSubject, number]> = [[subject.client(f.client), 'client', 1], [subject.ip(f.ip), 'ip', ipMult], [subject.subnet(f.subnet), 'subnet', subnetMult]];
   if (f.device) keys.push([subject.device(f.device), 'device', 1]);
   if (f.session) keys.push([subject.session(f.session), 'session', 1]);
   return keys;
 }
 
-const GLOBAL_WINDOW = 300_000;
-const DAY = 86_400_000;
+const GLOBAL = { requests: K.globalAttempts, events: K.globalFailures, baseline: K.globalBaseline };
 
 export const credentialStuffing: DetectorFactory = ({ policy, store }) => {
   const cfg = policy.doc.detectors.credential_stuffing;
   const W = cfg.window_s * 1000;
+  const R = cfg.rate_model;
+  const rule: BaselineRule = {
+    windowMs: R.window_s * 1000, minRequests: R.min_requests, initial: R.baseline, floor: R.baseline_floor,
+    learningRate: R.learning_rate, learnBelowRatio: R.learn_below_ratio, spikeRatio: cfg.global_spike_ratio, rememberMs: R.remember_s * 1000,
+  };
+  const provenanceOn = policy.doc.detectors.provenance.enabled;
+  const keysOf = (f: OutcomeContext) => clientKeys(f, cfg.ip_multiplier, cfg.subnet_multiplier);
+  const enumerationOn = policy.doc.detectors.enumeration.enabled;
+  const EW = policy.doc.detectors.enumeration.window_s * 1000;
+  /** Whether a session / device tried at most one account (a person retrying theirs, typos and all). */
+  const oneAccount = (s: Subject, now: number): boolean =>
+    enumerationOn ? store.countDistinct(enumerationKeys.identifiers(s), EW, now) <= 1 : store.count(K.failures(s), W, now) === 0;
+  /**
+   * A login with a clean history of its own: an issued session or a device id that tried no other
+   * account. Keys many people share (client, ip, subnet, header set) are judged on the slice of their
+   * logins in the request's class: a crew without cookies or device ids, or one whose sessions try
+   * account after account, fills the other slice, and the customers behind the same address or
+   * browser build are judged by theirs. A crew that brings a fresh identity to every attempt fills
+   * the clean slice instead, and that slice fires.
+   */
+  const clean = (f: OutcomeContext, now: number): boolean => {
+    if (!f.device && !(f.session && sessionIssued(provenanceOn, store, f.session, now))) return false;
+    if (f.device && !oneAccount(subject.device(f.device), now)) return false;
+    return !f.session || oneAccount(subject.session(f.session), now);
+  };
+  /** [failures, answered logins] of key `s` in the slice of a request that is `isClean` (shared keys), or all of them. */
+  const counts = (s: Subject, shared: boolean, isClean: boolean, now: number): [number, number] => {
+    const failures = store.count(K.failures(s), W, now);
+    const attempts = store.count(K.attempts(s), W, now);
+    if (!shared) return [failures, attempts];
+    const cf = store.count(K.cleanFailures(s), W, now);
+    const ca = store.count(K.cleanAttempts(s), W, now);
+    return isClean ? [cf, ca] : [Math.max(0, failures - cf), Math.max(0, attempts - ca)];
+  };
   const isLogin = (f: OutcomeContext) => f.routeClass === 'identity' && f.passwordHash !== '' && f.method === 'POST';
+  // failures per key: each kind's strongest, the engine keeps the strongest that may act (signal.ts)
+  const best = new Strongest();
   return {
     name: 'credential_stuffing',
     inspect(f, out) {
       if (!cfg.enabled || !isLogin(f)) return;
       const now = f.now;
       const monitor = observeOnly(cfg, f);
-      let best = 0;
-      let bestCode = '';
-      for (const [key, name, mult] of clientKeys(f)) {
-        const s = ramp(store.count(K.failures(key), W, now), cfg.failures_per_key * mult, cfg.failures_per_key_max * mult);
-        if (s > best) { best = s; bestCode = `cs.failure_rate.${name}`; }
+      best.reset();
+      // The route's failure share against what it learned outside spikes: the global alarm, and
+      // the prior every key's own share is judged against (rates.ts).
+      store.incr(K.globalAttempts, rule.windowMs, now);
+      const global = learnBaseline(store, GLOBAL, now, rule);
+      const prior = betaPrior(global.baseline, R.prior_weight);
+      const sharedPrior = betaPrior(global.baseline, R.shared_prior_weight);
+      const p = R.p_value;
+      const isClean = clean(f, now);
+      for (const [key, name, mult] of keysOf(f)) {
+        // the client key (address + browser build) is sliced too: behind a carrier NAT, many people
+        const shared = name === 'ip' || name === 'subnet';
+        const [failures, attempts] = counts(key, shared || name === 'client', isClean, now);
+        const s = shareEvidence(failures, attempts, shared ? sharedPrior : prior, { lo: cfg.failures_per_key * mult, hi: cfg.failures_per_key_max * mult, pValue: p });
+        best.offer(s, `cs.failure_rate.${name}`, name);
       }
       // One tool's failures across rotating IPs: the header set survives UA, IP and order rotation.
-      const toolAll = store.incr(K.attempts(subject.headerSet(f.headerSet)), W, now);
-      const toolFail = store.count(K.failures(subject.headerSet(f.headerSet)), W, now);
-      if (toolFail >= 0.5 * toolAll) {
-        const s = ramp(toolFail, cfg.failures_per_tool, cfg.failures_per_tool_max);
-        if (s > best) { best = s; bestCode = 'cs.failure_rate.tool'; }
+      const [toolFailures, toolAttempts] = counts(subject.headerSet(f.headerSet), true, isClean, now);
+      const s = shareEvidence(toolFailures, toolAttempts, sharedPrior, { lo: cfg.failures_per_tool, hi: cfg.failures_per_tool_max, pValue: p });
+      best.offer(s, 'cs.failure_rate.tool', 'tool');
+      best.emit(out, cfg.score, monitor, undefined, 'cs.failure_rate');
+      // The narrowest evidence a rotating crew leaves: its browser profile (session) or device
+      // failed on one account and names another (enumeration.ts keeps the accounts each named).
+      if (enumerationOn && cfg.account_hopping_score > 0 && f.identifierHash) {
+        const hop: [Subject, SignalSubject] | undefined = f.session ? [subject.session(f.session), 'session'] : f.device ? [subject.device(f.device), 'device'] : undefined;
+        if (hop && !oneAccount(hop[0], now) && store.count(K.failures(hop[0]), W, now) > 0) {
+          out.push(signal('cs.account_hopping', cfg.account_hopping_score, monitor, undefined, hop[1]));
+        }
       }
-      if (best > 0) out.push(signal(bestCode, cfg.score * best, monitor));
       // Spraying: challenge-strength alone, so an owner whose (weak) password is being sprayed
       // is challenged, not blocked; the sprayer's other signals make it a block.
-      const known = f.session !== '' || f.device !== '' || store.marked(K.loggedIn(f.client), now);
+      // A history: a session the site issued (provenance.ts), a device id, an earlier success.
+      const known = (f.session !== '' && sessionIssued(provenanceOn, store, f.session, now)) || f.device !== '' || store.marked(K.loggedIn(f.client), now);
       const spray = known ? 0 : ramp(store.countDistinct(K.passwordIdentifiers(f.passwordHash), W, now), cfg.identifiers_per_password, cfg.identifiers_per_password_max);
-      if (spray > 0) out.push(signal('cs.password_spray', cfg.spray_score, monitor));
+      if (spray > 0) out.push(signal('cs.password_spray', cfg.spray_score, monitor, undefined, 'password'));
 
       if (f.identifierHash && store.count(K.failures(subject.identifier(f.identifierHash)), W, now) >= cfg.failures_per_identifier && cfg.failures_per_identifier > 0) {
-        out.push(signal('cs.failure_rate.identifier', cfg.identifier_score, monitor));
+        out.push(signal('cs.failure_rate.identifier', cfg.identifier_score, monitor, undefined, 'identifier'));
       }
       if (f.identifierHash && !known && store.marked(enumerationKeys.enumerated(f.identifierHash), now)) {
-        out.push(signal('cs.enumerated_identifier', cfg.enumerated_identifier_score, monitor));
+        out.push(signal('cs.enumerated_identifier', cfg.enumerated_identifier_score, monitor, undefined, 'identifier'));
       }
       if (f.route.deprecated) out.push(signal('cs.deprecated_login', cfg.deprecated_login_score, monitor));
       if (f.automationClient) out.push(signal('cs.automation_client', cfg.automation_score, monitor));
       else if (f.browserMismatch) out.push(signal('cs.header_mismatch', cfg.mismatch_score, monitor));
-
-      const all = store.incr(K.globalAttempts, GLOBAL_WINDOW, now);
-      const share = store.count(K.globalFailures, GLOBAL_WINDOW, now) / Math.max(1, all);
-      const base = store.swap(K.globalBaseline, 0, now, DAY) ?? 0.15;
-      const spike = all >= 20 && share > cfg.global_spike_ratio * Math.max(0.05, base);
-      // The baseline learns only outside spikes, slowly, so an attack cannot teach it.
-      store.swap(K.globalBaseline, spike || all < 20 ? base : 0.99 * base + 0.01 * share, now, DAY);
       if (!known) {
         out.push(signal('cs.no_precursor', cfg.no_precursor_score, monitor));
-        if (spike) out.push(signal('cs.global_failure_spike', cfg.global_spike_score, monitor));
+        if (global.spike) out.push(signal('cs.global_failure_spike', cfg.global_spike_score, monitor, undefined, 'global'));
       }
     },
     observes: ['identity'],
     observe(o, f) {
-      if (!cfg.enabled || !f || !isLogin(f)) return;
-      if (!isLoginFailure(o)) {
-        if (o.status >= 200 && o.status < 300) store.mark(K.loggedIn(f.client), f.now, DAY);
+      // A challenged login never reached the site: neither an attempt nor a failure of its keys.
+      if (!cfg.enabled || !f || !isLogin(f) || o.action === 'CHALLENGE') return;
+      const keys = keysOf(f);
+      const tool = subject.headerSet(f.headerSet);
+      // the request's slice, as inspect saw it: before this outcome's failure counts
+      const isClean = clean(f, f.now);
+      const failed = isLoginFailure(o);
+      for (const [key, name] of keys) {
+        store.incr(K.attempts(key), W, f.now);
+        if (failed) store.incr(K.failures(key), W, f.now);
+        if (isClean && (name === 'ip' || name === 'subnet' || name === 'client')) {
+          store.incr(K.cleanAttempts(key), W, f.now);
+          if (failed) store.incr(K.cleanFailures(key), W, f.now);
+        }
+      }
+      store.incr(K.attempts(tool), W, f.now);
+      if (failed) store.incr(K.failures(tool), W, f.now);
+      if (isClean) {
+        store.incr(K.cleanAttempts(tool), W, f.now);
+        if (failed) store.incr(K.cleanFailures(tool), W, f.now);
+      }
+      if (!failed) {
+        if (o.status >= 200 && o.status < 300) store.mark(K.loggedIn(f.client), f.now, cfg.login_memory_s * 1000);
         return;
       }
-      for (const [key] of clientKeys(f)) store.incr(K.failures(key), W, f.now);
-      store.incr(K.failures(subject.headerSet(f.headerSet)), W, f.now);
       if (f.identifierHash) {
         store.incr(K.failures(subject.identifier(f.identifierHash)), W, f.now);
         store.addDistinct(K.passwordIdentifiers(f.passwordHash), hash32(f.identifierHash), W, f.now);
       }
-      store.incr(K.globalFailures, GLOBAL_WINDOW, f.now);
+      store.incr(K.globalFailures, rule.windowMs, f.now);
     },
   };
 };

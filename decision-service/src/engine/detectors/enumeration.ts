@@ -1,31 +1,54 @@
 // Account enumeration on identity routes (login, register, reset, SMS): many distinct
-// identifiers from one client, many "no such account" answers, walks through a block of phone
-// numbers across all clients (rotating proxies), and one tool's not-found answers across many
-// single-use IPs.
+// identifiers from one client, a high share of "no such account" answers (rates.ts), walks through
+// a block of phone numbers across all clients (rotating proxies), one tool's not-found answers
+// across many single-use IPs, and a route answering "no such account" far above its baseline (a
+// leaked list, wherever it comes from).
 
 import { hash32 } from '../../state/distinct.ts';
-import { isNotFound, observeOnly, ramp, signal, type DetectorFactory, type OutcomeContext } from '../signal.ts';
+import { isNotFound, observeOnly, ramp, signal, Strongest, type DetectorFactory, type OutcomeContext, type SignalSubject } from '../signal.ts';
+import { betaPrior, learnBaseline, shareEvidence, type BaselineRule } from '../rates.ts';
 import { enumerationKeys as K, subject, type Subject } from '../state-keys.ts';
+import { sessionIssued } from './provenance.ts';
 
 /**
  * Keys for distinct identifiers: one client (IP + fingerprint), device, session. Not the bare IP
  * or subnet: behind carrier NAT thousands of honest users share them.
  */
-function fanoutKeys(f: OutcomeContext): Array<[Subject, string, number]> {
-  const keys: Array<[Subject, string, number]> = [[subject.client(f.client), 'client', 1]];
+function fanoutKeys(f: OutcomeContext): Array<[Subject, SignalSubject, number]> {
+  const keys: Array<[Subject, SignalSubject, number]> = [[subject.client(f.client), 'client', 1]];
   if (f.device) keys.push([subject.device(f.device), 'device', 1]);
   if (f.session) keys.push([subject.session(f.session), 'session', 1]);
   return keys;
 }
 
 /** Keys for "no such account" answers: rare for humans, so shared addresses count too (higher bar). */
-function clientKeys(f: OutcomeContext): Array<[Subject, string, number]> {
-  return [...fanoutKeys(f), [subject.ip(f.ip), 'ip', 4], [subject.subnet(f.subnet), 'subnet', 8]];
+function clientKeys(f: OutcomeContext, ipMult: number, subnetMult: number): Array<[Subject, SignalSubject, number]> {
+  return [...fanoutKeys(f), [subject.ip(f.ip), 'ip', ipMult], [subject.subnet(f.subnet), 'subnet', subnetMult]];
+}
+
+/** The route's own answered requests, not-found answers and learned not-found share. */
+type RouteKeys = { readonly requests: string; readonly events: string; readonly baseline: string };
+/** Built once per route name (a handful), not per request. */
+const ROUTE_KEYS = new Map<string, RouteKeys>();
+
+function routeKeys(route: string): RouteKeys {
+  let k = ROUTE_KEYS.get(route);
+  if (!k) ROUTE_KEYS.set(route, (k = { requests: K.routeRequests(route), events: K.routeNotFound(route), baseline: K.routeBaseline(route) }));
+  return k;
 }
 
 export const enumeration: DetectorFactory = ({ policy, store }) => {
   const cfg = policy.doc.detectors.enumeration;
   const W = cfg.window_s * 1000;
+  const R = cfg.rate_model;
+  const rule: BaselineRule = {
+    windowMs: R.window_s * 1000, minRequests: R.min_requests, initial: R.baseline, floor: R.baseline_floor,
+    learningRate: R.learning_rate, learnBelowRatio: R.learn_below_ratio, spikeRatio: cfg.unknown_surge_ratio, rememberMs: R.remember_s * 1000,
+  };
+  const keysOf = (f: OutcomeContext) => clientKeys(f, cfg.ip_multiplier, cfg.subnet_multiplier);
+  const provenanceOn = policy.doc.detectors.provenance.enabled;
+  // each key kind's strongest evidence, the engine keeps the strongest that may act (signal.ts)
+  const best = new Strongest();
   return {
     name: 'enumeration',
     inspect(f, out) {
@@ -33,42 +56,69 @@ export const enumeration: DetectorFactory = ({ policy, store }) => {
       const now = f.now;
       const member = hash32(f.identifierHash);
       const monitor = observeOnly(cfg, f);
-      let best = 0;
-      let bestCode = '';
+      best.reset();
+      // Sessions and devices first: whether the request has a clean history of its own (an issued
+      // session or a device id that named no other account) picks the slice of its client key it
+      // is judged by. A client key (address + browser build) is many people behind a carrier NAT;
+      // a crew's browser profile going down its list fills the other slice.
+      let clean = f.device !== '' || (f.session !== '' && sessionIssued(provenanceOn, store, f.session, now));
       for (const [key, name, mult] of fanoutKeys(f)) {
+        if (name === 'client') continue;
         const ids = store.addDistinct(K.identifiers(key), member, W, now);
-        const s1 = ramp(ids, cfg.identifiers_per_key * mult, cfg.identifiers_per_key_max * mult);
-        if (s1 > best) { best = s1; bestCode = `enum.identifier_fanout.${name}`; }
+        if (ids > 1) clean = false;
+        best.offer(ramp(ids, cfg.identifiers_per_key * mult, cfg.identifiers_per_key_max * mult), `enum.identifier_fanout.${name}`, name);
       }
-      for (const [key, name, mult] of clientKeys(f)) {
-        const nf = store.count(K.notFound(key), W, now);
-        const s2 = ramp(nf, cfg.not_found_per_key * mult, cfg.not_found_per_key_max * mult);
-        if (s2 > best) { best = s2; bestCode = `enum.not_found.${name}`; }
+      const client = subject.client(f.client);
+      const all = store.addDistinct(K.identifiers(client), member, W, now);
+      const ids = clean ? store.addDistinct(K.cleanIdentifiers(client), member, W, now) : all;
+      best.offer(ramp(ids, cfg.identifiers_per_key, cfg.identifiers_per_key_max), 'enum.identifier_fanout.client', 'client');
+      // "No such account" shares per key, against the route's own learned share (rates.ts): a
+      // shared address of customers who know their accounts never fires; leaked lists, full of
+      // accounts that do not exist, do.
+      const route = learnBaseline(store, routeKeys(f.route.name), now, rule);
+      const prior = betaPrior(route.baseline, R.prior_weight);
+      const sharedPrior = betaPrior(route.baseline, R.shared_prior_weight);
+      for (const [key, name, mult] of keysOf(f)) {
+        const shared = name === 'ip' || name === 'subnet';
+        const s2 = shareEvidence(store.count(K.notFound(key), W, now), store.count(K.requests(key), W, now), shared ? sharedPrior : prior, { lo: cfg.not_found_per_key * mult, hi: cfg.not_found_per_key_max * mult, pValue: R.p_value });
+        best.offer(s2, `enum.not_found.${name}`, name);
       }
       // A tool's header set survives User-Agent, IP and header-order rotation.
-      const tpTotal = store.incr(K.requests(subject.headerSet(f.headerSet)), W, now);
-      const tpNf = store.count(K.notFound(subject.headerSet(f.headerSet)), W, now);
-      if (tpNf / Math.max(1, tpTotal) >= 0.5) {
-        const s = ramp(tpNf, cfg.not_found_per_toolprint, cfg.not_found_per_toolprint_max);
-        if (s > best) { best = s; bestCode = 'enum.not_found.toolprint'; }
-      }
+      const tool = subject.headerSet(f.headerSet);
+      const s = shareEvidence(store.count(K.notFound(tool), W, now), store.count(K.requests(tool), W, now), sharedPrior, { lo: cfg.not_found_per_toolprint, hi: cfg.not_found_per_toolprint_max, pValue: R.p_value });
+      best.offer(s, 'enum.not_found.toolprint', 'tool');
       if (f.phoneNumber >= 0) {
         const block = Math.floor(f.phoneNumber / cfg.block_size);
         const numbers = store.addDistinct(K.numberBlock(block), hash32(String(f.phoneNumber)), W, now);
         // A known client (session or device) is far less likely to be the walker.
-        const s = ramp(numbers, cfg.numbers_per_block, cfg.numbers_per_block_max) * (f.session || f.device ? 0.5 : 1);
-        if (s > best) { best = s; bestCode = 'enum.number_locality'; }
+        const s = ramp(numbers, cfg.numbers_per_block, cfg.numbers_per_block_max) * (f.session || f.device ? cfg.known_client_factor : 1);
+        best.offer(s, 'enum.number_locality', 'global');
       }
-      if (best > 0) {
-        out.push(signal(bestCode, cfg.score * best, monitor, cfg.cache));
+      if (best.max() > 0) {
+        best.emit(out, cfg.score, monitor, cfg.cache, 'enum');
         store.mark(K.enumerated(f.identifierHash), now, cfg.mark_identifiers_s * 1000);
+      }
+      // The route answers "no such account" far more than it learned to: a leaked list is being
+      // tried, from wherever. Only unproven requests pay (the engine drops global alarms for proven ones).
+      if (route.spike && cfg.unknown_surge_score > 0) {
+        out.push(signal('enum.unknown_identifier_surge', cfg.unknown_surge_score, monitor, undefined, 'global'));
       }
     },
     observes: ['identity'],
     observe(o, f) {
-      if (!cfg.enabled || !f || f.routeClass !== 'identity' || !isNotFound(o)) return;
-      for (const [key] of clientKeys(f)) store.incr(K.notFound(key), W, f.now);
-      store.incr(K.notFound(subject.headerSet(f.headerSet)), W, f.now);
+      // Blocked or challenged: the site never answered, so nothing was learned about the account.
+      if (!cfg.enabled || !f || f.routeClass !== 'identity' || !f.identifierHash || o.action === 'BLOCK' || o.action === 'CHALLENGE') return;
+      const nf = isNotFound(o);
+      const keys = keysOf(f);
+      const tool = subject.headerSet(f.headerSet);
+      for (const [key] of keys) store.incr(K.requests(key), W, f.now);
+      store.incr(K.requests(tool), W, f.now);
+      const route = routeKeys(f.route.name);
+      store.incr(route.requests, rule.windowMs, f.now);
+      if (!nf) return;
+      for (const [key] of keys) store.incr(K.notFound(key), W, f.now);
+      store.incr(K.notFound(tool), W, f.now);
+      store.incr(route.events, rule.windowMs, f.now);
     },
   };
 };

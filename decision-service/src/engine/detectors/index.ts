@@ -8,11 +8,14 @@ import { injection } from './injection.ts';
 import { internalRoute } from './internal-route.ts';
 import { missingCredentials } from './missing-credentials.ts';
 import { promoAbuse } from './promo-abuse.ts';
+import { provenance } from './provenance.ts';
 import { sensitivePath } from './sensitive-path.ts';
 import { shadowZombie } from './shadow-zombie.ts';
 import { traversal } from './traversal.ts';
 
 export const DETECTORS: readonly DetectorFactory[] = [
+  // first: records when sessions, devices and account tokens were first seen, which later ones read
+  provenance,
   sensitivePath,
   injection,
   internalRoute,

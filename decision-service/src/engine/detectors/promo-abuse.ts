@@ -1,42 +1,55 @@
-// Promo-abuse bots: claims per device / account / client / subnet, accounts per device, claims
-// that skip the flow's precursors (promo page, info call), automation clients and header sets
-// inconsistent with the claimed browser, machine-regular timing of the flow, and claims by
-// accounts created minutes ago from the same client (account farms).
+// Promo-abuse bots: claims per device / account, accounts per device, claims that skip the flow's
+// precursors (promo page, info call) or go through them hollow (seconds before the claim),
+// automation clients and header sets inconsistent with the claimed browser, machine-regular
+// timing of the flow, and the account / device graph of farms that rotate addresses: accounts
+// created minutes ago from the same client, device or session, account tokens whose first request
+// is the claim, devices first seen minutes before it (first sightings: provenance.ts).
 
 import { hash32 } from '../../state/distinct.ts';
-import { observeOnly, ramp, signal, type DetectorFactory, type OutcomeContext, type RequestFeatures } from '../signal.ts';
+import { observeOnly, ramp, signal, type DetectorFactory, type OutcomeContext, type RequestFeatures, type SignalSubject } from '../signal.ts';
 import { promoAbuseKeys as K, subject, type Subject } from '../state-keys.ts';
+import { firstSeen } from './provenance.ts';
 
-const PRECURSOR_TTL = 30 * 60_000;
-
-function precursorKeys(f: RequestFeatures): string[] {
-  const k = [K.precursorClient(f.client)];
-  if (f.session) k.push(K.precursorSession(f.session));
-  if (f.principal) k.push(K.precursorPrincipal(f.principal));
-  if (f.device) k.push(K.precursorDevice(f.device));
+/** The identities a promo page view and the claim after it share. */
+function precursorKeys(f: RequestFeatures): Subject[] {
+  const k = [subject.client(f.client)];
+  if (f.session) k.push(subject.session(f.session));
+  if (f.principal) k.push(subject.principal(f.principal));
+  if (f.device) k.push(subject.device(f.device));
   return k;
 }
 
-const FRESH_TTL = 30 * 60_000;
-
-/** Where a just-created account shows up next: the same client or device. */
-function freshKeys(f: OutcomeContext): string[] {
-  const k = [K.freshAccountClient(f.client)];
-  if (f.device) k.push(K.freshAccountDevice(f.device));
+/** Where a just-created account shows up next: the same client, device or session. */
+function freshKeys(f: OutcomeContext): Array<[Subject, SignalSubject]> {
+  const k: Array<[Subject, SignalSubject]> = [[subject.client(f.client), 'client']];
+  if (f.device) k.push([subject.device(f.device), 'device']);
+  if (f.session) k.push([subject.session(f.session), 'session']);
   return k;
 }
 
 export const promoAbuse: DetectorFactory = ({ policy, store }) => {
   const cfg = policy.doc.detectors.promo_abuse;
   const W = cfg.window_s * 1000;
+  const P = cfg.precursor_s * 1000;
+  const pagePattern = new RegExp(cfg.precursor_pattern, 'i');
+  const prov = policy.doc.detectors.provenance;
+  /** When the flow's precursor was last seen for `s` (undefined: not within precursor_s); reads without changing it. */
+  const lastPrecursor = (s: Subject, now: number): number | undefined => {
+    const key = K.precursor(s);
+    // a value needs a write to be read: 0 with a 1 ms life, put back at once with its own expiry
+    const t = store.swap(key, 0, now, 1);
+    if (t === undefined || t <= 0) return undefined;
+    store.swap(key, t, now, Math.max(1, t + P - now));
+    return t;
+  };
   return {
     name: 'promo_abuse',
     inspect(f, out) {
       if (!cfg.enabled) return;
       const now = f.now;
-      const isPage = f.req.method === 'GET' && (f.routeClass === 'promo' || (f.routeClass === 'public' && /promo/i.test(f.req.path)));
+      const isPage = f.req.method === 'GET' && (f.routeClass === 'promo' || (f.routeClass === 'public' && pagePattern.test(f.req.path)));
       if (isPage) {
-        for (const k of precursorKeys(f)) store.mark(k, now, PRECURSOR_TTL);
+        for (const k of precursorKeys(f)) store.swap(K.precursor(k), now, now, P);
         return;
       }
       if (f.routeClass !== 'promo' || f.req.method !== 'POST') return;
@@ -45,31 +58,45 @@ export const promoAbuse: DetectorFactory = ({ policy, store }) => {
       let bestCode = '';
       // Per device and account; not per address, not even address + browser: a managed office
       // puts hundreds of honest participants with identical browsers behind one IP.
-      const claimKeys: Array<[Subject, string, number]> = [];
-      if (f.device) claimKeys.push([subject.device(f.device), 'device', 1]);
-      if (f.principal) claimKeys.push([subject.principal(f.principal), 'account', 1]);
-      for (const [key, name, mult] of claimKeys) {
+      let bestSubject: SignalSubject = 'request';
+      const claimKeys: Array<[Subject, string, number, SignalSubject]> = [];
+      if (f.device) claimKeys.push([subject.device(f.device), 'device', 1, 'device']);
+      if (f.principal) claimKeys.push([subject.principal(f.principal), 'account', 1, 'principal']);
+      for (const [key, name, mult, about] of claimKeys) {
         const n = store.incr(K.claims(key), W, now);
         const s = ramp(n, cfg.claims_per_key * mult + 0.5, cfg.claims_per_key_max * mult);
-        if (s > best) { best = s; bestCode = `promo.claims.${name}`; }
+        if (s > best) { best = s; bestCode = `promo.claims.${name}`; bestSubject = about; }
       }
       if (f.device && f.principal) {
         const s = ramp(store.addDistinct(K.accountsPerDevice(f.device), hash32(f.principal), W, now), cfg.accounts_per_device + 0.5, cfg.accounts_per_device_max);
-        if (s > best) { best = s; bestCode = 'promo.accounts_per_device'; }
+        if (s > best) { best = s; bestCode = 'promo.accounts_per_device'; bestSubject = 'device'; }
       }
-      if (best > 0) out.push(signal(bestCode, cfg.score * best, monitor));
-      if (freshKeys(f).some((k) => store.marked(k, now))) out.push(signal('promo.fresh_account', cfg.fresh_account_score, monitor));
-      if (!precursorKeys(f).some((k) => store.marked(k, now))) out.push(signal('promo.no_precursor', cfg.no_precursor_score, monitor));
+      if (best > 0) out.push(signal(bestCode, cfg.score * best, monitor, undefined, bestSubject));
+      const fresh = freshKeys(f).find(([k]) => store.marked(K.freshAccount(k), now));
+      if (fresh) out.push(signal('promo.fresh_account', cfg.fresh_account_score, monitor, undefined, fresh[1]));
+      let precursorAt = -1;
+      for (const k of precursorKeys(f)) precursorAt = Math.max(precursorAt, lastPrecursor(k, now) ?? -1);
+      if (precursorAt < 0) out.push(signal('promo.no_precursor', cfg.no_precursor_score, monitor));
+      // Present but hollow: the page was fetched seconds before the claim, not read.
+      else if (now - precursorAt < cfg.hollow_precursor_s * 1000) out.push(signal('promo.hollow_precursor', cfg.hollow_precursor_score, monitor));
       if (f.automationClient) out.push(signal('promo.automation_client', cfg.automation_score, monitor));
       else if (f.browserMismatch) out.push(signal('promo.header_mismatch', cfg.mismatch_score, monitor));
       const t = store.arrival(K.claimArrivals(f.fingerprint), now);
-      if (t.n >= 4 && t.cv < 0.15) out.push(signal('promo.regular_timing', cfg.regular_timing_score, monitor));
+      if (t.n >= cfg.regular_min_claims && t.cv < cfg.regular_cv) out.push(signal('promo.regular_timing', cfg.regular_timing_score, monitor, undefined, 'fingerprint'));
+      // The account / device graph (provenance.ts keeps the first sightings; the claim itself
+      // is one, so a token first seen now did nothing between its login and the claim).
+      if (prov.enabled && f.principal && firstSeen(store, subject.principal(f.principal), now, prov.remember_s * 1000) === now) {
+        out.push(signal('promo.first_action_claim', cfg.first_action_claim_score, monitor, undefined, 'principal'));
+      }
+      if (prov.enabled && f.device && now - firstSeen(store, subject.device(f.device), now, prov.remember_s * 1000) < cfg.new_device_s * 1000) {
+        out.push(signal('promo.new_device', cfg.new_device_score, monitor, undefined, 'device'));
+      }
     },
     observes: ['identity'],
     observe(o, f) {
       // An identity route answering 201 created an account: remember the client that did it.
       if (!cfg.enabled || !f || f.routeClass !== 'identity' || o.status !== 201) return;
-      for (const k of freshKeys(f)) store.mark(k, f.now, FRESH_TTL);
+      for (const [k] of freshKeys(f)) store.mark(K.freshAccount(k), f.now, cfg.fresh_account_s * 1000);
     },
   };
 };

@@ -1,25 +1,48 @@
 // Data traversal (BOLA) on object routes: many distinct object ids per principal / client,
-// sequential walks through id space, and a high count of not-found / forbidden answers.
+// sequential walks through id space, a high share of not-found / forbidden answers (rates.ts), and
+// a surge of not-found answers to young principals (an account farm, each token under every bar).
 // Server-to-server integrations (API keys) read many objects by design: their thresholds are
 // `api_key_multiplier` times higher.
 
 import { hash32 } from '../../state/distinct.ts';
-import { observeOnly, ramp, signal, type DetectorFactory, type OutcomeContext } from '../signal.ts';
+import { observeOnly, ramp, signal, type DetectorFactory, type OutcomeContext, type SignalSubject } from '../signal.ts';
+import { betaPrior, learnBaseline, shareEvidence, type BaselineRule } from '../rates.ts';
 import { subject, traversalKeys as K, type Subject } from '../state-keys.ts';
+import { firstSeen } from './provenance.ts';
 
 // Keyed on who is authenticated, not where from: object routes need credentials, and behind
 // carrier NAT one IP (even one IP + browser) carries thousands of honest users.
-function keys(f: OutcomeContext, apiKeyMultiplier: number): Array<[Subject, string, number]> {
-  const k: Array<[Subject, string, number]> = [];
+function keys(f: OutcomeContext, apiKeyMultiplier: number): Array<[Subject, SignalSubject, number]> {
+  const k: Array<[Subject, SignalSubject, number]> = [];
   if (f.principal) k.push([subject.principal(f.principal), 'principal', f.apiKey ? apiKeyMultiplier : 1]);
   if (f.session) k.push([subject.session(f.session), 'session', 1]);
   if (f.device) k.push([subject.device(f.device), 'device', 1]);
   return k;
 }
 
+/** One object route's reads by young principals, their not-found answers and its learned share. */
+type RouteKeys = { readonly requests: string; readonly events: string; readonly baseline: string };
+/** Built once per route name (a handful), not per request. */
+const ROUTE_KEYS = new Map<string, RouteKeys>();
+
+function routeKeys(route: string): RouteKeys {
+  let k = ROUTE_KEYS.get(route);
+  if (!k) ROUTE_KEYS.set(route, (k = { requests: K.routeRequests(route), events: K.routeNotFound(route), baseline: K.routeBaseline(route) }));
+  return k;
+}
+
 export const traversal: DetectorFactory = ({ policy, store }) => {
   const cfg = policy.doc.detectors.traversal;
   const W = cfg.window_s * 1000;
+  const R = cfg.rate_model;
+  const rule: BaselineRule = {
+    windowMs: R.window_s * 1000, minRequests: R.min_requests, initial: R.baseline, floor: R.baseline_floor,
+    learningRate: R.learning_rate, learnBelowRatio: R.learn_below_ratio, spikeRatio: cfg.young_surge_ratio, rememberMs: R.remember_s * 1000,
+  };
+  const prov = policy.doc.detectors.provenance;
+  /** A principal first seen within `young_principal_s` (provenance.ts keeps first sightings): an account farm's fresh tokens. */
+  const young = (f: OutcomeContext): boolean =>
+    prov.enabled && f.principal !== '' && !f.apiKey && f.now - firstSeen(store, subject.principal(f.principal), f.now, prov.remember_s * 1000) < cfg.young_principal_s * 1000;
   return {
     name: 'traversal',
     inspect(f, out) {
@@ -28,27 +51,45 @@ export const traversal: DetectorFactory = ({ policy, store }) => {
       const member = hash32(`${f.route.name}/${f.objectId}`);
       let best = 0;
       let bestCode = '';
+      let bestSubject: SignalSubject = 'request';
+      // Not-found shares are judged against what young principals of this route get (rates.ts).
+      const route = learnBaseline(store, routeKeys(f.route.name), now, rule);
+      const prior = betaPrior(route.baseline, R.prior_weight);
       for (const [key, name, mult] of keys(f, cfg.api_key_multiplier)) {
         const s1 = ramp(store.addDistinct(K.objects(key), member, W, now), cfg.objects_per_key * mult, cfg.objects_per_key_max * mult);
-        if (s1 > best) { best = s1; bestCode = `bola.object_fanout.${name}`; }
+        if (s1 > best) { best = s1; bestCode = `bola.object_fanout.${name}`; bestSubject = name; }
         if (f.objectNumber >= 0) {
           const prev = store.swap(K.lastObject(key, f.route.name), f.objectNumber, now, W);
           const step = prev === undefined ? 0 : Math.abs(f.objectNumber - prev);
-          const run = step > 0 && step <= 2 ? (store.swap(K.sequentialRun(key), 0, now, W) ?? 0) + 1 : 0;
+          const run = step > 0 && step <= cfg.sequential_step ? (store.swap(K.sequentialRun(key), 0, now, W) ?? 0) + 1 : 0;
           store.swap(K.sequentialRun(key), run, now, W);
           const s2 = ramp(run, cfg.sequential_run * mult, cfg.sequential_run_max * mult);
-          if (s2 > best) { best = s2; bestCode = `bola.sequential_walk.${name}`; }
+          if (s2 > best) { best = s2; bestCode = `bola.sequential_walk.${name}`; bestSubject = name; }
         }
-        const s3 = ramp(store.count(K.notFound(key), W, now), cfg.not_found_per_key * mult, cfg.not_found_per_key_max * mult);
-        if (s3 > best) { best = s3; bestCode = `bola.not_found.${name}`; }
+        const s3 = shareEvidence(store.count(K.notFound(key), W, now), store.count(K.requests(key), W, now), prior, { lo: cfg.not_found_per_key * mult, hi: cfg.not_found_per_key_max * mult, pValue: R.p_value });
+        if (s3 > best) { best = s3; bestCode = `bola.not_found.${name}`; bestSubject = name; }
       }
-      if (best > 0) out.push(signal(bestCode, cfg.score * best, observeOnly(cfg, f), cfg.cache));
+      const monitor = observeOnly(cfg, f);
+      if (best > 0) out.push(signal(bestCode, cfg.score * best, monitor, cfg.cache, bestSubject));
+      // Young principals of this route get far more not-found answers than they learned to: an
+      // account farm guessing ids, each token below every per-key bar. Only young principals pay.
+      if (route.spike && cfg.young_surge_score > 0 && young(f)) {
+        out.push(signal('bola.young_not_found_surge', cfg.young_surge_score, monitor, undefined, 'global'));
+      }
     },
     observes: ['object'],
     observe(o, f) {
-      if (!cfg.enabled || !f || f.routeClass !== 'object') return;
-      if (o.status !== 404 && o.status !== 403) return;
-      for (const [key] of keys(f, cfg.api_key_multiplier)) store.incr(K.notFound(key), W, f.now);
+      // Blocked or challenged: the site never answered, so nothing was learned about the object.
+      if (!cfg.enabled || !f || f.routeClass !== 'object' || o.action === 'BLOCK' || o.action === 'CHALLENGE') return;
+      const nf = o.status === 404 || o.status === 403;
+      const ks = keys(f, cfg.api_key_multiplier);
+      for (const [key] of ks) store.incr(K.requests(key), W, f.now);
+      if (nf) for (const [key] of ks) store.incr(K.notFound(key), W, f.now);
+      if (young(f)) {
+        const route = routeKeys(f.route.name);
+        store.incr(route.requests, rule.windowMs, f.now);
+        if (nf) store.incr(route.events, rule.windowMs, f.now);
+      }
     },
   };
 };

@@ -1,0 +1,263 @@
+// Proven clients and the proven population behind each key (DESIGN §4, "Punish evidence, not
+// shared keys"; issue 14).
+//
+// A request is proven when it carries a session, principal or device with an earlier successful
+// login and no abuse since, a device first seen long enough ago with no abuse since, or a valid
+// clearance token. For every key many people may share (ip, subnet, ip + fingerprint, the header
+// set, the fingerprint) a windowed distinct sketch counts the proven clients seen behind it. The
+// engine reads both to decide how far each signal may act (`role`): evidence on the request and
+// its narrow keys acts fully; evidence on a shared key or a global alarm at most challenges an
+// unproven request and does not touch a proven one (a clearance, which only shows that a
+// challenge was paid, exempts from global alarms alone).
+//
+// All state is store state under provenKeys (marks and distinct sketches: Redis-mergeable).
+// A session, device or principal is one client: it never counts as shared, and the accounts seen
+// on one device are evidence (promo.accounts_per_device), not a population.
+
+import type { PolicyDoc } from '../config/policy-schema.ts';
+import { hash32 } from '../state/distinct.ts';
+import type { Store } from '../state/store.ts';
+import { isLoginFailure, type OutcomeContext, type RequestFeatures, type Signal } from './signal.ts';
+import { provenKeys as K, subject, type Subject } from './state-keys.ts';
+import type { DecideRequest, Outcome } from '../wire/schema.ts';
+
+type ProvenPolicy = PolicyDoc['proven'];
+
+/** What proved a request. */
+export const PROOF = { none: 0, login: 1, device: 2, clearance: 3 } as const;
+export type Proof = (typeof PROOF)[keyof typeof PROOF];
+
+/** How far a signal may act on the request (Collateral.role). */
+export const ROLE = {
+  /** Evidence on the request itself or a key only it carries: acts fully. */
+  own: 0,
+  /** Evidence on a key many people share (a shared address or /24, a browser build's header set
+   *  or fingerprint, a password): adds to the request's own evidence (from
+   *  `proven.shared_needs_own_score` up), never blocks alone. */
+  shared: 1,
+  /** A global alarm or an account under attack: raises scrutiny of unproven requests (challenges
+   *  alone), never blocks alone. */
+  alarm: 2,
+  /** Not this proven request's business: ignored. */
+  drop: 3,
+} as const;
+export type Role = (typeof ROLE)[keyof typeof ROLE];
+
+/** Whether a login request: the only requests whose proofs are bound to the account they name. */
+export function isLogin(f: OutcomeContext): boolean {
+  return f.routeClass === 'identity' && f.passwordHash !== '' && f.method === 'POST';
+}
+
+/** The request's narrow identities (session, device, principal) as store subjects, in that order. */
+function narrow(f: OutcomeContext, out: Subject[]): Subject[] {
+  out.length = 0;
+  if (f.session) out.push(subject.session(f.session));
+  if (f.device) out.push(subject.device(f.device));
+  if (f.principal) out.push(subject.principal(f.principal));
+  return out;
+}
+
+/** The proven client a request stands for in populations: its most stable narrow identity. */
+function memberOf(f: OutcomeContext): number {
+  return hash32(f.device || f.session || f.principal);
+}
+
+export class Proofs {
+  /** Scratch for narrow(): filled and read within one synchronous call. */
+  private readonly ids: Subject[] = [];
+
+  constructor(private readonly store: Store) {}
+
+  /**
+   * What proves this request (PROOF.none when nothing does). A proof by login or device also
+   * proves the request's other narrow identities from then on (the account token a proven
+   * session now carries), and counts the client in the populations of the request's keys.
+   */
+  of(f: RequestFeatures, req: DecideRequest, p: ProvenPolicy): Proof {
+    const store = this.store;
+    const now = f.now;
+    const login = isLogin(f) && f.identifierHash !== '';
+    const ids = narrow(f, this.ids);
+    let proof: Proof = PROOF.none;
+    let unproven = 0; // bit i: ids[i] carries no login proof of its own
+    for (let i = 0; i < ids.length; i++) {
+      const s = ids[i] as Subject;
+      // A login is proven only by identities that logged in to that same account before: a proven
+      // session that starts trying other accounts is unproven for those.
+      if (store.marked(login ? K.account(s, f.identifierHash) : K.loggedIn(s), now) && !store.marked(K.abuse(s), now)) proof = PROOF.login;
+      else unproven |= 1 << i;
+    }
+    if (proof === PROOF.none && f.device && p.device_clean_after_s > 0 && this.cleanDevice(f.device, now, p)) proof = PROOF.device;
+    if (proof !== PROOF.none) {
+      if (!login && unproven !== 0) {
+        for (let i = 0; i < ids.length; i++) if (unproven & (1 << i) && !store.marked(K.abuse(ids[i] as Subject), now)) store.mark(K.loggedIn(ids[i] as Subject), now, p.login_ttl_s * 1000);
+      }
+      this.count(f, p);
+      return proof;
+    }
+    return req.clearance === 'VALID' && p.clearance_proves ? PROOF.clearance : PROOF.none;
+  }
+
+  /** A device first seen at least `device_clean_after_s` ago, with no abuse since. */
+  private cleanDevice(device: string, now: number, p: ProvenPolicy): boolean {
+    const store = this.store;
+    if (!store.marked(K.deviceKnown(device), now)) {
+      store.mark(K.deviceKnown(device), now, p.device_memory_s * 1000);
+      store.mark(K.deviceYoung(device), now, p.device_clean_after_s * 1000);
+      return false;
+    }
+    return !store.marked(K.deviceYoung(device), now) && !store.marked(K.abuse(subject.device(device)), now);
+  }
+
+  /** Counts a proven client in the populations of the keys it was seen behind. */
+  private count(f: OutcomeContext, p: ProvenPolicy): void {
+    const store = this.store;
+    const W = p.population_window_s * 1000;
+    const m = memberOf(f);
+    store.addDistinct(K.population(subject.ip(f.ip)), m, W, f.now);
+    store.addDistinct(K.population(subject.subnet(f.subnet)), m, W, f.now);
+    store.addDistinct(K.population(subject.client(f.client)), m, W, f.now);
+    store.addDistinct(K.population(subject.fingerprint(f.fingerprint)), m, W, f.now);
+    if (f.headerSet) store.addDistinct(K.population(subject.headerSet(f.headerSet)), m, W, f.now);
+  }
+
+  /**
+   * An outcome: a successful login proves the login's session, device and principal (for that
+   * account, and in general) unless they are marked for abuse or the account is only minutes old
+   * (farms register, log in and claim within a minute), and counts the client.
+   */
+  observe(o: Outcome, f: OutcomeContext, p: ProvenPolicy): void {
+    if (f.routeClass !== 'identity' || o.status < 200 || o.status >= 300) return;
+    const store = this.store;
+    // 201 Created: an account was registered for this identifier (a signup carries a password
+    // too, but it proves nothing about who logs in to it next)
+    if (o.status === 201) {
+      if (f.identifierHash && p.young_account_s > 0) store.mark(K.youngAccount(f.identifierHash), f.now, p.young_account_s * 1000);
+      return;
+    }
+    if (!isLogin(f) || isLoginFailure(o) || (f.identifierHash && store.marked(K.youngAccount(f.identifierHash), f.now))) return;
+    const ids = narrow(f, this.ids);
+    let proved = false;
+    for (const s of ids) {
+      if (store.marked(K.abuse(s), f.now)) continue;
+      store.mark(K.loggedIn(s), f.now, p.login_ttl_s * 1000);
+      if (f.identifierHash) store.mark(K.account(s, f.identifierHash), f.now, p.login_ttl_s * 1000);
+      proved = true;
+    }
+    if (proved) this.count(f, p);
+  }
+
+  /** Abuse from this request: the proofs of its session, device and principal are void for a while. */
+  abused(f: OutcomeContext, p: ProvenPolicy): void {
+    for (const s of narrow(f, this.ids)) this.store.mark(K.abuse(s), f.now, p.abuse_ttl_s * 1000);
+  }
+
+  /** Proven clients seen behind one key within the population window. */
+  population(s: Subject, now: number, p: ProvenPolicy): number {
+    return this.store.countDistinct(K.population(s), p.population_window_s * 1000, now);
+  }
+}
+
+/**
+ * The roles of one decision's signals: reads each shareable key's population at most once (a
+ * per-decision memo, reset by begin(); the engine is synchronous, so one instance serves all).
+ */
+export class Collateral {
+  private f: RequestFeatures | undefined = undefined;
+  private proof: Proof = PROOF.none;
+  private p: ProvenPolicy | undefined = undefined;
+  private ipShared = -1;
+  private subnetShared = -1;
+  private clientShared = -1;
+  private toolShared = -1;
+  private fingerprintShared = -1;
+
+  constructor(private readonly proofs: Proofs) {}
+
+  begin(f: RequestFeatures, proof: Proof, p: ProvenPolicy): void {
+    this.f = f;
+    this.proof = proof;
+    this.p = p;
+    this.ipShared = -1;
+    this.subnetShared = -1;
+    this.clientShared = -1;
+    this.toolShared = -1;
+    this.fingerprintShared = -1;
+  }
+
+  role(s: Signal): Role {
+    switch (s.subject) {
+      case undefined:
+      case 'request':
+      case 'session':
+      case 'device':
+      case 'principal':
+        return ROLE.own;
+      case 'client':
+        if (this.clientShared < 0) this.clientShared = this.shared(subject.client(this.fx.client));
+        return this.clientShared ? this.sharedRole() : ROLE.own;
+      case 'ip':
+        if (this.ipShared < 0) this.ipShared = this.shared(subject.ip(this.fx.ip));
+        return this.ipShared ? this.sharedRole() : ROLE.own;
+      case 'subnet':
+        if (this.subnetShared < 0) this.subnetShared = this.shared(subject.subnet(this.fx.subnet));
+        return this.subnetShared ? this.sharedRole() : ROLE.own;
+      // A header set or browser build is never a key to act on alone: where proven clients share
+      // it, it counts only next to the request's own evidence; where none do (a tool's own
+      // headers), it raises scrutiny like an alarm.
+      case 'tool':
+        if (this.toolShared < 0) this.toolShared = this.shared(subject.headerSet(this.fx.headerSet));
+        return this.toolShared ? this.sharedRole() : this.alarmRole();
+      case 'fingerprint':
+        if (this.fingerprintShared < 0) this.fingerprintShared = this.shared(subject.fingerprint(this.fx.fingerprint));
+        return this.fingerprintShared ? this.sharedRole() : this.alarmRole();
+      case 'password':
+        return this.sharedRole();
+      case 'identifier':
+        return this.alarmRole();
+      case 'global':
+        return this.proof === PROOF.none ? ROLE.alarm : ROLE.drop;
+    }
+  }
+
+  /**
+   * Whether a signal acting in `role` may have its verdict cached at the gateway: evidence on the
+   * request and its own keys, or on a header set / build no proven client shares (a tool's own);
+   * never a global alarm, an account's protection or a key proven clients share.
+   */
+  cacheable(s: Signal, role: Role): boolean {
+    return role === ROLE.own || (role === ROLE.alarm && (s.subject === 'tool' || s.subject === 'fingerprint'));
+  }
+
+  /** Whether an ip / subnet key of this request is shared (for the gateway cache). */
+  sharedKey(type: 'ip' | 'subnet'): boolean {
+    if (type === 'ip') {
+      if (this.ipShared < 0) this.ipShared = this.shared(subject.ip(this.fx.ip));
+      return this.ipShared === 1;
+    }
+    if (this.subnetShared < 0) this.subnetShared = this.shared(subject.subnet(this.fx.subnet));
+    return this.subnetShared === 1;
+  }
+
+  private get fx(): RequestFeatures {
+    return this.f as RequestFeatures;
+  }
+
+  /**
+   * A client proven by login or device history is not answerable for shared keys; a clearance
+   * proves only that a challenge was paid, so shared evidence still asks one (and its difficulty
+   * rises with the score: the clearance must have paid that much, engine.ts).
+   */
+  private sharedRole(): Role {
+    return this.proof === PROOF.login || this.proof === PROOF.device ? ROLE.drop : ROLE.shared;
+  }
+
+  private alarmRole(): Role {
+    return this.proof === PROOF.login || this.proof === PROOF.device ? ROLE.drop : ROLE.alarm;
+  }
+
+  private shared(s: Subject): number {
+    const p = this.p as ProvenPolicy;
+    return this.proofs.population(s, (this.f as RequestFeatures).now, p) > p.shared_after ? 1 : 0;
+  }
+}

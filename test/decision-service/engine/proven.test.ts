@@ -1,0 +1,346 @@
+// Proven clients and collateral-aware enforcement (issue 14, DESIGN §4 "Punish evidence, not
+// shared keys"): for each rule, the attack it must still stop and the people it must not hurt.
+
+import t from 'tap';
+import { VirtualClock } from '../../../decision-service/src/engine/clock.ts';
+import { Engine } from '../../../decision-service/src/engine/engine.ts';
+import { extractFeatures } from '../../../decision-service/src/engine/features.ts';
+import { PROOF, Proofs } from '../../../decision-service/src/engine/proven.ts';
+import { MemoryStore } from '../../../decision-service/src/state/memory-store.ts';
+import type { Decision } from '../../../decision-service/src/engine/engine.ts';
+import type { Outcome } from '../../../decision-service/src/wire/schema.ts';
+import { BASE_ROUTES, policy, request } from '../../helpers/policy.ts';
+
+const KEY = Buffer.alloc(32, 3);
+/** One popular browser build: every customer of the office below sends exactly these headers. */
+const CHROME = {
+  user_agent: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36',
+  accept_language: 'en-US,en;q=0.9',
+  accept_encoding: 'gzip, deflate, br',
+  sec_ch_ua: '"Chromium";v="124", "Google Chrome";v="124"',
+  sec_fetch_mode: 'cors',
+  sec_fetch_site: 'same-origin',
+  header_names: ['host', 'user-agent', 'accept', 'accept-language', 'accept-encoding', 'sec-ch-ua', 'sec-fetch-mode', 'sec-fetch-site', 'content-type', 'cookie'],
+};
+const SCRIPT = { user_agent: 'python-requests/2.31', header_names: ['host', 'user-agent', 'accept-encoding', 'accept', 'connection', 'content-type'] };
+const ROUTES = [...BASE_ROUTES, { name: 'reset', class: 'identity' as const, methods: ['POST' as const], path: '/api/auth/password-reset' }, { name: 'register', class: 'identity' as const, methods: ['POST' as const], path: '/api/auth/register' }];
+const NAT = '203.0.113.10';
+
+function setup(overrides: Parameters<typeof policy>[0] = {}) {
+  const clock = new VirtualClock(1_763_800_000_000);
+  const p = policy({ routes: ROUTES, ...overrides });
+  const store = new MemoryStore({ maxKeys: 50_000 });
+  const engine = new Engine({ policy: p, store, clock, identifierKey: KEY });
+  let n = 0;
+  /** Decides, reports the upstream's answer (when given) and moves the clock on by `gapMs`. */
+  const send = (fields: Record<string, unknown>, status?: number, gapMs = 1000): Decision => {
+    const id = `r${++n}`;
+    const d = engine.decide(request({ request_id: id, ...fields }));
+    // a stopped request never reaches the site: the gateway answers it
+    const answered = d.action === 'BLOCK' ? 403 : d.action === 'CHALLENGE' ? 429 : status;
+    if (answered !== undefined) engine.observe({ request_id: id, status: answered, auth_result: '', action: d.action } as Outcome);
+    clock.advance(gapMs);
+    return d;
+  };
+  return { engine, clock, send, store, policy: p };
+}
+
+const session = (name: string) => ({ session_hash: Buffer.from(`session-${name}`) });
+const token = (name: string) => ({ token_hash: Buffer.from(`token-${name}`), has_authorization: true });
+const login = (identifier: string, pw: string, extra: Record<string, unknown> = {}) => ({
+  method: 'POST', path: '/api/auth/login', identifier, password_hash: Buffer.from(pw), ...extra,
+});
+const stopped = (d: Decision) => d.action === 'BLOCK' || d.action === 'CHALLENGE';
+/** A browser's first page: the site sets its session cookie there (provenance.ts: an issued session). */
+const home = (send: ReturnType<typeof setup>['send'], me: Record<string, unknown>) => send({ ...me, path: '/' }, 200, 2000);
+/** Deterministic irregular gaps: people are not metronomes. */
+const gap = (i: number) => 2000 + ((i * 7919) % 23) * 450;
+
+/** 40 customers, one office NAT address and one browser build; a quarter mistype once first. */
+function officeMorning(send: ReturnType<typeof setup>['send']) {
+  const all: Array<{ who: number; step: string; d: Decision }> = [];
+  for (let i = 0; i < 40; i++) {
+    const me = { client_ip: NAT, ...CHROME, ...session(`office-${i}`) };
+    const user = `user${i}@corp.example`;
+    all.push({ who: i, step: 'home', d: send({ ...me, path: '/' }, 200, gap(i)) });
+    if (i % 4 === 0) all.push({ who: i, step: 'typo', d: send({ ...me, ...login(user, 'wrong') }, 401, gap(i + 1)) });
+    all.push({ who: i, step: 'login', d: send({ ...me, ...login(user, 'right') }, 200, gap(i + 2)) });
+    all.push({ who: i, step: 'promo-info', d: send({ ...me, ...token(`office-${i}`), path: '/api/promo/info' }, 200, gap(i + 3)) });
+    all.push({ who: i, step: 'claim', d: send({ ...me, ...token(`office-${i}`), method: 'POST', path: '/api/promo/claim' }, 200, gap(i + 4)) });
+  }
+  return all;
+}
+
+t.test('40 customers behind one NAT address and one browser build, some with typos: none blocked, none challenged', async (t) => {
+  const { send } = setup();
+  const all = officeMorning(send);
+  t.same(all.filter((x) => x.d.action === 'BLOCK').map((x) => `${x.who}:${x.step}:${x.d.reasons}`), [], 'nobody blocked');
+  t.same(all.filter((x) => x.d.action === 'CHALLENGE').map((x) => `${x.who}:${x.step}:${x.d.reasons}`), [], 'nobody challenged');
+  t.notOk(all.some((x) => x.d.cache_key.startsWith('ip:') || x.d.cache_key.startsWith('subnet:')), 'the shared address is never a gateway cache key');
+});
+
+t.test('...the same office without the rules: its customers are stopped (what issue 14 reported)', async (t) => {
+  const { send } = setup({ proven: { enabled: false } });
+  const all = officeMorning(send);
+  t.ok(all.filter((x) => stopped(x.d)).length >= 10, `${all.filter((x) => stopped(x.d)).length} requests stopped`);
+});
+
+t.test('a stuffing crew on that same address, without logins of its own, is stopped; the customers are not', async (t) => {
+  const { send } = setup();
+  officeMorning(send);
+  let first = 0;
+  const crew: Decision[] = [];
+  for (let i = 0; i < 60; i++) {
+    const d = send({ client_ip: NAT, ...SCRIPT, ...login(`victim${i}@mail.example`, `leaked${i}`) }, i % 3 === 0 ? 404 : 401, 1500);
+    crew.push(d);
+    if (!first && stopped(d)) first = i + 1;
+  }
+  t.notOk(crew.some((d) => d.cache_key.startsWith('ip:') || d.cache_key.startsWith('subnet:')), 'never cached on the shared address');
+  t.ok(first > 0 && first <= 20, `stopped from request ${first}`);
+  t.ok(crew.slice(first).every(stopped), 'and every request after');
+  // a customer of the office, logged in earlier, carries on during the attack
+  const me = { client_ip: NAT, ...CHROME, ...session('office-7'), ...token('office-7') };
+  t.equal(send({ ...me, path: '/api/promo/info' }, 200).action, 'ALLOW');
+  t.equal(send({ ...me, ...login('user7@corp.example', 'right') }, 200).action, 'ALLOW', 'even a new login to their own account');
+  // a new colleague arriving now, with a session of their own: not answerable for the crew
+  const newcomer = { client_ip: NAT, ...CHROME, ...session('office-new') };
+  send({ ...newcomer, path: '/' }, 200, 5000);
+  const d = send({ ...newcomer, ...login('new@corp.example', 'right') }, 200);
+  t.not(d.action, 'BLOCK');
+  t.not(d.action, 'CHALLENGE', `the newcomer's login: ${d.reasons}`);
+});
+
+/** Failed logins from rotating addresses and tools, each password once: a global failure spike. */
+function spike(send: ReturnType<typeof setup>['send'], n = 80) {
+  for (let i = 0; i < n; i++) {
+    const tool = { ...CHROME, header_names: [...CHROME.header_names, `x-tool-${i}`] };
+    send({ client_ip: `198.51.${100 + (i % 50)}.${i % 200}`, ...tool, ...login(`spike${i}@mail.example`, `x${i}`) }, 401, 1000);
+  }
+}
+
+t.test('a proven session during a global login failure spike is not challenged; an unknown client is scrutinised', async (t) => {
+  const { send } = setup({ thresholds: { identity: { tag: 30, challenge: 40, block: 85 } } });
+  // the customer logged in yesterday's way: earlier today, successfully
+  const me = { client_ip: '192.0.2.44', ...CHROME, ...session('alice') };
+  send({ ...me, path: '/' }, 200);
+  send({ ...me, ...login('alice@mail.example', 'right') }, 200, 60_000);
+  for (let i = 0; i < 20; i++) {
+    const warm = { client_ip: `192.0.2.${i}`, ...CHROME, ...session(`warm${i}`) };
+    home(send, warm);
+    send({ ...warm, ...login(`warm${i}@mail.example`, 'right') }, 200, 3000);
+  }
+  spike(send);
+  const unknown = send({ client_ip: '192.0.2.99', ...CHROME, ...login('bob@mail.example', 'x') });
+  t.ok(unknown.reasons.includes('cs.global_failure_spike'), `the spike raises an unknown client's score: ${unknown.reasons}`);
+  t.equal(unknown.action, 'CHALLENGE', 'at most a challenge: the alarm is global, not evidence on the client');
+  const proven = send({ ...me, ...login('alice@mail.example', 'right') }, 200);
+  t.notOk(proven.reasons.includes('cs.global_failure_spike'), 'the proven session is exempt');
+  t.notOk(stopped(proven), `${proven.action} ${proven.reasons}`);
+});
+
+t.test('a phone-number walk raises scrutiny of unproven requests only', async (t) => {
+  const { send } = setup();
+  const me = { client_ip: '192.0.2.45', ...CHROME, ...session('carol') };
+  home(send, me);
+  send({ ...me, ...login('13800138999', 'right') }, 200);
+  for (let i = 0; i < 40; i++) send({ client_ip: `198.51.100.${i}`, ...SCRIPT, method: 'POST', path: '/api/auth/password-reset', identifier: `138001${String(38000 + i)}` }, 404, 500);
+  const walker = send({ client_ip: '198.51.100.201', ...CHROME, method: 'POST', path: '/api/auth/password-reset', identifier: '13800138077' }, 404);
+  t.ok(walker.reasons.includes('enum.number_locality'));
+  t.equal(walker.action, 'CHALLENGE', 'a global alarm alone challenges, never blocks');
+  t.equal(walker.cache_key, '');
+  const proven = send({ ...me, method: 'POST', path: '/api/auth/password-reset', identifier: '13800138999' }, 200);
+  t.notOk(proven.reasons.includes('enum.number_locality'), `the proven customer is exempt: ${proven.reasons}`);
+  t.equal(proven.action, 'ALLOW');
+});
+
+t.test('a header set shared by many proven browsers is never a block key; with the crew\'s own evidence it adds to a challenge', async (t) => {
+  const { send } = setup();
+  // 30 proven customers with the build, each from home
+  for (let i = 0; i < 30; i++) {
+    const me = { client_ip: `192.0.2.${i + 1}`, ...CHROME, ...session(`home-${i}`) };
+    send({ ...me, path: '/' }, 200, 2000);
+    send({ ...me, ...login(`home${i}@mail.example`, 'right') }, 200, gap(i));
+  }
+  // a crew copying the build exactly, one residential exit per attempt, no cookies
+  const crew: Decision[] = [];
+  for (let i = 0; i < 80; i++) crew.push(send({ client_ip: `100.64.${i >> 4}.${i + 1}`, ...CHROME, ...login(`leak${i}@mail.example`, `pw${i}`) }, 401, 2000));
+  const toolFired = crew.filter((d) => d.reasons.includes('cs.failure_rate.tool'));
+  t.ok(toolFired.length > 0, 'the header set\'s failure rate fires');
+  t.ok(toolFired.every((d) => d.action !== 'BLOCK'), 'never a block on the header set (and the crew\'s own evidence is weak)');
+  t.ok(toolFired.every((d) => d.action === 'CHALLENGE'), 'next to the crew\'s own evidence (no session, no history): challenged');
+  t.ok(crew.every((d) => d.cache_key === ''), 'never cached');
+  // the people with that build during the attack
+  const proven = send({ client_ip: '192.0.2.3', ...CHROME, ...session('home-2'), ...login('home2@mail.example', 'right') }, 200);
+  t.same([proven.action, proven.reasons], ['ALLOW', []], 'a proven customer: nothing');
+  const fresh = { client_ip: '192.0.2.200', ...CHROME, ...session('first-visit') };
+  send({ ...fresh, path: '/' }, 200, 3000);
+  const first = send({ ...fresh, ...login('newbie@mail.example', 'right') }, 200);
+  t.notOk(first.reasons.includes('cs.failure_rate.tool'), `an unproven customer with a session and no evidence of its own is not answerable for the build: ${first.reasons}`);
+  t.not(first.action, 'CHALLENGE');
+});
+
+t.test('with shared_needs_own_score 0, shared evidence alone challenges unproven requests, still never blocks', async (t) => {
+  const { send } = setup({ proven: { shared_needs_own_score: 0 } });
+  for (let i = 0; i < 10; i++) {
+    const me = { client_ip: `192.0.2.${i + 1}`, ...CHROME, ...session(`h${i}`) };
+    home(send, me);
+    send({ ...me, ...login(`h${i}@mail.example`, 'right') }, 200, 2000);
+  }
+  // a crew that loads the home page before each attempt: nothing of its own to show
+  const crew: Decision[] = [];
+  for (let i = 0; i < 80; i++) {
+    const c = { client_ip: `100.64.0.${i + 1}`, ...CHROME, ...session(`c${i}`) };
+    home(send, c);
+    crew.push(send({ ...c, ...login(`leak${i}@mail.example`, `pw${i}`) }, 401, 2000));
+  }
+  t.ok(crew.some((d) => d.action === 'CHALLENGE' && d.reasons.includes('cs.failure_rate.tool')));
+  t.notOk(crew.some((d) => d.action === 'BLOCK'));
+});
+
+t.test('an account under attack: unproven logins to it are challenged, the addresses are not blocked, its proven owner passes', async (t) => {
+  const { send } = setup();
+  const owner = { client_ip: '192.0.2.60', ...CHROME, ...session('dave') };
+  home(send, owner);
+  send({ ...owner, ...login('dave@mail.example', 'right') }, 200, 60_000);
+  // one try each from many addresses, all at dave's account, each after loading the home page
+  const guess = (i: number) => {
+    const g = { client_ip: `100.64.1.${i + 1}`, ...CHROME, ...session(`x${i}`) };
+    home(send, g);
+    return send({ ...g, ...login('dave@mail.example', `guess${i}`) }, 401, 3000);
+  };
+  for (let i = 0; i < 8; i++) guess(i);
+  const attacker = guess(99);
+  t.ok(attacker.reasons.includes('cs.failure_rate.identifier'));
+  t.equal(attacker.action, 'CHALLENGE');
+  t.equal(attacker.cache_key, '', 'nothing cached for the account\'s sake');
+  const d = send({ ...owner, ...login('dave@mail.example', 'right') }, 200);
+  t.notOk(d.reasons.includes('cs.failure_rate.identifier'), 'the owner\'s proven session is exempt');
+  t.notOk(stopped(d));
+  const other = send({ ...owner, ...login('eve@mail.example', 'x') }, 401);
+  t.notOk(other.reasons.includes('cs.failure_rate.identifier'), 'another account is not under attack');
+});
+
+t.test('the narrowest key: a shared address is never a gateway cache key, the session is', async (t) => {
+  const { send } = setup({ detectors: { sensitive_path: { cache: { key: 'ip', ttl_s: 300 }, cache_after: 2 } } });
+  const lone = () => send({ client_ip: '192.0.2.70', ...SCRIPT, path: '/.env' }, 404);
+  lone();
+  t.equal(lone().cache_key, 'ip:192.0.2.70', 'an address nobody proven uses: cached as the policy says');
+  for (let i = 0; i < 3; i++) {
+    const me = { client_ip: NAT, ...CHROME, ...session(`p${i}`) };
+    home(send, me);
+    send({ ...me, ...login(`p${i}@corp.example`, 'right') }, 200);
+  }
+  const probe = (i: number, extra: Record<string, unknown> = {}) => send({ client_ip: NAT, ...SCRIPT, path: `/.git/config${i}`, ...extra }, 404);
+  probe(1);
+  const d = probe(2);
+  t.equal(d.action, 'BLOCK', 'the probe itself is still blocked: the evidence is in the request');
+  t.equal(d.cache_key, '', 'but the address of three proven customers is not cached');
+  t.match(probe(3, session('scanner')).cache_key, /^session:/, 'the narrowest key the request carries instead');
+});
+
+t.test('abuse since: a proven session that starts walking other accounts\' objects loses its proof', async (t) => {
+  const { send, store, policy: p, clock } = setup();
+  const proofOf = (fields: Record<string, unknown>) => {
+    const req = request(fields);
+    return new Proofs(store).of(extractFeatures(req, p, clock.now(), KEY), req, p.doc.proven);
+  };
+  const me = { client_ip: '192.0.2.80', ...CHROME, ...session('mallory') };
+  home(send, me);
+  send({ ...me, ...login('mallory@mail.example', 'right') }, 200);
+  t.equal(proofOf({ ...me, ...token('mallory') }), PROOF.login, 'proven by its login');
+  let walked = false;
+  for (let i = 0; i < 60; i++) walked = send({ ...me, ...token('mallory'), path: `/api/orders/${10_000 + i}` }, 200, 500).action === 'BLOCK' || walked;
+  t.ok(walked, 'the walk is blocked: evidence on its own session and token');
+  t.equal(proofOf(me), PROOF.none, 'the session is no longer proven');
+  t.equal(proofOf(token('mallory')), PROOF.none, 'nor its token');
+  send({ ...me, ...login('mallory@mail.example', 'right') }, 200);
+  t.equal(proofOf(me), PROOF.none, 'and logging in again does not restore it while the abuse is remembered');
+});
+
+t.test('what proves a request (Proofs)', async (t) => {
+  const clock = new VirtualClock(1_763_800_000_000);
+  const p = policy({ routes: ROUTES, proven: { device_clean_after_s: 3600 } });
+  const pv = p.doc.proven;
+  const store = new MemoryStore({ maxKeys: 10_000 });
+  const proofs = new Proofs(store);
+  const features = (fields: Record<string, unknown>) => {
+    const req = request(fields);
+    return { f: extractFeatures(req, p, clock.now(), KEY), req };
+  };
+  const of = (fields: Record<string, unknown>) => {
+    const { f, req } = features(fields);
+    return proofs.of(f, req, pv);
+  };
+  const ok = (fields: Record<string, unknown>, status = 200) => proofs.observe({ status, auth_result: '' } as Outcome, features(fields).f, pv);
+
+  t.equal(of({ ...session('s1') }), PROOF.none, 'a session alone proves nothing');
+  ok({ ...session('s1'), ...login('a@x.example', 'pw') }, 401);
+  t.equal(of({ ...session('s1') }), PROOF.none, 'nor a failed login');
+  ok({ ...session('s1'), ...login('a@x.example', 'pw') });
+  t.equal(of({ ...session('s1') }), PROOF.login, 'a successful login proves its session');
+  t.equal(of({ ...session('s1'), ...token('t1') }), PROOF.login);
+  t.equal(of({ ...token('t1') }), PROOF.login, '...and the account token it carried since');
+  t.equal(of({ ...session('s1'), ...login('a@x.example', 'pw') }), PROOF.login, 'a new login to the same account');
+  t.equal(of({ ...session('s1'), ...login('b@x.example', 'pw') }), PROOF.none, 'not a login to another account');
+
+  ok({ ...session('s2'), method: 'POST', path: '/api/auth/register', identifier: 'farm1@x.example', password_hash: Buffer.from('p') }, 201);
+  ok({ ...session('s2'), ...login('farm1@x.example', 'p') });
+  t.equal(of({ ...session('s2') }), PROOF.none, 'a login to an account created minutes ago proves nothing');
+  clock.advance(pv.young_account_s * 1000 + 1);
+  ok({ ...session('s2'), ...login('farm1@x.example', 'p') });
+  t.equal(of({ ...session('s2') }), PROOF.login, '...once the account is older');
+
+  proofs.abused(features({ ...session('s1') }).f, pv);
+  t.equal(of({ ...session('s1') }), PROOF.none, 'abuse voids the proof');
+  ok({ ...session('s1'), ...login('a@x.example', 'pw') });
+  t.equal(of({ ...session('s1') }), PROOF.none, 'and a new login does not restore it while the abuse is remembered');
+
+  t.equal(of({ device_hash: Buffer.from('phone-1') }), PROOF.none, 'a device seen for the first time');
+  clock.advance(1800_000);
+  t.equal(of({ device_hash: Buffer.from('phone-1') }), PROOF.none, 'half an hour later');
+  clock.advance(1800_001);
+  t.equal(of({ device_hash: Buffer.from('phone-1') }), PROOF.device, 'an hour (device_clean_after_s) later, with no abuse: a clean history');
+
+  t.equal(of({ clearance: 'VALID', clearance_level: 16 }), PROOF.clearance, 'a valid clearance');
+  t.equal(of({ clearance: 'INVALID' }), PROOF.none);
+});
+
+t.test('populations: a key is shared once more than shared_after proven clients are seen behind it', async (t) => {
+  const { send } = setup({ proven: { shared_after: 3 }, detectors: { sensitive_path: { cache: { key: 'ip', ttl_s: 300 }, cache_after: 1 } } });
+  const probe = () => send({ client_ip: NAT, ...SCRIPT, path: '/.env' }, 404);
+  const customer = (i: number) => {
+    const me = { client_ip: NAT, ...CHROME, ...session(`q${i}`) };
+    home(send, me);
+    send({ ...me, ...login(`q${i}@corp.example`, 'right') }, 200);
+  };
+  for (let i = 0; i < 3; i++) customer(i);
+  t.equal(probe().cache_key, `ip:${NAT}`, 'three proven clients: not yet shared');
+  customer(3);
+  t.equal(probe().cache_key, '', 'four: shared');
+});
+
+t.test('a clearance exempts from global alarms only: shared evidence still asks a challenge it must have paid', async (t) => {
+  const { send } = setup();
+  for (let i = 0; i < 10; i++) {
+    const me = { client_ip: `192.0.2.${i + 1}`, ...CHROME, ...session(`h${i}`) };
+    home(send, me);
+    send({ ...me, ...login(`h${i}@mail.example`, 'right') }, 200, 2000);
+  }
+  spike(send);
+  for (let i = 0; i < 60; i++) send({ client_ip: `100.64.2.${i + 1}`, ...CHROME, ...login(`leak${i}@mail.example`, `pw${i}`) }, 401, 1000);
+  const plain = send({ client_ip: '100.64.9.9', ...CHROME, ...login('z@mail.example', 'x1') }, 401);
+  const cleared = send({ client_ip: '100.64.9.10', ...CHROME, clearance: 'VALID', clearance_level: 16, ...login('y@mail.example', 'x2') }, 401);
+  t.ok(plain.reasons.includes('cs.global_failure_spike') && plain.reasons.includes('cs.failure_rate.tool'), `uncleared: both (${plain.reasons})`);
+  t.notOk(cleared.reasons.includes('cs.global_failure_spike'), 'cleared: no global alarm');
+  t.ok(cleared.reasons.includes('cs.failure_rate.tool'), `cleared: the header set's evidence still counts (${cleared.reasons})`);
+});
+
+t.test('proven.enabled false: the detectors act on any key, as before issue 14', async (t) => {
+  const { send } = setup({ proven: { enabled: false }, detectors: { sensitive_path: { cache: { key: 'ip', ttl_s: 300 }, cache_after: 1 } } });
+  for (let i = 0; i < 3; i++) {
+    const me = { client_ip: NAT, ...CHROME, ...session(`q${i}`) };
+    home(send, me);
+    send({ ...me, ...login(`q${i}@corp.example`, 'right') }, 200);
+  }
+  t.equal(send({ client_ip: NAT, ...SCRIPT, path: '/.env' }, 404).cache_key, `ip:${NAT}`);
+});

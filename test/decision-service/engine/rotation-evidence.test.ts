@@ -1,0 +1,221 @@
+// Evidence that rotating addresses and copying browsers cannot hide (issue 14, point 4), and the
+// rate model on shared keys (point 3): each signal fires on its attack and stays quiet (or at
+// most tags) on the human look-alike.
+
+import t from 'tap';
+import { VirtualClock } from '../../../decision-service/src/engine/clock.ts';
+import { Engine } from '../../../decision-service/src/engine/engine.ts';
+import { MemoryStore } from '../../../decision-service/src/state/memory-store.ts';
+import type { Outcome } from '../../../decision-service/src/wire/schema.ts';
+import { BASE_ROUTES, policy, request } from '../../helpers/policy.ts';
+
+const CHROME = {
+  user_agent: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36',
+  accept_language: 'en-US,en;q=0.9',
+  sec_ch_ua: '"Chromium";v="120"',
+  sec_fetch_mode: 'cors',
+  header_names: ['host', 'user-agent', 'accept', 'accept-language', 'sec-ch-ua', 'sec-fetch-mode', 'content-type'],
+};
+const APP = { user_agent: 'ShopApp/5.2 (Android 14)', header_names: ['host', 'user-agent', 'accept', 'x-device-id', 'content-type'] };
+
+const ROUTES = [
+  ...BASE_ROUTES,
+  { name: 'register', class: 'identity' as const, methods: ['POST' as const], path: '/api/auth/register' },
+  { name: 'promo-page', class: 'public' as const, methods: ['GET' as const], path: '/promo' },
+  { name: 'profile', class: 'object' as const, methods: ['GET' as const], path: '/api/users/{id}/profile' },
+];
+
+function setup() {
+  const clock = new VirtualClock(1_763_800_000_000);
+  const engine = new Engine({ policy: policy({ routes: ROUTES }), store: new MemoryStore({ maxKeys: 50_000 }), clock, identifierKey: Buffer.alloc(32, 1) });
+  let n = 0;
+  /** Decides, reports the outcome (when a status is given), then lets `gapMs` pass. */
+  const send = (fields: Record<string, unknown>, status?: number, gapMs = 1000) => {
+    const id = `r${++n}`;
+    const d = engine.decide(request({ request_id: id, ...fields }));
+    if (status !== undefined) engine.observe({ request_id: id, status, auth_result: '', action: d.action } as Outcome);
+    clock.advance(gapMs);
+    return d;
+  };
+  return { clock, send };
+}
+
+const login = (identifier: string, pw: string) => ({ method: 'POST', path: '/api/auth/login', identifier, password_hash: Buffer.from(pw) });
+const stopped = (a: string) => a === 'CHALLENGE' || a === 'BLOCK';
+
+t.test('session.never_issued: a made-up session cookie posted straight away', async (t) => {
+  const { send } = setup();
+  const bot = send({ ...CHROME, client_ip: '203.0.113.10', session_hash: Buffer.from('forged-1'), ...login('alice', 'x') }, 401);
+  t.ok(bot.reasons.includes('session.never_issued'), `bot: ${bot.reasons.join(',')}`);
+  t.ok(bot.reasons.includes('cs.no_precursor'), 'a forged cookie is no history');
+  const again = send({ ...CHROME, client_ip: '203.0.113.11', session_hash: Buffer.from('forged-1'), ...login('bob', 'y') }, 401);
+  t.ok(again.reasons.includes('session.never_issued'), 'stays unissued on the next attempt');
+
+  // the person: loads the page (which sets the cookie), then logs in with it
+  send({ ...CHROME, client_ip: '192.0.2.10' });
+  const human = send({ ...CHROME, client_ip: '192.0.2.10', session_hash: Buffer.from('real-1'), ...login('carol', 'right') }, 200);
+  t.notOk(human.reasons.includes('session.never_issued'), `human: ${human.reasons.join(',')}`);
+  t.equal(human.action, 'ALLOW');
+  // a returning person: the old cookie comes with the page; later the phone hops to another address
+  send({ ...CHROME, client_ip: '192.0.2.20', session_hash: Buffer.from('old-1') });
+  const hopped = send({ ...CHROME, client_ip: '100.64.9.9', session_hash: Buffer.from('old-1'), ...login('dave', 'right') }, 200);
+  t.notOk(hopped.reasons.includes('session.never_issued'), 'a session the site served a page to is issued wherever it goes');
+  // the look-alike that does fire: a cookie-less page load long ago, a login much later — at most a tag
+  const late = send({ ...CHROME, client_ip: '192.0.2.30', session_hash: Buffer.from('late-1'), ...login('erin', 'right') }, 200);
+  t.notOk(stopped(late.action), `never stopped by it alone: ${late.action} ${late.reasons.join(',')}`);
+});
+
+t.test('promo: hollow precursors, first action claim, devices first seen at the sale, fresh account by session', async (t) => {
+  const { send, clock } = setup();
+  // a farm account: register + login with a fresh device and cookie, page and info, claim within a second
+  const dev = { ...APP, client_ip: '198.18.0.7', device_hash: Buffer.from('dev-new'), session_hash: Buffer.from('farm-s') };
+  send({ ...dev, method: 'POST', path: '/api/auth/register', identifier: '13900000001', password_hash: Buffer.from('p') }, 201);
+  send({ ...dev, ...login('13900000001', 'p') }, 200);
+  send({ ...dev, path: '/api/promo/info' }, 200, 400);
+  const claim = send({ ...dev, client_ip: '198.18.0.8', method: 'POST', path: '/api/promo/claim', has_authorization: true, token_hash: Buffer.from('farm-token') });
+  for (const code of ['promo.hollow_precursor', 'promo.first_action_claim', 'promo.new_device', 'promo.fresh_account']) {
+    t.ok(claim.reasons.includes(code), `${code} in ${claim.reasons.join(',')}`);
+  }
+  t.ok(stopped(claim.action), `the farm claim is stopped: ${claim.action}`);
+
+  // a customer on the app: device from last week, reads the account, then the offer, claims after reading
+  const app = { ...APP, client_ip: '100.64.1.1', device_hash: Buffer.from('dev-old') };
+  send({ ...app, path: '/api/promo/info' });
+  clock.advance(7 * 86_400_000 - 3_600_000);
+  send({ ...app, path: '/api/promo/info' });
+  send({ ...app, ...login('13800000002', 'right') }, 200, 3000);
+  send({ ...app, path: '/api/users/42/profile', has_authorization: true, token_hash: Buffer.from('cust-token') }, 200, 20_000);
+  send({ ...app, path: '/api/promo/info', has_authorization: true, token_hash: Buffer.from('cust-token') }, 200, 9000);
+  const human = send({ ...app, method: 'POST', path: '/api/promo/claim', has_authorization: true, token_hash: Buffer.from('cust-token') });
+  for (const code of ['promo.hollow_precursor', 'promo.first_action_claim', 'promo.new_device', 'promo.fresh_account']) t.notOk(human.reasons.includes(code), `human: no ${code}`);
+  t.equal(human.action, 'ALLOW', human.reasons.join(','));
+
+  // look-alikes that do fire, never enough alone: a person who installed the app for the sale and
+  // claims right after logging in on the promo screen
+  const fresh = { ...APP, client_ip: '100.64.1.2', device_hash: Buffer.from('dev-installed-today') };
+  send({ ...fresh, path: '/api/promo/info' }, 200, 30_000);
+  send({ ...fresh, ...login('13800000003', 'right') }, 200, 8000);
+  const eager = send({ ...fresh, method: 'POST', path: '/api/promo/claim', has_authorization: true, token_hash: Buffer.from('eager-token') });
+  t.ok(eager.reasons.includes('promo.first_action_claim') && eager.reasons.includes('promo.new_device'), eager.reasons.join(','));
+  t.notOk(stopped(eager.action), `the eager customer is not stopped: ${eager.action} ${eager.score}`);
+});
+
+t.test('enum.unknown_identifier_surge: a leaked list over single-use addresses and a real browser', async (t) => {
+  const { send } = setup();
+  // a normal hour: people log in to accounts that exist, some mistype the password
+  for (let i = 0; i < 60; i++) {
+    send({ ...CHROME, client_ip: `192.0.${i}.1` });
+    const d = send({ ...CHROME, client_ip: `192.0.${i}.1`, session_hash: Buffer.from(`h${i}`), ...login(`user${i}`, 'pw') }, i % 7 === 0 ? 401 : 200, 20_000);
+    t.notOk(d.reasons.includes('enum.unknown_identifier_surge'), `quiet hour ${i}`);
+  }
+  // the crew: every attempt from a new address, the home page first, 70% of the names do not exist
+  let first = 0;
+  for (let i = 0; i < 80; i++) {
+    const ip = `198.51.${100 + (i % 50)}.${i}`;
+    send({ ...CHROME, client_ip: ip }, undefined, 500);
+    const d = send({ ...CHROME, client_ip: ip, session_hash: Buffer.from(`c${i}`), ...login(`leaked${i}`, 'x') }, i % 10 < 7 ? 404 : 401, 1500);
+    if (!first && d.reasons.includes('enum.unknown_identifier_surge')) first = i + 1;
+  }
+  t.ok(first > 0 && first <= 40, `the surge is seen at attempt ${first}`);
+});
+
+t.test('bola.young_not_found_surge: an account farm, each token reading a few random ids', async (t) => {
+  const { send } = setup();
+  // customers: a token from yesterday reading its own orders all along
+  const old = { ...CHROME, client_ip: '192.0.2.50', has_authorization: true, token_hash: Buffer.from('old-token') };
+  send({ ...old, path: '/api/orders/500100' }, 200, 86_400_000);
+  // young customers: log in, read their own orders
+  for (let i = 0; i < 30; i++) {
+    const c = { ...CHROME, client_ip: `192.0.3.${i}`, has_authorization: true, token_hash: Buffer.from(`young-${i}`) };
+    for (const o of [500200 + 3 * i, 500201 + 3 * i]) {
+      const d = send({ ...c, path: `/api/orders/${o}` }, 200, 3000);
+      t.notOk(d.reasons.includes('bola.young_not_found_surge'), `young customer ${i}`);
+    }
+  }
+  // the farm: 40 fresh tokens, each reading six random ids, most of which do not exist
+  let first = 0;
+  for (let a = 0; a < 40; a++) {
+    const c = { ...CHROME, client_ip: `198.18.${a}.9`, has_authorization: true, token_hash: Buffer.from(`farm-${a}`) };
+    for (let k = 0; k < 6; k++) {
+      const d = send({ ...c, path: `/api/orders/${900000 + a * 97 + k * 13}` }, (a + k) % 4 === 0 ? 200 : 404, 500);
+      if (!first && d.reasons.includes('bola.young_not_found_surge')) first = a * 6 + k + 1;
+    }
+  }
+  t.ok(first > 0 && first <= 60, `the surge is seen at read ${first}`);
+  // during the surge: the customer whose token is a day old reads an order that is gone
+  const d = send({ ...old, path: '/api/orders/123' }, 404);
+  t.notOk(d.reasons.includes('bola.young_not_found_surge'), 'an old token is not young');
+});
+
+t.test('rate model: a carrier address with customers at the usual typo rate vs a crew on it', async (t) => {
+  const { send } = setup();
+  // 200 customers behind one address, each with their own phone (one app build), 15% mistype once
+  let flagged = 0;
+  for (let i = 0; i < 200; i++) {
+    const c = { ...APP, client_ip: '100.64.0.1', device_hash: Buffer.from(`phone-${i}`) };
+    if (i % 7 === 0) send({ ...c, ...login(`cust${i}`, 'typo') }, 401, 500);
+    const d = send({ ...c, ...login(`cust${i}`, 'right') }, 200, 1500);
+    if (d.reasons.some((r) => r.startsWith('cs.failure_rate.ip') || r.startsWith('cs.failure_rate.subnet'))) flagged++;
+  }
+  t.equal(flagged, 0, 'the shared address never fires');
+  // a crew from the same address: 90% failures
+  let fired = 0;
+  for (let i = 0; i < 120; i++) {
+    const d = send({ ...APP, user_agent: 'okhttp/4.9.0', client_ip: '100.64.0.1', ...login(`victim${i}`, 'leak') }, i % 10 === 0 ? 200 : 401, 500);
+    if (d.reasons.some((r) => r.startsWith('cs.failure_rate'))) fired++;
+  }
+  t.ok(fired > 60, `the crew's failure share fires (${fired} of 120)`);
+});
+
+t.test('cs.account_hopping: a browser profile that fails on one account and moves down its list', async (t) => {
+  const { send } = setup();
+  // the crew's worker: loads the page, then one account after another with the same cookie, each from a new exit
+  send({ ...CHROME, client_ip: '198.51.100.1' });
+  const first = send({ ...CHROME, client_ip: '198.51.100.1', session_hash: Buffer.from('w1'), ...login('leak-a', 'x') }, 401);
+  t.notOk(first.reasons.includes('cs.account_hopping'), 'the first attempt is a person\'s first attempt');
+  const second = send({ ...CHROME, client_ip: '198.51.101.2', session_hash: Buffer.from('w1'), ...login('leak-b', 'x') }, 401);
+  t.ok(second.reasons.includes('cs.account_hopping'), `second account: ${second.reasons.join(',')}`);
+  // a person retrying their own account, typos and all
+  send({ ...CHROME, client_ip: '192.0.2.60' });
+  for (const pw of ['Typo1', 'typo2', 'right']) {
+    const d = send({ ...CHROME, client_ip: '192.0.2.60', session_hash: Buffer.from('p1'), ...login('frank', pw) }, pw === 'right' ? 200 : 401);
+    t.notOk(d.reasons.includes('cs.account_hopping'), `retry ${pw}`);
+  }
+  // a family on one laptop: one account, then the other, no failure
+  send({ ...CHROME, client_ip: '192.0.2.61' });
+  send({ ...CHROME, client_ip: '192.0.2.61', session_hash: Buffer.from('fam'), ...login('gina', 'right') }, 200);
+  const other = send({ ...CHROME, client_ip: '192.0.2.61', session_hash: Buffer.from('fam'), ...login('hugo', 'right') }, 200);
+  t.notOk(other.reasons.includes('cs.account_hopping'), 'two accounts without a failure');
+  // the same family with a typo first: the look-alike that fires, never stopped by it
+  const typo = send({ ...CHROME, client_ip: '192.0.2.61', session_hash: Buffer.from('fam2'), ...login('gina', 'wrong') }, 401);
+  t.notOk(typo.reasons.includes('cs.account_hopping'));
+  const hop = send({ ...CHROME, client_ip: '192.0.2.61', session_hash: Buffer.from('fam2'), ...login('hugo', 'right') }, 200);
+  t.ok(hop.reasons.includes('cs.account_hopping'));
+  t.notOk(stopped(hop.action), `at most a tag alone: ${hop.action} ${hop.reasons.join(',')}`);
+});
+
+t.test('a crew at a carrier address with the carrier\'s popular build: its customers are judged by their own slice', async (t) => {
+  const { send } = setup();
+  const SAFARI = { user_agent: 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1', accept_language: 'en-US', header_names: ['host', 'user-agent', 'accept', 'accept-language', 'content-type', 'cookie'] };
+  const ip = '100.64.7.7';
+  let humansStopped = 0;
+  let crewStopped = 0;
+  for (let i = 0; i < 60; i++) {
+    // the crew: one cookie per worker, each worker going down the list (page first, like a person)
+    const w = i % 3;
+    if (i < 3) send({ ...SAFARI, client_ip: ip });
+    const c = send({ ...SAFARI, client_ip: ip, session_hash: Buffer.from(`crew-${w}`), ...login(`leak${i}`, 'x') }, 401, 200);
+    if (i >= 20 && stopped(c.action)) crewStopped++;
+    // a customer now and then: the page, a typo, the right password
+    if (i % 4 === 0) {
+      send({ ...SAFARI, client_ip: ip }, undefined, 200);
+      const s = { ...SAFARI, client_ip: ip, session_hash: Buffer.from(`cust-${i}`) };
+      const a = send({ ...s, ...login(`cust${i}`, 'typo') }, 401, 300);
+      const b = send({ ...s, ...login(`cust${i}`, 'right') }, 200, 300);
+      if (stopped(a.action)) humansStopped++;
+      if (stopped(b.action)) humansStopped++;
+    }
+  }
+  t.equal(humansStopped, 0, 'no customer stopped');
+  t.ok(crewStopped >= 30, `the crew is stopped (${crewStopped} of its last 40)`);
+});
