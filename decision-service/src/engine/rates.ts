@@ -110,6 +110,23 @@ export function shareEvidence(events: number, trials: number, prior: BetaPrior, 
   return r * excessShare(events, n, prior.mean);
 }
 
+/** A route's store keys for learnBaseline: answered requests, counted events, learned share. */
+export interface RouteKeys { readonly requests: string; readonly events: string; readonly baseline: string }
+
+/** routeKeys(route) for one detector's key family, built once per route name (a handful), not per request. */
+export function routeKeyMemo(keys: {
+  routeRequests(route: string): string;
+  routeNotFound(route: string): string;
+  routeBaseline(route: string): string;
+}): (route: string) => RouteKeys {
+  const memo = new Map<string, RouteKeys>();
+  return (route) => {
+    let k = memo.get(route);
+    if (!k) memo.set(route, (k = { requests: keys.routeRequests(route), events: keys.routeNotFound(route), baseline: keys.routeBaseline(route) }));
+    return k;
+  };
+}
+
 /** A route's learned share (login failures, not-found answers) and what counts as a spike of it. */
 export interface BaselineRule {
   /** The recent window the route's share is measured over (ms). */

@@ -6,7 +6,7 @@
 
 import { hash32 } from '../../state/distinct.ts';
 import { isNotFound, observeOnly, ramp, signal, Strongest, type DetectorFactory, type OutcomeContext, type SignalSubject } from '../signal.ts';
-import { betaPrior, learnBaseline, shareEvidence, type BaselineRule } from '../rates.ts';
+import { betaPrior, learnBaseline, routeKeyMemo, shareEvidence, type BaselineRule } from '../rates.ts';
 import { enumerationKeys as K, subject, type Subject } from '../state-keys.ts';
 import { sessionIssued } from './provenance.ts';
 
@@ -27,15 +27,7 @@ function clientKeys(f: OutcomeContext, ipMult: number, subnetMult: number): Arra
 }
 
 /** The route's own answered requests, not-found answers and learned not-found share. */
-type RouteKeys = { readonly requests: string; readonly events: string; readonly baseline: string };
-/** Built once per route name (a handful), not per request. */
-const ROUTE_KEYS = new Map<string, RouteKeys>();
-
-function routeKeys(route: string): RouteKeys {
-  let k = ROUTE_KEYS.get(route);
-  if (!k) ROUTE_KEYS.set(route, (k = { requests: K.routeRequests(route), events: K.routeNotFound(route), baseline: K.routeBaseline(route) }));
-  return k;
-}
+const routeKeys = routeKeyMemo(K);
 
 export const enumeration: DetectorFactory = ({ policy, store }) => {
   const cfg = policy.doc.detectors.enumeration;

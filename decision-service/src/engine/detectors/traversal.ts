@@ -6,7 +6,7 @@
 
 import { hash32 } from '../../state/distinct.ts';
 import { observeOnly, ramp, signal, type DetectorFactory, type OutcomeContext, type SignalSubject } from '../signal.ts';
-import { betaPrior, learnBaseline, shareEvidence, type BaselineRule } from '../rates.ts';
+import { betaPrior, learnBaseline, routeKeyMemo, shareEvidence, type BaselineRule } from '../rates.ts';
 import { subject, traversalKeys as K, type Subject } from '../state-keys.ts';
 import { firstSeen } from './provenance.ts';
 
@@ -21,15 +21,7 @@ function keys(f: OutcomeContext, apiKeyMultiplier: number): Array<[Subject, Sign
 }
 
 /** One object route's reads by young principals, their not-found answers and its learned share. */
-type RouteKeys = { readonly requests: string; readonly events: string; readonly baseline: string };
-/** Built once per route name (a handful), not per request. */
-const ROUTE_KEYS = new Map<string, RouteKeys>();
-
-function routeKeys(route: string): RouteKeys {
-  let k = ROUTE_KEYS.get(route);
-  if (!k) ROUTE_KEYS.set(route, (k = { requests: K.routeRequests(route), events: K.routeNotFound(route), baseline: K.routeBaseline(route) }));
-  return k;
-}
+const routeKeys = routeKeyMemo(K);
 
 export const traversal: DetectorFactory = ({ policy, store }) => {
   const cfg = policy.doc.detectors.traversal;
