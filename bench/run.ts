@@ -186,7 +186,7 @@ async function main(): Promise<void> {
 
     // ---- latency under load: constant rates at shares of the plain proxy's saturation
     const plainRps = results.proxy.summary.find((s) => s.id === PLAIN)?.rps ?? Number.NaN;
-    const loadCases = runnable.filter((c) => c.underLoad && (!args.quick || c.id === PLAIN || c.id === 'inline' || c.id === 'inline-mux'));
+    const loadCases = runnable.filter((c) => c.underLoad && (!args.quick || c.id === PLAIN || c.id === 'inline' || c.id === 'inline-pool'));
     if (Number.isFinite(plainRps) && loadCases.length) {
       const shares = [0.25, 0.5, 0.75];
       const byCase = new Map<string, WrkResult[]>();

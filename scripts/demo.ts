@@ -33,6 +33,7 @@ import { startRedis } from './lib/redis-server.ts';
 const PORT = Number(process.env.VERDICT_DEMO_PORT ?? 8080);
 const SHOP_PORT = Number(process.env.DEMO_SHOP_PORT ?? 8081);
 const SERVICE_PORT = Number(process.env.VERDICT_DEMO_SERVICE_PORT ?? 9400);
+const FRAME_PORT = Number(process.env.VERDICT_DEMO_FRAME_PORT ?? SERVICE_PORT + 1);
 const METRICS_PORT = Number(process.env.VERDICT_DEMO_METRICS_PORT ?? 9145);
 
 // One key for the demo's lifetime, so identifier hashes stay stable across service restarts.
@@ -64,6 +65,8 @@ function startService(): ChildProcess {
     VERDICT_IDENTIFIER_KEY: IDENTIFIER_KEY,
     VERDICT_GATEWAY_SECRET_FILE: SECRET_FILE,
     VERDICT_LISTEN: `127.0.0.1:${SERVICE_PORT}`,
+    // the gateway's decide calls: the framed transport, multiplexed (transport "auto" = mux)
+    VERDICT_FRAME_LISTEN: `127.0.0.1:${FRAME_PORT}`,
     VERDICT_LOG_LEVEL: process.env.VERDICT_LOG_LEVEL ?? 'warn',
   }, INHERIT).child;
 }
@@ -71,15 +74,15 @@ function startService(): ChildProcess {
 async function main(): Promise<void> {
   const shop = await startShop({ port: SHOP_PORT, host: '127.0.0.1' });
   let service: ChildProcess | undefined = startService();
-  await waitForPort(SERVICE_PORT, 15_000);
-  const nginx = await startNginx({ listenPort: PORT, upstream: `127.0.0.1:${SHOP_PORT}`, service: `127.0.0.1:${SERVICE_PORT}`, metricsPort: METRICS_PORT, workers: 2, init: { secret_file: SECRET_FILE }, locations: DEMO_LOCATIONS });
+  await Promise.all([waitForPort(SERVICE_PORT, 15_000), waitForPort(FRAME_PORT, 15_000)]);
+  const nginx = await startNginx({ listenPort: PORT, upstream: `127.0.0.1:${SHOP_PORT}`, service: `frame:127.0.0.1:${FRAME_PORT}`, metricsPort: METRICS_PORT, workers: 2, init: { secret_file: SECRET_FILE }, locations: DEMO_LOCATIONS });
 
   const url = `http://127.0.0.1:${PORT}`;
   process.stdout.write(`
 Verdict demo is up.
   shop behind nginx + Verdict : ${url}
   demo shop (unguarded)       : ${shop.url}
-  decision service            : http://127.0.0.1:${SERVICE_PORT}  (metrics: /metrics)
+  decision service            : http://127.0.0.1:${SERVICE_PORT}  (metrics: /metrics; the gateway decides over frame:127.0.0.1:${FRAME_PORT})
   gateway secret              : ${SECRET_FILE}  (service and gateway prove it on every call)
   gateway counters            : ${nginx.metricsUrl}
 

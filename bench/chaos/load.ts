@@ -1,7 +1,13 @@
 // Open-loop load for the fault matrix: requests leave on a fixed schedule (slot k due at
 // t0 + k / rate) whatever happens to earlier ones, so a stalled gateway does not lower the offered
-// load and every request's fate is recorded. undici keep-alive pool, no retries (a request lost
-// to a reset connection is counted lost, as a client without retries would see it).
+// load and every request's fate is recorded. undici keep-alive pool.
+//
+// One resend, as browsers and curl do: a request whose connection was reset or closed before any
+// byte of its answer (the race every HTTP server has when it closes an idle keep-alive connection,
+// as nginx does to every idle connection of an old worker at a reload) is sent once more on a new
+// connection with `X-Chaos-Try: 2`. Resent requests are counted on their own; one whose first
+// attempt had reached the upstream anyway (the application saw it twice) counts as lost, as does
+// one whose resend fails too.
 //
 // Each request carries `X-Chaos-Id: <k>`; the upstream logs that id with the `X-Verdict-Fail-Open`
 // header it received, which is how a response is told decided from failed open (upstream-log.ts).
@@ -50,6 +56,8 @@ export interface LoadRecords {
   status: Uint16Array;
   /** index into ERROR_KINDS */
   error: Uint8Array;
+  /** 1 = the first attempt was reset before any answer and the request was sent again */
+  resent: Uint8Array;
   /** raw error codes seen, with counts (for the JSON) */
   errorCodes: Record<string, number>;
 }
@@ -82,6 +90,7 @@ export function startOpenLoop(o: OpenLoopOptions): OpenLoop {
     finished: new Float64Array(cap),
     status: new Uint16Array(cap),
     error: new Uint8Array(cap),
+    resent: new Uint8Array(cap),
     errorCodes: {},
   };
   const pool = new Pool(o.url, {
@@ -100,6 +109,34 @@ export function startOpenLoop(o: OpenLoopOptions): OpenLoop {
 
   // headers as flat [name, value, ...] arrays built once; each request adds its id to a copy
   const flat = o.requests.map((r) => Object.entries(r.headers).flat());
+  const attempt = (k: number, headers: string[], req: WrkRequest, retry: boolean) => {
+    pool.request({ path: req.path, method: req.method as 'GET', headers, body: req.body }).then(
+      async (res) => {
+        // the status is known; a body that then fails still counts as answered
+        rec.status[k] = res.statusCode;
+        try { await res.body.dump(); } catch { /* answered; body cut */ }
+        done(k);
+      },
+      (err: { code?: string }) => {
+        const code = err.code ?? 'unknown';
+        const kind = errorKind(code);
+        if (retry && kind === RESET) {
+          rec.resent[k] = 1;
+          rec.errorCodes[`${code} (resent)`] = (rec.errorCodes[`${code} (resent)`] ?? 0) + 1;
+          attempt(k, [...headers, 'x-chaos-try', '2'], req, false);
+          return;
+        }
+        rec.error[k] = kind;
+        rec.errorCodes[code] = (rec.errorCodes[code] ?? 0) + 1;
+        done(k);
+      },
+    );
+  };
+  const done = (k: number) => {
+    rec.finished[k] = now();
+    inFlight--;
+    if (inFlight === 0 && drained) drained();
+  };
   const send = (k: number) => {
     const i = k % o.requests.length;
     const req = o.requests[i]!;
@@ -108,22 +145,7 @@ export function startOpenLoop(o: OpenLoopOptions): OpenLoop {
     rec.intended[k] = k * interval;
     rec.started[k] = now();
     inFlight++;
-    pool.request({ path: req.path, method: req.method as 'GET', headers, body: req.body }).then(
-      async (res) => {
-        // the status is known; a body that then fails still counts as answered
-        rec.status[k] = res.statusCode;
-        try { await res.body.dump(); } catch { /* answered; body cut */ }
-      },
-      (err: { code?: string }) => {
-        const code = err.code ?? 'unknown';
-        rec.error[k] = errorKind(code);
-        rec.errorCodes[code] = (rec.errorCodes[code] ?? 0) + 1;
-      },
-    ).finally(() => {
-      rec.finished[k] = now();
-      inFlight--;
-      if (inFlight === 0 && drained) drained();
-    });
+    attempt(k, headers, req, true);
   };
 
   // a 1 ms timer sends every slot that is due; late slots go at once (lateness is recorded)

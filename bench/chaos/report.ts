@@ -1,5 +1,5 @@
 // The reliability results: the model written to reliability.json and its Markdown rendering.
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BUCKET_MS, HOLD_BUCKETS, PROTECTED_SHARE, perSecond, type Bucket, type RowCounts } from './timeline.ts';
 
@@ -110,16 +110,17 @@ export function renderMarkdown(res: ReliabilityResults): string {
   out.push('');
   out.push('## Faults under load');
   out.push('');
-  out.push('| fault | req/s | requests | 2xx | 3xx | 4xx | 5xx | socket errors | decided | decided before fault | failed open (by cause) | outage s | unprotected s after back | s below 99% decided | breaker opens | other processes\' CPU |');
+  out.push('| fault | req/s | requests | 2xx | 3xx | 4xx | 5xx | lost | resent after a reset | decided | decided before fault | failed open (by cause) | outage s | unprotected s after back | s below 99% decided | breaker opens | other processes\' CPU |');
   out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|');
   for (const r of res.rows) {
     if (r.error && r.counts.sent === 0) {
-      out.push(`| ${r.title} | ${int(r.rate)} | error: ${r.error.split('\n')[0]} | | | | | | | | | | | | | |`);
+      out.push(`| ${r.title} | ${int(r.rate)} | error: ${r.error.split('\n')[0]} | | | | | | | | | | | | | | |`);
       continue;
     }
     const c = r.counts;
     const sock = c.socketErrors ? `${int(c.socketErrors)} (${byCount(c.socketErrorsByKind)})` : '0';
-    out.push(`| ${r.title}${r.error ? ` (error: ${r.error.split('\n')[0]})` : ''} | ${int(r.rate)} | ${int(c.sent)} | ${int(c.byClass['2xx'])} | ${int(c.byClass['3xx'])} | ${int(c.byClass['4xx'])} | ${int(c.byClass['5xx'])} | ${sock} | ${decidedText(r)} | ${r.decidedBeforeFault === null || !Number.isFinite(r.decidedBeforeFault) ? '–' : pct(Math.round(r.decidedBeforeFault * 1e6), 1e6)} | ${c.failedOpen ? `${int(c.failedOpen)}: ${byCount(c.failedOpenByCause)}` : '0'} | ${secs(r.outageS)} | ${unprotectedText(r)} | ${secs(r.belowS)} | ${int(r.gateway.breakerOpens)} | ${r.othersCpu === null || !Number.isFinite(r.othersCpu) ? '–' : `${Math.round(100 * r.othersCpu)}%`} |`);
+    const resent = int(c.resent ?? 0);
+    out.push(`| ${r.title}${r.error ? ` (error: ${r.error.split('\n')[0]})` : ''} | ${int(r.rate)} | ${int(c.sent)} | ${int(c.byClass['2xx'])} | ${int(c.byClass['3xx'])} | ${int(c.byClass['4xx'])} | ${int(c.byClass['5xx'])} | ${sock} | ${resent} | ${decidedText(r)} | ${r.decidedBeforeFault === null || !Number.isFinite(r.decidedBeforeFault) ? '–' : pct(Math.round(r.decidedBeforeFault * 1e6), 1e6)} | ${c.failedOpen ? `${int(c.failedOpen)}: ${byCount(c.failedOpenByCause)}` : '0'} | ${secs(r.outageS)} | ${unprotectedText(r)} | ${secs(r.belowS)} | ${int(r.gateway.breakerOpens)} | ${r.othersCpu === null || !Number.isFinite(r.othersCpu) ? '–' : `${Math.round(100 * r.othersCpu)}%`} |`);
   }
   out.push('');
   out.push('What each row does and what happened:');
@@ -137,7 +138,7 @@ export function renderMarkdown(res: ReliabilityResults): string {
   out.push('');
   out.push('## How it is measured');
   out.push('');
-  out.push(`- Every request carries \`X-Chaos-Id\`; the upstream (stock nginx, \`return 200\`) logs it with the \`X-Verdict-Fail-Open\` header it received. **Decided** = reached the upstream without that header, or answered by the gateway itself (403/429: a block or challenge; the upstream only answers 200). **Failed open** = reached the upstream with the header (its value is the cause). **Lost** = no HTTP answer at the client (socket error or timeout, 10 s). The decided share is decided / sent: lost and 5xx'd requests count against it.`);
+  out.push(`- Every request carries \`X-Chaos-Id\`; the upstream (stock nginx, \`return 200\`) logs it with the \`X-Verdict-Fail-Open\` header it received. **Decided** = reached the upstream without that header, or answered by the gateway itself (403/429: a block or challenge; the upstream only answers 200). **Failed open** = reached the upstream with the header (its value is the cause). **Lost** = no HTTP answer at the client (socket error or timeout, 10 s). **Resent after a reset**: like a browser or curl, the load generator sends a request once more on a new connection when its connection was reset or closed before any byte of the answer (nginx closes every idle keep-alive connection of an old worker at a reload, and a request already on its way into one is reset); the upstream logs each attempt, and a resent request whose first attempt had reached the upstream counts as lost. The decided share is decided / sent: lost and 5xx'd requests count against it.`);
   out.push(`- Requests are bucketed by intended send time into ${BUCKET_MS} ms buckets. A bucket is protected when ≥ ${PROTECTED_SHARE * 100}% of its requests were decided. **Unprotected s after back** = from the moment the failed part could answer again (the new service process prints that it listens / SIGCONT / Redis accepts connections; for the reload, the reload signal) until the start of the first protected bucket that also begins ${(HOLD_BUCKETS * BUCKET_MS) / 1000} s (${HOLD_BUCKETS} buckets) protected together (so a breaker that opens again after a first good bucket still counts as unprotected; a lone stray timeout does not). **Outage s** = from the fault until that moment. **s below 99% decided** = all unprotected buckets of the window, during the fault included.`);
   out.push('- "other processes\' CPU": the share of the machine\'s CPU (both cores) used during the window by processes outside this run\'s stack (/proc/stat minus our process tree). Anything above a few percent lands on the same cores as nginx and the service and shows up as timeouts.');
   out.push('- "breaker opens" and the gateway counters in the notes come from the gateway\'s `/verdict-metrics` over the same window (a cross-check; counters of a worker that exits at a reload may be missing).');
@@ -163,6 +164,7 @@ export function renderMarkdown(res: ReliabilityResults): string {
 export function writeReliability(dir: string, res: ReliabilityResults, base: string): { md: string; json: string } {
   const md = join(dir, `${base}.md`);
   const json = join(dir, `${base}.json`);
+  mkdirSync(dir, { recursive: true });
   writeFileSync(md, renderMarkdown(res));
   const compact = {
     ...res,

@@ -8,7 +8,8 @@
 //   npm run chaos -- --quick                short rows (~2 min)
 //   options: --only healthy,sigkill,...  --rate N (the matrix's req/s, default 1000)
 //            --bench-rate N (skip measuring the bench's load)  --connections N  --http  --out DIR
-//            --mux (the gateway's transport = "mux": decide calls multiplexed, issue 15)
+//            --pool (the gateway's transport = "pool": a pooled connection per decide call; the
+//            default follows the gateway's own: "auto" = mux over the framed transport)
 //            --max-wait S (before each row, wait up to S s for other processes to quiet down; 30)
 //
 // Pinning (2+ cores) as in `npm run bench`: nginx (gateway and upstream), the decision service and
@@ -50,7 +51,8 @@ interface Args {
   benchRate: number | null;
   connections: number;
   transport: 'frame' | 'http';
-  /** the gateway's transport = "mux" (issue 15): decide calls pipelined on one connection per worker */
+  /** the gateway's transport: "mux" (its default over frames: decide calls pipelined on one
+   *  connection per worker) unless --pool or --http */
   mux: boolean;
   out: string;
   maxWaitS: number;
@@ -78,7 +80,7 @@ function parseArgs(argv: readonly string[]): Args {
     benchRate: num('--bench-rate', 10, 50_000),
     connections: num('--connections', 1, 2000) ?? 128,
     transport: argv.includes('--http') ? 'http' : 'frame',
-    mux: argv.includes('--mux') && !argv.includes('--http'),
+    mux: !argv.includes('--pool') && !argv.includes('--http'),
     out: val('--out') ?? join(here, '../results'),
     maxWaitS: num('--max-wait', 0, 3600) ?? 30,
   };
@@ -122,7 +124,7 @@ function firstLine(cmd: string, args: string[]): string {
 interface Phases { warmS: number; preS: number; postS: number; healthyS: number }
 
 const emptyCounts = (): RowCounts => ({
-  sent: 0, byClass: { '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 }, byStatus: {}, socketErrors: 0, socketErrorsByKind: {},
+  sent: 0, byClass: { '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 }, byStatus: {}, socketErrors: 0, socketErrorsByKind: {}, resent: 0,
   decided: 0, decidedAtGateway: 0, failedOpen: 0, failedOpenByCause: {}, unaccounted: 0, servedRps: 0,
   latencyMs: { p50: Number.NaN, p99: Number.NaN, max: Number.NaN }, sendLagMs: { p99: Number.NaN, max: Number.NaN },
 });
@@ -156,7 +158,7 @@ async function runRow(fault: Fault, args: Args, rate: number, cpu: Cpus, ph: Pha
       service: args.transport === 'frame' ? service.frameAddr : service.addr,
       locations: inlineLayout,
       cpu: cpu.server,
-      ...(args.mux ? { init: { transport: 'mux' } } : {}),
+      init: { transport: args.mux ? 'mux' : 'pool' },
     });
     stops.push(() => gateway.stop());
     const metrics = async () => {
@@ -302,7 +304,7 @@ async function main(): Promise<void> {
     const r = await runRow(f, args, f.load === 'bench' ? bench.rate : args.rate, cpu, ph);
     rows.push(r);
     const c = r.counts;
-    log(`  ${c.sent} sent, other processes ${r.othersCpu === null ? '?' : Math.round(100 * r.othersCpu)}% CPU, decided ${c.sent ? ((100 * c.decided) / c.sent).toFixed(2) : '–'}%, failed open ${c.failedOpen}, lost ${c.socketErrors}, 5xx ${c.byClass['5xx']}, unprotected ${unprotectedText(r)}${r.error ? `; ERROR ${r.error.split('\n')[0]}` : ''}`);
+    log(`  ${c.sent} sent, other processes ${r.othersCpu === null ? '?' : Math.round(100 * r.othersCpu)}% CPU, decided ${c.sent ? ((100 * c.decided) / c.sent).toFixed(2) : '–'}%, failed open ${c.failedOpen}, lost ${c.socketErrors}, resent ${c.resent}, 5xx ${c.byClass['5xx']}, unprotected ${unprotectedText(r)}${r.error ? `; ERROR ${r.error.split('\n')[0]}` : ''}`);
   }
 
   const cpuModel = cpus()[0]?.model.trim() ?? 'unknown';

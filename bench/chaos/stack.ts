@@ -21,26 +21,30 @@ export function startLoggingUpstream(cpu: number | null, logPath: string): Promi
   return startStockNginx({
     cpu,
     http: `    keepalive_requests 100000;
-    log_format chaos '$http_x_chaos_id|$http_x_verdict_fail_open';`,
+    log_format chaos '$http_x_chaos_id|$http_x_verdict_fail_open|$http_x_chaos_try';`,
     server: `        access_log ${logPath} chaos;
         location / { return 200 "ok"; }`,
   });
 }
 
-/**
- * What the upstream saw: request id → fail-open cause ("" = no header, i.e. the request was
- * decided and allowed). Ids absent from the map never reached the upstream.
- */
-export function readUpstreamLog(logPath: string): Map<number, string> {
-  const seen = new Map<number, string>();
+/** What the upstream saw (readUpstreamLog). */
+export interface UpstreamSeen {
+  /** request id → fail-open cause of its last attempt ("" = no header: decided and allowed); absent = never got there */
+  cause: Map<number, string>;
+  /** ids whose first attempt reached the upstream (with `resent`: the application saw it twice) */
+  firstTry: Set<number>;
+}
+
+export function readUpstreamLog(logPath: string): UpstreamSeen {
+  const seen: UpstreamSeen = { cause: new Map(), firstTry: new Set() };
   if (!existsSync(logPath)) return seen;
   for (const line of readFileSync(logPath, 'utf8').split('\n')) {
-    const bar = line.indexOf('|');
-    if (bar <= 0) continue;
-    const id = Number(line.slice(0, bar));
+    const [idText, cause, attempt] = line.split('|');
+    if (!idText || cause === undefined) continue;
+    const id = Number(idText);
     if (!Number.isInteger(id)) continue;
-    const cause = line.slice(bar + 1);
-    seen.set(id, cause === '-' ? '' : cause);
+    if (attempt !== '2') seen.firstTry.add(id);
+    seen.cause.set(id, cause === '-' ? '' : cause);
   }
   return seen;
 }

@@ -5,9 +5,11 @@
 // A request is *decided* when Verdict's verdict was applied to it: it reached the upstream without
 // `X-Verdict-Fail-Open`, or the gateway answered it itself (a block or challenge: the upstream
 // here only ever answers 200). It *failed open* when the upstream got it with that header. It is
-// *lost* when the client got no HTTP answer (socket error or timeout). The decided share of a
+// *lost* when the client got no HTTP answer (socket error or timeout), or when it was resent after
+// a reset (load.ts) although its first attempt had reached the upstream. The decided share of a
 // bucket is decided / sent, so lost and 5xx'd requests count against it.
 import { ERROR_KINDS, type LoadRecords } from './load.ts';
+import type { UpstreamSeen } from './stack.ts';
 
 export const BUCKET_MS = 100;
 /** decided share a bucket needs to count as protected */
@@ -33,6 +35,8 @@ export interface RowCounts {
   byStatus: Record<string, number>;
   socketErrors: number;
   socketErrorsByKind: Record<string, number>;
+  /** first attempt reset before any answer, sent again on a new connection (load.ts) */
+  resent: number;
   decided: number;
   /** answered by the gateway itself (block / challenge) */
   decidedAtGateway: number;
@@ -63,13 +67,15 @@ function quantile(sorted: Float64Array, q: number): number {
  * Classifies every request whose slot falls in [fromMs, rec's end) and buckets them.
  * `upstream`: id → fail-open cause as the upstream received it ("" = none); absent = never got there.
  */
-export function analyse(rec: LoadRecords, upstream: ReadonlyMap<number, string>, fromMs: number): Analysis {
+export function analyse(rec: LoadRecords, seen: UpstreamSeen, fromMs: number): Analysis {
+  const upstream = seen.cause;
   const counts: RowCounts = {
     sent: 0,
     byClass: { '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 },
     byStatus: {},
     socketErrors: 0,
     socketErrorsByKind: {},
+    resent: 0,
     decided: 0,
     decidedAtGateway: 0,
     failedOpen: 0,
@@ -93,8 +99,12 @@ export function analyse(rec: LoadRecords, upstream: ReadonlyMap<number, string>,
     counts.sent++;
     lag.push(rec.started[k]! - t);
     const status = rec.status[k]!;
-    if (status === 0) {
-      const kind = ERROR_KINDS[rec.error[k]!] ?? 'other';
+    const resent = rec.resent[k] === 1;
+    if (resent) counts.resent++;
+    // a resent request whose first attempt reached the application: that attempt's answer was lost
+    const twice = resent && seen.firstTry.has(k);
+    if (status === 0 || twice) {
+      const kind = twice ? 'reset after reaching the upstream' : ERROR_KINDS[rec.error[k]!] ?? 'other';
       counts.socketErrors++;
       counts.socketErrorsByKind[kind] = (counts.socketErrorsByKind[kind] ?? 0) + 1;
       b.lost++;

@@ -139,7 +139,7 @@ for (const transport of ['http', 'frame', 'mux', 'mux-3'] as const) {
       // of the worker on one (or three) long-lived connections
       init: {
         pool_size: 2, outcomes_enabled: false, breaker_failures: 100000,
-        ...(mux ? { transport: 'mux', mux_connections: transport === 'mux-3' ? 3 : 1 } : {}),
+        ...(mux ? { transport: 'mux', mux_connections: transport === 'mux-3' ? 3 : 1 } : { transport: 'pool' }),
       },
       locations: `
     set $verdict_budget_ms 2000;

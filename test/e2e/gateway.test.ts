@@ -605,7 +605,7 @@ async function frameCases(t: Test, variant: GatewayVariant): Promise<void> {
         upstream: `127.0.0.1:${upstream.port}`,
         service: `frame:127.0.0.1:${fault.port}`,
         locations: faultLocations,
-        init: { breaker_failures: 1000, outcomes_enabled: false },
+        init: { transport: 'pool', breaker_failures: 1000, outcomes_enabled: false },
       });
       t.teardown(async () => { await nginx.stop(); await fault.close(); await upstream.close(); });
       for (let i = 0; i < 3; i++) {
@@ -629,7 +629,7 @@ async function frameCases(t: Test, variant: GatewayVariant): Promise<void> {
       upstream: `127.0.0.1:${upstream.port}`,
       service: `frame:127.0.0.1:${fault.port}`,
       locations: faultLocations,
-      init: { outcomes_enabled: false },
+      init: { transport: 'pool', outcomes_enabled: false },
     });
     t.teardown(async () => { await nginx.stop(); await fault.close(); await upstream.close(); });
     for (let i = 0; i < 3; i++) {
@@ -647,7 +647,7 @@ async function frameCases(t: Test, variant: GatewayVariant): Promise<void> {
       upstream: `127.0.0.1:${upstream.port}`,
       service: `frame:127.0.0.1:${await freePort()}`,
       locations: faultLocations,
-      init: { breaker_failures: 3, breaker_min_span_ms: 0, breaker_cooldown_ms: 60000, outcome_flush_ms: 60000 },
+      init: { transport: 'pool', breaker_failures: 3, breaker_min_span_ms: 0, breaker_cooldown_ms: 60000, outcome_flush_ms: 60000 },
     });
     t.teardown(async () => { await nginx.stop(); await upstream.close(); });
     const causes: string[] = [];

@@ -173,7 +173,7 @@ t.test('a failed decide call over frames: the ERROR frame\'s code only, or the u
     locations,
     upstream: `127.0.0.1:${upstream.port}`,
     service: `frame:127.0.0.1:${port}`,
-    init: { breaker_failures: 1000, outcomes_enabled: false },
+    init: { transport: 'pool', breaker_failures: 1000, outcomes_enabled: false },
   });
   reply = frame(15, 'INVALID_FIELD: path: Too big PATHMARK');
   t.equal((await guarded(lua.nginx.url)).status, 200);

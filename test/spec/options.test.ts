@@ -178,6 +178,7 @@ const locations = `
                         local v = config.http[o.name]
                         c[o.name] = type(v) == "table" and v.label or v
                     end
+                    c.mux = config.http.mux -- the transport "auto" resolved to
                     out[i] = c
                 else
                     out[i] = tostring(res)
@@ -266,6 +267,11 @@ t.test('Lua: config.init takes the spec defaults and enforces its types and boun
     [{ hmac_key: key, service: 'frame:unix:/run/v.sock, 127.0.0.1:9400' }, { hmac_key: key }],
     [{ hmac_key: key, service: 'unix:rel.sock' }, /must be "unix:\/absolute\/path.sock"/],
     [{ hmac_key: key, transport: 'mux', service: 'frame:127.0.0.1:9401, 127.0.0.1:9400' }, /"transport" "mux" multiplexes the framed transport: write service = "frame:127.0.0.1:9400"/],
+    // transport "auto": mux where every instance speaks frames, else the pool
+    [{ hmac_key: key, service: 'frame:127.0.0.1:9401, frame:unix:/run/v.sock' }, { transport: 'auto', mux: true }],
+    [{ hmac_key: key, service: 'frame:127.0.0.1:9401, 127.0.0.1:9400' }, { transport: 'auto', mux: false }],
+    [{ hmac_key: key }, { transport: 'auto', mux: false }],
+    [{ hmac_key: key, transport: 'pool', service: 'frame:127.0.0.1:9401' }, { transport: 'pool', mux: false }],
     [{}, /"hmac_key" is required/],
     [{ hmac_key: key, clearance_keys_file: '/nonexistent/keys' }, /"clearance_keys_file" cannot be read/],
     [{ hmac_key: key, challenge_template: '/nonexistent/page.html' }, /challenge_template \/nonexistent\/page.html cannot be read/],

@@ -1,7 +1,7 @@
 -- Side call to the decision service over nginx cosockets (non-blocking), with a per-worker
 -- keep-alive pool, to "ip:port" / "unix:/path" (HTTP/1.1) or "frame:ip:port" /
 -- "frame:unix:/path" (the framed protobuf transport).
--- With `transport = "mux"` decide calls go over the worker's multiplexed frame connections
+-- With the mux transport (`transport = "mux"`, or "auto" over frame: addresses) decide calls go over the worker's multiplexed frame connections
 -- instead (verdict.mux); outcome batches and breaker probes keep the pool, as do the calls of a
 -- worker that is exiting (its mux connections are draining).
 --
@@ -289,14 +289,14 @@ end
 -- ------------------------------------------------------------------ calls
 
 local rotation = 0 -- per worker: index of the instance the last call started with
-local mux -- verdict.mux when transport = "mux" and its connections started (init_worker)
+local mux -- verdict.mux when the transport is mux (config.http.mux) and its connections started
 local exiting = ngx.worker.exiting
 
 -- syntax: client.init_worker()
--- Starts the multiplexed connections when transport = "mux" (init_worker_by_lua, through the
+-- Starts the multiplexed connections when the transport is mux (init_worker_by_lua, through the
 -- handler). Without them (transport "pool", or a timer that could not start) calls take the pool.
 function _M.init_worker()
-  if config.http.transport ~= "mux" then return end
+  if not config.http.mux then return end
   local m = require "verdict.mux"
   if m.init_worker() then mux = m end
 end

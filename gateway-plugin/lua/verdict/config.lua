@@ -186,7 +186,16 @@ function _M.init(opts)
     end
     c[name] = v
   end
-  if c.transport == "mux" then
+  -- c.mux: the transport in use ("auto" = mux wherever it can run: every instance speaks frames)
+  c.mux = false
+  if c.transport == "auto" then
+    local all_frames = true
+    for i = 1, #c.services do
+      if not c.services[i].frame then all_frames = false end
+    end
+    c.mux = all_frames
+  elseif c.transport == "mux" then
+    c.mux = true
     -- the multiplexed transport pipelines frames: every instance must speak them
     for i = 1, #c.services do
       local svc = c.services[i]
