@@ -19,13 +19,13 @@ import type { BenchCase, BenchEnv, Cpus, CustomCase, ProxyCase, Stack } from './
 import { pinHarness, seriesSum, startServiceProcess } from './lib/proc.ts';
 import { statusCensus } from './lib/probe.ts';
 import { warmService } from './lib/warm.ts';
-import { requestMix } from './lib/request-mix.ts';
+import { humanMix, requestMix } from './lib/request-mix.ts';
 import {
   median, summarizeProxy, writeResults, fmtMs,
   type BenchResults, type ProxyRound, type Section, type TargetCheck, type UnderLoadRow,
 } from './lib/results.ts';
 import { startUpstream } from './lib/stock-nginx.ts';
-import { pacingScript, rotatingScript, runWrk, type WrkResult } from './lib/wrk.ts';
+import { pacingScript, rotatingFileScript, rotatingScript, runWrk, type WrkResult } from './lib/wrk.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const PLAIN = 'plain';
@@ -88,9 +88,9 @@ async function withStack<T>(c: ProxyCase, env: BenchEnv, fn: (s: Stack) => Promi
 
 async function saturation(c: ProxyCase, env: BenchEnv, round: number, census?: Record<string, Record<string, number>>): Promise<WrkResult> {
   return withStack(c, env, async (s) => {
-    const base = { url: s.url, script: env.mixScript, connections: env.connections, cpu: env.cpus.load, dir: env.tmp };
+    const base = { url: s.url, script: c.script?.(env) ?? env.mixScript, connections: env.connections, cpu: env.cpus.load, dir: env.tmp };
     await runWrk({ ...base, durationS: env.warmupS, name: `${c.id}-r${round}-warm` });
-    if (census) census[c.id] = await statusCensus(s.url, env.mix.slice(0, env.quick ? 500 : env.mix.length).map((m) => m.http));
+    if (census) census[c.id] = await statusCensus(s.url, env.mix.slice(0, env.quick ? 500 : 2000).map((m) => m.http));
     const before = s.gatewayMetrics ? await s.gatewayMetrics() : '';
     const result = await runWrk({ ...base, durationS: env.durationS, name: `${c.id}-r${round}` });
     if (s.gatewayMetrics) {
@@ -123,7 +123,7 @@ async function main(): Promise<void> {
   const service = await startServiceProcess({ cpu: cpu.service, unix: args.unix });
   log('warming the decision service up (30,000 decisions)');
   await warmService(service.frameAddr);
-  const mix = requestMix();
+  const mix = humanMix();
   const env: BenchEnv = {
     quick: args.quick,
     cpus: cpu,
@@ -131,7 +131,8 @@ async function main(): Promise<void> {
     service,
     tmp,
     mix,
-    mixScript: rotatingScript(mix.map((m) => m.http)),
+    mixScript: rotatingFileScript(mix.map((m) => m.http), join(tmp, 'human-mix.bin')),
+    attackScript: rotatingScript(requestMix().map((m) => m.http)),
     durationS: args.durationS,
     warmupS: args.quick ? 1 : 3,
     connections: args.connections,
@@ -159,7 +160,7 @@ async function main(): Promise<void> {
         ? 'CPU 0: nginx (1 worker; gateway and upstream) and the decision service; CPU 1: wrk (1 thread) and the harness. The server side shares one core.'
         : 'none (fewer than 2 CPUs or no taskset): numbers are noisier',
       notes: [
-        'Upstream: a separate stock nginx answering `return 200 "ok"`; every proxy case sends the same 2,000 varied requests (bench/lib/request-mix.ts: 3,000 users, browsers and apps, X-Forwarded-For as the client IP).',
+        'Upstream: a separate stock nginx answering `return 200 "ok"`; every proxy case sends the same all-human mix (bench/lib/request-mix.ts `humanMix`: 60,000 requests from 60,000 people, browsers and apps, each claiming the promo at most once, X-Forwarded-For as the client IP) unless its title says "attack mix" (`requestMix`: 2,000 requests from 3,000 users replayed thousands of times a second, as bots would).',
         'Verdict gateway: the Lua script, 25 ms budget, fail open, breaker defaults, service over ' + (args.transport === 'frame' ? 'the framed protobuf transport' : 'HTTP/1.1 keep-alive') + (args.unix ? ' on a unix socket' : ' on TCP loopback') + '.',
         'Constant-rate load: wrk with a Lua delay() pacing script (bench/lib/wrk.ts), 1 ms timer granularity, latency from the actual send (no coordinated-omission correction).',
         'Run the official numbers on an otherwise idle machine: anything else on these cores shows up as noise.',

@@ -23,10 +23,10 @@ import { fileURLToPath } from 'node:url';
 import type { Cpus } from '../lib/case.ts';
 import { LUA_GUARD, mixLocations } from '../lib/gateway.ts';
 import { pinHarness, seriesSum, sleep } from '../lib/proc.ts';
-import { requestMix } from '../lib/request-mix.ts';
+import { humanMix } from '../lib/request-mix.ts';
 import { startUpstream } from '../lib/stock-nginx.ts';
 import { warmService } from '../lib/warm.ts';
-import { rotatingScript, runWrk } from '../lib/wrk.ts';
+import { rotatingFileScript, runWrk } from '../lib/wrk.ts';
 import { FAULTS, type Fault, type FaultTimes } from './faults.ts';
 import { startOpenLoop } from './load.ts';
 import { writeReliability, unprotectedText, type ReliabilityResults, type RowResult, type TargetCheck } from './report.ts';
@@ -98,7 +98,7 @@ async function measureBenchRate(cpu: Cpus, quick: boolean): Promise<{ rate: numb
     // the plain proxy: the gateway's nginx with no guard (the service address is never used)
     const plain = await startGateway({ upstream: `127.0.0.1:${upstream.port}`, service: '127.0.0.1:9', locations: '\n    location / {\n        proxy_pass http://verdict_app;\n    }', cpu: cpu.server });
     try {
-      const script = rotatingScript(requestMix().map((m) => m.http));
+      const script = rotatingFileScript(humanMix().map((m) => m.http), join(tmp, 'human-mix.bin'));
       const base = { url: plain.url, script, connections: 64, cpu: cpu.load, dir: tmp };
       await runWrk({ ...base, durationS: 1, name: 'plain-warm' });
       const sat = await runWrk({ ...base, durationS: quick ? 3 : 5, name: 'plain' });
@@ -167,7 +167,7 @@ async function runRow(fault: Fault, args: Args, rate: number, cpu: Cpus, ph: Pha
 
     const loop = startOpenLoop({
       url: gateway.url,
-      requests: requestMix().map((m) => m.http),
+      requests: humanMix().map((m) => m.http),
       rate,
       connections: args.connections,
       timeoutMs: REQUEST_TIMEOUT_MS,

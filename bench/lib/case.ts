@@ -22,9 +22,11 @@ export interface BenchEnv {
   service: ServiceProcess;
   /** scratch directory for scripts and configs */
   tmp: string;
-  /** the request mix (same requests for every case) and its wrk script */
+  /** the all-human request mix (same requests for every case) and its wrk script */
   mix: readonly MixRequest[];
   mixScript: string;
+  /** the attack mix (2,000 requests replayed fast: bots) and its wrk script */
+  attackScript: string;
   durationS: number;
   warmupS: number;
   /** how the Lua gateway reaches the service: the framed transport (default) or HTTP */
@@ -48,6 +50,8 @@ export interface ProxyCase {
   title: string;
   /** also measured at constant rates for the latency-under-load table */
   underLoad?: boolean;
+  /** the wrk script to send (default: env.mixScript, the all-human mix) */
+  script?(env: BenchEnv): string;
   /** null when runnable; otherwise why not (shown in the results instead of a number) */
   unavailable?(): string | null;
   start(env: BenchEnv): Promise<Stack>;

@@ -47,3 +47,17 @@ t.test('the encoded bodies decode as valid DecideRequests', async (t) => {
   for (const b of bodies) decodeDecideRequest(b, 'protobuf');
   t.pass('all 300 decode');
 });
+
+t.test('the all-human mix: a person claims the promo at most once', async (t) => {
+  const { humanMix } = await import('../../bench/lib/request-mix.ts');
+  const mix = humanMix();
+  t.equal(mix.length, 60_000);
+  const claims = new Map<string, number>();
+  for (const m of mix) {
+    if (m.http.path !== '/api/promo/claim') continue;
+    const who = m.http.headers.authorization ?? '';
+    claims.set(who, (claims.get(who) ?? 0) + 1);
+  }
+  t.ok(claims.size > 1000, `${claims.size} people claim`);
+  t.equal(Math.max(...claims.values()), 1, 'nobody claims twice');
+});

@@ -31,6 +31,9 @@ local _M = { _VERSION = "0.1.0" }
 local ANSWER_URL = "/.verdict/answer"
 local REQUIRED = { "{{NONCE}}", "{{DIFFICULTY}}", "{{RETURN_URL}}", "{{ANSWER_URL}}", "{{SOLVER}}" }
 local template, solver
+-- the template split once at its {{NAME}} placeholders: literal, name, literal, ..., literal
+-- (a page is then a table of pieces for ngx.print, no pattern match over the whole page)
+local parts, nparts
 
 -- gateway-plugin/ of this checkout or install: lua/verdict/challenge.lua -> ../../
 local function plugin_dir()
@@ -58,6 +61,17 @@ function _M.init(template_path)
     end
   end
   solver = read(dir .. "/challenge/solver.js", "the challenge solver")
+  parts, nparts = {}, 0
+  local pos = 1
+  while true do
+    local a, b, name = find(template, "{{([%u_]+)}}", pos)
+    if not a then break end
+    parts[nparts + 1], parts[nparts + 2] = sub(template, pos, a - 1), name
+    nparts = nparts + 2
+    pos = b + 1
+  end
+  nparts = nparts + 1
+  parts[nparts] = sub(template, pos)
 end
 
 local HTML = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }
@@ -115,7 +129,14 @@ local function page(nonce, difficulty, ttl, ret, ip, ua)
     LANG = lang(), NONCE = html(nonce), DIFFICULTY = tostring(difficulty), RETURN_URL = html(ret),
     ANSWER_URL = ANSWER_URL, REQUEST_ID = html(ngx_var.request_id or ""), NOJS = nojs, SOLVER = solver,
   }
-  return (gsub(template, "{{([%u_]+)}}", values))
+  -- the filled pieces (ngx.print takes the table as is); an unknown placeholder stays as written
+  local out = {}
+  for i = 1, nparts, 2 do
+    out[i] = parts[i]
+    local name = parts[i + 1]
+    if name then out[i + 1] = values[name] or ("{{" .. name .. "}}") end
+  end
+  return out
 end
 
 local function status_answer(status)
