@@ -85,7 +85,7 @@ function externalAddress(): string | undefined {
 t.test('real sockets: a non-loopback peer without the token is refused', async (t) => {
   const ext = externalAddress();
   if (!ext) {
-    t.skip('this machine has no non-loopback IPv4 address to call from');
+    t.plan(0, 'this machine has no non-loopback IPv4 address to call from');
     return;
   }
   const dir = mkdtempSync(join(tmpdir(), 'verdict-admin-'));
