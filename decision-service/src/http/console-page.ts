@@ -74,7 +74,7 @@ function explain(r){const box=el("div",{});
  const ev=r.evidence||[];rows(box.appendChild(el("table",{})),["reason","strength","on key","cached as"],ev,(e)=>[el("code",{},(e.monitor?"dry_run:":"")+e.code),el("div",{},el("div",{class:"bar",style:"width:"+Math.min(100,e.strength)+"%"}),String(e.strength)),el("code",{},e.key),e.cache||""]);
  if(!ev.length)box.append(el("p",{class:"mute"},"reasons: "+(r.reasons||[]).join(", ")));
  const k=r.keys||{};box.append(el("p",{},"keys: ",...Object.entries(k).map(([t,v])=>el("span",{},el("code",{},t+":"+v)," ",el("button",{type:"button",onclick:()=>prefill(t+":"+v,t==="identifier")},"allow"),"  "))));
- if(r.cache_key)box.append(el("p",{},"cached at gateways as ",el("code",{},r.cache_key)," for "+r.cache_ttl_s+" s"));
+ if(r.cache_key)box.append(el("p",{},"cached at gateways as ",el("code",{},r.cache_key),r.cache_ttl_s?" for "+r.cache_ttl_s+" s":""));
  return box;}
 function prefill(key,hashed){$("okey").value=key;$("oaction").value="allow";$("ohashed").checked=!!hashed;$("okey").scrollIntoView({block:"center"});$("onote").focus();}
 async function lookup(id){$("explain").replaceChildren(el("p",{class:"mute"},"looking up…"));

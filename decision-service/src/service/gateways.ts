@@ -1,7 +1,7 @@
 // What the gateways say about themselves: each outcome batch (at least one a second per worker)
 // carries the gateway's counters (OutcomeBatch.counters: fail-open causes, breaker state, cache
 // hits, calls). The console shows, per gateway host, the latest counters and how long ago the
-// gateway last reported. Gateway ids are "<host>-<pid>-<random>" per worker: workers of one nginx
+// gateway last reported. Gateway ids are "<host>/<pid>/<random>" per worker: workers of one nginx
 // share their counters (one metrics dict), so the board keeps one row per host prefix. Bounded.
 
 import type { GatewayCounter } from '../wire/codec.ts';
@@ -14,9 +14,9 @@ export interface GatewayRow {
 
 const MAX_GATEWAYS = 256;
 
-/** "<host>" of a gateway id "<host>-<pid>-<16 hex>" (the id itself when it has no such tail). */
+/** "<host>" of a gateway id "<host>/<pid>/<16 hex>" (the id itself when it has no such tail). */
 export function gatewayHost(id: string): string {
-  const m = /^(.*)-\d+-[0-9a-f]{16}$/.exec(id);
+  const m = /^(.*)[-/]\d+[-/][0-9a-f]{16}$/.exec(id);
   return m ? (m[1] as string) : id;
 }
 
