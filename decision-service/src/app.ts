@@ -11,6 +11,13 @@ import { Engine } from './engine/engine.ts';
 import { ConfigError, VerdictError } from './errors.ts';
 import { registerAuthRequest } from './http/auth-request.ts';
 import { registerRoutes } from './http/routes.ts';
+import { registerAdmin, type PolicyEvent } from './http/admin.ts';
+import { AuditLog } from './service/audit.ts';
+import { ConsoleStats } from './service/console-stats.ts';
+import { GatewayBoard } from './service/gateways.ts';
+import { OverrideBook } from './service/overrides.ts';
+import { hostname } from 'node:os';
+import { Redis as IORedis, Cluster as IOCluster } from 'ioredis';
 import { warmUp } from './http/warm-up.ts';
 import { DecisionService } from './service/decision-service.ts';
 import { addStoreStats, createMetrics } from './service/metrics.ts';
@@ -112,8 +119,52 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
     if (entry) httpCap.touch(entry);
   });
 
+  // The operator's side (issue 16): audit trail, overrides, gateway board. With Redis they share
+  // one small connection of their own (the store's pipelines stay undisturbed).
+  const instance = `${hostname()}-${process.pid}`;
+  const adminRedis = config.redis && deps.processMetrics !== false
+    ? (config.redis.clusterNodes.length > 0
+      ? new IOCluster(config.redis.clusterNodes.map((n) => ({ host: n.host, port: n.port })), { enableOfflineQueue: false, redisOptions: { maxRetriesPerRequest: 1 } })
+      : new IORedis(config.redis.url as string, { enableOfflineQueue: false, maxRetriesPerRequest: 1 }))
+    : undefined;
+  adminRedis?.on('error', () => { /* health shows in the console; the store logs Redis state changes */ });
+  const audit = new AuditLog({
+    ring: config.audit.ring,
+    allowSample: config.audit.allowSample,
+    file: deps.processMetrics === false ? undefined : config.audit.file,
+    fileMaxBytes: config.audit.fileMaxBytes,
+    fileKeep: config.audit.fileKeep,
+    redis: adminRedis,
+    redisPrefix: config.redis?.prefix,
+    redisMaxLen: config.audit.redisMaxLen,
+    redisTtlS: config.audit.redisTtlS,
+    instance,
+    logger: logger.child({ component: 'audit' }),
+    recorded: metrics?.auditRecords,
+    dropped: metrics?.auditDropped,
+  });
+  const overrides = new OverrideBook({
+    stateDir: deps.processMetrics === false ? undefined : config.stateDir,
+    identifierKey: config.identifierKey,
+    logger: logger.child({ component: 'overrides' }),
+    redis: adminRedis,
+    redisPrefix: config.redis?.prefix,
+  });
+  const gateways = new GatewayBoard();
+  const stats = new ConsoleStats(metrics, Date.now, () => metrics?.overridesActive.set(overrides.list().length));
+  const policyHistory: PolicyEvent[] = [{ at: Date.now(), version: policy.version, result: 'loaded' }];
+  app.addHook('onClose', async () => {
+    stats.close();
+    overrides.close();
+    await audit.close();
+    adminRedis?.disconnect();
+  });
+
   // the one service HTTP, frames and GET /v1/auth call
-  const service = new DecisionService({ engine: () => engine, metrics, logger, clock: deps.clock ?? systemClock, clockSkewMs: config.clockSkewMs });
+  const service = new DecisionService({
+    engine: () => engine, metrics, logger, clock: deps.clock ?? systemClock, clockSkewMs: config.clockSkewMs,
+    audit, overrides, gateways, thresholds: (cls) => livePolicy.thresholds[cls as keyof typeof livePolicy.thresholds],
+  });
   const limitBytes = memoryLimitBytes(config.memoryLimitMb);
   metrics?.memoryLimit.set(limitBytes);
   if (!redisStore && !deps.store && storeBytes(config.storeMaxKeys) > 0.7 * limitBytes) {
@@ -141,6 +192,18 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
     limits: { decideBytes: config.decideBodyLimit, outcomesBytes: config.outcomesBodyLimit, maxOutcomes: config.maxOutcomesPerBatch },
   });
   registerAuthRequest(app, service, config.identifierKey, guard, logger);
+  registerAdmin(app, {
+    engine: () => engine,
+    guard,
+    audit,
+    overrides,
+    stats,
+    gateways,
+    metrics,
+    policyHistory: () => policyHistory,
+    redis: redisStore ? () => { const st = redisStore.stats(); return { connected: st.connected, lag_ms: st.lagMs, pending_keys: st.pendingKeys }; } : undefined,
+    instance,
+  });
 
   let watcher: FSWatcher | undefined;
   let current = policy.version;
@@ -156,11 +219,15 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
         metrics.policyReloads.inc({ result: 'ok' });
       }
       current = next.version;
+      policyHistory.push({ at: Date.now(), version: next.version, result: 'ok' });
+      if (policyHistory.length > 50) policyHistory.shift();
       logger.info({ version: next.version, file: config.policyFile }, 'policy reloaded');
       return { ok: true, version: next.version };
     } catch (err) {
       const message = err instanceof ConfigError ? err.message : String(err);
       metrics?.policyReloads.inc({ result: 'rejected' });
+      policyHistory.push({ at: Date.now(), version: current, result: 'rejected', error: message.slice(0, 500) });
+      if (policyHistory.length > 50) policyHistory.shift();
       logger.error({ file: config.policyFile }, `policy reload rejected, keeping version ${current}: ${message}`);
       return { ok: false, error: message };
     }

@@ -4,8 +4,10 @@
 // Decide and outcome calls: with a secret configured every client proves it (loopback and unix
 // sockets too, unless VERDICT_AUTH_EXEMPT_LOOPBACK=true); without one only loopback and
 // unix-socket clients are served (and env.ts refuses to listen anywhere else).
-// Admin endpoints (/metrics, /v1/inventory): loopback clients (unless VERDICT_ADMIN_LOOPBACK=false),
-// or the admin token.
+// Admin endpoints (/metrics, /v1/inventory, /v1/audit, /v1/overrides, /console): loopback and
+// unix-socket clients (unless VERDICT_ADMIN_LOOPBACK=false), or the admin token. Calls that change
+// anything (overrides) need the token whenever VERDICT_ADMIN_TOKEN is set, loopback or not: a
+// local process that can reach the port must not be able to unblock a client on its own.
 
 import { timingSafeEqual } from 'node:crypto';
 import {
@@ -64,16 +66,31 @@ export class GatewayGuard {
     this.failures?.inc({ transport: 'frame', reason: 'missing' });
   }
 
-  /** Admin endpoints: loopback (unless turned off), or `Authorization: Bearer <VERDICT_ADMIN_TOKEN>`. */
-  admin(peer: string | undefined, authorization: string | undefined): boolean {
-    if (this.adminLoopback && isLoopback(peer)) return true;
+  /** Whether VERDICT_ADMIN_TOKEN is set (the console asks for it before changing anything). */
+  get adminTokenSet(): boolean {
+    return this.adminToken !== undefined;
+  }
+
+  /**
+   * Admin endpoints: `Authorization: Bearer <VERDICT_ADMIN_TOKEN>` (constant-time compare), or a
+   * loopback / unix-socket peer while VERDICT_ADMIN_LOOPBACK is on — for a `mutating` call only
+   * while no token is set. Returns how the caller was admitted ('token' | 'loopback'), or
+   * undefined when refused (counted).
+   */
+  adminVia(peer: string | undefined, authorization: string | undefined, mutating = false): 'token' | 'loopback' | undefined {
     const token = this.adminToken;
     if (token !== undefined && authorization !== undefined) {
       const want = Buffer.from(`Bearer ${token}`);
       const got = Buffer.from(authorization);
-      if (got.length === want.length && timingSafeEqual(got, want)) return true;
+      if (got.length === want.length && timingSafeEqual(got, want)) return 'token';
     }
+    if (this.adminLoopback && isLoopback(peer) && !(mutating && token !== undefined)) return 'loopback';
     this.failures?.inc({ transport: 'admin', reason: authorization ? 'bad mac' : 'no token' });
-    return false;
+    return undefined;
+  }
+
+  /** Read-only admin endpoints (see adminVia). */
+  admin(peer: string | undefined, authorization: string | undefined): boolean {
+    return this.adminVia(peer, authorization) !== undefined;
   }
 }

@@ -49,12 +49,28 @@ export const envSchema = z.object({
   VERDICT_AUTH_EXEMPT_LOOPBACK: boolFlag.default(false)
     .describe('with a gateway secret: loopback and unix-socket clients may call without proving it (handy for curl; off by default)'),
   VERDICT_ADMIN_LOOPBACK: boolFlag.default(true)
-    .describe('loopback and unix-socket clients reach /metrics and /v1/inventory without VERDICT_ADMIN_TOKEN'),
+    .describe('loopback and unix-socket clients read the admin endpoints (/metrics, /v1/inventory, /v1/audit, /v1/overrides, /console) without VERDICT_ADMIN_TOKEN; changes need the token whenever it is set'),
   VERDICT_CLOCK_SKEW_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000)
     .describe('largest gateway/service clock difference accepted: older signed calls are refused, request times are clamped to it'),
   VERDICT_STORE_MAX_KEYS: z.coerce.number().int().min(1000).max(50_000_000).default(500_000)
     .describe('keys each detector-state structure holds before evicting the least recently used (memory bound)'),
   VERDICT_POLICY_WATCH: boolFlag.default(true),
+  VERDICT_AUDIT_RING: z.coerce.number().int().min(100).max(1_000_000).default(10_000)
+    .describe('audit records kept in memory (lookup by request id, recent stops)'),
+  VERDICT_AUDIT_ALLOW_SAMPLE: z.coerce.number().min(0).max(1).default(0)
+    .describe('share of ALLOW verdicts also recorded in the audit trail, 0..1 (every non-ALLOW verdict is)'),
+  VERDICT_AUDIT_FILE: z.string().min(1).optional()
+    .describe('append audit records to this JSON Lines file (rotated by size); unset = memory (and Redis) only'),
+  VERDICT_AUDIT_FILE_MAX_MB: z.coerce.number().int().min(1).max(100_000).default(64)
+    .describe('size at which VERDICT_AUDIT_FILE is rotated to .1, .2, …'),
+  VERDICT_AUDIT_FILE_KEEP: z.coerce.number().int().min(1).max(1000).default(5)
+    .describe('rotated audit files kept'),
+  VERDICT_AUDIT_REDIS_TTL_S: z.coerce.number().int().min(60).max(31 * 86_400).default(86_400)
+    .describe('with Redis: how long a request id stays searchable across instances'),
+  VERDICT_AUDIT_REDIS_MAXLEN: z.coerce.number().int().min(1000).max(10_000_000).default(100_000)
+    .describe('with Redis: records kept in the shared audit stream (approximate cap)'),
+  VERDICT_STATE_DIR: z.string().min(1).default('.verdict-state')
+    .describe('directory for state that must survive restarts (overrides.json); the systemd unit uses /var/lib/verdict'),
   VERDICT_REDIS_URL: z.string().regex(/^rediss?:\/\/[^\s]+$/, 'write redis://host:port/db (e.g. redis://127.0.0.1:6379/0)').optional()
     .describe('shared state for a fleet of instances; unset = the embedded in-memory store'),
   VERDICT_REDIS_CLUSTER_NODES: z.string().regex(/^[^\s,:]+:\d{1,5}(,[^\s,:]+:\d{1,5})*$/, 'write host:port,host:port').optional()
@@ -116,6 +132,16 @@ export interface ServiceConfig {
   /** Keys per state structure (five structures): the memory bound of the embedded store. */
   readonly storeMaxKeys: number;
   readonly policyWatch: boolean;
+  readonly audit: {
+    readonly ring: number;
+    readonly allowSample: number;
+    readonly file: string | undefined;
+    readonly fileMaxBytes: number;
+    readonly fileKeep: number;
+    readonly redisTtlS: number;
+    readonly redisMaxLen: number;
+  };
+  readonly stateDir: string;
   /** Shared Redis state; undefined = the embedded store. */
   readonly redis: RedisConfig | undefined;
 }
@@ -235,6 +261,16 @@ export function parseEnv(env: NodeJS.ProcessEnv): ServiceConfig {
     metrics: e.VERDICT_METRICS,
     storeMaxKeys: e.VERDICT_STORE_MAX_KEYS,
     policyWatch: e.VERDICT_POLICY_WATCH,
+    audit: Object.freeze({
+      ring: e.VERDICT_AUDIT_RING,
+      allowSample: e.VERDICT_AUDIT_ALLOW_SAMPLE,
+      file: e.VERDICT_AUDIT_FILE,
+      fileMaxBytes: e.VERDICT_AUDIT_FILE_MAX_MB * 2 ** 20,
+      fileKeep: e.VERDICT_AUDIT_FILE_KEEP,
+      redisTtlS: e.VERDICT_AUDIT_REDIS_TTL_S,
+      redisMaxLen: e.VERDICT_AUDIT_REDIS_MAXLEN,
+    }),
+    stateDir: e.VERDICT_STATE_DIR,
     redis: redisConfig(e),
   });
 }

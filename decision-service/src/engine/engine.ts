@@ -80,6 +80,8 @@ function remember(f: RequestFeatures, endpoint: string): Remembered {
   };
 }
 
+const NO_SIGNALS: readonly Signal[] = Object.freeze([]);
+
 const ACTION_RANK: Readonly<Record<Action, number>> = { ALLOW: 0, TAG: 1, CHALLENGE: 2, BLOCK: 3 };
 
 export class Engine {
@@ -100,6 +102,10 @@ export class Engine {
   private readonly groups: string[] = [];
   /** Path templates learned from traffic (read-only view at GET /v1/inventory). */
   readonly inventory: Inventory;
+  /** The last decide()'s features and signals, read synchronously after it by the audit trail
+   *  (service/audit.ts); overwritten by the next decide. */
+  lastFeatures: RequestFeatures | undefined;
+  lastSignals: readonly Signal[] = [];
 
   constructor(opts: EngineOptions) {
     this.policy = opts.policy;
@@ -113,6 +119,7 @@ export class Engine {
     this.collateral = new Collateral(this.proofs);
     this.recent = new BoundedMap(opts.recentRequests ?? 50_000);
     this.inventory = new Inventory(opts.inventoryTemplates ?? 5000, opts.inventoryTemplatesPerRoute ?? 200);
+    this.lastFeatures = undefined;
   }
 
   get policyVersion(): string {
@@ -131,6 +138,8 @@ export class Engine {
     const policy = this.policy;
     const now = req.mode === 'INLINE' || req.ts_ms === 0 ? this.clock.now() : req.ts_ms;
     const f = extractFeatures(req, policy, now, this.identifierKey);
+    this.lastFeatures = f;
+    this.lastSignals = NO_SIGNALS;
     // Privacy by construction: from here on only the keyed hash exists, also in the caller's
     // request object.
     if (req.identifier) (req as { identifier: string }).identifier = '';
@@ -149,6 +158,7 @@ export class Engine {
     }
 
     const signals: Signal[] = [];
+    this.lastSignals = signals;
     // which rule produced each signal: its own challenge settings apply when it is the strongest
     const owners = new Map<Signal, string>();
     for (const d of this.detectors) {

@@ -128,10 +128,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
     return reply.send(ack);
   });
 
-  // Read-only admin view: loopback (or unix socket) clients while exempt, or the admin token.
-  app.get('/v1/inventory', { preHandler: adminOnly }, (_req, reply) => {
-    return reply.send({ policy_version: deps.engine().policyVersion, endpoints: deps.engine().inventory.snapshot() });
-  });
+  // The other admin endpoints (inventory, audit, overrides, console): http/admin.ts.
 
   app.get('/healthz', () => ({ status: 'ok', policy_version: deps.engine().policyVersion }));
 

@@ -10,7 +10,11 @@ import type { Decision, Engine } from '../engine/engine.ts';
 import { VerdictError } from '../errors.ts';
 import type { DecideResponse, OutcomeAck, PendingOutcomeBatch } from '../wire/codec.ts';
 import type { DecideRequest, Outcome } from '../wire/schema.ts';
+import type { Thresholds } from '../config/policy.ts';
+import type { AuditLog } from './audit.ts';
 import { DeadlineCheck } from './deadline.ts';
+import type { GatewayBoard } from './gateways.ts';
+import type { Override, OverrideBook } from './overrides.ts';
 import { LateVerdicts } from './late-verdicts.ts';
 import type { ServiceMetrics } from './metrics.ts';
 
@@ -54,6 +58,36 @@ export interface DecisionServiceOptions {
    * clamped, so a request stamped years ahead cannot make marks that live until then.
    */
   readonly clockSkewMs?: number;
+  /** The audit trail (non-ALLOW verdicts, a sample of allows, cache-enforced stops). */
+  readonly audit?: AuditLog;
+  /** Operator overrides, applied around the engine; their revocations ride on outcome acks. */
+  readonly overrides?: OverrideBook;
+  /** The route class's thresholds in force (recorded with audited decisions). */
+  readonly thresholds?: (routeClass: string) => Thresholds | undefined;
+  /** What gateways report about themselves (counters in outcome batches), for the console. */
+  readonly gateways?: GatewayBoard;
+}
+
+/** Gateway cache key types an override may ask the gateway to cache a BLOCK under. */
+const CACHEABLE = /^(ip|subnet|device|session|principal):/;
+/** Longest a BLOCK override is cached at a gateway (deleting it revokes sooner). */
+const OVERRIDE_CACHE_S = 300;
+
+function overridden(d: Decision, o: Override, now: number): Decision {
+  const block = o.action === 'BLOCK';
+  const ttl = block && CACHEABLE.test(o.key) ? Math.max(1, Math.min(OVERRIDE_CACHE_S, Math.floor((o.expires - now) / 1000))) : 0;
+  return {
+    request_id: d.request_id,
+    action: o.action,
+    score: block ? 100 : 0,
+    reasons: [block ? 'override.block' : 'override.allow'],
+    cache_key: ttl > 0 ? o.key : '',
+    cache_ttl_s: ttl,
+    policy_version: d.policy_version,
+    dry_run: false,
+    routeClass: d.routeClass,
+    wouldAction: d.action,
+  };
 }
 
 export class DecisionService {
@@ -71,8 +105,16 @@ export class DecisionService {
   private readonly logger: Logger;
   private readonly clock: Clock;
   private readonly skewMs: number;
+  private readonly audit: AuditLog | undefined;
+  private readonly overrides: OverrideBook | undefined;
+  private readonly thresholds: ((routeClass: string) => Thresholds | undefined) | undefined;
+  private readonly gateways: GatewayBoard | undefined;
 
   constructor(opts: DecisionServiceOptions) {
+    this.audit = opts.audit;
+    this.overrides = opts.overrides;
+    this.thresholds = opts.thresholds;
+    this.gateways = opts.gateways;
     this.engine = opts.engine;
     this.metrics = opts.metrics;
     this.logger = opts.logger;
@@ -111,7 +153,16 @@ export class DecisionService {
       // 0 = not sent: now; otherwise the nearest time within the skew
       input.ts_ms = input.ts_ms === 0 ? now : input.ts_ms > now ? now + this.skewMs : now - this.skewMs;
     }
-    const d = this.engine().decide(input);
+    // before the engine, which blanks the raw identifier once it is hashed
+    const ov = this.overrides?.match(input);
+    const engine = this.engine();
+    let d = engine.decide(input);
+    if (ov) d = overridden(d, ov, now);
+    const audit = this.audit;
+    if (audit && engine.lastFeatures && (ov || audit.wants(d.action))) {
+      audit.decision(d, engine.lastFeatures, engine.lastSignals, this.thresholds?.(d.routeClass),
+        input.mode === 'ASYNC' ? 'async' : 'service', input.gateway_id, ov?.id);
+    }
     const m = this.metrics;
     if (m) {
       child(this.decisionChildren, `${d.action}|${d.routeClass}|${modeLabel}`,
@@ -162,6 +213,8 @@ export class DecisionService {
       // accepted: scored here (async metadata) or attributed to a request this service decided
       // for the same gateway; any other outcome is ignored (a forged one lands nowhere)
       if (this.engine().observe(o, batch.gateway_id) || o.request) accepted++;
+      // a verdict the gateway enforced from its cache: audited as such
+      if (o.from_cache && this.audit && !o.request) this.audit.cached(o, batch.gateway_id, this.clock.now());
       if (m) {
         const statusClass = `${Math.floor(o.status / 100)}xx`;
         child(this.outcomeChildren, statusClass, () => m.outcomes.labels({ status_class: statusClass })).inc();
@@ -172,9 +225,16 @@ export class DecisionService {
       }
     }
     // Taken last, so verdicts decided while this batch was being applied go out too.
-    const verdicts = batch.gateway_id ? this.late.take(batch.gateway_id) : [];
+    let verdicts = batch.gateway_id ? this.late.take(batch.gateway_id) : [];
     for (const v of scored) verdicts.push(v);
-    return { accepted, verdicts };
+    this.gateways?.report(batch.gateway_id, batch.counters, this.clock.now());
+    const ov = this.overrides;
+    if (!ov) return { accepted, verdicts };
+    // a late verdict for a key an operator just allowed must not re-enter the gateway's cache
+    if (ov.size > 0) verdicts = verdicts.filter((v) => !ov.allows(v.cache_key));
+    const revoked = ov.revocationsFor(batch.gateway_id);
+    if (m && revoked.length > 0) m.revocationsSent.inc(revoked.length);
+    return { accepted, verdicts, revoked_keys: revoked };
   }
 
   /**

@@ -21,6 +21,11 @@ export interface ServiceMetrics {
   readonly authFailures: Counter<'transport' | 'reason'>;
   readonly memorySheds: Counter<'reason'>;
   readonly memoryLimit: Gauge;
+  readonly auditRecords: Counter<'kind' | 'action'>;
+  readonly auditDropped: Counter<'sink'>;
+  readonly overrideChanges: Counter<'change' | 'action'>;
+  readonly overridesActive: Gauge;
+  readonly revocationsSent: Counter;
 }
 
 export function createMetrics(defaults: boolean): ServiceMetrics {
@@ -64,6 +69,11 @@ export function createMetrics(defaults: boolean): ServiceMetrics {
       labelNames: ['transport', 'reason'],
       registers,
     }),
+    auditRecords: new Counter({ name: 'verdict_audit_records_total', help: 'Audit trail records by kind (service, async, cache: decisions by where they were enforced; override: changes) and action', labelNames: ['kind', 'action'], registers }),
+    auditDropped: new Counter({ name: 'verdict_audit_dropped_total', help: 'Audit records not written to a sink (queue full, redis unavailable); the in-memory ring still has them', labelNames: ['sink'], registers }),
+    overrideChanges: new Counter({ name: 'verdict_override_changes_total', help: 'Operator overrides created or deleted, by action', labelNames: ['change', 'action'], registers }),
+    overridesActive: new Gauge({ name: 'verdict_overrides_active', help: 'Operator overrides in force', registers }),
+    revocationsSent: new Counter({ name: 'verdict_revocations_sent_total', help: 'Gateway cache keys revoked in outcome acknowledgements (one per key per gateway worker)', registers }),
     framesClosed: new Counter({
       name: 'verdict_frame_connections_closed_total',
       help: 'Framed connections the service closed, by reason (idle, request_timeout, frame_too_large, bad_length, handshake_timeout)',

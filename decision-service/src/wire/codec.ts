@@ -26,6 +26,7 @@ export const DecideResponseType = root.lookupType('verdict.v1.DecideResponse');
 export const OutcomeBatchType = root.lookupType('verdict.v1.OutcomeBatch');
 export const OutcomeType = root.lookupType('verdict.v1.Outcome');
 export const OutcomeAckType = root.lookupType('verdict.v1.OutcomeAck');
+export const GatewayCounterType = root.lookupType('verdict.v1.GatewayCounter');
 
 export const ACTION_CODES = { ALLOW: 0, TAG: 1, CHALLENGE: 2, BLOCK: 3 } as const;
 export type Action = keyof typeof ACTION_CODES;
@@ -51,6 +52,24 @@ export interface DecideResponse {
 export interface OutcomeAck {
   accepted: number;
   verdicts: DecideResponse[];
+  /** Gateway cache keys to drop (operator overrides); absent or empty = none. */
+  revoked_keys?: string[];
+}
+
+/** A gateway counter carried in an outcome batch (console: fail-open, breaker per gateway). */
+export interface GatewayCounter {
+  readonly name: string;
+  readonly value: number;
+}
+
+/** Most counters read from one batch; longer names are skipped. */
+const MAX_COUNTERS = 64;
+const MAX_COUNTER_NAME = 200;
+
+function validCounter(name: unknown, value: unknown, out: GatewayCounter[]): void {
+  if (out.length >= MAX_COUNTERS || typeof name !== 'string' || name.length === 0 || name.length > MAX_COUNTER_NAME) return;
+  const v = typeof value === 'number' ? value : typeof value === 'string' ? Number(value) : value && typeof value === 'object' && 'low' in value ? Number((value as unknown as { low: number }).low >>> 0) + Number((value as unknown as { high: number }).high >>> 0) * 2 ** 32 : NaN;
+  if (Number.isFinite(v) && v >= 0) out.push({ name, value: v });
 }
 
 export type Encoding = 'protobuf' | 'json';
@@ -104,6 +123,8 @@ export function decodeDecideRequest(body: unknown, encoding: Encoding): DecideRe
  */
 export interface PendingOutcomeBatch {
   readonly gateway_id: string;
+  /** The gateway's counters (OutcomeBatch.counters), bounded and validated. */
+  readonly counters: readonly GatewayCounter[];
   readonly count: number;
   /** Decodes and validates outcome i; throws VerdictError naming `outcomes.<i>.<field>`. */
   outcome(i: number): Outcome;
@@ -150,6 +171,7 @@ function validGatewayId(raw: unknown): string {
 /** protobuf: one pass over the envelope's tags records each outcome's byte range (no decoding). */
 function openProtobufBatch(body: Buffer, maxOutcomes: number): PendingOutcomeBatch {
   const ranges: number[] = [];
+  const counters: GatewayCounter[] = [];
   let gatewayId: unknown;
   try {
     const r = protobuf.Reader.create(body);
@@ -163,6 +185,11 @@ function openProtobufBatch(body: Buffer, maxOutcomes: number): PendingOutcomeBat
         const start = r.pos;
         r.skip(len);
         ranges.push(start, start + len);
+      } else if (field === 3 && wire === 2) {
+        const len = r.uint32();
+        const c = GatewayCounterType.decode(r.buf.subarray(r.pos, r.pos + len)) as unknown as { name: unknown; value: unknown };
+        r.skip(len);
+        validCounter(c.name, c.value, counters);
       } else r.skipType(wire);
     }
   } catch (err) {
@@ -172,6 +199,7 @@ function openProtobufBatch(body: Buffer, maxOutcomes: number): PendingOutcomeBat
   if (count > maxOutcomes) throw tooMany(count, maxOutcomes);
   return {
     gateway_id: validGatewayId(gatewayId),
+    counters,
     count,
     outcome(i: number): Outcome {
       let msg: protobuf.Message;
@@ -191,11 +219,13 @@ export function openOutcomeBatch(body: unknown, encoding: Encoding, maxOutcomes 
     return openProtobufBatch(body, maxOutcomes);
   }
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new VerdictError('BAD_BODY', 'expected a JSON object');
-  const raw = body as { gateway_id?: unknown; outcomes?: unknown };
+  const raw = body as { gateway_id?: unknown; outcomes?: unknown; counters?: unknown };
+  const counters: GatewayCounter[] = [];
+  if (Array.isArray(raw.counters)) for (const c of raw.counters) if (c && typeof c === 'object') validCounter((c as GatewayCounter).name, (c as GatewayCounter).value, counters);
   const items = raw.outcomes ?? [];
   if (!Array.isArray(items)) throw new VerdictError('INVALID_FIELD', 'outcomes: expected an array');
   if (items.length > maxOutcomes) throw tooMany(items.length, maxOutcomes);
-  return { gateway_id: validGatewayId(raw.gateway_id), count: items.length, outcome: (i) => validOutcome(items[i], i, false) };
+  return { gateway_id: validGatewayId(raw.gateway_id), counters, count: items.length, outcome: (i) => validOutcome(items[i], i, false) };
 }
 
 /** Decodes a whole batch at once (tools and tests; the transports use openOutcomeBatch). */
@@ -227,6 +257,6 @@ export function encodeDecideResponse(r: DecideResponse): Uint8Array {
 
 export function encodeOutcomeAck(ack: OutcomeAck): Uint8Array {
   return OutcomeAckType.encode(
-    OutcomeAckType.fromObject({ accepted: ack.accepted, verdicts: ack.verdicts.map(responseMessage) }),
+    OutcomeAckType.fromObject({ accepted: ack.accepted, verdicts: ack.verdicts.map(responseMessage), revoked_keys: ack.revoked_keys ?? [] }),
   ).finish();
 }

@@ -223,4 +223,15 @@ function _M.store(resp)
   return true
 end
 
+-- syntax: cache.revoke(key)
+-- Drops the cached verdict under a cache key ("ip:…", "session:…"), for the revocations an
+-- operator override sends in the OutcomeAck (revoked_keys). The "anything cached?" flags stay as
+-- they are: at worst a lookup of an emptied type costs one miss until they expire.
+function _M.revoke(key)
+  if type(key) ~= "string" or key == "" then return end
+  local typ = match(key, "^(%l+):.")
+  if typ == "subnet" or typ == "ip" then key = lower(key) end
+  cache():delete(key)
+end
+
 return _M

@@ -50,8 +50,12 @@ local OUTCOME = {
   { 12, "fail_open", "s" }, { 13, "from_cache", "o" }, { 14, "request", "m", DECIDE_REQUEST },
 }
 
+local GATEWAY_COUNTER = {
+  { 1, "name", "s" }, { 2, "value", "u" },
+}
+
 local OUTCOME_BATCH = {
-  { 1, "gateway_id", "s" }, { 2, "outcomes", "rm", OUTCOME },
+  { 1, "gateway_id", "s" }, { 2, "outcomes", "rm", OUTCOME }, { 3, "counters", "rm", GATEWAY_COUNTER },
 }
 
 local DECIDE_RESPONSE = {
@@ -63,7 +67,7 @@ local DECIDE_RESPONSE = {
 }
 
 local OUTCOME_ACK = {
-  { 1, "accepted", "u" }, { 2, "verdicts", "rm", DECIDE_RESPONSE },
+  { 1, "accepted", "u" }, { 2, "verdicts", "rm", DECIDE_RESPONSE }, { 3, "revoked_keys", "rs" },
 }
 
 -- ---------------------------------------------------------------- encoding
@@ -121,6 +125,7 @@ end
 prepare(DECIDE_REQUEST)
 prepare(OUTCOME)
 prepare(OUTCOME_BATCH)
+prepare(GATEWAY_COUNTER)
 
 local TRUE_BYTE = "\1"
 local buffers = {} -- depth -> reused buffer table
@@ -205,7 +210,8 @@ function _M.encode_decide_request(req)
 end
 
 -- syntax: bytes = codec.encode_outcome_batch(batch)
--- batch: { gateway_id = "...", outcomes = { { request_id = ..., request = <DecideRequest> }, ... } }
+-- batch: { gateway_id = "...", outcomes = { { request_id = ..., request = <DecideRequest> }, ... },
+--          counters = { { name = "fail_open_total{cause=\"timeout\"}", value = n }, ... } (optional) }
 function _M.encode_outcome_batch(batch)
   return encode_fields(OUTCOME_BATCH, batch, 1)
 end
@@ -324,7 +330,8 @@ function _M.decode_decide_response(s)
 end
 
 -- syntax: ack, err = codec.decode_outcome_ack(bytes)
--- ack: { accepted = n, verdicts = { <DecideResponse>, ... } }; failure: nil, "bad response"
+-- ack: { accepted = n, verdicts = { <DecideResponse>, ... }, revoked_keys = { "ip:…", ... } };
+-- failure: nil, "bad response"
 function _M.decode_outcome_ack(s)
   if type(s) ~= "string" then return nil, "bad response" end
   local msg = decode_fields(OUTCOME_ACK, ACK_INDEX, s, 1, #s)

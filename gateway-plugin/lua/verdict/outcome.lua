@@ -8,6 +8,11 @@
 -- A failed batch is dropped and counted too (no retry: outcomes are feedback, not a ledger).
 -- While the circuit breaker is open nothing is buffered (the handler counts those as dropped,
 -- reason "breaker open") and a flush drops what is left instead of sending into a dead service.
+--
+-- Operator side (issue 16): every tick sends a batch even with no outcomes (a heartbeat), so the
+-- service can hand back revocations (OutcomeAck.revoked_keys: cached verdicts an operator
+-- override made wrong, dropped here at once) within outcome_flush_ms, and each batch carries this
+-- gateway's counters (fail-open causes, breaker state, cache hits, calls) for the service's console.
 
 local config = require "verdict.config"
 local client = require "verdict.client"
@@ -18,6 +23,8 @@ local breaker = require "verdict.breaker"
 local log = require "verdict.log"
 
 local ngx = ngx
+local shared = ngx.shared
+local find, sub = string.find, string.sub
 local timer_at, timer_every = ngx.timer.at, ngx.timer.every
 local ERR = ngx.ERR
 
@@ -47,9 +54,37 @@ function _M.push(o)
   return true
 end
 
+-- counters the console shows, by metric name (the gateway's Prometheus names without the prefix)
+local REPORTED = {
+  fail_open_total = true, fail_closed_total = true, breaker_opens_total = true, cache_hits_total = true,
+  calls_total = true, decisions_total = true, shed_total = true, outcomes_dropped_total = true,
+}
+local PREFIX = "verdict_gateway_"
+local MAX_COUNTERS = 60
+
+-- the gateway's counters (all workers: the verdict_stats dict) plus the breaker state
+local function counters()
+  metrics.flush()
+  local out = { { name = "breaker_state", value = breaker.state_code() or 0 } }
+  local d = shared.verdict_stats
+  if not d then return out end
+  local keys = d:get_keys(200)
+  for i = 1, #keys do
+    local k = keys[i]
+    local b = find(k, "{", 1, true)
+    local name = sub(k, #PREFIX + 1, b and b - 1 or #k)
+    if REPORTED[name] then
+      local v = d:get(k)
+      if v and v > 0 then out[#out + 1] = { name = sub(k, #PREFIX + 1), value = v } end
+      if #out >= MAX_COUNTERS then break end
+    end
+  end
+  return out
+end
+
 local function send(batch, count)
   local c = config.http
-  local body = codec.encode_outcome_batch({ gateway_id = gateway_id, outcomes = batch })
+  local body = codec.encode_outcome_batch({ gateway_id = gateway_id, outcomes = batch, counters = counters() })
   local res, err, what, instance = client.call("outcomes", body, c.outcome_timeout_ms)
   if not res then
     metrics.incr("outcome_batches_total", "result", err)
@@ -71,6 +106,9 @@ local function send(batch, count)
       metrics.incr("cache_stores_total", "action", verdicts[i].action)
     end
   end
+  -- after the stores: a revocation wins over a verdict of the same ack
+  local revoked = ack.revoked_keys
+  for i = 1, #revoked do cache.revoke(revoked[i]) end
 end
 
 -- syntax: outcome.flush(premature)
@@ -78,7 +116,7 @@ end
 -- (premature) when the worker exits, so a reload or graceful stop sends what is left.
 function _M.flush(premature)
   kicked = false
-  if flushing or n == 0 then return end
+  if flushing or (n == 0 and premature) then return end
   flushing = true
   local c = config.http
   if not gateway_id then gateway_id = config.gateway_id() end
@@ -92,6 +130,10 @@ function _M.flush(premature)
     return
   end
   local ok, err = pcall(function()
+    if total == 0 then
+      send({}, 0) -- heartbeat: counters out, revocations back
+      return
+    end
     local i = 1
     while i <= total do
       local last = i + size - 1
