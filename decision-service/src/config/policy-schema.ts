@@ -174,6 +174,10 @@ export const policySchema = z
         /** A key (ip, subnet, ip + fingerprint, device) with more than this many proven clients seen
          *  behind it is shared: its evidence never blocks and is never cached at the gateway. */
         shared_after: z.number().int().min(0).max(1_000_000).default(1),
+        /** Such a key is a crowd only while at least this share of the distinct accounts whose
+         *  logins were answered behind it logged in; below it (a crew's list with a few hits) its
+         *  evidence challenges unproven requests alone and still never blocks (0 = always a crowd). */
+        crowd_login_share: z.number().min(0).max(1).default(0.5),
         /** Window of the distinct proven clients counted behind each key. */
         population_window_s: windowS(3600),
         /** How long a successful login proves its session, device and account token. */

@@ -149,6 +149,12 @@ export const provenKeys = {
   deviceYoung: (device: string) => `pv:dy:${device}`,
   /** Distinct set: proven clients seen behind a key (ip, subnet, client, header set, fingerprint, device). */
   population: (s: Subject) => `pv:pop:${s}`,
+  /** Distinct set: accounts (identifier hashes) that logged in successfully behind a key (ip,
+   *  subnet, client, header set, fingerprint): the population of a key whose people carry no
+   *  session or device of their own yet (a browser's first login). */
+  accounts: (s: Subject) => `pv:acc:${s}`,
+  /** Distinct set: accounts (identifier hashes) whose login the site answered behind a key, success or not. */
+  tried: (s: Subject) => `pv:try:${s}`,
 } as const;
 
 /** engine.ts: challenges issued (clearance.abandoned_score) */

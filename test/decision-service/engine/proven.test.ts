@@ -79,6 +79,59 @@ t.test('40 customers behind one NAT address and one browser build, some with typ
   t.notOk(all.some((x) => x.d.cache_key.startsWith('ip:') || x.d.cache_key.startsWith('subnet:')), 'the shared address is never a gateway cache key');
 });
 
+/**
+ * The demo shop's real flow (test/e2e/crowd.test.ts): no cookie and no device id before the login,
+ * the account token only after it. 40 customers, one office address and one browser build; a
+ * quarter mistype once first.
+ */
+function officeFirstVisit(send: ReturnType<typeof setup>['send'], prefix = 'desk') {
+  const all: Array<{ who: number; step: string; d: Decision }> = [];
+  for (let i = 0; i < 40; i++) {
+    const me = { client_ip: NAT, ...CHROME };
+    const user = `${prefix}${i}@corp.example`;
+    all.push({ who: i, step: 'home', d: send({ ...me, path: '/' }, 200, gap(i)) });
+    if (i % 4 === 0) all.push({ who: i, step: 'typo', d: send({ ...me, ...login(user, 'wrong') }, 401, gap(i + 1)) });
+    all.push({ who: i, step: 'login', d: send({ ...me, ...login(user, 'right') }, 200, gap(i + 2)) });
+    all.push({ who: i, step: 'promo-info', d: send({ ...me, path: '/api/promo/info' }, 200, gap(i + 3)) });
+    all.push({ who: i, step: 'claim', d: send({ ...me, ...token(`${prefix}-${i}`), method: 'POST', path: '/api/promo/claim' }, 200, gap(i + 4)) });
+  }
+  return all;
+}
+
+t.test('the same office on a first visit (no session, no device id: the demo shop\'s flow): the accounts that log in are its population', async (t) => {
+  const { send } = setup();
+  const all = officeFirstVisit(send);
+  t.same(all.filter((x) => x.d.action === 'BLOCK').map((x) => `${x.who}:${x.step}:${x.d.reasons}`), [], 'nobody blocked');
+  t.same(all.filter((x) => x.d.action === 'CHALLENGE').map((x) => `${x.who}:${x.step}:${x.d.reasons}`), [], 'nobody challenged');
+  t.notOk(all.some((x) => x.d.cache_key.startsWith('ip:') || x.d.cache_key.startsWith('subnet:')), 'the shared address is never a gateway cache key');
+});
+
+t.test('...a crew of one address and one build, its logins failing, is still stopped: its own failures are no population', async (t) => {
+  const { send } = setup();
+  const crew: Decision[] = [];
+  // a crew with the office build's exact headers, its own address, no cookies, a leaked list
+  for (let i = 0; i < 60; i++) crew.push(send({ client_ip: '198.51.100.77', ...CHROME, ...login(`victim${i}@mail.example`, `leaked${i}`) }, i % 3 === 0 ? 404 : 401, 1500));
+  const first = crew.findIndex(stopped) + 1;
+  t.ok(first > 0 && first <= 20, `stopped from request ${first}`);
+  t.ok(crew.slice(first).every((d) => d.action === 'BLOCK'), 'and blocked from then on: nobody proven is behind its address');
+});
+
+t.test('...a crew whose stuffing succeeds on a few accounts behind one address: the hits do not make its address a crowd', async (t) => {
+  const { send } = setup();
+  const crew: Decision[] = [];
+  for (let i = 0; i < 60; i++) {
+    // the first accounts of the list work (reused passwords), before anything could be seen
+    crew.push(send({ client_ip: '198.51.100.78', ...CHROME, ...login(`reused${i}@mail.example`, `leaked${i}`) }, i < 3 || i % 10 === 9 ? 200 : 401, 1500));
+  }
+  const first = crew.findIndex(stopped) + 1;
+  t.ok(first > 0 && first <= 20, `stopped from request ${first}`);
+  const after = crew.slice(first);
+  // more than one account logged in there, so the address is never blocked on its own evidence;
+  // but most accounts tried there failed (contested): its unproven requests are all challenged
+  t.ok(after.filter(stopped).length >= after.length * 0.95, `stopped from then on (${after.filter(stopped).length} of ${after.length})`);
+  t.notOk(crew.some((d) => d.cache_key.startsWith('ip:')), 'never cached on the address');
+});
+
 t.test('...the same office without the rules: its customers are stopped (what issue 14 reported)', async (t) => {
   const { send } = setup({ proven: { enabled: false } });
   const all = officeMorning(send);
