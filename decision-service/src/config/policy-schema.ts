@@ -338,6 +338,13 @@ export const policySchema = z
              *  (`bola.young_not_found_surge`); 0 = off */
             young_surge_ratio: z.number().min(0).max(100).default(3),
             young_surge_score: strength(30),
+            /** a principal first seen at least this long ago, whose reads were never evidence and
+             *  mostly found their objects, is established (a partner's sync job); 0 = never */
+            established_after_s: z.number().int().min(0).max(2_592_000).default(300),
+            /** an established principal's not-found / forbidden share stays at most this */
+            established_not_found_share: z.number().min(0).max(1).default(0.05),
+            /** an established principal's object fan-out thresholds are this many times higher */
+            established_multiplier: z.number().min(1).max(1000).default(10),
             score: strength(95),
             cache: cacheSpec.optional(),
           })
@@ -398,6 +405,11 @@ export const policySchema = z
             /** an HTTP-library or headless User-Agent on public pages: `bot.automation_client` after this many requests */
             automation_client_after: count(20),
             automation_client_score: strength(30),
+            /** a machine-regular stream from at most `monitor_max_addresses` addresses, each of
+             *  which calls at most once in this long on average, is an uptime check, not a bot
+             *  (0 = no such exemption) */
+            monitor_min_gap_s: z.number().min(0).max(86_400).default(30),
+            monitor_max_addresses: count(4),
             cache: cacheSpec.optional(),
           })
           .strict()

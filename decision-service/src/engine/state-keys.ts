@@ -90,6 +90,8 @@ export const traversalKeys = {
   routeRequests: (route: string) => `tv:g:req:${route}`,
   routeNotFound: (route: string) => `tv:g:nf:${route}`,
   routeBaseline: (route: string) => `tv:g:base:${route}`,
+  /** Mark: the principal's reads were evidence (fan-out, walk, not-found share) before it was established. */
+  walked: (s: Subject) => `tv:w:${s}`,
 } as const;
 
 /**
@@ -132,6 +134,8 @@ export const automationKeys = {
   regularByBuild: (client: string) => `au:bot:f:${client}`,
   /** Counter: requests (scraping volume). */
   requests: (client: string) => `au:r:${client}`,
+  /** Distinct set: addresses a fingerprint's machine-regular stream came from (an uptime check's few, a rotating poller's many). */
+  regularAddresses: (fingerprint: string) => `au:ra:${fingerprint}`,
 } as const;
 
 /** proven.ts: proven clients (DESIGN §4) and the proven population behind each key. */

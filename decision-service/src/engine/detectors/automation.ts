@@ -2,6 +2,7 @@
 // scraping volume. Requests with a principal (API keys, partners) are exempt: server-to-server
 // integrations are regular by design.
 
+import { hash32 } from '../../state/distinct.ts';
 import { observeOnly, signal, type DetectorFactory } from '../signal.ts';
 import { automationKeys as K } from '../state-keys.ts';
 
@@ -24,8 +25,17 @@ export const automation: DetectorFactory = ({ policy, store }) => {
       const n = Math.min(RING_GAPS, cfg.min_requests);
       const t = store.arrival(K.clientArrivals(key), f.now);
       const g = store.arrival(K.fingerprintArrivals(f.fingerprint), f.now);
-      const clientRegular = t.n >= n && t.cv < cfg.regular_cv;
-      const toolRegular = g.n >= n && g.cv < cfg.regular_cv;
+      // An uptime check is machine-regular too, but each of its few fixed addresses calls slowly:
+      // a client's own regular stream with gaps of at least `monitor_min_gap_s`, or a build's
+      // regular stream from at most `monitor_max_addresses` addresses that each call that
+      // seldom, is not evidence (a rotating poller's stream comes from many addresses).
+      const slowMs = cfg.monitor_min_gap_s * 1000;
+      const clientRegular = t.n >= n && t.cv < cfg.regular_cv && !(slowMs > 0 && t.meanMs >= slowMs);
+      let toolRegular = g.n >= n && g.cv < cfg.regular_cv;
+      if (toolRegular && slowMs > 0) {
+        const addresses = store.addDistinct(K.regularAddresses(f.fingerprint), hash32(f.ip), W, f.now);
+        if (addresses <= cfg.monitor_max_addresses && g.meanMs * addresses >= slowMs) toolRegular = false;
+      }
       // Once seen, remembered: requests enforced from the gateway cache never reach the rings,
       // so without the mark every cache expiry would cost another `min_requests` to relearn.
       // The marks are the CLIENT's, never the fingerprint's: a fingerprint is a browser build that
