@@ -202,6 +202,9 @@ export const policySchema = z
          *  this much (0 = it counts alone, up to a challenge). Global alarms and accounts under
          *  attack are not gated. */
         shared_needs_own_score: strength(1),
+        /** A login to an account that logged in successfully from the same client (address +
+         *  browser build) within `login_ttl_s` is proven (its owner again, cookies or not). */
+        client_account_proves: z.boolean().default(true),
         /** A valid clearance token (a solved challenge) proves the request that carries it. */
         clearance_proves: z.boolean().default(true),
         /** Proven requests are not challenged for lacking `clearance.require_level`. */

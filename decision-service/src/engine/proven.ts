@@ -100,6 +100,15 @@ export class Proofs {
       else unproven |= 1 << i;
     }
     if (proof === PROOF.none && f.device && p.device_clean_after_s > 0 && this.cleanDevice(f.device, now, p)) proof = PROOF.device;
+    // A login to an account that logged in successfully before from this same client (address +
+    // browser build): its owner again (a synthetic-login monitor's fresh session every check, a
+    // customer without cookies). Bound to that account, so it lends nothing to a crew trying
+    // others; it proves this login only, and counts the account, not its throwaway session.
+    if (proof === PROOF.none && login && p.client_account_proves && store.marked(K.account(subject.client(f.client), f.identifierHash), now)
+      && !store.marked(K.abuse(subject.identifier(f.identifierHash)), now)) {
+      this.addTo(K.accounts, f, hash32(f.identifierHash), p);
+      return PROOF.login;
+    }
     if (proof !== PROOF.none) {
       if (!login && unproven !== 0) {
         for (let i = 0; i < ids.length; i++) if (unproven & (1 << i) && !store.marked(K.abuse(ids[i] as Subject), now)) store.mark(K.loggedIn(ids[i] as Subject), now, p.login_ttl_s * 1000);
@@ -163,6 +172,7 @@ export class Proofs {
     // distinct people. Not an account whose own login was abuse (a crew's hit on a stolen one).
     if (f.identifierHash && !store.marked(K.abuse(subject.identifier(f.identifierHash)), f.now)) {
       this.addTo(K.accounts, f, hash32(f.identifierHash), p);
+      if (p.client_account_proves) store.mark(K.account(subject.client(f.client), f.identifierHash), f.now, p.login_ttl_s * 1000);
     }
     const ids = narrow(f, this.ids);
     let proved = false;

@@ -397,3 +397,33 @@ t.test('proven.enabled false: the detectors act on any key, as before issue 14',
   }
   t.equal(send({ client_ip: NAT, ...SCRIPT, path: '/.env' }, 404).cache_key, `ip:${NAT}`);
 });
+
+t.test('a synthetic-login monitor (no cookies, every check a new visit) on a header set a stuffing crew uses: its own account\'s logins pass; the crew\'s other accounts do not', async (t) => {
+  const { send } = setup();
+  const monitor = (_k: number) => ({ client_ip: '198.18.5.10', ...SCRIPT, user_agent: 'Datadog/Synthetics' });
+  // the monitor logs in to its test account every five minutes
+  const first = send({ ...monitor(0), ...login('synthetic@ops.example', 'pw') }, 200, 1000);
+  t.not(first.action, 'BLOCK');
+  // a crew with the same tool's headers, rotating addresses, each attempt a new account
+  const crew: Decision[] = [];
+  const checks: Decision[] = [];
+  for (let i = 0; i < 200; i++) {
+    crew.push(send({ client_ip: `100.64.${i >> 6}.${i % 64}`, ...SCRIPT, ...login(`leak${i}@mail.example`, `pw${i}`) }, 401, 1500));
+    if (i % 40 === 39) checks.push(send({ ...monitor(i), ...login('synthetic@ops.example', 'pw') }, 200, 1000));
+  }
+  t.ok(crew.slice(50).filter(stopped).length >= 140, `the crew is stopped (${crew.slice(50).filter(stopped).length} of its last 150)`);
+  t.same(checks.filter(stopped).map((d) => `${d.action} ${d.reasons}`), [], 'the monitor\'s checks: none stopped');
+  // from the monitor's own address and tool, other accounts are not its owner's
+  const other = send({ ...monitor(999), ...login('victim@mail.example', 'x') }, 401);
+  t.ok(stopped(other), `another account from the monitor's client is judged like the crew's: ${other.action} ${other.reasons}`);
+
+  // without the rule the monitor's checks are challenged with the crew
+  const off = setup({ proven: { client_account_proves: false } });
+  off.send({ ...monitor(0), ...login('synthetic@ops.example', 'pw') }, 200, 1000);
+  const offChecks: Decision[] = [];
+  for (let i = 0; i < 200; i++) {
+    off.send({ client_ip: `100.64.${i >> 6}.${i % 64}`, ...SCRIPT, ...login(`leak${i}@mail.example`, `pw${i}`) }, 401, 1500);
+    if (i % 40 === 39) offChecks.push(off.send({ ...monitor(i), ...login('synthetic@ops.example', 'pw') }, 200, 1000));
+  }
+  t.ok(offChecks.some(stopped), `with client_account_proves false: ${offChecks.filter(stopped).length} of ${offChecks.length} checks stopped`);
+});
