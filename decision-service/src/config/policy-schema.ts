@@ -197,6 +197,10 @@ export const policySchema = z
          *  evidence (the request itself, its narrow keys) scores at least this much; else at most
          *  a CHALLENGE. */
         block_needs_own_score: strength(40),
+        /** Evidence on a crowd's address (ip, subnet, ip + fingerprint with more than
+         *  `shared_after` proven clients) never adds to a BLOCK: the request's own evidence must
+         *  reach the block threshold alone (false: it adds from `block_needs_own_score` up). */
+        crowd_never_blocks: z.boolean().default(true),
         /** Evidence on shared keys (a shared address or /24, a header set, a fingerprint, a
          *  password) counts for an unproven request only when its own evidence scores at least
          *  this much (0 = it counts alone, up to a challenge). Global alarms and accounts under
@@ -314,6 +318,9 @@ export const policySchema = z
             /** a session or device that failed a login and names another account (`cs.account_hopping`):
              *  a person retries their own account; a crew's browser profile goes down its list */
             account_hopping_score: strength(40),
+            /** `cs.account_hopping` reaches full strength at this many accounts named by the session
+             *  or device (two named: 65% of it; a person mixing up their own usernames names a few) */
+            account_hopping_accounts_max: count(5),
             score: strength(95),
           })
           .strict()

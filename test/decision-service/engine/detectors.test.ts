@@ -301,6 +301,14 @@ t.test('automation: an uptime check polling every minute from three fixed addres
     clock.advance(59_000 + (i % 2 ? 10 : -10));
   }
   t.equal(flagged, 0, 'two hours of checks, none flagged');
+  // a check every 20 s from two locations in turn: each address calls every 40 s
+  const { send: sendPair, clock: clockPair } = setup();
+  let pairFlagged = 0;
+  for (let i = 0; i < 200; i++) {
+    if (sendPair({ ...MONITOR, client_ip: `198.18.1.${10 + (i % 2)}`, path: '/promo' }).reasons.includes('bot.regular_timing')) pairFlagged++;
+    clockPair.advance(19_000 + (i % 2 ? 10 : -10));
+  }
+  t.equal(pairFlagged, 0, 'a build stream every 20 s from two fixed addresses: none flagged');
   const { send: sendOff, clock: clockOff } = setup({ detectors: { automation: { monitor_min_gap_s: 0 } } });
   let offFlagged = 0;
   for (let i = 0; i < 120; i++) {

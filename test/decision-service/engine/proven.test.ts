@@ -9,6 +9,7 @@ import { PROOF, Proofs } from '../../../decision-service/src/engine/proven.ts';
 import { MemoryStore } from '../../../decision-service/src/state/memory-store.ts';
 import type { Decision } from '../../../decision-service/src/engine/engine.ts';
 import type { Outcome } from '../../../decision-service/src/wire/schema.ts';
+import { signal, type Signal, type SignalSubject } from '../../../decision-service/src/engine/signal.ts';
 import { BASE_ROUTES, policy, request } from '../../helpers/policy.ts';
 
 const KEY = Buffer.alloc(32, 3);
@@ -426,4 +427,36 @@ t.test('a synthetic-login monitor (no cookies, every check a new visit) on a hea
     if (i % 40 === 39) offChecks.push(off.send({ ...monitor(i), ...login('synthetic@ops.example', 'pw') }, 200, 1000));
   }
   t.ok(offChecks.some(stopped), `with client_account_proves false: ${offChecks.filter(stopped).length} of ${offChecks.length} checks stopped`);
+});
+
+t.test('a crowd\'s key never adds to a block: a customer who hops accounts behind the office address is challenged; a request whose own evidence blocks is blocked', async (t) => {
+  // a detector that says exactly what the request asks for (query "code:score:subject", comma-separated)
+  const probe = () => ({
+    name: 'probe',
+    inspect(f: { req: { query: string } }, out: Signal[]) {
+      for (const part of f.req.query.split(',').filter(Boolean)) {
+        const [code, score, about] = part.split(':');
+        out.push(signal(`t.${code}`, Number(score), false, undefined, about as SignalSubject));
+      }
+    },
+  });
+  const run = (overrides: Parameters<typeof policy>[0]) => {
+    const clock = new VirtualClock(1_763_800_000_000);
+    const engine = new Engine({ policy: policy({ routes: ROUTES, ...overrides }), store: new MemoryStore({ maxKeys: 10_000 }), clock, identifierKey: KEY, detectors: [probe as never] });
+    let n = 0;
+    // two colleagues log in from the office: its address is a crowd's
+    for (const who of ['c1', 'c2']) {
+      const id = `l${++n}`;
+      engine.decide(request({ request_id: id, client_ip: NAT, ...CHROME, ...session(who), ...login(`${who}@corp.example`, 'pw') }));
+      engine.observe({ request_id: id, status: 200, auth_result: '', action: 'ALLOW' } as Outcome);
+      clock.advance(1000);
+    }
+    return (query: string) => engine.decide(request({ request_id: `q${++n}`, client_ip: NAT, ...CHROME, query }));
+  };
+  const decide = run({});
+  const hopper = decide('fanout:95:client,hop:40:session');
+  t.same([hopper.action, hopper.reasons], ['CHALLENGE', ['t.fanout', 't.hop']], 'own evidence 40 next to the crowd key\'s 95: a challenge, not a block');
+  t.equal(decide('own:85:request,fanout:95:client').action, 'BLOCK', 'own evidence at the block threshold by itself: a block');
+  t.equal(decide('g:95:global,hop:40:session').action, 'BLOCK', 'a global alarm next to own evidence of block_needs_own_score: still a block (alarms are not a crowd\'s key)');
+  t.equal(run({ proven: { crowd_never_blocks: false } })('fanout:95:client,hop:40:session').action, 'BLOCK', 'with crowd_never_blocks false: a block, as before');
 });

@@ -194,6 +194,23 @@ t.test('cs.account_hopping: a browser profile that fails on one account and move
   t.notOk(stopped(hop.action), `at most a tag alone: ${hop.action} ${hop.reasons.join(',')}`);
 });
 
+t.test('cs.account_hopping grows with the accounts named: a person mixing up three usernames scores below a worker down its list', async (t) => {
+  const { send } = setup();
+  const person = { ...CHROME, client_ip: '192.0.2.70', session_hash: Buffer.from('forgetful') };
+  send({ ...CHROME, client_ip: '192.0.2.70' });
+  const scores: number[] = [];
+  for (const [id, ok] of [['ines@mail.example', false], ['ines.p@mail.example', false], ['13800138070', true]] as const) {
+    const d = send({ ...person, ...login(id, ok ? 'right' : 'right?') }, ok ? 200 : 401);
+    scores.push(d.score);
+  }
+  const worker = { ...CHROME, session_hash: Buffer.from('w9') };
+  send({ ...CHROME, client_ip: '198.51.100.9' });
+  const crew: number[] = [];
+  for (let i = 0; i < 8; i++) crew.push(send({ ...worker, client_ip: `198.51.${100 + i}.9`, ...login(`leak-${i}`, 'x') }, 401).score);
+  t.ok(Math.max(...scores) < 40, `the person's three usernames: scores ${scores.join(', ')}`);
+  t.ok(crew.at(-1)! > Math.max(...scores), `the worker's fifth account on scores more (${crew.join(', ')})`);
+});
+
 t.test('a crew at a carrier address with the carrier\'s popular build: its customers are judged by their own slice', async (t) => {
   const { send } = setup();
   const SAFARI = { user_agent: 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1', accept_language: 'en-US', header_names: ['host', 'user-agent', 'accept', 'accept-language', 'content-type', 'cookie'] };

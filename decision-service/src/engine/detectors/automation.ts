@@ -29,13 +29,12 @@ export const automation: DetectorFactory = ({ policy, store }) => {
       // a client's own regular stream with gaps of at least `monitor_min_gap_s`, or a build's
       // regular stream from at most `monitor_max_addresses` addresses that each call that
       // seldom, is not evidence (a rotating poller's stream comes from many addresses).
+      // (An address a rotating poller used once has no gaps of its own to show.)
       const slowMs = cfg.monitor_min_gap_s * 1000;
-      const clientRegular = t.n >= n && t.cv < cfg.regular_cv && !(slowMs > 0 && t.meanMs >= slowMs);
+      const slowClient = slowMs > 0 && t.n >= 2 && t.meanMs >= slowMs;
+      const clientRegular = t.n >= n && t.cv < cfg.regular_cv && !slowClient;
       let toolRegular = g.n >= n && g.cv < cfg.regular_cv;
-      if (toolRegular && slowMs > 0) {
-        const addresses = store.addDistinct(K.regularAddresses(f.fingerprint), hash32(f.ip), W, f.now);
-        if (addresses <= cfg.monitor_max_addresses && g.meanMs * addresses >= slowMs) toolRegular = false;
-      }
+      if (toolRegular && slowClient && store.addDistinct(K.regularAddresses(f.fingerprint), hash32(f.ip), W, f.now) <= cfg.monitor_max_addresses) toolRegular = false;
       // Once seen, remembered: requests enforced from the gateway cache never reach the rings,
       // so without the mark every cache expiry would cost another `min_requests` to relearn.
       // The marks are the CLIENT's, never the fingerprint's: a fingerprint is a browser build that
