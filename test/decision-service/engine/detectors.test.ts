@@ -332,4 +332,12 @@ t.test('automation: an uptime check polling every minute from three fixed addres
     clock3.advance(4000);
   }
   t.ok(fast > 20, `a fixed address polling every 5 s is a bot whatever it calls itself (${fast} of 40 flagged)`);
+  // ...and stays one while the gateway answers it from the cache: the service then sees it only
+  // every cache TTL (120 s), an uptime check's pace, for hours
+  let cachedFlagged = 0;
+  for (let i = 0; i < 60; i++) {
+    clock3.advance(119_000);
+    if (send3({ ...MONITOR, client_ip: '198.18.0.10', path: '/' }).reasons.includes('bot.regular_timing')) cachedFlagged++;
+  }
+  t.equal(cachedFlagged, 60, 'two hours behind the gateway cache: still flagged on every request that reaches the service');
 });

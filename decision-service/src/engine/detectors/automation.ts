@@ -43,11 +43,14 @@ export const automation: DetectorFactory = ({ policy, store }) => {
       // A client seen within the build's stream (each address of a rotating poller) is marked
       // apart: that evidence is the build's (proven.ts: it acts, and is cached on the address, only
       // where no proven clients share the build; elsewhere only next to the client's own evidence).
-      if (clientRegular) store.mark(K.regularClient(key), f.now, remember);
-      else if (toolRegular) store.mark(K.regularByBuild(key), f.now, remember);
+      // A marked client that keeps coming stays marked: while the gateway answers it from the
+      // cache, the pace the service sees is the cache's TTL, which would pass for an uptime check's.
+      // (An uptime check is never marked: it is slow from its first checks.)
       if (clientRegular || store.marked(K.regularClient(key), f.now)) {
+        store.mark(K.regularClient(key), f.now, remember);
         out.push(signal('bot.regular_timing', cfg.regular_score, monitor, cfg.cache, 'client'));
       } else if (toolRegular || store.marked(K.regularByBuild(key), f.now)) {
+        store.mark(K.regularByBuild(key), f.now, remember);
         out.push(signal('bot.regular_timing', cfg.regular_score, monitor, cfg.cache, 'fingerprint'));
       }
       const r = store.incr(K.requests(key), W, f.now);
