@@ -318,9 +318,6 @@ export const policySchema = z
             /** a session or device that failed a login and names another account (`cs.account_hopping`):
              *  a person retries their own account; a crew's browser profile goes down its list */
             account_hopping_score: strength(40),
-            /** `cs.account_hopping` reaches full strength at this many accounts named by the session
-             *  or device (two named: 65% of it; a person mixing up their own usernames names a few) */
-            account_hopping_accounts_max: count(5),
             score: strength(95),
           })
           .strict()

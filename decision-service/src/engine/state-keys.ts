@@ -57,6 +57,8 @@ export const credentialStuffingKeys = {
   failures: (s: Subject) => `cs:f:${s}`,
   /** Counter: answered logins (what failures are a share of). */
   attempts: (s: Subject) => `cs:all:${s}`,
+  /** Distinct set: identifiers a session or device tried to log in as (not the reset / SMS routes). */
+  loginIdentifiers: (s: Subject) => `cs:li:${s}`,
   /** Counters: the failures and answered logins of a shared key (client, ip, subnet, header set) that came
    *  with a clean history of their own (credential-stuffing.ts, `clean`). */
   cleanFailures: (s: Subject) => `cs:fc:${s}`,

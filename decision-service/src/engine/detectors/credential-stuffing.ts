@@ -91,13 +91,12 @@ export const credentialStuffing: DetectorFactory = ({ policy, store }) => {
       // failed on one account and names another (enumeration.ts keeps the accounts each named).
       if (enumerationOn && cfg.account_hopping_score > 0 && f.identifierHash) {
         const hop: [Subject, SignalSubject] | undefined = f.session ? [subject.session(f.session), 'session'] : f.device ? [subject.device(f.device), 'device'] : undefined;
-        // A person who forgot which of their usernames, email or phone they signed up with names
-        // two or three; a list goes on: the strength rises with the accounts named up to
-        // `account_hopping_accounts_max`.
-        const named = hop ? store.countDistinct(enumerationKeys.identifiers(hop[0]), EW, now) : 0;
+        // Accounts named at login only: a person who mistyped and then reset their password by
+        // phone names their username at login and their phone at the reset (two identifiers, one
+        // account); a crew's profile names account after account at login.
+        const named = hop ? store.addDistinct(K.loginIdentifiers(hop[0]), hash32(f.identifierHash), EW, now) : 0;
         if (hop && named > 1 && store.count(K.failures(hop[0]), W, now) > 0) {
-          const r = ramp(named, 2, Math.max(2, cfg.account_hopping_accounts_max));
-          out.push(signal('cs.account_hopping', cfg.account_hopping_score * r, monitor, undefined, hop[1]));
+          out.push(signal('cs.account_hopping', cfg.account_hopping_score, monitor, undefined, hop[1]));
         }
       }
       // Spraying: challenge-strength alone, so an owner whose (weak) password is being sprayed
