@@ -174,6 +174,10 @@ export const policySchema = z
         /** A key (ip, subnet, ip + fingerprint, device) with more than this many proven clients seen
          *  behind it is shared: its evidence never blocks and is never cached at the gateway. */
         shared_after: z.number().int().min(0).max(1_000_000).default(1),
+        /** Such a key is a crowd only while at least this share of the distinct accounts whose
+         *  logins were answered behind it logged in; below it (a crew's list with a few hits) its
+         *  evidence challenges unproven requests alone and still never blocks (0 = always a crowd). */
+        crowd_login_share: z.number().min(0).max(1).default(0.5),
         /** Window of the distinct proven clients counted behind each key. */
         population_window_s: windowS(3600),
         /** How long a successful login proves its session, device and account token. */
@@ -193,11 +197,18 @@ export const policySchema = z
          *  evidence (the request itself, its narrow keys) scores at least this much; else at most
          *  a CHALLENGE. */
         block_needs_own_score: strength(40),
+        /** Evidence on a crowd's address (ip, subnet, ip + fingerprint with more than
+         *  `shared_after` proven clients) never adds to a BLOCK: the request's own evidence must
+         *  reach the block threshold alone (false: it adds from `block_needs_own_score` up). */
+        crowd_never_blocks: z.boolean().default(true),
         /** Evidence on shared keys (a shared address or /24, a header set, a fingerprint, a
          *  password) counts for an unproven request only when its own evidence scores at least
          *  this much (0 = it counts alone, up to a challenge). Global alarms and accounts under
          *  attack are not gated. */
         shared_needs_own_score: strength(1),
+        /** A login to an account that logged in successfully from the same client (address +
+         *  browser build) within `login_ttl_s` is proven (its owner again, cookies or not). */
+        client_account_proves: z.boolean().default(true),
         /** A valid clearance token (a solved challenge) proves the request that carries it. */
         clearance_proves: z.boolean().default(true),
         /** Proven requests are not challenged for lacking `clearance.require_level`. */
@@ -334,6 +345,13 @@ export const policySchema = z
              *  (`bola.young_not_found_surge`); 0 = off */
             young_surge_ratio: z.number().min(0).max(100).default(3),
             young_surge_score: strength(30),
+            /** a principal first seen at least this long ago, whose reads were never evidence and
+             *  mostly found their objects, is established (a partner's sync job); 0 = never */
+            established_after_s: z.number().int().min(0).max(2_592_000).default(300),
+            /** an established principal's not-found / forbidden share stays at most this */
+            established_not_found_share: z.number().min(0).max(1).default(0.05),
+            /** an established principal's object fan-out thresholds are this many times higher */
+            established_multiplier: z.number().min(1).max(1000).default(10),
             score: strength(95),
             cache: cacheSpec.optional(),
           })
@@ -394,6 +412,11 @@ export const policySchema = z
             /** an HTTP-library or headless User-Agent on public pages: `bot.automation_client` after this many requests */
             automation_client_after: count(20),
             automation_client_score: strength(30),
+            /** a machine-regular stream from at most `monitor_max_addresses` addresses, each of
+             *  which calls at most once in this long on average, is an uptime check, not a bot
+             *  (0 = no such exemption) */
+            monitor_min_gap_s: z.number().min(0).max(86_400).default(30),
+            monitor_max_addresses: count(4),
             cache: cacheSpec.optional(),
           })
           .strict()

@@ -217,6 +217,10 @@ export class Engine {
     let keepAll = 1;
     let shared = false;
     let sharedAll = false;
+    // evidence on an address a crowd of proven clients shares counted: never a block beyond what
+    // the request's own evidence reaches alone (a header set may add to one, issue 14)
+    let crowd = false;
+    let crowdAll = false;
     const reasons: string[] = [];
     let cache: Signal['cache'];
     let strongest: Signal | undefined;
@@ -227,12 +231,14 @@ export class Engine {
       const p = keepOf(s);
       keepAll *= p;
       if (role !== ROLE.own) sharedAll = true;
+      if (role === ROLE.shared && isAddress(s)) crowdAll = true;
       if (s.monitor) {
         reasons.push(`dry_run:${s.code}`);
         continue;
       }
       keepEnforced *= p;
       if (role !== ROLE.own) shared = true;
+      if (role === ROLE.shared && isAddress(s)) crowd = true;
       reasons.push(s.code);
       strongest ??= s;
       // the gateway caches only what evidence on keys nobody proven shares decided
@@ -241,8 +247,9 @@ export class Engine {
     const score = Math.round(100 * (1 - keepEnforced));
     const thresholds = policy.thresholds[f.routeClass];
     const needOwn = pv.block_needs_own_score;
-    let action = capShared(actionFor(score, thresholds), shared, ownScore, needOwn);
-    const wouldAction = capShared(actionFor(Math.round(100 * (1 - keepAll)), thresholds), sharedAll, ownScoreAll, needOwn);
+    const crowdOwn = pv.crowd_never_blocks ? thresholds.block : needOwn;
+    let action = capShared(capShared(actionFor(score, thresholds), shared, ownScore, needOwn), crowd, ownScore, crowdOwn);
+    const wouldAction = capShared(capShared(actionFor(Math.round(100 * (1 - keepAll)), thresholds), sharedAll, ownScoreAll, needOwn), crowdAll, ownScoreAll, crowdOwn);
     if (pv.enabled && ownScore >= pv.abuse_score) this.proofs.abused(f, pv);
     let ask: ChallengeAsk | undefined;
     if (action === 'CHALLENGE' || (action !== 'BLOCK' && short)) {
@@ -346,6 +353,11 @@ function observedClasses(detectors: readonly Detector[], policy: CompiledPolicy)
  */
 function capShared(action: Action, shared: boolean, ownScore: number, needOwn: number): Action {
   return action === 'BLOCK' && shared && ownScore < needOwn ? 'CHALLENGE' : action;
+}
+
+/** Whether a signal is about an address (ip, subnet, ip + fingerprint). */
+function isAddress(s: Signal): boolean {
+  return s.subject === 'ip' || s.subject === 'subnet' || s.subject === 'client';
 }
 
 /** The narrowest key the request carries, for the gateway cache: session, device, principal. */

@@ -2,13 +2,17 @@
 // shared keys"; issue 14).
 //
 // A request is proven when it carries a session, principal or device with an earlier successful
-// login and no abuse since, a device first seen long enough ago with no abuse since, or a valid
-// clearance token. For every key many people may share (ip, subnet, ip + fingerprint, the header
-// set, the fingerprint) a windowed distinct sketch counts the proven clients seen behind it. The
-// engine reads both to decide how far each signal may act (`role`): evidence on the request and
-// its narrow keys acts fully; evidence on a shared key or a global alarm at most challenges an
-// unproven request and does not touch a proven one (a clearance, which only shows that a
-// challenge was paid, exempts from global alarms alone).
+// login and no abuse since, a device first seen long enough ago with no abuse since, a login to an
+// account that logged in before from the same client, or a valid clearance token. For every key
+// many people may share (ip, subnet, ip + fingerprint, the header set, the fingerprint) windowed
+// distinct sketches count the proven clients seen behind it, the accounts that logged in there (a
+// browser's first visit carries no session or device id: the account is the person) and the
+// accounts tried there; a key is a crowd's, contested (its accounts mostly fail: a crew's list with
+// a few hits) or the client's own (`sharing`). The engine reads both to decide how far each signal
+// may act (`role`): evidence on the request and its narrow keys acts fully; evidence on a crowd's
+// key, a contested key or a global alarm at most challenges an unproven request and does not touch
+// a proven one (a clearance, which only shows that a challenge was paid, exempts from global
+// alarms alone).
 //
 // All state is store state under provenKeys (marks and distinct sketches: Redis-mergeable).
 // A session, device or principal is one client: it never counts as shared, and the accounts seen
@@ -26,6 +30,18 @@ type ProvenPolicy = PolicyDoc['proven'];
 /** What proved a request. */
 export const PROOF = { none: 0, login: 1, device: 2, clearance: 3 } as const;
 export type Proof = (typeof PROOF)[keyof typeof PROOF];
+
+/** Whether proven clients share a key (Proofs.sharing). */
+export const SHARING = {
+  /** At most `shared_after` proven clients: the key is the client's own. */
+  none: 0,
+  /** Many proven clients, and most accounts tried there logged in: a crowd of people. */
+  crowd: 1,
+  /** Many proven clients, but most accounts tried there failed: evidence on it raises scrutiny
+   *  of unproven requests (an alarm), still never blocks. */
+  contested: 2,
+} as const;
+export type Sharing = (typeof SHARING)[keyof typeof SHARING];
 
 /** How far a signal may act on the request (Collateral.role). */
 export const ROLE = {
@@ -88,6 +104,15 @@ export class Proofs {
       else unproven |= 1 << i;
     }
     if (proof === PROOF.none && f.device && p.device_clean_after_s > 0 && this.cleanDevice(f.device, now, p)) proof = PROOF.device;
+    // A login to an account that logged in successfully before from this same client (address +
+    // browser build): its owner again (a synthetic-login monitor's fresh session every check, a
+    // customer without cookies). Bound to that account, so it lends nothing to a crew trying
+    // others; it proves this login only, and counts the account, not its throwaway session.
+    if (proof === PROOF.none && login && p.client_account_proves && store.marked(K.account(subject.client(f.client), f.identifierHash), now)
+      && !store.marked(K.abuse(subject.identifier(f.identifierHash)), now)) {
+      this.addTo(K.accounts, f, hash32(f.identifierHash), p);
+      return PROOF.login;
+    }
     if (proof !== PROOF.none) {
       if (!login && unproven !== 0) {
         for (let i = 0; i < ids.length; i++) if (unproven & (1 << i) && !store.marked(K.abuse(ids[i] as Subject), now)) store.mark(K.loggedIn(ids[i] as Subject), now, p.login_ttl_s * 1000);
@@ -111,14 +136,18 @@ export class Proofs {
 
   /** Counts a proven client in the populations of the keys it was seen behind. */
   private count(f: OutcomeContext, p: ProvenPolicy): void {
+    this.addTo(K.population, f, memberOf(f), p);
+  }
+
+  /** Adds member `m` to one population family (`key`) of each shareable key of the request. */
+  private addTo(key: (s: Subject) => string, f: OutcomeContext, m: number, p: ProvenPolicy): void {
     const store = this.store;
     const W = p.population_window_s * 1000;
-    const m = memberOf(f);
-    store.addDistinct(K.population(subject.ip(f.ip)), m, W, f.now);
-    store.addDistinct(K.population(subject.subnet(f.subnet)), m, W, f.now);
-    store.addDistinct(K.population(subject.client(f.client)), m, W, f.now);
-    store.addDistinct(K.population(subject.fingerprint(f.fingerprint)), m, W, f.now);
-    if (f.headerSet) store.addDistinct(K.population(subject.headerSet(f.headerSet)), m, W, f.now);
+    store.addDistinct(key(subject.ip(f.ip)), m, W, f.now);
+    store.addDistinct(key(subject.subnet(f.subnet)), m, W, f.now);
+    store.addDistinct(key(subject.client(f.client)), m, W, f.now);
+    store.addDistinct(key(subject.fingerprint(f.fingerprint)), m, W, f.now);
+    if (f.headerSet) store.addDistinct(key(subject.headerSet(f.headerSet)), m, W, f.now);
   }
 
   /**
@@ -127,8 +156,14 @@ export class Proofs {
    * (farms register, log in and claim within a minute), and counts the client.
    */
   observe(o: Outcome, f: OutcomeContext, p: ProvenPolicy): void {
-    if (f.routeClass !== 'identity' || o.status < 200 || o.status >= 300) return;
+    if (f.routeClass !== 'identity') return;
     const store = this.store;
+    // every account whose login the site answered counts as tried behind the login's keys: the
+    // share of them that logged in tells a crowd of people from a crew's list with a few hits
+    if (isLogin(f) && f.identifierHash && o.action !== 'BLOCK' && o.action !== 'CHALLENGE' && p.crowd_login_share > 0) {
+      this.addTo(K.tried, f, hash32(f.identifierHash), p);
+    }
+    if (o.status < 200 || o.status >= 300) return;
     // 201 Created: an account was registered for this identifier (a signup carries a password
     // too, but it proves nothing about who logs in to it next)
     if (o.status === 201) {
@@ -136,6 +171,13 @@ export class Proofs {
       return;
     }
     if (!isLogin(f) || isLoginFailure(o) || (f.identifierHash && store.marked(K.youngAccount(f.identifierHash), f.now))) return;
+    // The account counts behind the login's keys whether or not the browser brought a session or
+    // device id yet (a first visit often has neither): distinct accounts that logged in are
+    // distinct people. Not an account whose own login was abuse (a crew's hit on a stolen one).
+    if (f.identifierHash && !store.marked(K.abuse(subject.identifier(f.identifierHash)), f.now)) {
+      this.addTo(K.accounts, f, hash32(f.identifierHash), p);
+      if (p.client_account_proves) store.mark(K.account(subject.client(f.client), f.identifierHash), f.now, p.login_ttl_s * 1000);
+    }
     const ids = narrow(f, this.ids);
     let proved = false;
     for (const s of ids) {
@@ -150,11 +192,28 @@ export class Proofs {
   /** Abuse from this request: the proofs of its session, device and principal are void for a while. */
   abused(f: OutcomeContext, p: ProvenPolicy): void {
     for (const s of narrow(f, this.ids)) this.store.mark(K.abuse(s), f.now, p.abuse_ttl_s * 1000);
+    // a login that was abuse: its success, if any, is no evidence of a person behind its keys
+    if (isLogin(f) && f.identifierHash) this.store.mark(K.abuse(subject.identifier(f.identifierHash)), f.now, p.abuse_ttl_s * 1000);
   }
 
-  /** Proven clients seen behind one key within the population window. */
-  population(s: Subject, now: number, p: ProvenPolicy): number {
-    return this.store.countDistinct(K.population(s), p.population_window_s * 1000, now);
+  /**
+   * How one key is shared (SHARING): by a crowd (more than `shared_after` proven clients), or
+   * contested — accounts that logged in there, but most accounts whose logins were answered there
+   * failed (a crew's list with a few hits, or a crew among a crowd of first-time browsers).
+   */
+  sharing(s: Subject, now: number, p: ProvenPolicy): Sharing {
+    const store = this.store;
+    const W = p.population_window_s * 1000;
+    // proven sessions, devices and tokens: each one client with a history of its own (a crew's
+    // proven sessions answer for themselves, on their own keys)
+    if (store.countDistinct(K.population(s), W, now) > p.shared_after) return SHARING.crowd;
+    const accounts = store.countDistinct(K.accounts(s), W, now);
+    if (accounts <= p.shared_after) return SHARING.none;
+    // accounts alone (logins from browsers with no session or device id yet): a crowd while most
+    // accounts tried there logged in
+    if (p.crowd_login_share <= 0) return SHARING.crowd;
+    const tried = store.countDistinct(K.tried(s), W, now);
+    return accounts < p.crowd_login_share * tried ? SHARING.contested : SHARING.crowd;
   }
 }
 
@@ -195,22 +254,22 @@ export class Collateral {
         return ROLE.own;
       case 'client':
         if (this.clientShared < 0) this.clientShared = this.shared(subject.client(this.fx.client));
-        return this.clientShared ? this.sharedRole() : ROLE.own;
+        return this.keyRole(this.clientShared as Sharing, ROLE.own);
       case 'ip':
         if (this.ipShared < 0) this.ipShared = this.shared(subject.ip(this.fx.ip));
-        return this.ipShared ? this.sharedRole() : ROLE.own;
+        return this.keyRole(this.ipShared as Sharing, ROLE.own);
       case 'subnet':
         if (this.subnetShared < 0) this.subnetShared = this.shared(subject.subnet(this.fx.subnet));
-        return this.subnetShared ? this.sharedRole() : ROLE.own;
+        return this.keyRole(this.subnetShared as Sharing, ROLE.own);
       // A header set or browser build is never a key to act on alone: where proven clients share
       // it, it counts only next to the request's own evidence; where none do (a tool's own
       // headers), it raises scrutiny like an alarm.
       case 'tool':
         if (this.toolShared < 0) this.toolShared = this.shared(subject.headerSet(this.fx.headerSet));
-        return this.toolShared ? this.sharedRole() : this.alarmRole();
+        return this.keyRole(this.toolShared as Sharing, this.alarmRole());
       case 'fingerprint':
         if (this.fingerprintShared < 0) this.fingerprintShared = this.shared(subject.fingerprint(this.fx.fingerprint));
-        return this.fingerprintShared ? this.sharedRole() : this.alarmRole();
+        return this.keyRole(this.fingerprintShared as Sharing, this.alarmRole());
       case 'password':
         return this.sharedRole();
       case 'identifier':
@@ -229,14 +288,19 @@ export class Collateral {
     return role === ROLE.own || (role === ROLE.alarm && (s.subject === 'tool' || s.subject === 'fingerprint'));
   }
 
-  /** Whether an ip / subnet key of this request is shared (for the gateway cache). */
+  /** Whether an ip / subnet key of this request is shared, by a crowd or contested (for the gateway cache). */
   sharedKey(type: 'ip' | 'subnet'): boolean {
     if (type === 'ip') {
       if (this.ipShared < 0) this.ipShared = this.shared(subject.ip(this.fx.ip));
-      return this.ipShared === 1;
+      return this.ipShared !== SHARING.none;
     }
     if (this.subnetShared < 0) this.subnetShared = this.shared(subject.subnet(this.fx.subnet));
-    return this.subnetShared === 1;
+    return this.subnetShared !== SHARING.none;
+  }
+
+  /** The role of evidence on a key shared `how`; `alone`: its role when nobody proven shares it. */
+  private keyRole(how: Sharing, alone: Role): Role {
+    return how === SHARING.crowd ? this.sharedRole() : how === SHARING.contested ? this.alarmRole() : alone;
   }
 
   private get fx(): RequestFeatures {
@@ -256,8 +320,7 @@ export class Collateral {
     return this.proof === PROOF.login || this.proof === PROOF.device ? ROLE.drop : ROLE.alarm;
   }
 
-  private shared(s: Subject): number {
-    const p = this.p as ProvenPolicy;
-    return this.proofs.population(s, (this.f as RequestFeatures).now, p) > p.shared_after ? 1 : 0;
+  private shared(s: Subject): Sharing {
+    return this.proofs.sharing(s, (this.f as RequestFeatures).now, this.p as ProvenPolicy);
   }
 }

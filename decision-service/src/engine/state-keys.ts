@@ -57,6 +57,8 @@ export const credentialStuffingKeys = {
   failures: (s: Subject) => `cs:f:${s}`,
   /** Counter: answered logins (what failures are a share of). */
   attempts: (s: Subject) => `cs:all:${s}`,
+  /** Distinct set: identifiers a session or device tried to log in as (not the reset / SMS routes). */
+  loginIdentifiers: (s: Subject) => `cs:li:${s}`,
   /** Counters: the failures and answered logins of a shared key (client, ip, subnet, header set) that came
    *  with a clean history of their own (credential-stuffing.ts, `clean`). */
   cleanFailures: (s: Subject) => `cs:fc:${s}`,
@@ -90,6 +92,8 @@ export const traversalKeys = {
   routeRequests: (route: string) => `tv:g:req:${route}`,
   routeNotFound: (route: string) => `tv:g:nf:${route}`,
   routeBaseline: (route: string) => `tv:g:base:${route}`,
+  /** Mark: the principal's reads were evidence (fan-out, walk, not-found share) before it was established. */
+  walked: (s: Subject) => `tv:w:${s}`,
 } as const;
 
 /**
@@ -132,6 +136,8 @@ export const automationKeys = {
   regularByBuild: (client: string) => `au:bot:f:${client}`,
   /** Counter: requests (scraping volume). */
   requests: (client: string) => `au:r:${client}`,
+  /** Distinct set: addresses a fingerprint's machine-regular stream came from (an uptime check's few, a rotating poller's many). */
+  regularAddresses: (fingerprint: string) => `au:ra:${fingerprint}`,
 } as const;
 
 /** proven.ts: proven clients (DESIGN §4) and the proven population behind each key. */
@@ -149,6 +155,12 @@ export const provenKeys = {
   deviceYoung: (device: string) => `pv:dy:${device}`,
   /** Distinct set: proven clients seen behind a key (ip, subnet, client, header set, fingerprint, device). */
   population: (s: Subject) => `pv:pop:${s}`,
+  /** Distinct set: accounts (identifier hashes) that logged in successfully behind a key (ip,
+   *  subnet, client, header set, fingerprint): the population of a key whose people carry no
+   *  session or device of their own yet (a browser's first login). */
+  accounts: (s: Subject) => `pv:acc:${s}`,
+  /** Distinct set: accounts (identifier hashes) whose login the site answered behind a key, success or not. */
+  tried: (s: Subject) => `pv:try:${s}`,
 } as const;
 
 /** engine.ts: challenges issued (clearance.abandoned_score) */

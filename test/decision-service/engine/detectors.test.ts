@@ -207,3 +207,137 @@ t.test('sensitive probes: each blocked, the address cached at the gateway only a
   t.same(probes.map((d) => d.action), ['BLOCK', 'BLOCK', 'BLOCK', 'BLOCK']);
   t.same(probes.map((d) => d.cache_key), ['', '', 'ip:203.0.113.66', 'ip:203.0.113.66']);
 });
+
+// Issue 14: a partner's order sync reads hundreds of orders every few minutes, all of them found;
+// a fresh token reading random ids (BOLA) starts at once and guesses.
+const PARTNER = { user_agent: 'AcmeLogistics-OrderSync/2.3', header_names: ['host', 'user-agent', 'accept', 'authorization', 'x-api-key', 'accept-encoding'], has_authorization: true };
+
+t.test('traversal: a partner principal with a clean history and found orders syncs at volume; a fresh API-key token walking at once is stopped', async (t) => {
+  const { send, clock } = setup();
+  const partner = { ...PARTNER, client_ip: '198.51.100.20', token_hash: Buffer.from('partner-token'), api_key_hash: Buffer.from('pk_live_acme') };
+  let stopped = 0;
+  let seen = 0;
+  // a batch of 50 found orders every minute for an hour: 500 distinct orders per 10 minutes
+  for (let b = 0; b < 60; b++) {
+    for (let i = 0; i < 50; i++) {
+      const d = send({ ...partner, path: `/api/orders/${500000 + ((b * 50 + i) * 7919) % 9000}` }, 200);
+      seen++;
+      if (d.action === 'BLOCK' || d.action === 'CHALLENGE') stopped++;
+      clock.advance(-900); // send() moves 1 s; the batch runs at ~10/s
+    }
+    clock.advance(60_000 - 5_000);
+  }
+  t.equal(stopped, 0, `the partner's ${seen} reads: none stopped`);
+  // without the rule (established_after_s 0) the same sync is stopped
+  const { send: sendOff, clock: clockOff } = setup({ detectors: { traversal: { established_after_s: 0 } } });
+  let offStopped = 0;
+  for (let b = 0; b < 20; b++) {
+    for (let i = 0; i < 50; i++) {
+      const d = sendOff({ ...partner, path: `/api/orders/${500000 + ((b * 50 + i) * 7919) % 9000}` }, 200);
+      if (d.action === 'BLOCK' || d.action === 'CHALLENGE') offStopped++;
+      clockOff.advance(-900);
+    }
+    clockOff.advance(60_000 - 5_000);
+  }
+  t.ok(offStopped > 0, `without established principals the sync is stopped (${offStopped} of 1000)`);
+
+  // a token first seen now reading twice that from its first minute (an API key is a header anyone can send)
+  const { send: send2, clock: clock2 } = setup();
+  const walker = { ...PARTNER, client_ip: '203.0.113.120', token_hash: Buffer.from('fresh-token'), api_key_hash: Buffer.from('pk_live_made_up') };
+  let first = 0;
+  let n = 0;
+  for (let b = 0; b < 20 && !first; b++) {
+    for (let i = 0; i < 100; i++) {
+      n++;
+      const d = send2({ ...walker, path: `/api/orders/${500000 + ((b * 50 + i) * 7919) % 9000}` }, 200);
+      if (!first && (d.action === 'BLOCK' || d.action === 'CHALLENGE')) first = n;
+      clock2.advance(-900);
+    }
+    clock2.advance(60_000 - 5_000);
+  }
+  t.ok(first > 0 && first <= 500, `a fresh token reading 100 orders a minute from its first minute is stopped (at read ${first})`);
+  // ...and stays unestablished once its walk was seen, however long it waits
+  clock2.advance(3_600_000);
+  let later = 0;
+  for (let i = 0; i < 400; i++) {
+    const d = send2({ ...walker, path: `/api/orders/${510000 + i * 3}` }, 200);
+    if (d.action === 'BLOCK' || d.action === 'CHALLENGE') later++;
+    clock2.advance(-900);
+  }
+  t.ok(later > 0, `an hour later it is still judged as a walker (${later} of 400 stopped)`);
+});
+
+t.test('traversal: an aged token whose reads mostly miss, or walk ids, is not let through', async (t) => {
+  const { send, clock } = setup();
+  const token = { ...SCRIPT, client_ip: '203.0.113.121', has_authorization: true, token_hash: Buffer.from('aged-token') };
+  send({ ...token, path: '/api/orders/500001' }, 200);
+  clock.advance(3_600_000); // first seen an hour ago
+  let stopped = 0;
+  for (let i = 0; i < 400; i++) {
+    const d = send({ ...token, path: `/api/orders/${600000 + i * 37}` }, i % 3 === 0 ? 200 : 404);
+    if (d.action === 'BLOCK' || d.action === 'CHALLENGE') stopped++;
+    clock.advance(4000);
+  }
+  t.ok(stopped > 300, `guessing ids, a read every 5 s: ${stopped} of 400 stopped`);
+  // its look-alike: an aged token reading found orders at that pace, a few dozen a window
+  const reader = { ...SCRIPT, client_ip: '203.0.113.122', has_authorization: true, token_hash: Buffer.from('aged-reader') };
+  send({ ...reader, path: '/api/orders/500001' }, 200);
+  clock.advance(3_600_000);
+  let readerStopped = 0;
+  for (let i = 0; i < 400; i++) {
+    const d = send({ ...reader, path: `/api/orders/${500000 + i}` }, 200);
+    if (d.action === 'BLOCK' || d.action === 'CHALLENGE') readerStopped++;
+    clock.advance(4000);
+  }
+  t.ok(readerStopped > 300, `...but an id walk is a walk however old the token (${readerStopped} of 400 stopped: bola.sequential_walk)`);
+});
+
+t.test('automation: an uptime check polling every minute from three fixed addresses is not a bot; a poller rotating addresses at that pace is', async (t) => {
+  const { send, clock } = setup();
+  const MONITOR = { user_agent: 'Mozilla/5.0+(compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)', header_names: ['host', 'user-agent', 'accept', 'accept-encoding', 'connection'] };
+  let flagged = 0;
+  for (let i = 0; i < 120; i++) {
+    if (send({ ...MONITOR, client_ip: `198.18.0.${10 + (i % 3)}`, path: '/' }).reasons.includes('bot.regular_timing')) flagged++;
+    clock.advance(59_000 + (i % 2 ? 10 : -10));
+  }
+  t.equal(flagged, 0, 'two hours of checks, none flagged');
+  // a check every 20 s from two locations in turn: each address calls every 40 s
+  const { send: sendPair, clock: clockPair } = setup();
+  let pairFlagged = 0;
+  for (let i = 0; i < 200; i++) {
+    if (sendPair({ ...MONITOR, client_ip: `198.18.1.${10 + (i % 2)}`, path: '/promo' }).reasons.includes('bot.regular_timing')) pairFlagged++;
+    clockPair.advance(19_000 + (i % 2 ? 10 : -10));
+  }
+  t.equal(pairFlagged, 0, 'a build stream every 20 s from two fixed addresses: none flagged');
+  const { send: sendOff, clock: clockOff } = setup({ detectors: { automation: { monitor_min_gap_s: 0 } } });
+  let offFlagged = 0;
+  for (let i = 0; i < 120; i++) {
+    if (sendOff({ ...MONITOR, client_ip: `198.18.0.${10 + (i % 3)}`, path: '/' }).reasons.includes('bot.regular_timing')) offFlagged++;
+    clockOff.advance(59_000 + (i % 2 ? 10 : -10));
+  }
+  t.ok(offFlagged > 50, `with monitor_min_gap_s 0 the checks are flagged (${offFlagged} of 120)`);
+
+  const { send: send2, clock: clock2 } = setup();
+  let rotated = 0;
+  for (let i = 0; i < 120; i++) {
+    if (send2({ ...SCRIPT, client_ip: `100.64.${i >> 6}.${i % 64}`, path: '/api/promo/info' }).reasons.includes('bot.regular_timing')) rotated++;
+    clock2.advance(59_000 + (i % 2 ? 10 : -10));
+  }
+  t.ok(rotated > 50, `the same pace from a new address each time is a rotating poller (${rotated} of 120 flagged)`);
+
+  const { send: send3, clock: clock3 } = setup();
+  let fast = 0;
+  for (let i = 0; i < 40; i++) {
+    if (send3({ ...MONITOR, client_ip: '198.18.0.10', path: '/' }).reasons.includes('bot.regular_timing')) fast++;
+    clock3.advance(4000);
+  }
+  t.ok(fast > 20, `a fixed address polling every 5 s is a bot whatever it calls itself (${fast} of 40 flagged)`);
+  // ...and stays one while the gateway answers it from the cache: the service then sees it only
+  // every cache TTL (120 s), an uptime check's pace, for hours
+  let cachedFlagged = 0;
+  for (let i = 0; i < 60; i++) {
+    clock3.advance(119_000);
+    if (send3({ ...MONITOR, client_ip: '198.18.0.10', path: '/' }).reasons.includes('bot.regular_timing')) cachedFlagged++;
+  }
+  t.equal(cachedFlagged, 60, 'two hours behind the gateway cache: still flagged on every request that reaches the service');
+});

@@ -9,6 +9,7 @@ import { PROOF, Proofs } from '../../../decision-service/src/engine/proven.ts';
 import { MemoryStore } from '../../../decision-service/src/state/memory-store.ts';
 import type { Decision } from '../../../decision-service/src/engine/engine.ts';
 import type { Outcome } from '../../../decision-service/src/wire/schema.ts';
+import { signal, type Signal, type SignalSubject } from '../../../decision-service/src/engine/signal.ts';
 import { BASE_ROUTES, policy, request } from '../../helpers/policy.ts';
 
 const KEY = Buffer.alloc(32, 3);
@@ -77,6 +78,59 @@ t.test('40 customers behind one NAT address and one browser build, some with typ
   t.same(all.filter((x) => x.d.action === 'BLOCK').map((x) => `${x.who}:${x.step}:${x.d.reasons}`), [], 'nobody blocked');
   t.same(all.filter((x) => x.d.action === 'CHALLENGE').map((x) => `${x.who}:${x.step}:${x.d.reasons}`), [], 'nobody challenged');
   t.notOk(all.some((x) => x.d.cache_key.startsWith('ip:') || x.d.cache_key.startsWith('subnet:')), 'the shared address is never a gateway cache key');
+});
+
+/**
+ * The demo shop's real flow (test/e2e/crowd.test.ts): no cookie and no device id before the login,
+ * the account token only after it. 40 customers, one office address and one browser build; a
+ * quarter mistype once first.
+ */
+function officeFirstVisit(send: ReturnType<typeof setup>['send'], prefix = 'desk') {
+  const all: Array<{ who: number; step: string; d: Decision }> = [];
+  for (let i = 0; i < 40; i++) {
+    const me = { client_ip: NAT, ...CHROME };
+    const user = `${prefix}${i}@corp.example`;
+    all.push({ who: i, step: 'home', d: send({ ...me, path: '/' }, 200, gap(i)) });
+    if (i % 4 === 0) all.push({ who: i, step: 'typo', d: send({ ...me, ...login(user, 'wrong') }, 401, gap(i + 1)) });
+    all.push({ who: i, step: 'login', d: send({ ...me, ...login(user, 'right') }, 200, gap(i + 2)) });
+    all.push({ who: i, step: 'promo-info', d: send({ ...me, path: '/api/promo/info' }, 200, gap(i + 3)) });
+    all.push({ who: i, step: 'claim', d: send({ ...me, ...token(`${prefix}-${i}`), method: 'POST', path: '/api/promo/claim' }, 200, gap(i + 4)) });
+  }
+  return all;
+}
+
+t.test('the same office on a first visit (no session, no device id: the demo shop\'s flow): the accounts that log in are its population', async (t) => {
+  const { send } = setup();
+  const all = officeFirstVisit(send);
+  t.same(all.filter((x) => x.d.action === 'BLOCK').map((x) => `${x.who}:${x.step}:${x.d.reasons}`), [], 'nobody blocked');
+  t.same(all.filter((x) => x.d.action === 'CHALLENGE').map((x) => `${x.who}:${x.step}:${x.d.reasons}`), [], 'nobody challenged');
+  t.notOk(all.some((x) => x.d.cache_key.startsWith('ip:') || x.d.cache_key.startsWith('subnet:')), 'the shared address is never a gateway cache key');
+});
+
+t.test('...a crew of one address and one build, its logins failing, is still stopped: its own failures are no population', async (t) => {
+  const { send } = setup();
+  const crew: Decision[] = [];
+  // a crew with the office build's exact headers, its own address, no cookies, a leaked list
+  for (let i = 0; i < 60; i++) crew.push(send({ client_ip: '198.51.100.77', ...CHROME, ...login(`victim${i}@mail.example`, `leaked${i}`) }, i % 3 === 0 ? 404 : 401, 1500));
+  const first = crew.findIndex(stopped) + 1;
+  t.ok(first > 0 && first <= 20, `stopped from request ${first}`);
+  t.ok(crew.slice(first).every((d) => d.action === 'BLOCK'), 'and blocked from then on: nobody proven is behind its address');
+});
+
+t.test('...a crew whose stuffing succeeds on a few accounts behind one address: the hits do not make its address a crowd', async (t) => {
+  const { send } = setup();
+  const crew: Decision[] = [];
+  for (let i = 0; i < 60; i++) {
+    // the first accounts of the list work (reused passwords), before anything could be seen
+    crew.push(send({ client_ip: '198.51.100.78', ...CHROME, ...login(`reused${i}@mail.example`, `leaked${i}`) }, i < 3 || i % 10 === 9 ? 200 : 401, 1500));
+  }
+  const first = crew.findIndex(stopped) + 1;
+  t.ok(first > 0 && first <= 20, `stopped from request ${first}`);
+  const after = crew.slice(first);
+  // more than one account logged in there, so the address is never blocked on its own evidence;
+  // but most accounts tried there failed (contested): its unproven requests are all challenged
+  t.ok(after.filter(stopped).length >= after.length * 0.95, `stopped from then on (${after.filter(stopped).length} of ${after.length})`);
+  t.notOk(crew.some((d) => d.cache_key.startsWith('ip:')), 'never cached on the address');
 });
 
 t.test('...the same office without the rules: its customers are stopped (what issue 14 reported)', async (t) => {
@@ -343,4 +397,66 @@ t.test('proven.enabled false: the detectors act on any key, as before issue 14',
     send({ ...me, ...login(`q${i}@corp.example`, 'right') }, 200);
   }
   t.equal(send({ client_ip: NAT, ...SCRIPT, path: '/.env' }, 404).cache_key, `ip:${NAT}`);
+});
+
+t.test('a synthetic-login monitor (no cookies, every check a new visit) on a header set a stuffing crew uses: its own account\'s logins pass; the crew\'s other accounts do not', async (t) => {
+  const { send } = setup();
+  const monitor = (_k: number) => ({ client_ip: '198.18.5.10', ...SCRIPT, user_agent: 'Datadog/Synthetics' });
+  // the monitor logs in to its test account every five minutes
+  const first = send({ ...monitor(0), ...login('synthetic@ops.example', 'pw') }, 200, 1000);
+  t.not(first.action, 'BLOCK');
+  // a crew with the same tool's headers, rotating addresses, each attempt a new account
+  const crew: Decision[] = [];
+  const checks: Decision[] = [];
+  for (let i = 0; i < 200; i++) {
+    crew.push(send({ client_ip: `100.64.${i >> 6}.${i % 64}`, ...SCRIPT, ...login(`leak${i}@mail.example`, `pw${i}`) }, 401, 1500));
+    if (i % 40 === 39) checks.push(send({ ...monitor(i), ...login('synthetic@ops.example', 'pw') }, 200, 1000));
+  }
+  t.ok(crew.slice(50).filter(stopped).length >= 140, `the crew is stopped (${crew.slice(50).filter(stopped).length} of its last 150)`);
+  t.same(checks.filter(stopped).map((d) => `${d.action} ${d.reasons}`), [], 'the monitor\'s checks: none stopped');
+  // from the monitor's own address and tool, other accounts are not its owner's
+  const other = send({ ...monitor(999), ...login('victim@mail.example', 'x') }, 401);
+  t.ok(stopped(other), `another account from the monitor's client is judged like the crew's: ${other.action} ${other.reasons}`);
+
+  // without the rule the monitor's checks are challenged with the crew
+  const off = setup({ proven: { client_account_proves: false } });
+  off.send({ ...monitor(0), ...login('synthetic@ops.example', 'pw') }, 200, 1000);
+  const offChecks: Decision[] = [];
+  for (let i = 0; i < 200; i++) {
+    off.send({ client_ip: `100.64.${i >> 6}.${i % 64}`, ...SCRIPT, ...login(`leak${i}@mail.example`, `pw${i}`) }, 401, 1500);
+    if (i % 40 === 39) offChecks.push(off.send({ ...monitor(i), ...login('synthetic@ops.example', 'pw') }, 200, 1000));
+  }
+  t.ok(offChecks.some(stopped), `with client_account_proves false: ${offChecks.filter(stopped).length} of ${offChecks.length} checks stopped`);
+});
+
+t.test('a crowd\'s key never adds to a block: a customer who hops accounts behind the office address is challenged; a request whose own evidence blocks is blocked', async (t) => {
+  // a detector that says exactly what the request asks for (query "code:score:subject", comma-separated)
+  const probe = () => ({
+    name: 'probe',
+    inspect(f: { req: { query: string } }, out: Signal[]) {
+      for (const part of f.req.query.split(',').filter(Boolean)) {
+        const [code, score, about] = part.split(':');
+        out.push(signal(`t.${code}`, Number(score), false, undefined, about as SignalSubject));
+      }
+    },
+  });
+  const run = (overrides: Parameters<typeof policy>[0]) => {
+    const clock = new VirtualClock(1_763_800_000_000);
+    const engine = new Engine({ policy: policy({ routes: ROUTES, ...overrides }), store: new MemoryStore({ maxKeys: 10_000 }), clock, identifierKey: KEY, detectors: [probe as never] });
+    let n = 0;
+    // two colleagues log in from the office: its address is a crowd's
+    for (const who of ['c1', 'c2']) {
+      const id = `l${++n}`;
+      engine.decide(request({ request_id: id, client_ip: NAT, ...CHROME, ...session(who), ...login(`${who}@corp.example`, 'pw') }));
+      engine.observe({ request_id: id, status: 200, auth_result: '', action: 'ALLOW' } as Outcome);
+      clock.advance(1000);
+    }
+    return (query: string) => engine.decide(request({ request_id: `q${++n}`, client_ip: NAT, ...CHROME, query }));
+  };
+  const decide = run({});
+  const hopper = decide('fanout:95:client,hop:40:session');
+  t.same([hopper.action, hopper.reasons], ['CHALLENGE', ['t.fanout', 't.hop']], 'own evidence 40 next to the crowd key\'s 95: a challenge, not a block');
+  t.equal(decide('own:85:request,fanout:95:client').action, 'BLOCK', 'own evidence at the block threshold by itself: a block');
+  t.equal(decide('g:95:global,hop:40:session').action, 'BLOCK', 'a global alarm next to own evidence of block_needs_own_score: still a block (alarms are not a crowd\'s key)');
+  t.equal(run({ proven: { crowd_never_blocks: false } })('fanout:95:client,hop:40:session').action, 'BLOCK', 'with crowd_never_blocks false: a block, as before');
 });

@@ -21,6 +21,8 @@ const APP = { user_agent: 'ShopApp/5.2 (Android 14)', header_names: ['host', 'us
 const ROUTES = [
   ...BASE_ROUTES,
   { name: 'register', class: 'identity' as const, methods: ['POST' as const], path: '/api/auth/register' },
+  { name: 'reset', class: 'identity' as const, methods: ['POST' as const], path: '/api/auth/password-reset' },
+  { name: 'sms', class: 'identity' as const, methods: ['POST' as const], path: '/api/sms/send' },
   { name: 'promo-page', class: 'public' as const, methods: ['GET' as const], path: '/promo' },
   { name: 'profile', class: 'object' as const, methods: ['GET' as const], path: '/api/users/{id}/profile' },
 ];
@@ -192,6 +194,28 @@ t.test('cs.account_hopping: a browser profile that fails on one account and move
   const hop = send({ ...CHROME, client_ip: '192.0.2.61', session_hash: Buffer.from('fam2'), ...login('hugo', 'right') }, 200);
   t.ok(hop.reasons.includes('cs.account_hopping'));
   t.notOk(stopped(hop.action), `at most a tag alone: ${hop.action} ${hop.reasons.join(',')}`);
+});
+
+t.test('cs.account_hopping: a person who mistypes, resets by phone and logs in by username names one account at login', async (t) => {
+  const { send } = setup();
+  const person = { ...CHROME, client_ip: '192.0.2.70', session_hash: Buffer.from('forgetful') };
+  send({ ...CHROME, client_ip: '192.0.2.70' });
+  const seen: string[] = [];
+  const steps: Array<[Record<string, unknown>, number]> = [
+    [login('ines_p', 'Right?'), 401],
+    [login('ines_p', 'right!'), 401],
+    [{ method: 'POST', path: '/api/auth/password-reset', identifier: '13800138070' }, 200],
+    [{ method: 'POST', path: '/api/sms/send', identifier: '13800138070' }, 200],
+    [login('ines_p', 'right'), 200],
+  ];
+  for (const [step, status] of steps) seen.push(...send({ ...person, ...step }, status).reasons);
+  t.notOk(seen.includes('cs.account_hopping'), `the person's steps: ${[...new Set(seen)].join(', ') || 'nothing'}`);
+  // the worker: the same session, a failure, then another account at login
+  const worker = { ...CHROME, session_hash: Buffer.from('w9') };
+  send({ ...CHROME, client_ip: '198.51.100.9' });
+  send({ ...worker, client_ip: '198.51.100.9', ...login('leak-1', 'x') }, 401);
+  const second = send({ ...worker, client_ip: '198.51.101.9', ...login('leak-2', 'x') }, 401);
+  t.ok(second.reasons.includes('cs.account_hopping'), `the worker's second account: ${second.reasons.join(', ')}`);
 });
 
 t.test('a crew at a carrier address with the carrier\'s popular build: its customers are judged by their own slice', async (t) => {

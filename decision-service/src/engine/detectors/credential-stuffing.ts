@@ -91,7 +91,11 @@ export const credentialStuffing: DetectorFactory = ({ policy, store }) => {
       // failed on one account and names another (enumeration.ts keeps the accounts each named).
       if (enumerationOn && cfg.account_hopping_score > 0 && f.identifierHash) {
         const hop: [Subject, SignalSubject] | undefined = f.session ? [subject.session(f.session), 'session'] : f.device ? [subject.device(f.device), 'device'] : undefined;
-        if (hop && !oneAccount(hop[0], now) && store.count(K.failures(hop[0]), W, now) > 0) {
+        // Accounts named at login only: a person who mistyped and then reset their password by
+        // phone names their username at login and their phone at the reset (two identifiers, one
+        // account); a crew's profile names account after account at login.
+        const named = hop ? store.addDistinct(K.loginIdentifiers(hop[0]), hash32(f.identifierHash), EW, now) : 0;
+        if (hop && named > 1 && store.count(K.failures(hop[0]), W, now) > 0) {
           out.push(signal('cs.account_hopping', cfg.account_hopping_score, monitor, undefined, hop[1]));
         }
       }

@@ -35,11 +35,24 @@ export const traversal: DetectorFactory = ({ policy, store }) => {
   /** A principal first seen within `young_principal_s` (provenance.ts keeps first sightings): an account farm's fresh tokens. */
   const young = (f: OutcomeContext): boolean =>
     prov.enabled && f.principal !== '' && !f.apiKey && f.now - firstSeen(store, subject.principal(f.principal), f.now, prov.remember_s * 1000) < cfg.young_principal_s * 1000;
+  /**
+   * A principal with a history: first seen at least `established_after_s` ago, whose reads were
+   * never evidence before (a walk starts at once; a partner's sync job reads for minutes first),
+   * and whose reads mostly found their objects (a partner reads the orders it ships; a walker
+   * guesses). Its object fan-out is judged `established_multiplier` times higher.
+   */
+  const established = (f: OutcomeContext, s: Subject): boolean => {
+    if (!prov.enabled || cfg.established_after_s <= 0 || store.marked(K.walked(s), f.now)) return false;
+    if (f.now - firstSeen(store, s, f.now, prov.remember_s * 1000) < cfg.established_after_s * 1000) return false;
+    return store.count(K.notFound(s), W, f.now) <= cfg.established_not_found_share * store.count(K.requests(s), W, f.now);
+  };
   return {
     name: 'traversal',
     inspect(f, out) {
       if (!cfg.enabled || f.routeClass !== 'object' || !f.objectId) return;
       const now = f.now;
+      const pr = f.principal ? subject.principal(f.principal) : undefined;
+      const settled = pr !== undefined && established(f, pr);
       const member = hash32(`${f.route.name}/${f.objectId}`);
       let best = 0;
       let bestCode = '';
@@ -48,7 +61,8 @@ export const traversal: DetectorFactory = ({ policy, store }) => {
       const route = learnBaseline(store, routeKeys(f.route.name), now, rule);
       const prior = betaPrior(route.baseline, R.prior_weight);
       for (const [key, name, mult] of keys(f, cfg.api_key_multiplier)) {
-        const s1 = ramp(store.addDistinct(K.objects(key), member, W, now), cfg.objects_per_key * mult, cfg.objects_per_key_max * mult);
+        const fan = name === 'principal' && settled ? mult * cfg.established_multiplier : mult;
+        const s1 = ramp(store.addDistinct(K.objects(key), member, W, now), cfg.objects_per_key * fan, cfg.objects_per_key_max * fan);
         if (s1 > best) { best = s1; bestCode = `bola.object_fanout.${name}`; bestSubject = name; }
         if (f.objectNumber >= 0) {
           const prev = store.swap(K.lastObject(key, f.route.name), f.objectNumber, now, W);
@@ -63,6 +77,8 @@ export const traversal: DetectorFactory = ({ policy, store }) => {
       }
       const monitor = observeOnly(cfg, f);
       if (best > 0) out.push(signal(bestCode, cfg.score * best, monitor, cfg.cache, bestSubject));
+      // evidence on a principal not yet established: it never will be while this is remembered
+      if (best > 0 && pr !== undefined && !settled) store.mark(K.walked(pr), now, prov.remember_s * 1000);
       // Young principals of this route get far more not-found answers than they learned to: an
       // account farm guessing ids, each token below every per-key bar. Only young principals pay.
       if (route.spike && cfg.young_surge_score > 0 && young(f)) {
