@@ -48,6 +48,18 @@ export interface Signal {
   /** Alternatives of one piece of evidence on different keys (Strongest): of the signals of one
    *  group only the strongest that may act on the request counts. Absent: a group of its own. */
   readonly group?: string;
+  /** The counts behind a counting rule (audit trail, console): what was counted on the key, out
+   *  of how many where it is a share, and the policy's threshold where the rule starts to act. */
+  readonly evidence?: Evidence;
+}
+
+export interface Evidence {
+  /** e.g. login failures, distinct identifiers, not-found answers, claims */
+  readonly count: number;
+  /** the attempts the count is a share of (shares only) */
+  readonly of?: number;
+  /** the policy's threshold for this key (the count, or the share's count, where it starts to act) */
+  readonly threshold: number;
 }
 
 /**
@@ -117,8 +129,8 @@ export interface Detector {
 
 export type DetectorFactory = (ctx: DetectorContext) => Detector;
 
-export function signal(code: string, score: number, monitor: boolean, cache?: Signal['cache'], subject: SignalSubject = 'request', group?: string): Signal {
-  return { code, score, monitor, cache, subject, group };
+export function signal(code: string, score: number, monitor: boolean, cache?: Signal['cache'], subject: SignalSubject = 'request', group?: string, evidence?: Evidence): Signal {
+  return evidence ? { code, score, monitor, cache, subject, group, evidence } : { code, score, monitor, cache, subject, group };
 }
 
 const SUBJECTS: readonly SignalSubject[] = ['request', 'session', 'device', 'principal', 'client', 'ip', 'subnet', 'tool', 'fingerprint', 'password', 'identifier', 'global'];
@@ -133,17 +145,19 @@ const SUBJECTS: readonly SignalSubject[] = ['request', 'session', 'device', 'pri
 export class Strongest {
   private readonly strength = new Float64Array(SUBJECTS.length);
   private readonly codes: string[] = SUBJECTS.map(() => '');
+  private readonly evidence: Array<Evidence | undefined> = SUBJECTS.map(() => undefined);
 
   reset(): void {
     this.strength.fill(0);
   }
 
   /** Evidence of strength 0..1 on a key of kind `subject`, reported as `code` if it is that kind's strongest. */
-  offer(strength: number, code: string, subject: SignalSubject): void {
+  offer(strength: number, code: string, subject: SignalSubject, evidence?: Evidence): void {
     const i = SUBJECTS.indexOf(subject);
     if (strength > (this.strength[i] as number)) {
       this.strength[i] = strength;
       this.codes[i] = code;
+      this.evidence[i] = evidence;
     }
   }
 
@@ -158,7 +172,7 @@ export class Strongest {
   emit(out: Signal[], score: number, monitor: boolean, cache: Signal['cache'], group: string): void {
     for (let i = 0; i < SUBJECTS.length; i++) {
       const x = this.strength[i] as number;
-      if (x > 0) out.push(signal(this.codes[i] as string, score * x, monitor, cache, SUBJECTS[i], group));
+      if (x > 0) out.push(signal(this.codes[i] as string, score * x, monitor, cache, SUBJECTS[i], group, this.evidence[i]));
     }
   }
 }

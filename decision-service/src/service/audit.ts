@@ -36,6 +36,11 @@ export interface AuditEvidence {
   readonly monitor: boolean;
   /** The key type and TTL the signal asked the gateway to cache the verdict under. */
   readonly cache?: string;
+  /** What a counting rule counted on that key: count (of attempts, for shares) against the
+   *  policy's threshold for the key (Signal.evidence). */
+  readonly count?: number;
+  readonly of?: number;
+  readonly threshold?: number;
 }
 
 export interface AuditKeys {
@@ -190,6 +195,7 @@ export class AuditLog {
         key: subjectKey(s, f),
         monitor: s.monitor,
         ...(s.cache ? { cache: `${s.cache.key} ${s.cache.ttl_s}s` } : {}),
+        ...(s.evidence ? { count: s.evidence.count, ...(s.evidence.of !== undefined ? { of: s.evidence.of } : {}), threshold: Math.round(s.evidence.threshold * 100) / 100 } : {}),
       });
     }
     const r: DecisionRecord = {

@@ -106,3 +106,25 @@ t.test('with Redis, any instance explains any instance\'s stop', async (t) => {
   const stops = (await b.inject({ url: '/v1/audit?filter=stops' })).json().records as Array<{ request_id: string }>;
   t.ok(stops.some((s) => s.request_id === 'fleet-stop-1'), 'B\'s recent stops include A\'s');
 });
+
+t.test('a counting rule\'s stop is audited with its counts and the threshold it crossed', async (t) => {
+  const a = app();
+  t.teardown(() => a.close());
+  // one address and browser walking many phone numbers through the reset route
+  let stopped: string | undefined;
+  for (let i = 0; i < 60 && !stopped; i++) {
+    const r = await decide(a, {
+      request_id: `walk-${i}`, method: 'POST', path: '/api/auth/password-reset', identifier: `1380013${String(1000 + i)}`,
+      user_agent: 'python-requests/2.31', client_ip: '203.0.113.77',
+    });
+    if (r.json().action !== 'ALLOW') stopped = `walk-${i}`;
+  }
+  t.ok(stopped, 'the walk is stopped');
+  const rec = (await a.inject({ url: `/v1/audit?request_id=${stopped}` })).json();
+  const counted = (rec.evidence as Array<{ code: string; count?: number; threshold?: number; of?: number }>).filter((e) => e.count !== undefined);
+  t.ok(counted.length > 0, `a signal carries its counts: ${JSON.stringify(rec.evidence)}`);
+  for (const e of counted) {
+    t.type(e.threshold, 'number', `${e.code}: the threshold`);
+    if (e.of !== undefined) t.ok(e.of >= e.count!, `${e.code}: a share's count is out of its attempts`);
+  }
+});

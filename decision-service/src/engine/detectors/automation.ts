@@ -54,7 +54,7 @@ export const automation: DetectorFactory = ({ policy, store }) => {
         out.push(signal('bot.regular_timing', cfg.regular_score, monitor, cfg.cache, 'fingerprint'));
       }
       const r = store.incr(K.requests(key), W, f.now);
-      if (r > cfg.scraping_per_key) out.push(signal('bot.scraping_volume', cfg.scraping_score * Math.min(1, r / Math.max(1, scrapingMax)), monitor, undefined, 'client'));
+      if (r > cfg.scraping_per_key) out.push(signal('bot.scraping_volume', cfg.scraping_score * Math.min(1, r / Math.max(1, scrapingMax)), monitor, undefined, 'client', undefined, { count: r, threshold: cfg.scraping_per_key }));
       if (f.automationClient && r > cfg.automation_client_after) out.push(signal('bot.automation_client', cfg.automation_client_score, monitor));
     },
   };

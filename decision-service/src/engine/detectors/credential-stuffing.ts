@@ -80,12 +80,12 @@ export const credentialStuffing: DetectorFactory = ({ policy, store }) => {
         const shared = name === 'ip' || name === 'subnet';
         const [failures, attempts] = counts(key, shared || name === 'client', isClean, now);
         const s = shareEvidence(failures, attempts, shared ? sharedPrior : prior, { lo: cfg.failures_per_key * mult, hi: cfg.failures_per_key_max * mult, pValue: p });
-        best.offer(s, `cs.failure_rate.${name}`, name);
+        if (s > 0) best.offer(s, `cs.failure_rate.${name}`, name, { count: failures, of: attempts, threshold: cfg.failures_per_key * mult });
       }
       // One tool's failures across rotating IPs: the header set survives UA, IP and order rotation.
       const [toolFailures, toolAttempts] = counts(subject.headerSet(f.headerSet), true, isClean, now);
       const s = shareEvidence(toolFailures, toolAttempts, sharedPrior, { lo: cfg.failures_per_tool, hi: cfg.failures_per_tool_max, pValue: p });
-      best.offer(s, 'cs.failure_rate.tool', 'tool');
+      if (s > 0) best.offer(s, 'cs.failure_rate.tool', 'tool', { count: toolFailures, of: toolAttempts, threshold: cfg.failures_per_tool });
       best.emit(out, cfg.score, monitor, undefined, 'cs.failure_rate');
       // The narrowest evidence a rotating crew leaves: its browser profile (session) or device
       // failed on one account and names another (enumeration.ts keeps the accounts each named).

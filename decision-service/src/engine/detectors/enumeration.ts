@@ -58,12 +58,12 @@ export const enumeration: DetectorFactory = ({ policy, store }) => {
         if (name === 'client') continue;
         const ids = store.addDistinct(K.identifiers(key), member, W, now);
         if (ids > 1) clean = false;
-        best.offer(ramp(ids, cfg.identifiers_per_key * mult, cfg.identifiers_per_key_max * mult), `enum.identifier_fanout.${name}`, name);
+        best.offer(ramp(ids, cfg.identifiers_per_key * mult, cfg.identifiers_per_key_max * mult), `enum.identifier_fanout.${name}`, name, { count: ids, threshold: cfg.identifiers_per_key * mult });
       }
       const client = subject.client(f.client);
       const all = store.addDistinct(K.identifiers(client), member, W, now);
       const ids = clean ? store.addDistinct(K.cleanIdentifiers(client), member, W, now) : all;
-      best.offer(ramp(ids, cfg.identifiers_per_key, cfg.identifiers_per_key_max), 'enum.identifier_fanout.client', 'client');
+      best.offer(ramp(ids, cfg.identifiers_per_key, cfg.identifiers_per_key_max), 'enum.identifier_fanout.client', 'client', { count: ids, threshold: cfg.identifiers_per_key });
       // "No such account" shares per key, against the route's own learned share (rates.ts): a
       // shared address of customers who know their accounts never fires; leaked lists, full of
       // accounts that do not exist, do.
@@ -72,19 +72,23 @@ export const enumeration: DetectorFactory = ({ policy, store }) => {
       const sharedPrior = betaPrior(route.baseline, R.shared_prior_weight);
       for (const [key, name, mult] of keysOf(f)) {
         const shared = name === 'ip' || name === 'subnet';
-        const s2 = shareEvidence(store.count(K.notFound(key), W, now), store.count(K.requests(key), W, now), shared ? sharedPrior : prior, { lo: cfg.not_found_per_key * mult, hi: cfg.not_found_per_key_max * mult, pValue: R.p_value });
-        best.offer(s2, `enum.not_found.${name}`, name);
+        const nf = store.count(K.notFound(key), W, now);
+        const rq = store.count(K.requests(key), W, now);
+        const s2 = shareEvidence(nf, rq, shared ? sharedPrior : prior, { lo: cfg.not_found_per_key * mult, hi: cfg.not_found_per_key_max * mult, pValue: R.p_value });
+        if (s2 > 0) best.offer(s2, `enum.not_found.${name}`, name, { count: nf, of: rq, threshold: cfg.not_found_per_key * mult });
       }
       // A tool's header set survives User-Agent, IP and header-order rotation.
       const tool = subject.headerSet(f.headerSet);
-      const s = shareEvidence(store.count(K.notFound(tool), W, now), store.count(K.requests(tool), W, now), sharedPrior, { lo: cfg.not_found_per_toolprint, hi: cfg.not_found_per_toolprint_max, pValue: R.p_value });
-      best.offer(s, 'enum.not_found.toolprint', 'tool');
+      const toolNf = store.count(K.notFound(tool), W, now);
+      const toolRq = store.count(K.requests(tool), W, now);
+      const s = shareEvidence(toolNf, toolRq, sharedPrior, { lo: cfg.not_found_per_toolprint, hi: cfg.not_found_per_toolprint_max, pValue: R.p_value });
+      if (s > 0) best.offer(s, 'enum.not_found.toolprint', 'tool', { count: toolNf, of: toolRq, threshold: cfg.not_found_per_toolprint });
       if (f.phoneNumber >= 0) {
         const block = Math.floor(f.phoneNumber / cfg.block_size);
         const numbers = store.addDistinct(K.numberBlock(block), hash32(String(f.phoneNumber)), W, now);
         // A known client (session or device) is far less likely to be the walker.
         const s = ramp(numbers, cfg.numbers_per_block, cfg.numbers_per_block_max) * (f.session || f.device ? cfg.known_client_factor : 1);
-        best.offer(s, 'enum.number_locality', 'global');
+        best.offer(s, 'enum.number_locality', 'global', { count: numbers, threshold: cfg.numbers_per_block });
       }
       if (best.max() > 0) {
         best.emit(out, cfg.score, monitor, cfg.cache, 'enum');

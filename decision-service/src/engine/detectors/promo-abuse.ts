@@ -6,7 +6,7 @@
 // is the claim, devices first seen minutes before it (first sightings: provenance.ts).
 
 import { hash32 } from '../../state/distinct.ts';
-import { observeOnly, ramp, signal, type DetectorFactory, type OutcomeContext, type RequestFeatures, type SignalSubject } from '../signal.ts';
+import { observeOnly, ramp, signal, type DetectorFactory, type OutcomeContext, type RequestFeatures, type Evidence, type SignalSubject } from '../signal.ts';
 import { promoAbuseKeys as K, subject, type Subject } from '../state-keys.ts';
 import { firstSeen } from './provenance.ts';
 
@@ -59,19 +59,21 @@ export const promoAbuse: DetectorFactory = ({ policy, store }) => {
       // Per device and account; not per address, not even address + browser: a managed office
       // puts hundreds of honest participants with identical browsers behind one IP.
       let bestSubject: SignalSubject = 'request';
+      let bestEvidence: Evidence | undefined;
       const claimKeys: Array<[Subject, string, number, SignalSubject]> = [];
       if (f.device) claimKeys.push([subject.device(f.device), 'device', 1, 'device']);
       if (f.principal) claimKeys.push([subject.principal(f.principal), 'account', 1, 'principal']);
       for (const [key, name, mult, about] of claimKeys) {
         const n = store.incr(K.claims(key), W, now);
         const s = ramp(n, cfg.claims_per_key * mult + 0.5, cfg.claims_per_key_max * mult);
-        if (s > best) { best = s; bestCode = `promo.claims.${name}`; bestSubject = about; }
+        if (s > best) { best = s; bestCode = `promo.claims.${name}`; bestSubject = about; bestEvidence = { count: n, threshold: cfg.claims_per_key * mult }; }
       }
       if (f.device && f.principal) {
-        const s = ramp(store.addDistinct(K.accountsPerDevice(f.device), hash32(f.principal), W, now), cfg.accounts_per_device + 0.5, cfg.accounts_per_device_max);
-        if (s > best) { best = s; bestCode = 'promo.accounts_per_device'; bestSubject = 'device'; }
+        const accounts = store.addDistinct(K.accountsPerDevice(f.device), hash32(f.principal), W, now);
+        const s = ramp(accounts, cfg.accounts_per_device + 0.5, cfg.accounts_per_device_max);
+        if (s > best) { best = s; bestCode = 'promo.accounts_per_device'; bestSubject = 'device'; bestEvidence = { count: accounts, threshold: cfg.accounts_per_device }; }
       }
-      if (best > 0) out.push(signal(bestCode, cfg.score * best, monitor, undefined, bestSubject));
+      if (best > 0) out.push(signal(bestCode, cfg.score * best, monitor, undefined, bestSubject, undefined, bestEvidence));
       const fresh = freshKeys(f).find(([k]) => store.marked(K.freshAccount(k), now));
       if (fresh) out.push(signal('promo.fresh_account', cfg.fresh_account_score, monitor, undefined, fresh[1]));
       let precursorAt = -1;

@@ -5,7 +5,7 @@
 // `api_key_multiplier` times higher.
 
 import { hash32 } from '../../state/distinct.ts';
-import { observeOnly, ramp, signal, type DetectorFactory, type OutcomeContext, type SignalSubject } from '../signal.ts';
+import { observeOnly, ramp, signal, type DetectorFactory, type OutcomeContext, type Evidence, type SignalSubject } from '../signal.ts';
 import { betaPrior, learnBaseline, routeKeyMemo, shareEvidence, type BaselineRule } from '../rates.ts';
 import { subject, traversalKeys as K, type Subject } from '../state-keys.ts';
 import { firstSeen } from './provenance.ts';
@@ -57,26 +57,30 @@ export const traversal: DetectorFactory = ({ policy, store }) => {
       let best = 0;
       let bestCode = '';
       let bestSubject: SignalSubject = 'request';
+      let bestEvidence: Evidence | undefined;
       // Not-found shares are judged against what young principals of this route get (rates.ts).
       const route = learnBaseline(store, routeKeys(f.route.name), now, rule);
       const prior = betaPrior(route.baseline, R.prior_weight);
       for (const [key, name, mult] of keys(f, cfg.api_key_multiplier)) {
         const fan = name === 'principal' && settled ? mult * cfg.established_multiplier : mult;
-        const s1 = ramp(store.addDistinct(K.objects(key), member, W, now), cfg.objects_per_key * fan, cfg.objects_per_key_max * fan);
-        if (s1 > best) { best = s1; bestCode = `bola.object_fanout.${name}`; bestSubject = name; }
+        const objects = store.addDistinct(K.objects(key), member, W, now);
+        const s1 = ramp(objects, cfg.objects_per_key * fan, cfg.objects_per_key_max * fan);
+        if (s1 > best) { best = s1; bestCode = `bola.object_fanout.${name}`; bestSubject = name; bestEvidence = { count: objects, threshold: cfg.objects_per_key * fan }; }
         if (f.objectNumber >= 0) {
           const prev = store.swap(K.lastObject(key, f.route.name), f.objectNumber, now, W);
           const step = prev === undefined ? 0 : Math.abs(f.objectNumber - prev);
           const run = step > 0 && step <= cfg.sequential_step ? (store.swap(K.sequentialRun(key), 0, now, W) ?? 0) + 1 : 0;
           store.swap(K.sequentialRun(key), run, now, W);
           const s2 = ramp(run, cfg.sequential_run * mult, cfg.sequential_run_max * mult);
-          if (s2 > best) { best = s2; bestCode = `bola.sequential_walk.${name}`; bestSubject = name; }
+          if (s2 > best) { best = s2; bestCode = `bola.sequential_walk.${name}`; bestSubject = name; bestEvidence = { count: run, threshold: cfg.sequential_run * mult }; }
         }
-        const s3 = shareEvidence(store.count(K.notFound(key), W, now), store.count(K.requests(key), W, now), prior, { lo: cfg.not_found_per_key * mult, hi: cfg.not_found_per_key_max * mult, pValue: R.p_value });
-        if (s3 > best) { best = s3; bestCode = `bola.not_found.${name}`; bestSubject = name; }
+        const nf = store.count(K.notFound(key), W, now);
+        const rq = store.count(K.requests(key), W, now);
+        const s3 = shareEvidence(nf, rq, prior, { lo: cfg.not_found_per_key * mult, hi: cfg.not_found_per_key_max * mult, pValue: R.p_value });
+        if (s3 > best) { best = s3; bestCode = `bola.not_found.${name}`; bestSubject = name; bestEvidence = { count: nf, of: rq, threshold: cfg.not_found_per_key * mult }; }
       }
       const monitor = observeOnly(cfg, f);
-      if (best > 0) out.push(signal(bestCode, cfg.score * best, monitor, cfg.cache, bestSubject));
+      if (best > 0) out.push(signal(bestCode, cfg.score * best, monitor, cfg.cache, bestSubject, undefined, bestEvidence));
       // evidence on a principal not yet established: it never will be while this is remembered
       if (best > 0 && pr !== undefined && !settled) store.mark(K.walked(pr), now, prov.remember_s * 1000);
       // Young principals of this route get far more not-found answers than they learned to: an
