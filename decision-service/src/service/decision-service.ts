@@ -153,10 +153,10 @@ export class DecisionService {
       // 0 = not sent: now; otherwise the nearest time within the skew
       input.ts_ms = input.ts_ms === 0 ? now : input.ts_ms > now ? now + this.skewMs : now - this.skewMs;
     }
-    // before the engine, which blanks the raw identifier once it is hashed
-    const ov = this.overrides?.match(input);
     const engine = this.engine();
     let d = engine.decide(input);
+    // on the keys the engine computed (its features: the identifier only as its keyed hash)
+    const ov = engine.lastFeatures ? this.overrides?.match(engine.lastFeatures) : undefined;
     if (ov) d = overridden(d, ov, now);
     const audit = this.audit;
     if (audit && engine.lastFeatures && (ov || audit.wants(d.action))) {

@@ -24,8 +24,8 @@ import type { Logger } from 'pino';
 import type { Redis, Cluster } from 'ioredis';
 import { z } from 'zod';
 import { hashIdentifier } from '../engine/features.ts';
+import type { RequestFeatures } from '../engine/signal.ts';
 import { isValidIp, subnetOf } from '../net/ip.ts';
-import type { DecideRequest } from '../wire/schema.ts';
 
 export const OVERRIDE_KEY_TYPES = ['identifier', 'session', 'device', 'principal', 'ip', 'subnet'] as const;
 export type OverrideKeyType = (typeof OVERRIDE_KEY_TYPES)[number];
@@ -206,10 +206,11 @@ export class OverrideBook {
   }
 
   /**
-   * The override in force for a request (call before Engine.decide: it blanks the identifier),
-   * or undefined. Cheap when there are none: one size check.
+   * The override in force for a request, read from the keys the engine already computed for it
+   * (Engine.lastFeatures: subnet, base64 hashes, the identifier's keyed hash), or undefined.
+   * Cheap when there are none: one size check.
    */
-  match(req: DecideRequest): Override | undefined {
+  match(f: RequestFeatures): Override | undefined {
     if (this.byKey.size === 0) return undefined;
     let best: Override | undefined;
     let bestRank = 99;
@@ -226,12 +227,12 @@ export class OverrideBook {
         }
       }
     };
-    if (this.has('ip')) consider('ip', `ip:${req.client_ip.toLowerCase()}`);
-    if (this.has('subnet')) consider('subnet', `subnet:${subnetOf(req.client_ip)}`);
-    if (this.has('session') && req.session_hash) consider('session', `session:${req.session_hash.toString('base64')}`);
-    if (this.has('device') && req.device_hash) consider('device', `device:${req.device_hash.toString('base64')}`);
-    if (this.has('principal') && req.token_hash) consider('principal', `principal:${req.token_hash.toString('base64')}`);
-    if (this.has('identifier') && req.identifier) consider('identifier', `identifier:${hashIdentifier(this.opts.identifierKey, req.identifier)}`);
+    if (this.has('ip')) consider('ip', `ip:${f.ip.toLowerCase()}`);
+    if (this.has('subnet')) consider('subnet', `subnet:${f.subnet}`);
+    if (this.has('session') && f.session) consider('session', `session:${f.session}`);
+    if (this.has('device') && f.device) consider('device', `device:${f.device}`);
+    if (this.has('principal') && f.principal) consider('principal', `principal:${f.principal}`);
+    if (this.has('identifier') && f.identifierHash) consider('identifier', `identifier:${f.identifierHash}`);
     return best;
   }
 

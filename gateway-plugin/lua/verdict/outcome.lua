@@ -82,9 +82,11 @@ local function counters()
   return out
 end
 
-local function send(batch, count)
+-- ctr: the gateway's counters, on the first batch of a flush only (reading them walks the stats
+-- dict under its lock; the service keeps a gateway's last counters when a batch has none)
+local function send(batch, count, ctr)
   local c = config.http
-  local body = codec.encode_outcome_batch({ gateway_id = gateway_id, outcomes = batch, counters = counters() })
+  local body = codec.encode_outcome_batch({ gateway_id = gateway_id, outcomes = batch, counters = ctr })
   local res, err, what, instance = client.call("outcomes", body, c.outcome_timeout_ms)
   if not res then
     metrics.incr("outcome_batches_total", "result", err)
@@ -130,8 +132,9 @@ function _M.flush(premature)
     return
   end
   local ok, err = pcall(function()
+    local ctr = counters()
     if total == 0 then
-      send({}, 0) -- heartbeat: counters out, revocations back
+      send({}, 0, ctr) -- heartbeat: counters out, revocations back
       return
     end
     local i = 1
@@ -140,7 +143,8 @@ function _M.flush(premature)
       if last > total then last = total end
       local batch = {}
       for j = i, last do batch[#batch + 1] = all[j] end
-      send(batch, last - i + 1)
+      send(batch, last - i + 1, ctr)
+      ctr = nil
       i = last + 1
     end
   end)
