@@ -113,6 +113,33 @@ export const decideRequestSchema = z.object({
 
 export type DecideRequest = z.output<typeof decideRequestSchema>;
 
+/** Issue 17: the kinds the gateway finds without a policy pattern (CONTRACT.md, "Response inspection"). */
+export const BUILTIN_SENSITIVE_KINDS = ['cn_mobile', 'cn_id', 'bank_card', 'email'] as const;
+/** At most this many findings per response, and value hashes per finding (the gateway's caps). */
+export const MAX_FINDINGS = 16;
+export const MAX_VALUE_HASHES = 32;
+
+export const sensitiveFindingSchema = z.object({
+  kind: z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, 'a kind is [a-z][a-z0-9_]{0,31}'),
+  unmasked: uint32.default(0),
+  masked: uint32.default(0),
+  value_hashes: z
+    .array(bytes)
+    .max(MAX_VALUE_HASHES)
+    .default([])
+    .transform((a) => a.filter((b): b is Buffer => b !== undefined)),
+});
+export type SensitiveFinding = z.output<typeof sensitiveFindingSchema>;
+
+export const responseSampleSchema = z.object({
+  inspected_bytes: uint32.default(0),
+  truncated: z.boolean().default(false),
+  records: uint32.default(0),
+  requested_limit: uint32.default(0),
+  findings: z.array(sensitiveFindingSchema).max(MAX_FINDINGS).default([]),
+});
+export type ResponseSample = z.output<typeof responseSampleSchema>;
+
 export const outcomeSchema = z.object({
   request_id: str(128).default(''),
   ts_ms: uint64.default(0),
@@ -131,6 +158,7 @@ export const outcomeSchema = z.object({
   fail_open: str(32).default(''),
   from_cache: z.boolean().default(false),
   request: decideRequestSchema.optional().nullable(),
+  response: responseSampleSchema.optional().nullable(),
 });
 
 export type Outcome = z.output<typeof outcomeSchema>;
@@ -143,6 +171,7 @@ export const outcomeBatchSchema = z.object({
   gateway_id: gatewayIdSchema,
   // The hard cap; the configured one (VERDICT_OUTCOMES_MAX_BATCH) is checked before decoding.
   outcomes: z.array(outcomeSchema).max(MAX_OUTCOMES_PER_BATCH).default([]),
+  patterns_version: str(64).optional(),
 });
 
 export type OutcomeBatch = z.output<typeof outcomeBatchSchema>;
