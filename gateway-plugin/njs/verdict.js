@@ -89,6 +89,7 @@ const OPTIONS = {
   device_header: { type: "header", default: "x-device-id", description: "request header carrying a device id" },
   session_cookie: { type: "string", default: "sid", description: "cookie holding the session id" },
   api_key_header: { type: "header", default: "x-api-key", description: "request header carrying an API key (hashed as the principal when no Authorization)" },
+  inspect: { type: "string", default: "auto", description: "auto | off | all | a share 0..1: which guarded JSON responses the gateway inspects for sensitive values (auto: as the service's verdict says, else inspect_sample)" },
   auth_result_header: { type: "header", default: "", description: "upstream response header reported as the outcome's auth_result" },
 };
 // http-level options njs cannot set (it has no init step): fixed at the Lua defaults.

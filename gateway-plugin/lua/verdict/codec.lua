@@ -1,8 +1,8 @@
 -- Hand-written protobuf codec for the Verdict wire contract
 -- (decision-service/src/wire/verdict.proto, package verdict.v1).
 --
--- Encoders: DecideRequest, OutcomeBatch (Outcome, nested DecideRequest).
--- Decoders: DecideResponse, OutcomeAck (nested DecideResponse).
+-- Encoders: DecideRequest, OutcomeBatch (Outcome, nested DecideRequest and ResponseSample).
+-- Decoders: DecideResponse, OutcomeAck (nested DecideResponse and SensitivePattern).
 --
 -- Messages are flat, so a field table per message drives both directions. proto3 semantics:
 -- default values (empty string, 0, false, empty list) are not written; absent fields decode to
@@ -43,11 +43,21 @@ local DECIDE_REQUEST = {
   { 36, "clearance", "e", CLEARANCE }, { 37, "clearance_level", "u" }, { 38, "clearance_age_s", "u" },
 }
 
+local SENSITIVE_FINDING = {
+  { 1, "kind", "s" }, { 2, "unmasked", "u" }, { 3, "masked", "u" }, { 4, "value_hashes", "rs" },
+}
+
+local RESPONSE_SAMPLE = {
+  { 1, "inspected_bytes", "u" }, { 2, "truncated", "o" }, { 3, "records", "u" },
+  { 4, "requested_limit", "u" }, { 5, "findings", "rm", SENSITIVE_FINDING },
+}
+
 local OUTCOME = {
   { 1, "request_id", "s" }, { 2, "ts_ms", "u" }, { 3, "client_ip", "s" }, { 4, "method", "s" },
   { 5, "path", "s" }, { 6, "route_tag", "s" }, { 7, "status", "u" }, { 8, "auth_result", "s" },
   { 9, "upstream_ms", "u" }, { 10, "bytes_sent", "u" }, { 11, "action", "e", ACTION },
   { 12, "fail_open", "s" }, { 13, "from_cache", "o" }, { 14, "request", "m", DECIDE_REQUEST },
+  { 15, "response", "m", RESPONSE_SAMPLE },
 }
 
 local GATEWAY_COUNTER = {
@@ -56,6 +66,7 @@ local GATEWAY_COUNTER = {
 
 local OUTCOME_BATCH = {
   { 1, "gateway_id", "s" }, { 2, "outcomes", "rm", OUTCOME }, { 3, "counters", "rm", GATEWAY_COUNTER },
+  { 4, "patterns_version", "s" },
 }
 
 local DECIDE_RESPONSE = {
@@ -63,11 +74,16 @@ local DECIDE_RESPONSE = {
   { 4, "reasons", "rs" }, { 5, "cache_key", "s" }, { 6, "cache_ttl_s", "u" },
   { 7, "policy_version", "s" }, { 8, "dry_run", "o" },
   { 9, "challenge_kind", "e", CHALLENGE_KIND_NAMES }, { 10, "challenge_difficulty", "u" },
-  { 11, "clearance_ttl_s", "u" },
+  { 11, "clearance_ttl_s", "u" }, { 12, "inspect", "o" },
+}
+
+local SENSITIVE_PATTERN = {
+  { 1, "name", "s" }, { 2, "regex", "s" }, { 3, "masked_regex", "s" },
 }
 
 local OUTCOME_ACK = {
   { 1, "accepted", "u" }, { 2, "verdicts", "rm", DECIDE_RESPONSE }, { 3, "revoked_keys", "rs" },
+  { 4, "patterns_version", "s" }, { 5, "patterns", "rm", SENSITIVE_PATTERN },
 }
 
 -- ---------------------------------------------------------------- encoding
@@ -126,6 +142,8 @@ prepare(DECIDE_REQUEST)
 prepare(OUTCOME)
 prepare(OUTCOME_BATCH)
 prepare(GATEWAY_COUNTER)
+prepare(RESPONSE_SAMPLE)
+prepare(SENSITIVE_FINDING)
 
 local TRUE_BYTE = "\1"
 local buffers = {} -- depth -> reused buffer table
@@ -211,7 +229,10 @@ end
 
 -- syntax: bytes = codec.encode_outcome_batch(batch)
 -- batch: { gateway_id = "...", outcomes = { { request_id = ..., request = <DecideRequest> }, ... },
---          counters = { { name = "fail_open_total{cause=\"timeout\"}", value = n }, ... } (optional) }
+--          counters = { { name = "fail_open_total{cause=\"timeout\"}", value = n }, ... } (optional),
+--          patterns_version = "..." }; an outcome's `response` is a ResponseSample
+--          { inspected_bytes, truncated, records, requested_limit, findings = { { kind, unmasked,
+--          masked, value_hashes = { <8 raw bytes>, ... } }, ... } }
 function _M.encode_outcome_batch(batch)
   return encode_fields(OUTCOME_BATCH, batch, 1)
 end
@@ -247,7 +268,7 @@ end
 
 local RESPONSE_INDEX = by_number(DECIDE_RESPONSE)
 local ACK_INDEX = by_number(OUTCOME_ACK)
-local SUB_INDEX = { [DECIDE_RESPONSE] = RESPONSE_INDEX }
+local SUB_INDEX = { [DECIDE_RESPONSE] = RESPONSE_INDEX, [SENSITIVE_PATTERN] = by_number(SENSITIVE_PATTERN) }
 
 local function defaults(fields)
   local msg = {}
@@ -321,7 +342,7 @@ end
 
 -- syntax: resp, err = codec.decode_decide_response(bytes)
 -- resp: { request_id, action = "ALLOW"|"TAG"|"CHALLENGE"|"BLOCK", score, reasons = {...},
---         cache_key, cache_ttl_s, policy_version, dry_run }; failure: nil, "bad response"
+--         cache_key, cache_ttl_s, policy_version, dry_run, ..., inspect }; failure: nil, "bad response"
 function _M.decode_decide_response(s)
   if type(s) ~= "string" then return nil, "bad response" end
   local msg = decode_fields(DECIDE_RESPONSE, RESPONSE_INDEX, s, 1, #s)
@@ -330,7 +351,8 @@ function _M.decode_decide_response(s)
 end
 
 -- syntax: ack, err = codec.decode_outcome_ack(bytes)
--- ack: { accepted = n, verdicts = { <DecideResponse>, ... }, revoked_keys = { "ip:…", ... } };
+-- ack: { accepted = n, verdicts = { <DecideResponse>, ... }, revoked_keys = { "ip:…", ... },
+--        patterns_version = "...", patterns = { { name, regex, masked_regex }, ... } };
 -- failure: nil, "bad response"
 function _M.decode_outcome_ack(s)
   if type(s) ~= "string" then return nil, "bad response" end

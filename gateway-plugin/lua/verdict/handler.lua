@@ -24,6 +24,7 @@ local metrics = require "verdict.metrics"
 local log = require "verdict.log"
 local clearance = require "verdict.clearance"
 local challenge = require "verdict.challenge"
+local inspect = require "verdict.inspect"
 
 local ngx = ngx
 local ngx_var = ngx.var
@@ -193,8 +194,9 @@ function _M.access()
   local st = {
     request_id = nil, ts_ms = nil, client_ip = nil, method = nil, path = nil, route_tag = nil,
     status = 0, auth_result = nil, upstream_ms = nil, bytes_sent = nil,
-    action = "ALLOW", fail_open = nil, from_cache = false, request = nil,
+    action = "ALLOW", fail_open = nil, from_cache = false, request = nil, response = nil,
     mode = mode, req = req,
+    inspect = nil, scan = nil, -- the service's DecideResponse.inspect (nil: not called); verdict.inspect's state
   }
   if report then
     st.request_id, st.ts_ms, st.client_ip = req.request_id, req.ts_ms, req.client_ip
@@ -262,8 +264,15 @@ function _M.access()
   breaker.observe(false)
   breaker.success()
   if cache.store(resp) then incr("cache_stores_total", "action", resp.action) end
+  st.inspect = resp.inspect
   return enforce(resp, mode, "service", st)
 end
+
+-- syntax: handler.header_filter() / handler.body_filter()
+-- header_filter_by_lua / body_filter_by_lua hooks: response inspection (verdict.inspect); nothing
+-- but an ngx.ctx read for a response that is not inspected.
+_M.header_filter = inspect.header_filter
+_M.body_filter = inspect.body_filter
 
 -- syntax: handler.log()
 -- log_by_lua hook: queues the outcome of a guarded request (async requests carry their
@@ -284,6 +293,7 @@ function _M.log()
   st.status = ngx.status
   st.bytes_sent = tonumber(ngx_var.bytes_sent)
   st.req = nil
+  if st.scan then inspect.finish(st) end
   outcome.push(st)
 end
 

@@ -13,6 +13,10 @@
 -- service can hand back revocations (OutcomeAck.revoked_keys: cached verdicts an operator
 -- override made wrong, dropped here at once) within outcome_flush_ms, and each batch carries this
 -- gateway's counters (fail-open causes, breaker state, cache hits, calls) for the service's console.
+--
+-- Response inspection (issue 17): each batch names the version of the policy's sensitive patterns
+-- this worker runs; an ack with another version carries the service's patterns, installed here
+-- (verdict.inspect compiles them; a bad one is logged and skipped).
 
 local config = require "verdict.config"
 local client = require "verdict.client"
@@ -21,6 +25,7 @@ local cache = require "verdict.cache"
 local metrics = require "verdict.metrics"
 local breaker = require "verdict.breaker"
 local log = require "verdict.log"
+local inspect = require "verdict.inspect"
 
 local ngx = ngx
 local shared = ngx.shared
@@ -86,7 +91,8 @@ end
 -- dict under its lock; the service keeps a gateway's last counters when a batch has none)
 local function send(batch, count, ctr)
   local c = config.http
-  local body = codec.encode_outcome_batch({ gateway_id = gateway_id, outcomes = batch, counters = ctr })
+  local body = codec.encode_outcome_batch({ gateway_id = gateway_id, outcomes = batch, counters = ctr,
+                                            patterns_version = inspect.patterns_version() })
   local res, err, what, instance = client.call("outcomes", body, c.outcome_timeout_ms)
   if not res then
     metrics.incr("outcome_batches_total", "result", err)
@@ -111,6 +117,10 @@ local function send(batch, count, ctr)
   -- after the stores: a revocation wins over a verdict of the same ack
   local revoked = ack.revoked_keys
   for i = 1, #revoked do cache.revoke(revoked[i]) end
+  if ack.patterns_version ~= inspect.patterns_version() then
+    local n = inspect.set_patterns(ack.patterns_version, ack.patterns)
+    ngx.log(ngx.NOTICE, "verdict: sensitive patterns version ", ack.patterns_version, " installed (", n, " of ", #ack.patterns, ")")
+  end
 end
 
 -- syntax: outcome.flush(premature)

@@ -35,6 +35,8 @@ _M.http = {
   { name = "query_max_bytes", type = "int", default = 1024, min = 0, max = 4096, description = "query string bytes sent in a DecideRequest (the service takes at most 4096)" },
   { name = "body_max_bytes", type = "int", default = 16384, min = 0, max = 1048576, description = "identity routes: largest in-memory body parsed for identifier/password" },
   { name = "header_names_max", type = "int", default = 64, min = 0, max = 128, description = "header names sent in arrival order (the service takes at most 128)" },
+  { name = "inspect_sample", type = "number", default = 0.05, min = 0, max = 1, description = "share of guarded JSON responses inspected where $verdict_inspect is auto and the request was decided without a call (cache, async, fail-open); a decided request follows the service's DecideResponse.inspect" },
+  { name = "inspect_max_bytes", type = "int", default = 16384, min = 256, max = 1048576, description = "body bytes read from an inspected response, chunk by chunk as they pass (never buffered or delayed); the rest is not scanned" },
   { name = "gateway_id", type = "string", description = "diagnostic prefix of the id sent to the service (default: the host name; the worker pid and 16 random hex characters are always appended)" },
 }
 
@@ -59,6 +61,7 @@ _M.location = {
   { name = "device_header", type = "header", default = "x-device-id", description = "request header carrying a device id" },
   { name = "session_cookie", type = "string", default = "sid", description = "cookie holding the session id" },
   { name = "api_key_header", type = "header", default = "x-api-key", description = "request header carrying an API key (hashed as the principal when no Authorization)" },
+  { name = "inspect", type = "string", default = "auto", description = "auto | off | all | a share 0..1: which guarded JSON responses the gateway inspects for sensitive values (auto: as the service's verdict says, else inspect_sample)" },
   { name = "auth_result_header", type = "header", default = "", description = "upstream response header reported as the outcome's auth_result" },
 }
 

@@ -1,0 +1,78 @@
+// Case 2.3 (issue 17): what response inspection costs. Verdict inline on every request in front
+// of an upstream answering a JSON body (about 2 KB: a page of 12 user records, 4 of them with
+// mobile numbers, 2 masked, and an e-mail address) — measured at saturation with
+// `$verdict_inspect all` (every response scanned chunk by chunk, a ResponseSample in each outcome)
+// and `off` side by side, the two alternating so drift hits both alike.
+import type { BenchEnv, CaseOutput, CustomCase } from '../lib/case.ts';
+import { LUA_GUARD, mixLocations, startLuaGateway } from '../lib/gateway.ts';
+import { fmtMs, median } from '../lib/results.ts';
+import { startStockNginx } from '../lib/stock-nginx.ts';
+import { runWrk, type WrkResult } from '../lib/wrk.ts';
+
+const records = Array.from({ length: 12 }, (_, i) => ({
+  id: 1000 + i,
+  name: `user ${i}`,
+  phone: i % 3 === 0 ? `1380013${String(1000 + i)}` : i % 5 === 1 ? '139****5678' : '',
+  email: i === 7 ? 'someone@example.com' : '',
+  address: 'Room 1203, Building 5, 88 Example Road, Pudong, Shanghai',
+  created_at: '2026-11-30T08:15:00Z',
+}));
+export const INSPECT_BODY = JSON.stringify({ page: 1, page_size: 12, total: 4810, items: records });
+
+async function saturate(env: BenchEnv, url: string, name: string): Promise<WrkResult> {
+  const base = { url, script: env.mixScript, connections: env.connections, cpu: env.cpus.load, dir: env.tmp };
+  await runWrk({ ...base, durationS: env.warmupS, name: `${name}-warm` });
+  return runWrk({ ...base, durationS: env.durationS, name });
+}
+
+const inspectCase: CustomCase = {
+  kind: 'custom',
+  id: 'inspect',
+  order: 2.3,
+  title: '2.3 Verdict inline, response inspection all vs off (JSON upstream body)',
+  async run(env): Promise<CaseOutput> {
+    // nginx's return takes a single-quoted string: the JSON body has no single quote
+    const upstream = await startStockNginx({
+      cpu: env.cpus.server,
+      http: '    keepalive_requests 100000;',
+      server: `        location / { default_type application/json; return 200 '${INSPECT_BODY}'; }`,
+    });
+    const at = { ...env, upstream: `127.0.0.1:${upstream.port}` };
+    const layout = (setting: 'all' | 'off') =>
+      mixLocations({ identity: 'inline', promo: 'inline', static: 'inline', rest: 'inline' }, `set $verdict_inspect ${setting};\n        ${LUA_GUARD}`);
+    const runs: Record<'all' | 'off', WrkResult[]> = { all: [], off: [] };
+    const order: Array<'all' | 'off'> = env.quick ? ['off', 'all'] : ['off', 'all', 'all', 'off'];
+    try {
+      for (const [i, setting] of order.entries()) {
+        const stack = await startLuaGateway(at, layout(setting));
+        try {
+          runs[setting].push(await saturate(env, stack.url, `inspect-${setting}-${i}`));
+        } finally {
+          await stack.stop();
+        }
+      }
+    } finally {
+      await upstream.stop();
+    }
+    const rps = (s: 'all' | 'off') => median(runs[s].map((r) => r.rps));
+    const p99 = (s: 'all' | 'off') => median(runs[s].map((r) => r.latencyUs.p99));
+    const cost = 1 - rps('all') / rps('off');
+    return {
+      sections: [{
+        id: 'inspect',
+        title: this.title,
+        columns: ['$verdict_inspect', 'req/s (median of runs)', 'p99, ms', 'runs'],
+        rows: (['off', 'all'] as const).map((s) => [s, Math.round(rps(s)).toLocaleString('en-US'), fmtMs(p99(s)), runs[s].length]),
+        notes: [
+          `Upstream: stock nginx answering a ${Buffer.byteLength(INSPECT_BODY)}-byte application/json body (12 records, 4 unmasked and 2 masked mobile numbers, 1 e-mail address) to every request of the human mix; inline on every route.`,
+          `Throughput cost of inspecting every response: ${(100 * cost).toFixed(1)}%.`,
+        ],
+      }],
+      targets: [
+        { target: 'response inspection (every response) costs ≤ 5% throughput', measured: `${(100 * cost).toFixed(1)}%`, met: Number.isFinite(cost) ? cost <= 0.05 : null },
+      ],
+    };
+  },
+};
+
+export default inspectCase;
