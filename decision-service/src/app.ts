@@ -21,7 +21,7 @@ import { Redis as IORedis, Cluster as IOCluster } from 'ioredis';
 import { warmUp } from './http/warm-up.ts';
 import { DecisionService } from './service/decision-service.ts';
 import { RiskEvents } from './service/risk-events.ts';
-import { Webhook } from './service/webhook.ts';
+import { Webhook, createWebhookMetrics } from './service/webhook.ts';
 import { addStoreStats, createMetrics } from './service/metrics.ts';
 import { createFrameServer } from './wire/frame-server.ts';
 import { CapEntry, ConnectionCap, type EvictReason } from './wire/connection-cap.ts';
@@ -138,9 +138,10 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
   // Risk events (issue 17): raised by the audit trail (and the inventory), delivered by the
   // webhook off the decide path. A throwaway warm-up instance raises none.
   const events = deps.events ?? new RiskEvents();
+  const webhookMetrics = metrics ? createWebhookMetrics(metrics.registry) : undefined;
   let webhook: Webhook | undefined;
   if (config.webhook && deps.processMetrics !== false) {
-    webhook = new Webhook({ ...config.webhook, logger: logger.child({ component: 'webhook' }), registry: metrics?.registry });
+    webhook = new Webhook({ ...config.webhook, logger: logger.child({ component: 'webhook' }), metrics: webhookMetrics });
     webhook.attach(events);
     // the origin only: a path or query may hold a receiver's token
     logger.info({ webhook: new URL(config.webhook.url).origin, events: [...config.webhook.events] }, 'risk events go to the webhook');

@@ -30,10 +30,36 @@ export const CLOSE_FLUSH_MS = 1500;
  *  non-2xx), failed (attempts exhausted), dropped (queue full or shutdown). */
 export type WebhookResult = 'queued' | 'delivered' | 'retried' | 'rejected' | 'failed' | 'dropped';
 
+export interface WebhookMetrics {
+  readonly events: Counter<'type' | 'result'>;
+  /** The queue the depth gauge reads at scrape time (the webhook sets it; 0 without one). */
+  depth: () => number;
+}
+
+/**
+ * verdict_webhook_events_total{type,result} and verdict_webhook_queue_depth on the service's
+ * registry. Registered whether or not a webhook is configured, so dashboards and alert rules
+ * find the series (empty) on every instance.
+ */
+export function createWebhookMetrics(registry: Registry): WebhookMetrics {
+  const registers = [registry];
+  const m: WebhookMetrics = {
+    events: new Counter({
+      name: 'verdict_webhook_events_total',
+      help: 'Risk events for the webhook by type and result (queued, delivered, retried: per retry, rejected: final non-2xx answer, failed: attempts exhausted, dropped: queue full or shutdown)',
+      labelNames: ['type', 'result'],
+      registers,
+    }),
+    depth: () => 0,
+  };
+  new Gauge({ name: 'verdict_webhook_queue_depth', help: 'Risk events waiting for webhook delivery', registers, collect() { this.set(m.depth()); } });
+  return m;
+}
+
 export interface WebhookOptions extends WebhookSettings {
   readonly logger: Logger;
-  /** The service's metrics registry: verdict_webhook_events_total and verdict_webhook_queue_depth go there. */
-  readonly registry?: Registry;
+  /** Where to count (createWebhookMetrics on the service's registry); uncounted when absent. */
+  readonly metrics?: WebhookMetrics;
   /** First retry delay before jitter (doubles per attempt). */
   readonly retryBaseMs?: number;
   /** Longest wait between attempts, Retry-After included. */
@@ -105,17 +131,8 @@ export class Webhook {
     this.now = opts.now ?? Date.now;
     this.retryBaseMs = opts.retryBaseMs ?? 500;
     this.retryMaxMs = opts.retryMaxMs ?? 60_000;
-    const registers = opts.registry ? [opts.registry] : [];
-    if (opts.registry) {
-      this.counter = new Counter({
-        name: 'verdict_webhook_events_total',
-        help: 'Risk events for the webhook by type and result (queued, delivered, retried: per retry, rejected: final non-2xx answer, failed: attempts exhausted, dropped: queue full or shutdown)',
-        labelNames: ['type', 'result'],
-        registers,
-      });
-      const self = this;
-      new Gauge({ name: 'verdict_webhook_queue_depth', help: 'Risk events waiting for webhook delivery', registers, collect() { this.set(self.size); } });
-    }
+    this.counter = opts.metrics?.events;
+    if (opts.metrics) opts.metrics.depth = () => this.size;
   }
 
   /** Subscribes to `bus`; returns the unsubscribe function. */

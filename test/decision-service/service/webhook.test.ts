@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { createLogger } from '../../../decision-service/src/logger.ts';
 import { RISK_EVENT_TYPES, RiskEvents, type RiskEventWithTime } from '../../../decision-service/src/service/risk-events.ts';
-import { Webhook, retryAfterMs, signature, verifySignature, type WebhookOptions } from '../../../decision-service/src/service/webhook.ts';
+import { Webhook, createWebhookMetrics, retryAfterMs, signature, verifySignature, type WebhookOptions } from '../../../decision-service/src/service/webhook.ts';
 
 const SECRET = 'whsec-0123456789abcdef';
 
@@ -206,7 +206,7 @@ t.test('close() gives up at its bound when the receiver keeps failing', async (t
 t.test('only the configured event types are queued; Prometheus has the counters and the depth', async (t) => {
   const rx = await receiver(ok);
   const registry = new Registry();
-  const w = hook(rx.url, { events: new Set(['endpoint.exposure'] as const), registry });
+  const w = hook(rx.url, { events: new Set(['endpoint.exposure'] as const), metrics: createWebhookMetrics(registry) });
   t.teardown(async () => { await w.close(); await rx.close(); });
   w.enqueue(blocked());
   w.enqueue({ type: 'endpoint.exposure', route: 'GET /api/users/{id}/profile', kind: 'cn_mobile', responses: 40, unmasked_share: 1, id: 'ev-x', ts: new Date().toISOString() });
