@@ -70,6 +70,8 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
     ? new RedisStore({ ...config.redis, maxKeys: config.storeMaxKeys, logger: logger.child({ component: 'redis-store' }) })
     : undefined;
   const store = deps.store ?? redisStore ?? new MemoryStore({ maxKeys: config.storeMaxKeys });
+  // Risk events (issue 17): raised by the audit trail and the inventory, delivered by the webhook.
+  const events = deps.events ?? new RiskEvents();
   const engine = new Engine({ policy, store, clock: deps.clock ?? systemClock, identifierKey: config.identifierKey });
   const metrics = config.metrics ? createMetrics(deps.processMetrics ?? true) : undefined;
   metrics?.policyVersion.set({ version: policy.version }, 1);
@@ -135,9 +137,7 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
       : new IORedis(config.redis.url as string, { enableOfflineQueue: false, maxRetriesPerRequest: 1 }))
     : undefined;
   adminRedis?.on('error', () => { /* health shows in the console; the store logs Redis state changes */ });
-  // Risk events (issue 17): raised by the audit trail (and the inventory), delivered by the
-  // webhook off the decide path. A throwaway warm-up instance raises none.
-  const events = deps.events ?? new RiskEvents();
+  // The webhook delivers the bus's events off the decide path; a throwaway warm-up instance has none.
   const webhookMetrics = metrics ? createWebhookMetrics(metrics.registry) : undefined;
   let webhook: Webhook | undefined;
   if (config.webhook && deps.processMetrics !== false) {

@@ -114,6 +114,8 @@ export class Webhook {
   /** Set by close(): when the shutdown flush gives up. */
   private deadline = Infinity;
   private wake: (() => void) | undefined;
+  /** Aborts an attempt still in flight when the shutdown flush ends. */
+  private readonly stop = new AbortController();
   private readonly agent: Agent;
   private readonly origin: string;
   private readonly counts = new Map<string, number>();
@@ -177,8 +179,10 @@ export class Webhook {
     this.closing = true;
     this.deadline = this.now() + flushMs;
     this.wake?.();
+    const cut = setTimeout(() => this.stop.abort(), flushMs);
     if (!this.pumping && this.size > 0) void this.pump();
     while (this.pumping) await new Promise((r) => setTimeout(r, 5));
+    clearTimeout(cut);
     if (this.size > 0) {
       this.opts.logger.warn({ events: this.size, webhook: this.origin }, 'webhook events not delivered before shutdown');
       for (const e of this.take(this.size)) this.count(e.type, 'dropped');
@@ -271,7 +275,7 @@ export class Webhook {
         body,
         headersTimeout: this.opts.timeoutMs,
         bodyTimeout: this.opts.timeoutMs,
-        signal: AbortSignal.timeout(this.opts.timeoutMs),
+        signal: AbortSignal.any([AbortSignal.timeout(this.opts.timeoutMs), this.stop.signal]),
       });
       await res.body.dump().catch(() => undefined);
       const s = res.statusCode;

@@ -87,3 +87,27 @@ t.test('families', async (t) => {
   t.equal(familyOf('override.block'), undefined);
   t.equal(familyOf('clearance.required'), undefined);
 });
+
+t.test('with VERDICT_WEBHOOK_URL, the app delivers what any publisher raises on its bus (endpoint.exposure too) and flushes on close', async (t) => {
+  const { createServer } = await import('node:http');
+  const { verifySignature } = await import('../../../decision-service/src/service/webhook.ts');
+  const bodies: Array<{ sig: string; body: string }> = [];
+  const rx = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => { body += d.toString(); });
+    req.on('end', () => { bodies.push({ sig: String(req.headers['x-verdict-signature']), body }); res.writeHead(204); res.end(); });
+  });
+  await new Promise<void>((r) => rx.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => { rx.closeAllConnections(); rx.close(() => r()); }));
+  const port = (rx.address() as { port: number }).port;
+  const key = 'app-webhook-secret-0123456789';
+  const built = buildApp(parseEnv({
+    VERDICT_POLICY_WATCH: '0', VERDICT_STATE_DIR: mkdtempSync(join(tmpdir(), 'verdict-state-')),
+    VERDICT_WEBHOOK_URL: `http://127.0.0.1:${port}/in`, VERDICT_WEBHOOK_SECRET: key,
+  }), { logger: createLogger('silent') });
+  built.events.publish({ type: 'endpoint.exposure', route: 'GET /api/users/{id}/profile', kind: 'cn_mobile', responses: 40, unmasked_share: 0.95 });
+  await built.app.close(); // the shutdown flush delivers it
+  t.equal(bodies.length, 1, 'delivered by close()');
+  t.ok(verifySignature(key, bodies[0]?.sig ?? '', bodies[0]?.body ?? ''), 'signed');
+  t.match(JSON.parse(bodies[0]?.body ?? '{}'), { events: [{ type: 'endpoint.exposure', route: 'GET /api/users/{id}/profile', kind: 'cn_mobile', responses: 40, unmasked_share: 0.95 }] });
+});

@@ -217,3 +217,16 @@ t.test('only the configured event types are queued; Prometheus has the counters 
   t.match(text, /verdict_webhook_events_total\{type="endpoint.exposure",result="delivered"\} 1/);
   t.match(text, /verdict_webhook_queue_depth 0/);
 });
+
+t.test('close() does not wait out an attempt in flight past its bound', async (t) => {
+  const rx = await receiver((_n, res) => setTimeout(() => { res.writeHead(200); res.end(); }, 3000));
+  const w = hook(rx.url, { timeoutMs: 5000 });
+  t.teardown(() => rx.close());
+  w.enqueue(blocked());
+  await until(() => rx.got.length === 1);
+  const started = Date.now();
+  await w.close(300);
+  const took = Date.now() - started;
+  t.ok(took < 1000, `the slow attempt was cut at the bound (${took} ms)`);
+  t.equal(w.stats()['key.blocked|dropped'], 1, 'and its event counted as dropped');
+});
