@@ -20,6 +20,8 @@ import { hostname } from 'node:os';
 import { Redis as IORedis, Cluster as IOCluster } from 'ioredis';
 import { warmUp } from './http/warm-up.ts';
 import { DecisionService } from './service/decision-service.ts';
+import { RiskEvents } from './service/risk-events.ts';
+import { Webhook, createWebhookMetrics } from './service/webhook.ts';
 import { addStoreStats, createMetrics } from './service/metrics.ts';
 import { createFrameServer } from './wire/frame-server.ts';
 import { CapEntry, ConnectionCap, type EvictReason } from './wire/connection-cap.ts';
@@ -38,6 +40,8 @@ export interface AppDeps {
   readonly policy?: CompiledPolicy;
   /** Process-wide metrics (event loop, memory, GC): off for throwaway instances (warm-up). */
   readonly processMetrics?: boolean;
+  /** The risk-event bus (tests subscribe to it); a new one when absent. */
+  readonly events?: RiskEvents;
 }
 
 export interface VerdictApp {
@@ -46,6 +50,9 @@ export interface VerdictApp {
   readonly logger: Logger;
   /** The framed-transport server (not listening yet): the same service, no HTTP. */
   readonly frameServer: Server;
+  /** Risk events of this instance (key.blocked, campaign.detected, endpoint.exposure): publishers
+   *  raise them here; the webhook, when configured, delivers them. */
+  readonly events: RiskEvents;
   /** Re-reads the policy file; a broken policy is rejected and the old one stays. */
   reloadPolicy(): { ok: true; version: string } | { ok: false; error: string };
   /**
@@ -63,6 +70,8 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
     ? new RedisStore({ ...config.redis, maxKeys: config.storeMaxKeys, logger: logger.child({ component: 'redis-store' }) })
     : undefined;
   const store = deps.store ?? redisStore ?? new MemoryStore({ maxKeys: config.storeMaxKeys });
+  // Risk events (issue 17): raised by the audit trail and the inventory, delivered by the webhook.
+  const events = deps.events ?? new RiskEvents();
   const engine = new Engine({ policy, store, clock: deps.clock ?? systemClock, identifierKey: config.identifierKey });
   const metrics = config.metrics ? createMetrics(deps.processMetrics ?? true) : undefined;
   metrics?.policyVersion.set({ version: policy.version }, 1);
@@ -128,6 +137,15 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
       : new IORedis(config.redis.url as string, { enableOfflineQueue: false, maxRetriesPerRequest: 1 }))
     : undefined;
   adminRedis?.on('error', () => { /* health shows in the console; the store logs Redis state changes */ });
+  // The webhook delivers the bus's events off the decide path; a throwaway warm-up instance has none.
+  const webhookMetrics = metrics ? createWebhookMetrics(metrics.registry) : undefined;
+  let webhook: Webhook | undefined;
+  if (config.webhook && deps.processMetrics !== false) {
+    webhook = new Webhook({ ...config.webhook, logger: logger.child({ component: 'webhook' }), metrics: webhookMetrics });
+    webhook.attach(events);
+    // the origin only: a path or query may hold a receiver's token
+    logger.info({ webhook: new URL(config.webhook.url).origin, events: [...config.webhook.events] }, 'risk events go to the webhook');
+  }
   const audit = new AuditLog({
     ring: config.audit.ring,
     allowSample: config.audit.allowSample,
@@ -142,6 +160,7 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
     logger: logger.child({ component: 'audit' }),
     recorded: metrics?.auditRecords,
     dropped: metrics?.auditDropped,
+    events: deps.processMetrics === false ? undefined : events,
   });
   const overrides = new OverrideBook({
     stateDir: deps.processMetrics === false ? undefined : config.stateDir,
@@ -158,6 +177,7 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
     overrides.close();
     await audit.close();
     adminRedis?.disconnect();
+    await webhook?.close();
   });
 
   // the one service HTTP, frames and GET /v1/auth call
@@ -291,5 +311,5 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
     }
   };
 
-  return { app, engine, logger, frameServer, reloadPolicy, warmUp: warm };
+  return { app, engine, logger, frameServer, events, reloadPolicy, warmUp: warm };
 }

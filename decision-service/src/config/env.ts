@@ -8,6 +8,8 @@ import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
 import { isLoopbackListen, loadGatewayKeys, type GatewayKey } from '../auth/gateway-auth.ts';
 import { MAX_OUTCOMES_PER_BATCH } from '../wire/schema.ts';
+import { RISK_EVENT_TYPES, type RiskEventType } from '../service/risk-events.ts';
+import { readFileSync } from 'node:fs';
 
 const listen = z
   .string()
@@ -80,7 +82,40 @@ export const envSchema = z.object({
     .describe('interval of the batched writes of local deltas to Redis'),
   VERDICT_REDIS_REFRESH_MS: z.coerce.number().int().min(10).max(60_000).default(250)
     .describe('interval of the background reads of the merged view; staleness ≤ flush + refresh + 2 round trips'),
+  VERDICT_WEBHOOK_URL: z.string().regex(/^https?:\/\/[^\s/?#@]+(\/[^\s]*)?$/, 'write http(s)://host[:port]/path (e.g. https://soar.example.com/hooks/verdict), no user:password@ (the HMAC secret authenticates)').optional()
+    .describe('risk events (key blocked, campaign detected, endpoint exposure) are POSTed here, HMAC-signed; unset = no webhook'),
+  VERDICT_WEBHOOK_SECRET: z.string().min(16, 'use at least 16 random characters (openssl rand -hex 32)').optional()
+    .describe('HMAC-SHA-256 key of X-Verdict-Signature; prefer VERDICT_WEBHOOK_SECRET_FILE'),
+  VERDICT_WEBHOOK_SECRET_FILE: z.string().min(1).optional()
+    .describe('file whose first line is the webhook HMAC key (at least 16 characters)'),
+  VERDICT_WEBHOOK_EVENTS: z.string()
+    .refine((v) => v.trim() === 'all' || v.split(',').every((t) => (RISK_EVENT_TYPES as readonly string[]).includes(t.trim())),
+      `write a comma-separated list of ${RISK_EVENT_TYPES.join(', ')} (or all)`)
+    .default('all')
+    .describe('event types sent to the webhook'),
+  VERDICT_WEBHOOK_QUEUE_MAX: z.coerce.number().int().min(1).max(1_000_000).default(1000)
+    .describe('events waiting for delivery; when full the oldest is dropped (counted)'),
+  VERDICT_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(2000)
+    .describe('one delivery attempt (connect, send, response headers) before it counts as failed and is retried'),
+  VERDICT_WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(6)
+    .describe('attempts per delivery (network errors, timeouts, 429 and 5xx are retried with exponential backoff)'),
+  VERDICT_WEBHOOK_BATCH_MAX: z.coerce.number().int().min(1).max(1000).default(20)
+    .describe('most events in one POST (events already waiting go together; none is held back to fill a batch)'),
 });
+
+/** Variables whose value an error message must not repeat. */
+const SECRET_VARIABLES: ReadonlySet<string> = new Set(['VERDICT_WEBHOOK_SECRET']);
+
+export interface WebhookSettings {
+  readonly url: string;
+  /** HMAC key (never log it). */
+  readonly secret: Buffer;
+  readonly events: ReadonlySet<RiskEventType>;
+  readonly queueMax: number;
+  readonly timeoutMs: number;
+  readonly maxAttempts: number;
+  readonly batchMax: number;
+}
 
 export interface RedisConfig {
   /** Single Redis URL (may hold a password: never log it). */
@@ -144,6 +179,8 @@ export interface ServiceConfig {
   readonly stateDir: string;
   /** Shared Redis state; undefined = the embedded store. */
   readonly redis: RedisConfig | undefined;
+  /** Risk events out to a webhook; undefined = off. */
+  readonly webhook: WebhookSettings | undefined;
 }
 
 /**
@@ -220,7 +257,8 @@ export function parseEnv(env: NodeJS.ProcessEnv): ServiceConfig {
       ...(parsed.success ? [] : parsed.error.issues).map((i) => {
         const name = String(i.path[0] ?? '?');
         const desc = envSchema.shape[name as keyof typeof envSchema.shape]?.description;
-        return `${name}=${JSON.stringify(picked[name] ?? '')}: ${i.message}${desc ? ` (${desc})` : ''}`;
+        const shown = SECRET_VARIABLES.has(name) ? '(hidden)' : JSON.stringify(picked[name] ?? '');
+        return `${name}=${shown}: ${i.message}${desc ? ` (${desc})` : ''}`;
       }),
     ]);
   }
@@ -272,6 +310,48 @@ export function parseEnv(env: NodeJS.ProcessEnv): ServiceConfig {
     }),
     stateDir: e.VERDICT_STATE_DIR,
     redis: redisConfig(e),
+    webhook: webhookConfig(e),
+  });
+}
+
+function webhookConfig(e: z.infer<typeof envSchema>): WebhookSettings | undefined {
+  if (!e.VERDICT_WEBHOOK_URL) return undefined;
+  const url = e.VERDICT_WEBHOOK_URL;
+  const bad = (issue: string) => new ConfigError('invalid environment', [issue]);
+  try {
+    new URL(url);
+  } catch {
+    throw bad(`VERDICT_WEBHOOK_URL=${JSON.stringify(url)}: not a URL; write http(s)://host[:port]/path`);
+  }
+  if (e.VERDICT_WEBHOOK_SECRET && e.VERDICT_WEBHOOK_SECRET_FILE) {
+    throw bad('VERDICT_WEBHOOK_SECRET and VERDICT_WEBHOOK_SECRET_FILE are both set: keep one (the file keeps the key out of the environment)');
+  }
+  let secret = e.VERDICT_WEBHOOK_SECRET;
+  const file = e.VERDICT_WEBHOOK_SECRET_FILE;
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw bad(`VERDICT_WEBHOOK_SECRET_FILE=${JSON.stringify(file)}: cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)}); write the key there (e.g. \`openssl rand -hex 32 > ${file}\`)`);
+    }
+    secret = text.split(/\r?\n/).map((l) => l.trim()).find((l) => l !== '') ?? '';
+    if (secret.length < 16) throw bad(`VERDICT_WEBHOOK_SECRET_FILE=${JSON.stringify(file)}: its first line holds a key of ${secret.length} characters; use at least 16 (openssl rand -hex 32 > ${file})`);
+  }
+  if (!secret) {
+    throw bad('VERDICT_WEBHOOK_URL is set without a key: set VERDICT_WEBHOOK_SECRET_FILE=/etc/verdict/webhook.secret (openssl rand -hex 32 > that file) or VERDICT_WEBHOOK_SECRET; the receiver verifies X-Verdict-Signature with the same key');
+  }
+  const events = e.VERDICT_WEBHOOK_EVENTS.trim() === 'all'
+    ? new Set(RISK_EVENT_TYPES)
+    : new Set(e.VERDICT_WEBHOOK_EVENTS.split(',').map((t) => t.trim() as RiskEventType));
+  return Object.freeze({
+    url,
+    secret: Buffer.from(secret),
+    events: events as ReadonlySet<RiskEventType>,
+    queueMax: e.VERDICT_WEBHOOK_QUEUE_MAX,
+    timeoutMs: e.VERDICT_WEBHOOK_TIMEOUT_MS,
+    maxAttempts: e.VERDICT_WEBHOOK_MAX_ATTEMPTS,
+    batchMax: e.VERDICT_WEBHOOK_BATCH_MAX,
   });
 }
 

@@ -23,6 +23,7 @@ import type { Decision } from '../engine/engine.ts';
 import { templateOf } from '../engine/inventory.ts';
 import type { RequestFeatures, Signal } from '../engine/signal.ts';
 import type { Outcome } from '../wire/schema.ts';
+import type { RiskEvents } from './risk-events.ts';
 
 export type AuditSource = 'service' | 'cache' | 'async';
 
@@ -124,10 +125,38 @@ export interface AuditOptions {
   readonly recorded?: AuditCounter;
   readonly dropped?: AuditDropCounter;
   readonly random?: () => number;
+  /** Risk events raised from recorded decisions (key.blocked, campaign.detected); none when absent. */
+  readonly events?: RiskEvents;
+  /** campaign.detected is raised once per reason family and key within this window (default 10 min). */
+  readonly campaignWindowMs?: number;
 }
 
 /** Most records queued for the file and Redis between flushes; beyond it they are dropped (counted). */
 const MAX_QUEUED = 20_000;
+/** Keys remembered for deduplicating risk events (per map); the oldest is forgotten beyond it. */
+const MAX_EVENT_KEYS = 10_000;
+
+/** Reason-code prefix → the campaign family a risk event names. */
+const FAMILIES: Readonly<Record<string, string>> = {
+  cs: 'credential_stuffing',
+  enum: 'enumeration',
+  bola: 'traversal',
+  exfil: 'exfil',
+  probe: 'probing',
+  authz: 'unauthorized_access',
+  promo: 'promo_abuse',
+  bot: 'automation',
+  session: 'session_forgery',
+};
+/** Reasons that are not a campaign: operator overrides, clearance bookkeeping, monitor-only rules. */
+const NOT_A_CAMPAIGN = /^(dry_run:|override\.|clearance\.)/;
+
+/** The campaign family of a reason code, or undefined when it names none. */
+export function familyOf(code: string): string | undefined {
+  if (NOT_A_CAMPAIGN.test(code)) return undefined;
+  const prefix = code.slice(0, code.indexOf('.') >>> 0);
+  return FAMILIES[prefix] ?? (prefix || undefined);
+}
 
 function keysOf(f: RequestFeatures): AuditKeys {
   return {
@@ -158,6 +187,16 @@ export function subjectKey(s: Signal, f: RequestFeatures): string {
   }
 }
 
+/** True (and remembered for `forMs`) when `key` has not been seen within its last window; bounded. */
+function firstSince(seen: Map<string, number>, key: string, now: number, forMs: number): boolean {
+  const until = seen.get(key);
+  if (until !== undefined && now < until) return false;
+  seen.delete(key);
+  seen.set(key, now + forMs);
+  if (seen.size > MAX_EVENT_KEYS) seen.delete(seen.keys().next().value as string);
+  return true;
+}
+
 export class AuditLog {
   private readonly ring: (AuditRecord | undefined)[];
   private next = 0;
@@ -169,6 +208,9 @@ export class AuditLog {
   private writing = false;
   private readonly timer: NodeJS.Timeout | undefined;
   private readonly random: () => number;
+  /** Risk-event dedupe: "family|subject" → until (ms), cache key → block expiry (ms). */
+  private readonly campaignsSeen = new Map<string, number>();
+  private readonly blocksSeen = new Map<string, number>();
 
   constructor(private readonly opts: AuditOptions) {
     this.ring = new Array<AuditRecord | undefined>(Math.max(1, opts.ring)).fill(undefined);
@@ -227,7 +269,37 @@ export class AuditLog {
       this.remember(`ip:${f.ip}`, r);
     }
     this.push(r);
+    if (this.opts.events && d.action !== 'ALLOW' && f.req.mode !== 'MONITOR') this.raise(r, f.ip);
     return r;
+  }
+
+  /**
+   * Risk events from a recorded (enforced) decision: key.blocked once per cache key while its
+   * block lasts, campaign.detected once per family and key within the campaign window. Events
+   * carry what the record does (hashes, addresses, route, reason codes), never more.
+   */
+  private raise(r: DecisionRecord, ip: string): void {
+    const bus = this.opts.events as RiskEvents;
+    const now = r.ts;
+    if (r.action === 'BLOCK' && r.cache_key && r.cache_ttl_s > 0 && firstSince(this.blocksSeen, r.cache_key, now, r.cache_ttl_s * 1000)) {
+      bus.publish({ type: 'key.blocked', key: r.cache_key, ttl_s: r.cache_ttl_s, reasons: [...r.reasons], route: r.route, request_id: r.request_id });
+    }
+    if (r.action !== 'TAG' && r.action !== 'CHALLENGE' && r.action !== 'BLOCK') return;
+    const window = this.opts.campaignWindowMs ?? 600_000;
+    const families = new Set<string>();
+    for (const code of r.reasons) {
+      const family = familyOf(code);
+      if (!family || families.has(family)) continue;
+      families.add(family);
+      // the narrowest key the family's evidence names (a password-hash prefix is not one to hand out)
+      const ev = r.evidence.find((e) => familyOf(e.code) === family && e.key !== 'request' && !e.key.startsWith('password:'));
+      const subject = ev?.key ?? (r.cache_key || `ip:${ip}`);
+      if (!firstSince(this.campaignsSeen, `${family}|${subject}`, now, window)) continue;
+      bus.publish({
+        type: 'campaign.detected', family, reasons: [...r.reasons], key: r.cache_key, action: r.action,
+        route: r.route, request_id: r.request_id, subject,
+      });
+    }
   }
 
   /** A verdict a gateway enforced from its cache (an outcome with from_cache), tied to the decision that cached it when known. */

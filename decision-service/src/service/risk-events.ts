@@ -15,6 +15,9 @@ export interface CampaignDetected {
   action: 'TAG' | 'CHALLENGE' | 'BLOCK';
   route: string;
   request_id: string;
+  /** The key the family's evidence is about ("ip:…", "principal:…", "identifier:<keyed hash>"),
+   *  which is also what the event is deduplicated on; absent when the publisher does not know it. */
+  subject?: string;
 }
 
 /** A key was blocked (a cacheable BLOCK the gateways will enforce without a call). */
@@ -37,6 +40,9 @@ export interface EndpointExposure {
 }
 
 export type RiskEvent = CampaignDetected | KeyBlocked | EndpointExposure;
+export type RiskEventType = RiskEvent['type'];
+/** Every event type, in the order the docs list them (VERDICT_WEBHOOK_EVENTS names a subset). */
+export const RISK_EVENT_TYPES: readonly RiskEventType[] = ['key.blocked', 'campaign.detected', 'endpoint.exposure'];
 export type RiskEventWithTime = RiskEvent & { id: string; ts: string };
 
 type Subscriber = (event: RiskEventWithTime) => void;
