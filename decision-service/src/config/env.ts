@@ -104,7 +104,7 @@ export const envSchema = z.object({
 });
 
 /** Variables whose value an error message must not repeat. */
-const SECRET_VARIABLES: ReadonlySet<string> = new Set(['VERDICT_WEBHOOK_SECRET']);
+const SECRET_VARIABLES: ReadonlySet<string> = new Set(['VERDICT_WEBHOOK_SECRET', 'VERDICT_ADMIN_TOKEN', 'VERDICT_IDENTIFIER_KEY']);
 
 export interface WebhookSettings {
   readonly url: string;
