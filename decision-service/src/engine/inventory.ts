@@ -156,7 +156,10 @@ export class Inventory {
     if (e && o.status !== 0) e.statuses.set(o.status, (e.statuses.get(o.status) ?? 0) + 1);
     const sample = o.response;
     if (!sample || !responses) return;
-    if (!e && o.path) e = this.entries.peek(`${METHODS.has(o.method) ? o.method : 'OTHER'} ${templateOf(o.path)}`);
+    if (!e && o.path) {
+      const q = o.path.indexOf('?'); // the gateways send the path without its query; a query must not hide the endpoint
+      e = this.entries.peek(`${METHODS.has(o.method) ? o.method : 'OTHER'} ${templateOf(q < 0 ? o.path : o.path.slice(0, q))}`);
+    }
     if (!e) return;
     e.exposure ??= new EndpointExposureStats();
     e.exposure.add(sample, o.bytes_sent, responses, endpointName(e), this.sink);
