@@ -6,6 +6,7 @@
 import t from 'tap';
 import { VirtualClock } from '../../../decision-service/src/engine/clock.ts';
 import { Engine } from '../../../decision-service/src/engine/engine.ts';
+import { EndpointExposureStats, MAX_KINDS } from '../../../decision-service/src/engine/exposure.ts';
 import { createLogger } from '../../../decision-service/src/logger.ts';
 import { DecisionService, MAX_EXPOSURE_ROUTES } from '../../../decision-service/src/service/decision-service.ts';
 import { createMetrics } from '../../../decision-service/src/service/metrics.ts';
@@ -155,4 +156,13 @@ t.test('the metric names at most MAX_EXPOSURE_ROUTES endpoints, the rest as "oth
   const values = (await s.metrics.endpointSensitive.get()).values;
   t.equal(values.length, MAX_EXPOSURE_ROUTES + 1);
   t.equal(values.find((v) => v.labels.route === 'other')?.value, 5);
+});
+
+t.test('bounded: at most MAX_KINDS kinds per endpoint, whatever the policy reloads brought', async (t) => {
+  const base = policy().responses;
+  const kinds = Array.from({ length: MAX_KINDS + 10 }, (_, i) => `k${i}`);
+  const settings = { ...base, kinds: new Set(kinds) };
+  const stats = new EndpointExposureStats();
+  for (let i = 0; i < kinds.length; i += 8) stats.add({ inspected_bytes: 1, truncated: false, records: 1, requested_limit: 0, findings: kinds.slice(i, i + 8).map((kind) => ({ kind, unmasked: 1, masked: 0, value_hashes: [] })) }, 10, settings, 'GET /x', undefined);
+  t.equal(stats.kinds.size, MAX_KINDS);
 });

@@ -7,11 +7,14 @@ import {
   DecideResponseType,
   OutcomeAckType,
   OutcomeBatchType,
+  OutcomeType,
   decodeOutcomeBatch,
   encodeDecideResponse,
   encodeOutcomeAck,
   openOutcomeBatch,
 } from '../../../decision-service/src/wire/codec.ts';
+import { fastValidateResponseSample } from '../../../decision-service/src/wire/fast-validate.ts';
+import { responseSampleSchema } from '../../../decision-service/src/wire/schema.ts';
 
 const h = (n: number) => Buffer.alloc(8, n);
 
@@ -103,4 +106,13 @@ t.test('OutcomeAck carries patterns_version and patterns', async (t) => {
   t.same([cleared.patterns_version, cleared.patterns], ['v0', []], 'an empty set goes out with its version (the gateway clears its set)');
   const none = OutcomeAckType.toObject(OutcomeAckType.decode(encodeOutcomeAck({ accepted: 0, verdicts: [] })), { defaults: true });
   t.same([none.patterns_version, none.patterns], ['', []], 'no update: neither field');
+});
+
+t.test('the fast path and zod agree on a decoded sample', async (t) => {
+  for (const response of [sample, {}, { findings: [{ kind: 'email' }] }, { records: 4_294_967_295, findings: [{ kind: 'x', value_hashes: [Buffer.alloc(0)] }] }]) {
+    const msg = (OutcomeType.decode(OutcomeType.encode(OutcomeType.fromObject({ response })).finish()) as unknown as { response: Record<string, unknown> }).response;
+    const fast = fastValidateResponseSample(msg);
+    t.ok(fast, 'the fast path accepts it');
+    t.same(fast, responseSampleSchema.parse(msg), JSON.stringify(response).slice(0, 50));
+  }
 });
