@@ -17,11 +17,13 @@ import type { Outcome } from '../wire/schema.ts';
 import { EndpointExposureStats, type ExposureSink, type ExposureView } from './exposure.ts';
 import type { RequestFeatures } from './signal.ts';
 
-const ID_SEGMENT = /^(\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{16,}|(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{20,})$/i;
+// Also segments that may be a sensitive value (issue 17: templates name endpoints in metrics and
+// risk events): a resident ID number ending in X, anything with an "@" (an e-mail address).
+const ID_SEGMENT = /^(\d+|\d{17}[Xx]|[^/]*(@|%40)[^/]*|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{16,}|(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{20,})$/i;
 
 /** "/api/orders/500123" → "/api/orders/{id}". */
 export function templateOf(path: string): string {
-  if (!/\d/.test(path)) return path;
+  if (!/\d|@|%40/.test(path)) return path;
   const segs = path.split('/');
   for (let i = 0; i < segs.length; i++) if (ID_SEGMENT.test(segs[i] ?? '')) segs[i] = '{id}';
   return segs.join('/');
@@ -138,7 +140,7 @@ export class Inventory {
     return key;
   }
 
-  /** Who hears of inspected responses (metrics) and newly exposed endpoints (risk events). */
+  /** Who hears of inspected responses (metrics) and newly exposed endpoints (risk events); one at a time, the last set wins. */
   setSink(sink: ExposureSink | undefined): void {
     this.sink = sink;
   }

@@ -7,6 +7,7 @@ import t from 'tap';
 import { VirtualClock } from '../../../decision-service/src/engine/clock.ts';
 import { Engine } from '../../../decision-service/src/engine/engine.ts';
 import { EndpointExposureStats, MAX_KINDS } from '../../../decision-service/src/engine/exposure.ts';
+import { templateOf } from '../../../decision-service/src/engine/inventory.ts';
 import { createLogger } from '../../../decision-service/src/logger.ts';
 import { DecisionService, MAX_EXPOSURE_ROUTES } from '../../../decision-service/src/service/decision-service.ts';
 import { createMetrics } from '../../../decision-service/src/service/metrics.ts';
@@ -165,4 +166,13 @@ t.test('bounded: at most MAX_KINDS kinds per endpoint, whatever the policy reloa
   const stats = new EndpointExposureStats();
   for (let i = 0; i < kinds.length; i += 8) stats.add({ inspected_bytes: 1, truncated: false, records: 1, requested_limit: 0, findings: kinds.slice(i, i + 8).map((kind) => ({ kind, unmasked: 1, masked: 0, value_hashes: [] })) }, 10, settings, 'GET /x', undefined);
   t.equal(stats.kinds.size, MAX_KINDS);
+});
+
+t.test('templates never carry a sensitive value into metrics and events', async (t) => {
+  t.equal(templateOf('/api/users/13800001234/profile'), '/api/users/{id}/profile', 'a phone number');
+  t.equal(templateOf('/api/users/11010519491231002X/profile'), '/api/users/{id}/profile', 'a resident ID number ending in X');
+  t.equal(templateOf('/api/users/alice@example.com'), '/api/users/{id}', 'an e-mail address');
+  t.equal(templateOf('/api/users/alice%40example.com/orders'), '/api/users/{id}/orders', 'a percent-encoded one');
+  t.equal(templateOf('/api/cards/6222020200112233445'), '/api/cards/{id}', 'a card number');
+  t.equal(templateOf('/api/promo/claim'), '/api/promo/claim');
 });
