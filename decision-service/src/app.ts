@@ -184,6 +184,7 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
   const service = new DecisionService({
     engine: () => engine, metrics, logger, clock: deps.clock ?? systemClock, clockSkewMs: config.clockSkewMs,
     audit, overrides, gateways, thresholds: (cls) => livePolicy.thresholds[cls as keyof typeof livePolicy.thresholds],
+    responses: () => livePolicy.responses,
   });
   const limitBytes = memoryLimitBytes(config.memoryLimitMb);
   metrics?.memoryLimit.set(limitBytes);
@@ -223,6 +224,7 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
     policyHistory: () => policyHistory,
     redis: redisStore ? () => { const st = redisStore.stats(); return { connected: st.connected, lag_ms: st.lagMs, pending_keys: st.pendingKeys }; } : undefined,
     instance,
+    responses: () => livePolicy.responses,
   });
 
   let watcher: FSWatcher | undefined;

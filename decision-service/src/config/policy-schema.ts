@@ -116,6 +116,66 @@ const rateModel = (d: { baseline: number; floor: number; weight: number }) =>
     .strict()
     .prefault({});
 
+/** Issue 17: the kinds the gateway finds without a pattern (wire/schema.ts BUILTIN_SENSITIVE_KINDS). */
+const BUILTIN_KINDS: readonly string[] = ['cn_mobile', 'cn_id', 'bank_card', 'email'];
+/** Most policy patterns (SensitiveFinding caps a response at 16 kinds). */
+export const MAX_SENSITIVE_PATTERNS = 16;
+const MAX_PATTERN_LENGTH = 256;
+
+/** An operator-defined sensitive value the gateway looks for in responses (CONTRACT.md, "Response inspection"). */
+export const sensitivePatternSchema = z
+  .object({
+    /** The kind findings report, in the inventory, metrics and events. */
+    name: z
+      .string()
+      .regex(/^[a-z][a-z0-9_]{0,31}$/, 'a pattern name is a lower-case letter, then up to 31 lower-case letters, digits or "_"')
+      .refine((n) => !BUILTIN_KINDS.includes(n), { message: `the name of a built-in kind (${BUILTIN_KINDS.join(', ')}); those are found without a pattern, choose another name` }),
+    /** A PCRE the gateway runs (ngx.re, "jo"), in the subset JavaScript reads the same way. */
+    regex: z.string().min(1).max(MAX_PATTERN_LENGTH),
+    /** A match that also matches this counts as masked. */
+    masked_regex: z.string().min(1).max(MAX_PATTERN_LENGTH).optional(),
+  })
+  .strict();
+
+const inspectShare = (d: number) => z.number().min(0).max(1).default(d);
+
+/** Issue 17: which responses the gateways inspect, operator patterns, and when the inventory flags an endpoint. */
+const responsesSchema = z
+  .object({
+    /** Share (0..1) of each route class's responses the service asks the gateway to inspect
+     *  (DecideResponse.inspect, drawn per decision; INLINE and MONITOR answers only). */
+    inspect: z
+      .object({
+        public: inspectShare(0.1),
+        protected: inspectShare(0.25),
+        identity: inspectShare(1),
+        promo: inspectShare(1),
+        object: inspectShare(1),
+        internal: inspectShare(1),
+        static: inspectShare(0),
+      })
+      .strict()
+      .prefault({}),
+    /** Further sensitive kinds, sent to the gateways in outcome acknowledgements. */
+    patterns: z.array(sensitivePatternSchema).max(MAX_SENSITIVE_PATTERNS).default([]),
+    exposure: z
+      .object({
+        /** Responses an endpoint must have had inspected before any exposure flag. */
+        min_responses: z.number().int().min(1).max(1_000_000).default(5),
+        /** "returns unmasked <kind>": at least this share of the inspected responses held it unmasked. */
+        unmasked_min_share: z.number().min(0).max(1).default(0.02),
+        /** A response with more than this many times the request's own limit / page_size / per_page / size
+         *  argument in records (JSON objects, nested ones included) returns more than requested. */
+        records_over_requested: z.number().min(1).max(10_000).default(2),
+        /** ...or, with no such argument, more than this many times the endpoint's usual records per response. */
+        records_over_baseline: z.number().min(2).max(100_000).default(10),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .prefault({});
+
 export const policySchema = z
   .object({
     version: z.string().min(1),
@@ -216,6 +276,8 @@ export const policySchema = z
       })
       .strict()
       .prefault({}),
+    /** Issue 17: response inspection (what the API gives away). */
+    responses: responsesSchema,
     detectors: z
       .object({
         missing_credentials: z

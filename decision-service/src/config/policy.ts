@@ -1,10 +1,12 @@
 // Policy loading: YAML → zod → compiled, frozen policy. Errors name the file, the path inside it
 // and the fix; the engine only ever sees a CompiledPolicy.
 
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.ts';
+import { BUILTIN_SENSITIVE_KINDS } from '../wire/schema.ts';
 import { CidrSet, parseCidr, type Cidr } from '../net/ip.ts';
 import {
   policySchema,
@@ -35,6 +37,25 @@ export interface CompiledRoute {
   readonly clearanceLevel: number | undefined;
 }
 
+/** An operator pattern as the gateways get it (OutcomeAck.patterns). */
+export interface SensitivePatternSpec {
+  readonly name: string;
+  readonly regex: string;
+  readonly masked_regex?: string;
+}
+
+/** The policy's `responses` section, compiled (issue 17). */
+export interface CompiledResponses {
+  /** Share of each route class's responses to inspect. */
+  readonly inspect: Readonly<Record<RouteClass, number>>;
+  readonly patterns: readonly SensitivePatternSpec[];
+  /** Short hash of `patterns` (OutcomeAck.patterns_version); never empty, also for no patterns. */
+  readonly patternsVersion: string;
+  /** The kinds the inventory counts: the built-in ones and the patterns' names. */
+  readonly kinds: ReadonlySet<string>;
+  readonly exposure: PolicyDoc['responses']['exposure'];
+}
+
 export interface CompiledPolicy {
   readonly version: string;
   readonly source: string;
@@ -46,6 +67,7 @@ export interface CompiledPolicy {
   readonly fallbackRoute: CompiledRoute;
   readonly thresholds: Readonly<Record<RouteClass, Thresholds>>;
   readonly sensitivePath: RegExp;
+  readonly responses: CompiledResponses;
 }
 
 /** Paths scanners probe for; matched case-insensitively against the request path. */
@@ -163,6 +185,8 @@ export function compilePolicy(raw: unknown, source: string): CompiledPolicy {
   });
   if (issues.length === 0 && patterns.length > 0) sensitivePath = new RegExp(patterns.map((p) => `(?:${p})`).join('|'), 'i');
 
+  const responses = compileResponses(doc.responses, issues);
+
   const names = new Set<string>();
   doc.routes.forEach((r, i) => {
     if (names.has(r.name)) issues.push(`routes[${i}].name: "${r.name}" is used twice — fix: give each route a unique name`);
@@ -185,6 +209,67 @@ export function compilePolicy(raw: unknown, source: string): CompiledPolicy {
     fallbackRoute: compileRoute({ name: 'default', class: doc.default_class, path: '/**', deprecated: false }),
     thresholds: Object.freeze(thresholds),
     sensitivePath,
+    responses,
+  });
+}
+
+/** Letters PCRE reads as escapes of its own, which JavaScript without the 'u' flag takes as plain letters. */
+const PCRE_ONLY_ESCAPES = new Set('AGKQEZzhHRvVNXCpPeaoguLlU');
+
+/** The first backslash escape PCRE reads differently from JavaScript ("\\A", "\\x{"), or undefined. */
+function pcreOnlyEscape(source: string): string | undefined {
+  for (let i = 0; i < source.length - 1; i++) {
+    if (source[i] !== '\\') continue;
+    const c = source[i + 1] as string;
+    if (PCRE_ONLY_ESCAPES.has(c)) return `\\${c}`;
+    if (c === 'x' && source[i + 2] === '{') return '\\x{';
+    i++; // the escaped character is done with (also an escaped backslash)
+  }
+  return undefined;
+}
+
+/**
+ * Why `source` would not mean the same to the gateway's PCRE (ngx.re, "jo") as to JavaScript, or
+ * would hurt it; undefined when it is fine as far as cheap checks can tell. Compiling in JavaScript
+ * (no 'u' flag) rejects PCRE-only syntax that is an error there: possessive quantifiers, atomic
+ * groups, inline flags, comments, branch resets.
+ */
+export function patternProblem(source: string): string | undefined {
+  let re: RegExp;
+  try {
+    re = new RegExp(source);
+  } catch (err) {
+    return `${(err as Error).message} — fix: write a regular expression that PCRE and JavaScript both read (no possessive quantifiers, atomic groups or inline flags)`;
+  }
+  const escape = pcreOnlyEscape(source);
+  if (escape) return `"${escape}" means something else to PCRE than to JavaScript — fix: use only \\d \\D \\w \\W \\s \\S \\b \\B \\t \\n \\r \\f, \\xHH, back-references and escaped punctuation`;
+  if (/\[:[a-z]+:\]/.test(source)) return 'a POSIX class ([:alpha:]) means something else to JavaScript — fix: write the characters out ([A-Za-z])';
+  if (/\(\?<[=!]/.test(source)) return 'a lookbehind (PCRE allows only fixed-length ones) — fix: match the context instead';
+  if (/\{,/.test(source)) return '"{,n}" is a quantifier to recent PCRE and literal text to JavaScript — fix: write {0,n}';
+  if (/\((?:\?:)?(?:\\.|\[[^\]]*\]|[^()\\[])[+*]\)[+*{]/.test(source)) return 'a nested quantifier such as (a+)+ can make the gateway backtrack for a long time on one response — fix: quantify once';
+  if (re.test('')) return 'it matches the empty string — fix: make it require at least one character';
+  return undefined;
+}
+
+function compileResponses(r: PolicyDoc['responses'], issues: string[]): CompiledResponses {
+  const seen = new Set<string>();
+  r.patterns.forEach((p, i) => {
+    if (seen.has(p.name)) issues.push(`responses.patterns[${i}].name: "${p.name}" is used twice — fix: give each pattern a unique name`);
+    seen.add(p.name);
+    const bad = patternProblem(p.regex);
+    if (bad) issues.push(`responses.patterns[${i}].regex: ${bad}`);
+    const badMasked = p.masked_regex === undefined ? undefined : patternProblem(p.masked_regex);
+    if (badMasked) issues.push(`responses.patterns[${i}].masked_regex: ${badMasked}`);
+  });
+  const patterns = r.patterns.map((p) => Object.freeze(p.masked_regex === undefined ? { name: p.name, regex: p.regex } : { name: p.name, regex: p.regex, masked_regex: p.masked_regex }));
+  // the same list always hashes the same, whatever else changed in the policy
+  const patternsVersion = createHash('sha256').update(JSON.stringify(patterns.map((p) => [p.name, p.regex, p.masked_regex ?? '']))).digest('hex').slice(0, 12);
+  return Object.freeze({
+    inspect: Object.freeze({ ...r.inspect }),
+    patterns: Object.freeze(patterns),
+    patternsVersion,
+    kinds: new Set([...BUILTIN_SENSITIVE_KINDS, ...patterns.map((p) => p.name)]),
+    exposure: Object.freeze({ ...r.exposure }),
   });
 }
 

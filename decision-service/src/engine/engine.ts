@@ -305,7 +305,8 @@ export class Engine {
     // One outcome per request: taken out, so that a request answered within a few young-GC
     // cycles never reaches the old generation.
     const f = outcome.request_id ? this.recent.take(`${gatewayId}\n${outcome.request_id}`) : undefined;
-    if (f) this.inventory.outcome(f.endpoint, outcome);
+    // issue 17: a response sample reaches the inventory also when the request is not remembered
+    if (f || outcome.response) this.inventory.outcome(f?.endpoint, outcome, this.policy.responses);
     for (const d of this.detectors) d.observe?.(outcome, f);
     const pv = this.policy.doc.proven;
     if (f && pv.enabled) this.proofs.observe(outcome, f, pv);

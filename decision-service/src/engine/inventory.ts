@@ -7,17 +7,23 @@
 // shadow fallback included), because paths whose segments are not ids (slugs, user names,
 // file names, a scanner's random paths) each make a template: beyond the cap, a route's new
 // paths are counted under one "/**" entry instead of evicting the endpoints already learned.
+// Issue 17: what each endpoint's responses give away (exposure.ts), from the response samples
+// gateways report, and the flags that follow.
 
 import { LRUCache } from 'lru-cache';
+import type { CompiledResponses } from '../config/policy.ts';
 import { shedLru } from '../state/bounded-map.ts';
 import type { Outcome } from '../wire/schema.ts';
+import { EndpointExposureStats, type ExposureSink, type ExposureView } from './exposure.ts';
 import type { RequestFeatures } from './signal.ts';
 
-const ID_SEGMENT = /^(\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{16,}|(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{20,})$/i;
+// Also segments that may be a sensitive value (issue 17: templates name endpoints in metrics and
+// risk events): a resident ID number ending in X, anything with an "@" (an e-mail address).
+const ID_SEGMENT = /^(\d+|\d{17}[Xx]|[^/]*(@|%40)[^/]*|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{16,}|(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{20,})$/i;
 
 /** "/api/orders/500123" → "/api/orders/{id}". */
 export function templateOf(path: string): string {
-  if (!/\d/.test(path)) return path;
+  if (!/\d|@|%40/.test(path)) return path;
   const segs = path.split('/');
   for (let i = 0; i < segs.length; i++) if (ID_SEGMENT.test(segs[i] ?? '')) segs[i] = '{id}';
   return segs.join('/');
@@ -57,6 +63,8 @@ interface Entry {
   withCredentials: number;
   withIdentifier: number;
   statuses: Map<number, number>;
+  /** What inspected responses held (undefined until one was reported). */
+  exposure: EndpointExposureStats | undefined;
 }
 
 export interface InventoryEntry {
@@ -72,12 +80,20 @@ export interface InventoryEntry {
   readonly statuses: Record<string, number>;
   /** Answers differ for existing and unknown accounts (e.g. 401 vs 404, 409 vs 201). */
   readonly reveals_account_existence: boolean;
+  /** Issue 17: what the endpoint's inspected responses gave away; null when none was inspected. */
+  readonly exposure: ExposureView | null;
+}
+
+/** The endpoint's name in events and metrics: "GET /api/users/{id}/profile", "GET /** (route)" for an overflow entry. */
+function endpointName(e: Entry): string {
+  return e.routeKey || e.template !== OVERFLOW_TEMPLATE ? `${e.method} ${e.template}` : `${e.method} ${e.template} (${e.route})`;
 }
 
 export class Inventory {
   private readonly entries: LRUCache<string, Entry>;
   /** Templates held per "<method> <route>" (bounded: methods × policy routes with live entries). */
   private readonly perRouteCount = new Map<string, number>();
+  private sink: ExposureSink | undefined;
 
   constructor(max = 5000, private readonly perRoute = 200) {
     this.entries = new LRUCache({
@@ -112,7 +128,7 @@ export class Inventory {
         const declared = f.route.name !== fallbackRouteName;
         e = {
           method, routeKey: overflow ? '' : routeKey, template, route: f.route.name, routeClass: f.routeClass, declared, deprecated: f.route.deprecated,
-          firstSeen: f.now, lastSeen: f.now, requests: 0, withCredentials: 0, withIdentifier: 0, statuses: new Map(),
+          firstSeen: f.now, lastSeen: f.now, requests: 0, withCredentials: 0, withIdentifier: 0, statuses: new Map(), exposure: undefined,
         };
         this.entries.set(key, e);
       }
@@ -124,11 +140,31 @@ export class Inventory {
     return key;
   }
 
-  /** Counts an outcome for the entry record() returned. */
-  outcome(key: string, o: Outcome): void {
-    const e = this.entries.peek(key);
-    if (!e || o.status === 0) return;
-    e.statuses.set(o.status, (e.statuses.get(o.status) ?? 0) + 1);
+  /** Who hears of inspected responses (metrics) and newly exposed endpoints (risk events); one at a time, the last set wins. */
+  setSink(sink: ExposureSink | undefined): void {
+    this.sink = sink;
+  }
+
+  /**
+   * Counts an outcome: its status for the entry record() returned (`key`: the request this
+   * service decided for the reporting gateway), and its response sample (when `responses`, the
+   * policy's section, is given) for that entry — or, when the request is not remembered (decided
+   * from the gateway's cache, on a route class no detector watches, or forgotten), for the entry
+   * of the outcome's own method and path. A gateway can thereby add samples only to endpoints
+   * already learned, never create one.
+   */
+  outcome(key: string | undefined, o: Outcome, responses?: CompiledResponses): void {
+    let e = key === undefined ? undefined : this.entries.peek(key);
+    if (e && o.status !== 0) e.statuses.set(o.status, (e.statuses.get(o.status) ?? 0) + 1);
+    const sample = o.response;
+    if (!sample || !responses) return;
+    if (!e && o.path) {
+      const q = o.path.indexOf('?'); // the gateways send the path without its query; a query must not hide the endpoint
+      e = this.entries.peek(`${METHODS.has(o.method) ? o.method : 'OTHER'} ${templateOf(q < 0 ? o.path : o.path.slice(0, q))}`);
+    }
+    if (!e) return;
+    e.exposure ??= new EndpointExposureStats();
+    e.exposure.add(sample, o.bytes_sent, responses, endpointName(e), this.sink);
   }
 
   get size(): number {
@@ -140,8 +176,11 @@ export class Inventory {
     return shedLru(this.entries, fraction);
   }
 
-  snapshot(): InventoryEntry[] {
+  /** `responses`: the policy's section, for the exposure flags (no exposure views without it). */
+  snapshot(responses?: CompiledResponses): InventoryEntry[] {
     const out: InventoryEntry[] = [];
+    const maskedSomewhere = new Set<string>();
+    if (responses) for (const e of this.entries.values()) e.exposure?.maskedKinds(maskedSomewhere);
     for (const e of this.entries.values()) {
       const has = (s: number) => (e.statuses.get(s) ?? 0) > 0;
       // An identity endpoint that says "not found" to some identifiers and something else
@@ -159,6 +198,7 @@ export class Inventory {
         credentials_share: Math.round((1000 * e.withCredentials) / Math.max(1, e.requests)) / 1000,
         statuses: Object.fromEntries([...e.statuses].sort((a, b) => a[0] - b[0]).map(([k, v]) => [String(k), v])),
         reveals_account_existence: oracle,
+        exposure: e.exposure && responses ? e.exposure.view(responses, maskedSomewhere) : null,
       });
     }
     return out.sort((a, b) => b.requests - a.requests);

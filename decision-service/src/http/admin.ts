@@ -1,7 +1,8 @@
 // The operator's endpoints, all behind admin-guard.ts: the API inventory, the audit trail, the
 // overrides, and the console (an HTML page and the JSON it refreshes from).
 //
-//   GET    /v1/inventory                       learned endpoints (shadow, zombie, account oracles)
+//   GET    /v1/inventory                       learned endpoints (shadow, zombie, account oracles,
+//                                              what their responses give away)
 //   GET    /v1/audit?request_id=ID             one request's record (any instance's, with Redis)
 //   GET    /v1/audit?filter=stops|overrides|all&limit=N    recent records, newest first
 //   GET    /v1/overrides                       overrides in force
@@ -11,6 +12,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import type { GatewayGuard } from '../auth/guard.ts';
+import type { CompiledResponses } from '../config/policy.ts';
 import type { Engine } from '../engine/engine.ts';
 import { VerdictError } from '../errors.ts';
 import type { AuditLog } from '../service/audit.ts';
@@ -40,7 +42,12 @@ export interface AdminDeps {
   /** Redis health for the console; undefined = the embedded store. */
   readonly redis: (() => { connected: boolean; lag_ms: number; pending_keys: number }) | undefined;
   readonly instance: string;
+  /** Issue 17: the policy's `responses` section in force (exposure flags); absent = no exposure views. */
+  readonly responses?: () => CompiledResponses;
 }
+
+/** Endpoints the console lists (by requests); its Exposure section lists those with a sample. */
+const CONSOLE_ENDPOINTS = 200;
 
 const FILTERS = new Set(['all', 'stops', 'overrides']);
 
@@ -49,7 +56,12 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
   const { audit, overrides } = deps;
 
   app.get('/v1/inventory', { preHandler: read }, (_req, reply) => {
-    return reply.send({ policy_version: deps.engine().policyVersion, endpoints: deps.engine().inventory.snapshot() });
+    const rp = deps.responses?.();
+    return reply.send({
+      policy_version: deps.engine().policyVersion,
+      patterns_version: rp?.patternsVersion ?? null,
+      endpoints: deps.engine().inventory.snapshot(rp),
+    });
   });
 
   app.get('/v1/audit', { preHandler: read }, async (req, reply) => {
@@ -114,6 +126,7 @@ export function registerAdmin(app: FastifyInstance, deps: AdminDeps): void {
 
 export async function consoleState(deps: AdminDeps): Promise<Record<string, unknown>> {
   const engine = deps.engine();
+  const endpoints = engine.inventory.snapshot(deps.responses?.());
   return {
     instance: deps.instance,
     now: Date.now(),
@@ -127,6 +140,11 @@ export async function consoleState(deps: AdminDeps): Promise<Record<string, unkn
     stops: await deps.audit.fleetRecent(30, 'stops'),
     override_log: deps.audit.recent(20, 'overrides'),
     overrides: deps.overrides.list(),
-    inventory: engine.inventory.snapshot().slice(0, 200),
+    inventory: endpoints.slice(0, CONSOLE_ENDPOINTS),
+    // flagged endpoints first, then the most inspected
+    exposure: endpoints
+      .filter((e) => e.exposure !== null)
+      .sort((a, b) => (b.exposure?.flags.length ?? 0) - (a.exposure?.flags.length ?? 0) || (b.exposure?.inspected ?? 0) - (a.exposure?.inspected ?? 0))
+      .slice(0, CONSOLE_ENDPOINTS),
   };
 }

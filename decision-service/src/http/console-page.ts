@@ -44,6 +44,7 @@ form{display:flex;flex-wrap:wrap;gap:6px;align-items:center}input,select,button{
 ${tokenSet ? '<input id="otoken" type="password" placeholder="admin token" size="16">' : ''}
 <button type="submit" id="osubmit">Apply</button><span id="ostatus" class="mute"></span></form>
 <table id="overrides"></table><h2 style="margin-top:10px">Override log</h2><table id="olog"></table></section>
+<section class="wide"><h2>Exposure: what responses give away</h2><table id="exposure"></table><p class="mute" id="exnote"></p></section>
 <section class="wide"><h2>API inventory</h2><table id="inventory"></table></section>
 <section><h2>Policy</h2><div id="policy"></div><table id="phistory"></table></section>
 </main>
@@ -56,6 +57,7 @@ const COLORS = {ALLOW:"#4c9a6a",TAG:"#8a7fd1",CHALLENGE:"#d99a2b",BLOCK:"#d0473b
 function el(tag, attrs, ...kids){const e=document.createElement(tag);for(const [k,v] of Object.entries(attrs||{})){if(k==="class")e.className=v;else if(k.startsWith("on"))e.addEventListener(k.slice(2),v);else e.setAttribute(k,v);}for(const c of kids){if(c==null)continue;e.append(c instanceof Node?c:String(c));}return e;}
 function rows(table, head, items, cells){table.replaceChildren(el("tr",{},...head.map(h=>el("th",{},h))),...items.map(it=>el("tr",{},...cells(it).map(c=>el("td",{},c)))));}
 function pill(a){return el("span",{class:"pill "+a},a);}
+function flagText(f){const i=f.indexOf(":");const k=i<0?"":f.slice(i+1);return f.startsWith("unmasked:")?"returns unmasked "+k:f.startsWith("masked_inconsistently:")?"masked inconsistently: "+k:f==="more_records_than_requested"?"returns more records than requested":f;}
 function ago(ms){const s=Math.max(0,Math.round((Date.now()-ms)/1000));return s<60?s+" s ago":s<3600?Math.round(s/60)+" min ago":Math.round(s/3600)+" h ago";}
 function time(ms){return new Date(ms).toLocaleTimeString();}
 function token(){const t=$("otoken");if(t&&t.value)sessionStorage.setItem("verdict-admin-token",t.value);return sessionStorage.getItem("verdict-admin-token")||"";}
@@ -96,6 +98,11 @@ function render(s){
  rows($("overrides"),["action","key","expires","note","by",""],s.overrides,(o)=>[pill(o.action),el("code",{},o.key),Math.max(0,Math.round((o.expires-Date.now())/1000))+" s left",o.note,o.by+" ("+o.via+")",el("button",{type:"button",onclick:()=>del(o.id)},"delete")]);
  rows($("olog"),["time","change","action","key","note","by"],s.override_log,(o)=>[time(o.ts),o.change,pill(o.action),el("code",{},o.key),o.note,o.by+" ("+o.via+", "+o.peer+")"]);
  rows($("inventory"),["method","template","route","status","requests","reveals account existence","statuses"],s.inventory,(e)=>[e.method,el("code",{},e.template),e.route??"—",el("span",{class:e.status==="declared"?"":"bad"},e.status),String(e.requests),e.reveals_account_existence?el("span",{class:"bad"},"yes"):"no",Object.entries(e.statuses||{}).map(([k,v])=>k+":"+v).join(" ")]);
+ const ex=s.exposure||[];
+ rows($("exposure"),["endpoint","route","inspected","kinds (responses unmasked / masked)","records (mean · p95)","bytes (mean)","flags"],ex,(e)=>{const x=e.exposure;return[el("code",{},e.method+" "+e.template),e.route??"—",String(x.inspected),
+  el("div",{},...x.kinds.map(k=>el("div",{},el("code",{},k.kind)," ",el("span",{class:k.unmasked_responses?"bad":""},String(k.unmasked_responses))," / "+k.masked_responses+" · "+k.values_per_response+" per response"))),
+  x.records_mean+" · ≤ "+x.records_p95,String(x.bytes_mean),el("div",{},...x.flags.map(f=>el("div",{class:"bad"},flagText(f))))];});
+ $("exnote").textContent=ex.length?"":"No response inspected yet: gateways report what they found in responses with their outcome batches (Lua gateway, $verdict_inspect).";
  $("policy").replaceChildren(el("p",{},"version ",el("code",{},s.policy_version)));
  rows($("phistory"),["time","version","result"],s.policy_history.slice().reverse(),(p)=>[time(p.at),el("code",{},p.version),p.result+(p.error?": "+p.error:"")]);}
 async function refresh(){try{const res=await fetch("/v1/console/state",{headers:headers()});if(res.ok)render(await res.json());}catch(e){$("clock").textContent="service unreachable";}}

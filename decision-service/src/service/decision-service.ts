@@ -10,13 +10,15 @@ import type { Decision, Engine } from '../engine/engine.ts';
 import { VerdictError } from '../errors.ts';
 import type { DecideResponse, OutcomeAck, PendingOutcomeBatch } from '../wire/codec.ts';
 import type { DecideRequest, Outcome } from '../wire/schema.ts';
-import type { Thresholds } from '../config/policy.ts';
+import type { CompiledResponses, Thresholds } from '../config/policy.ts';
+import type { RouteClass } from '../config/policy-schema.ts';
 import type { AuditLog } from './audit.ts';
 import { DeadlineCheck } from './deadline.ts';
 import type { GatewayBoard } from './gateways.ts';
 import type { Override, OverrideBook } from './overrides.ts';
 import { LateVerdicts } from './late-verdicts.ts';
 import type { ServiceMetrics } from './metrics.ts';
+import type { RiskEvents } from './risk-events.ts';
 
 interface Incrementable {
   inc(): void;
@@ -39,6 +41,9 @@ function child<T>(cache: Map<string, T>, key: string, make: () => T): T {
 export const OUTCOME_SLICE_MS = 1;
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Endpoints named in verdict_endpoint_sensitive_responses_total; the rest count as route="other". */
+export const MAX_EXPOSURE_ROUTES = 100;
 
 /** How a decision came in: the latency histogram's `encoding` label. */
 export type DecideVia = 'json' | 'protobuf' | 'frame' | 'auth_request';
@@ -66,6 +71,13 @@ export interface DecisionServiceOptions {
   readonly thresholds?: (routeClass: string) => Thresholds | undefined;
   /** What gateways report about themselves (counters in outcome batches), for the console. */
   readonly gateways?: GatewayBoard;
+  /**
+   * Issue 17: the policy's `responses` section in force (inspect shares, patterns, exposure
+   * thresholds). Absent: no response is asked for and no patterns are sent.
+   */
+  readonly responses?: () => CompiledResponses;
+  /** Issue 17: where endpoint.exposure events go (the app's bus; the webhook subscribes to it). */
+  readonly riskEvents?: RiskEvents;
 }
 
 /** Gateway cache key types an override may ask the gateway to cache a BLOCK under. */
@@ -109,8 +121,15 @@ export class DecisionService {
   private readonly overrides: OverrideBook | undefined;
   private readonly thresholds: ((routeClass: string) => Thresholds | undefined) | undefined;
   private readonly gateways: GatewayBoard | undefined;
+  private readonly responses: (() => CompiledResponses) | undefined;
+  private readonly riskEvents: RiskEvents | undefined;
+  private readonly sensitiveChildren = new Map<string, Incrementable>();
+  /** Endpoints with a series of their own in verdict_endpoint_sensitive_responses_total. */
+  private readonly exposureRoutes = new Set<string>();
 
   constructor(opts: DecisionServiceOptions) {
+    this.responses = opts.responses;
+    this.riskEvents = opts.riskEvents;
     this.audit = opts.audit;
     this.overrides = opts.overrides;
     this.thresholds = opts.thresholds;
@@ -121,6 +140,21 @@ export class DecisionService {
     this.clock = opts.clock ?? systemClock;
     this.skewMs = opts.clockSkewMs ?? 30_000;
     this.deadlines = new DeadlineCheck({ clock: this.clock, windowMs: opts.skewWindowMs });
+    const m = this.metrics;
+    this.engine().inventory.setSink({
+      sensitive: (endpoint, kind, masked) => {
+        if (!m) return;
+        const routes = this.exposureRoutes;
+        if (!routes.has(endpoint) && routes.size < MAX_EXPOSURE_ROUTES) routes.add(endpoint);
+        const route = routes.has(endpoint) ? endpoint : 'other';
+        const label = masked ? 'true' : 'false';
+        child(this.sensitiveChildren, `${route}|${kind}|${label}`, () => m.endpointSensitive.labels({ route, kind, masked: label })).inc();
+      },
+      exposed: (event) => {
+        m?.endpointExposures.inc({ kind: event.kind });
+        this.riskEvents?.publish(event);
+      },
+    });
   }
 
   /**
@@ -171,6 +205,13 @@ export class DecisionService {
       if (d.dry_run) m.dryRun.inc({ would_action: d.wouldAction });
     }
     if (d.cache_key && d.cache_ttl_s > 0 && input.gateway_id && input.mode === 'INLINE') this.late.offer(input.gateway_id, toWire(d));
+    // issue 17: the gateway inspects the response of a request it lets through (or only monitors)
+    // when asked; ASYNC answers come after the response
+    const rp = this.responses;
+    if (rp && input.mode !== 'ASYNC' && (d.action === 'ALLOW' || d.action === 'TAG' || input.mode === 'MONITOR')) {
+      const share = rp().inspect[d.routeClass as RouteClass] ?? 0;
+      if (share >= 1 || (share > 0 && Math.random() < share)) d = { ...d, inspect: true };
+    }
     return d;
   }
 
@@ -216,6 +257,7 @@ export class DecisionService {
       // a verdict the gateway enforced from its cache: audited as such
       if (o.from_cache && this.audit && !o.request) this.audit.cached(o, batch.gateway_id, this.clock.now());
       if (m) {
+        if (o.response) m.responseSamples.inc();
         const statusClass = `${Math.floor(o.status / 100)}xx`;
         child(this.outcomeChildren, statusClass, () => m.outcomes.labels({ status_class: statusClass })).inc();
       }
@@ -229,12 +271,24 @@ export class DecisionService {
     for (const v of scored) verdicts.push(v);
     this.gateways?.report(batch.gateway_id, batch.counters, this.clock.now());
     const ov = this.overrides;
-    if (!ov) return { accepted, verdicts };
-    // a late verdict for a key an operator just allowed must not re-enter the gateway's cache
-    if (ov.size > 0) verdicts = verdicts.filter((v) => !ov.allows(v.cache_key));
-    const revoked = ov.revocationsFor(batch.gateway_id);
-    if (m && revoked.length > 0) m.revocationsSent.inc(revoked.length);
-    return { accepted, verdicts, revoked_keys: revoked };
+    let ack: OutcomeAck;
+    if (!ov) {
+      ack = { accepted, verdicts };
+    } else {
+      // a late verdict for a key an operator just allowed must not re-enter the gateway's cache
+      if (ov.size > 0) verdicts = verdicts.filter((v) => !ov.allows(v.cache_key));
+      const revoked = ov.revocationsFor(batch.gateway_id);
+      if (m && revoked.length > 0) m.revocationsSent.inc(revoked.length);
+      ack = { accepted, verdicts, revoked_keys: revoked };
+    }
+    // issue 17: the policy's patterns, to a gateway running another set; a gateway with none ("")
+    // needs nothing while the policy has none either
+    const rp = this.responses?.();
+    if (rp && batch.patterns_version !== rp.patternsVersion && !(batch.patterns_version === '' && rp.patterns.length === 0)) {
+      ack.patterns_version = rp.patternsVersion;
+      ack.patterns = rp.patterns;
+    }
+    return ack;
   }
 
   /**
@@ -270,5 +324,6 @@ export function toWire(r: DecideResponse): DecideResponse {
     policy_version: r.policy_version,
     dry_run: r.dry_run,
     ...(r.challenge_kind === undefined ? {} : { challenge_kind: r.challenge_kind, challenge_difficulty: r.challenge_difficulty, clearance_ttl_s: r.clearance_ttl_s }),
+    ...(r.inspect ? { inspect: true } : {}),
   };
 }

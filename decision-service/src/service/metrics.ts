@@ -1,5 +1,6 @@
 // Prometheus metrics: decisions by action and reason, decide latency, outcomes, policy version,
-// and the overload guards (expired decides, refused and closed connections).
+// the overload guards (expired decides, refused and closed connections), and what endpoints'
+// responses give away (issue 17).
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RedisStoreStats } from '../state/redis-store.ts';
@@ -26,6 +27,9 @@ export interface ServiceMetrics {
   readonly overrideChanges: Counter<'change' | 'action'>;
   readonly overridesActive: Gauge;
   readonly revocationsSent: Counter;
+  readonly responseSamples: Counter;
+  readonly endpointSensitive: Counter<'route' | 'kind' | 'masked'>;
+  readonly endpointExposures: Counter<'kind'>;
 }
 
 export function createMetrics(defaults: boolean): ServiceMetrics {
@@ -74,6 +78,14 @@ export function createMetrics(defaults: boolean): ServiceMetrics {
     overrideChanges: new Counter({ name: 'verdict_override_changes_total', help: 'Operator overrides created or deleted, by action', labelNames: ['change', 'action'], registers }),
     overridesActive: new Gauge({ name: 'verdict_overrides_active', help: 'Operator overrides in force', registers }),
     revocationsSent: new Counter({ name: 'verdict_revocations_sent_total', help: 'Gateway cache keys revoked in outcome acknowledgements (one per key per gateway worker)', registers }),
+    responseSamples: new Counter({ name: 'verdict_response_samples_total', help: 'Outcomes that carried a response sample (the gateway inspected the response body)', registers }),
+    endpointSensitive: new Counter({
+      name: 'verdict_endpoint_sensitive_responses_total',
+      help: 'Inspected responses holding a sensitive kind, by endpoint (method + path template; the first 100, then "other"), kind and whether the values were masked',
+      labelNames: ['route', 'kind', 'masked'],
+      registers,
+    }),
+    endpointExposures: new Counter({ name: 'verdict_endpoint_exposures_total', help: 'Endpoints newly flagged as returning a sensitive kind unmasked (one per endpoint and kind: the endpoint.exposure risk event)', labelNames: ['kind'], registers }),
     framesClosed: new Counter({
       name: 'verdict_frame_connections_closed_total',
       help: 'Framed connections the service closed, by reason (idle, request_timeout, frame_too_large, bad_length, handshake_timeout)',

@@ -5,15 +5,18 @@ import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import type { z } from 'zod';
 import { VerdictError } from '../errors.ts';
-import { fastValidateDecide } from './fast-validate.ts';
+import { fastValidateDecide, fastValidateResponseSample } from './fast-validate.ts';
 import {
   decideRequestSchema,
   gatewayIdSchema,
   MAX_OUTCOMES_PER_BATCH,
+  outcomeBatchSchema,
   outcomeSchema,
+  responseSampleSchema,
   type DecideRequest,
   type Outcome,
   type OutcomeBatch,
+  type ResponseSample,
 } from './schema.ts';
 
 export const PROTO_PATH = fileURLToPath(new URL('./verdict.proto', import.meta.url));
@@ -47,6 +50,15 @@ export interface DecideResponse {
   challenge_kind?: ChallengeKind;
   challenge_difficulty?: number;
   clearance_ttl_s?: number;
+  /** Issue 17: inspect this request's response (absent = false). */
+  inspect?: boolean;
+}
+
+/** An operator-defined sensitive kind (the policy's responses.patterns), as gateways get it. */
+export interface SensitivePattern {
+  readonly name: string;
+  readonly regex: string;
+  readonly masked_regex?: string;
 }
 
 export interface OutcomeAck {
@@ -54,6 +66,9 @@ export interface OutcomeAck {
   verdicts: DecideResponse[];
   /** Gateway cache keys to drop (operator overrides); absent or empty = none. */
   revoked_keys?: string[];
+  /** Issue 17: set only when the batch's patterns_version differed; then `patterns` replaces the gateway's set. */
+  patterns_version?: string;
+  patterns?: readonly SensitivePattern[];
 }
 
 /** A gateway counter carried in an outcome batch (console: fail-open, breaker per gateway). */
@@ -125,6 +140,8 @@ export interface PendingOutcomeBatch {
   readonly gateway_id: string;
   /** The gateway's counters (OutcomeBatch.counters), bounded and validated. */
   readonly counters: readonly GatewayCounter[];
+  /** The sensitive-patterns version the gateway runs ("" = none yet). */
+  readonly patterns_version: string;
   readonly count: number;
   /** Decodes and validates outcome i; throws VerdictError naming `outcomes.<i>.<field>`. */
   outcome(i: number): Outcome;
@@ -134,7 +151,7 @@ function tooMany(count: number, max: number): VerdictError {
   return new VerdictError('BODY_TOO_LARGE', `the batch holds ${count} outcomes, more than ${max}; send smaller batches (the gateway's outcome_batch_size)`);
 }
 
-const outcomeFieldsSchema = outcomeSchema.omit({ request: true });
+const outcomeFieldsSchema = outcomeSchema.omit({ request: true, response: true });
 
 function issues(err: z.ZodError, prefix: string): string {
   return err.issues.map((x) => `${prefix}${x.path.join('.')}: ${x.message}`).join('; ');
@@ -159,7 +176,19 @@ function validOutcome(raw: unknown, i: number, fromProtobuf: boolean): Outcome {
       request = nested.data;
     }
   }
-  return { ...parsed.data, request };
+  const rawResponse = raw !== null && typeof raw === 'object' ? (raw as { response?: unknown }).response : undefined;
+  let response: ResponseSample | undefined;
+  if (rawResponse !== undefined && rawResponse !== null) {
+    // the same split as the request: a decoded message through the fast path, zod for JSON and
+    // for the error message of anything the fast path refuses
+    response = fromProtobuf ? fastValidateResponseSample(rawResponse as Record<string, unknown>) : undefined;
+    if (!response) {
+      const nested = responseSampleSchema.safeParse(rawResponse);
+      if (!nested.success) throw new VerdictError('INVALID_FIELD', issues(nested.error, `outcomes.${i}.response.`));
+      response = nested.data;
+    }
+  }
+  return { ...parsed.data, request, response };
 }
 
 function validGatewayId(raw: unknown): string {
@@ -168,11 +197,20 @@ function validGatewayId(raw: unknown): string {
   return parsed.data;
 }
 
+const patternsVersionSchema = outcomeBatchSchema.shape.patterns_version;
+
+function validPatternsVersion(raw: unknown): string {
+  const parsed = patternsVersionSchema.safeParse(raw);
+  if (!parsed.success) throw new VerdictError('INVALID_FIELD', `patterns_version: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  return parsed.data ?? '';
+}
+
 /** protobuf: one pass over the envelope's tags records each outcome's byte range (no decoding). */
 function openProtobufBatch(body: Buffer, maxOutcomes: number): PendingOutcomeBatch {
   const ranges: number[] = [];
   const counters: GatewayCounter[] = [];
   let gatewayId: unknown;
+  let patternsVersion: unknown;
   try {
     const r = protobuf.Reader.create(body);
     while (r.pos < r.len) {
@@ -190,7 +228,8 @@ function openProtobufBatch(body: Buffer, maxOutcomes: number): PendingOutcomeBat
         const c = GatewayCounterType.decode(r.buf.subarray(r.pos, r.pos + len)) as unknown as { name: unknown; value: unknown };
         r.skip(len);
         validCounter(c.name, c.value, counters);
-      } else r.skipType(wire);
+      } else if (field === 4 && wire === 2) patternsVersion = r.string();
+      else r.skipType(wire);
     }
   } catch (err) {
     throw new VerdictError('BAD_BODY', (err as Error).message);
@@ -200,6 +239,7 @@ function openProtobufBatch(body: Buffer, maxOutcomes: number): PendingOutcomeBat
   return {
     gateway_id: validGatewayId(gatewayId),
     counters,
+    patterns_version: validPatternsVersion(patternsVersion),
     count,
     outcome(i: number): Outcome {
       let msg: protobuf.Message;
@@ -219,13 +259,19 @@ export function openOutcomeBatch(body: unknown, encoding: Encoding, maxOutcomes 
     return openProtobufBatch(body, maxOutcomes);
   }
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new VerdictError('BAD_BODY', 'expected a JSON object');
-  const raw = body as { gateway_id?: unknown; outcomes?: unknown; counters?: unknown };
+  const raw = body as { gateway_id?: unknown; outcomes?: unknown; counters?: unknown; patterns_version?: unknown };
   const counters: GatewayCounter[] = [];
   if (Array.isArray(raw.counters)) for (const c of raw.counters) if (c && typeof c === 'object') validCounter((c as GatewayCounter).name, (c as GatewayCounter).value, counters);
   const items = raw.outcomes ?? [];
   if (!Array.isArray(items)) throw new VerdictError('INVALID_FIELD', 'outcomes: expected an array');
   if (items.length > maxOutcomes) throw tooMany(items.length, maxOutcomes);
-  return { gateway_id: validGatewayId(raw.gateway_id), counters, count: items.length, outcome: (i) => validOutcome(items[i], i, false) };
+  return {
+    gateway_id: validGatewayId(raw.gateway_id),
+    counters,
+    patterns_version: validPatternsVersion(raw.patterns_version ?? undefined),
+    count: items.length,
+    outcome: (i) => validOutcome(items[i], i, false),
+  };
 }
 
 /** Decodes a whole batch at once (tools and tests; the transports use openOutcomeBatch). */
@@ -233,7 +279,7 @@ export function decodeOutcomeBatch(body: unknown, encoding: Encoding, maxOutcome
   const pending = openOutcomeBatch(body, encoding, maxOutcomes);
   const outcomes: Outcome[] = [];
   for (let i = 0; i < pending.count; i++) outcomes.push(pending.outcome(i));
-  return { gateway_id: pending.gateway_id, outcomes };
+  return { gateway_id: pending.gateway_id, outcomes, patterns_version: pending.patterns_version };
 }
 
 /** proto3 leaves default values off the wire; protobufjs writes any field that is set. */
@@ -248,6 +294,7 @@ function responseMessage(r: DecideResponse): Record<string, unknown> {
   if (r.challenge_kind && r.challenge_kind !== 'DEFAULT') m.challenge_kind = CHALLENGE_KIND_CODES[r.challenge_kind];
   if (r.challenge_difficulty) m.challenge_difficulty = r.challenge_difficulty;
   if (r.clearance_ttl_s) m.clearance_ttl_s = r.clearance_ttl_s;
+  if (r.inspect) m.inspect = true;
   return m;
 }
 
@@ -257,6 +304,12 @@ export function encodeDecideResponse(r: DecideResponse): Uint8Array {
 
 export function encodeOutcomeAck(ack: OutcomeAck): Uint8Array {
   return OutcomeAckType.encode(
-    OutcomeAckType.fromObject({ accepted: ack.accepted, verdicts: ack.verdicts.map(responseMessage), revoked_keys: ack.revoked_keys ?? [] }),
+    OutcomeAckType.fromObject({
+      accepted: ack.accepted,
+      verdicts: ack.verdicts.map(responseMessage),
+      revoked_keys: ack.revoked_keys ?? [],
+      patterns_version: ack.patterns_version ?? '',
+      patterns: ack.patterns ?? [],
+    }),
   ).finish();
 }

@@ -6,7 +6,10 @@
 
 import { isIP } from 'node:net';
 import { parseIPv4 } from '../net/ip.ts';
-import { CLEARANCES, clip, LIST_LIMITS, MAX_BUDGET_MS, MAX_HASH_BYTES, MAX_METHOD, MAX_PATH, METHOD, STRING_LIMITS, type DecideRequest, type Mode } from './schema.ts';
+import {
+  CLEARANCES, clip, LIST_LIMITS, MAX_BUDGET_MS, MAX_FINDINGS, MAX_HASH_BYTES, MAX_METHOD, MAX_PATH, MAX_VALUE_HASHES, METHOD, STRING_LIMITS,
+  type DecideRequest, type Mode, type ResponseSample, type SensitiveFinding,
+} from './schema.ts';
 
 const MODES: readonly Mode[] = ['INLINE', 'ASYNC', 'MONITOR'];
 const L = STRING_LIMITS;
@@ -133,6 +136,53 @@ export function fastValidateDecide(m: Decoded): DecideRequest | undefined {
       clearance: clearanceOf(m.clearance),
       clearance_level: uint32(m.clearance_level),
       clearance_age_s: uint32(m.clearance_age_s),
+    };
+  } catch (err) {
+    if (err === REFUSE) return undefined;
+    throw err;
+  }
+}
+
+/** A sensitive kind's name (schema.ts sensitiveFindingSchema). */
+const KIND = /^[a-z][a-z0-9_]{0,31}$/;
+
+function finding(f: unknown): SensitiveFinding {
+  if (f === null || typeof f !== 'object') throw REFUSE;
+  const m = f as Decoded;
+  const kind = m.kind;
+  if (typeof kind !== 'string' || !KIND.test(kind)) throw REFUSE;
+  const raw = m.value_hashes;
+  const hashes: Buffer[] = [];
+  if (raw !== undefined && raw !== null) {
+    if (!Array.isArray(raw) || raw.length > MAX_VALUE_HASHES) throw REFUSE;
+    for (const h of raw) {
+      const b = hash(h);
+      if (b) hashes.push(b);
+    }
+  }
+  return { kind, unmasked: uint32(m.unmasked), masked: uint32(m.masked), value_hashes: hashes };
+}
+
+/**
+ * Issue 17: a protobuf-decoded ResponseSample (Outcome.response) by the schema's rules, or
+ * undefined for zod to accept it or name the field it refuses.
+ */
+export function fastValidateResponseSample(m: Decoded): ResponseSample | undefined {
+  try {
+    const raw = m.findings;
+    const findings: SensitiveFinding[] = [];
+    if (raw !== undefined && raw !== null) {
+      if (!Array.isArray(raw) || raw.length > MAX_FINDINGS) return undefined;
+      for (const f of raw) findings.push(finding(f));
+    }
+    const truncated = m.truncated;
+    if (truncated !== undefined && truncated !== null && typeof truncated !== 'boolean') return undefined;
+    return {
+      inspected_bytes: uint32(m.inspected_bytes),
+      truncated: truncated === true,
+      records: uint32(m.records),
+      requested_limit: uint32(m.requested_limit),
+      findings,
     };
   } catch (err) {
     if (err === REFUSE) return undefined;
