@@ -185,6 +185,8 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
     engine: () => engine, metrics, logger, clock: deps.clock ?? systemClock, clockSkewMs: config.clockSkewMs,
     audit, overrides, gateways, thresholds: (cls) => livePolicy.thresholds[cls as keyof typeof livePolicy.thresholds],
     responses: () => livePolicy.responses,
+    // endpoint.exposure (the inventory); a throwaway warm-up instance raises nothing
+    riskEvents: deps.processMetrics === false ? undefined : events,
   });
   const limitBytes = memoryLimitBytes(config.memoryLimitMb);
   metrics?.memoryLimit.set(limitBytes);
