@@ -20,8 +20,8 @@ const CHROME = {
 
 const ROUTES = [
   ...(BASE_ROUTES ?? []),
-  { name: 'profile', class: 'object' as const, methods: ['GET'], path: '/api/users/{id}/profile' },
-  { name: 'winners', class: 'promo' as const, methods: ['GET'], path: '/api/promo/winners' },
+  { name: 'profile', class: 'object' as const, methods: ['GET' as const], path: '/api/users/{id}/profile' },
+  { name: 'winners', class: 'promo' as const, methods: ['GET' as const], path: '/api/promo/winners' },
 ];
 
 /** The gateway's keyed 8-byte hash of a value (what a ResponseSample carries instead of it). */
