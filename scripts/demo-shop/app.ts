@@ -42,8 +42,8 @@ interface PromoClaim {
 
 const PHONE_RE = /^\d{11}$/;
 /** Every WINNER_EVERY-th seeded user won last campaign's draw (at most WINNERS of them). */
-const WINNER_EVERY = 25;
-const WINNERS = 400;
+const WINNER_EVERY = 5;
+const WINNERS = 2000;
 /** The winners list's page size when none is asked; the largest it honours (the flaw: far more than a page shows). */
 export const WINNERS_PAGE_SIZE = 20;
 export const WINNERS_MAX_PAGE_SIZE = 500;
@@ -172,7 +172,7 @@ export function buildShop(opts: ShopOptions = {}): FastifyInstance {
   let winnerList: DemoUser[] | undefined;
   /** Last campaign's winners: every WINNER_EVERY-th seeded user (fixed per seed). */
   const winners = (): DemoUser[] =>
-    (winnerList ??= [...byId.values()].filter((u) => (u.id - FIRST_USER_ID) % WINNER_EVERY === 7).slice(0, WINNERS));
+    (winnerList ??= [...byId.values()].filter((u) => (u.id - FIRST_USER_ID) % WINNER_EVERY === 2).slice(0, WINNERS));
 
   function issueToken(userId: number): string {
     tokenCounter += 1;
