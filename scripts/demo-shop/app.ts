@@ -136,6 +136,11 @@ function badRequest(reply: FastifyReply, message: string): FastifyReply {
   return reply.code(400).send({ error: message });
 }
 
+/** Last campaign's winners: every WINNER_EVERY-th seeded user, at most WINNERS (fixed per seed; the simulator reads it too). */
+export function promoWinners(users: readonly DemoUser[]): DemoUser[] {
+  return users.filter((u) => (u.id - FIRST_USER_ID) % WINNER_EVERY === 2).slice(0, WINNERS);
+}
+
 /** Build the shop with its seeded population. Nothing listens until the caller does. */
 export function buildShop(opts: ShopOptions = {}): FastifyInstance {
   const seed = opts.seed ?? DEFAULT_SEED;
@@ -170,9 +175,7 @@ export function buildShop(opts: ShopOptions = {}): FastifyInstance {
   }
   for (const user of makeUsers(seed, opts.users ?? DEFAULT_USER_COUNT)) addUser(user);
   let winnerList: DemoUser[] | undefined;
-  /** Last campaign's winners: every WINNER_EVERY-th seeded user (fixed per seed). */
-  const winners = (): DemoUser[] =>
-    (winnerList ??= [...byId.values()].filter((u) => (u.id - FIRST_USER_ID) % WINNER_EVERY === 2).slice(0, WINNERS));
+  const winners = (): DemoUser[] => (winnerList ??= promoWinners([...byId.values()]));
 
   function issueToken(userId: number): string {
     tokenCounter += 1;

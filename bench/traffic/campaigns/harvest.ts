@@ -4,6 +4,7 @@
 // browsers, at a person's pace. No request alone looks wrong; what gives it away is that almost
 // every response brings the token a phone number it never received before.
 
+import { promoWinners, WINNERS_PAGE_SIZE } from '../../../scripts/demo-shop/app.ts';
 import { FIRST_ORDER_ID, FIRST_USER_ID } from '../../../scripts/demo-shop/users.ts';
 import type { Tool } from '../clients.ts';
 import type { GenContext } from '../simulator.ts';
@@ -37,7 +38,10 @@ export function harvest(ctx: GenContext, p: HarvestParams): void {
   bots.send(s, start + rng.between(2000, 6000), 'POST', '/api/auth/login', { username: phone, password }, { sim: { issues_token: token } });
   const users = ctx.env.users;
   const orders = users.flatMap((u) => u.orders.map((o) => o.id));
-  const reads = schedule(ctx, rng, { startH: (start + 10_000 - ctx.start) / 3_600_000, durationH: (end - start - 10_000) / 3_600_000 }, p.pacing, p.requests, src);
+  // the winners list ends: a crew stops at its last page
+  const pages = Math.ceil(promoWinners(users).length / Math.max(1, p.pageSize || WINNERS_PAGE_SIZE));
+  const requests = p.target === 'winners' ? Math.min(p.requests, pages) : p.requests;
+  const reads = schedule(ctx, rng, { startH: (start + 10_000 - ctx.start) / 3_600_000, durationH: (end - start - 10_000) / 3_600_000 }, p.pacing, requests, src);
   for (const [i, { t, ip }] of reads.entries()) {
     const path =
       p.target === 'profiles' ? `/api/users/${FIRST_USER_ID + rng.int(0, users.length - 1)}/profile`

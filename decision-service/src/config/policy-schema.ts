@@ -372,9 +372,10 @@ export const policySchema = z
             /** a value received by more than this many distinct clients is public (a winners list, a
              *  support line): it no longer counts as new to anyone; 0 = never */
             popular_after: z.number().int().min(0).max(10_000).default(3),
-            /** thresholds this many times higher for a client (IP + fingerprint: an office or carrier
-             *  NAT carries many people, each seeing their own data) */
-            client_multiplier: multiplier(10),
+            /** thresholds this many times higher for a client (IP + fingerprint); 0 = clients are not
+             *  counted (the default: an app behind a carrier NAT is a thousand people on one client
+             *  key, each seeing their own data, and a harvester rotates addresses anyway) */
+            client_multiplier: z.number().min(0).max(10_000).default(0),
             /** thresholds this many times higher for API-key principals (a partner's job reads
              *  customers' orders by design) */
             api_key_multiplier: multiplier(100),

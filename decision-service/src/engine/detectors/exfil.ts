@@ -9,9 +9,10 @@
 // So a key fires when both its distinct values and its novel responses pass their thresholds in
 // the window. A value that more than `popular_after` distinct clients received is public: it is
 // new to nobody any more. Keyed like traversal on who is authenticated (principal, session,
-// device): one client, precise, and cacheable at the gateway; the client key (IP + fingerprint)
-// counts with `client_multiplier` and acts only as far as the proven crowd behind it allows
-// (proven.ts). API-key principals read customers' data by design: `api_key_multiplier`.
+// device): one client, precise, and cacheable at the gateway. The client key (IP + fingerprint)
+// is off unless `client_multiplier` is set (a carrier NAT's app users are one client key, each
+// seeing their own data; scorecard worlds challenged them); when on, it acts only as far as the
+// proven crowd behind it allows (proven.ts). API-key principals read customers' data by design: `api_key_multiplier`.
 
 import { hash32, mix32 } from '../../state/distinct.ts';
 import type { ResponseSample } from '../../wire/schema.ts';
@@ -27,7 +28,7 @@ function keysOf(f: OutcomeContext, clientMult: number, apiKeyMult: number): Keye
   if (f.principal) k.push([subject.principal(f.principal), 'principal', m]);
   if (f.session) k.push([subject.session(f.session), 'session', m]);
   if (f.device) k.push([subject.device(f.device), 'device', m]);
-  if (f.client) k.push([subject.client(f.client), 'client', m * clientMult]);
+  if (f.client && clientMult > 0) k.push([subject.client(f.client), 'client', m * clientMult]);
   return k;
 }
 
