@@ -17,7 +17,7 @@
 //
 // Attacker families (campaigns/index.ts FAMILIES), one campaign each per world: enumeration,
 // credential stuffing (or spraying), BOLA (one token or an account farm), promo abuse (account
-// farms), probing or unauthenticated calls, scraping. Each draws: exits (rotating proxies with
+// farms), probing or unauthenticated calls, scraping, data harvesting through one token (issue 17; drawn last). Each draws: exits (rotating proxies with
 // 30–95% single-use addresses, rented servers, fixed residential hosts, mobile proxies at the
 // world's carrier NAT, the world's VPN exits), headers (tool, shuffled, an exact real-browser set —
 // often the world's popular build — or the app's), precursors (none, a forged cookie, the home
