@@ -1,5 +1,5 @@
 import t from 'tap';
-import { buildShop, startShop } from '../scripts/demo-shop/app.ts';
+import { buildShop, startShop, WINNERS_MAX_PAGE_SIZE, WINNERS_PAGE_SIZE } from '../scripts/demo-shop/app.ts';
 import {
   COMMON_PASSWORDS,
   DEFAULT_SEED,
@@ -213,7 +213,7 @@ t.test('profiles and orders: token required, but any token reads any id (BOLA)',
 
   const order = await app.inject({ method: 'GET', url: `/api/orders/${victimOrder.id}`, headers: auth });
   t.equal(order.statusCode, 200, "caller reads someone else's order");
-  t.same(order.json(), victimOrder);
+  t.same(order.json(), { ...victimOrder, recipient_name: victim.profile.name, recipient_phone: victim.phone }, "the order carries its owner's name and unmasked mobile number");
 
   t.equal((await app.inject({ method: 'GET', url: '/api/users/999/profile', headers: auth })).statusCode, 404);
   t.equal((await app.inject({ method: 'GET', url: `/api/users/${FIRST_USER_ID + SMALL}/profile`, headers: auth })).statusCode, 404);
@@ -296,4 +296,31 @@ t.test('startShop listens on a real socket and closes', async (t) => {
   t.equal(res.status, 200);
   await shop.close();
   await t.rejects(fetch(`${shop.url}/healthz`), 'closed');
+});
+
+t.test('promo winners (issue 17 leak): no token, real names, delivery addresses and unmasked phones the page masks; oversized pages honoured', async (t) => {
+  const users = makeUsers(DEFAULT_SEED, DEFAULT_USER_COUNT);
+  const app = buildShop({});
+  t.teardown(() => app.close());
+  const byPhone = new Map(users.map((u) => [u.phone, u]));
+  const first = await app.inject({ method: 'GET', url: '/api/promo/winners' });
+  t.equal(first.statusCode, 200, 'no token needed');
+  const body = first.json() as { total: number; size: number; winners: Array<{ name: string; phone: string; delivery_address: string; city: string }> };
+  t.equal(body.size, WINNERS_PAGE_SIZE);
+  t.equal(body.winners.length, WINNERS_PAGE_SIZE);
+  for (const w of body.winners) {
+    t.match(w.phone, /^1\d{10}$/, 'unmasked mobile number');
+    const u = byPhone.get(w.phone);
+    t.ok(u && u.profile.name === w.name, "a real customer's name and number");
+    t.ok(w.delivery_address.length > 0);
+  }
+  const big = (await app.inject({ method: 'GET', url: '/api/promo/winners?size=100000&page=0' })).json() as typeof body;
+  t.equal(big.winners.length, Math.min(WINNERS_MAX_PAGE_SIZE, big.total), 'page size far beyond what the page shows');
+  t.ok(big.total >= 100, `${big.total} winners`);
+  const again = (await app.inject({ method: 'GET', url: '/api/promo/winners?page=1' })).json() as typeof body;
+  t.notSame(again.winners[0], body.winners[0], 'pages differ');
+  const page = await app.inject({ method: 'GET', url: '/promo' });
+  t.match(page.body, /id="winners"/, 'the promo page lists the winners');
+  const js = await app.inject({ method: 'GET', url: '/static/app.js' });
+  t.match(js.body, /"\*\*\*\*"/, 'the front-end masks the phones the API sends in full');
 });

@@ -176,8 +176,8 @@ export class ExplainGuard implements Guard {
     return this.inner.check(line, index, attempt);
   }
 
-  after(line: TrafficLine, index: number, result: LineResult): void {
-    this.inner.after(line, index, result);
+  after(line: TrafficLine, index: number, result: LineResult, body?: string): void {
+    this.inner.after(line, index, result, body);
   }
 
   issue(line: TrafficLine, level: number, ttlS: number, nowMs: number): string {

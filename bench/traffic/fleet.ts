@@ -40,8 +40,8 @@ export class FleetGuard implements Guard {
     return (this.guards[0] as VerdictGuard).issue(line, level, ttlS, nowMs);
   }
 
-  after(line: TrafficLine, index: number, result: LineResult): void {
-    (this.guards[this.current] as VerdictGuard).after(line, index, result);
+  after(line: TrafficLine, index: number, result: LineResult, body?: string): void {
+    (this.guards[this.current] as VerdictGuard).after(line, index, result, body);
   }
 
   async close(): Promise<void> {

@@ -32,6 +32,7 @@ import { ChallengeClients, type StopWhy } from './challenge-clients.ts';
 import { headerValue, type ClientKind, type TrafficLine } from './format.ts';
 import { GatewayCache } from './gateway-cache.ts';
 import { challengeAsk, ClearanceGate, satisfies, type ChallengeAsk } from './gateway-clearance.ts';
+import { inspectResponse } from './response-sample.ts';
 import { usersFor } from './simulator.ts';
 import { gatewayOptions, lineBody, toDecideRequest, type GatewayOptions, type GatewayRequest } from './to-request.ts';
 
@@ -81,8 +82,8 @@ const FIRST: Attempt = Object.freeze({ retry: 0, cookie: undefined });
 export interface Guard {
   readonly name: string;
   check(line: TrafficLine, index: number, attempt?: Attempt): Check;
-  /** the response the client got (log phase) */
-  after(line: TrafficLine, index: number, result: LineResult): void;
+  /** the response the client got (log phase); `body`: the upstream's JSON body, when it answered with one */
+  after(line: TrafficLine, index: number, result: LineResult, body?: string): void;
   /** optional: background work due by this line's time (e.g. a fleet's Redis sync) */
   tick?(line: TrafficLine): Promise<void>;
   /** the gateway's answer endpoint: the clearance token a valid proof of `level` bits earns this line's client */
@@ -91,8 +92,13 @@ export interface Guard {
 
 export interface Upstream {
   send(line: TrafficLine): Promise<number>;
+  /** the JSON body of the last answer send() returned (upstreams that have bodies), else undefined */
+  readonly lastBody?: string | undefined;
   close(): Promise<void>;
 }
+
+/** The simulated gateway's key for hashing sensitive values in responses (response-sample.ts). */
+const RESPONSE_KEY = Buffer.from('verdict-simulated-gateway-response-key');
 
 export const BLOCK_STATUS = 403;
 export const CHALLENGE_STATUS = 429;
@@ -163,7 +169,7 @@ export class VerdictGuard implements Guard {
     return this.gate.issue(line, level, ttlS, nowMs);
   }
 
-  after(line: TrafficLine, _index: number, result: LineResult): void {
+  after(line: TrafficLine, _index: number, result: LineResult, body?: string): void {
     const p = this.pending;
     this.pending = undefined;
     if (!p || p.req.mode === 'off') return;
@@ -189,6 +195,8 @@ export class VerdictGuard implements Guard {
       fail_open: '',
       from_cache: p.fromCache,
       request: undefined,
+      // the gateway's response inspection (issue 17): counts and keyed hashes, never the values
+      response: body === undefined ? undefined : inspectResponse(body, { key: RESPONSE_KEY, requestedLimit: requestedLimit(line.query) }),
     };
     this.engine.observe(outcome, req.gateway_id);
   }
@@ -230,6 +238,7 @@ export class ShopUpstream implements Upstream {
   readonly app: FastifyInstance;
   private readonly tokens = new Map<string, string>();
   private readonly passwords: Map<string, string>;
+  lastBody: string | undefined = undefined;
 
   constructor(opts: ShopUpstreamOptions = {}) {
     this.app = buildShop({ seed: opts.seed, users: opts.users, promoInventory: opts.promoInventory });
@@ -253,6 +262,7 @@ export class ShopUpstream implements Upstream {
     if (payload !== undefined && !headerValue(line, 'content-type')) headers['content-type'] = 'application/json';
     const url = line.query ? `${line.path}?${line.query}` : line.path;
     const res = await this.app.inject({ method: line.method as 'GET', url, headers, payload });
+    this.lastBody = String(res.headers['content-type'] ?? '').includes('json') ? res.body : undefined;
     if (line.sim?.issues_token && res.statusCode === 200) {
       const token = (res.json() as { token?: unknown }).token;
       if (typeof token === 'string') this.tokens.set(line.sim.issues_token, token);
@@ -304,9 +314,10 @@ export async function replay(lines: readonly TrafficLine[], guard: Guard, upstre
     if (guard.tick) await guard.tick(line);
     if (ev.cookie !== undefined) clients.store(line, ev.cookie.token, ev.cookie.expiresMs);
     const c = guard.check(line, ev.index, { retry: ev.retry, cookie: clients.cookie(line) });
+    const reached = c.action !== 'BLOCK' && c.action !== 'CHALLENGE';
     const status = c.action === 'BLOCK' ? BLOCK_STATUS : c.action === 'CHALLENGE' ? CHALLENGE_STATUS : await upstream.send(line);
     const r: LineResult = { ...c, status, finalAction: c.action, passed: false, solves: 0, hashes: 0, solveS: 0, why: undefined, client: undefined };
-    guard.after(line, ev.index, r);
+    guard.after(line, ev.index, r, reached ? upstream.lastBody : undefined);
     let res = r;
     if (ev.retry === 0) out[ev.index] = r;
     else {
@@ -435,4 +446,10 @@ export function sortByTime(lines: TrafficLine[]): TrafficLine[] {
     .map((l, i) => [l, i] as const)
     .sort((a, b) => a[0].ts - b[0].ts || a[1] - b[1])
     .map(([l]) => l);
+}
+
+/** The page size a query asks for (`size`, `limit`, `page_size`, `per_page`), 0 when none. */
+function requestedLimit(query: string): number {
+  const m = /(?:^|&)(?:size|limit|page_size|per_page)=(\d{1,7})(?:&|$)/.exec(query);
+  return m ? Number(m[1]) : 0;
 }

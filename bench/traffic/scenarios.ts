@@ -73,6 +73,18 @@ export const SCENARIOS: readonly Scenario[] = [
     ],
   },
   {
+    name: 'harvest',
+    description: 'data harvesting (issue 17): one valid token each, a person\'s pace, real browser headers, rotating exits — other users\' profiles, their orders, the winners list paged 50 at a time — among people who see their own data and the public winners list',
+    hours: 3,
+    shop: SHOP,
+    humans: DEFAULT_MIX,
+    campaigns: [
+      { id: 'harvest-profiles', kind: 'harvest', client: 'headless', params: { startH: 0.3, durationH: 2, target: 'profiles', requests: 400, pageSize: 20, pool: { kind: 'proxies', size: 80, singleShare: 0.6 }, tools: [], disguise: { headers: 'browser', precursors: 'complete' }, pacing: { kind: 'rate' }, account: 11 } },
+      { id: 'harvest-orders', kind: 'harvest', client: 'script', params: { startH: 0.5, durationH: 2, target: 'orders', requests: 300, pageSize: 20, pool: { kind: 'residential', size: 30 }, tools: [], disguise: { headers: 'browser', precursors: 'partial' }, pacing: { kind: 'rate' }, account: 12 } },
+      { id: 'harvest-winners', kind: 'harvest', client: 'headless', params: { startH: 1, durationH: 1.5, target: 'winners', requests: 60, pageSize: 50, pool: { kind: 'proxies', size: 40, singleShare: 0.8 }, tools: [], disguise: { headers: 'browser', precursors: 'none' }, pacing: { kind: 'rate' }, account: 13 } },
+    ],
+  },
+  {
     name: 'promo-rush',
     description: 'a 1,000-coupon promo: scripted API bots and browser-like bots (some loading the page precursors) farm fresh accounts while real participants claim once',
     hours: 3,

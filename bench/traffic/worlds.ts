@@ -17,7 +17,7 @@
 //
 // Attacker families (campaigns/index.ts FAMILIES), one campaign each per world: enumeration,
 // credential stuffing (or spraying), BOLA (one token or an account farm), promo abuse (account
-// farms), probing or unauthenticated calls, scraping. Each draws: exits (rotating proxies with
+// farms), probing or unauthenticated calls, scraping, data harvesting through one token (issue 17; drawn last). Each draws: exits (rotating proxies with
 // 30–95% single-use addresses, rented servers, fixed residential hosts, mobile proxies at the
 // world's carrier NAT, the world's VPN exits), headers (tool, shuffled, an exact real-browser set —
 // often the world's popular build — or the app's), precursors (none, a forged cookie, the home
@@ -150,7 +150,8 @@ export function drawWorld(seed: number): World {
   // ---- the attackers
   const has = { carrier: carriers > 0, vpn: vpns > 0 };
   const a = new AttackDraws(rng, popular, has);
-  const campaigns: WorldCampaign[] = [a.enumeration(), a.stuffing(), a.bola(), a.promo(promoStartH), a.probing(), a.scraping()];
+  // drawn last, so that adding the family left every earlier family's draws as they were
+  const campaigns: WorldCampaign[] = [a.enumeration(), a.stuffing(), a.bola(), a.promo(promoStartH), a.probing(), a.scraping(), a.harvest()];
 
   return {
     name: `world-${seed}`,
@@ -305,6 +306,28 @@ class AttackDraws {
     }
     d.about.unshift(`${requests} unauthenticated calls`);
     return { id: 'unauth-calls', kind: 'unauthenticated', client: d.client, about: d.about.join(', '), params: { startH: d.startH, durationH: d.durationH, requests, pool: d.pool, tools: d.tools, disguise: d.disguise } };
+  }
+
+  /** Data harvesting (issue 17): one valid token, a person's pace, a real browser's headers, rotating exits. */
+  harvest(): WorldCampaign {
+    const rng = this.rng;
+    const d = this.common({ perIp: false });
+    const target = rng.weighted<'profiles' | 'orders' | 'winners'>([['profiles', 2], ['orders', 2], ['winners', 1]]);
+    const requests = rng.int(150, 600);
+    const durationH = rng.between(1, 2.5);
+    const pageSize = rng.pick([20, 50]);
+    const popularShare = rng.pick([0, 0.5, 1]);
+    const disguise: Disguise = { ...d.disguise, headers: 'browser', popularShare };
+    const client: ClientKind = rng.chance(0.5) ? 'headless' : 'script';
+    const about = [
+      `${requests} ${target === 'winners' ? `winners pages of ${pageSize}` : `${target} of other users`} in ${durationH.toFixed(1)} h, one token`,
+      d.where, `browser headers${popularShare > 0 ? ` (${pct(popularShare)} ${this.popular})` : ''}`, PRECURSORS[disguise.precursors],
+      client === 'headless' ? 'solves (headless)' : 'cannot solve',
+    ];
+    return {
+      id: `harvest-${target}`, kind: 'harvest', client, about: about.join(', '),
+      params: { startH: rng.between(0.2, WORLD_HOURS - durationH), durationH, target, requests, pageSize, pool: d.pool, tools: d.tools, disguise, pacing: { kind: 'rate' }, account: 9 },
+    };
   }
 
   scraping(): WorldCampaign {

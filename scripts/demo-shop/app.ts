@@ -41,6 +41,12 @@ interface PromoClaim {
 }
 
 const PHONE_RE = /^\d{11}$/;
+/** Every WINNER_EVERY-th seeded user won last campaign's draw (at most WINNERS of them). */
+const WINNER_EVERY = 5;
+const WINNERS = 2000;
+/** The winners list's page size when none is asked; the largest it honours (the flaw: far more than a page shows). */
+export const WINNERS_PAGE_SIZE = 20;
+export const WINNERS_MAX_PAGE_SIZE = 500;
 const ID_RE = /^\d{1,12}$/;
 
 const INDEX_HTML = `<!doctype html>
@@ -66,6 +72,7 @@ const PROMO_HTML = `<!doctype html>
 <link rel="stylesheet" href="/static/style.css"></head>
 <body><h1>Spring red envelopes</h1><p id="remaining">Loading…</p>
 <button id="claim">Claim my coupon</button>
+<h2>Last campaign's winners</h2><ul id="winners"></ul>
 <script src="/static/app.js"></script></body></html>
 `;
 
@@ -74,6 +81,13 @@ const APP_JS = `"use strict";
   var el = document.getElementById("remaining");
   if (el) fetch("/api/promo/info").then(function (r) { return r.json(); })
     .then(function (p) { el.textContent = p.remaining + " coupons left"; });
+  // The page masks the winners' phones; the API behind it sends them in full (the leak on show).
+  var list = document.getElementById("winners");
+  if (list) fetch("/api/promo/winners").then(function (r) { return r.json(); })
+    .then(function (w) { w.winners.forEach(function (x) {
+      var li = document.createElement("li");
+      li.textContent = x.name + " (" + x.city + ") " + x.phone.slice(0, 3) + "****" + x.phone.slice(7);
+      list.appendChild(li); }); });
   var form = document.getElementById("login");
   if (form) form.addEventListener("submit", function (e) {
     e.preventDefault();
@@ -122,6 +136,11 @@ function badRequest(reply: FastifyReply, message: string): FastifyReply {
   return reply.code(400).send({ error: message });
 }
 
+/** Last campaign's winners: every WINNER_EVERY-th seeded user, at most WINNERS (fixed per seed; the simulator reads it too). */
+export function promoWinners(users: readonly DemoUser[]): DemoUser[] {
+  return users.filter((u) => (u.id - FIRST_USER_ID) % WINNER_EVERY === 2).slice(0, WINNERS);
+}
+
 /** Build the shop with its seeded population. Nothing listens until the caller does. */
 export function buildShop(opts: ShopOptions = {}): FastifyInstance {
   const seed = opts.seed ?? DEFAULT_SEED;
@@ -155,6 +174,8 @@ export function buildShop(opts: ShopOptions = {}): FastifyInstance {
     nextUserId = Math.max(nextUserId, user.id + 1);
   }
   for (const user of makeUsers(seed, opts.users ?? DEFAULT_USER_COUNT)) addUser(user);
+  let winnerList: DemoUser[] | undefined;
+  const winners = (): DemoUser[] => (winnerList ??= promoWinners([...byId.values()]));
 
   function issueToken(userId: number): string {
     tokenCounter += 1;
@@ -265,7 +286,9 @@ export function buildShop(opts: ShopOptions = {}): FastifyInstance {
     if (bearerUser(request) === undefined) return reply.code(401).send({ error: 'unauthorized' });
     const order = ID_RE.test(request.params.id) ? orders.get(Number(request.params.id)) : undefined;
     if (order === undefined) return reply.code(404).send({ error: 'order not found' });
-    return order;
+    // the courier's contact: the owner's name and mobile number, unmasked
+    const owner = byId.get(order.user_id);
+    return { ...order, recipient_name: owner?.profile.name ?? '', recipient_phone: owner?.phone ?? '' };
   });
 
   // ---- promo campaign ----
@@ -288,6 +311,28 @@ export function buildShop(opts: ShopOptions = {}): FastifyInstance {
     claims.push(claim);
     claimsByUser.set(userId, claim);
     return { coupon: claim.coupon, user_id: userId, remaining: inventory - claims.length };
+  });
+
+  // Flaw (issue 17): the promo page shows last campaign's winners with masked phones, but this API
+  // behind it sends real names, delivery addresses and UNMASKED mobile numbers, to anyone, and
+  // honours page sizes far beyond what the page shows.
+  app.get<{ Querystring: { page?: string; size?: string } }>('/api/promo/winners', (request) => {
+    const page = Math.max(0, Number.parseInt(request.query.page ?? '0', 10) || 0);
+    const size = Math.min(WINNERS_MAX_PAGE_SIZE, Math.max(1, Number.parseInt(request.query.size ?? '', 10) || WINNERS_PAGE_SIZE));
+    const all = winners();
+    return {
+      campaign: 'new-year-lucky-draw',
+      page,
+      size,
+      total: all.length,
+      winners: all.slice(page * size, (page + 1) * size).map((u) => ({
+        name: u.profile.name,
+        city: u.profile.city,
+        delivery_address: u.orders[0]?.shipping_address ?? u.profile.city,
+        phone: u.phone,
+        prize: 'red envelope 88 CNY',
+      })),
+    };
   });
 
   // Demo-only scoreboard: the simulator reads who got the coupons (bots vs humans).

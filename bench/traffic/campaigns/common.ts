@@ -205,7 +205,7 @@ export class BotSessions {
    * Sends one request of session `s` at `t` (its precursors first, before `t`, on the session's
    * first request). Returns the request's time.
    */
-  send(s: BotSession, t: number, method: string, path: string, body?: Record<string, unknown>, opts: { authorization?: string; extra?: Headers; sim?: { issues_token: string }; referer?: string } = {}): number {
+  send(s: BotSession, t: number, method: string, path: string, body?: Record<string, unknown>, opts: { authorization?: string; extra?: Headers; sim?: { issues_token: string }; referer?: string; query?: string } = {}): number {
     const ctx = this.ctx;
     const rng = this.rng;
     const host = ctx.env.host;
@@ -218,7 +218,7 @@ export class BotSessions {
     const ct = body ? 'application/json' : undefined;
     const len = body ? jsonLength(body) : undefined;
     const headers = this.headers(s, 'fetch', { authorization: opts.authorization, contentType: ct, contentLength: len, extra: opts.extra, referer: opts.referer ?? `https://${host}${this.disguise.page ?? '/'}` });
-    ctx.emit({ ts: t, ip: s.ip, method, path, headers, body, sim: opts.sim, actor: s.actor });
+    ctx.emit({ ts: t, ip: s.ip, method, path, query: opts.query, headers, body, sim: opts.sim, actor: s.actor });
     return t;
   }
 

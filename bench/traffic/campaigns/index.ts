@@ -7,6 +7,7 @@ import type { GenContext } from '../simulator.ts';
 import { credentialStuffing, type StuffingParams } from './credential-stuffing.ts';
 import { dataTraversal, type TraversalParams } from './data-traversal.ts';
 import { enumeration, type EnumerationParams } from './enumeration.ts';
+import { harvest, type HarvestParams } from './harvest.ts';
 import { passwordSpraying, type SprayingParams } from './password-spraying.ts';
 import { probing, type ProbingParams } from './probing.ts';
 import { promoBots, type PromoBotParams } from './promo-bots.ts';
@@ -28,7 +29,8 @@ export type CampaignSpec = CampaignBase & (
   | { kind: 'unauthenticated'; params: UnauthenticatedParams }
   | { kind: 'probing'; params: ProbingParams }
   | { kind: 'promo-bots'; params: PromoBotParams }
-  | { kind: 'scraping'; params: ScrapingParams });
+  | { kind: 'scraping'; params: ScrapingParams }
+  | { kind: 'harvest'; params: HarvestParams });
 
 export function runCampaign(ctx: GenContext, c: CampaignSpec): void {
   switch (c.kind) {
@@ -40,6 +42,7 @@ export function runCampaign(ctx: GenContext, c: CampaignSpec): void {
     case 'probing': return probing(ctx, c.params);
     case 'promo-bots': return promoBots(ctx, c.params);
     case 'scraping': return scraping(ctx, c.params);
+    case 'harvest': return harvest(ctx, c.params);
   }
 }
 
@@ -47,7 +50,7 @@ export function runCampaign(ctx: GenContext, c: CampaignSpec): void {
  * The families the worlds report (worlds-report.ts) judges campaigns by: every kind belongs to
  * one, and a family's result in a world is its worst campaign there.
  */
-export const FAMILIES = ['enumeration', 'credential-stuffing', 'bola', 'promo-abuse', 'probing', 'scraping'] as const;
+export const FAMILIES = ['enumeration', 'credential-stuffing', 'bola', 'promo-abuse', 'probing', 'scraping', 'harvest'] as const;
 export type Family = (typeof FAMILIES)[number];
 
 export const FAMILY_OF: Readonly<Record<CampaignSpec['kind'], Family>> = Object.freeze({
@@ -59,4 +62,5 @@ export const FAMILY_OF: Readonly<Record<CampaignSpec['kind'], Family>> = Object.
   probing: 'probing',
   unauthenticated: 'probing',
   scraping: 'scraping',
+  harvest: 'harvest',
 });

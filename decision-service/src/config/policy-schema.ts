@@ -419,6 +419,35 @@ export const policySchema = z
           })
           .strict()
           .prefault({}),
+        /** Data harvesting seen in responses (issue 17): distinct unmasked sensitive values a key
+         *  received, and how many of its responses brought one new to it (engine/detectors/exfil.ts). */
+        exfil: z
+          .object({
+            ...detectorBase,
+            window_s: windowS(3600),
+            /** distinct unmasked values (phones, ID numbers, cards, e-mails) received per key */
+            values_per_key: count(10),
+            /** responses that brought at least one value new to the key ("novel responses"): the
+             *  signal reaches challenge strength at this many, block strength at `_max` */
+            novel_responses: count(5),
+            novel_responses_max: count(10),
+            /** a value received by more than this many distinct clients is public (a winners list, a
+             *  support line): it no longer counts as new to anyone; 0 = never */
+            popular_after: z.number().int().min(0).max(10_000).default(3),
+            /** thresholds this many times higher for a client (IP + fingerprint); 0 = clients are not
+             *  counted (the default: an app behind a carrier NAT is a thousand people on one client
+             *  key, each seeing their own data, and a harvester rotates addresses anyway) */
+            client_multiplier: z.number().min(0).max(10_000).default(0),
+            /** thresholds this many times higher for API-key principals (a partner's job reads
+             *  customers' orders by design) */
+            api_key_multiplier: multiplier(100),
+            /** route classes whose responses are counted (their requests are remembered until the outcome) */
+            route_classes: z.array(z.enum(ROUTE_CLASSES)).min(1).default(['object', 'protected', 'promo']),
+            score: strength(95),
+            cache: cacheSpec.optional(),
+          })
+          .strict()
+          .prefault({}),
         promo_abuse: z
           .object({
             ...detectorBase,

@@ -96,6 +96,16 @@ export const traversalKeys = {
   walked: (s: Subject) => `tv:w:${s}`,
 } as const;
 
+/** exfil.ts (issue 17): what responses gave away, as keyed hashes of values (never a value). */
+export const exfilKeys = {
+  /** Distinct set: unmasked sensitive values a key received (their keyed hashes). */
+  values: (s: Subject) => `ex:v:${s}`,
+  /** Counter: responses that brought the key at least one value new to it. */
+  novel: (s: Subject) => `ex:n:${s}`,
+  /** Distinct set: clients that received one value (hex of its keyed hash): public values are popular. */
+  receivers: (valueHex: string) => `ex:r:${valueHex}`,
+} as const;
+
 /**
  * promo-abuse.ts. "po:", not "pr:" (issue 14: "pr:" is the principal subject, and promo keys
  * under it read as "pr:c:pr:<principal>"); its precursor and fresh-account marks, once "pre:" and

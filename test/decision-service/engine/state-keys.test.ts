@@ -11,6 +11,7 @@ import {
   sensitivePathKeys,
   subject,
   traversalKeys,
+  exfilKeys,
 } from '../../../decision-service/src/engine/state-keys.ts';
 
 t.test('subjects', async (t) => {
@@ -54,6 +55,9 @@ t.test('every detector key keeps its layout', async (t) => {
     [traversalKeys.routeRequests('order'), 'tv:g:req:order'],
     [traversalKeys.routeNotFound('order'), 'tv:g:nf:order'],
     [traversalKeys.routeBaseline('order'), 'tv:g:base:order'],
+    [exfilKeys.values(subject.principal('p')), 'ex:v:pr:p'],
+    [exfilKeys.novel(subject.client('c')), 'ex:n:ipfp:c'],
+    [exfilKeys.receivers('00ff00ff00ff00ff'), 'ex:r:00ff00ff00ff00ff'],
     // issue 14: promo keys moved from "pr:" (the principal subject's prefix), "pre:" and "new:" to "po:"
     [promoAbuseKeys.precursor(subject.client('c')), 'po:pre:ipfp:c'],
     [promoAbuseKeys.precursor(subject.session('s')), 'po:pre:ses:s'],

@@ -4,6 +4,7 @@ import type { DetectorFactory } from '../signal.ts';
 import { automation } from './automation.ts';
 import { credentialStuffing } from './credential-stuffing.ts';
 import { enumeration } from './enumeration.ts';
+import { exfil } from './exfil.ts';
 import { injection } from './injection.ts';
 import { internalRoute } from './internal-route.ts';
 import { missingCredentials } from './missing-credentials.ts';
@@ -24,6 +25,7 @@ export const DETECTORS: readonly DetectorFactory[] = [
   enumeration,
   credentialStuffing,
   traversal,
+  exfil,
   promoAbuse,
   automation,
 ];

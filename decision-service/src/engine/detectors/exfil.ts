@@ -1,0 +1,98 @@
+// Data harvesting seen in the responses (issue 17): how many distinct unmasked sensitive values
+// (phones, ID numbers, bank cards, e-mails: the gateway's keyed hashes, never the values) one
+// token, session, device or client received, and how many of its responses brought it a value it
+// had not received before ("novel responses").
+//
+// People see their own data again and again (their profile, their orders: the same few values),
+// and everyone sees the same public values (a winners list, a support line); a harvester gets a
+// new value in almost every response, one object after another, whatever address it comes from.
+// So a key fires when both its distinct values and its novel responses pass their thresholds in
+// the window. A value that more than `popular_after` distinct clients received is public: it is
+// new to nobody any more. Keyed like traversal on who is authenticated (principal, session,
+// device): one client, precise, and cacheable at the gateway. The client key (IP + fingerprint)
+// is off unless `client_multiplier` is set (a carrier NAT's app users are one client key, each
+// seeing their own data; scorecard worlds challenged them); when on, it acts only as far as the
+// proven crowd behind it allows (proven.ts). API-key principals read customers' data by design: `api_key_multiplier`.
+
+import { hash32, mix32 } from '../../state/distinct.ts';
+import type { ResponseSample } from '../../wire/schema.ts';
+import { observeOnly, ramp, Strongest, type DetectorFactory, type OutcomeContext, type SignalSubject } from '../signal.ts';
+import { exfilKeys as K, subject, type Subject } from '../state-keys.ts';
+
+type Keyed = readonly [Subject, SignalSubject, number];
+
+/** The keys a request's responses are counted under, each with its threshold multiplier. */
+function keysOf(f: OutcomeContext, clientMult: number, apiKeyMult: number): Keyed[] {
+  const m = f.apiKey ? apiKeyMult : 1;
+  const k: Keyed[] = [];
+  if (f.principal) k.push([subject.principal(f.principal), 'principal', m]);
+  if (f.session) k.push([subject.session(f.session), 'session', m]);
+  if (f.device) k.push([subject.device(f.device), 'device', m]);
+  if (f.client && clientMult > 0) k.push([subject.client(f.client), 'client', m * clientMult]);
+  return k;
+}
+
+/** The unmasked values' keyed hashes of a response (each once), as 32-bit members and hex names. */
+function unmaskedValues(r: ResponseSample, members: number[], names: string[]): void {
+  members.length = 0;
+  names.length = 0;
+  for (const finding of r.findings) {
+    if (finding.unmasked === 0) continue;
+    for (const h of finding.value_hashes) {
+      if (h.length < 4) continue;
+      const m = mix32(h.readUInt32BE(0) ^ (h.length >= 8 ? h.readUInt32BE(4) : 0));
+      if (members.includes(m)) continue;
+      members.push(m);
+      names.push(h.toString('hex'));
+    }
+  }
+}
+
+export const exfil: DetectorFactory = ({ policy, store }) => {
+  const cfg = policy.doc.detectors.exfil;
+  const W = cfg.window_s * 1000;
+  const classes = new Set(cfg.route_classes);
+  const best = new Strongest();
+  // scratch for observe(), filled and read synchronously
+  const members: number[] = [];
+  const names: string[] = [];
+  const fresh: number[] = [];
+  return {
+    name: 'exfil',
+    inspect(f, out) {
+      if (!cfg.enabled || !classes.has(f.routeClass)) return;
+      best.reset();
+      for (const [key, name, mult] of keysOf(f, cfg.client_multiplier, cfg.api_key_multiplier)) {
+        const values = store.countDistinct(K.values(key), W, f.now);
+        if (values < cfg.values_per_key * mult) continue;
+        const novel = store.count(K.novel(key), W, f.now);
+        const s = ramp(novel, cfg.novel_responses * mult, cfg.novel_responses_max * mult);
+        if (s > 0) best.offer(s, `exfil.distinct_values.${name}`, name, { count: values, threshold: cfg.values_per_key * mult });
+      }
+      if (best.max() > 0) best.emit(out, cfg.score, observeOnly(cfg, f), cfg.cache, 'exfil');
+    },
+    observes: cfg.route_classes,
+    observe(o, f) {
+      // Blocked or challenged: the site never answered, so nothing was given away.
+      if (!cfg.enabled || !f || !o.response || !classes.has(f.routeClass) || o.action === 'BLOCK' || o.action === 'CHALLENGE') return;
+      unmaskedValues(o.response, members, names);
+      if (members.length === 0) return;
+      const now = f.now;
+      // Public values first: received by more than `popular_after` distinct clients, they are new to nobody.
+      fresh.length = 0;
+      const receiver = hash32(f.principal || f.session || f.device || f.client);
+      for (let i = 0; i < members.length; i++) {
+        const n = store.addDistinct(K.receivers(names[i] as string), receiver, W, now);
+        if (cfg.popular_after === 0 || n <= cfg.popular_after) fresh.push(members[i] as number);
+      }
+      if (fresh.length === 0) return;
+      for (const [key] of keysOf(f, cfg.client_multiplier, cfg.api_key_multiplier)) {
+        const k = K.values(key);
+        const before = store.countDistinct(k, W, now);
+        let after = before;
+        for (const m of fresh) after = store.addDistinct(k, m, W, now);
+        if (after > before) store.incr(K.novel(key), W, now);
+      }
+    },
+  };
+};
