@@ -42,7 +42,7 @@ t.test('the campaign: one token, rotating exits, browser headers, a person\'s pa
 });
 
 t.test('the response adapter reports unmasked and masked phones as counts and keyed hashes, never the values', async (t) => {
-  const s = inspectResponse(JSON.stringify({ a: '13800001234', b: '138****5678', c: 'x@example.com', d: '13800001234' }), { key: 'k' });
+  const s = inspectResponse(JSON.stringify({ a: '13800001234', b: '138****5678', c: 'x@example.com', d: '13800001234' }), { key: Buffer.from('k') });
   const mobile = s.findings.find((f) => f.kind === 'cn_mobile');
   t.equal(mobile?.unmasked, 2);
   t.equal(mobile?.masked, 1);
