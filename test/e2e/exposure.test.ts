@@ -36,6 +36,14 @@ const browserHeaders = {
   'sec-fetch-dest': 'empty',
 };
 
+const navigation = {
+  accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8',
+  'sec-fetch-mode': 'navigate',
+  'sec-fetch-dest': 'document',
+  'sec-fetch-site': 'none',
+  'sec-fetch-user': '?1',
+};
+
 /** Every mobile number and e-mail address in a body (what must never leave nginx in clear). */
 function rawValues(body: string, into: Set<string>): void {
   for (const m of body.matchAll(/(?<!\d)1[3-9]\d{9}(?!\d)/g)) into.add(m[0]);
@@ -135,10 +143,16 @@ t.test('the leaky endpoint is listed within a minute; a harvester is stopped; no
   const firstVisit = Date.now();
   let listedAfter = -1;
   for (let i = 0; i < 12 && listedAfter < 0; i++) {
-    const r = await ask(`${nginx.url}/api/promo/winners`, { headers: browserHeaders, localAddress: `127.0.0.${i + 10}` });
-    t.equal(r.status, 200, `visitor ${i + 1} gets the winners list`);
+    // a person: the promo page first (a navigation), then the page's own call for the list
+    const localAddress = `127.0.0.${i + 10}`;
+    const page = await ask(`${nginx.url}/promo`, { headers: { ...browserHeaders, ...navigation }, localAddress });
+    t.equal(page.status, 200, `visitor ${i + 1} opens the promo page`);
+    await sleep(300);
+    const r = await ask(`${nginx.url}/api/promo/winners`, { headers: { ...browserHeaders, referer: `${nginx.url}/promo` }, localAddress });
+    t.equal(r.status, 200, `visitor ${i + 1} gets the winners list (${r.status} ${r.status === 200 ? '' : r.body.slice(0, 300)})`);
     rawValues(r.body, seen);
-    await sleep(400);
+    await sleep(700);
+    if ((await winnersFlags()).includes('unmasked:cn_mobile')) listedAfter = Date.now() - firstVisit;
   }
   while (listedAfter < 0 && Date.now() - firstVisit < 60_000) {
     if ((await winnersFlags()).includes('unmasked:cn_mobile')) listedAfter = Date.now() - firstVisit;
@@ -163,7 +177,13 @@ t.test('the leaky endpoint is listed within a minute; a harvester is stopped; no
   for (let i = 0; i < 60 && stoppedAt < 0; i++) {
     const victim = users[100 + i * 7]!;
     const r = await ask(`${nginx.url}/api/users/${victim.id}/profile`, { headers: { ...browserHeaders, authorization: `Bearer ${token}` }, localAddress: '127.0.0.99' });
-    if (r.status === 403 || r.status === 429) stoppedAt = i + 1;
+    if (r.status === 403 || r.status === 429) {
+      stoppedAt = i + 1;
+      const id = (JSON.parse(r.body) as { request_id: string }).request_id;
+      await sleep(300);
+      const record = await (await fetch(`${admin}/v1/audit?request_id=${id}`)).text();
+      t.comment(`stopped with ${r.status}: ${/"reasons":\[[^\]]*\]/.exec(record)?.[0] ?? record.slice(0, 300)}`);
+    }
     else rawValues(r.body, seen);
     await sleep(150); // outcomes reach the service on the gateway's flush tick
   }
