@@ -32,10 +32,10 @@ function keysOf(f: OutcomeContext, clientMult: number, apiKeyMult: number): Keye
   return k;
 }
 
-/** The unmasked values' keyed hashes of a response (each once), as 32-bit members and hex names. */
-function unmaskedValues(r: ResponseSample, members: number[], names: string[]): void {
+/** The unmasked values' keyed hashes of a response (each once), as 32-bit members and the hashes. */
+function unmaskedValues(r: ResponseSample, members: number[], hashes: Buffer[]): void {
   members.length = 0;
-  names.length = 0;
+  hashes.length = 0;
   for (const finding of r.findings) {
     if (finding.unmasked === 0) continue;
     for (const h of finding.value_hashes) {
@@ -43,10 +43,41 @@ function unmaskedValues(r: ResponseSample, members: number[], names: string[]): 
       const m = mix32(h.readUInt32BE(0) ^ (h.length >= 8 ? h.readUInt32BE(4) : 0));
       if (members.includes(m)) continue;
       members.push(m);
-      names.push(h.toString('hex'));
+      hashes.push(h);
     }
   }
 }
+
+/**
+ * Values known to be public (more than popular_after receivers), each until a window after it was
+ * found so: skipping the store for them is most of this detector's cost on busy sites, where the
+ * same public values (a winners list, a support line) are in response after response, and their
+ * receiver sketches are large (an estimate over every register per look). Per instance, bounded:
+ * the oldest entries go first. A value forgotten early is only looked up in the store again.
+ */
+class PublicValues {
+  private readonly until = new Map<number, number>();
+  constructor(private readonly max: number) {}
+
+  has(member: number, now: number): boolean {
+    const u = this.until.get(member);
+    if (u === undefined) return false;
+    if (u > now) return true;
+    this.until.delete(member);
+    return false;
+  }
+
+  add(member: number, until: number): void {
+    if (this.until.size >= this.max) {
+      const oldest = this.until.keys().next();
+      if (!oldest.done) this.until.delete(oldest.value);
+    }
+    this.until.set(member, until);
+  }
+}
+
+/** Public values remembered per instance (≈ 50 bytes each). */
+const PUBLIC_VALUES_MAX = 50_000;
 
 export const exfil: DetectorFactory = ({ policy, store }) => {
   const cfg = policy.doc.detectors.exfil;
@@ -55,8 +86,9 @@ export const exfil: DetectorFactory = ({ policy, store }) => {
   const best = new Strongest();
   // scratch for observe(), filled and read synchronously
   const members: number[] = [];
-  const names: string[] = [];
+  const hashes: Buffer[] = [];
   const fresh: number[] = [];
+  const publicValues = new PublicValues(PUBLIC_VALUES_MAX);
   return {
     name: 'exfil',
     inspect(f, out) {
@@ -75,15 +107,19 @@ export const exfil: DetectorFactory = ({ policy, store }) => {
     observe(o, f) {
       // Blocked or challenged: the site never answered, so nothing was given away.
       if (!cfg.enabled || !f || !o.response || !classes.has(f.routeClass) || o.action === 'BLOCK' || o.action === 'CHALLENGE') return;
-      unmaskedValues(o.response, members, names);
+      unmaskedValues(o.response, members, hashes);
       if (members.length === 0) return;
       const now = f.now;
       // Public values first: received by more than `popular_after` distinct clients, they are new to nobody.
       fresh.length = 0;
-      const receiver = hash32(f.principal || f.session || f.device || f.client);
+      let receiver = -1;
       for (let i = 0; i < members.length; i++) {
-        const n = store.addDistinct(K.receivers(names[i] as string), receiver, W, now);
-        if (cfg.popular_after === 0 || n <= cfg.popular_after) fresh.push(members[i] as number);
+        const m = members[i] as number;
+        if (cfg.popular_after > 0 && publicValues.has(m, now)) continue;
+        if (receiver < 0) receiver = hash32(f.principal || f.session || f.device || f.client);
+        const n = store.addDistinct(K.receivers((hashes[i] as Buffer).toString('hex')), receiver, W, now);
+        if (cfg.popular_after === 0 || n <= cfg.popular_after) fresh.push(m);
+        else publicValues.add(m, now + W);
       }
       if (fresh.length === 0) return;
       for (const [key] of keysOf(f, cfg.client_multiplier, cfg.api_key_multiplier)) {
