@@ -103,8 +103,8 @@ local function builtin_searches()
   for i = 1, kinds_builtin do
     local b = BUILTIN[i]
     local email = b.kind == "email"
-    list[#list + 1] = { kind = b.kind, masked = true, regex = b.masked, check = CHECKS[b.kind][1], masked_regex = false, kind_index = i, email = email }
-    list[#list + 1] = { kind = b.kind, masked = false, regex = b.unmasked, check = CHECKS[b.kind][2], masked_regex = false, kind_index = i, email = email }
+    list[#list + 1] = { kind = b.kind, masked = true, regex = b.masked, check = CHECKS[b.kind][1], masked_regex = false, kind_index = i, email = email, star = true }
+    list[#list + 1] = { kind = b.kind, masked = false, regex = b.unmasked, check = CHECKS[b.kind][2], masked_regex = false, kind_index = i, email = email, star = false }
   end
   return list
 end
@@ -153,7 +153,7 @@ function _M.set_patterns(version, list)
       n = n + 1
       names[name] = true
       next_searches[#next_searches + 1] = { kind = name, masked = false, regex = regex, check = accept,
-        masked_regex = masked ~= "" and masked or false, kind_index = n, email = false }
+        masked_regex = masked ~= "" and masked or false, kind_index = n, email = false, star = false }
     end
   end
   searches, kind_count, patterns_version = next_searches, n, version or ""
@@ -169,6 +169,32 @@ for _, ch in ipairs({ '"', ",", ":", "{", "}", "[", "]", "\t", "\r", "\n" }) do 
 -- claimed[i] ~= 0: byte i (1-based, of the region) belongs to a value already counted
 local claimed, claimed_size = nil, 0
 local re_ctx = { pos = 1 }
+
+-- Keyed hashes of recent values, per worker: the same values come back response after response
+-- (a public list, a support line, a customer's own data), and an HMAC is a fifth of a scan's cost.
+-- Two generations of at most HASH_MEMO_MAX entries each: when the young one is full it becomes the
+-- old one and the older is dropped. The values stay inside this worker's memory (as the response
+-- bodies they came from do), never in a log or on the wire.
+local HASH_MEMO_MAX = 4096
+local memo_young, memo_old, memo_n = {}, {}, 0
+local memo_key
+
+local function value_hash(key, kind, normalized)
+  if key ~= memo_key then
+    memo_young, memo_old, memo_n, memo_key = {}, {}, 0, key
+  end
+  local name = kind .. ":" .. normalized
+  local h = memo_young[name]
+  if h then return h end
+  h = memo_old[name]
+  if not h then h = sub(hmac_sha256(key, "sv:" .. name), 1, 8) end
+  if memo_n >= HASH_MEMO_MAX then
+    memo_young, memo_old, memo_n = {}, memo_young, 0
+  end
+  memo_young[name] = h
+  memo_n = memo_n + 1
+  return h
+end
 
 local function tally_of(scan, s)
   local t = scan.tallies[s.kind_index]
@@ -189,11 +215,15 @@ local function scan_region(scan, text, last)
     ffi_fill(claimed, last + 1, 0)
   end
   local list = scan.searches
+  -- every e-mail has an "@" and every built-in masked form a "*": without them (one memchr each)
+  -- those searches cannot match and are skipped
   local has_at = find(text, "@", 1, true)
   has_at = has_at and has_at <= last
+  local has_star = find(text, "*", 1, true)
+  has_star = has_star and has_star <= last
   for si = 1, #list do
     local s = list[si]
-    if not s.email or has_at then
+    if (not s.email or has_at) and (not s.star or has_star) then
       re_ctx.pos = 1
       while true do
         local from, to, err = re_find(text, s.regex, "jo", re_ctx)
@@ -222,7 +252,7 @@ local function scan_region(scan, text, last)
                 if t.n < MAX_VALUE_HASHES and not t.seen[normalized] then
                   t.seen[normalized] = true
                   t.n = t.n + 1
-                  t.hashes[t.n] = sub(hmac_sha256(scan.key, "sv:" .. s.kind .. ":" .. normalized), 1, 8)
+                  t.hashes[t.n] = value_hash(scan.key, s.kind, normalized)
                 end
               end
             end
