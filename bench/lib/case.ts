@@ -40,6 +40,8 @@ export interface Stack {
   stop(): Promise<void>;
   /** the Lua gateway's counters (Prometheus text), when the stack has them */
   gatewayMetrics?(): Promise<string>;
+  /** the gateway's nginx worker pids, when the stack knows them (CPU per request) */
+  workerPids?(): number[];
 }
 
 /** A case measured at saturation each round, side by side with the plain proxy. */

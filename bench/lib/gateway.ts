@@ -2,7 +2,7 @@
 // and location layouts, pinned to the server CPU.
 import { startNginx, type InitValue } from '../../scripts/lib/nginx.ts';
 import type { BenchEnv, Stack } from './case.ts';
-import { nginxMasterPid, pin } from './proc.ts';
+import { childPids, nginxMasterPid, pin } from './proc.ts';
 
 /**
  * http-level settings every proxy case shares (the stock cases copy them): the client IP comes
@@ -53,6 +53,7 @@ export async function startLuaGateway(env: BenchEnv, locations: string, opts: { 
     init: { pool_size: 64, ...opts.init },
     workers: 1,
   });
-  pin(nginxMasterPid(ng.prefix), env.cpus.server);
-  return { url: ng.url, stop: () => ng.stop(), gatewayMetrics: async () => (await fetch(ng.metricsUrl)).text() };
+  const master = nginxMasterPid(ng.prefix);
+  pin(master, env.cpus.server);
+  return { url: ng.url, stop: () => ng.stop(), gatewayMetrics: async () => (await fetch(ng.metricsUrl)).text(), workerPids: () => childPids(master) };
 }

@@ -63,6 +63,18 @@ export function rssBytes(pid: number): number {
   }
 }
 
+/** CPU time (user + system) a process has used so far, µs (Linux /proc, 100 Hz ticks); 0 when gone. */
+export function cpuMicros(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // the fields after the command name (which may hold spaces) in parentheses
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10_000;
+  } catch {
+    return 0;
+  }
+}
+
 /** Master pid of an nginx started by scripts/lib/nginx.ts or bench/lib/stock-nginx.ts. */
 export function nginxMasterPid(prefix: string): number {
   const f = join(prefix, 'nginx.pid');
