@@ -95,6 +95,8 @@ Try:
   curl -i ${url}/api/orders/500001                  # blocked: no credentials
   curl -i -XPOST ${url}/api/auth/login -H 'content-type: application/json' \\
        -d '{"username":"13800000000","password":"wrong"}'
+  curl -s ${url}/api/promo/winners                  # the shop's leak: unmasked phone numbers; a few calls later
+  curl -s http://127.0.0.1:${SERVICE_PORT}/v1/inventory    #   the endpoint is flagged "unmasked:cn_mobile" (also /console)
 
 Press "s" + Enter to stop/start the decision service (the shop keeps working: fail-open).
 Ctrl-C stops everything.
