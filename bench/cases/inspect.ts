@@ -14,6 +14,9 @@ import { pacingScript, runWrk, type WrkResult } from '../lib/wrk.ts';
 
 /** The fixed rate of the CPU-per-request runs: well below every setting's saturation. */
 const CPU_RATE = 1500;
+/** Rounds of CPU-per-request readings (each: off, auto and all in turn) and seconds per reading. */
+const CPU_ROUNDS = 8;
+const CPU_RUN_S = 5;
 
 /** CPU per request, µs, of each process on the server core while a paced run sends `RATE`/s. */
 interface CpuPerRequest { gateway: number; service: number; upstream: number; total: number }
@@ -55,18 +58,18 @@ const inspectCase: CustomCase = {
     // CPU per request at a fixed rate, read from /proc per process: what inspection adds to the
     // server core's work, which a noisy neighbour barely moves (saturation throughput swings by
     // ±15% between runs on a shared machine; this by a few µs)
-    const perRequest = async (stack: Stack, name: string): Promise<CpuPerRequest> => {
+    const perRequest = async (stack: Stack, name: string, durationS: number): Promise<CpuPerRequest> => {
       const groups = { gateway: stack.workerPids?.() ?? [], service: [env.service.pid], upstream: childPids(upstream.pid) };
       const read = () => Object.fromEntries(Object.entries(groups).map(([k, pids]) => [k, pids.reduce((a, p) => a + cpuMicros(p), 0)])) as Record<keyof typeof groups, number>;
       const before = read();
-      const r = await runWrk({ url: stack.url, script: env.mixScript + pacingScript(CPU_RATE), connections: env.connections, cpu: env.cpus.load, dir: env.tmp, durationS: env.durationS, name });
+      const r = await runWrk({ url: stack.url, script: env.mixScript + pacingScript(CPU_RATE), connections: env.connections, cpu: env.cpus.load, dir: env.tmp, durationS, name });
       const after = read();
       const n = Math.max(1, r.requests);
       const out = { gateway: (after.gateway - before.gateway) / n, service: (after.service - before.service) / n, upstream: (after.upstream - before.upstream) / n, total: 0 };
       out.total = out.gateway + out.service + out.upstream;
       return out;
     };
-    const order: Setting[] = env.quick ? ['off', 'auto', 'all'] : ['off', 'auto', 'all', 'all', 'auto', 'off', 'off', 'auto', 'all'];
+    const order: Setting[] = env.quick ? ['off', 'auto', 'all'] : ['off', 'auto', 'all', 'all', 'auto', 'off'];
     // The Lua scan alone: inspect.lua on the case's body in a loop inside the gateway's nginx
     // (no request, no outcome), so its cost is measured apart from the noisy stack.
     let scanUs = Number.NaN;
@@ -97,17 +100,37 @@ const inspectCase: CustomCase = {
         await stack.stop();
       }
     }
+    const stacks: Partial<Record<Setting, Stack>> = {};
+    const pairCosts: Record<'auto' | 'all', number[]> = { auto: [], all: [] };
     try {
       for (const [i, setting] of order.entries()) {
         const stack = await startLuaGateway(at, layout(setting));
         try {
           runs[setting].push(await saturate(env, stack.url, `inspect-${setting}-${i}`));
-          cpu[setting].push(await perRequest(stack, `inspect-cpu-${setting}-${i}`));
         } finally {
           await stack.stop();
         }
       }
+      // CPU per request, in rounds: the three settings' gateways run side by side (an idle one
+      // costs nothing) and each round paces each of them in turn for a few seconds, so a round's
+      // three readings are taken within seconds of each other; a round's cost is its own
+      // settings against its own `off`, and the median over rounds is what the target reads.
+      for (const setting of ['off', 'auto', 'all'] as const) stacks[setting] = await startLuaGateway(at, layout(setting));
+      for (const setting of ['off', 'auto', 'all'] as const) await perRequest(stacks[setting] as Stack, `inspect-cpu-warm-${setting}`, 2);
+      const rounds = env.quick ? 2 : CPU_ROUNDS;
+      for (let r = 0; r < rounds; r++) {
+        const turn: Setting[] = (['off', 'auto', 'all'] as const).map((_, i, a) => a[(i + r) % 3] as Setting);
+        const got: Partial<Record<Setting, CpuPerRequest>> = {};
+        for (const setting of turn) {
+          const c = await perRequest(stacks[setting] as Stack, `inspect-cpu-${setting}-${r}`, env.quick ? 2 : CPU_RUN_S);
+          got[setting] = c;
+          cpu[setting].push(c);
+        }
+        const off = (got.off as CpuPerRequest).total;
+        for (const s of ['auto', 'all'] as const) pairCosts[s].push(1 - off / (got[s] as CpuPerRequest).total);
+      }
     } finally {
+      for (const st of Object.values(stacks)) await st?.stop();
       await upstream.stop();
     }
     const rps = (s: Setting) => median(runs[s].map((r) => r.rps));
@@ -116,22 +139,23 @@ const inspectCase: CustomCase = {
     const measuredAll = 1 - rps('all') / rps('off');
     const us = (s: Setting, k: keyof CpuPerRequest) => median(cpu[s].map((c) => c[k]));
     // on a saturated shared core, throughput is inversely proportional to the CPU per request
-    const cost = 1 - us('off', 'total') / us('auto', 'total');
-    const costAll = 1 - us('off', 'total') / us('all', 'total');
+    const cost = median(pairCosts.auto);
+    const costAll = median(pairCosts.all);
     const fmtUs = (v: number) => v.toFixed(1);
     return {
       sections: [{
         id: 'inspect',
         title: this.title,
-        columns: ['$verdict_inspect', 'req/s at saturation (median of runs)', 'p99, ms', `CPU µs per request at ${CPU_RATE.toLocaleString('en-US')}/s: gateway`, 'service', 'upstream', 'total', 'throughput cost from CPU', 'runs'],
+        columns: ['$verdict_inspect', 'req/s at saturation (median of runs)', 'p99, ms', `CPU µs per request at ${CPU_RATE.toLocaleString('en-US')}/s: gateway`, 'service', 'upstream', 'total', 'throughput cost from CPU (median of rounds)', 'runs (saturation + CPU)'],
         rows: (['off', 'auto', 'all'] as const).map((s) => [s, Math.round(rps(s)).toLocaleString('en-US'), fmtMs(p99(s)), fmtUs(us(s, 'gateway')), fmtUs(us(s, 'service')), fmtUs(us(s, 'upstream')), fmtUs(us(s, 'total')),
-          s === 'off' ? '–' : `${(100 * (1 - us('off', 'total') / us(s, 'total'))).toFixed(1)}%`, runs[s].length]),
+          s === 'off' ? '–' : `${(100 * median(pairCosts[s])).toFixed(1)}%`, `${runs[s].length} + ${cpu[s].length}`]),
         notes: [
           `Upstream: stock nginx answering a ${Buffer.byteLength(INSPECT_BODY)}-byte application/json body (12 records, 4 unmasked and 2 masked mobile numbers, 1 e-mail address) to every request of the human mix; inline on every route.`,
           `Runs in order (req/s): ${order.map((o, i) => `${o} ${Math.round(runs[o][order.slice(0, i).filter((x) => x === o).length]?.rps ?? 0).toLocaleString('en-US')}`).join(', ')}.`,
-          `Throughput cost of response inspection, from the CPU per request on the shared server core (median of runs): ${(100 * cost).toFixed(1)}% at its default (auto), ${(100 * costAll).toFixed(1)}% inspecting every response (all). From saturation throughput directly (noisier): ${(100 * measured).toFixed(1)}% (auto), ${(100 * measuredAll).toFixed(1)}% (all).`,
+          `Per-round throughput cost from CPU (auto / all): ${pairCosts.auto.map((c, i) => `${(100 * c).toFixed(1)}% / ${(100 * (pairCosts.all[i] ?? Number.NaN)).toFixed(1)}%`).join(', ')}.`,
+          `Throughput cost of response inspection, from the CPU per request on the shared server core (median of the rounds' own cost against their own \`off\`): ${(100 * cost).toFixed(1)}% at its default (auto), ${(100 * costAll).toFixed(1)}% inspecting every response (all). From saturation throughput directly (noisier): ${(100 * measured).toFixed(1)}% (auto), ${(100 * measuredAll).toFixed(1)}% (all).`,
           `The Lua scan alone (inspect.lua on this body in a loop inside nginx, median of 5 × 20,000): ${scanUs.toFixed(1)} µs per response.`,
-          `CPU per request: user + system time from /proc of the gateway's nginx worker, the decision service and the upstream nginx, over a ${env.durationS} s run paced at ${CPU_RATE.toLocaleString('en-US')} requests/s, divided by the requests sent.`,
+          `CPU per request: user + system time from /proc of the gateway's nginx worker, the decision service and the upstream nginx, over a ${env.quick ? 2 : CPU_RUN_S} s run paced at ${CPU_RATE.toLocaleString('en-US')} requests/s, divided by the requests sent; the three settings' gateways run side by side and each round reads off, auto and all in turn (rotating who goes first).`,
         ],
       }],
       targets: [
