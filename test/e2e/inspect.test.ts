@@ -16,7 +16,7 @@ import { OutcomeBatchType } from '../../decision-service/src/wire/codec.ts';
 import { inspectResponse } from '../../decision-service/src/gateway/sensitive.ts';
 import type { ResponseSample } from '../../decision-service/src/wire/schema.ts';
 import { ask, sleep } from '../helpers/http.ts';
-import { startService, type ServiceHandle } from '../helpers/service.ts';
+import { startService, testPolicy, type ServiceHandle } from '../helpers/service.ts';
 
 const HMAC_KEY = 'inspect-e2e-hmac-key-0123456789';
 const RAW = ['13812345678', '15900001111', '11010519491231002X', '4111111111111111', 'zhang.san@example.com', '6222021234567894'];
@@ -275,4 +275,28 @@ t.test('no raw value reaches the error log (at info level) or the wire', async (
   t.ok(capture.raw.length > 5, 'calls and batches were captured');
   for (const v of RAW) t.notOk(wire.includes(v), `${v.slice(0, 3)}… not in a call or outcome batch`);
   t.notMatch(log, /\[error\]/, 'no error logged');
+});
+
+t.test('policy patterns reach the gateway once and stay: an ack that names no version changes nothing', async (t) => {
+  const policy = testPolicy([['  patterns: []', '  patterns: [{ name: employee_id, regex: "EMP[0-9]{6}" }]']]);
+  const svc = await startService({ policy });
+  const cap = await startCapture(svc.addr);
+  const ng = await startNginx({
+    upstream: `127.0.0.1:${(upstream.address() as AddressInfo).port}`, service: cap.addr, locations, hmacKey: HMAC_KEY, workers: 1,
+    init: { outcome_flush_ms: 100, transport: 'pool' }, logLevel: 'notice',
+  });
+  t.teardown(async () => {
+    await ng.stop();
+    cap.server.closeAllConnections();
+    cap.server.close();
+    await svc.stop();
+  });
+  // a dozen flush ticks: the first batch names no version, the service answers with its
+  // patterns, every later batch names that version and its ack (no change) names none
+  await sleep(1500);
+  const named = cap.versions.filter((v) => v !== '');
+  t.ok(cap.versions.length >= 8 && named.length >= cap.versions.length - 2, `batches: ${cap.versions.join(' ') || '(none)'}`);
+  t.equal(cap.versions.indexOf('', cap.versions.indexOf(named[0] ?? '')), -1, 'once installed, no batch goes back to no version');
+  t.equal(new Set(named).size, 1, 'one version throughout');
+  t.equal(ng.errorLog().match(/sensitive patterns version \S+ installed/g)?.length, 1, 'installed once');
 });

@@ -117,9 +117,12 @@ local function send(batch, count, ctr)
   -- after the stores: a revocation wins over a verdict of the same ack
   local revoked = ack.revoked_keys
   for i = 1, #revoked do cache.revoke(revoked[i]) end
-  if ack.patterns_version ~= inspect.patterns_version() then
-    local n = inspect.set_patterns(ack.patterns_version, ack.patterns)
-    ngx.log(ngx.NOTICE, "verdict: sensitive patterns version ", ack.patterns_version, " installed (", n, " of ", #ack.patterns, ")")
+  -- an ack names a version only when this worker's differs (an absent field decodes as ""): an
+  -- ack without one changes nothing
+  local version = ack.patterns_version
+  if version ~= "" and version ~= inspect.patterns_version() then
+    local n = inspect.set_patterns(version, ack.patterns)
+    ngx.log(ngx.NOTICE, "verdict: sensitive patterns version ", version, " installed (", n, " of ", #ack.patterns, ")")
   end
 end
 
