@@ -5,7 +5,7 @@
 // counters reach the service (console state, per gateway).
 import t from 'tap';
 import type { NginxHandle } from '../../scripts/lib/nginx.ts';
-import { ask, sleep } from '../helpers/http.ts';
+import { ask, sleep, untilPasses as untilPassesAt } from '../helpers/http.ts';
 import { startEchoUpstream } from '../helpers/servers.ts';
 import { startService, type ServiceHandle } from '../helpers/service.ts';
 import { luaVariant } from '../helpers/variants.ts';
@@ -27,17 +27,8 @@ t.before(async () => {
   t.teardown(async () => { await nginx.stop(); await service.stop(); await upstream.close(); });
 });
 
-/** Requests `/` from `client` every 50 ms, for up to 3 s, until one passes: its status and the wait. */
-async function untilPasses(client: string): Promise<{ status: number; ms: number }> {
-  const at = Date.now();
-  let status = 0;
-  while (Date.now() - at < 3000) {
-    status = (await ask(`${base}/`, { localAddress: client, headers: UA })).status;
-    if (status === 200) break;
-    await sleep(50);
-  }
-  return { status, ms: Date.now() - at };
-}
+/** Requests `/` from `client` until one passes (helpers/http.ts untilPasses). */
+const untilPasses = (client: string) => untilPassesAt(`${base}/`, client, UA);
 
 const json = { 'content-type': 'application/json' };
 const UA = { 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36', accept: 'text/html' };

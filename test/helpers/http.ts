@@ -70,6 +70,18 @@ export function sumSeries(text: string, name: string, match = ''): number {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** GETs `url` from `client` every 50 ms, for up to 3 s, until one passes: its status and the wait. */
+export async function untilPasses(url: string, client: string, headers: Record<string, string>): Promise<{ status: number; ms: number }> {
+  const at = Date.now();
+  let status = 0;
+  while (Date.now() - at < 3000) {
+    status = (await ask(url, { localAddress: client, headers })).status;
+    if (status === 200) break;
+    await sleep(50);
+  }
+  return { status, ms: Date.now() - at };
+}
+
 /**
  * What a loaded shared CI core may add to a request's wall time through nginx on top of the time
  * under test (measured: up to ~230 ms with four test suites beside it). Tests that check a budget

@@ -3,6 +3,7 @@
 // documents the same fields for operators.
 
 import { z } from 'zod';
+import { BUILTIN_SENSITIVE_KINDS, SENSITIVE_KIND } from '../wire/schema.ts';
 
 export const ROUTE_CLASSES = ['public', 'protected', 'identity', 'promo', 'object', 'internal', 'static'] as const;
 export type RouteClass = (typeof ROUTE_CLASSES)[number];
@@ -116,8 +117,8 @@ const rateModel = (d: { baseline: number; floor: number; weight: number }) =>
     .strict()
     .prefault({});
 
-/** Issue 17: the kinds the gateway finds without a pattern (wire/schema.ts BUILTIN_SENSITIVE_KINDS). */
-const BUILTIN_KINDS: readonly string[] = ['cn_mobile', 'cn_id', 'bank_card', 'email'];
+/** Issue 17: the kinds the gateway finds without a pattern. */
+const BUILTIN_KINDS: readonly string[] = BUILTIN_SENSITIVE_KINDS;
 /** Most policy patterns (SensitiveFinding caps a response at 16 kinds). */
 export const MAX_SENSITIVE_PATTERNS = 16;
 const MAX_PATTERN_LENGTH = 256;
@@ -128,7 +129,7 @@ export const sensitivePatternSchema = z
     /** The kind findings report, in the inventory, metrics and events. */
     name: z
       .string()
-      .regex(/^[a-z][a-z0-9_]{0,31}$/, 'a pattern name is a lower-case letter, then up to 31 lower-case letters, digits or "_"')
+      .regex(SENSITIVE_KIND, 'a pattern name is a lower-case letter, then up to 31 lower-case letters, digits or "_"')
       .refine((n) => !BUILTIN_KINDS.includes(n), { message: `the name of a built-in kind (${BUILTIN_KINDS.join(', ')}); those are found without a pattern, choose another name` }),
     /** A PCRE the gateway runs (ngx.re, "jo"), in the subset JavaScript reads the same way. */
     regex: z.string().min(1).max(MAX_PATTERN_LENGTH),

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.ts';
-import { BUILTIN_SENSITIVE_KINDS } from '../wire/schema.ts';
+import { BUILTIN_SENSITIVE_KINDS, type SensitivePattern } from '../wire/schema.ts';
 import { CidrSet, parseCidr, type Cidr } from '../net/ip.ts';
 import {
   policySchema,
@@ -37,18 +37,11 @@ export interface CompiledRoute {
   readonly clearanceLevel: number | undefined;
 }
 
-/** An operator pattern as the gateways get it (OutcomeAck.patterns). */
-export interface SensitivePatternSpec {
-  readonly name: string;
-  readonly regex: string;
-  readonly masked_regex?: string;
-}
-
 /** The policy's `responses` section, compiled (issue 17). */
 export interface CompiledResponses {
   /** Share of each route class's responses to inspect. */
   readonly inspect: Readonly<Record<RouteClass, number>>;
-  readonly patterns: readonly SensitivePatternSpec[];
+  readonly patterns: readonly SensitivePattern[];
   /** Short hash of `patterns` (OutcomeAck.patterns_version); never empty, also for no patterns. */
   readonly patternsVersion: string;
   /** The kinds the inventory counts: the built-in ones and the patterns' names. */

@@ -75,6 +75,9 @@ function bucketOf(records: number): number {
 }
 
 export class EndpointExposureStats {
+  /** @param endpoint the endpoint's name in metrics and events ("GET /api/users/{id}/profile") */
+  constructor(private readonly endpoint: string) {}
+
   inspected = 0;
   truncated = 0;
   recordsMean = 0;
@@ -90,8 +93,9 @@ export class EndpointExposureStats {
    * Counts one inspected response. Findings of kinds the policy does not define (a gateway still
    * on an older pattern set, a hostile one) are ignored: they would have no name an operator set.
    */
-  add(sample: ResponseSample, bytesSent: number, settings: CompiledResponses, endpoint: string, sink: ExposureSink | undefined): void {
+  add(sample: ResponseSample, bytesSent: number, settings: CompiledResponses, sink: ExposureSink | undefined): void {
     const ex = settings.exposure;
+    const endpoint = this.endpoint;
     this.inspected++;
     if (sample.truncated) this.truncated++;
     const records = sample.records;

@@ -163,8 +163,8 @@ export class Inventory {
       e = this.entries.peek(`${METHODS.has(o.method) ? o.method : 'OTHER'} ${templateOf(q < 0 ? o.path : o.path.slice(0, q))}`);
     }
     if (!e) return;
-    e.exposure ??= new EndpointExposureStats();
-    e.exposure.add(sample, o.bytes_sent, responses, endpointName(e), this.sink);
+    e.exposure ??= new EndpointExposureStats(endpointName(e));
+    e.exposure.add(sample, o.bytes_sent, responses, this.sink);
   }
 
   get size(): number {

@@ -19,9 +19,10 @@
 //     (those with a count), at most 16.
 
 import { createHmac } from 'node:crypto';
-import { MAX_FINDINGS, MAX_VALUE_HASHES, type ResponseSample, type SensitiveFinding } from '../wire/schema.ts';
+import { MAX_FINDINGS, MAX_VALUE_HASHES, type ResponseSample, type SensitiveFinding, type SensitivePattern } from '../wire/schema.ts';
 
-export interface SensitivePatternSpec { name: string; regex: string; masked_regex?: string }
+/** The policy's patterns as the gateway runs them (wire/schema.ts SensitivePattern). */
+export type SensitivePatternSpec = SensitivePattern;
 
 export interface InspectOptions {
   /** hmac_key bytes, as the gateway's config holds them (Buffer.from(hmac_key, 'utf8')). */
@@ -29,7 +30,7 @@ export interface InspectOptions {
   /** inspect_max_bytes; default 16384. */
   maxBytes?: number;
   /** The policy's responses.patterns, in order. */
-  patterns?: SensitivePatternSpec[];
+  patterns?: readonly SensitivePatternSpec[];
   /** The request's limit / page_size / per_page / size argument (0 = none). */
   requestedLimit?: number;
 }
@@ -109,7 +110,7 @@ const BUILTIN_CHECKS: Record<keyof typeof BUILTIN_PATTERNS, { masked: Check; unm
 // policy regexes are UTF-8 text; the scanned bytes are latin1 here, so the pattern is too
 const asBytes = (s: string): string => Buffer.from(s, 'utf8').toString('latin1');
 
-function searches(patterns: SensitivePatternSpec[]): Search[] {
+function searches(patterns: readonly SensitivePatternSpec[]): Search[] {
   const out: Search[] = [];
   for (const kind of Object.keys(BUILTIN_PATTERNS) as Array<keyof typeof BUILTIN_PATTERNS>) {
     out.push({ kind, masked: true, re: new RegExp(BUILTIN_PATTERNS[kind].masked, 'g'), check: BUILTIN_CHECKS[kind].masked });

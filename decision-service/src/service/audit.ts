@@ -22,6 +22,7 @@ import type { Thresholds } from '../config/policy.ts';
 import type { Decision } from '../engine/engine.ts';
 import { templateOf } from '../engine/inventory.ts';
 import type { RequestFeatures, Signal } from '../engine/signal.ts';
+import { BoundedMap } from '../state/bounded-map.ts';
 import type { Outcome } from '../wire/schema.ts';
 import type { RiskEvents } from './risk-events.ts';
 
@@ -133,7 +134,7 @@ export interface AuditOptions {
 
 /** Most records queued for the file and Redis between flushes; beyond it they are dropped (counted). */
 const MAX_QUEUED = 20_000;
-/** Keys remembered for deduplicating risk events (per map); the oldest is forgotten beyond it. */
+/** Keys remembered for deduplicating risk events (per map; BoundedMap forgets the least recently seen). */
 const MAX_EVENT_KEYS = 10_000;
 
 /** Reason-code prefix → the campaign family a risk event names. */
@@ -187,13 +188,11 @@ export function subjectKey(s: Signal, f: RequestFeatures): string {
   }
 }
 
-/** True (and remembered for `forMs`) when `key` has not been seen within its last window; bounded. */
-function firstSince(seen: Map<string, number>, key: string, now: number, forMs: number): boolean {
-  const until = seen.get(key);
+/** True (and remembered for `forMs`) when `key` has not been seen within its last window. */
+function firstSince(seen: BoundedMap<string, number>, key: string, now: number, forMs: number): boolean {
+  const until = seen.peek(key);
   if (until !== undefined && now < until) return false;
-  seen.delete(key);
   seen.set(key, now + forMs);
-  if (seen.size > MAX_EVENT_KEYS) seen.delete(seen.keys().next().value as string);
   return true;
 }
 
@@ -209,8 +208,8 @@ export class AuditLog {
   private readonly timer: NodeJS.Timeout | undefined;
   private readonly random: () => number;
   /** Risk-event dedupe: "family|subject" → until (ms), cache key → block expiry (ms). */
-  private readonly campaignsSeen = new Map<string, number>();
-  private readonly blocksSeen = new Map<string, number>();
+  private readonly campaignsSeen = new BoundedMap<string, number>(MAX_EVENT_KEYS);
+  private readonly blocksSeen = new BoundedMap<string, number>(MAX_EVENT_KEYS);
 
   constructor(private readonly opts: AuditOptions) {
     this.ring = new Array<AuditRecord | undefined>(Math.max(1, opts.ring)).fill(undefined);

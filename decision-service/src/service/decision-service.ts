@@ -210,7 +210,8 @@ export class DecisionService {
     const rp = this.responses;
     if (rp && input.mode !== 'ASYNC' && (d.action === 'ALLOW' || d.action === 'TAG' || input.mode === 'MONITOR')) {
       const share = rp().inspect[d.routeClass as RouteClass] ?? 0;
-      if (share >= 1 || (share > 0 && Math.random() < share)) d = { ...d, inspect: true };
+      // d is this call's own (the engine's or an override's fresh answer): marked, not copied
+      if (share >= 1 || (share > 0 && Math.random() < share)) d.inspect = true;
     }
     return d;
   }

@@ -17,6 +17,7 @@ import {
   type Outcome,
   type OutcomeBatch,
   type ResponseSample,
+  type SensitivePattern,
 } from './schema.ts';
 
 export const PROTO_PATH = fileURLToPath(new URL('./verdict.proto', import.meta.url));
@@ -54,12 +55,6 @@ export interface DecideResponse {
   inspect?: boolean;
 }
 
-/** An operator-defined sensitive kind (the policy's responses.patterns), as gateways get it. */
-export interface SensitivePattern {
-  readonly name: string;
-  readonly regex: string;
-  readonly masked_regex?: string;
-}
 
 export interface OutcomeAck {
   accepted: number;
@@ -158,36 +153,29 @@ function issues(err: z.ZodError, prefix: string): string {
 }
 
 /**
- * One outcome: its own fields through zod, its async request (if any) through the decide fast
- * path when it came from protobuf — zod on the nested request was most of a batch's cost.
+ * A nested message of outcome i (`field`: its async request, its response sample): a decoded
+ * protobuf message through its fast path, zod for JSON and for the error message of anything the
+ * fast path refuses (zod on the nested request was most of a batch's cost).
  */
+function nested<T>(raw: unknown, field: 'request' | 'response', i: number, fromProtobuf: boolean,
+  fast: (m: Record<string, unknown>) => T | undefined, schema: z.ZodType<T>): T | undefined {
+  const value = raw !== null && typeof raw === 'object' ? (raw as Record<string, unknown>)[field] : undefined;
+  if (value === undefined || value === null) return undefined;
+  const quick = fromProtobuf ? fast(value as Record<string, unknown>) : undefined;
+  if (quick) return quick;
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new VerdictError('INVALID_FIELD', issues(parsed.error, `outcomes.${i}.${field}.`));
+  return parsed.data;
+}
+
+/** One outcome: its own fields through zod, its nested messages as nested() says. */
 function validOutcome(raw: unknown, i: number, fromProtobuf: boolean): Outcome {
   // zod reads a decoded message's unset fields from its prototype, five times slower than from
   // a plain object; the own (wire) fields copied are the same input, zod supplies the defaults.
   const parsed = outcomeFieldsSchema.safeParse(fromProtobuf ? { ...(raw as object) } : raw);
   if (!parsed.success) throw new VerdictError('INVALID_FIELD', issues(parsed.error, `outcomes.${i}.`));
-  const rawRequest = raw !== null && typeof raw === 'object' ? (raw as { request?: unknown }).request : undefined;
-  let request: DecideRequest | undefined;
-  if (rawRequest !== undefined && rawRequest !== null) {
-    request = fromProtobuf ? fastValidateDecide(rawRequest as Record<string, unknown>) : undefined;
-    if (!request) {
-      const nested = decideRequestSchema.safeParse(rawRequest);
-      if (!nested.success) throw new VerdictError('INVALID_FIELD', issues(nested.error, `outcomes.${i}.request.`));
-      request = nested.data;
-    }
-  }
-  const rawResponse = raw !== null && typeof raw === 'object' ? (raw as { response?: unknown }).response : undefined;
-  let response: ResponseSample | undefined;
-  if (rawResponse !== undefined && rawResponse !== null) {
-    // the same split as the request: a decoded message through the fast path, zod for JSON and
-    // for the error message of anything the fast path refuses
-    response = fromProtobuf ? fastValidateResponseSample(rawResponse as Record<string, unknown>) : undefined;
-    if (!response) {
-      const nested = responseSampleSchema.safeParse(rawResponse);
-      if (!nested.success) throw new VerdictError('INVALID_FIELD', issues(nested.error, `outcomes.${i}.response.`));
-      response = nested.data;
-    }
-  }
+  const request = nested<DecideRequest>(raw, 'request', i, fromProtobuf, fastValidateDecide, decideRequestSchema);
+  const response = nested<ResponseSample>(raw, 'response', i, fromProtobuf, fastValidateResponseSample, responseSampleSchema);
   return { ...parsed.data, request, response };
 }
 

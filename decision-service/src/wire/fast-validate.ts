@@ -7,7 +7,7 @@
 import { isIP } from 'node:net';
 import { parseIPv4 } from '../net/ip.ts';
 import {
-  CLEARANCES, clip, LIST_LIMITS, MAX_BUDGET_MS, MAX_FINDINGS, MAX_HASH_BYTES, MAX_METHOD, MAX_PATH, MAX_VALUE_HASHES, METHOD, STRING_LIMITS,
+  CLEARANCES, clip, LIST_LIMITS, MAX_BUDGET_MS, MAX_FINDINGS, MAX_HASH_BYTES, MAX_METHOD, MAX_PATH, MAX_VALUE_HASHES, METHOD, SENSITIVE_KIND, STRING_LIMITS,
   type DecideRequest, type Mode, type ResponseSample, type SensitiveFinding,
 } from './schema.ts';
 
@@ -143,14 +143,11 @@ export function fastValidateDecide(m: Decoded): DecideRequest | undefined {
   }
 }
 
-/** A sensitive kind's name (schema.ts sensitiveFindingSchema). */
-const KIND = /^[a-z][a-z0-9_]{0,31}$/;
-
 function finding(f: unknown): SensitiveFinding {
   if (f === null || typeof f !== 'object') throw REFUSE;
   const m = f as Decoded;
   const kind = m.kind;
-  if (typeof kind !== 'string' || !KIND.test(kind)) throw REFUSE;
+  if (typeof kind !== 'string' || !SENSITIVE_KIND.test(kind)) throw REFUSE;
   const raw = m.value_hashes;
   const hashes: Buffer[] = [];
   if (raw !== undefined && raw !== null) {

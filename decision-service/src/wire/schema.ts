@@ -115,12 +115,22 @@ export type DecideRequest = z.output<typeof decideRequestSchema>;
 
 /** Issue 17: the kinds the gateway finds without a policy pattern (CONTRACT.md, "Response inspection"). */
 export const BUILTIN_SENSITIVE_KINDS = ['cn_mobile', 'cn_id', 'bank_card', 'email'] as const;
+/** A sensitive kind's name: a built-in kind or a policy pattern's (findings, patterns, the gateway's check). */
+export const SENSITIVE_KIND = /^[a-z][a-z0-9_]{0,31}$/;
+
+/** An operator-defined sensitive kind (the policy's responses.patterns), as gateways get it (OutcomeAck.patterns). */
+export interface SensitivePattern {
+  readonly name: string;
+  readonly regex: string;
+  readonly masked_regex?: string;
+}
+
 /** At most this many findings per response, and value hashes per finding (the gateway's caps). */
 export const MAX_FINDINGS = 16;
 export const MAX_VALUE_HASHES = 32;
 
 export const sensitiveFindingSchema = z.object({
-  kind: z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, 'a kind is [a-z][a-z0-9_]{0,31}'),
+  kind: z.string().regex(SENSITIVE_KIND, 'a kind is [a-z][a-z0-9_]{0,31}'),
   unmasked: uint32.default(0),
   masked: uint32.default(0),
   value_hashes: z

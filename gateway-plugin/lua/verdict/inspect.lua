@@ -399,23 +399,24 @@ function _M.header_filter()
   local action = st.action
   -- Verdict's own answers (block, challenge, fail-closed) are not the API's data
   if (action == "BLOCK" or action == "CHALLENGE") and st.mode ~= "monitor" then return end
+  -- whether this response is sampled first (no header read for one that is not), then whether
+  -- it can be inspected
   local setting = inspect_setting()
-  if setting == "off" then return end
-  if ngx_var.request_method == "HEAD" then return end
-  local h = ngx.header
-  if not json_type(h["Content-Type"]) then return end
-  local enc = h["Content-Encoding"]
-  if enc and enc ~= "identity" then return end -- compressed upstream bodies are not inspected
   local yes
   if setting == "all" then
     yes = true
   elseif setting == "auto" then
     local decided = st.inspect
     if decided ~= nil then yes = decided else yes = random() < config.http.inspect_sample end
-  else
+  elseif setting ~= "off" then
     yes = random() < setting
   end
   if not yes then return end
+  if ngx_var.request_method == "HEAD" then return end
+  local h = ngx.header
+  if not json_type(h["Content-Type"]) then return end
+  local enc = h["Content-Encoding"]
+  if enc and enc ~= "identity" then return end -- compressed upstream bodies are not inspected
   st.scan = _M.new_scan(config.http.inspect_max_bytes, requested_limit())
 end
 

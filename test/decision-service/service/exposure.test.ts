@@ -163,8 +163,8 @@ t.test('bounded: at most MAX_KINDS kinds per endpoint, whatever the policy reloa
   const base = policy().responses;
   const kinds = Array.from({ length: MAX_KINDS + 10 }, (_, i) => `k${i}`);
   const settings = { ...base, kinds: new Set(kinds) };
-  const stats = new EndpointExposureStats();
-  for (let i = 0; i < kinds.length; i += 8) stats.add({ inspected_bytes: 1, truncated: false, records: 1, requested_limit: 0, findings: kinds.slice(i, i + 8).map((kind) => ({ kind, unmasked: 1, masked: 0, value_hashes: [] })) }, 10, settings, 'GET /x', undefined);
+  const stats = new EndpointExposureStats('GET /x');
+  for (let i = 0; i < kinds.length; i += 8) stats.add({ inspected_bytes: 1, truncated: false, records: 1, requested_limit: 0, findings: kinds.slice(i, i + 8).map((kind) => ({ kind, unmasked: 1, masked: 0, value_hashes: [] })) }, 10, settings, undefined);
   t.equal(stats.kinds.size, MAX_KINDS);
 });
 

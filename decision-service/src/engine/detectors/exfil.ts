@@ -14,6 +14,7 @@
 // seeing their own data; scorecard worlds challenged them); when on, it acts only as far as the
 // proven crowd behind it allows (proven.ts). API-key principals read customers' data by design: `api_key_multiplier`.
 
+import { BoundedMap } from '../../state/bounded-map.ts';
 import { hash32, mix32 } from '../../state/distinct.ts';
 import type { ResponseSample } from '../../wire/schema.ts';
 import { observeOnly, ramp, Strongest, type DetectorFactory, type OutcomeContext, type SignalSubject } from '../signal.ts';
@@ -49,34 +50,13 @@ function unmaskedValues(r: ResponseSample, members: number[], hashes: Buffer[]):
 }
 
 /**
- * Values known to be public (more than popular_after receivers), each until a window after it was
- * found so: skipping the store for them is most of this detector's cost on busy sites, where the
- * same public values (a winners list, a support line) are in response after response, and their
- * receiver sketches are large (an estimate over every register per look). Per instance, bounded:
- * the oldest entries go first. A value forgotten early is only looked up in the store again.
+ * Values known to be public (more than popular_after receivers), each with the time until which
+ * it is known so (a window after it was found so): skipping the store for them is most of this
+ * detector's cost on busy sites, where the same public values (a winners list, a support line) are
+ * in response after response, and their receiver sketches are large (an estimate over every
+ * register per look). Per instance, bounded (≈ 50 bytes each): a value forgotten early is only
+ * looked up in the store again.
  */
-class PublicValues {
-  private readonly until = new Map<number, number>();
-  constructor(private readonly max: number) {}
-
-  has(member: number, now: number): boolean {
-    const u = this.until.get(member);
-    if (u === undefined) return false;
-    if (u > now) return true;
-    this.until.delete(member);
-    return false;
-  }
-
-  add(member: number, until: number): void {
-    if (this.until.size >= this.max) {
-      const oldest = this.until.keys().next();
-      if (!oldest.done) this.until.delete(oldest.value);
-    }
-    this.until.set(member, until);
-  }
-}
-
-/** Public values remembered per instance (≈ 50 bytes each). */
 const PUBLIC_VALUES_MAX = 50_000;
 
 export const exfil: DetectorFactory = ({ policy, store }) => {
@@ -88,7 +68,7 @@ export const exfil: DetectorFactory = ({ policy, store }) => {
   const members: number[] = [];
   const hashes: Buffer[] = [];
   const fresh: number[] = [];
-  const publicValues = new PublicValues(PUBLIC_VALUES_MAX);
+  const publicUntil = new BoundedMap<number, number>(PUBLIC_VALUES_MAX);
   return {
     name: 'exfil',
     inspect(f, out) {
@@ -115,11 +95,11 @@ export const exfil: DetectorFactory = ({ policy, store }) => {
       let receiver = -1;
       for (let i = 0; i < members.length; i++) {
         const m = members[i] as number;
-        if (cfg.popular_after > 0 && publicValues.has(m, now)) continue;
+        if (cfg.popular_after > 0 && (publicUntil.peek(m) ?? 0) > now) continue;
         if (receiver < 0) receiver = hash32(f.principal || f.session || f.device || f.client);
         const n = store.addDistinct(K.receivers((hashes[i] as Buffer).toString('hex')), receiver, W, now);
         if (cfg.popular_after === 0 || n <= cfg.popular_after) fresh.push(m);
-        else publicValues.add(m, now + W);
+        else publicUntil.set(m, now + W);
       }
       if (fresh.length === 0) return;
       for (const [key] of keysOf(f, cfg.client_multiplier, cfg.api_key_multiplier)) {
