@@ -98,7 +98,7 @@ export interface ServiceProcess {
 }
 
 /** Starts decision-service/src/main.ts pinned to `cpu`; resolves when it prints that it listens. */
-export async function startServiceProcess(opts: { cpu: number | null; unix?: boolean; env?: Record<string, string> }): Promise<ServiceProcess> {
+export async function startServiceProcess(opts: { cpu: number | null; unix?: boolean; env?: Record<string, string>; nodeFlags?: string[] }): Promise<ServiceProcess> {
   let addr: string;
   let url = '';
   let metricsPort = 0;
@@ -119,7 +119,7 @@ export async function startServiceProcess(opts: { cpu: number | null; unix?: boo
     VERDICT_POLICY_WATCH: '0',
     VERDICT_IDENTIFIER_KEY: 'verdict-bench-identifier-key-0123',
     ...opts.env,
-  }, 30_000);
+  }, 30_000, opts.nodeFlags);
   const pid = child.pid ?? 0;
   // threads started after spawn (GC, libuv pool) inherit from their creator; pin again to be sure
   pin(pid, opts.cpu);

@@ -36,16 +36,16 @@ export function ownChild(child: ChildProcess): ServiceChild {
 }
 
 /** Spawns the service with `env` on top of ours; output inherited (the demo) or piped. */
-export function spawnService(env: Record<string, string>, stdio: StdioOptions = ['ignore', 'pipe', 'pipe']): ServiceChild {
+export function spawnService(env: Record<string, string>, stdio: StdioOptions = ['ignore', 'pipe', 'pipe'], nodeFlags: readonly string[] = []): ServiceChild {
   // tap's process-info hook (inherited through NODE_OPTIONS) makes the service ~3x slower and
   // is not ours to measure
   const nodeOptions = (process.env.NODE_OPTIONS ?? '').replace(/"?--import=\S*@tapjs\/processinfo\S*"?/g, '').trim();
-  return ownChild(spawn(process.execPath, [...SERVICE_ARGS], { cwd: repoRoot, env: { ...process.env, NODE_OPTIONS: nodeOptions, ...env }, stdio }));
+  return ownChild(spawn(process.execPath, [...nodeFlags, ...SERVICE_ARGS], { cwd: repoRoot, env: { ...process.env, NODE_OPTIONS: nodeOptions, ...env }, stdio }));
 }
 
 /** Spawns the service and resolves once it prints that it listens; rejects with its output otherwise. */
-export async function startServiceChild(env: Record<string, string>, timeoutMs: number): Promise<ServiceChild> {
-  const svc = spawnService(env);
+export async function startServiceChild(env: Record<string, string>, timeoutMs: number, nodeFlags: readonly string[] = []): Promise<ServiceChild> {
+  const svc = spawnService(env, undefined, nodeFlags);
   const { child } = svc;
   let out = '';
   try {

@@ -24,7 +24,7 @@ function bucketStart(now: number, windowMs: number): number {
 }
 
 /** Bytes each key of maxKeys costs per structure: the 12-byte index slot plus its columns. */
-export const BYTES_PER_KEY = { counter: 12 + 24, distinct: 12 + 8 + 1 + 2 + 2 * CELL * 4, mark: 12 + 8, arrival: 12 + 8 + 2 + 4 * RING, value: 12 + 16 } as const;
+export const BYTES_PER_KEY = { counter: 12 + 24, distinct: 12 + 8 + 1 + 4 + 2 + 2 * CELL * 4, mark: 12 + 8, arrival: 12 + 8 + 2 + 4 * RING, value: 12 + 16 } as const;
 
 /** Memory the store's tables take at most for `maxKeys` (they are allocated once). */
 export function storeBytes(maxKeys: number): number {
@@ -80,6 +80,12 @@ class DistinctSets {
   readonly n: Uint8Array;
   /** Cell c occupies words[c * CELL, (c + 1) * CELL): members, or registers packed 4 a word. */
   readonly words: Uint32Array;
+  /**
+   * The slot's last union count, or -1 once a member or register changed: most adds to a busy
+   * key (an address, a browser build) change nothing once its sketch is full, and the union of
+   * two HyperLogLogs costs more than the rest of the add.
+   */
+  readonly union: Int32Array;
 
   constructor(capacity: number) {
     this.index = new SlotIndex(capacity);
@@ -88,6 +94,7 @@ class DistinctSets {
     this.half = new Uint8Array(n);
     this.n = new Uint8Array(2 * n);
     this.words = new Uint32Array(2 * n * CELL);
+    this.union = new Int32Array(n);
   }
 
   copy(src: DistinctSets, from: number, to: number): void {
@@ -95,6 +102,7 @@ class DistinctSets {
     this.half[to] = src.half[from] as number;
     this.n[2 * to] = src.n[2 * from] as number;
     this.n[2 * to + 1] = src.n[2 * from + 1] as number;
+    this.union[to] = src.union[from] as number;
     const w = src.words;
     for (let i = 2 * from * CELL, j = 2 * to * CELL, end = i + 2 * CELL; i < end; i++, j++) this.words[j] = w[i] as number;
   }
@@ -103,6 +111,7 @@ class DistinctSets {
     const start = bucketStart(now, windowMs);
     const was = this.start[s] as number;
     if (start === was) return;
+    this.union[s] = -1;
     if (start - was === windowMs) {
       // The current bucket becomes the previous one; the old previous is emptied and reused.
       const h = (this.half[s] as number) ^ 1;
@@ -115,24 +124,36 @@ class DistinctSets {
     this.start[s] = start;
   }
 
-  add(c: number, member: number): void {
+  /** Adds a member to cell c; whether the cell changed. */
+  add(c: number, member: number): boolean {
     const h = member >>> 0;
     const n = this.n[c] as number;
     const base = c * CELL;
     const w = this.words;
     if (n !== PROMOTED) {
-      for (let i = base, end = base + n; i < end; i++) if (w[i] === h) return;
+      for (let i = base, end = base + n; i < end; i++) if (w[i] === h) return false;
       if (n < SMALL) {
         w[base + n] = h;
         this.n[c] = n + 1;
-        return;
+        return true;
       }
       promoting.set(w.subarray(base, base + SMALL));
       w.fill(0, base, base + CELL);
       this.n[c] = PROMOTED;
       for (let i = 0; i < SMALL; i++) this.addRegister(base, promoting[i] as number);
+      this.addRegister(base, h);
+      return true;
     }
-    this.addRegister(base, h);
+    return this.addRegister(base, h);
+  }
+
+  /** The distinct count of slot s's two cells, from the cache unless something changed. */
+  count(s: number): number {
+    const cached = this.union[s] as number;
+    if (cached >= 0) return cached;
+    const n = this.unionCount(2 * s, 2 * s + 1);
+    this.union[s] = n;
+    return n;
   }
 
   /** Distinct members of the union of cells a and b. */
@@ -171,14 +192,16 @@ class DistinctSets {
   }
 
   /** Register update packed in words, the same ranks as distinct.ts addToRegisters. */
-  private addRegister(base: number, h: number): void {
+  private addRegister(base: number, h: number): boolean {
     const idx = h >>> 25;
     const x = (h << 7) >>> 0;
     const rank = x === 0 ? 26 : Math.clz32(x) + 1;
     const i = base + (idx >>> 2);
     const shift = (idx & 3) * 8;
     const word = this.words[i] as number;
-    if (rank > ((word >>> shift) & 0xff)) this.words[i] = (word & ~(0xff << shift)) | (rank << shift);
+    if (rank <= ((word >>> shift) & 0xff)) return false;
+    this.words[i] = (word & ~(0xff << shift)) | (rank << shift);
+    return true;
   }
 }
 
@@ -309,12 +332,12 @@ export class MemoryStore implements Store {
       t.half[s] = 0;
       t.n[2 * s] = 0;
       t.n[2 * s + 1] = 0;
+      t.union[s] = -1;
     } else {
       t.roll(s, windowMs, now);
     }
-    const cur = 2 * s + (t.half[s] as number);
-    t.add(cur, member);
-    return t.unionCount(cur, cur ^ 1);
+    if (t.add(2 * s + (t.half[s] as number), member)) t.union[s] = -1;
+    return t.count(s);
   }
 
   countDistinct(key: string, windowMs: number, now: number): number {
@@ -322,7 +345,7 @@ export class MemoryStore implements Store {
     const s = t.index.lookup(key);
     if (s < 0) return 0;
     t.roll(s, windowMs, now);
-    return t.unionCount(2 * s, 2 * s + 1);
+    return t.count(s);
   }
 
   mark(key: string, now: number, ttlMs: number): void {

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import type { z } from 'zod';
 import { VerdictError } from '../errors.ts';
-import { fastValidateDecide, fastValidateResponseSample } from './fast-validate.ts';
+import { fastValidateDecide, fastValidateOutcomeFields, fastValidateResponseSample } from './fast-validate.ts';
 import {
   decideRequestSchema,
   gatewayIdSchema,
@@ -172,11 +172,15 @@ function nested<T>(raw: unknown, field: 'request' | 'response', i: number, fromP
 function validOutcome(raw: unknown, i: number, fromProtobuf: boolean): Outcome {
   // zod reads a decoded message's unset fields from its prototype, five times slower than from
   // a plain object; the own (wire) fields copied are the same input, zod supplies the defaults.
-  const parsed = outcomeFieldsSchema.safeParse(fromProtobuf ? { ...(raw as object) } : raw);
-  if (!parsed.success) throw new VerdictError('INVALID_FIELD', issues(parsed.error, `outcomes.${i}.`));
+  let fields = fromProtobuf ? fastValidateOutcomeFields(raw as Record<string, unknown>) : undefined;
+  if (!fields) {
+    const parsed = outcomeFieldsSchema.safeParse(fromProtobuf ? { ...(raw as object) } : raw);
+    if (!parsed.success) throw new VerdictError('INVALID_FIELD', issues(parsed.error, `outcomes.${i}.`));
+    fields = parsed.data;
+  }
   const request = nested<DecideRequest>(raw, 'request', i, fromProtobuf, fastValidateDecide, decideRequestSchema);
   const response = nested<ResponseSample>(raw, 'response', i, fromProtobuf, fastValidateResponseSample, responseSampleSchema);
-  return { ...parsed.data, request, response };
+  return { ...fields, request, response };
 }
 
 function validGatewayId(raw: unknown): string {

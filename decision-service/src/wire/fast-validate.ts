@@ -8,7 +8,7 @@ import { isIP } from 'node:net';
 import { parseIPv4 } from '../net/ip.ts';
 import {
   CLEARANCES, clip, LIST_LIMITS, MAX_BUDGET_MS, MAX_FINDINGS, MAX_HASH_BYTES, MAX_METHOD, MAX_PATH, MAX_VALUE_HASHES, METHOD, SENSITIVE_KIND, STRING_LIMITS,
-  type DecideRequest, type Mode, type ResponseSample, type SensitiveFinding,
+  type DecideRequest, type Mode, type Outcome, type ResponseSample, type SensitiveFinding,
 } from './schema.ts';
 
 const MODES: readonly Mode[] = ['INLINE', 'ASYNC', 'MONITOR'];
@@ -180,6 +180,57 @@ export function fastValidateResponseSample(m: Decoded): ResponseSample | undefin
       records: uint32(m.records),
       requested_limit: uint32(m.requested_limit),
       findings,
+    };
+  } catch (err) {
+    if (err === REFUSE) return undefined;
+    throw err;
+  }
+}
+
+const ACTIONS = ['ALLOW', 'TAG', 'CHALLENGE', 'BLOCK'] as const;
+type OutcomeFields = Omit<Outcome, 'request' | 'response'>;
+
+/** A string field the schema refuses (not cuts) when over-long: absent = ''. */
+function bounded(v: unknown, max: number): string {
+  if (v === undefined || v === null) return '';
+  if (typeof v !== 'string' || v.length > max) throw REFUSE;
+  return v;
+}
+
+function uint64Field(v: unknown): number {
+  return v === undefined || v === null ? 0 : tsMs(v);
+}
+
+/**
+ * An Outcome's own fields (request and response are validated apart) by the schema's rules, or
+ * undefined for zod to accept them or name the field it refuses. Every gateway sends one per
+ * request, so this runs as often as decide does.
+ */
+export function fastValidateOutcomeFields(m: Decoded): OutcomeFields | undefined {
+  try {
+    const status = m.status ?? 0;
+    if (typeof status !== 'number' || !Number.isInteger(status) || status < 0 || status > 999) return undefined;
+    const upstream = m.upstream_ms ?? 0;
+    if (typeof upstream !== 'number' || !Number.isInteger(upstream) || upstream < 0) return undefined;
+    const a = m.action ?? 0;
+    const action = typeof a === 'number' ? (Number.isInteger(a) ? ACTIONS[a] : undefined) : ACTIONS.find((x) => x === a);
+    if (!action) return undefined;
+    const fromCache = m.from_cache ?? false;
+    if (typeof fromCache !== 'boolean') return undefined;
+    return {
+      request_id: bounded(m.request_id, 128),
+      ts_ms: uint64Field(m.ts_ms),
+      client_ip: bounded(m.client_ip, 64),
+      method: bounded(m.method, 16),
+      path: bounded(m.path, 4096),
+      route_tag: bounded(m.route_tag, 64),
+      status,
+      auth_result: bounded(m.auth_result, 64),
+      upstream_ms: upstream,
+      bytes_sent: uint64Field(m.bytes_sent),
+      action,
+      fail_open: bounded(m.fail_open, 32),
+      from_cache: fromCache,
     };
   } catch (err) {
     if (err === REFUSE) return undefined;

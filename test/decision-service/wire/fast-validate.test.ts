@@ -2,9 +2,9 @@
 // on the validated result; anything it refuses still gets zod's field-named error.
 
 import t from 'tap';
-import { decodeDecideRequest, DecideRequestType } from '../../../decision-service/src/wire/codec.ts';
-import { fastValidateDecide } from '../../../decision-service/src/wire/fast-validate.ts';
-import { decideRequestSchema } from '../../../decision-service/src/wire/schema.ts';
+import { decodeDecideRequest, DecideRequestType, OutcomeType } from '../../../decision-service/src/wire/codec.ts';
+import { fastValidateDecide, fastValidateOutcomeFields } from '../../../decision-service/src/wire/fast-validate.ts';
+import { decideRequestSchema, outcomeSchema } from '../../../decision-service/src/wire/schema.ts';
 
 const base = {
   request_id: 'r1', ts_ms: 1763800000000, client_ip: '198.51.100.7', method: 'POST', host: 'shop', path: '/api/auth/login',
@@ -79,4 +79,37 @@ t.test('rejected messages still get the field-named error', async (t) => {
   const ok = decodeDecideRequest(Buffer.from(DecideRequestType.encode(DecideRequestType.fromObject(base)).finish()), 'protobuf');
   t.equal(ok.mode, 'ASYNC');
   t.equal(ok.ts_ms, 1763800000000);
+});
+
+// Every gateway sends an outcome per request: its own fields take the same fast path.
+t.test('outcome fields: fast path and zod agree', async (t) => {
+  const outcome = {
+    request_id: 'r1', ts_ms: 1763800000000, client_ip: '198.51.100.7', method: 'GET', path: '/api/orders/7', route_tag: 'orders',
+    status: 200, auth_result: 'ok', upstream_ms: 12, bytes_sent: 2048, action: 3, fail_open: '', from_cache: true,
+  };
+  const outcomeCases: Array<[string, Record<string, unknown>]> = [
+    ['full', outcome],
+    ['empty', {}],
+    ['challenge from cache', { ...outcome, action: 2 }],
+    ['status 999', { ...outcome, status: 999 }],
+    ['status 1000', { ...outcome, status: 1000 }],
+    ['long request id', { ...outcome, request_id: 'r'.repeat(129) }],
+    ['long client ip', { ...outcome, client_ip: '1'.repeat(65) }],
+    ['long method', { ...outcome, method: 'M'.repeat(17) }],
+    ['long path', { ...outcome, path: `/${'p'.repeat(4096)}` }],
+    ['long fail-open cause', { ...outcome, fail_open: 'f'.repeat(33) }],
+    ['large bytes sent', { ...outcome, bytes_sent: 2 ** 40 }],
+  ];
+  for (const [name, fields] of outcomeCases) {
+    const msg = OutcomeType.decode(OutcomeType.encode(OutcomeType.fromObject(fields)).finish()) as unknown as Record<string, unknown>;
+    const fast = fastValidateOutcomeFields(msg);
+    const slow = outcomeSchema.omit({ request: true, response: true }).safeParse({ ...msg });
+    t.equal(fast !== undefined, slow.success, `${name}: same verdict`);
+    if (fast && slow.success) t.same(fast, slow.data, `${name}: same fields`);
+  }
+  // what protobuf cannot carry but a decoded object could: refused by both
+  for (const [name, bad] of [['action 7', { ...outcome, action: 7 }], ['status as text', { ...outcome, status: '200' }], ['from_cache as number', { ...outcome, from_cache: 1 }]] as const) {
+    t.equal(fastValidateOutcomeFields(bad), undefined, `${name}: fast path refuses`);
+    t.notOk(outcomeSchema.omit({ request: true, response: true }).safeParse(bad).success, `${name}: zod refuses`);
+  }
 });

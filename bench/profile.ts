@@ -1,0 +1,188 @@
+// `npm run bench:profile`: where the inline path's CPU goes. Starts the bench's stack (upstream,
+// decision service, the Lua gateway inline on every route, same pinning as `npm run bench`),
+// sends the all-human mix at a constant rate, and reads user + system CPU per request of each
+// server-side process from /proc. With --perf it also samples the gateway's nginx worker with
+// `perf record -e cpu-clock -g` and the service with V8's --cpu-prof, and writes folded stacks and
+// a top-functions table to the output directory.
+//
+//   npm run bench:profile -- [--rate 1500] [--duration 5] [--perf] [--out DIR] [--plain]
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { BenchEnv } from './lib/case.ts';
+import { LUA_GUARD, mixLocations, startLuaGateway } from './lib/gateway.ts';
+import { childPids, cpuMicros, pinHarness, sleep, startServiceProcess } from './lib/proc.ts';
+import { humanMix } from './lib/request-mix.ts';
+import { startUpstream } from './lib/stock-nginx.ts';
+import { warmService } from './lib/warm.ts';
+import { pacingScript, rotatingFileScript, runWrk } from './lib/wrk.ts';
+
+function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? (process.argv[i + 1] ?? dflt) : dflt;
+}
+
+const rate = Number(arg('--rate', '1500'));
+const durationS = Number(arg('--duration', '5'));
+const withPerf = process.argv.includes('--perf');
+const withCpuProf = withPerf || process.argv.includes('--cpu-prof');
+const withStrace = process.argv.includes('--strace');
+const out = arg('--out', join(tmpdir(), `verdict-profile-${Date.now()}`));
+
+/** Folded stacks ("a;b;c count") from `perf script` output. */
+function foldPerf(text: string): Map<string, number> {
+  const folded = new Map<string, number>();
+  for (const block of text.split('\n\n')) {
+    const lines = block.split('\n').filter((l) => l.trim());
+    if (lines.length < 2) continue;
+    const frames = lines.slice(1).map((l) => {
+      const m = /^\s*[0-9a-f]+\s+(.+?)\s+\((.+)\)$/.exec(l);
+      if (!m) return l.trim();
+      const sym = m[1] === '[unknown]' ? `[${m[2]!.split('/').pop()}]` : m[1]!.replace(/\+0x[0-9a-f]+$/, '');
+      return sym;
+    }).reverse();
+    const key = frames.join(';');
+    folded.set(key, (folded.get(key) ?? 0) + 1);
+  }
+  return folded;
+}
+
+function topSelf(folded: Map<string, number>, n: number): string[] {
+  const self = new Map<string, number>();
+  let total = 0;
+  for (const [k, v] of folded) {
+    const leaf = k.split(';').pop() ?? k;
+    self.set(leaf, (self.get(leaf) ?? 0) + v);
+    total += v;
+  }
+  return [...self].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, v]) => `${((100 * v) / total).toFixed(1).padStart(5)}%  ${k}`);
+}
+
+interface CpuProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
+interface CpuProfile { nodes: CpuProfileNode[]; startTime: number; samples: number[]; timeDeltas: number[] }
+
+/** Folded stacks (µs) from a V8 .cpuprofile, only samples taken within [fromUs, toUs] (CLOCK_MONOTONIC µs). */
+function foldCpuProfile(p: CpuProfile, fromUs: number, toUs: number): Map<string, number> {
+  const parent = new Map<number, number>();
+  const byId = new Map<number, CpuProfileNode>();
+  for (const n of p.nodes) {
+    byId.set(n.id, n);
+    for (const c of n.children ?? []) parent.set(c, n.id);
+  }
+  const name = (n: CpuProfileNode) => {
+    const file = n.callFrame.url.replace(/^.*\/(decision-service|node_modules)\//, '$1/');
+    return `${n.callFrame.functionName || '(anonymous)'}${file ? ` ${file}:${n.callFrame.lineNumber + 1}` : ''}`;
+  };
+  const folded = new Map<string, number>();
+  let t = p.startTime;
+  p.samples.forEach((id, i) => {
+    t += p.timeDeltas[i] ?? 0;
+    if (t < fromUs || t > toUs) return;
+    const frames: string[] = [];
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const n = byId.get(cur)!;
+      if (n.callFrame.functionName !== '(root)') frames.push(name(n));
+    }
+    const key = frames.reverse().join(';');
+    folded.set(key, (folded.get(key) ?? 0) + (p.timeDeltas[i] ?? 0));
+  });
+  return folded;
+}
+
+async function main(): Promise<void> {
+  mkdirSync(out, { recursive: true });
+  const { cpu } = pinHarness();
+  const tmp = mkdtempSync(join(tmpdir(), 'verdict-profile-'));
+  const profDir = join(out, 'service-cpuprofile');
+  const upstream = await startUpstream(cpu.server);
+  const service = await startServiceProcess({
+    cpu: cpu.service,
+    nodeFlags: withCpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interval=200'] : [],
+  });
+  await warmService(service.frameAddr);
+  const mix = humanMix();
+  const env = {
+    quick: false, cpus: cpu, upstream: `127.0.0.1:${upstream.port}`, service, tmp, mix,
+    mixScript: rotatingFileScript(mix.map((m) => m.http), join(tmp, 'human-mix.bin')),
+    attackScript: '', durationS, warmupS: 2, connections: 64, transport: 'frame',
+  } as BenchEnv;
+  const plain = process.argv.includes('--plain');
+  const stack = await startLuaGateway(env, mixLocations({ identity: 'inline', promo: 'inline', static: 'inline', rest: 'inline' }, plain ? 'proxy_pass http://verdict_app;' : LUA_GUARD));
+  const base = { url: stack.url, script: env.mixScript + pacingScript(rate), connections: 64, cpu: cpu.load, dir: tmp };
+  await runWrk({ ...base, durationS: 2, name: 'warm' });
+  const workers = stack.workerPids?.() ?? [];
+  const groups = { gateway: workers, service: [service.pid], upstream: childPids(upstream.pid) };
+  const read = () => Object.fromEntries(Object.entries(groups).map(([k, pids]) => [k, pids.reduce((a, p) => a + cpuMicros(p), 0)])) as Record<string, number>;
+  const metrics0 = (await stack.gatewayMetrics?.()) ?? '';
+  let perf: ReturnType<typeof spawn> | null = null;
+  const perfData = join(out, 'nginx-worker.perf.data');
+  if (withPerf && !process.argv.includes('--cpu-prof') && workers.length) {
+    perf = spawn('perf', ['record', '-e', 'cpu-clock', '-F', '2000', '-g', '-o', perfData, '-p', workers.join(',')], { stdio: 'ignore' });
+    await sleep(300);
+  }
+  const straced: Array<{ name: string; proc: ReturnType<typeof spawn>; file: string }> = [];
+  if (withStrace) {
+    for (const [name, pids] of Object.entries(groups)) {
+      const file = join(out, `${name}.strace`);
+      straced.push({ name, file, proc: spawn('strace', ['-c', '-f', '-o', file, ...pids.flatMap((p) => ['-p', String(p)])], { stdio: 'ignore' }) });
+    }
+    await sleep(500);
+  }
+  const before = read();
+  const fromUs = Number(process.hrtime.bigint() / 1000n);
+  const r = await runWrk({ ...base, durationS, name: 'measure' });
+  const after = read();
+  const toUs = Number(process.hrtime.bigint() / 1000n);
+  for (const s of straced) {
+    s.proc.kill('SIGINT');
+    await new Promise((res) => s.proc.once('exit', res));
+  }
+  if (perf) {
+    perf.kill('SIGINT');
+    await new Promise((res) => perf!.once('exit', res));
+  }
+  const metrics1 = (await stack.gatewayMetrics?.()) ?? '';
+  const n = Math.max(1, r.requests);
+  const lines = [`rate ${rate}/s for ${durationS} s: ${r.requests} requests, ${Math.round(r.rps)} req/s, p50 ${(r.latencyUs.p50 / 1000).toFixed(2)} ms p99 ${(r.latencyUs.p99 / 1000).toFixed(2)} ms`];
+  let total = 0;
+  for (const k of Object.keys(groups)) {
+    const us = (after[k]! - before[k]!) / n;
+    total += us;
+    lines.push(`  ${k.padEnd(8)} ${us.toFixed(1).padStart(7)} µs CPU per request`);
+  }
+  lines.push(`  ${'total'.padEnd(8)} ${total.toFixed(1).padStart(7)} µs`);
+  const calls = (t: string) => [...t.matchAll(/^verdict_gateway_calls_total\{[^}]*result="(\w+)"[^}]*\} (\d+)/gm)].map((m) => `${m[1]}=${m[2]}`).join(' ');
+  lines.push(`  gateway calls before: ${calls(metrics0)}  after: ${calls(metrics1)}`);
+  for (const s of straced) {
+    const calls = readFileSync(s.file, 'utf8').split('\n').filter((l) => /^\s*[0-9.]+\s+[0-9.]+\s+\d+\s+\d+/.test(l));
+    lines.push('', `${s.name}: syscalls per request (strace -c)`);
+    for (const l of calls.slice(0, 12)) {
+      const f = l.trim().split(/\s+/);
+      lines.push(`  ${(Number(f[3]) / n).toFixed(2).padStart(7)}  ${f[f.length - 1]}`);
+    }
+  }
+  await stack.stop();
+  await service.stop();
+  await upstream.stop();
+  if (perf && existsSync(perfData)) {
+    const script = spawnSync('perf', ['script', '-i', perfData], { encoding: 'utf8', maxBuffer: 1 << 30 });
+    const folded = foldPerf(script.stdout);
+    writeFileSync(join(out, 'nginx-worker.folded'), [...folded].map(([k, v]) => `${k} ${v}`).join('\n') + '\n');
+    lines.push('', 'nginx worker, top self (perf cpu-clock):', ...topSelf(folded, 40));
+  }
+  if (withCpuProf && existsSync(profDir)) {
+    const f = readdirSync(profDir).find((x) => x.endsWith('.cpuprofile'));
+    if (f) {
+      const folded = foldCpuProfile(JSON.parse(readFileSync(join(profDir, f), 'utf8')) as CpuProfile, fromUs, toUs);
+      writeFileSync(join(out, 'service.folded'), [...folded].map(([k, v]) => `${k} ${v}`).join('\n') + '\n');
+      const sampled = [...folded.values()].reduce((a, b) => a + b, 0);
+      lines.push('', `decision service: ${(sampled / n).toFixed(1)} µs sampled per request (idle included)`);
+      lines.push('', 'decision service, top self (V8 --cpu-prof, the measured window only):', ...topSelf(folded, 40));
+    }
+  }
+  writeFileSync(join(out, 'summary.txt'), lines.join('\n') + '\n');
+  process.stdout.write(lines.join('\n') + `\n\nwritten to ${out}\n`);
+}
+
+await main();
