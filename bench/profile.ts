@@ -5,7 +5,8 @@
 // `perf record -e cpu-clock -g` and the service with V8's --cpu-prof, and writes folded stacks and
 // a top-functions table to the output directory.
 //
-//   npm run bench:profile -- [--rate 1500] [--duration 5] [--perf] [--out DIR] [--plain]
+//   npm run bench:profile -- [--rate 1500] [--duration 5] [--perf | --cpu-prof | --strace] [--out DIR] [--plain]
+//                            [--service-env NAME=VALUE]...
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +19,26 @@ import { startUpstream } from './lib/stock-nginx.ts';
 import { warmService } from './lib/warm.ts';
 import { pacingScript, rotatingFileScript, runWrk } from './lib/wrk.ts';
 
+/** read-like and write-like syscalls a process has made (/proc/PID/io syscr, syscw). */
+function syscalls(pid: number): [number, number] {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    return [Number(/syscr: (\d+)/.exec(io)?.[1] ?? 0), Number(/syscw: (\d+)/.exec(io)?.[1] ?? 0)];
+  } catch {
+    return [0, 0];
+  }
+}
+
+/** System (kernel) CPU time a process has used, µs. */
+function sysMicros(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[12]) * 10_000;
+  } catch {
+    return 0;
+  }
+}
+
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(name);
   return i >= 0 ? (process.argv[i + 1] ?? dflt) : dflt;
@@ -28,6 +49,29 @@ const durationS = Number(arg('--duration', '5'));
 const withPerf = process.argv.includes('--perf');
 const withCpuProf = withPerf || process.argv.includes('--cpu-prof');
 const withStrace = process.argv.includes('--strace');
+const withLuaProf = process.argv.includes('--lua-prof');
+
+/** A location that starts LuaJIT's sampling profiler in the worker (?op=start) or returns its folded stacks. */
+const LUA_PROFILE_LOCATION = `
+    location = /verdict-lua-profile {
+        allow 127.0.0.1;
+        deny all;
+        content_by_lua_block {
+            local prof = require "jit.profile"
+            if ngx.var.arg_op == "start" then
+                local acc = {}
+                package.loaded["verdict.bench_profile"] = acc
+                prof.start("li1", function(th, samples, vmmode)
+                    local k = prof.dumpstack(th, "l;", -40) .. "[" .. vmmode .. "]"
+                    acc[k] = (acc[k] or 0) + samples
+                end)
+                ngx.say("started")
+                return
+            end
+            prof.stop()
+            for k, v in pairs(package.loaded["verdict.bench_profile"] or {}) do ngx.say(k, " ", v) end
+        }
+    }`;
 const out = arg('--out', join(tmpdir(), `verdict-profile-${Date.now()}`));
 
 /** Folded stacks ("a;b;c count") from `perf script` output. */
@@ -98,6 +142,7 @@ async function main(): Promise<void> {
   const upstream = await startUpstream(cpu.server);
   const service = await startServiceProcess({
     cpu: cpu.service,
+    env: Object.fromEntries(process.argv.flatMap((a, i) => (process.argv[i - 1] === '--service-env' ? [a.split('=') as [string, string]] : []))),
     nodeFlags: withCpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interval=200'] : [],
   });
   await warmService(service.frameAddr);
@@ -108,7 +153,7 @@ async function main(): Promise<void> {
     attackScript: '', durationS, warmupS: 2, connections: 64, transport: 'frame',
   } as BenchEnv;
   const plain = process.argv.includes('--plain');
-  const stack = await startLuaGateway(env, mixLocations({ identity: 'inline', promo: 'inline', static: 'inline', rest: 'inline' }, plain ? 'proxy_pass http://verdict_app;' : LUA_GUARD));
+  const stack = await startLuaGateway(env, mixLocations({ identity: 'inline', promo: 'inline', static: 'inline', rest: 'inline' }, plain ? 'proxy_pass http://verdict_app;' : (process.argv.includes('--guard') ? arg('--guard', LUA_GUARD) : LUA_GUARD)) + (withLuaProf ? LUA_PROFILE_LOCATION : ''));
   const base = { url: stack.url, script: env.mixScript + pacingScript(rate), connections: 64, cpu: cpu.load, dir: tmp };
   await runWrk({ ...base, durationS: 2, name: 'warm' });
   const workers = stack.workerPids?.() ?? [];
@@ -129,10 +174,17 @@ async function main(): Promise<void> {
     }
     await sleep(500);
   }
+  if (withLuaProf) await fetch(`${stack.url}/verdict-lua-profile?op=start`);
+  const sysOf = () => Object.fromEntries(Object.entries(groups).map(([k, pids]) => [k, pids.reduce((a, p) => a + sysMicros(p), 0)])) as Record<string, number>;
+  const sysBefore = sysOf();
+  const ioOf = () => Object.fromEntries(Object.entries(groups).map(([k, pids]) => [k, pids.map(syscalls).reduce((a, b) => [a[0] + b[0], a[1] + b[1]], [0, 0])])) as Record<string, [number, number]>;
+  const ioBefore = ioOf();
   const before = read();
   const fromUs = Number(process.hrtime.bigint() / 1000n);
   const r = await runWrk({ ...base, durationS, name: 'measure' });
   const after = read();
+  const sysAfter = sysOf();
+  const ioAfter = ioOf();
   const toUs = Number(process.hrtime.bigint() / 1000n);
   for (const s of straced) {
     s.proc.kill('SIGINT');
@@ -145,14 +197,44 @@ async function main(): Promise<void> {
   const metrics1 = (await stack.gatewayMetrics?.()) ?? '';
   const n = Math.max(1, r.requests);
   const lines = [`rate ${rate}/s for ${durationS} s: ${r.requests} requests, ${Math.round(r.rps)} req/s, p50 ${(r.latencyUs.p50 / 1000).toFixed(2)} ms p99 ${(r.latencyUs.p99 / 1000).toFixed(2)} ms`];
+  if (withLuaProf) {
+    const text = await (await fetch(`${stack.url}/verdict-lua-profile?op=stop`)).text();
+    const folded = new Map<string, number>();
+    for (const l of text.split('\n')) {
+      const m = /^(.*) (\d+)$/.exec(l);
+      if (m) folded.set(m[1]!.replace(/;\[/, ';[').replace(/\s+/g, '_'), Number(m[2]));
+    }
+    writeFileSync(join(out, 'gateway-lua.folded'), [...folded].map(([k, v]) => `${k} ${v}`).join('\n') + '\n');
+    const byLine = new Map<string, number>();
+    let sum = 0;
+    for (const [k, v] of folded) {
+      const frames = k.split(';');
+      const leaf = frames.length > 1 ? `${frames[frames.length - 2]} ${frames[frames.length - 1]}` : k;
+      byLine.set(leaf, (byLine.get(leaf) ?? 0) + v);
+      sum += v;
+    }
+    lines.push('', `gateway Lua (jit.profile, 1 ms samples: ${sum}), top lines [N compiled, I interpreted, C in C, G GC, J JIT compiler]:`);
+    for (const [k, v] of [...byLine].sort((a, b) => b[1] - a[1]).slice(0, 40)) lines.push(`${((100 * v) / sum).toFixed(1).padStart(5)}%  ${k}`);
+  }
   let total = 0;
   for (const k of Object.keys(groups)) {
     const us = (after[k]! - before[k]!) / n;
     total += us;
-    lines.push(`  ${k.padEnd(8)} ${us.toFixed(1).padStart(7)} µs CPU per request`);
+    const sys = (sysAfter[k]! - sysBefore[k]!) / n;
+    const reads = (ioAfter[k]![0] - ioBefore[k]![0]) / n;
+    const writes = (ioAfter[k]![1] - ioBefore[k]![1]) / n;
+    lines.push(`  ${k.padEnd(8)} ${us.toFixed(1).padStart(7)} µs CPU per request (system ${sys.toFixed(1)}); reads ${reads.toFixed(2)}, writes ${writes.toFixed(2)} per request`);
   }
   lines.push(`  ${'total'.padEnd(8)} ${total.toFixed(1).padStart(7)} µs`);
+  // the upstream's work per request is fixed (stock nginx, `return 200`): in its units, the
+  // others' costs hardly move when the machine's speed does (a shared VM's swings by ±30%)
+  const unit = (after.upstream! - before.upstream!) / n;
+  lines.push(`  in upstream units: ${Object.keys(groups).map((k) => `${k} ${((after[k]! - before[k]!) / n / unit).toFixed(2)}`).join(', ')}`);
   const calls = (t: string) => [...t.matchAll(/^verdict_gateway_calls_total\{[^}]*result="(\w+)"[^}]*\} (\d+)/gm)].map((m) => `${m[1]}=${m[2]}`).join(' ');
+  const buckets = (t: string) => new Map([...t.matchAll(/^verdict_gateway_call_duration_ms_bucket\{le="([^"]+)"\} (\d+)/gm)].map((m) => [m[1]!, Number(m[2])]));
+  const b0 = buckets(metrics0);
+  const b1 = buckets(metrics1);
+  lines.push(`  decide call latency (gateway histogram, cumulative share): ${[...b1].map(([le, v]) => `≤${le} ms ${(((v - (b0.get(le) ?? 0)) / Math.max(1, (b1.get('+Inf') ?? 0) - (b0.get('+Inf') ?? 0))) * 100).toFixed(1)}%`).join(' ')}`);
   lines.push(`  gateway calls before: ${calls(metrics0)}  after: ${calls(metrics1)}`);
   for (const s of straced) {
     const calls = readFileSync(s.file, 'utf8').split('\n').filter((l) => /^\s*[0-9.]+\s+[0-9.]+\s+\d+\s+\d+/.test(l));
