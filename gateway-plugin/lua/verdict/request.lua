@@ -57,9 +57,29 @@ local function lname(raw_name)
   return l
 end
 
-local function trim(s)
-  return match(s, "^%s*(.-)%s*$")
+-- Keyed hashes of session cookies, tokens, API keys and device ids, memoized per worker: a client
+-- sends the same ones request after request, and an HMAC (a C call, which also keeps the build
+-- from being JIT-compiled) costs more than the rest of a header's handling. Two generations of at
+-- most ID_MEMO_MAX entries: when the young one is full it becomes the old one and the older is
+-- dropped. The values stay in this worker's memory, as the requests they came from do; passwords
+-- are never memoized (hashed once, forgotten).
+local ID_MEMO_MAX = 4096
+local id_young, id_old, id_n, id_key = {}, {}, 0, nil
+
+local function id_hash(value)
+  local key = config.http.hmac_key
+  if key ~= id_key then id_young, id_old, id_n, id_key = {}, {}, 0, key end
+  local h = id_young[value]
+  if h then return h end
+  h = id_old[value] or hmac_sha1(key, value)
+  if id_n >= ID_MEMO_MAX then id_young, id_old, id_n = {}, id_young, 0 end
+  id_young[value] = h
+  id_n = id_n + 1
+  return h
 end
+
+-- a byte Lua's %s matches (space, \t \n \v \f \r): what a cookie pair's name and value are trimmed of
+local function blank(c) return c == 32 or (c >= 9 and c <= 13) end
 
 -- per-build scratch (the build never yields while scanning headers, so module-level state is
 -- safe and saves a table per request)
@@ -72,18 +92,29 @@ local function cookies(req, value, names)
     session_cookie = config.get("session_cookie")
     cur_session_cookie = session_cookie
   end
+  -- one pass of plain finds over "a=1; b=2": each pair's name, trimmed, and the session
+  -- cookie's value
   local n = #names
-  for pair in value:gmatch("[^;]+") do
-    local eq = find(pair, "=", 1, true)
-    local name = trim(eq and sub(pair, 1, eq - 1) or pair)
-    if name ~= "" then
+  local pos, len = 1, #value
+  while pos <= len do
+    local semi = find(value, ";", pos, true) or len + 1
+    local eq = find(value, "=", pos, true)
+    if eq and eq > semi then eq = nil end
+    local a, b = pos, (eq or semi) - 1
+    while a <= b and blank(byte(value, a)) do a = a + 1 end
+    while b >= a and blank(byte(value, b)) do b = b - 1 end
+    if a <= b then
+      local name = sub(value, a, b)
       n = n + 1
       names[n] = name
-      if name == session_cookie and not req.session_hash then
-        local v = trim(eq and sub(pair, eq + 1) or "")
-        if v ~= "" then req.session_hash = hmac_sha1(config.http.hmac_key, v) end
+      if eq and name == session_cookie and not req.session_hash then
+        local va, vb = eq + 1, semi - 1
+        while va <= vb and blank(byte(value, va)) do va = va + 1 end
+        while vb >= va and blank(byte(value, vb)) do vb = vb - 1 end
+        if va <= vb then req.session_hash = id_hash(sub(value, va, vb)) end
       end
     end
+    pos = semi + 1
   end
 end
 
@@ -101,12 +132,12 @@ local function on_value(req, name, value)
     local scheme, cred = match(value, "^(%S+)%s*(.*)$")
     if scheme then
       req.auth_scheme = lower(scheme)
-      if cred ~= "" then req.token_hash = hmac_sha1(config.http.hmac_key, cred) end
+      if cred ~= "" then req.token_hash = id_hash(cred) end
     end
   elseif name == cur_api_key_header then
     cur_api_key = value
   elseif name == cur_device_header then
-    if value ~= "" and not req.device_hash then req.device_hash = hmac_sha1(config.http.hmac_key, value) end
+    if value ~= "" and not req.device_hash then req.device_hash = id_hash(value) end
   end
 end
 
@@ -275,7 +306,7 @@ function _M.build(mode, with_identity)
     scan_table(req, c.header_names_max)
   end
   if not req.token_hash and cur_api_key and cur_api_key ~= "" then
-    req.token_hash = hmac_sha1(c.hmac_key, cur_api_key)
+    req.token_hash = id_hash(cur_api_key)
   end
   cur_api_key = nil
   if cur_nspoofed > 0 then clear_spoofed() end
