@@ -146,6 +146,7 @@ async function main(): Promise<void> {
     nodeFlags: withCpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interval=200'] : [],
   });
   await warmService(service.frameAddr);
+  if (process.argv.includes('--service-nice')) spawnSync('renice', ['-n', arg('--service-nice', '0'), '-p', String(service.pid)], { stdio: 'ignore' });
   const mix = humanMix();
   const env = {
     quick: false, cpus: cpu, upstream: `127.0.0.1:${upstream.port}`, service, tmp, mix,

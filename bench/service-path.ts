@@ -4,12 +4,13 @@
 // swings by ±30% between runs on this VM; one process's CPU per request by a few %).
 //
 // The service runs pinned to CPU 0, as in `npm run bench`; this process drives it from CPU 1 over
-// one framed connection the way a Lua gateway worker does: DECIDE frames pipelined 32 deep (the
-// mux), and an OUTCOMES frame of 32 outcomes after every 32 decides (each request's outcome, as
+// one framed connection the way a Lua gateway worker does: DECIDE frames in batches of 32 (the
+// mux; two batches in flight, so the service never waits for this process), and an OUTCOMES
+// frame of 32 outcomes after every 32 decides (each request's outcome, as
 // the log phase reports them). Prints, per round: requests/s and the service's user + system CPU
 // per request (µs).
 //
-//   npm run bench:service-path -- [--rounds 5] [--duration 5] [--service-env NAME=VALUE]... [--cpu-prof DIR] [--depth 32]
+//   npm run bench:service-path -- [--rounds 5] [--duration 5] [--service-env NAME=VALUE]... [--cpu-prof DIR] [--depth 32] [--unix]
 import { connect, type Socket } from 'node:net';
 import { cpuMicros, pinHarness, startServiceProcess } from './lib/proc.ts';
 import { humanMix, toDecideRequest } from './lib/request-mix.ts';
@@ -61,7 +62,7 @@ function drive(s: Socket, f: { decides: Buffer[]; outcomes: Buffer[] }, start: n
         return;
       }
       const out: Buffer[] = [];
-      while (inFlight < DEPTH) {
+      while (inFlight < 2 * DEPTH) {
         for (let k = 0; k < DEPTH; k++) out.push(f.decides[(i + k) % f.decides.length] as Buffer);
         if (WITH_OUTCOMES) out.push(f.outcomes[Math.floor(i / DEPTH) % f.outcomes.length] as Buffer);
         i += DEPTH;
@@ -97,10 +98,11 @@ async function main(): Promise<void> {
   const { cpu } = pinHarness();
   const f = buildFrames();
   const profDir = process.argv.includes('--cpu-prof') ? process.argv[process.argv.indexOf('--cpu-prof') + 1] : undefined;
-  const svc = await startServiceProcess({ cpu: cpu.service, env, nodeFlags: profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interval=100'] : [] });
-  const [host, port] = svc.frameAddr.replace(/^frame:/, '').split(':');
-  const s = connect(Number(port), host);
-  s.setNoDelay(true);
+  const svc = await startServiceProcess({ cpu: cpu.service, env, unix: process.argv.includes('--unix'), nodeFlags: profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interval=100'] : [] });
+  const target = svc.frameAddr.replace(/^frame:/, '');
+  const [host, port] = target.split(':');
+  const s = target.startsWith('unix:') ? connect(target.slice(5)) : connect(Number(port), host);
+  if (!target.startsWith('unix:')) s.setNoDelay(true);
   await new Promise((r) => s.once('connect', r));
   let at = 0;
   // warm-up: JIT, and the store filled as by the rounds that follow

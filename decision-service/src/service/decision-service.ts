@@ -104,9 +104,6 @@ function overridden(d: Decision, o: Override, now: number): Decision {
 
 export class DecisionService {
   // metric children by label values (see child())
-  private readonly decisionChildren = new Map<string, Incrementable>();
-  private readonly reasonChildren = new Map<string, Incrementable>();
-  private readonly outcomeChildren = new Map<string, Incrementable>();
   private readonly expiredChildren = new Map<string, Incrementable>();
   private readonly failureChildren = new Map<string, Incrementable>();
   private readonly timers = new Map<string, { observe(v: number): void }>();
@@ -199,9 +196,8 @@ export class DecisionService {
     }
     const m = this.metrics;
     if (m) {
-      child(this.decisionChildren, `${d.action}|${d.routeClass}|${modeLabel}`,
-        () => m.decisions.labels({ action: d.action, route_class: d.routeClass, mode: modeLabel })).inc();
-      for (const r of d.reasons) child(this.reasonChildren, r, () => m.reasons.labels({ reason: r })).inc();
+      m.decisionTally.inc(`${d.action}|${d.routeClass}|${modeLabel}`, () => ({ action: d.action, route_class: d.routeClass, mode: modeLabel }));
+      for (const r of d.reasons) m.reasonTally.inc(r, () => ({ reason: r }));
       if (d.dry_run) m.dryRun.inc({ would_action: d.wouldAction });
     }
     if (d.cache_key && d.cache_ttl_s > 0 && input.gateway_id && input.mode === 'INLINE') this.late.offer(input.gateway_id, toWire(d));
@@ -260,7 +256,7 @@ export class DecisionService {
       if (m) {
         if (o.response) m.responseSamples.inc();
         const statusClass = `${Math.floor(o.status / 100)}xx`;
-        child(this.outcomeChildren, statusClass, () => m.outcomes.labels({ status_class: statusClass })).inc();
+        m.outcomeTally.inc(statusClass, () => ({ status_class: statusClass }));
       }
       if (performance.now() - sliceStart > OUTCOME_SLICE_MS) {
         await nextTurn();

@@ -9,6 +9,10 @@ export interface ServiceMetrics {
   readonly registry: Registry;
   readonly decisions: Counter<'action' | 'route_class' | 'mode'>;
   readonly reasons: Counter<'reason'>;
+  /** The decision path's increments of decisions, reasons and outcomes (see Tally). */
+  readonly decisionTally: Tally<'action' | 'route_class' | 'mode'>;
+  readonly reasonTally: Tally<'reason'>;
+  readonly outcomeTally: Tally<'status_class'>;
   readonly dryRun: Counter<'would_action'>;
   readonly decideSeconds: Histogram<'encoding'>;
   readonly outcomes: Counter<'status_class'>;
@@ -32,14 +36,66 @@ export interface ServiceMetrics {
   readonly endpointExposures: Counter<'kind'>;
 }
 
+/** Most distinct label sets a tally keeps; any beyond go straight to the counter. */
+const TALLY_MAX_SERIES = 1000;
+
+/**
+ * A labelled counter's increments on the decision path, kept as plain numbers per label set and
+ * added to the counter whenever it is read (a scrape, the console: prom-client calls its collect
+ * first). prom-client hashes and validates the label set on every inc(), which cost more than
+ * some detectors do; reads see the same totals.
+ */
+export class Tally<L extends string> {
+  private readonly series = new Map<string, { labels: Partial<Record<L, string>>; n: number }>();
+  counter: Counter<L> | undefined;
+
+  /** Adds `by` to the series `key` names (labels() builds its labels the first time). */
+  inc(key: string, labels: () => Partial<Record<L, string>>, by = 1): void {
+    let s = this.series.get(key);
+    if (s === undefined) {
+      if (this.series.size >= TALLY_MAX_SERIES) {
+        this.counter?.inc(labels(), by);
+        return;
+      }
+      s = { labels: labels(), n: 0 };
+      this.series.set(key, s);
+    }
+    s.n += by;
+  }
+
+  /** Hands what was counted to the counter. */
+  drain(): void {
+    const c = this.counter;
+    if (!c) return;
+    for (const s of this.series.values()) {
+      if (s.n > 0) {
+        c.inc(s.labels, s.n);
+        s.n = 0;
+      }
+    }
+  }
+}
+
+/** A counter whose hot-path increments go through `tally` (see Tally). */
+function tallied<L extends string>(tally: Tally<L>, config: ConstructorParameters<typeof Counter<L>>[0]): Counter<L> {
+  const c = new Counter<L>({ ...config, collect: () => tally.drain() });
+  tally.counter = c;
+  return c;
+}
+
 export function createMetrics(defaults: boolean): ServiceMetrics {
   const registry = new Registry();
+  const decisionTally = new Tally<'action' | 'route_class' | 'mode'>();
+  const reasonTally = new Tally<'reason'>();
+  const outcomeTally = new Tally<'status_class'>();
   if (defaults) collectDefaultMetrics({ register: registry, prefix: 'verdict_' });
   const registers = [registry];
   return {
     registry,
-    decisions: new Counter({ name: 'verdict_decisions_total', help: 'Decisions by action, route class and mode', labelNames: ['action', 'route_class', 'mode'], registers }),
-    reasons: new Counter({ name: 'verdict_decision_reasons_total', help: 'Reason codes fired (dry_run: prefix for monitor-mode rules)', labelNames: ['reason'], registers }),
+    decisions: tallied(decisionTally, { name: 'verdict_decisions_total', help: 'Decisions by action, route class and mode', labelNames: ['action', 'route_class', 'mode'], registers }),
+    decisionTally,
+    reasons: tallied(reasonTally, { name: 'verdict_decision_reasons_total', help: 'Reason codes fired (dry_run: prefix for monitor-mode rules)', labelNames: ['reason'], registers }),
+    reasonTally,
     dryRun: new Counter({ name: 'verdict_dry_run_total', help: 'Decisions where monitor-mode rules would have acted more strongly', labelNames: ['would_action'], registers }),
     decideSeconds: new Histogram({
       name: 'verdict_decide_duration_seconds',
@@ -48,7 +104,8 @@ export function createMetrics(defaults: boolean): ServiceMetrics {
       buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05],
       registers,
     }),
-    outcomes: new Counter({ name: 'verdict_outcomes_total', help: 'Outcomes reported by gateways, by status class', labelNames: ['status_class'], registers }),
+    outcomes: tallied(outcomeTally, { name: 'verdict_outcomes_total', help: 'Outcomes reported by gateways, by status class', labelNames: ['status_class'], registers }),
+    outcomeTally,
     badRequests: new Counter({ name: 'verdict_bad_requests_total', help: 'Rejected requests by endpoint and error code', labelNames: ['endpoint', 'code'], registers }),
     policyVersion: new Gauge({ name: 'verdict_policy_info', help: 'The policy version in force (value 1)', labelNames: ['version'], registers }),
     policyReloads: new Counter({ name: 'verdict_policy_reloads_total', help: 'Policy reloads by result', labelNames: ['result'], registers }),
