@@ -11,6 +11,7 @@
 // per request (µs).
 //
 //   npm run bench:service-path -- [--rounds 5] [--duration 5] [--service-env NAME=VALUE]... [--cpu-prof DIR] [--depth 32] [--unix]
+//                                   [--node-flag --some-v8-flag=N]...
 import { connect, type Socket } from 'node:net';
 import { cpuMicros, pinHarness, startServiceProcess } from './lib/proc.ts';
 import { humanMix, toDecideRequest } from './lib/request-mix.ts';
@@ -98,7 +99,7 @@ async function main(): Promise<void> {
   const { cpu } = pinHarness();
   const f = buildFrames();
   const profDir = process.argv.includes('--cpu-prof') ? process.argv[process.argv.indexOf('--cpu-prof') + 1] : undefined;
-  const svc = await startServiceProcess({ cpu: cpu.service, env, unix: process.argv.includes('--unix'), nodeFlags: profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interval=100'] : [] });
+  const svc = await startServiceProcess({ cpu: cpu.service, env, unix: process.argv.includes('--unix'), nodeFlags: [...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interval=100'] : []), ...process.argv.flatMap((a, i) => (process.argv[i - 1] === '--node-flag' ? [a] : []))] });
   const target = svc.frameAddr.replace(/^frame:/, '');
   const [host, port] = target.split(':');
   const s = target.startsWith('unix:') ? connect(target.slice(5)) : connect(Number(port), host);

@@ -40,7 +40,8 @@ export function spawnService(env: Record<string, string>, stdio: StdioOptions = 
   // tap's process-info hook (inherited through NODE_OPTIONS) makes the service ~3x slower and
   // is not ours to measure
   const nodeOptions = (process.env.NODE_OPTIONS ?? '').replace(/"?--import=\S*@tapjs\/processinfo\S*"?/g, '').trim();
-  return ownChild(spawn(process.execPath, [...nodeFlags, ...SERVICE_ARGS], { cwd: repoRoot, env: { ...process.env, NODE_OPTIONS: nodeOptions, ...env }, stdio }));
+  // flags given here come after ours, so they win (node takes the last of a repeated flag)
+  return ownChild(spawn(process.execPath, [...SERVICE_NODE_FLAGS, ...nodeFlags, ...SERVICE_ARGS.slice(SERVICE_NODE_FLAGS.length)], { cwd: repoRoot, env: { ...process.env, NODE_OPTIONS: nodeOptions, ...env }, stdio }));
 }
 
 /** Spawns the service and resolves once it prints that it listens; rejects with its output otherwise. */
