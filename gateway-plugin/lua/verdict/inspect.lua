@@ -12,9 +12,12 @@
 -- The TypeScript reference (decision-service/src/gateway/sensitive.ts) scans whole bodies; the
 -- shared vectors (spec/sensitive-vectors.json) hold both to the same results.
 --
--- Cost: a request that is not inspected pays one ngx.ctx read per filter call. Regexes are
--- compiled once per worker ("jo"); the claim map is one FFI buffer per worker, used between no
--- yields (body filters do not yield), so it is never shared by two requests at once.
+-- Cost: a request that is not inspected pays one ngx.ctx read per filter call. A region is read
+-- in one byte pass (scan_region): the common values are decided there by hand, exactly as the
+-- regexes below would decide them, and the regexes run only on the few short runs that pass keeps
+-- for them (and the policy's patterns over the whole text). Regexes are compiled once per worker
+-- ("jo"); the claim map and the join buffer are FFI buffers per worker, used between no yields
+-- (body filters do not yield), so they are never shared by two requests at once.
 
 local ffi = require "ffi"
 local config = require "verdict.config"
@@ -189,6 +192,8 @@ for _, ch in ipairs({ ".", "_", "%", "+", "*", "@", "-" }) do EMAIL[byte(ch)] = 
 -- joined: the carry and the chunk's scanned part side by side, when a region starts with a carry
 local claimed, claimed_size = nil, 0
 local joined, joined_size = nil, 0
+-- the string a region is read from through a pointer, held here so the GC cannot take it meanwhile
+local anchored
 local re_ctx = { pos = 1 }
 
 -- Keyed hashes of recent values, per worker: the same values come back response after response
@@ -401,6 +406,7 @@ local function scan_region(scan, carry, data, k)
   if len <= 0 then return end
   local list = scan.searches
   local policies = #list > BUILTIN_SEARCHES
+  -- a policy pattern's match may run past the region into the carried bytes: clear those too
   local size = (policies and nc + #data or len) + 1
   if claimed_size < size then
     claimed_size = size + 1024
@@ -408,9 +414,10 @@ local function scan_region(scan, carry, data, k)
   else
     ffi_fill(claimed, size, 0)
   end
-  -- p: the region's bytes; a pointer into data lives as long as data (this call's argument)
+  -- p: the region's bytes
   local p
   if nc == 0 then
+    anchored = data
     p = ffi_cast(u8p, data)
   else
     if joined_size < len then
@@ -470,6 +477,8 @@ local function scan_region(scan, carry, data, k)
       end
     end
   end
+
+  anchored = nil
 
   if policies then
     local text = nc == 0 and data or carry .. data
