@@ -12,9 +12,12 @@
 -- The TypeScript reference (decision-service/src/gateway/sensitive.ts) scans whole bodies; the
 -- shared vectors (spec/sensitive-vectors.json) hold both to the same results.
 --
--- Cost: a request that is not inspected pays one ngx.ctx read per filter call. Regexes are
--- compiled once per worker ("jo"); the claim map is one FFI buffer per worker, used between no
--- yields (body filters do not yield), so it is never shared by two requests at once.
+-- Cost: a request that is not inspected pays one ngx.ctx read per filter call. A region is read
+-- in one byte pass (scan_region): the common values are decided there by hand, exactly as the
+-- regexes below would decide them, and the regexes run only on the few short runs that pass keeps
+-- for them (and the policy's patterns over the whole text). Regexes are compiled once per worker
+-- ("jo"); the claim map and the join buffer are FFI buffers per worker, used between no yields
+-- (body filters do not yield), so they are never shared by two requests at once.
 
 local ffi = require "ffi"
 local config = require "verdict.config"
@@ -26,7 +29,8 @@ local ngx_var = ngx.var
 local re_find = ngx.re.find
 local byte, sub, find, lower, upper, gsub, match = string.byte, string.sub, string.find, string.lower, string.upper, string.gsub, string.match
 local tonumber, tostring, type, random, ipairs = tonumber, tostring, type, math.random, ipairs
-local ffi_fill = ffi.fill
+local ffi_fill, ffi_copy, ffi_cast, ffi_string = ffi.fill, ffi.copy, ffi.cast, ffi.string
+local u8p = ffi.typeof("const uint8_t*")
 local hmac_sha256 = clearance.hmac_sha256
 local ERR, WARN = ngx.ERR, ngx.WARN
 
@@ -98,6 +102,7 @@ local CHECKS = {
 -- searches: { kind, masked (bool), regex, check, masked_regex, kind_index, email }, in claim order;
 -- replaced (never mutated) when the policy's patterns change, so a scan keeps the list it began with
 local kinds_builtin = #BUILTIN
+local BUILTIN_SEARCHES = 2 * kinds_builtin -- masked and unmasked, in that order, per kind
 local function builtin_searches()
   local list = {}
   for i = 1, kinds_builtin do
@@ -166,8 +171,29 @@ end
 local DELIM = {}
 for _, ch in ipairs({ '"', ",", ":", "{", "}", "[", "]", "\t", "\r", "\n" }) do DELIM[byte(ch)] = true end
 
--- claimed[i] ~= 0: byte i (1-based, of the region) belongs to a value already counted
+-- Byte classes of the one pass over a region (scan_region). The non-e-mail built-in searches
+-- match and assert only on [0-9*+Xx -] bytes, and any other byte fails all their look-arounds as
+-- the region's edge does: so a run of those bytes ("narrow run") is searched apart from the rest
+-- with the same results, and one with no digit or "*" holds nothing. Likewise an e-mail search
+-- sees only [A-Za-z0-9._%+*@-] runs, and only those holding an "@".
+local C_OTHER, C_NEAR, C_DIGIT, C_STAR, C_BRACE, C_AT = 0, 1, 2, 3, 4, 5
+local CLASS = ffi.new("uint8_t[256]")
+for c = 48, 57 do CLASS[c] = C_DIGIT end
+CLASS[42] = C_STAR
+for _, ch in ipairs({ "+", "-", " ", "X", "x" }) do CLASS[byte(ch)] = C_NEAR end
+CLASS[123] = C_BRACE
+CLASS[64] = C_AT
+local EMAIL = ffi.new("uint8_t[256]")
+for c = 48, 57 do EMAIL[c] = 1 end
+for c = 65, 90 do EMAIL[c], EMAIL[c + 32] = 1, 1 end
+for _, ch in ipairs({ ".", "_", "%", "+", "*", "@", "-" }) do EMAIL[byte(ch)] = 1 end
+
+-- claimed[i] ~= 0: byte i (1-based, of the region) belongs to a value already counted;
+-- joined: the carry and the chunk's scanned part side by side, when a region starts with a carry
 local claimed, claimed_size = nil, 0
+local joined, joined_size = nil, 0
+-- the string a region is read from through a pointer, held here so the GC cannot take it meanwhile
+local anchored
 local re_ctx = { pos = 1 }
 
 -- Keyed hashes of recent values, per worker: the same values come back response after response
@@ -205,71 +231,258 @@ local function tally_of(scan, s)
   return t
 end
 
--- scans text[1..last] (last: a delimiter's position or #text); text[last+1..] is carried
-local function scan_region(scan, text, last)
-  if last <= 0 then return end
-  if claimed_size < last + 1 then
-    claimed_size = last + 1024
-    claimed = ffi.new("uint8_t[?]", claimed_size)
+-- counts a value that passed its check
+local function count(scan, s, m, normalized)
+  local t = tally_of(scan, s)
+  if s.masked or (s.masked_regex and re_find(m, s.masked_regex, "jo")) then
+    t.masked = t.masked + 1
   else
-    ffi_fill(claimed, last + 1, 0)
+    t.unmasked = t.unmasked + 1
+    if t.n < MAX_VALUE_HASHES and not t.seen[normalized] then
+      t.seen[normalized] = true
+      t.n = t.n + 1
+      t.hashes[t.n] = value_hash(scan.key, s.kind, normalized)
+    end
   end
-  local list = scan.searches
-  -- every e-mail has an "@" and every built-in masked form a "*": without them (one memchr each)
-  -- those searches cannot match and are skipped
-  local has_at = find(text, "@", 1, true)
-  has_at = has_at and has_at <= last
-  local has_star = find(text, "*", 1, true)
-  has_star = has_star and has_star <= last
-  for si = 1, #list do
-    local s = list[si]
-    if (not s.email or has_at) and (not s.star or has_star) then
-      re_ctx.pos = 1
-      while true do
-        local from, to, err = re_find(text, s.regex, "jo", re_ctx)
-        if not from then
-          if err then log.log(ERR, "sensitive regex", "sensitive pattern ", s.kind, " failed: ", err) end
-          break
-        end
-        if from > last then break end
-        if to < from then
-          re_ctx.pos = from + 1 -- an empty match (a policy pattern): step over it
-        else
-          local free = true
-          for i = from, to do
-            if claimed[i] ~= 0 then free = false break end
-          end
-          if free then
-            local m = sub(text, from, to)
-            local normalized = s.check(m)
-            if normalized then
-              for i = from, to do claimed[i] = 1 end
-              local t = tally_of(scan, s)
-              if s.masked or (s.masked_regex and re_find(m, s.masked_regex, "jo")) then
-                t.masked = t.masked + 1
-              else
-                t.unmasked = t.unmasked + 1
-                if t.n < MAX_VALUE_HASHES and not t.seen[normalized] then
-                  t.seen[normalized] = true
-                  t.n = t.n + 1
-                  t.hashes[t.n] = value_hash(scan.key, s.kind, normalized)
-                end
-              end
-            end
-          end
+end
+
+-- runs search s over text[1..last]; text[i] is the region's byte base + i
+local function search(scan, s, text, base, last)
+  re_ctx.pos = 1
+  while true do
+    local from, to, err = re_find(text, s.regex, "jo", re_ctx)
+    if not from then
+      if err then log.log(ERR, "sensitive regex", "sensitive pattern ", s.kind, " failed: ", err) end
+      break
+    end
+    if from > last then break end
+    if to < from then
+      re_ctx.pos = from + 1 -- an empty match (a policy pattern): step over it
+    else
+      local free = true
+      for i = base + from, base + to do
+        if claimed[i] ~= 0 then free = false break end
+      end
+      if free then
+        local m = sub(text, from, to)
+        local normalized = s.check(m)
+        if normalized then
+          for i = base + from, base + to do claimed[i] = 1 end
+          count(scan, s, m, normalized)
         end
       end
     end
   end
 end
 
-local function count_records(data)
-  local n, pos = 0, 1
-  while true do
-    local at = find(data, "{", pos, true)
-    if not at then return n end
-    n = n + 1
-    pos = at + 1
+-- The common narrow runs are decided here byte by byte, exactly as the regexes would (a run is
+-- bounded, so a match of these searches spans the whole run or nothing); p[a..]: the run.
+
+-- cn_id unmasked on 18 digits: [1-9][0-9]{5}(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])...
+local function id_shape(p, a)
+  if p[a] == 48 then return false end
+  local c, d = p[a + 6], p[a + 7]
+  if not (c == 49 and (d == 56 or d == 57) or c == 50 and d == 48) then return false end
+  c, d = p[a + 10], p[a + 11]
+  if not (c == 48 and d ~= 48 or c == 49 and d <= 50) then return false end
+  c, d = p[a + 12], p[a + 13]
+  return c == 48 and d ~= 48 or c == 49 or c == 50 or c == 51 and d <= 49
+end
+
+-- DOUBLED[byte]: a digit byte's Luhn contribution when doubled
+local DOUBLED = ffi.new("uint8_t[58]")
+for d = 0, 9 do DOUBLED[48 + d] = d < 5 and 2 * d or 2 * d - 9 end
+
+local function luhn_at(p, a, n)
+  local sum, i = 0, a + n - 1
+  while i > a do
+    sum = sum + p[i] - 48 + DOUBLED[p[i - 1]]
+    i = i - 2
+  end
+  if i == a then sum = sum + p[a] - 48 end
+  return sum % 10 == 0
+end
+
+-- where 1[3-9] must start after an optional (?:00)?86 prefix filling the run's first `lead` digits
+local function after_prefix(p, a, lead)
+  if lead == 0 then return a end
+  if lead == 2 then return p[a] == 56 and p[a + 1] == 54 and a + 2 end
+  if lead == 4 then return p[a] == 48 and p[a + 1] == 48 and p[a + 2] == 56 and p[a + 3] == 54 and a + 4 end
+  return false
+end
+
+-- a run of n (>= 11) digits only: a resident ID, else a mobile number, else a Luhn-valid card
+local function digit_run(scan, list, p, a, n)
+  if n == 18 and id_shape(p, a) then
+    local m = ffi_string(p + a, 18)
+    if id_valid(m) then
+      ffi_fill(claimed + a + 1, n, 1)
+      return count(scan, list[2], m, m)
+    end
+  end
+  if n >= 11 then
+    local at = after_prefix(p, a, n - 11)
+    if at and p[at] == 49 and p[at + 1] >= 51 then
+      ffi_fill(claimed + a + 1, n, 1)
+      return count(scan, list[4], nil, ffi_string(p + at, 11))
+    end
+  end
+  if n >= 13 and n <= 19 and luhn_at(p, a, n) then
+    ffi_fill(claimed + a + 1, n, 1)
+    return count(scan, list[6], nil, ffi_string(p + a, n))
+  end
+end
+
+-- digits, stars, digits (lead + stars + tail bytes, no run of 11 digits): the masked forms
+local function masked_run(scan, list, p, a, lead, stars, tail)
+  local n = lead + stars + tail
+  -- cn_id: [1-9][0-9]{0,5}\*+[0-9]{0,3}[0-9Xx], counted when 18 bytes long
+  if n == 18 and lead <= 6 and tail <= 4 and p[a] ~= 48 then
+    ffi_fill(claimed + a + 1, n, 1)
+    return count(scan, list[1], nil, true)
+  end
+  -- cn_mobile: (?:(?:\+|00)?86[ -]?)?1[3-9][0-9]\*{3,5}[0-9]{3,4}
+  if stars >= 3 and stars <= 5 and (tail == 3 or tail == 4) and lead >= 3 then
+    local at = after_prefix(p, a, lead - 3)
+    if at and p[at] == 49 and p[at + 1] >= 51 then
+      ffi_fill(claimed + a + 1, n, 1)
+      return count(scan, list[3], nil, true)
+    end
+  end
+  -- bank_card: [0-9]{4,6}[ -]?(?:\*[ -]?){4,}[0-9]{4}
+  if lead >= 4 and lead <= 6 and stars >= 4 and tail == 4 then
+    ffi_fill(claimed + a + 1, n, 1)
+    return count(scan, list[5], nil, true)
+  end
+end
+
+-- a narrow run, region bytes p[a..b-1]: the six non-e-mail built-in searches in claim order, each
+-- skipped when the run cannot hold a value it would count (17 digits in a row for an unmasked ID,
+-- 11 for a mobile number, 13 digits in groups of 3 or more for a card, a "*" for the masked forms)
+local function narrow(scan, list, p, a, b)
+  local run, longest, grouped, stars, near = 0, 0, 0, 0, 0
+  for i = a, b - 1 do
+    local c = CLASS[p[i]]
+    if c == C_DIGIT then
+      run = run + 1
+    else
+      if run > longest then longest = run end
+      if run >= 3 then grouped = grouped + run end
+      run = 0
+      if c == C_STAR then stars = stars + 1 else near = near + 1 end
+    end
+  end
+  if run > longest then longest = run end
+  if run >= 3 then grouped = grouped + run end
+  if stars == 0 then
+    if longest < 11 and grouped < 13 then return end
+    if near == 0 then return digit_run(scan, list, p, a, b - a) end
+  elseif near == 0 and longest < 11 then
+    -- digits, then all the stars in one block, then digits?
+    local i = a
+    while p[i] ~= 42 do i = i + 1 end
+    local j = i + 1
+    while j < b and p[j] == 42 do j = j + 1 end
+    if i > a and j < b and j - i == stars then
+      return masked_run(scan, list, p, a, i - a, stars, b - j)
+    end
+  end
+  local text, last = ffi_string(p + a, b - a), b - a
+  if stars > 0 then search(scan, list[1], text, a, last) end
+  if longest >= 17 then search(scan, list[2], text, a, last) end
+  if stars > 0 then search(scan, list[3], text, a, last) end
+  if longest >= 11 then search(scan, list[4], text, a, last) end
+  if stars > 0 then search(scan, list[5], text, a, last) end
+  if grouped >= 13 then search(scan, list[6], text, a, last) end
+end
+
+-- Scans the region carry .. data[1..k] (k: data's last delimiter, or #data); data[k+1..] is
+-- carried. One pass finds the narrow runs (searched as they end), the "{"s (records) and the
+-- first "@"; the e-mail searches then run on the e-mail runs around each "@", and the policy's
+-- patterns over the whole text as before (they cannot be pre-filtered).
+local function scan_region(scan, carry, data, k)
+  local nc = #carry
+  local len = nc + k
+  if len <= 0 then return end
+  local list = scan.searches
+  local policies = #list > BUILTIN_SEARCHES
+  -- a policy pattern's match may run past the region into the carried bytes: clear those too
+  local size = (policies and nc + #data or len) + 1
+  if claimed_size < size then
+    claimed_size = size + 1024
+    claimed = ffi.new("uint8_t[?]", claimed_size)
+  else
+    ffi_fill(claimed, size, 0)
+  end
+  -- p: the region's bytes
+  local p
+  if nc == 0 then
+    anchored = data
+    p = ffi_cast(u8p, data)
+  else
+    if joined_size < len then
+      joined_size = len + 1024
+      joined = ffi.new("uint8_t[?]", joined_size)
+    end
+    ffi_copy(joined, carry, nc)
+    ffi_copy(joined + nc, data, k)
+    p = joined
+  end
+
+  local records, first_at = 0, nil
+  local i = 0
+  while i < len do
+    local c = CLASS[p[i]]
+    if c <= C_NEAR then
+      i = i + 1
+    elseif c <= C_STAR then
+      -- a narrow run: back to its start (+, -, space, X, x), on to its end
+      -- (most hold no "*" and fewer than the 11 digits of the shortest value: passed over)
+      local a, b, digits, stars = i, i + 1, 0, 0
+      if c == C_DIGIT then digits = 1 else stars = 1 end
+      while b < len do
+        local d = CLASS[p[b]]
+        if d == C_DIGIT then
+          digits = digits + 1
+        elseif d == C_STAR then
+          stars = 1
+        elseif d ~= C_NEAR then
+          break
+        end
+        b = b + 1
+      end
+      if stars > 0 or digits >= 11 then
+        while a > 0 and CLASS[p[a - 1]] == C_NEAR do a = a - 1 end
+        narrow(scan, list, p, a, b)
+      end
+      i = b
+    else
+      if c == C_BRACE then records = records + 1 elseif not first_at then first_at = i end
+      i = i + 1
+    end
+  end
+  scan.records = scan.records + records
+
+  if first_at then
+    local done = 0
+    for at = first_at, len - 1 do
+      if p[at] == 64 and at >= done then
+        local a, b = at, at + 1
+        while a > 0 and EMAIL[p[a - 1]] ~= 0 do a = a - 1 end
+        while b < len and EMAIL[p[b]] ~= 0 do b = b + 1 end
+        local text = ffi_string(p + a, b - a)
+        if find(text, "*", 1, true) then search(scan, list[7], text, a, b - a) end
+        search(scan, list[8], text, a, b - a)
+        done = b
+      end
+    end
+  end
+
+  anchored = nil
+
+  if policies then
+    local text = nc == 0 and data or carry .. data
+    for si = BUILTIN_SEARCHES + 1, #list do search(scan, list[si], text, 0, len) end
   end
 end
 
@@ -306,17 +519,18 @@ local function feed(scan, data, eof)
   end
   scan.left = left - n
   scan.bytes = scan.bytes + n
-  if n > 0 then scan.records = scan.records + count_records(data) end
-  local text = scan.carry
-  if text == "" then text = data elseif n > 0 then text = text .. data end
-  if eof or scan.full then
-    scan.carry = ""
-    return scan_region(scan, text, #text)
+  local carry = scan.carry
+  local k = n
+  if not (eof or scan.full) then
+    -- the carry holds no delimiter: the region ends at data's last one
+    while k > 0 and not DELIM[byte(data, k)] do k = k - 1 end
+    if k == 0 then
+      if n > 0 then scan.carry = carry .. data end
+      return
+    end
   end
-  local last = #text
-  while last > 0 and not DELIM[byte(text, last)] do last = last - 1 end
-  scan_region(scan, text, last)
-  scan.carry = last == #text and "" or sub(text, last + 1)
+  scan_region(scan, carry, data, k)
+  scan.carry = k == n and "" or sub(data, k + 1)
 end
 _M.feed = feed
 
@@ -326,7 +540,7 @@ function _M.sample(scan)
   if scan.carry ~= "" then
     local text = scan.carry
     scan.carry = ""
-    scan_region(scan, text, #text)
+    scan_region(scan, "", text, #text)
   end
   local findings, nf = {}, 0
   local tallies = scan.tallies
