@@ -300,3 +300,13 @@ t.test('policy patterns reach the gateway once and stay: an ack that names no ve
   t.equal(new Set(named).size, 1, 'one version throughout');
   t.equal(ng.errorLog().match(/sensitive patterns version \S+ installed/g)?.length, 1, 'installed once');
 });
+
+// last: it adds outcomes for /all/users, which the tests above count
+t.test('the requested limit: argument names in any case (as nginx matches them), 0 without one', async (t) => {
+  for (const [query, want] of [['?Per_Page=7&x=1', 7], ['?q=limits', 0], ['', 0]] as const) {
+    const before = capture.outcomes.filter((o) => o.path === '/all/users').length;
+    t.equal((await get(`${nginx.url}/all/users${query}`)).status, 200);
+    const all = await outcomeFor('/all/users', before + 1);
+    t.equal(all[before]?.response?.requested_limit, want, `${query || 'no query'}: ${want}`);
+  }
+});

@@ -584,6 +584,12 @@ end
 
 local LIMIT_ARGS = { "arg_limit", "arg_page_size", "arg_per_page", "arg_size" }
 local function requested_limit()
+  -- most requests carry none of the four (nginx matches argument names in any case): no
+  -- argument lookups for them
+  local args = ngx_var.args
+  if not args then return 0 end
+  args = lower(args)
+  if not (find(args, "limit=", 1, true) or find(args, "size=", 1, true) or find(args, "per_page=", 1, true)) then return 0 end
   for i = 1, #LIMIT_ARGS do
     local v = ngx_var[LIMIT_ARGS[i]]
     if v and find(v, "^%d+$") then
@@ -594,13 +600,24 @@ local function requested_limit()
   return 0
 end
 
+-- Content-Type value -> whether it is JSON, per worker: an API answers with a handful of values
+local json_memo, json_memo_n = {}, 0
 local function json_type(ct)
   if not ct then return false end
   if type(ct) == "table" then ct = ct[1] end
+  local yes = json_memo[ct]
+  if yes ~= nil then return yes end
   local mt = match(ct, "^%s*([^;%s]+)")
-  if not mt then return false end
-  mt = lower(mt)
-  return mt == "application/json" or sub(mt, -5) == "+json"
+  if mt then
+    mt = lower(mt)
+    yes = mt == "application/json" or sub(mt, -5) == "+json"
+  else
+    yes = false
+  end
+  if json_memo_n >= 256 then json_memo, json_memo_n = {}, 0 end
+  json_memo_n = json_memo_n + 1
+  json_memo[ct] = yes
+  return yes
 end
 
 -- syntax: inspect.header_filter()
