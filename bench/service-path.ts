@@ -10,13 +10,15 @@
 // the log phase reports them). Prints, per round: requests/s and the service's user + system CPU
 // per request (µs).
 //
-//   npm run bench:service-path -- [--rounds 5] [--duration 5] [--service-env NAME=VALUE]... [--cpu-prof DIR] [--depth 32] [--unix]
+//   npm run bench:service-path -- [--rounds 5] [--duration 5] [--service-env NAME=VALUE]... [--cpu-prof DIR] [--depth 32] [--unix] [--samples]
 //                                   [--node-flag --some-v8-flag=N]...
 import { connect, type Socket } from 'node:net';
 import { cpuMicros, pinHarness, startServiceProcess } from './lib/proc.ts';
 import { humanMix, toDecideRequest } from './lib/request-mix.ts';
 import { DecideRequestType, OutcomeBatchType } from '../decision-service/src/wire/codec.ts';
 import { FRAME, frame } from '../decision-service/src/wire/frame-server.ts';
+import { inspectResponse } from '../decision-service/src/gateway/sensitive.ts';
+import { INSPECT_BODY } from './cases/inspect.ts';
 
 /** Outcomes per OUTCOMES frame: one frame per DEPTH decides carries theirs (the decides repeat, so any outcome stands for one). */
 const OUTCOMES_PER_BATCH = 32;
@@ -34,12 +36,16 @@ function buildFrames(): { decides: Buffer[]; outcomes: Buffer[] } {
   const decides: Buffer[] = [];
   const outcomes: Buffer[] = [];
   let batch: Record<string, unknown>[] = [];
+  // --samples: every outcome carries the ResponseSample of the inspect case's JSON body, as with
+  // \$verdict_inspect all (the gateway's key: the reference computes the same hashes)
+  const sample = process.argv.includes('--samples') ? inspectResponse(INSPECT_BODY, { key: Buffer.from('verdict-bench-hmac-key-0123456789') }) : undefined;
   mix.forEach((m, i) => {
     const req = toDecideRequest(m, i);
     decides.push(frame(FRAME.DECIDE, DecideRequestType.encode(DecideRequestType.fromObject(req)).finish()));
     batch.push({
       request_id: req.request_id, ts_ms: 0, client_ip: req.client_ip, method: req.method, path: req.path,
       route_tag: req.route_tag, status: 200, upstream_ms: 1, bytes_sent: 180, action: 0,
+      ...(sample ? { response: sample } : {}),
     });
     if (batch.length === OUTCOMES_PER_BATCH) {
       outcomes.push(frame(FRAME.OUTCOMES, OutcomeBatchType.encode(OutcomeBatchType.fromObject({ gateway_id: 'bench/1', outcomes: batch })).finish()));

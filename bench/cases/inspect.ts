@@ -15,7 +15,7 @@ import { pacingScript, runWrk, type WrkResult } from '../lib/wrk.ts';
 /** The fixed rate of the CPU-per-request runs: well below every setting's saturation. */
 const CPU_RATE = 1500;
 /** Rounds of CPU-per-request readings (each: off, auto and all in turn) and seconds per reading. */
-const CPU_ROUNDS = 8;
+const CPU_ROUNDS = 12;
 const CPU_RUN_S = 5;
 
 /** CPU per request, µs, of each process on the server core while a paced run sends `RATE`/s. */
@@ -69,7 +69,7 @@ const inspectCase: CustomCase = {
       out.total = out.gateway + out.service + out.upstream;
       return out;
     };
-    const order: Setting[] = env.quick ? ['off', 'auto', 'all'] : ['off', 'auto', 'all', 'all', 'auto', 'off'];
+    const order: Setting[] = env.quick ? ['off', 'auto', 'all'] : ['off', 'auto', 'all', 'all', 'auto', 'off', 'off', 'auto', 'all', 'all', 'auto', 'off'];
     // The Lua scan alone: inspect.lua on the case's body in a loop inside the gateway's nginx
     // (no request, no outcome), so its cost is measured apart from the noisy stack.
     let scanUs = Number.NaN;
@@ -102,6 +102,10 @@ const inspectCase: CustomCase = {
     }
     const stacks: Partial<Record<Setting, Stack>> = {};
     const pairCosts: Record<'auto' | 'all', number[]> = { auto: [], all: [] };
+    // the same, each reading in units of the upstream's CPU per request: its work is fixed (stock
+    // nginx, one body), so it tracks how fast this shared VM runs at that moment, which swings by
+    // more than the cost being measured between two readings seconds apart
+    const unitCosts: Record<'auto' | 'all', number[]> = { auto: [], all: [] };
     try {
       for (const [i, setting] of order.entries()) {
         const stack = await startLuaGateway(at, layout(setting));
@@ -126,8 +130,12 @@ const inspectCase: CustomCase = {
           got[setting] = c;
           cpu[setting].push(c);
         }
-        const off = (got.off as CpuPerRequest).total;
-        for (const s of ['auto', 'all'] as const) pairCosts[s].push(1 - off / (got[s] as CpuPerRequest).total);
+        const off = got.off as CpuPerRequest;
+        for (const s of ['auto', 'all'] as const) {
+          const x = got[s] as CpuPerRequest;
+          pairCosts[s].push(1 - off.total / x.total);
+          unitCosts[s].push(1 - (off.total / off.upstream) / (x.total / x.upstream));
+        }
       }
     } finally {
       for (const st of Object.values(stacks)) await st?.stop();
@@ -141,25 +149,35 @@ const inspectCase: CustomCase = {
     // on a saturated shared core, throughput is inversely proportional to the CPU per request
     const cost = median(pairCosts.auto);
     const costAll = median(pairCosts.all);
+    const unitCost = median(unitCosts.auto);
+    const unitCostAll = median(unitCosts.all);
+    // saturation, pair by pair: each auto or all run against the off run next to it in the order
+    const satPairs: Record<'auto' | 'all', number[]> = { auto: [], all: [] };
+    for (let k = 0; k < runs.off.length; k++) {
+      const off = runs.off[k]?.rps ?? Number.NaN;
+      for (const x of ['auto', 'all'] as const) if (runs[x][k]) satPairs[x].push(1 - (runs[x][k] as WrkResult).rps / off);
+    }
     const fmtUs = (v: number) => v.toFixed(1);
     return {
       sections: [{
         id: 'inspect',
         title: this.title,
-        columns: ['$verdict_inspect', 'req/s at saturation (median of runs)', 'p99, ms', `CPU µs per request at ${CPU_RATE.toLocaleString('en-US')}/s: gateway`, 'service', 'upstream', 'total', 'throughput cost from CPU (median of rounds)', 'runs (saturation + CPU)'],
-        rows: (['off', 'auto', 'all'] as const).map((s) => [s, Math.round(rps(s)).toLocaleString('en-US'), fmtMs(p99(s)), fmtUs(us(s, 'gateway')), fmtUs(us(s, 'service')), fmtUs(us(s, 'upstream')), fmtUs(us(s, 'total')),
-          s === 'off' ? '–' : `${(100 * median(pairCosts[s])).toFixed(1)}%`, `${runs[s].length} + ${cpu[s].length}`]),
+        columns: ['$verdict_inspect', 'req/s at saturation (median of runs)', 'throughput cost at saturation (median of runs)', 'p99, ms', `CPU µs per request at ${CPU_RATE.toLocaleString('en-US')}/s: gateway`, 'service', 'upstream', 'total', 'cost from CPU (median of rounds)', 'the same in upstream units', 'runs (saturation + CPU)'],
+        rows: (['off', 'auto', 'all'] as const).map((s) => [s, Math.round(rps(s)).toLocaleString('en-US'), s === 'off' ? '–' : `${(100 * (1 - rps(s) / rps('off'))).toFixed(1)}%`, fmtMs(p99(s)), fmtUs(us(s, 'gateway')), fmtUs(us(s, 'service')), fmtUs(us(s, 'upstream')), fmtUs(us(s, 'total')),
+          s === 'off' ? '–' : `${(100 * median(pairCosts[s])).toFixed(1)}%`, s === 'off' ? '–' : `${(100 * median(unitCosts[s])).toFixed(1)}%`, `${runs[s].length} + ${cpu[s].length}`]),
         notes: [
           `Upstream: stock nginx answering a ${Buffer.byteLength(INSPECT_BODY)}-byte application/json body (12 records, 4 unmasked and 2 masked mobile numbers, 1 e-mail address) to every request of the human mix; inline on every route.`,
           `Runs in order (req/s): ${order.map((o, i) => `${o} ${Math.round(runs[o][order.slice(0, i).filter((x) => x === o).length]?.rps ?? 0).toLocaleString('en-US')}`).join(', ')}.`,
-          `Per-round throughput cost from CPU (auto / all): ${pairCosts.auto.map((c, i) => `${(100 * c).toFixed(1)}% / ${(100 * (pairCosts.all[i] ?? Number.NaN)).toFixed(1)}%`).join(', ')}.`,
-          `Throughput cost of response inspection, from the CPU per request on the shared server core (median of the rounds' own cost against their own \`off\`): ${(100 * cost).toFixed(1)}% at its default (auto), ${(100 * costAll).toFixed(1)}% inspecting every response (all). From saturation throughput directly (noisier): ${(100 * measured).toFixed(1)}% (auto), ${(100 * measuredAll).toFixed(1)}% (all).`,
+          `Per-round throughput cost from CPU (auto / all): ${pairCosts.auto.map((c, i) => `${(100 * c).toFixed(1)}% / ${(100 * (pairCosts.all[i] ?? Number.NaN)).toFixed(1)}%`).join(', ')}; in upstream units: ${unitCosts.auto.map((c, i) => `${(100 * c).toFixed(1)}% / ${(100 * (unitCosts.all[i] ?? Number.NaN)).toFixed(1)}%`).join(', ')}.`,
+          `Saturation, each run against the off run beside it (auto / all): ${satPairs.auto.map((c, i) => `${(100 * c).toFixed(1)}% / ${(100 * (satPairs.all[i] ?? Number.NaN)).toFixed(1)}%`).join(', ')}.`,
+          `Throughput cost of response inspection at its default (auto) / inspecting every response (all): at saturation (median req/s of ${runs.off.length} runs each, alternating) ${(100 * measured).toFixed(1)}% / ${(100 * measuredAll).toFixed(1)}%; from the CPU per request on the shared server core (median of the rounds' own cost against their own \`off\`) ${(100 * cost).toFixed(1)}% / ${(100 * costAll).toFixed(1)}%, in upstream units ${(100 * unitCost).toFixed(1)}% / ${(100 * unitCostAll).toFixed(1)}%.`,
           `The Lua scan alone (inspect.lua on this body in a loop inside nginx, median of 5 × 20,000): ${scanUs.toFixed(1)} µs per response.`,
           `CPU per request: user + system time from /proc of the gateway's nginx worker, the decision service and the upstream nginx, over a ${env.quick ? 2 : CPU_RUN_S} s run paced at ${CPU_RATE.toLocaleString('en-US')} requests/s, divided by the requests sent; the three settings' gateways run side by side and each round reads off, auto and all in turn (rotating who goes first).`,
         ],
       }],
       targets: [
-        { target: 'response inspection (default, auto) costs ≤ 5% throughput', measured: `${(100 * cost).toFixed(1)}% from CPU per request (all: ${(100 * costAll).toFixed(1)}%); saturation runs ${(100 * measured).toFixed(1)}% (all: ${(100 * measuredAll).toFixed(1)}%)`, met: Number.isFinite(cost) ? cost <= 0.05 : null },
+        // met when the direct reading (saturation) and the steadier CPU reading both say so
+        { target: 'response inspection (default, auto) costs ≤ 5% throughput', measured: `saturation ${(100 * measured).toFixed(1)}% (all: ${(100 * measuredAll).toFixed(1)}%); from CPU per request ${(100 * cost).toFixed(1)}% (all: ${(100 * costAll).toFixed(1)}%), in upstream units ${(100 * unitCost).toFixed(1)}% (all: ${(100 * unitCostAll).toFixed(1)}%)`, met: Number.isFinite(measured) && Number.isFinite(unitCost) ? measured <= 0.05 && unitCost <= 0.05 : null },
       ],
     };
   },

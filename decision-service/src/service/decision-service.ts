@@ -120,7 +120,6 @@ export class DecisionService {
   private readonly gateways: GatewayBoard | undefined;
   private readonly responses: (() => CompiledResponses) | undefined;
   private readonly riskEvents: RiskEvents | undefined;
-  private readonly sensitiveChildren = new Map<string, Incrementable>();
   /** Endpoints with a series of their own in verdict_endpoint_sensitive_responses_total. */
   private readonly exposureRoutes = new Set<string>();
 
@@ -145,7 +144,7 @@ export class DecisionService {
         if (!routes.has(endpoint) && routes.size < MAX_EXPOSURE_ROUTES) routes.add(endpoint);
         const route = routes.has(endpoint) ? endpoint : 'other';
         const label = masked ? 'true' : 'false';
-        child(this.sensitiveChildren, `${route}|${kind}|${label}`, () => m.endpointSensitive.labels({ route, kind, masked: label })).inc();
+        m.sensitiveTally.inc(`${route}|${kind}|${label}`, () => ({ route, kind, masked: label }));
       },
       exposed: (event) => {
         m?.endpointExposures.inc({ kind: event.kind });

@@ -33,6 +33,7 @@ export interface ServiceMetrics {
   readonly revocationsSent: Counter;
   readonly responseSamples: Counter;
   readonly endpointSensitive: Counter<'route' | 'kind' | 'masked'>;
+  readonly sensitiveTally: Tally<'route' | 'kind' | 'masked'>;
   readonly endpointExposures: Counter<'kind'>;
 }
 
@@ -88,6 +89,7 @@ export function createMetrics(defaults: boolean): ServiceMetrics {
   const decisionTally = new Tally<'action' | 'route_class' | 'mode'>();
   const reasonTally = new Tally<'reason'>();
   const outcomeTally = new Tally<'status_class'>();
+  const sensitiveTally = new Tally<'route' | 'kind' | 'masked'>();
   if (defaults) collectDefaultMetrics({ register: registry, prefix: 'verdict_' });
   const registers = [registry];
   return {
@@ -136,12 +138,13 @@ export function createMetrics(defaults: boolean): ServiceMetrics {
     overridesActive: new Gauge({ name: 'verdict_overrides_active', help: 'Operator overrides in force', registers }),
     revocationsSent: new Counter({ name: 'verdict_revocations_sent_total', help: 'Gateway cache keys revoked in outcome acknowledgements (one per key per gateway worker)', registers }),
     responseSamples: new Counter({ name: 'verdict_response_samples_total', help: 'Outcomes that carried a response sample (the gateway inspected the response body)', registers }),
-    endpointSensitive: new Counter({
+    endpointSensitive: tallied(sensitiveTally, {
       name: 'verdict_endpoint_sensitive_responses_total',
       help: 'Inspected responses holding a sensitive kind, by endpoint (method + path template; the first 100, then "other"), kind and whether the values were masked',
       labelNames: ['route', 'kind', 'masked'],
       registers,
     }),
+    sensitiveTally,
     endpointExposures: new Counter({ name: 'verdict_endpoint_exposures_total', help: 'Endpoints newly flagged as returning a sensitive kind unmasked (one per endpoint and kind: the endpoint.exposure risk event)', labelNames: ['kind'], registers }),
     framesClosed: new Counter({
       name: 'verdict_frame_connections_closed_total',

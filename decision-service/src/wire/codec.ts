@@ -172,15 +172,13 @@ function nested<T>(raw: unknown, field: 'request' | 'response', i: number, fromP
 function validOutcome(raw: unknown, i: number, fromProtobuf: boolean): Outcome {
   // zod reads a decoded message's unset fields from its prototype, five times slower than from
   // a plain object; the own (wire) fields copied are the same input, zod supplies the defaults.
-  let fields = fromProtobuf ? fastValidateOutcomeFields(raw as Record<string, unknown>) : undefined;
-  if (!fields) {
-    const parsed = outcomeFieldsSchema.safeParse(fromProtobuf ? { ...(raw as object) } : raw);
-    if (!parsed.success) throw new VerdictError('INVALID_FIELD', issues(parsed.error, `outcomes.${i}.`));
-    fields = parsed.data;
-  }
   const request = nested<DecideRequest>(raw, 'request', i, fromProtobuf, fastValidateDecide, decideRequestSchema);
   const response = nested<ResponseSample>(raw, 'response', i, fromProtobuf, fastValidateResponseSample, responseSampleSchema);
-  return { ...fields, request, response };
+  const fast = fromProtobuf ? fastValidateOutcomeFields(raw as Record<string, unknown>, request, response) : undefined;
+  if (fast) return fast;
+  const parsed = outcomeFieldsSchema.safeParse(fromProtobuf ? { ...(raw as object) } : raw);
+  if (!parsed.success) throw new VerdictError('INVALID_FIELD', issues(parsed.error, `outcomes.${i}.`));
+  return { ...parsed.data, request, response };
 }
 
 function validGatewayId(raw: unknown): string {

@@ -188,7 +188,6 @@ export function fastValidateResponseSample(m: Decoded): ResponseSample | undefin
 }
 
 const ACTIONS = ['ALLOW', 'TAG', 'CHALLENGE', 'BLOCK'] as const;
-type OutcomeFields = Omit<Outcome, 'request' | 'response'>;
 
 /** A string field the schema refuses (not cuts) when over-long: absent = ''. */
 function bounded(v: unknown, max: number): string {
@@ -202,11 +201,11 @@ function uint64Field(v: unknown): number {
 }
 
 /**
- * An Outcome's own fields (request and response are validated apart) by the schema's rules, or
- * undefined for zod to accept them or name the field it refuses. Every gateway sends one per
- * request, so this runs as often as decide does.
+ * An Outcome by the schema's rules, its own fields checked here and its request and response
+ * (validated apart) put in, or undefined for zod to accept the fields or name the one it refuses.
+ * Every gateway sends one per request, so this runs as often as decide does.
  */
-export function fastValidateOutcomeFields(m: Decoded): OutcomeFields | undefined {
+export function fastValidateOutcomeFields(m: Decoded, request?: DecideRequest, response?: ResponseSample): Outcome | undefined {
   try {
     const status = m.status ?? 0;
     if (typeof status !== 'number' || !Number.isInteger(status) || status < 0 || status > 999) return undefined;
@@ -231,6 +230,8 @@ export function fastValidateOutcomeFields(m: Decoded): OutcomeFields | undefined
       action,
       fail_open: bounded(m.fail_open, 32),
       from_cache: fromCache,
+      request,
+      response,
     };
   } catch (err) {
     if (err === REFUSE) return undefined;
