@@ -17,6 +17,7 @@ import { childPids, cpuMicros, pinHarness, sleep, startServiceProcess } from './
 import { humanMix } from './lib/request-mix.ts';
 import { startUpstream } from './lib/stock-nginx.ts';
 import { warmService } from './lib/warm.ts';
+import { flameGraphSvg } from './lib/flamegraph.ts';
 import { pacingScript, rotatingFileScript, runWrk } from './lib/wrk.ts';
 
 /** read-like and write-like syscalls a process has made (/proc/PID/io syscr, syscw). */
@@ -86,7 +87,11 @@ function foldPerf(text: string): Map<string, number> {
       const sym = m[1] === '[unknown]' ? `[${m[2]!.split('/').pop()}]` : m[1]!.replace(/\+0x[0-9a-f]+$/, '');
       return sym;
     }).reverse();
-    const key = frames.join(';');
+    // JIT-compiled Lua has no frame pointers: perf walks garbage there, dozens of unknown frames
+    // deep. Runs of the same frame are kept once, and a stack is cut after 16 frames.
+    const kept: string[] = [];
+    for (const f of frames) if (kept[kept.length - 1] !== f && kept.length < 16) kept.push(f);
+    const key = kept.join(';');
     folded.set(key, (folded.get(key) ?? 0) + 1);
   }
   return folded;
@@ -206,6 +211,7 @@ async function main(): Promise<void> {
       if (m) folded.set(m[1]!.replace(/;\[/, ';[').replace(/\s+/g, '_'), Number(m[2]));
     }
     writeFileSync(join(out, 'gateway-lua.folded'), [...folded].map(([k, v]) => `${k} ${v}`).join('\n') + '\n');
+    writeFileSync(join(out, 'gateway-lua.svg'), flameGraphSvg(readFileSync(join(out, 'gateway-lua.folded'), 'utf8'), `gateway Lua, jit.profile, ${rate}/s`));
     const byLine = new Map<string, number>();
     let sum = 0;
     for (const [k, v] of folded) {
@@ -252,6 +258,7 @@ async function main(): Promise<void> {
     const script = spawnSync('perf', ['script', '-i', perfData], { encoding: 'utf8', maxBuffer: 1 << 30 });
     const folded = foldPerf(script.stdout);
     writeFileSync(join(out, 'nginx-worker.folded'), [...folded].map(([k, v]) => `${k} ${v}`).join('\n') + '\n');
+    writeFileSync(join(out, 'nginx-worker.svg'), flameGraphSvg(readFileSync(join(out, 'nginx-worker.folded'), 'utf8'), `gateway nginx worker, perf cpu-clock, ${rate}/s`));
     lines.push('', 'nginx worker, top self (perf cpu-clock):', ...topSelf(folded, 40));
   }
   if (withCpuProf && existsSync(profDir)) {
@@ -259,6 +266,9 @@ async function main(): Promise<void> {
     if (f) {
       const folded = foldCpuProfile(JSON.parse(readFileSync(join(profDir, f), 'utf8')) as CpuProfile, fromUs, toUs);
       writeFileSync(join(out, 'service.folded'), [...folded].map(([k, v]) => `${k} ${v}`).join('\n') + '\n');
+      // the graph shows where the busy time goes: idle samples left out
+      const busy = readFileSync(join(out, 'service.folded'), 'utf8').split('\n').filter((l) => !/^\(idle\) /.test(l)).join('\n');
+      writeFileSync(join(out, 'service.svg'), flameGraphSvg(busy, `decision service, V8 --cpu-prof (busy µs, idle left out), ${rate}/s`));
       const sampled = [...folded.values()].reduce((a, b) => a + b, 0);
       lines.push('', `decision service: ${(sampled / n).toFixed(1)} µs sampled per request (idle included)`);
       lines.push('', 'decision service, top self (V8 --cpu-prof, the measured window only):', ...topSelf(folded, 40));
