@@ -23,6 +23,7 @@ local ffi = require "ffi"
 local config = require "verdict.config"
 local clearance = require "verdict.clearance"
 local log = require "verdict.log"
+local memo = require "verdict.memo"
 
 local ngx = ngx
 local ngx_var = ngx.var
@@ -99,17 +100,18 @@ local CHECKS = {
   bank_card = { accept, card_unmasked }, email = { accept, lower },
 }
 
--- searches: { kind, masked (bool), regex, check, masked_regex, kind_index, email }, in claim order;
+-- searches: { kind, masked (bool), regex, check, masked_regex, kind_index }, in claim order: each
+-- built-in kind's masked then unmasked search (the S_* positions below), then the policy's patterns;
 -- replaced (never mutated) when the policy's patterns change, so a scan keeps the list it began with
 local kinds_builtin = #BUILTIN
-local BUILTIN_SEARCHES = 2 * kinds_builtin -- masked and unmasked, in that order, per kind
+local BUILTIN_SEARCHES = 2 * kinds_builtin
+local S_ID_MASKED, S_ID, S_MOBILE_MASKED, S_MOBILE, S_CARD_MASKED, S_CARD, S_EMAIL_MASKED, S_EMAIL = 1, 2, 3, 4, 5, 6, 7, 8
 local function builtin_searches()
   local list = {}
   for i = 1, kinds_builtin do
     local b = BUILTIN[i]
-    local email = b.kind == "email"
-    list[#list + 1] = { kind = b.kind, masked = true, regex = b.masked, check = CHECKS[b.kind][1], masked_regex = false, kind_index = i, email = email, star = true }
-    list[#list + 1] = { kind = b.kind, masked = false, regex = b.unmasked, check = CHECKS[b.kind][2], masked_regex = false, kind_index = i, email = email, star = false }
+    list[#list + 1] = { kind = b.kind, masked = true, regex = b.masked, check = CHECKS[b.kind][1], masked_regex = false, kind_index = i }
+    list[#list + 1] = { kind = b.kind, masked = false, regex = b.unmasked, check = CHECKS[b.kind][2], masked_regex = false, kind_index = i }
   end
   return list
 end
@@ -158,7 +160,7 @@ function _M.set_patterns(version, list)
       n = n + 1
       names[name] = true
       next_searches[#next_searches + 1] = { kind = name, masked = false, regex = regex, check = accept,
-        masked_regex = masked ~= "" and masked or false, kind_index = n, email = false, star = false }
+        masked_regex = masked ~= "" and masked or false, kind_index = n }
     end
   end
   searches, kind_count, patterns_version = next_searches, n, version or ""
@@ -196,30 +198,21 @@ local joined, joined_size = nil, 0
 local anchored
 local re_ctx = { pos = 1 }
 
--- Keyed hashes of recent values, per worker: the same values come back response after response
--- (a public list, a support line, a customer's own data), and an HMAC is a fifth of a scan's cost.
--- Two generations of at most HASH_MEMO_MAX entries each: when the young one is full it becomes the
--- old one and the older is dropped. The values stay inside this worker's memory (as the response
--- bodies they came from do), never in a log or on the wire.
-local HASH_MEMO_MAX = 4096
-local memo_young, memo_old, memo_n = {}, {}, 0
-local memo_key
+-- Keyed hashes of recent values, per worker (memo.lua): the same values come back response after
+-- response (a public list, a support line, a customer's own data), and an HMAC is a fifth of a
+-- scan's cost. The values stay inside this worker's memory (as the response bodies they came from
+-- do), never in a log or on the wire.
+local hash_memo, hash_memo_reset = memo.new(4096)
+local hash_key
+
+local function keyed_hash(key, name)
+  return sub(hmac_sha256(key, "sv:" .. name), 1, 8)
+end
 
 local function value_hash(key, kind, normalized)
-  if key ~= memo_key then
-    memo_young, memo_old, memo_n, memo_key = {}, {}, 0, key
-  end
+  if key ~= hash_key then hash_memo_reset() hash_key = key end
   local name = kind .. ":" .. normalized
-  local h = memo_young[name]
-  if h then return h end
-  h = memo_old[name]
-  if not h then h = sub(hmac_sha256(key, "sv:" .. name), 1, 8) end
-  if memo_n >= HASH_MEMO_MAX then
-    memo_young, memo_old, memo_n = {}, memo_young, 0
-  end
-  memo_young[name] = h
-  memo_n = memo_n + 1
-  return h
+  return hash_memo(name, keyed_hash, key, name)
 end
 
 local function tally_of(scan, s)
@@ -317,19 +310,19 @@ local function digit_run(scan, list, p, a, n)
     local m = ffi_string(p + a, 18)
     if id_valid(m) then
       ffi_fill(claimed + a + 1, n, 1)
-      return count(scan, list[2], m, m)
+      return count(scan, list[S_ID], m, m)
     end
   end
   if n >= 11 then
     local at = after_prefix(p, a, n - 11)
     if at and p[at] == 49 and p[at + 1] >= 51 then
       ffi_fill(claimed + a + 1, n, 1)
-      return count(scan, list[4], nil, ffi_string(p + at, 11))
+      return count(scan, list[S_MOBILE], nil, ffi_string(p + at, 11))
     end
   end
   if n >= 13 and n <= 19 and luhn_at(p, a, n) then
     ffi_fill(claimed + a + 1, n, 1)
-    return count(scan, list[6], nil, ffi_string(p + a, n))
+    return count(scan, list[S_CARD], nil, ffi_string(p + a, n))
   end
 end
 
@@ -339,20 +332,20 @@ local function masked_run(scan, list, p, a, lead, stars, tail)
   -- cn_id: [1-9][0-9]{0,5}\*+[0-9]{0,3}[0-9Xx], counted when 18 bytes long
   if n == 18 and lead <= 6 and tail <= 4 and p[a] ~= 48 then
     ffi_fill(claimed + a + 1, n, 1)
-    return count(scan, list[1], nil, true)
+    return count(scan, list[S_ID_MASKED], nil, true)
   end
   -- cn_mobile: (?:(?:\+|00)?86[ -]?)?1[3-9][0-9]\*{3,5}[0-9]{3,4}
   if stars >= 3 and stars <= 5 and (tail == 3 or tail == 4) and lead >= 3 then
     local at = after_prefix(p, a, lead - 3)
     if at and p[at] == 49 and p[at + 1] >= 51 then
       ffi_fill(claimed + a + 1, n, 1)
-      return count(scan, list[3], nil, true)
+      return count(scan, list[S_MOBILE_MASKED], nil, true)
     end
   end
   -- bank_card: [0-9]{4,6}[ -]?(?:\*[ -]?){4,}[0-9]{4}
   if lead >= 4 and lead <= 6 and stars >= 4 and tail == 4 then
     ffi_fill(claimed + a + 1, n, 1)
-    return count(scan, list[5], nil, true)
+    return count(scan, list[S_CARD_MASKED], nil, true)
   end
 end
 
@@ -388,12 +381,12 @@ local function narrow(scan, list, p, a, b)
     end
   end
   local text, last = ffi_string(p + a, b - a), b - a
-  if stars > 0 then search(scan, list[1], text, a, last) end
-  if longest >= 17 then search(scan, list[2], text, a, last) end
-  if stars > 0 then search(scan, list[3], text, a, last) end
-  if longest >= 11 then search(scan, list[4], text, a, last) end
-  if stars > 0 then search(scan, list[5], text, a, last) end
-  if grouped >= 13 then search(scan, list[6], text, a, last) end
+  if stars > 0 then search(scan, list[S_ID_MASKED], text, a, last) end
+  if longest >= 17 then search(scan, list[S_ID], text, a, last) end
+  if stars > 0 then search(scan, list[S_MOBILE_MASKED], text, a, last) end
+  if longest >= 11 then search(scan, list[S_MOBILE], text, a, last) end
+  if stars > 0 then search(scan, list[S_CARD_MASKED], text, a, last) end
+  if grouped >= 13 then search(scan, list[S_CARD], text, a, last) end
 end
 
 -- Scans the region carry .. data[1..k] (k: data's last delimiter, or #data); data[k+1..] is
@@ -471,8 +464,8 @@ local function scan_region(scan, carry, data, k)
         while a > 0 and EMAIL[p[a - 1]] ~= 0 do a = a - 1 end
         while b < len and EMAIL[p[b]] ~= 0 do b = b + 1 end
         local text = ffi_string(p + a, b - a)
-        if find(text, "*", 1, true) then search(scan, list[7], text, a, b - a) end
-        search(scan, list[8], text, a, b - a)
+        if find(text, "*", 1, true) then search(scan, list[S_EMAIL_MASKED], text, a, b - a) end
+        search(scan, list[S_EMAIL], text, a, b - a)
         done = b
       end
     end
@@ -600,24 +593,19 @@ local function requested_limit()
   return 0
 end
 
+local function parse_json_type(ct)
+  local mt = match(ct, "^%s*([^;%s]+)")
+  if not mt then return false end
+  mt = lower(mt)
+  return mt == "application/json" or sub(mt, -5) == "+json"
+end
+
 -- Content-Type value -> whether it is JSON, per worker: an API answers with a handful of values
-local json_memo, json_memo_n = {}, 0
+local json_memo = memo.new(256)
 local function json_type(ct)
   if not ct then return false end
   if type(ct) == "table" then ct = ct[1] end
-  local yes = json_memo[ct]
-  if yes ~= nil then return yes end
-  local mt = match(ct, "^%s*([^;%s]+)")
-  if mt then
-    mt = lower(mt)
-    yes = mt == "application/json" or sub(mt, -5) == "+json"
-  else
-    yes = false
-  end
-  if json_memo_n >= 256 then json_memo, json_memo_n = {}, 0 end
-  json_memo_n = json_memo_n + 1
-  json_memo[ct] = yes
-  return yes
+  return json_memo(ct, parse_json_type, ct)
 end
 
 -- syntax: inspect.header_filter()

@@ -10,6 +10,7 @@
 -- device id and the submitted password are sent as HMAC-SHA1 (keyed with config hmac_key).
 
 local config = require "verdict.config"
+local memo = require "verdict.memo"
 local cjson = require "cjson.safe"
 
 local ngx = ngx
@@ -44,42 +45,34 @@ local VERSIONS = { [0.9] = "0.9", [1.0] = "1.0", [1.1] = "1.1", [2.0] = "2.0", [
 local gateway_id
 
 -- raw header name -> lower-case name, per worker: clients send a few dozen distinct spellings,
--- so lower() runs once per spelling, not once per header (bounded: reset when large)
-local lower_names, lower_n = {}, 0
+-- so lower() runs once per spelling, not once per header
+local lower_name = memo.new(4096)
 local function lname(raw_name)
-  local l = lower_names[raw_name]
-  if not l then
-    l = lower(raw_name)
-    if lower_n >= 4096 then lower_names, lower_n = {}, 0 end
-    lower_n = lower_n + 1
-    lower_names[raw_name] = l
-  end
-  return l
+  return lower_name(raw_name, lower, raw_name)
 end
 
--- Keyed hashes of session cookies, tokens, API keys and device ids, memoized per worker: a client
--- sends the same ones request after request, and an HMAC (a C call, which also keeps the build
--- from being JIT-compiled) costs more than the rest of a header's handling. Two generations of at
--- most ID_MEMO_MAX entries: when the young one is full it becomes the old one and the older is
--- dropped. The values stay in this worker's memory, as the requests they came from do; passwords
--- are never memoized (hashed once, forgotten).
-local ID_MEMO_MAX = 4096
-local id_young, id_old, id_n, id_key = {}, {}, 0, nil
+-- Keyed hashes of session cookies, tokens, API keys and device ids, memoized per worker (memo.lua):
+-- a client sends the same ones request after request, and an HMAC (a C call, which also keeps the
+-- build from being JIT-compiled) costs more than the rest of a header's handling. Passwords are
+-- never memoized (hashed once, forgotten).
+local id_memo, id_memo_reset = memo.new(4096)
+local id_key
 
 local function id_hash(value)
   local key = config.http.hmac_key
-  if key ~= id_key then id_young, id_old, id_n, id_key = {}, {}, 0, key end
-  local h = id_young[value]
-  if h then return h end
-  h = id_old[value] or hmac_sha1(key, value)
-  if id_n >= ID_MEMO_MAX then id_young, id_old, id_n = {}, id_young, 0 end
-  id_young[value] = h
-  id_n = id_n + 1
-  return h
+  if key ~= id_key then id_memo_reset() id_key = key end
+  return id_memo(value, hmac_sha1, key, value)
 end
 
--- a byte Lua's %s matches (space, \t \n \v \f \r): what a cookie pair's name and value are trimmed of
-local function blank(c) return c == 32 or (c >= 9 and c <= 13) end
+-- s[a..b] without the bytes Lua's %s matches (space, \t \n \v \f \r) at either end: a, b
+-- (a > b when nothing is left)
+local function trim_span(s, a, b)
+  local c = byte(s, a)
+  while a <= b and (c == 32 or (c >= 9 and c <= 13)) do a = a + 1 c = byte(s, a) end
+  c = byte(s, b)
+  while b >= a and (c == 32 or (c >= 9 and c <= 13)) do b = b - 1 c = byte(s, b) end
+  return a, b
+end
 
 -- per-build scratch (the build never yields while scanning headers, so module-level state is
 -- safe and saves a table per request)
@@ -100,17 +93,13 @@ local function cookies(req, value, names)
     local semi = find(value, ";", pos, true) or len + 1
     local eq = find(value, "=", pos, true)
     if eq and eq > semi then eq = nil end
-    local a, b = pos, (eq or semi) - 1
-    while a <= b and blank(byte(value, a)) do a = a + 1 end
-    while b >= a and blank(byte(value, b)) do b = b - 1 end
+    local a, b = trim_span(value, pos, (eq or semi) - 1)
     if a <= b then
       local name = sub(value, a, b)
       n = n + 1
       names[n] = name
       if eq and name == session_cookie and not req.session_hash then
-        local va, vb = eq + 1, semi - 1
-        while va <= vb and blank(byte(value, va)) do va = va + 1 end
-        while vb >= va and blank(byte(value, vb)) do vb = vb - 1 end
+        local va, vb = trim_span(value, eq + 1, semi - 1)
         if va <= vb then req.session_hash = id_hash(sub(value, va, vb)) end
       end
     end
