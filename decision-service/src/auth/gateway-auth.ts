@@ -7,8 +7,8 @@
 // HMAC-SHA1 because nginx has it natively (ngx.hmac_sha1); every compare is constant-time.
 
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { readKeyLines } from '../config/key-file.ts';
 import { ConfigError } from '../errors.ts';
 
 export const MIN_KEY_LENGTH = 32;
@@ -48,13 +48,7 @@ export function gatewayKey(key: string): GatewayKey {
  * during a rotation). Errors name the file, the line and the fix.
  */
 export function loadGatewayKeys(file: string, variable = 'VERDICT_GATEWAY_SECRET_FILE'): GatewayKey[] {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new ConfigError('invalid environment', [`${variable}=${JSON.stringify(file)}: cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)}); write the gateway secret there (e.g. \`openssl rand -hex 32 > ${file}\`)`]);
-  }
-  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '');
+  const lines = readKeyLines(file, variable, 'the gateway secret');
   const problems: string[] = [];
   if (lines.length === 0) problems.push(`${file}: is empty; write one key of at least ${MIN_KEY_LENGTH} characters (openssl rand -hex 32)`);
   if (lines.length > 2) problems.push(`${file}: has ${lines.length} keys; keep the current key on line 1 and, during a rotation, the previous one on line 2`);

@@ -9,7 +9,7 @@ import { ConfigError } from '../errors.ts';
 import { isLoopbackListen, loadGatewayKeys, type GatewayKey } from '../auth/gateway-auth.ts';
 import { MAX_OUTCOMES_PER_BATCH } from '../wire/schema.ts';
 import { RISK_EVENT_TYPES, type RiskEventType } from '../service/risk-events.ts';
-import { readFileSync } from 'node:fs';
+import { readKeyLines } from './key-file.ts';
 
 const listen = z
   .string()
@@ -329,13 +329,7 @@ function webhookConfig(e: z.infer<typeof envSchema>): WebhookSettings | undefine
   let secret = e.VERDICT_WEBHOOK_SECRET;
   const file = e.VERDICT_WEBHOOK_SECRET_FILE;
   if (file) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (err) {
-      throw bad(`VERDICT_WEBHOOK_SECRET_FILE=${JSON.stringify(file)}: cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)}); write the key there (e.g. \`openssl rand -hex 32 > ${file}\`)`);
-    }
-    secret = text.split(/\r?\n/).map((l) => l.trim()).find((l) => l !== '') ?? '';
+    secret = readKeyLines(file, 'VERDICT_WEBHOOK_SECRET_FILE', 'the key')[0] ?? '';
     if (secret.length < 16) throw bad(`VERDICT_WEBHOOK_SECRET_FILE=${JSON.stringify(file)}: its first line holds a key of ${secret.length} characters; use at least 16 (openssl rand -hex 32 > ${file})`);
   }
   if (!secret) {

@@ -124,8 +124,22 @@ class DistinctSets {
     this.start[s] = start;
   }
 
+  /** Slot s as a new key's: both cells empty, the current window starting at `start`. */
+  init(s: number, start: number): void {
+    this.start[s] = start;
+    this.half[s] = 0;
+    this.n[2 * s] = 0;
+    this.n[2 * s + 1] = 0;
+    this.union[s] = -1;
+  }
+
+  /** Adds a member to slot s's current cell; the cached count goes when the cell changed. */
+  insert(s: number, member: number): void {
+    if (this.add(2 * s + (this.half[s] as number), member)) this.union[s] = -1;
+  }
+
   /** Adds a member to cell c; whether the cell changed. */
-  add(c: number, member: number): boolean {
+  private add(c: number, member: number): boolean {
     const h = member >>> 0;
     const n = this.n[c] as number;
     const base = c * CELL;
@@ -157,7 +171,7 @@ class DistinctSets {
   }
 
   /** Distinct members of the union of cells a and b. */
-  unionCount(a: number, b: number): number {
+  private unionCount(a: number, b: number): number {
     const na = this.n[a] as number;
     const nb = this.n[b] as number;
     const w = this.words;
@@ -327,16 +341,9 @@ export class MemoryStore implements Store {
   addDistinct(key: string, member: number, windowMs: number, now: number): number {
     const t = this.distinct;
     const s = t.index.claim(key);
-    if (t.index.created) {
-      t.start[s] = bucketStart(now, windowMs);
-      t.half[s] = 0;
-      t.n[2 * s] = 0;
-      t.n[2 * s + 1] = 0;
-      t.union[s] = -1;
-    } else {
-      t.roll(s, windowMs, now);
-    }
-    if (t.add(2 * s + (t.half[s] as number), member)) t.union[s] = -1;
+    if (t.index.created) t.init(s, bucketStart(now, windowMs));
+    else t.roll(s, windowMs, now);
+    t.insert(s, member);
     return t.count(s);
   }
 

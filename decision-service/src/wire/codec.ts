@@ -55,7 +55,6 @@ export interface DecideResponse {
   inspect?: boolean;
 }
 
-
 export interface OutcomeAck {
   accepted: number;
   verdicts: DecideResponse[];
@@ -168,14 +167,17 @@ function nested<T>(raw: unknown, field: 'request' | 'response', i: number, fromP
   return parsed.data;
 }
 
-/** One outcome: its own fields through zod, its nested messages as nested() says. */
+/**
+ * One outcome: its nested messages as nested() says; its own fields, from protobuf, through the
+ * fast path, and otherwise (JSON, or anything the fast path refuses) through zod.
+ */
 function validOutcome(raw: unknown, i: number, fromProtobuf: boolean): Outcome {
-  // zod reads a decoded message's unset fields from its prototype, five times slower than from
-  // a plain object; the own (wire) fields copied are the same input, zod supplies the defaults.
   const request = nested<DecideRequest>(raw, 'request', i, fromProtobuf, fastValidateDecide, decideRequestSchema);
   const response = nested<ResponseSample>(raw, 'response', i, fromProtobuf, fastValidateResponseSample, responseSampleSchema);
   const fast = fromProtobuf ? fastValidateOutcomeFields(raw as Record<string, unknown>, request, response) : undefined;
   if (fast) return fast;
+  // zod reads a decoded message's unset fields from its prototype, five times slower than from
+  // a plain object; the own (wire) fields copied are the same input, zod supplies the defaults.
   const parsed = outcomeFieldsSchema.safeParse(fromProtobuf ? { ...(raw as object) } : raw);
   if (!parsed.success) throw new VerdictError('INVALID_FIELD', issues(parsed.error, `outcomes.${i}.`));
   return { ...parsed.data, request, response };

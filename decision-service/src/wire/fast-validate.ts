@@ -7,7 +7,7 @@
 import { isIP } from 'node:net';
 import { parseIPv4 } from '../net/ip.ts';
 import {
-  CLEARANCES, clip, LIST_LIMITS, MAX_BUDGET_MS, MAX_FINDINGS, MAX_HASH_BYTES, MAX_METHOD, MAX_PATH, MAX_VALUE_HASHES, METHOD, SENSITIVE_KIND, STRING_LIMITS,
+  CLEARANCES, clip, LIST_LIMITS, MAX_BUDGET_MS, MAX_FINDINGS, MAX_HASH_BYTES, MAX_METHOD, MAX_PATH, MAX_VALUE_HASHES, METHOD, OUTCOME_LIMITS, SENSITIVE_KIND, STRING_LIMITS, WIRE_ACTIONS,
   type DecideRequest, type Mode, type Outcome, type ResponseSample, type SensitiveFinding,
 } from './schema.ts';
 
@@ -187,8 +187,6 @@ export function fastValidateResponseSample(m: Decoded): ResponseSample | undefin
   }
 }
 
-const ACTIONS = ['ALLOW', 'TAG', 'CHALLENGE', 'BLOCK'] as const;
-
 /** A string field the schema refuses (not cuts) when over-long: absent = ''. */
 function bounded(v: unknown, max: number): string {
   if (v === undefined || v === null) return '';
@@ -212,23 +210,24 @@ export function fastValidateOutcomeFields(m: Decoded, request?: DecideRequest, r
     const upstream = m.upstream_ms ?? 0;
     if (typeof upstream !== 'number' || !Number.isInteger(upstream) || upstream < 0) return undefined;
     const a = m.action ?? 0;
-    const action = typeof a === 'number' ? (Number.isInteger(a) ? ACTIONS[a] : undefined) : ACTIONS.find((x) => x === a);
+    const action = typeof a === 'number' ? (Number.isInteger(a) ? WIRE_ACTIONS[a] : undefined) : WIRE_ACTIONS.find((x) => x === a);
     if (!action) return undefined;
     const fromCache = m.from_cache ?? false;
     if (typeof fromCache !== 'boolean') return undefined;
+    const O = OUTCOME_LIMITS;
     return {
-      request_id: bounded(m.request_id, 128),
+      request_id: bounded(m.request_id, O.request_id),
       ts_ms: uint64Field(m.ts_ms),
-      client_ip: bounded(m.client_ip, 64),
-      method: bounded(m.method, 16),
-      path: bounded(m.path, 4096),
-      route_tag: bounded(m.route_tag, 64),
+      client_ip: bounded(m.client_ip, O.client_ip),
+      method: bounded(m.method, O.method),
+      path: bounded(m.path, O.path),
+      route_tag: bounded(m.route_tag, O.route_tag),
       status,
-      auth_result: bounded(m.auth_result, 64),
+      auth_result: bounded(m.auth_result, O.auth_result),
       upstream_ms: upstream,
       bytes_sent: uint64Field(m.bytes_sent),
       action,
-      fail_open: bounded(m.fail_open, 32),
+      fail_open: bounded(m.fail_open, O.fail_open),
       from_cache: fromCache,
       request,
       response,

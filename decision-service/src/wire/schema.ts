@@ -150,22 +150,29 @@ export const responseSampleSchema = z.object({
 });
 export type ResponseSample = z.output<typeof responseSampleSchema>;
 
+/** Actions in the proto enum's order (Action = 0..3). */
+export const WIRE_ACTIONS = ['ALLOW', 'TAG', 'CHALLENGE', 'BLOCK'] as const;
+
+/** An Outcome's string fields: longer is refused, not cut (the gateway never sends longer). */
+export const OUTCOME_LIMITS = { request_id: 128, client_ip: 64, method: 16, path: 4096, route_tag: 64, auth_result: 64, fail_open: 32 } as const;
+const O = OUTCOME_LIMITS;
+
 export const outcomeSchema = z.object({
-  request_id: str(128).default(''),
+  request_id: str(O.request_id).default(''),
   ts_ms: uint64.default(0),
-  client_ip: z.string().max(64).default(''),
-  method: str(16).default(''),
-  path: str(4096).default(''),
-  route_tag: str(64).default(''),
+  client_ip: str(O.client_ip).default(''),
+  method: str(O.method).default(''),
+  path: str(O.path).default(''),
+  route_tag: str(O.route_tag).default(''),
   status: z.number().int().min(0).max(999).default(0),
-  auth_result: str(64).default(''),
+  auth_result: str(O.auth_result).default(''),
   upstream_ms: z.number().int().nonnegative().default(0),
   bytes_sent: uint64.default(0),
   action: z
-    .union([z.enum(['ALLOW', 'TAG', 'CHALLENGE', 'BLOCK']), z.number().int().min(0).max(3)])
-    .transform((a) => (typeof a === 'number' ? (['ALLOW', 'TAG', 'CHALLENGE', 'BLOCK'] as const)[a] ?? 'ALLOW' : a))
+    .union([z.enum(WIRE_ACTIONS), z.number().int().min(0).max(3)])
+    .transform((a) => (typeof a === 'number' ? WIRE_ACTIONS[a] ?? 'ALLOW' : a))
     .default('ALLOW'),
-  fail_open: str(32).default(''),
+  fail_open: str(O.fail_open).default(''),
   from_cache: z.boolean().default(false),
   request: decideRequestSchema.optional().nullable(),
   response: responseSampleSchema.optional().nullable(),
