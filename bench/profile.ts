@@ -2,51 +2,29 @@
 // decision service, the Lua gateway inline on every route, same pinning as `npm run bench`),
 // sends the all-human mix at a constant rate, and reads user + system CPU per request of each
 // server-side process from /proc. With --perf it also samples the gateway's nginx worker with
-// `perf record -e cpu-clock -g` and the service with V8's --cpu-prof, and writes folded stacks and
-// a top-functions table to the output directory.
+// `perf record -e cpu-clock -g` and the service with V8's --cpu-prof (--cpu-prof: the service
+// only), with --lua-prof the worker's Lua with LuaJIT's sampler, and writes folded stacks, flame
+// graphs and top-functions tables to the output directory; --strace counts syscalls instead.
+// --plain: the same stack without Verdict.
 //
-//   npm run bench:profile -- [--rate 1500] [--duration 5] [--perf | --cpu-prof | --strace] [--out DIR] [--plain]
-//                            [--service-env NAME=VALUE]...
+//   npm run bench:profile -- [--rate 1500] [--duration 5] [--perf | --cpu-prof | --lua-prof | --strace]
+//                            [--out DIR] [--plain] [--service-env NAME=VALUE]...
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BenchEnv } from './lib/case.ts';
 import { LUA_GUARD, mixLocations, startLuaGateway } from './lib/gateway.ts';
-import { childPids, cpuMicros, pinHarness, sleep, startServiceProcess } from './lib/proc.ts';
+import { argEnv, argNumber, argValue } from './lib/args.ts';
+import { childPids, groupUsage, perRequest, pinHarness, sleep, startServiceProcess } from './lib/proc.ts';
 import { humanMix } from './lib/request-mix.ts';
 import { startUpstream } from './lib/stock-nginx.ts';
 import { warmService } from './lib/warm.ts';
 import { flameGraphSvg } from './lib/flamegraph.ts';
 import { pacingScript, rotatingFileScript, runWrk } from './lib/wrk.ts';
 
-/** read-like and write-like syscalls a process has made (/proc/PID/io syscr, syscw). */
-function syscalls(pid: number): [number, number] {
-  try {
-    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
-    return [Number(/syscr: (\d+)/.exec(io)?.[1] ?? 0), Number(/syscw: (\d+)/.exec(io)?.[1] ?? 0)];
-  } catch {
-    return [0, 0];
-  }
-}
-
-/** System (kernel) CPU time a process has used, µs. */
-function sysMicros(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[12]) * 10_000;
-  } catch {
-    return 0;
-  }
-}
-
-function arg(name: string, dflt: string): string {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? (process.argv[i + 1] ?? dflt) : dflt;
-}
-
-const rate = Number(arg('--rate', '1500'));
-const durationS = Number(arg('--duration', '5'));
+const rate = argNumber('--rate', 1500);
+const durationS = argNumber('--duration', 5);
 const withPerf = process.argv.includes('--perf');
 const withCpuProf = withPerf || process.argv.includes('--cpu-prof');
 const withStrace = process.argv.includes('--strace');
@@ -73,7 +51,7 @@ const LUA_PROFILE_LOCATION = `
             for k, v in pairs(package.loaded["verdict.bench_profile"] or {}) do ngx.say(k, " ", v) end
         }
     }`;
-const out = arg('--out', join(tmpdir(), `verdict-profile-${Date.now()}`));
+const out = argValue('--out', join(tmpdir(), `verdict-profile-${Date.now()}`));
 
 /** Folded stacks ("a;b;c count") from `perf script` output. */
 function foldPerf(text: string): Map<string, number> {
@@ -139,6 +117,13 @@ function foldCpuProfile(p: CpuProfile, fromUs: number, toUs: number): Map<string
   return folded;
 }
 
+/** Writes NAME.folded (every stack) and NAME.svg (the stacks `keep` keeps) to the output directory. */
+function writeFolded(name: string, folded: Map<string, number>, title: string, keep: (stack: string) => boolean = () => true): void {
+  const lines = (f: (stack: string) => boolean) => [...folded].filter(([k]) => f(k)).map(([k, v]) => `${k} ${v}`).join('\n');
+  writeFileSync(join(out, `${name}.folded`), `${lines(() => true)}\n`);
+  writeFileSync(join(out, `${name}.svg`), flameGraphSvg(lines(keep), title));
+}
+
 async function main(): Promise<void> {
   mkdirSync(out, { recursive: true });
   const { cpu } = pinHarness();
@@ -147,11 +132,10 @@ async function main(): Promise<void> {
   const upstream = await startUpstream(cpu.server);
   const service = await startServiceProcess({
     cpu: cpu.service,
-    env: Object.fromEntries(process.argv.flatMap((a, i) => (process.argv[i - 1] === '--service-env' ? [a.split('=') as [string, string]] : []))),
+    env: argEnv('--service-env'),
     nodeFlags: withCpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interval=200'] : [],
   });
   await warmService(service.frameAddr);
-  if (process.argv.includes('--service-nice')) spawnSync('renice', ['-n', arg('--service-nice', '0'), '-p', String(service.pid)], { stdio: 'ignore' });
   const mix = humanMix();
   const env = {
     quick: false, cpus: cpu, upstream: `127.0.0.1:${upstream.port}`, service, tmp, mix,
@@ -159,12 +143,11 @@ async function main(): Promise<void> {
     attackScript: '', durationS, warmupS: 2, connections: 64, transport: 'frame',
   } as BenchEnv;
   const plain = process.argv.includes('--plain');
-  const stack = await startLuaGateway(env, mixLocations({ identity: 'inline', promo: 'inline', static: 'inline', rest: 'inline' }, plain ? 'proxy_pass http://verdict_app;' : (process.argv.includes('--guard') ? arg('--guard', LUA_GUARD) : LUA_GUARD)) + (withLuaProf ? LUA_PROFILE_LOCATION : ''));
+  const stack = await startLuaGateway(env, mixLocations({ identity: 'inline', promo: 'inline', static: 'inline', rest: 'inline' }, plain ? 'proxy_pass http://verdict_app;' : LUA_GUARD) + (withLuaProf ? LUA_PROFILE_LOCATION : ''));
   const base = { url: stack.url, script: env.mixScript + pacingScript(rate), connections: 64, cpu: cpu.load, dir: tmp };
   await runWrk({ ...base, durationS: 2, name: 'warm' });
   const workers = stack.workerPids?.() ?? [];
   const groups = { gateway: workers, service: [service.pid], upstream: childPids(upstream.pid) };
-  const read = () => Object.fromEntries(Object.entries(groups).map(([k, pids]) => [k, pids.reduce((a, p) => a + cpuMicros(p), 0)])) as Record<string, number>;
   const metrics0 = (await stack.gatewayMetrics?.()) ?? '';
   let perf: ReturnType<typeof spawn> | null = null;
   const perfData = join(out, 'nginx-worker.perf.data');
@@ -181,16 +164,10 @@ async function main(): Promise<void> {
     await sleep(500);
   }
   if (withLuaProf) await fetch(`${stack.url}/verdict-lua-profile?op=start`);
-  const sysOf = () => Object.fromEntries(Object.entries(groups).map(([k, pids]) => [k, pids.reduce((a, p) => a + sysMicros(p), 0)])) as Record<string, number>;
-  const sysBefore = sysOf();
-  const ioOf = () => Object.fromEntries(Object.entries(groups).map(([k, pids]) => [k, pids.map(syscalls).reduce((a, b) => [a[0] + b[0], a[1] + b[1]], [0, 0])])) as Record<string, [number, number]>;
-  const ioBefore = ioOf();
-  const before = read();
+  const before = groupUsage(groups);
   const fromUs = Number(process.hrtime.bigint() / 1000n);
   const r = await runWrk({ ...base, durationS, name: 'measure' });
-  const after = read();
-  const sysAfter = sysOf();
-  const ioAfter = ioOf();
+  const used = perRequest(before, groupUsage(groups), r.requests);
   const toUs = Number(process.hrtime.bigint() / 1000n);
   for (const s of straced) {
     s.proc.kill('SIGINT');
@@ -210,8 +187,7 @@ async function main(): Promise<void> {
       const m = /^(.*) (\d+)$/.exec(l);
       if (m) folded.set(m[1]!.replace(/;\[/, ';[').replace(/\s+/g, '_'), Number(m[2]));
     }
-    writeFileSync(join(out, 'gateway-lua.folded'), [...folded].map(([k, v]) => `${k} ${v}`).join('\n') + '\n');
-    writeFileSync(join(out, 'gateway-lua.svg'), flameGraphSvg(readFileSync(join(out, 'gateway-lua.folded'), 'utf8'), `gateway Lua, jit.profile, ${rate}/s`));
+    writeFolded('gateway-lua', folded, `gateway Lua, jit.profile, ${rate}/s`);
     const byLine = new Map<string, number>();
     let sum = 0;
     for (const [k, v] of folded) {
@@ -223,20 +199,15 @@ async function main(): Promise<void> {
     lines.push('', `gateway Lua (jit.profile, 1 ms samples: ${sum}), top lines [N compiled, I interpreted, C in C, G GC, J JIT compiler]:`);
     for (const [k, v] of [...byLine].sort((a, b) => b[1] - a[1]).slice(0, 40)) lines.push(`${((100 * v) / sum).toFixed(1).padStart(5)}%  ${k}`);
   }
-  let total = 0;
-  for (const k of Object.keys(groups)) {
-    const us = (after[k]! - before[k]!) / n;
-    total += us;
-    const sys = (sysAfter[k]! - sysBefore[k]!) / n;
-    const reads = (ioAfter[k]![0] - ioBefore[k]![0]) / n;
-    const writes = (ioAfter[k]![1] - ioBefore[k]![1]) / n;
-    lines.push(`  ${k.padEnd(8)} ${us.toFixed(1).padStart(7)} µs CPU per request (system ${sys.toFixed(1)}); reads ${reads.toFixed(2)}, writes ${writes.toFixed(2)} per request`);
+  const names = Object.keys(used) as Array<keyof typeof used>;
+  for (const k of names) {
+    const u = used[k];
+    lines.push(`  ${k.padEnd(8)} ${u.cpuUs.toFixed(1).padStart(7)} µs CPU per request (system ${u.sysUs.toFixed(1)}); reads ${u.reads.toFixed(2)}, writes ${u.writes.toFixed(2)} per request`);
   }
-  lines.push(`  ${'total'.padEnd(8)} ${total.toFixed(1).padStart(7)} µs`);
+  lines.push(`  ${'total'.padEnd(8)} ${names.reduce((a, k) => a + used[k].cpuUs, 0).toFixed(1).padStart(7)} µs`);
   // the upstream's work per request is fixed (stock nginx, `return 200`): in its units, the
   // others' costs hardly move when the machine's speed does (a shared VM's swings by ±30%)
-  const unit = (after.upstream! - before.upstream!) / n;
-  lines.push(`  in upstream units: ${Object.keys(groups).map((k) => `${k} ${((after[k]! - before[k]!) / n / unit).toFixed(2)}`).join(', ')}`);
+  lines.push(`  in upstream units: ${names.map((k) => `${k} ${(used[k].cpuUs / used.upstream.cpuUs).toFixed(2)}`).join(', ')}`);
   const calls = (t: string) => [...t.matchAll(/^verdict_gateway_calls_total\{[^}]*result="(\w+)"[^}]*\} (\d+)/gm)].map((m) => `${m[1]}=${m[2]}`).join(' ');
   const buckets = (t: string) => new Map([...t.matchAll(/^verdict_gateway_call_duration_ms_bucket\{le="([^"]+)"\} (\d+)/gm)].map((m) => [m[1]!, Number(m[2])]));
   const b0 = buckets(metrics0);
@@ -257,18 +228,15 @@ async function main(): Promise<void> {
   if (perf && existsSync(perfData)) {
     const script = spawnSync('perf', ['script', '-i', perfData], { encoding: 'utf8', maxBuffer: 1 << 30 });
     const folded = foldPerf(script.stdout);
-    writeFileSync(join(out, 'nginx-worker.folded'), [...folded].map(([k, v]) => `${k} ${v}`).join('\n') + '\n');
-    writeFileSync(join(out, 'nginx-worker.svg'), flameGraphSvg(readFileSync(join(out, 'nginx-worker.folded'), 'utf8'), `gateway nginx worker, perf cpu-clock, ${rate}/s`));
+    writeFolded('nginx-worker', folded, `gateway nginx worker, perf cpu-clock, ${rate}/s`);
     lines.push('', 'nginx worker, top self (perf cpu-clock):', ...topSelf(folded, 40));
   }
   if (withCpuProf && existsSync(profDir)) {
     const f = readdirSync(profDir).find((x) => x.endsWith('.cpuprofile'));
     if (f) {
       const folded = foldCpuProfile(JSON.parse(readFileSync(join(profDir, f), 'utf8')) as CpuProfile, fromUs, toUs);
-      writeFileSync(join(out, 'service.folded'), [...folded].map(([k, v]) => `${k} ${v}`).join('\n') + '\n');
       // the graph shows where the busy time goes: idle samples left out
-      const busy = readFileSync(join(out, 'service.folded'), 'utf8').split('\n').filter((l) => !/^\(idle\) /.test(l)).join('\n');
-      writeFileSync(join(out, 'service.svg'), flameGraphSvg(busy, `decision service, V8 --cpu-prof (busy µs, idle left out), ${rate}/s`));
+      writeFolded('service', folded, `decision service, V8 --cpu-prof (busy µs, idle left out), ${rate}/s`, (stack) => stack !== '(idle)');
       const sampled = [...folded.values()].reduce((a, b) => a + b, 0);
       lines.push('', `decision service: ${(sampled / n).toFixed(1)} µs sampled per request (idle included)`);
       lines.push('', 'decision service, top self (V8 --cpu-prof, the measured window only):', ...topSelf(folded, 40));

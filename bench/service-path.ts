@@ -13,6 +13,7 @@
 //   npm run bench:service-path -- [--rounds 5] [--duration 5] [--service-env NAME=VALUE]... [--cpu-prof DIR] [--depth 32] [--unix] [--samples]
 //                                   [--node-flag --some-v8-flag=N]...
 import { connect, type Socket } from 'node:net';
+import { argEnv, argNumber, argValue, argValues } from './lib/args.ts';
 import { cpuMicros, pinHarness, startServiceProcess } from './lib/proc.ts';
 import { humanMix, toDecideRequest } from './lib/request-mix.ts';
 import { DecideRequestType, OutcomeBatchType } from '../decision-service/src/wire/codec.ts';
@@ -23,12 +24,7 @@ import { INSPECT_BODY } from './cases/inspect.ts';
 /** Outcomes per OUTCOMES frame: one frame per DEPTH decides carries theirs (the decides repeat, so any outcome stands for one). */
 const OUTCOMES_PER_BATCH = 32;
 const WITH_OUTCOMES = !process.argv.includes('--no-outcomes');
-const DEPTH = Math.max(1, Number(process.argv[process.argv.indexOf('--depth') + 1] ?? 32) || 32);
-
-function arg(name: string, dflt: number): number {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
-}
+const DEPTH = Math.max(1, argNumber('--depth', 32));
 
 /** The mix as DECIDE frames, and after every DEPTH of them the OUTCOMES frame reporting them. */
 function buildFrames(): { decides: Buffer[]; outcomes: Buffer[] } {
@@ -99,13 +95,14 @@ function drive(s: Socket, f: { decides: Buffer[]; outcomes: Buffer[] }, start: n
 }
 
 async function main(): Promise<void> {
-  const rounds = arg('--rounds', 5);
-  const seconds = arg('--duration', 5);
-  const env = Object.fromEntries(process.argv.flatMap((a, i) => (process.argv[i - 1] === '--service-env' ? [a.split('=') as [string, string]] : [])));
+  const rounds = argNumber('--rounds', 5);
+  const seconds = argNumber('--duration', 5);
+  const env = argEnv('--service-env');
   const { cpu } = pinHarness();
   const f = buildFrames();
-  const profDir = process.argv.includes('--cpu-prof') ? process.argv[process.argv.indexOf('--cpu-prof') + 1] : undefined;
-  const svc = await startServiceProcess({ cpu: cpu.service, env, unix: process.argv.includes('--unix'), nodeFlags: [...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interval=100'] : []), ...process.argv.flatMap((a, i) => (process.argv[i - 1] === '--node-flag' ? [a] : []))] });
+  const profDir = argValue('--cpu-prof', '');
+  const nodeFlags = [...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interval=100'] : []), ...argValues('--node-flag')];
+  const svc = await startServiceProcess({ cpu: cpu.service, env, unix: process.argv.includes('--unix'), nodeFlags });
   const target = svc.frameAddr.replace(/^frame:/, '');
   const [host, port] = target.split(':');
   const s = target.startsWith('unix:') ? connect(target.slice(5)) : connect(Number(port), host);

@@ -9,7 +9,7 @@ import type { BenchEnv, CaseOutput, CustomCase, Stack } from '../lib/case.ts';
 import { LUA_GUARD, mixLocations, startLuaGateway } from '../lib/gateway.ts';
 import { fmtMs, median } from '../lib/results.ts';
 import { startStockNginx } from '../lib/stock-nginx.ts';
-import { childPids, cpuMicros } from '../lib/proc.ts';
+import { childPids, groupUsage, perRequest } from '../lib/proc.ts';
 import { pacingScript, runWrk, type WrkResult } from '../lib/wrk.ts';
 
 /** The fixed rate of the CPU-per-request runs: well below every setting's saturation. */
@@ -58,16 +58,12 @@ const inspectCase: CustomCase = {
     // CPU per request at a fixed rate, read from /proc per process: what inspection adds to the
     // server core's work, which a noisy neighbour barely moves (saturation throughput swings by
     // ±15% between runs on a shared machine; this by a few µs)
-    const perRequest = async (stack: Stack, name: string, durationS: number): Promise<CpuPerRequest> => {
+    const cpuPerRequest = async (stack: Stack, name: string, durationS: number): Promise<CpuPerRequest> => {
       const groups = { gateway: stack.workerPids?.() ?? [], service: [env.service.pid], upstream: childPids(upstream.pid) };
-      const read = () => Object.fromEntries(Object.entries(groups).map(([k, pids]) => [k, pids.reduce((a, p) => a + cpuMicros(p), 0)])) as Record<keyof typeof groups, number>;
-      const before = read();
+      const before = groupUsage(groups);
       const r = await runWrk({ url: stack.url, script: env.mixScript + pacingScript(CPU_RATE), connections: env.connections, cpu: env.cpus.load, dir: env.tmp, durationS, name });
-      const after = read();
-      const n = Math.max(1, r.requests);
-      const out = { gateway: (after.gateway - before.gateway) / n, service: (after.service - before.service) / n, upstream: (after.upstream - before.upstream) / n, total: 0 };
-      out.total = out.gateway + out.service + out.upstream;
-      return out;
+      const u = perRequest(before, groupUsage(groups), r.requests);
+      return { gateway: u.gateway.cpuUs, service: u.service.cpuUs, upstream: u.upstream.cpuUs, total: u.gateway.cpuUs + u.service.cpuUs + u.upstream.cpuUs };
     };
     const order: Setting[] = env.quick ? ['off', 'auto', 'all'] : ['off', 'auto', 'all', 'all', 'auto', 'off', 'off', 'auto', 'all', 'all', 'auto', 'off'];
     // The Lua scan alone: inspect.lua on the case's body in a loop inside the gateway's nginx
@@ -120,13 +116,13 @@ const inspectCase: CustomCase = {
       // three readings are taken within seconds of each other; a round's cost is its own
       // settings against its own `off`, and the median over rounds is what the target reads.
       for (const setting of ['off', 'auto', 'all'] as const) stacks[setting] = await startLuaGateway(at, layout(setting));
-      for (const setting of ['off', 'auto', 'all'] as const) await perRequest(stacks[setting] as Stack, `inspect-cpu-warm-${setting}`, 2);
+      for (const setting of ['off', 'auto', 'all'] as const) await cpuPerRequest(stacks[setting] as Stack, `inspect-cpu-warm-${setting}`, 2);
       const rounds = env.quick ? 2 : CPU_ROUNDS;
       for (let r = 0; r < rounds; r++) {
         const turn: Setting[] = (['off', 'auto', 'all'] as const).map((_, i, a) => a[(i + r) % 3] as Setting);
         const got: Partial<Record<Setting, CpuPerRequest>> = {};
         for (const setting of turn) {
-          const c = await perRequest(stacks[setting] as Stack, `inspect-cpu-${setting}-${r}`, env.quick ? 2 : CPU_RUN_S);
+          const c = await cpuPerRequest(stacks[setting] as Stack, `inspect-cpu-${setting}-${r}`, env.quick ? 2 : CPU_RUN_S);
           got[setting] = c;
           cpu[setting].push(c);
         }

@@ -63,16 +63,57 @@ export function rssBytes(pid: number): number {
   }
 }
 
-/** CPU time (user + system) a process has used so far, µs (Linux /proc, 100 Hz ticks); 0 when gone. */
-export function cpuMicros(pid: number): number {
+/** CPU time a process has used so far, µs (Linux /proc, 100 Hz ticks): user + system, and system alone; 0 when gone. */
+function cpuTimes(pid: number): { cpuUs: number; sysUs: number } {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // the fields after the command name (which may hold spaces) in parentheses
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) * 10_000;
+    const sys = Number(f[12]) * 10_000;
+    return { cpuUs: Number(f[11]) * 10_000 + sys, sysUs: sys };
   } catch {
-    return 0;
+    return { cpuUs: 0, sysUs: 0 };
   }
+}
+
+/** CPU time (user + system) a process has used so far, µs; 0 when gone. */
+export function cpuMicros(pid: number): number {
+  return cpuTimes(pid).cpuUs;
+}
+
+/** What a group of processes has used so far: CPU (user + system) and system µs, read- and write-like syscalls. */
+export interface Usage { cpuUs: number; sysUs: number; reads: number; writes: number }
+
+/** Usage of each named group of processes (e.g. a gateway's workers, the service, the upstream). */
+export function groupUsage<K extends string>(groups: Record<K, readonly number[]>): Record<K, Usage> {
+  const out = {} as Record<K, Usage>;
+  for (const k of Object.keys(groups) as K[]) {
+    const u: Usage = { cpuUs: 0, sysUs: 0, reads: 0, writes: 0 };
+    for (const pid of groups[k]) {
+      const t = cpuTimes(pid);
+      u.cpuUs += t.cpuUs;
+      u.sysUs += t.sysUs;
+      try {
+        const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+        u.reads += Number(/syscr: (\d+)/.exec(io)?.[1] ?? 0);
+        u.writes += Number(/syscw: (\d+)/.exec(io)?.[1] ?? 0);
+      } catch { /* gone */ }
+    }
+    out[k] = u;
+  }
+  return out;
+}
+
+/** Per-request usage of each group between two groupUsage() readings over `requests`. */
+export function perRequest<K extends string>(before: Record<K, Usage>, after: Record<K, Usage>, requests: number): Record<K, Usage> {
+  const n = Math.max(1, requests);
+  const out = {} as Record<K, Usage>;
+  for (const k of Object.keys(after) as K[]) {
+    const a = after[k];
+    const b = before[k];
+    out[k] = { cpuUs: (a.cpuUs - b.cpuUs) / n, sysUs: (a.sysUs - b.sysUs) / n, reads: (a.reads - b.reads) / n, writes: (a.writes - b.writes) / n };
+  }
+  return out;
 }
 
 /** Master pid of an nginx started by scripts/lib/nginx.ts or bench/lib/stock-nginx.ts. */
