@@ -108,7 +108,8 @@ export class Webhook {
   private readonly ring: (RiskEventWithTime | undefined)[];
   private head = 0;
   private size = 0;
-  private pumping = false;
+  /** The delivery loop while it runs (close() waits for it). */
+  private pumping: Promise<void> | undefined;
   private scheduled = false;
   private closing = false;
   /** Set by close(): when the shutdown flush gives up. */
@@ -181,7 +182,7 @@ export class Webhook {
     this.wake?.();
     const cut = setTimeout(() => this.stop.abort(), flushMs);
     if (!this.pumping && this.size > 0) void this.pump();
-    while (this.pumping) await new Promise((r) => setTimeout(r, 5));
+    await this.pumping;
     clearTimeout(cut);
     if (this.size > 0) {
       this.opts.logger.warn({ events: this.size, webhook: this.origin }, 'webhook events not delivered before shutdown');
@@ -209,12 +210,14 @@ export class Webhook {
   }
 
   private async pump(): Promise<void> {
-    if (this.pumping) return;
-    this.pumping = true;
+    if (this.pumping) return this.pumping;
+    let done = () => {};
+    this.pumping = new Promise<void>((resolve) => { done = resolve; });
     try {
       while (this.size > 0 && this.now() < this.deadline) await this.deliver(this.take(this.opts.batchMax));
     } finally {
-      this.pumping = false;
+      this.pumping = undefined;
+      done();
     }
   }
 
