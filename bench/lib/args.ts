@@ -17,7 +17,7 @@ export function argValues(name: string, argv: readonly string[] = process.argv):
   return argv.flatMap((a, i) => (argv[i - 1] === name ? [a] : []));
 }
 
-/** NAME=VALUE pairs given after a repeatable `--name` (e.g. --service-env VERDICT_X=1). */
+/** NAME=VALUE pairs given after a repeatable `--name` (e.g. --service-env VERDICT_STORE_MAX_KEYS=100000). */
 export function argEnv(name: string, argv: readonly string[] = process.argv): Record<string, string> {
   return Object.fromEntries(argValues(name, argv).map((a) => {
     const eq = a.indexOf('=');

@@ -18,6 +18,9 @@ import { VerdictError } from '../errors.ts';
  * writes), and refusing at this point bounds what one body costs to a few tens of ms.
  */
 export const MAX_SMALL_PIECES = 4096;
+
+/** How long a connection whose body was refused in pieces lingers (not read) before it goes. */
+const REFUSED_LINGER_MS = 200;
 export const MIN_PIECE_BYTES = 64;
 
 type BodyDone = (err: Error | null, body?: Buffer) => void;
@@ -54,11 +57,16 @@ export function readBody(req: FastifyRequest, payload: IncomingMessage, done: Bo
     }
     if (pieces > MAX_SMALL_PIECES && pieces * MIN_PIECE_BYTES > received) {
       // fastify's error path writes the answer synchronously (this app has no onSend hooks;
-      // http/chunked-body.test.ts checks the 400 arrives), then the connection goes at once: left
-      // open until the answer's 'finish', Node would go on parsing (and dumping) every piece of
-      // the reads still coming, which costs as much again.
+      // http/chunked-body.test.ts checks the 400 arrives). Then nothing more is read (left
+      // reading, Node would go on parsing and dumping every piece still coming, which costs as
+      // much again), the answer is followed by a FIN, and the socket goes a moment later:
+      // destroyed at once with the client's bytes unread, the kernel's reset could overtake the
+      // answer on its way to the client.
       stop(new VerdictError('BAD_BODY', `the body came in ${pieces} pieces averaging under ${MIN_PIECE_BYTES} bytes (send it whole, or in larger chunks)`));
-      payload.socket.destroy();
+      const socket = payload.socket;
+      socket.pause();
+      socket.end();
+      setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
       return;
     }
     if (received > buf.length) {
