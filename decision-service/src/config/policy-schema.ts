@@ -38,6 +38,10 @@ const thresholds = z
     message: 'thresholds must satisfy tag <= challenge <= block (use 101 to disable an action)',
   });
 
+/** What can authenticate a request (routes[].credentials). */
+export const CREDENTIAL_KINDS = ['authorization', 'api_key', 'session'] as const;
+export type CredentialKind = (typeof CREDENTIAL_KINDS)[number];
+
 export const routeSchema = z
   .object({
     name: z.string().min(1).regex(/^[a-z0-9_.-]+$/, 'use lower-case letters, digits, "_", "-" or "."'),
@@ -46,6 +50,9 @@ export const routeSchema = z
     path: pathPattern,
     route_tag: z.string().optional(),
     auth: z.enum(['required', 'optional']).optional(),
+    /** Which credentials authenticate the route (a request carrying none of them is missing
+     *  credentials): an Authorization header, an API key header, a session cookie. Default: any. */
+    credentials: z.array(z.enum(CREDENTIAL_KINDS)).min(1).optional(),
     deprecated: z.boolean().default(false),
     /** Requests need a clearance of at least this level (else they are challenged at it); overrides
      *  clearance.require_level of the route's class. */
@@ -317,6 +324,12 @@ export const policySchema = z
             /** distinct identifiers per key (ip, subnet, fingerprint, device, session) on identity routes */
             identifiers_per_key: count(6),
             identifiers_per_key_max: count(20),
+            /** the slow window: distinct identifiers one client (address + browser build), session or
+             *  device named within `slow_window_s` (a low-and-slow crew names one account every few
+             *  minutes per address, never six in ten); a person's browser names one or two; 0 = off */
+            slow_window_s: z.number().int().min(0).max(86_400).default(10_800),
+            slow_identifiers_per_key: count(8),
+            slow_identifiers_per_key_max: count(16),
             /** "no such account" answers per key */
             not_found_per_key: count(4),
             not_found_per_key_max: count(12),
@@ -351,6 +364,12 @@ export const policySchema = z
             window_s: windowS(900),
             failures_per_key: count(5),
             failures_per_key_max: count(15),
+            /** the slow window: failed logins of one client (address + browser build), session or
+             *  device within `slow_window_s`, when they are most of its logins (a low-and-slow crew
+             *  fails once every few minutes per address); 0 = off */
+            slow_window_s: z.number().int().min(0).max(86_400).default(10_800),
+            slow_failures_per_key: count(8),
+            slow_failures_per_key_max: count(20),
             /** failures for one identifier across all keys: the account is under attack → challenge */
             failures_per_identifier: count(4),
             identifier_score: strength(70),

@@ -31,6 +31,8 @@ export interface CompiledRoute {
   readonly deprecated: boolean;
   /** Credentials required: explicit `auth`, else true for protected, object and internal. */
   readonly authRequired: boolean;
+  /** Which credentials authenticate the route (`credentials`; all three when not given). */
+  readonly credentials: { readonly authorization: boolean; readonly apiKey: boolean; readonly session: boolean };
   /** Index of the path segment holding the object id (`{id}`), or -1. */
   readonly idSegment: number;
   /** Clearance level the route requires (its own, else undefined: the class's). */
@@ -118,6 +120,11 @@ function compileRoute(r: RouteDoc): CompiledRoute {
     routeTag: r.route_tag,
     deprecated: r.deprecated,
     authRequired: r.auth ? r.auth === 'required' : AUTH_REQUIRED_BY_DEFAULT.has(r.class),
+    credentials: Object.freeze({
+      authorization: !r.credentials || r.credentials.includes('authorization'),
+      apiKey: !r.credentials || r.credentials.includes('api_key'),
+      session: !r.credentials || r.credentials.includes('session'),
+    }),
     idSegment,
     clearanceLevel: r.clearance_level,
   });

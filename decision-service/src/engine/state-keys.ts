@@ -37,6 +37,10 @@ export const enumerationKeys = {
   identifiers: (s: Subject) => `en:i:${s}`,
   /** Distinct set: identifiers a client key was asked for by requests with a clean history of their own (enumeration.ts). */
   cleanIdentifiers: (s: Subject) => `en:ic:${s}`,
+  /** Distinct set: identifiers asked for, over the slow window (client, session, device). */
+  slowIdentifiers: (s: Subject) => `en:is:${s}`,
+  /** Distinct set: the slow window's identifiers of a client key asked for by requests with a clean history. */
+  slowCleanIdentifiers: (s: Subject) => `en:isc:${s}`,
   /** Counter: "no such account" answers. */
   notFound: (s: Subject) => `en:nf:${s}`,
   /** Counter: answered identity requests (what not-found answers are a share of). */
@@ -63,6 +67,11 @@ export const credentialStuffingKeys = {
    *  with a clean history of their own (credential-stuffing.ts, `clean`). */
   cleanFailures: (s: Subject) => `cs:fc:${s}`,
   cleanAttempts: (s: Subject) => `cs:allc:${s}`,
+  /** The same four counters over the slow window (client, session, device). */
+  slowFailures: (s: Subject) => `cs:fs:${s}`,
+  slowAttempts: (s: Subject) => `cs:alls:${s}`,
+  slowCleanFailures: (s: Subject) => `cs:fsc:${s}`,
+  slowCleanAttempts: (s: Subject) => `cs:allsc:${s}`,
   /** Mark: one client logged in successfully. */
   loggedIn: (client: string) => `cs:ok:${client}`,
   /** Distinct set: identifiers one password hash failed for. */

@@ -42,6 +42,24 @@ t.test('injection in the query is blocked; normal queries are not', async (t) =>
   for (const q of ['q=shoes&page=2', 'sort=price,desc', 'name=O%27Brien']) t.notOk(send({ query: q }).reasons.includes('probe.injection'), q);
 });
 
+t.test('missing credentials: a route names what authenticates it; a session cookie is none on a bearer-token API', async (t) => {
+  const { send } = setup({ routes: [
+    { name: 'order', class: 'object', path: '/api/orders/{id}', credentials: ['authorization', 'api_key'] },
+    { name: 'cart', class: 'object', path: '/api/cart/{id}' },
+  ] });
+  const session = { session_hash: Buffer.from('a-session-the-home-page-set') };
+  // bearer-token route: the page's session cookie alone is missing credentials (blocked: object routes block at 80)
+  const cookieOnly = send({ ...CHROME, path: '/api/orders/7', ...session });
+  t.ok(cookieOnly.reasons.includes('authz.missing_credentials'), 'session cookie only');
+  t.equal(cookieOnly.action, 'BLOCK');
+  t.notOk(send({ ...CHROME, path: '/api/orders/7', ...session, has_authorization: true, token_hash: Buffer.from('t') }).reasons.includes('authz.missing_credentials'), 'bearer token');
+  t.notOk(send({ ...CHROME, path: '/api/orders/7', token_hash: Buffer.from('k'), header_names: ['host', 'x-api-key'] }).reasons.includes('authz.missing_credentials'), 'API key');
+  t.ok(send({ ...CHROME, path: '/api/orders/7' }).reasons.includes('authz.missing_credentials'), 'nothing at all');
+  // a route that does not say: any credential, the session cookie included
+  t.notOk(send({ ...CHROME, path: '/api/cart/7', ...session }).reasons.includes('authz.missing_credentials'), 'cookie session route');
+  t.ok(send({ ...CHROME, path: '/api/cart/7' }).reasons.includes('authz.missing_credentials'));
+});
+
 t.test('shadow and zombie routes are tagged', async (t) => {
   const { send } = setup({ routes: [
     { name: 'home', class: 'public', path: '/' },

@@ -243,3 +243,43 @@ t.test('a crew at a carrier address with the carrier\'s popular build: its custo
   t.equal(humansStopped, 0, 'no customer stopped');
   t.ok(crewStopped >= 30, `the crew is stopped (${crewStopped} of its last 40)`);
 });
+
+t.test('slow window: a low-and-slow crew host naming one account every five minutes; a person over the same hours is not', async (t) => {
+  const { send } = setup();
+  // a botnet host: one browser profile (its page-issued session), one password reset every 5 min
+  const host = { ...CHROME, client_ip: '203.0.113.77', session_hash: Buffer.from('host-77') };
+  send({ ...host, path: '/' });
+  const resets: string[] = [];
+  for (let i = 0; i < 24; i++) {
+    const d = send({ ...host, method: 'POST', path: '/api/auth/password-reset', identifier: `1390000${String(1000 + i * 37)}` }, 200, 300_000);
+    resets.push(d.action);
+  }
+  // the ten-minute window never sees more than two accounts
+  t.equal(resets.slice(0, 5).filter(stopped).length, 0, 'the first five are not evidence');
+  t.ok(resets.slice(8).every(stopped), `stopped once the slow window holds 8 accounts: ${resets.join(',')}`);
+  t.equal(resets[resets.length - 1], 'BLOCK', 'blocked once it holds 16');
+
+  // a stuffing host: one failed login every 5 min (a known-only list: every account exists)
+  const crew = { ...CHROME, client_ip: '203.0.113.78', session_hash: Buffer.from('host-78') };
+  send({ ...crew, path: '/' });
+  let last = '';
+  const reasons = new Set<string>();
+  for (let i = 0; i < 24; i++) {
+    const d = send({ ...crew, ...login(`user${i}`, `leaked${i}`) }, 401, 300_000);
+    last = d.action;
+    d.reasons.forEach((r) => reasons.add(r));
+  }
+  t.ok(reasons.has('cs.slow_failure_rate.session') || reasons.has('cs.slow_failure_rate.client'), [...reasons].join(','));
+  t.equal(last, 'BLOCK');
+
+  // a person over the same three hours: username and phone, two typos, a reset, then in
+  const me = { ...CHROME, client_ip: '192.0.2.77', session_hash: Buffer.from('person-77') };
+  send({ ...me, path: '/' }, 200, 1_800_000);
+  const mine = [
+    send({ ...me, ...login('frank', 'wrong1') }, 401, 1_800_000),
+    send({ ...me, ...login('13812345678', 'wrong2') }, 401, 1_800_000),
+    send({ ...me, method: 'POST', path: '/api/auth/password-reset', identifier: '13812345678' }, 200, 1_800_000),
+    send({ ...me, ...login('frank', 'right') }, 200, 1_800_000),
+  ];
+  t.equal(mine.filter((d) => stopped(d.action)).length, 0, mine.map((d) => `${d.action} ${d.reasons.join(',')}`).join(' | '));
+});

@@ -32,6 +32,7 @@ const routeKeys = routeKeyMemo(K);
 export const enumeration: DetectorFactory = ({ policy, store }) => {
   const cfg = policy.doc.detectors.enumeration;
   const W = cfg.window_s * 1000;
+  const SW = cfg.slow_window_s * 1000;
   const R = cfg.rate_model;
   const rule: BaselineRule = {
     windowMs: R.window_s * 1000, minRequests: R.min_requests, initial: R.baseline, floor: R.baseline_floor,
@@ -41,6 +42,9 @@ export const enumeration: DetectorFactory = ({ policy, store }) => {
   const provenanceOn = policy.doc.detectors.provenance.enabled;
   // each key kind's strongest evidence, the engine keeps the strongest that may act (signal.ts)
   const best = new Strongest();
+  /** The slow window's fan-out of one key (a low-and-slow crew's session or address). */
+  const slow = (ids: number, name: SignalSubject) =>
+    best.offer(ramp(ids, cfg.slow_identifiers_per_key, cfg.slow_identifiers_per_key_max), `enum.slow_fanout.${name}`, name, { count: ids, threshold: cfg.slow_identifiers_per_key });
   return {
     name: 'enumeration',
     inspect(f, out) {
@@ -59,11 +63,16 @@ export const enumeration: DetectorFactory = ({ policy, store }) => {
         const ids = store.addDistinct(K.identifiers(key), member, W, now);
         if (ids > 1) clean = false;
         best.offer(ramp(ids, cfg.identifiers_per_key * mult, cfg.identifiers_per_key_max * mult), `enum.identifier_fanout.${name}`, name, { count: ids, threshold: cfg.identifiers_per_key * mult });
+        if (SW > 0) slow(store.addDistinct(K.slowIdentifiers(key), member, SW, now), name);
       }
       const client = subject.client(f.client);
       const all = store.addDistinct(K.identifiers(client), member, W, now);
       const ids = clean ? store.addDistinct(K.cleanIdentifiers(client), member, W, now) : all;
       best.offer(ramp(ids, cfg.identifiers_per_key, cfg.identifiers_per_key_max), 'enum.identifier_fanout.client', 'client', { count: ids, threshold: cfg.identifiers_per_key });
+      if (SW > 0) {
+        const slowAll = store.addDistinct(K.slowIdentifiers(client), member, SW, now);
+        slow(clean ? store.addDistinct(K.slowCleanIdentifiers(client), member, SW, now) : slowAll, 'client');
+      }
       // "No such account" shares per key, against the route's own learned share (rates.ts): a
       // shared address of customers who know their accounts never fires; leaked lists, full of
       // accounts that do not exist, do.
