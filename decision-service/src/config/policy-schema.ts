@@ -414,6 +414,11 @@ export const policySchema = z
             sequential_run_max: count(12),
             not_found_per_key: count(5),
             not_found_per_key_max: count(15),
+            /** an account farm behind one address: objects and not-found answers are also counted per
+             *  client (address + browser build), with thresholds this many times a principal's (a
+             *  crowd of proven customers sharing the client key only adds to other evidence, engine);
+             *  0 = principals, sessions and devices only */
+            client_multiplier: z.number().min(0).max(1000).default(2),
             /** API-key principals (server-to-server integrations) get thresholds this many times higher */
             api_key_multiplier: z.number().min(1).max(1000).default(20),
             /** the largest id step that still continues a sequential walk */

@@ -168,6 +168,13 @@ export class Strongest {
     return m;
   }
 
+  /** The strongest strength offered on any of `subjects` (0 when none). */
+  maxOf(subjects: readonly SignalSubject[]): number {
+    let m = 0;
+    for (const sub of subjects) m = Math.max(m, this.strength[SUBJECTS.indexOf(sub)] as number);
+    return m;
+  }
+
   /** Appends each kind's strongest as a signal of `score × strength` in group `group`. */
   emit(out: Signal[], score: number, monitor: boolean, cache: Signal['cache'], group: string): void {
     for (let i = 0; i < SUBJECTS.length; i++) {

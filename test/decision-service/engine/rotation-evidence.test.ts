@@ -283,3 +283,33 @@ t.test('slow window: a low-and-slow crew host naming one account every five minu
   ];
   t.equal(mine.filter((d) => stopped(d.action)).length, 0, mine.map((d) => `${d.action} ${d.reasons.join(',')}`).join(' | '));
 });
+
+t.test('bola: an account farm behind one address, each token under every bar; a carrier NAT of customers reading their own orders is not', async (t) => {
+  const { send } = setup();
+  // the farm: 20 fresh tokens behind one server address and one browser build, 8 random ids each
+  const farm = { ...CHROME, client_ip: '198.51.100.200' };
+  const actions: string[] = [];
+  const reasons = new Set<string>();
+  for (let a = 0; a < 20; a++) {
+    for (let i = 0; i < 8; i++) {
+      const d = send({ ...farm, path: `/api/orders/${500_000 + ((a * 7919 + i * 104_729) % 90_000)}`, has_authorization: true, token_hash: Buffer.from(`farm-${a}`) }, 200, 2000);
+      actions.push(d.action);
+      d.reasons.forEach((r) => reasons.add(r));
+    }
+  }
+  t.ok(reasons.has('bola.object_fanout.client'), [...reasons].join(','));
+  t.ok(actions.slice(-40).every(stopped), `the farm's last 40 reads stopped: ${actions.slice(-40).join(',')}`);
+
+  // customers behind one carrier address on one build: each logs in, reads its profile and two orders
+  const nat = { ...CHROME, client_ip: '100.64.7.7' };
+  let stops = 0;
+  for (let u = 0; u < 60; u++) {
+    const token = { has_authorization: true, token_hash: Buffer.from(`cust-${u}`) };
+    send({ ...nat, session_hash: Buffer.from(`cs-${u}`), ...login(`cust${u}`, 'right') }, 200, 500);
+    for (let i = 0; i < 2; i++) {
+      const d = send({ ...nat, ...token, path: `/api/orders/${700_000 + u * 10 + i}` }, 200, 1500);
+      if (d.action === 'BLOCK') stops++;
+    }
+  }
+  t.equal(stops, 0, 'none of the customers blocked');
+});

@@ -5,18 +5,22 @@
 // `api_key_multiplier` times higher.
 
 import { hash32 } from '../../state/distinct.ts';
-import { observeOnly, ramp, signal, type DetectorFactory, type OutcomeContext, type Evidence, type SignalSubject } from '../signal.ts';
+import { observeOnly, ramp, signal, Strongest, type DetectorFactory, type OutcomeContext, type SignalSubject } from '../signal.ts';
 import { betaPrior, learnBaseline, routeKeyMemo, shareEvidence, type BaselineRule } from '../rates.ts';
 import { subject, traversalKeys as K, type Subject } from '../state-keys.ts';
 import { firstSeen } from './provenance.ts';
 
-// Keyed on who is authenticated, not where from: object routes need credentials, and behind
-// carrier NAT one IP (even one IP + browser) carries thousands of honest users.
-function keys(f: OutcomeContext, apiKeyMultiplier: number): Array<[Subject, SignalSubject, number]> {
+// Keyed on who is authenticated first: object routes need credentials. The client key (address +
+// browser build) catches an account farm whose tokens each stay under every bar behind one
+// address; behind a carrier NAT it carries thousands of honest users, so it is counted at
+// `client_multiplier` times the thresholds and the engine lets a key proven customers share only
+// add to other evidence (proven.ts). Never for API keys: partners' jobs run from a few servers.
+function keys(f: OutcomeContext, apiKeyMultiplier: number, clientMultiplier: number): Array<[Subject, SignalSubject, number]> {
   const k: Array<[Subject, SignalSubject, number]> = [];
   if (f.principal) k.push([subject.principal(f.principal), 'principal', f.apiKey ? apiKeyMultiplier : 1]);
   if (f.session) k.push([subject.session(f.session), 'session', 1]);
   if (f.device) k.push([subject.device(f.device), 'device', 1]);
+  if (clientMultiplier > 0 && !f.apiKey) k.push([subject.client(f.client), 'client', clientMultiplier]);
   return k;
 }
 
@@ -46,6 +50,7 @@ export const traversal: DetectorFactory = ({ policy, store }) => {
     if (f.now - firstSeen(store, s, f.now, prov.remember_s * 1000) < cfg.established_after_s * 1000) return false;
     return store.count(K.notFound(s), W, f.now) <= cfg.established_not_found_share * store.count(K.requests(s), W, f.now);
   };
+  const best = new Strongest();
   return {
     name: 'traversal',
     inspect(f, out) {
@@ -54,35 +59,34 @@ export const traversal: DetectorFactory = ({ policy, store }) => {
       const pr = f.principal ? subject.principal(f.principal) : undefined;
       const settled = pr !== undefined && established(f, pr);
       const member = hash32(`${f.route.name}/${f.objectId}`);
-      let best = 0;
-      let bestCode = '';
-      let bestSubject: SignalSubject = 'request';
-      let bestEvidence: Evidence | undefined;
+      best.reset();
       // Not-found shares are judged against what young principals of this route get (rates.ts).
       const route = learnBaseline(store, routeKeys(f.route.name), now, rule);
       const prior = betaPrior(route.baseline, R.prior_weight);
-      for (const [key, name, mult] of keys(f, cfg.api_key_multiplier)) {
+      for (const [key, name, mult] of keys(f, cfg.api_key_multiplier, cfg.client_multiplier)) {
         const fan = name === 'principal' && settled ? mult * cfg.established_multiplier : mult;
         const objects = store.addDistinct(K.objects(key), member, W, now);
-        const s1 = ramp(objects, cfg.objects_per_key * fan, cfg.objects_per_key_max * fan);
-        if (s1 > best) { best = s1; bestCode = `bola.object_fanout.${name}`; bestSubject = name; bestEvidence = { count: objects, threshold: cfg.objects_per_key * fan }; }
-        if (f.objectNumber >= 0) {
+        best.offer(ramp(objects, cfg.objects_per_key * fan, cfg.objects_per_key_max * fan), `bola.object_fanout.${name}`, name, { count: objects, threshold: cfg.objects_per_key * fan });
+        // a walk is one client's: behind one address the farm's tokens interleave
+        if (f.objectNumber >= 0 && name !== 'client') {
           const prev = store.swap(K.lastObject(key, f.route.name), f.objectNumber, now, W);
           const step = prev === undefined ? 0 : Math.abs(f.objectNumber - prev);
           const run = step > 0 && step <= cfg.sequential_step ? (store.swap(K.sequentialRun(key), 0, now, W) ?? 0) + 1 : 0;
           store.swap(K.sequentialRun(key), run, now, W);
-          const s2 = ramp(run, cfg.sequential_run * mult, cfg.sequential_run_max * mult);
-          if (s2 > best) { best = s2; bestCode = `bola.sequential_walk.${name}`; bestSubject = name; bestEvidence = { count: run, threshold: cfg.sequential_run * mult }; }
+          best.offer(ramp(run, cfg.sequential_run * mult, cfg.sequential_run_max * mult), `bola.sequential_walk.${name}`, name, { count: run, threshold: cfg.sequential_run * mult });
         }
         const nf = store.count(K.notFound(key), W, now);
         const rq = store.count(K.requests(key), W, now);
         const s3 = shareEvidence(nf, rq, prior, { lo: cfg.not_found_per_key * mult, hi: cfg.not_found_per_key_max * mult, pValue: R.p_value });
-        if (s3 > best) { best = s3; bestCode = `bola.not_found.${name}`; bestSubject = name; bestEvidence = { count: nf, of: rq, threshold: cfg.not_found_per_key * mult }; }
+        if (s3 > 0) best.offer(s3, `bola.not_found.${name}`, name, { count: nf, of: rq, threshold: cfg.not_found_per_key * mult });
       }
       const monitor = observeOnly(cfg, f);
-      if (best > 0) out.push(signal(bestCode, cfg.score * best, monitor, cfg.cache, bestSubject, undefined, bestEvidence));
-      // evidence on a principal not yet established: it never will be while this is remembered
-      if (best > 0 && pr !== undefined && !settled) store.mark(K.walked(pr), now, prov.remember_s * 1000);
+      const found = best.max() > 0;
+      // each key kind's strongest; the engine keeps the strongest that may act (signal.ts)
+      if (found) best.emit(out, cfg.score, monitor, cfg.cache, 'bola');
+      // evidence on a principal not yet established (its own, or its session's or device's; not a
+      // crowd's client key): it never will be while this is remembered
+      if (found && pr !== undefined && !settled && best.maxOf(['principal', 'session', 'device']) > 0) store.mark(K.walked(pr), now, prov.remember_s * 1000);
       // Young principals of this route get far more not-found answers than they learned to: an
       // account farm guessing ids, each token below every per-key bar. Only young principals pay.
       if (route.spike && cfg.young_surge_score > 0 && young(f)) {
@@ -94,7 +98,7 @@ export const traversal: DetectorFactory = ({ policy, store }) => {
       // Blocked or challenged: the site never answered, so nothing was learned about the object.
       if (!cfg.enabled || !f || f.routeClass !== 'object' || o.action === 'BLOCK' || o.action === 'CHALLENGE') return;
       const nf = o.status === 404 || o.status === 403;
-      const ks = keys(f, cfg.api_key_multiplier);
+      const ks = keys(f, cfg.api_key_multiplier, cfg.client_multiplier);
       for (const [key] of ks) store.incr(K.requests(key), W, f.now);
       if (nf) for (const [key] of ks) store.incr(K.notFound(key), W, f.now);
       if (young(f)) {
