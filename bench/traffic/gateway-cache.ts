@@ -1,6 +1,6 @@
 // The gateway's verdict cache (gateway-plugin/lua/verdict/cache.lua) on virtual time: verdicts
 // that carry cache_key + cache_ttl_s are stored under that key; a later request is looked up
-// under all its keys (session, principal, device, ip, subnet) and the most severe hit is
+// under all its keys (session, principal, device, ip, subnet, target) and the most severe hit is
 // enforced without a call. Same key strings as gateway-plugin/CONTRACT.md. A cached CHALLENGE
 // keeps what it asked (kind, difficulty, clearance lifetime): the gateway lets a request whose
 // clearance meets that difficulty through (gateway-clearance.ts satisfies); a cached BLOCK,
@@ -15,7 +15,9 @@ import type { DecideRequest } from '../../decision-service/src/wire/schema.ts';
 import { subnetOf } from '../../decision-service/src/net/ip.ts';
 
 const SEVERITY: Readonly<Record<Action, number>> = { ALLOW: 1, TAG: 2, CHALLENGE: 3, BLOCK: 4 };
-const TYPES = new Set(['ip', 'subnet', 'device', 'session', 'principal']);
+const TYPES = new Set(['ip', 'subnet', 'device', 'session', 'principal', 'target']);
+/** cache.lua TARGET_MAX: longer targets are never looked up */
+const TARGET_MAX = 1024;
 
 export interface CachedVerdict {
   readonly action: Action;
@@ -45,6 +47,8 @@ export function gatewayKeys(req: DecideRequest): string[] {
     const s = gatewaySubnet(req.client_ip);
     if (s) keys.push(`subnet:${s}`);
   }
+  const target = req.query ? `target:${req.path}?${req.query}` : `target:${req.path}`;
+  if (Buffer.byteLength(target) <= TARGET_MAX) keys.push(target);
   return keys;
 }
 

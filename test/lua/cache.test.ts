@@ -27,7 +27,7 @@ const locations = `
                     local ok, err = cache.store(s.resp)
                     out[i] = ok and "stored" or err
                 elseif s.op == "lookup" then
-                    local v = cache.lookup(s.ip, bytes(s.session), bytes(s.token), bytes(s.device))
+                    local v = cache.lookup(s.ip, bytes(s.session), bytes(s.token), bytes(s.device), s.path, s.query)
                     out[i] = v or cjson.null
                 elseif s.op == "live" then
                     local any, by_header = cache.live()
@@ -60,8 +60,8 @@ function serviceKey(type: 'ip' | 'subnet' | 'device' | 'session' | 'principal', 
 
 const store = (cache_key: string, action: string, ttl = 60, score = 0, reasons: string[] = []) =>
   ({ op: 'store', resp: { cache_key, cache_ttl_s: ttl, action, score, reasons } });
-const lookup = (ip: string | undefined, h: { session?: Buffer; token?: Buffer; device?: Buffer } = {}) =>
-  ({ op: 'lookup', ip, session: h.session?.toString('hex'), token: h.token?.toString('hex'), device: h.device?.toString('hex') });
+const lookup = (ip: string | undefined, h: { session?: Buffer; token?: Buffer; device?: Buffer; path?: string; query?: string } = {}) =>
+  ({ op: 'lookup', ip, session: h.session?.toString('hex'), token: h.token?.toString('hex'), device: h.device?.toString('hex'), path: h.path, query: h.query });
 
 interface Hit { action: string; score: number; reasons: string[]; cache_key: string }
 
@@ -120,6 +120,32 @@ t.test('a request finds what the service stored under each key type', async (t) 
     t.same(r[1], { action: 'CHALLENGE', score: 70, reasons: ['a.b', 'c.d'], cache_key: key }, `${key}: hit`);
     t.equal(r[2], null, `${key}: another client misses`);
   }
+});
+
+t.test('a probed URL (target key) is refused for whoever asks for exactly it', async (t) => {
+  const target = (path: string, query: string) =>
+    cacheKeyFor('target', { req: { path, query } } as unknown as RequestFeatures);
+  const long = 'x'.repeat(1100);
+  const r = await lua.post<Array<Hit | string | null>>('/steps', [
+    store(target('/.git/config', ''), 'BLOCK', 60, 100, ['probe.sensitive_path']),
+    store(target('/', "q=<script>alert(1)</script>"), 'BLOCK', 60, 90, ['probe.injection']),
+    { op: 'live' },
+    lookup('192.0.2.50', { path: '/.git/config' }),
+    lookup('198.51.100.51', { path: '/.git/config', query: '' }),
+    lookup('192.0.2.50', { path: '/.git/config', query: 'a=1' }),
+    lookup('192.0.2.50', { path: '/', query: "q=<script>alert(1)</script>" }),
+    lookup('192.0.2.50', { path: '/' }),
+    lookup('192.0.2.50', { path: '/', query: 'q=shoes' }),
+  ]);
+  t.equal(target('/a', long), '', 'the service sends no key longer than the gateway looks up');
+  t.equal(r[0], 'stored');
+  t.equal((r[2] as unknown as boolean[])[0], true, 'a target entry: something live to look up');
+  t.match(r[3], { action: 'BLOCK', cache_key: 'target:/.git/config' }, 'any address');
+  t.match(r[4], { action: 'BLOCK' }, 'an empty query is no query');
+  t.equal(r[5], null, 'another query is another URL');
+  t.match(r[6], { action: 'BLOCK', reasons: ['probe.injection'] }, 'path and query');
+  t.equal(r[7], null, 'the home page itself is not refused');
+  t.equal(r[8], null);
 });
 
 t.test('an IPv6 key is stored lower-case, as nginx writes $remote_addr', async (t) => {

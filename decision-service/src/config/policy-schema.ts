@@ -13,6 +13,9 @@ export type ActionName = (typeof ACTIONS)[number];
 
 export const CACHE_KEY_TYPES = ['ip', 'subnet', 'device', 'session', 'principal'] as const;
 export type CacheKeyType = (typeof CACHE_KEY_TYPES)[number];
+/** Gateway cache keys: the policy's, and `target` (a request's exact path and query), which only
+ *  rules whose evidence is the URL itself use (sensitive_path, injection: `target_ttl_s`). */
+export type GatewayKeyType = CacheKeyType | 'target';
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
@@ -306,11 +309,22 @@ export const policySchema = z
             /** probes from one IP within `cache_window_s` before the block is cached at the gateway */
             cache_after: z.number().int().min(1).max(1000).default(5),
             cache_window_s: windowS(600),
+            /** until then, the probed URL itself (path + query) is refused at the gateway for
+             *  everyone for this long, also on async routes: a rotating scanner's next address asks
+             *  for the same list of URLs; 0 = off */
+            target_ttl_s: z.number().int().min(0).max(86_400).default(3600),
           })
           .strict()
           .prefault({}),
         injection: z
-          .object({ ...detectorBase, score: strength(90), extra_patterns: z.array(z.string().min(1)).default([]) })
+          .object({
+            ...detectorBase,
+            score: strength(90),
+            extra_patterns: z.array(z.string().min(1)).default([]),
+            /** the probed URL itself (path + query) is refused at the gateway for everyone for this
+             *  long, also on async routes (a scanner replays its payload list from new addresses); 0 = off */
+            target_ttl_s: z.number().int().min(0).max(86_400).default(3600),
+          })
           .strict()
           .prefault({}),
         shadow_zombie: z

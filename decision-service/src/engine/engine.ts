@@ -3,7 +3,7 @@
 // score to an action with the route class's thresholds.
 
 import type { CompiledPolicy, CompiledRoute } from '../config/policy.ts';
-import { ROUTE_CLASSES, type CacheKeyType, type ChallengeKindName, type RouteClass } from '../config/policy-schema.ts';
+import { ROUTE_CLASSES, type CacheKeyType, type ChallengeKindName, type GatewayKeyType, type RouteClass } from '../config/policy-schema.ts';
 import type { Store } from '../state/store.ts';
 import type { Action, ChallengeKind, DecideResponse } from '../wire/codec.ts';
 import type { DecideRequest, Outcome } from '../wire/schema.ts';
@@ -389,9 +389,16 @@ function actionFor(score: number, t: { tag: number; challenge: number; block: nu
   return 'ALLOW';
 }
 
+/** The longest `target:` key the gateway looks up (gateway-plugin/lua/verdict/cache.lua TARGET_MAX). */
+const TARGET_MAX = 1024;
+
 /** The gateway's cache key for a key type; "" when the request lacks that key. */
-export function cacheKeyFor(type: CacheKeyType, f: RequestFeatures): string {
+export function cacheKeyFor(type: GatewayKeyType, f: RequestFeatures): string {
   switch (type) {
+    case 'target': {
+      const k = f.req.query ? `target:${f.req.path}?${f.req.query}` : `target:${f.req.path}`;
+      return Buffer.byteLength(k) <= TARGET_MAX ? k : '';
+    }
     case 'ip':
       return `ip:${f.ip}`;
     case 'subnet':

@@ -2,7 +2,7 @@
 // to enforce the resulting verdict locally for a key and TTL.
 
 import type { CompiledPolicy, CompiledRoute } from '../config/policy.ts';
-import type { CacheKeyType, RouteClass } from '../config/policy-schema.ts';
+import type { GatewayKeyType, RouteClass } from '../config/policy-schema.ts';
 import type { DecideRequest, Outcome } from '../wire/schema.ts';
 import type { Clock } from './clock.ts';
 import type { Store } from '../state/store.ts';
@@ -42,7 +42,7 @@ export interface Signal {
   readonly score: number;
   /** The policy rule is in monitor (dry-run) mode: counted and reported, never enforced. */
   readonly monitor: boolean;
-  readonly cache: { readonly key: CacheKeyType; readonly ttl_s: number } | undefined;
+  readonly cache: { readonly key: GatewayKeyType; readonly ttl_s: number } | undefined;
   /** The key the evidence is about; absent = `request`. */
   readonly subject?: SignalSubject;
   /** Alternatives of one piece of evidence on different keys (Strongest): of the signals of one

@@ -2,7 +2,9 @@
 -- cacheable are enforced without a call, also while the service is down, for the TTL it chose.
 --
 -- Keys (gateway-plugin/CONTRACT.md): "ip:<client_ip>", "subnet:<a.b.c.0/24 | v6 /64>",
--- "device:<b64>", "session:<b64>", "principal:<b64>" (standard base64 of the HMAC bytes).
+-- "device:<b64>", "session:<b64>", "principal:<b64>" (standard base64 of the HMAC bytes),
+-- "target:<path>[?<query>]" (the request's path and query as the DecideRequest carries them:
+-- a probe's exact URL, refused for everyone whoever sends it).
 -- Value: "<ACTION>|<score>|<reason,reason>", and for CHALLENGE "|<kind>|<difficulty>|<ttl>". Block and allow verdicts are both cached; on a
 -- lookup the most severe verdict among the request's keys wins.
 --
@@ -25,7 +27,8 @@ local tonumber = tonumber
 
 local _M = { _VERSION = "0.1.0" }
 
-local TYPES = { ip = true, subnet = true, device = true, session = true, principal = true }
+local TYPES = { ip = true, subnet = true, device = true, session = true, principal = true, target = true }
+local TARGET_MAX = 1024 -- longer targets are never cache keys (the service sends none)
 local SEVERITY = { ALLOW = 1, TAG = 2, CHALLENGE = 3, BLOCK = 4 }
 
 local dict
@@ -39,9 +42,9 @@ local worker_id = ngx.worker.id
 local worker_count = ngx.worker.count
 
 local REFRESH_MS = 100
-local FLAG_TYPES = { "ip", "subnet", "device", "session", "principal" }
-local own = { ip = 0, subnet = 0, device = 0, session = 0, principal = 0 }    -- this worker's stores
-local merged = { ip = 0, subnet = 0, device = 0, session = 0, principal = 0 } -- all workers'
+local FLAG_TYPES = { "ip", "subnet", "device", "session", "principal", "target" }
+local own = { ip = 0, subnet = 0, device = 0, session = 0, principal = 0, target = 0 }    -- this worker's stores
+local merged = { ip = 0, subnet = 0, device = 0, session = 0, principal = 0, target = 0 } -- all workers'
 local next_refresh = 0
 local flag_keys -- [type][worker id + 1] -> state key, built on first use
 
@@ -81,7 +84,7 @@ function _M.live()
   local now = ngx_now() * 1000
   if now >= next_refresh then refresh(now) end
   local by_header = merged.session > now or merged.principal > now or merged.device > now
-  return by_header or merged.ip > now or merged.subnet > now, by_header
+  return by_header or merged.ip > now or merged.subnet > now or merged.target > now, by_header
 end
 
 local function publish(typ, expires)
@@ -169,11 +172,12 @@ local function consider(d, k, best, best_key, best_sev)
   return best, best_key, best_sev
 end
 
--- syntax: verdict = cache.lookup(client_ip, session_hash, token_hash, device_hash)
+-- syntax: verdict = cache.lookup(client_ip, session_hash, token_hash, device_hash, path, query)
 -- Looks up only the key types that may hold a live entry (cache.live()) and that the request
--- has (nil arguments are skipped). Returns { action, score, reasons = {...}, cache_key } of the
+-- has (nil arguments are skipped). path, query: the DecideRequest's (query already cut to
+-- query_max_bytes). Returns { action, score, reasons = {...}, cache_key } of the
 -- most severe cached verdict (the first found on a tie), or nil.
-function _M.lookup(client_ip, session_hash, token_hash, device_hash)
+function _M.lookup(client_ip, session_hash, token_hash, device_hash, path, query)
   local now = ngx_now() * 1000
   local d = cache()
   local best, best_key, best_sev = nil, nil, 0
@@ -194,6 +198,10 @@ function _M.lookup(client_ip, session_hash, token_hash, device_hash)
       local k = subnet_key(client_ip)
       if k then best, best_key, best_sev = consider(d, k, best, best_key, best_sev) end
     end
+  end
+  if path and merged.target > now then
+    local k = (query and query ~= "") and ("target:" .. path .. "?" .. query) or ("target:" .. path)
+    if #k <= TARGET_MAX then best, best_key, best_sev = consider(d, k, best, best_key, best_sev) end
   end
   if not best then return nil end
   return unpack_verdict(best, best_key)

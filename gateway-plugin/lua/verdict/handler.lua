@@ -207,9 +207,9 @@ function _M.access()
   if any_cached then
     local hit
     if req then
-      hit = cache.lookup(req.client_ip, req.session_hash, req.token_hash, req.device_hash)
+      hit = cache.lookup(req.client_ip, req.session_hash, req.token_hash, req.device_hash, req.path, req.query)
     else
-      hit = cache.lookup(ngx_var.remote_addr)
+      hit = cache.lookup(ngx_var.remote_addr, nil, nil, nil, ngx_var.uri, request.query())
     end
     if hit and not satisfied(hit, cstate, clevel) then
       st.from_cache = true

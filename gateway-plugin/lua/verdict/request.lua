@@ -249,6 +249,15 @@ end
 
 local MODE_FIELD = { inline = "INLINE", async = "ASYNC", monitor = "MONITOR" }
 
+-- syntax: q = request.query()
+-- The request's query string as the DecideRequest carries it: cut to query_max_bytes (nil: none).
+function _M.query()
+  local query = ngx_var.args
+  local max = config.http.query_max_bytes
+  if query and #query > max then query = sub(query, 1, max) end
+  return query
+end
+
 -- syntax: req = request.build(mode, with_identity)
 -- Returns the DecideRequest table for the current request (mode: inline | async | monitor) and
 -- strips client-supplied X-Verdict-* headers. with_identity: on identity routes read the body
@@ -257,8 +266,7 @@ local MODE_FIELD = { inline = "INLINE", async = "ASYNC", monitor = "MONITOR" }
 function _M.build(mode, with_identity)
   local c = config.http
   if not gateway_id then gateway_id = config.gateway_id() end
-  local query = ngx_var.args
-  if query and #query > c.query_max_bytes then query = sub(query, 1, c.query_max_bytes) end
+  local query = _M.query()
   local v = http_version()
   local route_tag = config.get("route_tag")
   local req = {

@@ -223,7 +223,8 @@ t.test('sensitive probes: each blocked, the address cached at the gateway only a
   const { send } = setup({ detectors: { sensitive_path: { cache: { key: 'ip', ttl_s: 300 }, cache_after: 3 } } });
   const probes = ['/.env', '/.git/config', '/backup.sql', '/wp-login.php'].map((path) => send({ client_ip: '203.0.113.66', path }));
   t.same(probes.map((d) => d.action), ['BLOCK', 'BLOCK', 'BLOCK', 'BLOCK']);
-  t.same(probes.map((d) => d.cache_key), ['', '', 'ip:203.0.113.66', 'ip:203.0.113.66']);
+  // before that, the probed URL itself is refused for whoever asks for it (target key)
+  t.same(probes.map((d) => d.cache_key), ['target:/.env', 'target:/.git/config', 'ip:203.0.113.66', 'ip:203.0.113.66']);
 });
 
 // Issue 14: a partner's order sync reads hundreds of orders every few minutes, all of them found;

@@ -19,6 +19,8 @@ const BUILT_IN = [
 export const injection: DetectorFactory = ({ policy }) => {
   const cfg = policy.doc.detectors.injection;
   const re = new RegExp([...BUILT_IN, ...cfg.extra_patterns].map((p) => `(?:${p})`).join('|'), 'i');
+  // the payload's URL is refused at the gateway for everyone (a scanner replays its list from new addresses)
+  const target = cfg.target_ttl_s > 0 ? { key: 'target' as const, ttl_s: cfg.target_ttl_s } : undefined;
   return {
     name: 'injection',
     inspect(f, out) {
@@ -29,7 +31,7 @@ export const injection: DetectorFactory = ({ policy }) => {
       } catch {
         // Malformed escapes are tested as sent.
       }
-      if (re.test(q)) out.push(signal('probe.injection', cfg.score, observeOnly(cfg, f)));
+      if (re.test(q)) out.push(signal('probe.injection', cfg.score, observeOnly(cfg, f), target));
     },
   };
 };
