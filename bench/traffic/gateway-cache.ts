@@ -13,11 +13,10 @@ import { isIP } from 'node:net';
 import type { Action, ChallengeKind, DecideResponse } from '../../decision-service/src/wire/codec.ts';
 import type { DecideRequest } from '../../decision-service/src/wire/schema.ts';
 import { subnetOf } from '../../decision-service/src/net/ip.ts';
+import { targetKey } from '../../decision-service/src/engine/engine.ts';
 
 const SEVERITY: Readonly<Record<Action, number>> = { ALLOW: 1, TAG: 2, CHALLENGE: 3, BLOCK: 4 };
 const TYPES = new Set(['ip', 'subnet', 'device', 'session', 'principal', 'target']);
-/** cache.lua TARGET_MAX: longer targets are never looked up */
-const TARGET_MAX = 1024;
 
 export interface CachedVerdict {
   readonly action: Action;
@@ -47,8 +46,7 @@ export function gatewayKeys(req: DecideRequest): string[] {
     const s = gatewaySubnet(req.client_ip);
     if (s) keys.push(`subnet:${s}`);
   }
-  const target = req.query ? `target:${req.path}?${req.query}` : `target:${req.path}`;
-  if (Buffer.byteLength(target) <= TARGET_MAX) keys.push(target);
+  keys.push(targetKey(req.path, req.query));
   return keys;
 }
 

@@ -1,6 +1,6 @@
 // Issue 17.4 end to end: real nginx + the Lua gateway + the real service with VERDICT_WEBHOOK_URL
 // pointing at a local receiver. A scanner probing sensitive paths gets its address cached as
-// blocked (the default policy's sensitive_path cache_after), and the receiver gets a signed
+// blocked (sensitive_path's address cache, switched on here), and the receiver gets a signed
 // key.blocked event for it (and campaign.detected) whose payload holds nothing raw the scanner
 // sent: no query value, token, cookie or phone number.
 import t from 'tap';
@@ -10,7 +10,7 @@ import type { NginxHandle } from '../../scripts/lib/nginx.ts';
 import { verifySignature } from '../../decision-service/src/service/webhook.ts';
 import { ask, sleep, sumSeries } from '../helpers/http.ts';
 import { startEchoUpstream } from '../helpers/servers.ts';
-import { startService, type ServiceHandle } from '../helpers/service.ts';
+import { startService, testPolicy, type ServiceHandle } from '../helpers/service.ts';
 import { luaVariant } from '../helpers/variants.ts';
 
 const SECRET = 'e2e-webhook-secret-0123456789abcdef';
@@ -22,6 +22,9 @@ const UA = { 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (
 interface Delivery { headers: IncomingHttpHeaders; body: string }
 const deliveries: Delivery[] = [];
 
+
+/** the default policy with the scanner's address cached at the gateway (sensitive_path cache, off by default) */
+const ADDRESS_CACHE = testPolicy([['    # cache: { key: ip, ttl_s: 300 }', '    cache: { key: ip, ttl_s: 300 }']]);
 let service: ServiceHandle;
 let nginx: NginxHandle;
 let base: string;
@@ -39,7 +42,7 @@ t.before(async () => {
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
   const hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/verdict`;
   const upstream = await startEchoUpstream();
-  service = await startService({ env: { VERDICT_WEBHOOK_URL: hookUrl, VERDICT_WEBHOOK_SECRET: SECRET } });
+  service = await startService({ policy: ADDRESS_CACHE, env: { VERDICT_WEBHOOK_URL: hookUrl, VERDICT_WEBHOOK_SECRET: SECRET } });
   nginx = await luaVariant.start({ upstream: `127.0.0.1:${upstream.port}`, service: service.addr });
   base = `http://127.0.0.1:${nginx.port}`;
   t.teardown(async () => {

@@ -2,6 +2,7 @@
 // store. Scoring combines signal strengths as independent evidence (noisy-or), then maps the
 // score to an action with the route class's thresholds.
 
+import { createHash } from 'node:crypto';
 import type { CompiledPolicy, CompiledRoute } from '../config/policy.ts';
 import { ROUTE_CLASSES, type CacheKeyType, type ChallengeKindName, type GatewayKeyType, type RouteClass } from '../config/policy-schema.ts';
 import type { Store } from '../state/store.ts';
@@ -389,16 +390,20 @@ function actionFor(score: number, t: { tag: number; challenge: number; block: nu
   return 'ALLOW';
 }
 
-/** The longest `target:` key the gateway looks up (gateway-plugin/lua/verdict/cache.lua TARGET_MAX). */
-const TARGET_MAX = 1024;
+/**
+ * The gateway's key for one URL (gateway-plugin/CONTRACT.md): SHA-1 of `path?query` (the query as
+ * the DecideRequest carries it, "" when none), base64; hashed so that no audit record or event
+ * holds a raw URL.
+ */
+export function targetKey(path: string, query: string): string {
+  return `target:${createHash('sha1').update(`${path}?${query}`).digest('base64')}`;
+}
 
 /** The gateway's cache key for a key type; "" when the request lacks that key. */
 export function cacheKeyFor(type: GatewayKeyType, f: RequestFeatures): string {
   switch (type) {
-    case 'target': {
-      const k = f.req.query ? `target:${f.req.path}?${f.req.query}` : `target:${f.req.path}`;
-      return Buffer.byteLength(k) <= TARGET_MAX ? k : '';
-    }
+    case 'target':
+      return targetKey(f.req.path, f.req.query);
     case 'ip':
       return `ip:${f.ip}`;
     case 'subnet':

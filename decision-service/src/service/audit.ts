@@ -280,7 +280,10 @@ export class AuditLog {
   private raise(r: DecisionRecord, ip: string): void {
     const bus = this.opts.events as RiskEvents;
     const now = r.ts;
-    if (r.action === 'BLOCK' && r.cache_key && r.cache_ttl_s > 0 && firstSince(this.blocksSeen, r.cache_key, now, r.cache_ttl_s * 1000)) {
+    // a client's key refused at the gateways; not a probed URL (target:), which every scanner's
+    // request caches and which names no client
+    const clientKey = r.cache_key.startsWith('target:') ? '' : r.cache_key;
+    if (r.action === 'BLOCK' && clientKey && r.cache_ttl_s > 0 && firstSince(this.blocksSeen, clientKey, now, r.cache_ttl_s * 1000)) {
       bus.publish({ type: 'key.blocked', key: r.cache_key, ttl_s: r.cache_ttl_s, reasons: [...r.reasons], route: r.route, request_id: r.request_id });
     }
     if (r.action !== 'TAG' && r.action !== 'CHALLENGE' && r.action !== 'BLOCK') return;
@@ -292,7 +295,7 @@ export class AuditLog {
       families.add(family);
       // the narrowest key the family's evidence names (a password-hash prefix is not one to hand out)
       const ev = r.evidence.find((e) => familyOf(e.code) === family && e.key !== 'request' && !e.key.startsWith('password:'));
-      const subject = ev?.key ?? (r.cache_key || `ip:${ip}`);
+      const subject = ev?.key ?? (clientKey || `ip:${ip}`);
       if (!firstSince(this.campaignsSeen, `${family}|${subject}`, now, window)) continue;
       bus.publish({
         type: 'campaign.detected', family, reasons: [...r.reasons], key: r.cache_key, action: r.action,

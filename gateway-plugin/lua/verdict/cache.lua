@@ -3,8 +3,9 @@
 --
 -- Keys (gateway-plugin/CONTRACT.md): "ip:<client_ip>", "subnet:<a.b.c.0/24 | v6 /64>",
 -- "device:<b64>", "session:<b64>", "principal:<b64>" (standard base64 of the HMAC bytes),
--- "target:<path>[?<query>]" (the request's path and query as the DecideRequest carries them:
--- a probe's exact URL, refused for everyone whoever sends it).
+-- "target:<b64 SHA-1 of path?query>" (the request's path and query as the DecideRequest carries
+-- them: a probe's exact URL, refused for whoever sends it; hashed so that no audit record or
+-- event holds a raw URL).
 -- Value: "<ACTION>|<score>|<reason,reason>", and for CHALLENGE "|<kind>|<difficulty>|<ttl>". Block and allow verdicts are both cached; on a
 -- lookup the most severe verdict among the request's keys wins.
 --
@@ -21,6 +22,7 @@
 local ngx = ngx
 local shared = ngx.shared
 local encode_base64 = ngx.encode_base64
+local sha1_bin = ngx.sha1_bin
 local find, sub, match, lower, format, gsub = string.find, string.sub, string.match, string.lower, string.format, string.gsub
 local concat = table.concat
 local tonumber = tonumber
@@ -28,7 +30,6 @@ local tonumber = tonumber
 local _M = { _VERSION = "0.1.0" }
 
 local TYPES = { ip = true, subnet = true, device = true, session = true, principal = true, target = true }
-local TARGET_MAX = 1024 -- longer targets are never cache keys (the service sends none)
 local SEVERITY = { ALLOW = 1, TAG = 2, CHALLENGE = 3, BLOCK = 4 }
 
 local dict
@@ -200,8 +201,7 @@ function _M.lookup(client_ip, session_hash, token_hash, device_hash, path, query
     end
   end
   if path and merged.target > now then
-    local k = (query and query ~= "") and ("target:" .. path .. "?" .. query) or ("target:" .. path)
-    if #k <= TARGET_MAX then best, best_key, best_sev = consider(d, k, best, best_key, best_sev) end
+    best, best_key, best_sev = consider(d, "target:" .. encode_base64(sha1_bin(path .. "?" .. (query or ""))), best, best_key, best_sev)
   end
   if not best then return nil end
   return unpack_verdict(best, best_key)

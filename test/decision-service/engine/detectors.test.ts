@@ -2,7 +2,7 @@
 
 import t from 'tap';
 import { VirtualClock } from '../../../decision-service/src/engine/clock.ts';
-import { Engine } from '../../../decision-service/src/engine/engine.ts';
+import { Engine, targetKey } from '../../../decision-service/src/engine/engine.ts';
 import { MemoryStore } from '../../../decision-service/src/state/memory-store.ts';
 import type { Outcome } from '../../../decision-service/src/wire/schema.ts';
 import { policy, request } from '../../helpers/policy.ts';
@@ -224,7 +224,7 @@ t.test('sensitive probes: each blocked, the address cached at the gateway only a
   const probes = ['/.env', '/.git/config', '/backup.sql', '/wp-login.php'].map((path) => send({ client_ip: '203.0.113.66', path }));
   t.same(probes.map((d) => d.action), ['BLOCK', 'BLOCK', 'BLOCK', 'BLOCK']);
   // before that, the probed URL itself is refused for whoever asks for it (target key)
-  t.same(probes.map((d) => d.cache_key), ['target:/.env', 'target:/.git/config', 'ip:203.0.113.66', 'ip:203.0.113.66']);
+  t.same(probes.map((d) => d.cache_key), [targetKey('/.env', ''), targetKey('/.git/config', ''), 'ip:203.0.113.66', 'ip:203.0.113.66']);
 });
 
 // Issue 14: a partner's order sync reads hundreds of orders every few minutes, all of them found;
