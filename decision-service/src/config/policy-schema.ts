@@ -338,9 +338,10 @@ export const policySchema = z
             /** distinct identifiers per key (ip, subnet, fingerprint, device, session) on identity routes */
             identifiers_per_key: count(6),
             identifiers_per_key_max: count(20),
-            /** the slow window: distinct identifiers one client (address + browser build), session or
-             *  device named within `slow_window_s` (a low-and-slow crew names one account every few
-             *  minutes per address, never six in ten); a person's browser names one or two; 0 = off */
+            /** the slow window: distinct identifiers one session or device named within
+             *  `slow_window_s`, and one client (address + browser build) by requests without a clean
+             *  history of their own (a low-and-slow crew names one account every few minutes per
+             *  address, never six in ten); a person's browser names one or two; 0 = off */
             slow_window_s: z.number().int().min(0).max(86_400).default(10_800),
             slow_identifiers_per_key: count(8),
             slow_identifiers_per_key_max: count(16),
@@ -378,9 +379,10 @@ export const policySchema = z
             window_s: windowS(900),
             failures_per_key: count(5),
             failures_per_key_max: count(15),
-            /** the slow window: failed logins of one client (address + browser build), session or
-             *  device within `slow_window_s`, when they are most of its logins (a low-and-slow crew
-             *  fails once every few minutes per address); 0 = off */
+            /** the slow window: failed logins of one session or device within `slow_window_s`, and of
+             *  one client (address + browser build) by logins without a clean history of their own,
+             *  when they are most of its logins (a low-and-slow crew fails once every few minutes per
+             *  address); 0 = off */
             slow_window_s: z.number().int().min(0).max(86_400).default(10_800),
             slow_failures_per_key: count(8),
             slow_failures_per_key_max: count(20),
@@ -493,6 +495,10 @@ export const policySchema = z
             window_s: windowS(3600),
             claims_per_key: count(2),
             claims_per_key_max: count(6),
+            /** claims by accounts the claiming device or browser profile created within
+             *  `fresh_account_s`, per address, at this many times the per-key thresholds
+             *  (`promo.fresh_claims.ip`: an account farm's exits); 0 = off */
+            ip_multiplier: z.number().min(0).max(1000).default(3),
             accounts_per_device: count(2),
             accounts_per_device_max: count(5),
             no_precursor_score: strength(45),

@@ -37,10 +37,8 @@ export const enumerationKeys = {
   identifiers: (s: Subject) => `en:i:${s}`,
   /** Distinct set: identifiers a client key was asked for by requests with a clean history of their own (enumeration.ts). */
   cleanIdentifiers: (s: Subject) => `en:ic:${s}`,
-  /** Distinct set: identifiers asked for, over the slow window (client, session, device). */
+  /** Distinct set: identifiers asked for, over the slow window (sessions, devices; a client key by requests without a clean history). */
   slowIdentifiers: (s: Subject) => `en:is:${s}`,
-  /** Distinct set: the slow window's identifiers of a client key asked for by requests with a clean history. */
-  slowCleanIdentifiers: (s: Subject) => `en:isc:${s}`,
   /** Counter: "no such account" answers. */
   notFound: (s: Subject) => `en:nf:${s}`,
   /** Counter: answered identity requests (what not-found answers are a share of). */
@@ -67,11 +65,9 @@ export const credentialStuffingKeys = {
    *  with a clean history of their own (credential-stuffing.ts, `clean`). */
   cleanFailures: (s: Subject) => `cs:fc:${s}`,
   cleanAttempts: (s: Subject) => `cs:allc:${s}`,
-  /** The same four counters over the slow window (client, session, device). */
+  /** Failures and answered logins over the slow window (sessions, devices; a client key by logins without a clean history). */
   slowFailures: (s: Subject) => `cs:fs:${s}`,
   slowAttempts: (s: Subject) => `cs:alls:${s}`,
-  slowCleanFailures: (s: Subject) => `cs:fsc:${s}`,
-  slowCleanAttempts: (s: Subject) => `cs:allsc:${s}`,
   /** Mark: one client logged in successfully. */
   loggedIn: (client: string) => `cs:ok:${client}`,
   /** Distinct set: identifiers one password hash failed for. */
@@ -127,6 +123,8 @@ export const promoAbuseKeys = {
   freshAccount: (s: Subject) => `po:new:${s}`,
   /** Counter: claims. */
   claims: (s: Subject) => `po:c:${s}`,
+  /** Counter: claims from a device or session that just created an account, per address. */
+  freshClaims: (s: Subject) => `po:fc:${s}`,
   /** Distinct set: accounts claiming from one device. */
   accountsPerDevice: (device: string) => `po:acct:${device}`,
   /** Arrivals: claims of one fingerprint (timing). */

@@ -282,6 +282,17 @@ t.test('slow window: a low-and-slow crew host naming one account every five minu
     send({ ...me, ...login('frank', 'right') }, 200, 1_800_000),
   ];
   t.equal(mine.filter((d) => stopped(d.action)).length, 0, mine.map((d) => `${d.action} ${d.reasons.join(',')}`).join(' | '));
+
+  // an app's customers behind one carrier address over an afternoon: one build, each phone its own
+  // device id, a login every 15 minutes (one in five mistyped first): 12 accounts on the client key
+  const app = { ...APP, client_ip: '100.64.30.30' };
+  const theirs: string[] = [];
+  for (let u = 0; u < 12; u++) {
+    const phone = { ...app, device_hash: Buffer.from(`phone-${u}`) };
+    if (u % 5 === 0) theirs.push(send({ ...phone, ...login(`1381234${String(1000 + u)}`, 'typo') }, 401, 20_000).action);
+    theirs.push(send({ ...phone, ...login(`1381234${String(1000 + u)}`, 'right') }, 200, 900_000).action);
+  }
+  t.equal(theirs.filter(stopped).length, 0, `an app's customers behind one address: ${theirs.join(',')}`);
 });
 
 t.test('bola: an account farm behind one address, each token under every bar; a carrier NAT of customers reading their own orders is not', async (t) => {
@@ -312,4 +323,29 @@ t.test('bola: an account farm behind one address, each token under every bar; a 
     }
   }
   t.equal(stops, 0, 'none of the customers blocked');
+});
+
+t.test('promo: an account farm behind a handful of residential exits, a fresh device and profile per account, the promo page read first', async (t) => {
+  const { send } = setup();
+  // a phone per account (its own model and device id), three exits; accounts made minutes ahead
+  const who = (a: number) => ({
+    user_agent: `ShopApp/5.2 (Android ${10 + (a % 5)}; SM-A${100 + a})`, header_names: APP.header_names,
+    client_ip: `203.0.113.${100 + (a % 3)}`, device_hash: Buffer.from(`farm-dev-${a}`), session_hash: Buffer.from(`farm-s-${a}`),
+  });
+  const phone = (a: number) => `1390100${String(1000 + a)}`;
+  for (let a = 0; a < 30; a++) send({ ...who(a), method: 'POST', path: '/api/auth/register', identifier: phone(a), password_hash: Buffer.from('p') }, 201, 7_000 + (a % 4) * 1_500);
+  const actions: string[] = [];
+  const reasons = new Set<string>();
+  for (let a = 0; a < 30; a++) {
+    // a person's pauses: log in, read the promo page and its info, then claim
+    send({ ...who(a), ...login(phone(a), 'p') }, 200, 9_000 + (a % 5) * 2_000);
+    send({ ...who(a), path: '/promo' }, 200, 14_000 + (a % 3) * 3_000);
+    send({ ...who(a), path: '/api/promo/info' }, 200, 6_000 + (a % 4) * 2_500);
+    const claim = send({ ...who(a), method: 'POST', path: '/api/promo/claim', has_authorization: true, token_hash: Buffer.from(`farm-token-${a}`) }, 200, 5_000);
+    actions.push(claim.action);
+    claim.reasons.forEach((r) => reasons.add(r));
+  }
+  t.equal(actions[0], 'CHALLENGE', `one such claim alone is a challenge (a headless browser solves it): ${actions[0]}`);
+  t.ok(reasons.has('promo.fresh_claims.ip'), [...reasons].join(','));
+  t.ok(actions.slice(-10).every((a) => a === 'BLOCK'), `the farm's claims blocked once its exits carry a few: ${actions.join(',')}`);
 });

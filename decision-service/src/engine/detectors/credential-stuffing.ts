@@ -58,17 +58,12 @@ export const credentialStuffing: DetectorFactory = ({ policy, store }) => {
     const ca = store.count(K.cleanAttempts(s), W, now);
     return isClean ? [cf, ca] : [Math.max(0, failures - cf), Math.max(0, attempts - ca)];
   };
-  /** The same over the slow window (client, session and device keys only; the client key sliced). */
-  const slowCounts = (s: Subject, sliced: boolean, isClean: boolean, now: number): [number, number] => {
-    const failures = store.count(K.slowFailures(s), SW, now);
-    const attempts = store.count(K.slowAttempts(s), SW, now);
-    if (!sliced) return [failures, attempts];
-    const cf = store.count(K.slowCleanFailures(s), SW, now);
-    const ca = store.count(K.slowCleanAttempts(s), SW, now);
-    return isClean ? [cf, ca] : [Math.max(0, failures - cf), Math.max(0, attempts - ca)];
-  };
-  /** Keys whose failures also count over the slow window: one client, browser profile or device. */
-  const slowKey = (name: SignalSubject) => SW > 0 && (name === 'client' || name === 'session' || name === 'device');
+  /**
+   * Keys whose failures also count over the slow window (hours): sessions and devices, and the
+   * client key for logins without a clean history of their own (the customers behind one address
+   * and build, each with an issued session or device id, fail now and then over an afternoon).
+   */
+  const slowKey = (name: SignalSubject, isClean: boolean) => SW > 0 && (name === 'session' || name === 'device' || (name === 'client' && !isClean));
   const isLogin = (f: OutcomeContext) => f.routeClass === 'identity' && f.passwordHash !== '' && f.method === 'POST';
   // failures per key: each kind's strongest, the engine keeps the strongest that may act (signal.ts)
   const best = new Strongest();
@@ -93,9 +88,10 @@ export const credentialStuffing: DetectorFactory = ({ policy, store }) => {
         const [failures, attempts] = counts(key, shared || name === 'client', isClean, now);
         const s = shareEvidence(failures, attempts, shared ? sharedPrior : prior, { lo: cfg.failures_per_key * mult, hi: cfg.failures_per_key_max * mult, pValue: p });
         if (s > 0) best.offer(s, `cs.failure_rate.${name}`, name, { count: failures, of: attempts, threshold: cfg.failures_per_key * mult });
-        if (!slowKey(name)) continue;
+        if (!slowKey(name, isClean)) continue;
         // a low-and-slow crew: one failure every few minutes per address, never five in fifteen
-        const [sf, sa] = slowCounts(key, name === 'client', isClean, now);
+        const sf = store.count(K.slowFailures(key), SW, now);
+        const sa = store.count(K.slowAttempts(key), SW, now);
         const ss = shareEvidence(sf, sa, prior, { lo: cfg.slow_failures_per_key, hi: cfg.slow_failures_per_key_max, pValue: p });
         if (ss > 0) best.offer(ss, `cs.slow_failure_rate.${name}`, name, { count: sf, of: sa, threshold: cfg.slow_failures_per_key });
       }
@@ -153,13 +149,9 @@ export const credentialStuffing: DetectorFactory = ({ policy, store }) => {
           store.incr(K.cleanAttempts(key), W, f.now);
           if (failed) store.incr(K.cleanFailures(key), W, f.now);
         }
-        if (slowKey(name)) {
+        if (slowKey(name, isClean)) {
           store.incr(K.slowAttempts(key), SW, f.now);
           if (failed) store.incr(K.slowFailures(key), SW, f.now);
-          if (isClean && name === 'client') {
-            store.incr(K.slowCleanAttempts(key), SW, f.now);
-            if (failed) store.incr(K.slowCleanFailures(key), SW, f.now);
-          }
         }
       }
       store.incr(K.attempts(tool), W, f.now);

@@ -69,10 +69,10 @@ export const enumeration: DetectorFactory = ({ policy, store }) => {
       const all = store.addDistinct(K.identifiers(client), member, W, now);
       const ids = clean ? store.addDistinct(K.cleanIdentifiers(client), member, W, now) : all;
       best.offer(ramp(ids, cfg.identifiers_per_key, cfg.identifiers_per_key_max), 'enum.identifier_fanout.client', 'client', { count: ids, threshold: cfg.identifiers_per_key });
-      if (SW > 0) {
-        const slowAll = store.addDistinct(K.slowIdentifiers(client), member, SW, now);
-        slow(clean ? store.addDistinct(K.slowCleanIdentifiers(client), member, SW, now) : slowAll, 'client');
-      }
+      // Over hours, only requests without a clean history of their own count on the client key: an
+      // app's or a browser build's customers behind one address, each with its device id or issued
+      // session, name account after account over an afternoon; their own keys answer for them.
+      if (SW > 0 && !clean) slow(store.addDistinct(K.slowIdentifiers(client), member, SW, now), 'client');
       // "No such account" shares per key, against the route's own learned share (rates.ts): a
       // shared address of customers who know their accounts never fires; leaked lists, full of
       // accounts that do not exist, do.

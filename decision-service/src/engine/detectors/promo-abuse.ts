@@ -1,4 +1,4 @@
-// Promo-abuse bots: claims per device / account, accounts per device, claims that skip the flow's
+// Promo-abuse bots: claims per device / account, fresh accounts' claims per address, accounts per device, claims that skip the flow's
 // precursors (promo page, info call) or go through them hollow (seconds before the claim),
 // automation clients and header sets inconsistent with the claimed browser, machine-regular
 // timing of the flow, and the account / device graph of farms that rotate addresses: accounts
@@ -6,7 +6,7 @@
 // is the claim, devices first seen minutes before it (first sightings: provenance.ts).
 
 import { hash32 } from '../../state/distinct.ts';
-import { observeOnly, ramp, signal, type DetectorFactory, type OutcomeContext, type RequestFeatures, type Evidence, type SignalSubject } from '../signal.ts';
+import { observeOnly, ramp, signal, Strongest, type DetectorFactory, type OutcomeContext, type RequestFeatures, type SignalSubject } from '../signal.ts';
 import { promoAbuseKeys as K, subject, type Subject } from '../state-keys.ts';
 import { firstSeen } from './provenance.ts';
 
@@ -42,6 +42,7 @@ export const promoAbuse: DetectorFactory = ({ policy, store }) => {
     store.swap(key, t, now, Math.max(1, t + P - now));
     return t;
   };
+  const best = new Strongest();
   return {
     name: 'promo_abuse',
     inspect(f, out) {
@@ -54,26 +55,33 @@ export const promoAbuse: DetectorFactory = ({ policy, store }) => {
       }
       if (f.routeClass !== 'promo' || f.req.method !== 'POST') return;
       const monitor = observeOnly(cfg, f);
-      let best = 0;
-      let bestCode = '';
-      // Per device and account; not per address, not even address + browser: a managed office
-      // puts hundreds of honest participants with identical browsers behind one IP.
-      let bestSubject: SignalSubject = 'request';
-      let bestEvidence: Evidence | undefined;
+      best.reset();
+      // Per device and account; not per address, not even address + browser: a managed office puts
+      // hundreds of honest participants with identical browsers behind one IP.
       const claimKeys: Array<[Subject, string, number, SignalSubject]> = [];
       if (f.device) claimKeys.push([subject.device(f.device), 'device', 1, 'device']);
       if (f.principal) claimKeys.push([subject.principal(f.principal), 'account', 1, 'principal']);
       for (const [key, name, mult, about] of claimKeys) {
         const n = store.incr(K.claims(key), W, now);
-        const s = ramp(n, cfg.claims_per_key * mult + 0.5, cfg.claims_per_key_max * mult);
-        if (s > best) { best = s; bestCode = `promo.claims.${name}`; bestSubject = about; bestEvidence = { count: n, threshold: cfg.claims_per_key * mult }; }
+        best.offer(ramp(n, cfg.claims_per_key * mult + 0.5, cfg.claims_per_key_max * mult), `promo.claims.${name}`, about, { count: n, threshold: cfg.claims_per_key * mult });
+      }
+      // ...except the claims of accounts made minutes ago by the very device or browser profile
+      // that claims (an account farm: a fresh device and profile per account, a handful of exits),
+      // counted per address at `ip_multiplier` times the threshold. An office's customers claim
+      // with accounts of their own; a new customer among them is one claim.
+      const freshHere = (f.device !== '' && store.marked(K.freshAccount(subject.device(f.device)), now))
+        || (f.session !== '' && store.marked(K.freshAccount(subject.session(f.session)), now));
+      if (freshHere && cfg.ip_multiplier > 0) {
+        const n = store.incr(K.freshClaims(subject.ip(f.ip)), W, now);
+        const mult = cfg.ip_multiplier;
+        best.offer(ramp(n, cfg.claims_per_key * mult + 0.5, cfg.claims_per_key_max * mult), 'promo.fresh_claims.ip', 'ip', { count: n, threshold: cfg.claims_per_key * mult });
       }
       if (f.device && f.principal) {
         const accounts = store.addDistinct(K.accountsPerDevice(f.device), hash32(f.principal), W, now);
-        const s = ramp(accounts, cfg.accounts_per_device + 0.5, cfg.accounts_per_device_max);
-        if (s > best) { best = s; bestCode = 'promo.accounts_per_device'; bestSubject = 'device'; bestEvidence = { count: accounts, threshold: cfg.accounts_per_device }; }
+        best.offer(ramp(accounts, cfg.accounts_per_device + 0.5, cfg.accounts_per_device_max), 'promo.accounts_per_device', 'device', { count: accounts, threshold: cfg.accounts_per_device });
       }
-      if (best > 0) out.push(signal(bestCode, cfg.score * best, monitor, undefined, bestSubject, undefined, bestEvidence));
+      // each key kind's strongest; the engine keeps the strongest that may act (signal.ts)
+      best.emit(out, cfg.score, monitor, undefined, 'promo.claims');
       const fresh = freshKeys(f).find(([k]) => store.marked(K.freshAccount(k), now));
       if (fresh) out.push(signal('promo.fresh_account', cfg.fresh_account_score, monitor, undefined, fresh[1]));
       let precursorAt = -1;
