@@ -11,8 +11,9 @@
 // a few hits) or the client's own (`sharing`). The engine reads both to decide how far each signal
 // may act (`role`): evidence on the request and its narrow keys acts fully; evidence on a crowd's
 // key, a contested key or a global alarm at most challenges an unproven request and does not touch
-// a proven one (a clearance, which only shows that a challenge was paid, exempts from global
-// alarms alone).
+// a proven one; a request proven by its login or its device's history never answers for evidence
+// on its address, crowd or not (a clearance, which only shows that a challenge was paid, exempts
+// from global alarms alone).
 //
 // All state is store state under provenKeys (marks and distinct sketches: Redis-mergeable).
 // A session, device or principal is one client: it never counts as shared, and the accounts seen
@@ -252,13 +253,20 @@ export class Collateral {
       case 'device':
       case 'principal':
         return ROLE.own;
+      // An address (with or without the browser build) is a proven customer's only while nobody
+      // else is behind it; a customer proven by its login or its device's history answers for its
+      // own keys, not for what others did from its address (a crew on the same carrier NAT and
+      // build, behind which the population of proven clients has not grown yet).
       case 'client':
+        if (this.provenByHistory()) return ROLE.drop;
         if (this.clientShared < 0) this.clientShared = this.shared(subject.client(this.fx.client));
         return this.keyRole(this.clientShared as Sharing, ROLE.own);
       case 'ip':
+        if (this.provenByHistory()) return ROLE.drop;
         if (this.ipShared < 0) this.ipShared = this.shared(subject.ip(this.fx.ip));
         return this.keyRole(this.ipShared as Sharing, ROLE.own);
       case 'subnet':
+        if (this.provenByHistory()) return ROLE.drop;
         if (this.subnetShared < 0) this.subnetShared = this.shared(subject.subnet(this.fx.subnet));
         return this.keyRole(this.subnetShared as Sharing, ROLE.own);
       // A header set or browser build is never a key to act on alone: where proven clients share
@@ -313,11 +321,16 @@ export class Collateral {
    * rises with the score: the clearance must have paid that much, engine.ts).
    */
   private sharedRole(): Role {
-    return this.proof === PROOF.login || this.proof === PROOF.device ? ROLE.drop : ROLE.shared;
+    return this.provenByHistory() ? ROLE.drop : ROLE.shared;
+  }
+
+  /** Proven by a login or its device's history (not by a clearance, which only shows a paid challenge). */
+  private provenByHistory(): boolean {
+    return this.proof === PROOF.login || this.proof === PROOF.device;
   }
 
   private alarmRole(): Role {
-    return this.proof === PROOF.login || this.proof === PROOF.device ? ROLE.drop : ROLE.alarm;
+    return this.provenByHistory() ? ROLE.drop : ROLE.alarm;
   }
 
   private shared(s: Subject): Sharing {

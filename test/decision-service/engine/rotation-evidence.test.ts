@@ -349,3 +349,20 @@ t.test('promo: an account farm behind a handful of residential exits, a fresh de
   t.ok(reasons.has('promo.fresh_claims.ip'), [...reasons].join(','));
   t.ok(actions.slice(-10).every((a) => a === 'BLOCK'), `the farm's claims blocked once its exits carry a few: ${actions.join(',')}`);
 });
+
+t.test('a proven customer answers for its own keys, not for a crew behind the same address and build', async (t) => {
+  const { send } = setup();
+  const nat = { ...CHROME, client_ip: '100.64.44.44' };
+  // the customer: page, login (a proven session), an hour of shopping
+  const me = { ...nat, session_hash: Buffer.from('customer-s') };
+  send({ ...me, path: '/' }, 200, 5000);
+  send({ ...me, ...login('grace', 'right') }, 200, 600_000);
+  // a farm on the same carrier NAT and browser build registers accounts meanwhile
+  for (let a = 0; a < 3; a++) send({ ...nat, session_hash: Buffer.from(`crew-${a}`), method: 'POST', path: '/api/auth/register', identifier: `1390200${String(1000 + a)}`, password_hash: Buffer.from('p') }, 201, 20_000);
+  send({ ...me, path: '/promo', has_authorization: true, token_hash: Buffer.from('grace-token') }, 200, 20_000);
+  const claim = send({ ...me, method: 'POST', path: '/api/promo/claim', has_authorization: true, token_hash: Buffer.from('grace-token') }, 200);
+  t.notOk(stopped(claim.action), `the customer's claim: ${claim.action} ${claim.reasons.join(',')}`);
+  // the crew's own claim from there is still judged
+  const crew = send({ ...nat, session_hash: Buffer.from('crew-0'), method: 'POST', path: '/api/promo/claim', has_authorization: true, token_hash: Buffer.from('crew-token') });
+  t.ok(stopped(crew.action), `the crew's: ${crew.action} ${crew.reasons.join(',')}`);
+});
