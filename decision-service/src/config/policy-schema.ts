@@ -367,6 +367,10 @@ export const policySchema = z
              *  `unknown_surge_score` (`enum.unknown_identifier_surge`); 0 = off */
             unknown_surge_ratio: z.number().min(0).max(100).default(3),
             unknown_surge_score: strength(30),
+            /** an HTTP library's or headless browser's User-Agent naming an account on an identity
+             *  route without a password (reset, SMS; logins and registrations get
+             *  `cs.automation_client`): `enum.automation_client`; 0 = off */
+            automation_score: strength(45),
             score: strength(95),
             mark_identifiers_s: windowS(86_400),
             cache: cacheSpec.optional(),

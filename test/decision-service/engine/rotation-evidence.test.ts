@@ -366,3 +366,15 @@ t.test('a proven customer answers for its own keys, not for a crew behind the sa
   const crew = send({ ...nat, session_hash: Buffer.from('crew-0'), method: 'POST', path: '/api/promo/claim', has_authorization: true, token_hash: Buffer.from('crew-token') });
   t.ok(stopped(crew.action), `the crew's: ${crew.action} ${crew.reasons.join(',')}`);
 });
+
+t.test('enum.automation_client: an HTTP library naming accounts on a reset route; logins keep cs.automation_client', async (t) => {
+  const { send } = setup();
+  const lib = { user_agent: 'python-requests/2.31.0', header_names: ['host', 'user-agent', 'accept-encoding', 'accept', 'connection', 'content-type'] };
+  const reset = send({ ...lib, client_ip: '203.0.113.90', method: 'POST', path: '/api/auth/password-reset', identifier: '13900001234' }, 200);
+  t.ok(reset.reasons.includes('enum.automation_client'), reset.reasons.join(','));
+  const lg = send({ ...lib, client_ip: '203.0.113.91', ...login('henry', 'x') }, 401);
+  t.ok(lg.reasons.includes('cs.automation_client'), lg.reasons.join(','));
+  t.notOk(lg.reasons.includes('enum.automation_client'), 'counted once on a login');
+  const person = send({ ...CHROME, client_ip: '192.0.2.91', method: 'POST', path: '/api/auth/password-reset', identifier: '13900005678' }, 200);
+  t.notOk(person.reasons.includes('enum.automation_client'), 'a browser');
+});

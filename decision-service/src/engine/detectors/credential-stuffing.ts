@@ -126,7 +126,8 @@ export const credentialStuffing: DetectorFactory = ({ policy, store }) => {
         out.push(signal('cs.enumerated_identifier', cfg.enumerated_identifier_score, monitor, undefined, 'identifier'));
       }
       if (f.route.deprecated) out.push(signal('cs.deprecated_login', cfg.deprecated_login_score, monitor));
-      if (f.automationClient) out.push(signal('cs.automation_client', cfg.automation_score, monitor));
+      // one piece of evidence with enum.automation_client (the stronger of the two counts)
+      if (f.automationClient) out.push(signal('cs.automation_client', cfg.automation_score, monitor, undefined, 'request', 'identity.automation'));
       else if (f.browserMismatch) out.push(signal('cs.header_mismatch', cfg.mismatch_score, monitor));
       if (!known) {
         out.push(signal('cs.no_precursor', cfg.no_precursor_score, monitor));

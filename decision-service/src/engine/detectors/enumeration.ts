@@ -103,6 +103,9 @@ export const enumeration: DetectorFactory = ({ policy, store }) => {
         best.emit(out, cfg.score, monitor, cfg.cache, 'enum');
         store.mark(K.enumerated(f.identifierHash), now, cfg.mark_identifiers_s * 1000);
       }
+      // A person names their account from a browser or the app, never from an HTTP library (logins
+      // and registrations, which carry a password: cs.automation_client)
+      if (f.automationClient && !f.passwordHash && cfg.automation_score > 0) out.push(signal('enum.automation_client', cfg.automation_score, monitor, undefined, 'request', 'identity.automation'));
       // The route answers "no such account" far more than it learned to: a leaked list is being
       // tried, from wherever. Only unproven requests pay (the engine drops global alarms for proven ones).
       if (route.spike && cfg.unknown_surge_score > 0) {
