@@ -10,7 +10,7 @@ import { chromium, type Browser } from 'playwright-core';
 import type { NginxHandle } from '../../scripts/lib/nginx.ts';
 import { ask, sleep, untilPasses } from '../helpers/http.ts';
 import { startEchoUpstream } from '../helpers/servers.ts';
-import { startService, type ServiceHandle } from '../helpers/service.ts';
+import { addressCachePolicy, startService, type ServiceHandle } from '../helpers/service.ts';
 import { luaVariant } from '../helpers/variants.ts';
 
 const browserPath = '/usr/bin/chromium';
@@ -22,7 +22,8 @@ let base: string;
 
 t.before(async () => {
   const upstream = await startEchoUpstream();
-  service = await startService({ env: { VERDICT_STATE_DIR: mkdtempSync(join(tmpdir(), 'verdict-state-')) } });
+  // the address cache on (off by default): the case follows a scanner whose address is refused
+  service = await startService({ policy: addressCachePolicy(), env: { VERDICT_STATE_DIR: mkdtempSync(join(tmpdir(), 'verdict-state-')) } });
   nginx = await luaVariant.start({ upstream: `127.0.0.1:${upstream.port}`, service: service.addr });
   base = `http://127.0.0.1:${nginx.port}`;
   t.teardown(async () => { await nginx.stop(); await service.stop(); await upstream.close(); });
@@ -45,7 +46,8 @@ t.test('stop → console → explain → allow from the form → the client pass
   const client = '127.0.0.81';
   let requestId = '';
   for (let i = 0; i < 8; i++) {
-    const r = await ask(`${base}/actuator/env`, { localAddress: client, headers: UA });
+    // distinct URLs, as a scanner sends (a URL once probed is refused to everyone at the gateway)
+    const r = await ask(`${base}/actuator/env${i}`, { localAddress: client, headers: UA });
     if (r.status === 403) requestId = /"request_id":"([^"]+)"/.exec(r.body)?.[1] ?? requestId;
   }
   t.ok(requestId, 'stopped through nginx, with a request id');

@@ -7,15 +7,12 @@ import t from 'tap';
 import type { NginxHandle } from '../../scripts/lib/nginx.ts';
 import { ask, sleep, untilPasses as untilPassesAt } from '../helpers/http.ts';
 import { startEchoUpstream } from '../helpers/servers.ts';
-import { startService, testPolicy, type ServiceHandle } from '../helpers/service.ts';
+import { addressCachePolicy, startService, type ServiceHandle } from '../helpers/service.ts';
 import { luaVariant } from '../helpers/variants.ts';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-
-/** the default policy with the scanner's address cached at the gateway (sensitive_path cache, off by default) */
-const ADDRESS_CACHE = testPolicy([['    # cache: { key: ip, ttl_s: 300 }', '    cache: { key: ip, ttl_s: 300 }']]);
 let service: ServiceHandle;
 let nginx: NginxHandle;
 let base: string;
@@ -23,7 +20,7 @@ let admin: string;
 
 t.before(async () => {
   const upstream = await startEchoUpstream();
-  service = await startService({ policy: ADDRESS_CACHE, env: { VERDICT_STATE_DIR: mkdtempSync(join(tmpdir(), 'verdict-state-')) } });
+  service = await startService({ policy: addressCachePolicy(), env: { VERDICT_STATE_DIR: mkdtempSync(join(tmpdir(), 'verdict-state-')) } });
   nginx = await luaVariant.start({ upstream: `127.0.0.1:${upstream.port}`, service: service.addr });
   base = `http://127.0.0.1:${nginx.port}`;
   admin = `http://${service.addr}`;

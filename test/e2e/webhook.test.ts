@@ -10,7 +10,7 @@ import type { NginxHandle } from '../../scripts/lib/nginx.ts';
 import { verifySignature } from '../../decision-service/src/service/webhook.ts';
 import { ask, sleep, sumSeries } from '../helpers/http.ts';
 import { startEchoUpstream } from '../helpers/servers.ts';
-import { startService, testPolicy, type ServiceHandle } from '../helpers/service.ts';
+import { addressCachePolicy, startService, type ServiceHandle } from '../helpers/service.ts';
 import { luaVariant } from '../helpers/variants.ts';
 
 const SECRET = 'e2e-webhook-secret-0123456789abcdef';
@@ -22,9 +22,6 @@ const UA = { 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (
 interface Delivery { headers: IncomingHttpHeaders; body: string }
 const deliveries: Delivery[] = [];
 
-
-/** the default policy with the scanner's address cached at the gateway (sensitive_path cache, off by default) */
-const ADDRESS_CACHE = testPolicy([['    # cache: { key: ip, ttl_s: 300 }', '    cache: { key: ip, ttl_s: 300 }']]);
 let service: ServiceHandle;
 let nginx: NginxHandle;
 let base: string;
@@ -42,7 +39,7 @@ t.before(async () => {
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
   const hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/verdict`;
   const upstream = await startEchoUpstream();
-  service = await startService({ policy: ADDRESS_CACHE, env: { VERDICT_WEBHOOK_URL: hookUrl, VERDICT_WEBHOOK_SECRET: SECRET } });
+  service = await startService({ policy: addressCachePolicy(), env: { VERDICT_WEBHOOK_URL: hookUrl, VERDICT_WEBHOOK_SECRET: SECRET } });
   nginx = await luaVariant.start({ upstream: `127.0.0.1:${upstream.port}`, service: service.addr });
   base = `http://127.0.0.1:${nginx.port}`;
   t.teardown(async () => {

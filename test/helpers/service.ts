@@ -26,6 +26,14 @@ export function testPolicy(edits: Array<[string | RegExp, string]>): string {
   return file;
 }
 
+/**
+ * The default policy with a probing address cached at the gateway (sensitive_path `cache`, off by
+ * default: a VPN exit carries customers next to a scanner), for tests of what the address cache does.
+ */
+export function addressCachePolicy(): string {
+  return testPolicy([['    # cache: { key: ip, ttl_s: 300 }', '    cache: { key: ip, ttl_s: 300 }']]);
+}
+
 /** `unix`: listen on a unix socket at that path instead of a TCP port (addr is then "unix:/path"). */
 export async function startService(opts: { port?: number; unix?: string; policy?: string; env?: Record<string, string> } = {}): Promise<ServiceHandle> {
   const port = opts.unix ? 0 : opts.port ?? (await freePort());

@@ -11,6 +11,7 @@ import { buildApp } from '../../../decision-service/src/app.ts';
 import { parseEnv } from '../../../decision-service/src/config/env.ts';
 import { createLogger } from '../../../decision-service/src/logger.ts';
 import { startRedis } from '../../helpers/redis.ts';
+import { addressCachePolicy } from '../../helpers/service.ts';
 
 const json = { 'content-type': 'application/json' };
 
@@ -26,11 +27,12 @@ const ack = async (a: App, gateway = 'gw-a') =>
 const post = (a: App, body: Record<string, unknown>) => a.inject({ method: 'POST', url: '/v1/overrides', headers: json, payload: body });
 
 t.test('allow: the next decision passes, the cached stop is revoked once per gateway; block: stops and caches', async (t) => {
-  const a = app();
+  const a = app({ VERDICT_POLICY: addressCachePolicy() });
   t.teardown(() => a.close());
   const ip = '198.51.100.77';
   let d = await decide(a, ip, '/actuator/env');
-  for (let i = 0; i < 6 && !d.cache_key; i++) d = await decide(a, ip, '/actuator/env');
+  // each probe's URL is cached for everyone (target:) until the address has probed cache_after times
+  for (let i = 0; i < 6 && !d.cache_key.startsWith('ip:'); i++) d = await decide(a, ip, '/actuator/env');
   t.equal(d.action, 'BLOCK');
   t.equal(d.cache_key, `ip:${ip}`, 'repeated probes: the gateway is asked to cache the block on the address');
   await ack(a); // gw-a is known from here on
@@ -43,9 +45,12 @@ t.test('allow: the next decision passes, the cached stop is revoked once per gat
   t.equal(after.action, 'ALLOW', 'the service honours it at once');
   t.same(after.reasons, ['override.allow']);
   t.equal(after.cache_key, '');
-  t.same((await ack(a)).revoked_keys, [`ip:${ip}`], 'the gateway is told to drop its cached block');
+  // the address's cached block, and the probed URL its first probes had refused to everyone
+  const revoked = (await ack(a)).revoked_keys ?? [];
+  t.same(revoked.filter((k) => !k.startsWith('target:')), [`ip:${ip}`], 'the gateway is told to drop its cached block');
+  t.ok(revoked.some((k) => k.startsWith('target:')), 'and the probed URL its stops cached');
   t.same((await ack(a)).revoked_keys ?? [], [], 'once');
-  t.same((await ack(a, 'gw-new')).revoked_keys, [`ip:${ip}`], 'a gateway first heard from now gets recent revocations too');
+  t.same((await ack(a, 'gw-new')).revoked_keys, revoked, 'a gateway first heard from now gets recent revocations too');
 
   // the engine's verdict without the override is kept in the audit record
   const stops = (await a.inject({ url: '/v1/audit?filter=all&limit=20' })).json().records as Array<Record<string, unknown>>;

@@ -11,6 +11,7 @@ import { parseEnv } from '../../../decision-service/src/config/env.ts';
 import { createLogger } from '../../../decision-service/src/logger.ts';
 import { familyOf } from '../../../decision-service/src/service/audit.ts';
 import { RiskEvents, type RiskEventWithTime } from '../../../decision-service/src/service/risk-events.ts';
+import { addressCachePolicy } from '../../helpers/service.ts';
 
 const PHONE = '13800138000';
 const EMAIL = 'alice.secret@example.com';
@@ -20,7 +21,8 @@ function app() {
   const events = new RiskEvents();
   const got: RiskEventWithTime[] = [];
   events.subscribe((e) => got.push(e));
-  const built = buildApp(parseEnv({ VERDICT_POLICY_WATCH: '0', VERDICT_STATE_DIR: mkdtempSync(join(tmpdir(), 'verdict-state-')) }), { logger: createLogger('silent'), events });
+  // the address cache on: these cases follow a scanner whose address the gateways are told to refuse
+  const built = buildApp(parseEnv({ VERDICT_POLICY: addressCachePolicy(), VERDICT_POLICY_WATCH: '0', VERDICT_STATE_DIR: mkdtempSync(join(tmpdir(), 'verdict-state-')) }), { logger: createLogger('silent'), events });
   return { a: built.app, got, events: built.events };
 }
 
