@@ -443,6 +443,9 @@ export const policySchema = z
             api_key_multiplier: z.number().min(1).max(1000).default(20),
             /** the largest id step that still continues a sequential walk */
             sequential_step: z.number().int().min(1).max(1_000_000).default(2),
+            /** how long a walk's last id and run length are remembered between two reads (a slow
+             *  walker reads one id every few minutes; the run breaks on any step that is not sequential) */
+            walk_memory_s: windowS(10_800),
             /** a key's not-found / forbidden share judged against the route's learned share (engine/rates.ts) */
             rate_model: rateModel({ baseline: 0.02, floor: 0.02, weight: 50 }),
             /** a principal first seen less than this long ago is young (an account farm's fresh tokens) */

@@ -378,3 +378,24 @@ t.test('enum.automation_client: an HTTP library naming accounts on a reset route
   const person = send({ ...CHROME, client_ip: '192.0.2.91', method: 'POST', path: '/api/auth/password-reset', identifier: '13900005678' }, 200);
   t.notOk(person.reasons.includes('enum.automation_client'), 'a browser');
 });
+
+t.test('bola: reading each object twice (a reload, or sent again after a solved challenge) does not reset a sequential walk', async (t) => {
+  const { send } = setup();
+  const walker = { ...CHROME, client_ip: '203.0.113.120', has_authorization: true, token_hash: Buffer.from('walker') };
+  let last = '';
+  for (let i = 0; i < 12; i++) {
+    for (let k = 0; k < 2; k++) last = send({ ...walker, path: `/api/orders/${600_000 + i}` }, 200, 20_000).action;
+  }
+  t.equal(last, 'BLOCK', `a walk of 12 ids, each read twice: ${last}`);
+});
+
+t.test('bola: a slow walker, one id every six minutes, is still a walker; a customer reading their orders over hours is not', async (t) => {
+  const { send } = setup();
+  const walker = { ...CHROME, client_ip: '203.0.113.121', has_authorization: true, token_hash: Buffer.from('slow-walker') };
+  const actions: string[] = [];
+  for (let i = 0; i < 14; i++) actions.push(send({ ...walker, path: `/api/orders/${610_000 + i}` }, 200, 360_000).action);
+  t.equal(actions[actions.length - 1], 'BLOCK', actions.join(','));
+  const me = { ...CHROME, client_ip: '192.0.2.121', has_authorization: true, token_hash: Buffer.from('customer-orders') };
+  const mine = [620_013, 620_577, 621_940, 620_013, 622_301].map((id) => send({ ...me, path: `/api/orders/${id}` }, 200, 1_800_000).action);
+  t.notOk(mine.some(stopped), mine.join(','));
+});

@@ -30,6 +30,7 @@ const routeKeys = routeKeyMemo(K);
 export const traversal: DetectorFactory = ({ policy, store }) => {
   const cfg = policy.doc.detectors.traversal;
   const W = cfg.window_s * 1000;
+  const walkMs = Math.max(W, cfg.walk_memory_s * 1000);
   const R = cfg.rate_model;
   const rule: BaselineRule = {
     windowMs: R.window_s * 1000, minRequests: R.min_requests, initial: R.baseline, floor: R.baseline_floor,
@@ -69,10 +70,13 @@ export const traversal: DetectorFactory = ({ policy, store }) => {
         best.offer(ramp(objects, cfg.objects_per_key * fan, cfg.objects_per_key_max * fan), `bola.object_fanout.${name}`, name, { count: objects, threshold: cfg.objects_per_key * fan });
         // a walk is one client's: behind one address the farm's tokens interleave
         if (f.objectNumber >= 0 && name !== 'client') {
-          const prev = store.swap(K.lastObject(key, f.route.name), f.objectNumber, now, W);
-          const step = prev === undefined ? 0 : Math.abs(f.objectNumber - prev);
-          const run = step > 0 && step <= cfg.sequential_step ? (store.swap(K.sequentialRun(key), 0, now, W) ?? 0) + 1 : 0;
-          store.swap(K.sequentialRun(key), run, now, W);
+          const prev = store.swap(K.lastObject(key, f.route.name), f.objectNumber, now, walkMs);
+          const step = prev === undefined ? -1 : Math.abs(f.objectNumber - prev);
+          // the same object again (a reload, or the request sent again after a solved challenge)
+          // neither continues nor breaks a walk: interleaved repeats must not reset it
+          const last = store.swap(K.sequentialRun(key), 0, now, walkMs) ?? 0;
+          const run = step === 0 ? last : step > 0 && step <= cfg.sequential_step ? last + 1 : 0;
+          store.swap(K.sequentialRun(key), run, now, walkMs);
           best.offer(ramp(run, cfg.sequential_run * mult, cfg.sequential_run_max * mult), `bola.sequential_walk.${name}`, name, { count: run, threshold: cfg.sequential_run * mult });
         }
         const nf = store.count(K.notFound(key), W, now);
