@@ -24,6 +24,11 @@ function keys(f: OutcomeContext, apiKeyMultiplier: number, clientMultiplier: num
   return k;
 }
 
+/** keys() without the client key: an established principal's reads never count on its address. */
+function ownKeys(all: Array<[Subject, SignalSubject, number]>, settled: boolean): Array<[Subject, SignalSubject, number]> {
+  return settled && all.length > 0 && all[all.length - 1]![1] === 'client' ? all.slice(0, -1) : all;
+}
+
 /** One object route's reads by young principals, their not-found answers and its learned share. */
 const routeKeys = routeKeyMemo(K);
 
@@ -64,7 +69,8 @@ export const traversal: DetectorFactory = ({ policy, store }) => {
       // Not-found shares are judged against what young principals of this route get (rates.ts).
       const route = learnBaseline(store, routeKeys(f.route.name), now, rule);
       const prior = betaPrior(route.baseline, R.prior_weight);
-      for (const [key, name, mult] of keys(f, cfg.api_key_multiplier, cfg.client_multiplier)) {
+      // an established customer's reads count on its own keys only; a fresh token's also on its address
+      for (const [key, name, mult] of ownKeys(keys(f, cfg.api_key_multiplier, cfg.client_multiplier), settled)) {
         const fan = name === 'principal' && settled ? mult * cfg.established_multiplier : mult;
         const objects = store.addDistinct(K.objects(key), member, W, now);
         best.offer(ramp(objects, cfg.objects_per_key * fan, cfg.objects_per_key_max * fan), `bola.object_fanout.${name}`, name, { count: objects, threshold: cfg.objects_per_key * fan });
