@@ -133,6 +133,11 @@ export function signal(code: string, score: number, monitor: boolean, cache?: Si
   return evidence ? { code, score, monitor, cache, subject, group, evidence } : { code, score, monitor, cache, subject, group };
 }
 
+/** A rule's `target_ttl_s` as a signal's cache: the URL itself refused at the gateway (0: none). */
+export function targetCache(ttlS: number): Signal['cache'] {
+  return ttlS > 0 ? { key: 'target', ttl_s: ttlS } : undefined;
+}
+
 const SUBJECTS: readonly SignalSubject[] = ['request', 'session', 'device', 'principal', 'client', 'ip', 'subnet', 'tool', 'fingerprint', 'password', 'identifier', 'global'];
 
 /**

@@ -1,7 +1,7 @@
 // Injection probes in the query string: SQL injection, script injection, command execution,
 // template and JNDI lookups. Scanners send these on any route; a real client never does.
 
-import { observeOnly, signal, type DetectorFactory } from '../signal.ts';
+import { observeOnly, signal, targetCache, type DetectorFactory } from '../signal.ts';
 
 const BUILT_IN = [
   "('|%27)\\s*(or|and)\\s*('|%27)?\\d",
@@ -20,7 +20,7 @@ export const injection: DetectorFactory = ({ policy }) => {
   const cfg = policy.doc.detectors.injection;
   const re = new RegExp([...BUILT_IN, ...cfg.extra_patterns].map((p) => `(?:${p})`).join('|'), 'i');
   // the payload's URL is refused at the gateway for everyone (a scanner replays its list from new addresses)
-  const target = cfg.target_ttl_s > 0 ? { key: 'target' as const, ttl_s: cfg.target_ttl_s } : undefined;
+  const target = targetCache(cfg.target_ttl_s);
   return {
     name: 'injection',
     inspect(f, out) {

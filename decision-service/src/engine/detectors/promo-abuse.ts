@@ -1,9 +1,10 @@
-// Promo-abuse bots: claims per device / account, fresh accounts' claims per address, accounts per device, claims that skip the flow's
-// precursors (promo page, info call) or go through them hollow (seconds before the claim),
-// automation clients and header sets inconsistent with the claimed browser, machine-regular
-// timing of the flow, and the account / device graph of farms that rotate addresses: accounts
-// created minutes ago from the same client, device or session, account tokens whose first request
-// is the claim, devices first seen minutes before it (first sightings: provenance.ts).
+// Promo-abuse bots: claims per device / account, fresh accounts' claims per address, accounts per
+// device, claims that skip the flow's precursors (promo page, info call) or go through them hollow
+// (seconds before the claim), automation clients and header sets inconsistent with the claimed
+// browser, machine-regular timing of the flow, and the account / device graph of farms that rotate
+// addresses: accounts created minutes ago from the same client, device or session, account tokens
+// whose first request is the claim, devices first seen minutes before it (first sightings:
+// provenance.ts).
 
 import { hash32 } from '../../state/distinct.ts';
 import { observeOnly, ramp, signal, Strongest, type DetectorFactory, type OutcomeContext, type RequestFeatures, type SignalSubject } from '../signal.ts';
@@ -20,10 +21,10 @@ function precursorKeys(f: RequestFeatures): Subject[] {
 }
 
 /** Where a just-created account shows up next: the same client, device or session. */
-function freshKeys(f: OutcomeContext): Array<[Subject, SignalSubject]> {
-  const k: Array<[Subject, SignalSubject]> = [[subject.client(f.client), 'client']];
-  if (f.device) k.push([subject.device(f.device), 'device']);
-  if (f.session) k.push([subject.session(f.session), 'session']);
+function freshKeys(f: OutcomeContext): Subject[] {
+  const k = [subject.client(f.client)];
+  if (f.device) k.push(subject.device(f.device));
+  if (f.session) k.push(subject.session(f.session));
   return k;
 }
 
@@ -69,9 +70,9 @@ export const promoAbuse: DetectorFactory = ({ policy, store }) => {
       // that claims (an account farm: a fresh device and profile per account, a handful of exits),
       // counted per address at `ip_multiplier` times the threshold. An office's customers claim
       // with accounts of their own; a new customer among them is one claim.
-      const freshHere = (f.device !== '' && store.marked(K.freshAccount(subject.device(f.device)), now))
-        || (f.session !== '' && store.marked(K.freshAccount(subject.session(f.session)), now));
-      if (freshHere && cfg.ip_multiplier > 0) {
+      const freshDevice = f.device !== '' && store.marked(K.freshAccount(subject.device(f.device)), now);
+      const freshSession = f.session !== '' && store.marked(K.freshAccount(subject.session(f.session)), now);
+      if ((freshDevice || freshSession) && cfg.ip_multiplier > 0) {
         const n = store.incr(K.freshClaims(subject.ip(f.ip)), W, now);
         const mult = cfg.ip_multiplier;
         best.offer(ramp(n, cfg.claims_per_key * mult + 0.5, cfg.claims_per_key_max * mult), 'promo.fresh_claims.ip', 'ip', { count: n, threshold: cfg.claims_per_key * mult });
@@ -82,8 +83,10 @@ export const promoAbuse: DetectorFactory = ({ policy, store }) => {
       }
       // each key kind's strongest; the engine keeps the strongest that may act (signal.ts)
       best.emit(out, cfg.score, monitor, undefined, 'promo.claims');
-      const fresh = freshKeys(f).find(([k]) => store.marked(K.freshAccount(k), now));
-      if (fresh) out.push(signal('promo.fresh_account', cfg.fresh_account_score, monitor, undefined, fresh[1]));
+      // the broadest of the request's keys that created an account: its client, device or session
+      const fresh: SignalSubject | undefined = store.marked(K.freshAccount(subject.client(f.client)), now) ? 'client'
+        : freshDevice ? 'device' : freshSession ? 'session' : undefined;
+      if (fresh) out.push(signal('promo.fresh_account', cfg.fresh_account_score, monitor, undefined, fresh));
       let precursorAt = -1;
       for (const k of precursorKeys(f)) precursorAt = Math.max(precursorAt, lastPrecursor(k, now) ?? -1);
       if (precursorAt < 0) out.push(signal('promo.no_precursor', cfg.no_precursor_score, monitor));
@@ -106,7 +109,7 @@ export const promoAbuse: DetectorFactory = ({ policy, store }) => {
     observe(o, f) {
       // An identity route answering 201 created an account: remember the client that did it.
       if (!cfg.enabled || !f || f.routeClass !== 'identity' || o.status !== 201) return;
-      for (const [k] of freshKeys(f)) store.mark(K.freshAccount(k), f.now, cfg.fresh_account_s * 1000);
+      for (const k of freshKeys(f)) store.mark(K.freshAccount(k), f.now, cfg.fresh_account_s * 1000);
     },
   };
 };

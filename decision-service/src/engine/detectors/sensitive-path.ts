@@ -5,14 +5,14 @@
 // tried one URL — and until then to refuse the probed URL itself, for everyone (`target_ttl_s`):
 // a scanner rotating addresses asks for the same list of URLs from each.
 
-import { observeOnly, signal, type DetectorFactory } from '../signal.ts';
+import { observeOnly, signal, targetCache, type DetectorFactory } from '../signal.ts';
 import { sensitivePathKeys as K } from '../state-keys.ts';
 
 export const sensitivePath: DetectorFactory = ({ policy, store }) => {
   const cfg = policy.doc.detectors.sensitive_path;
   const re = policy.sensitivePath;
   const window = cfg.cache_window_s * 1000;
-  const target = cfg.target_ttl_s > 0 ? { key: 'target' as const, ttl_s: cfg.target_ttl_s } : undefined;
+  const target = targetCache(cfg.target_ttl_s);
   return {
     name: 'sensitive_path',
     inspect(f, out) {

@@ -14,7 +14,8 @@ import { firstSeen } from './provenance.ts';
 // browser build) catches an account farm whose tokens each stay under every bar behind one
 // address; behind a carrier NAT it carries thousands of honest users, so it is counted at
 // `client_multiplier` times the thresholds and the engine lets a key proven customers share only
-// add to other evidence (proven.ts). Never for API keys: partners' jobs run from a few servers.
+// add to other evidence (proven.ts). Never for API keys: partners' jobs run from a few servers;
+// `clientMultiplier` 0: no client key.
 function keys(f: OutcomeContext, apiKeyMultiplier: number, clientMultiplier: number): Array<[Subject, SignalSubject, number]> {
   const k: Array<[Subject, SignalSubject, number]> = [];
   if (f.principal) k.push([subject.principal(f.principal), 'principal', f.apiKey ? apiKeyMultiplier : 1]);
@@ -24,10 +25,8 @@ function keys(f: OutcomeContext, apiKeyMultiplier: number, clientMultiplier: num
   return k;
 }
 
-/** keys() without the client key: an established principal's reads never count on its address. */
-function ownKeys(all: Array<[Subject, SignalSubject, number]>, settled: boolean): Array<[Subject, SignalSubject, number]> {
-  return settled && all.length > 0 && all[all.length - 1]![1] === 'client' ? all.slice(0, -1) : all;
-}
+/** A token's own keys (not its address): its evidence marks it as having walked. */
+const NARROW: readonly SignalSubject[] = ['principal', 'session', 'device'];
 
 /** One object route's reads by young principals, their not-found answers and its learned share. */
 const routeKeys = routeKeyMemo(K);
@@ -70,7 +69,7 @@ export const traversal: DetectorFactory = ({ policy, store }) => {
       const route = learnBaseline(store, routeKeys(f.route.name), now, rule);
       const prior = betaPrior(route.baseline, R.prior_weight);
       // an established customer's reads count on its own keys only; a fresh token's also on its address
-      for (const [key, name, mult] of ownKeys(keys(f, cfg.api_key_multiplier, cfg.client_multiplier), settled)) {
+      for (const [key, name, mult] of keys(f, cfg.api_key_multiplier, settled ? 0 : cfg.client_multiplier)) {
         const fan = name === 'principal' && settled ? mult * cfg.established_multiplier : mult;
         const objects = store.addDistinct(K.objects(key), member, W, now);
         best.offer(ramp(objects, cfg.objects_per_key * fan, cfg.objects_per_key_max * fan), `bola.object_fanout.${name}`, name, { count: objects, threshold: cfg.objects_per_key * fan });
@@ -96,7 +95,7 @@ export const traversal: DetectorFactory = ({ policy, store }) => {
       if (found) best.emit(out, cfg.score, monitor, cfg.cache, 'bola');
       // evidence on a principal not yet established (its own, or its session's or device's; not a
       // crowd's client key): it never will be while this is remembered
-      if (found && pr !== undefined && !settled && best.maxOf(['principal', 'session', 'device']) > 0) store.mark(K.walked(pr), now, prov.remember_s * 1000);
+      if (found && pr !== undefined && !settled && best.maxOf(NARROW) > 0) store.mark(K.walked(pr), now, prov.remember_s * 1000);
       // Young principals of this route get far more not-found answers than they learned to: an
       // account farm guessing ids, each token below every per-key bar. Only young principals pay.
       if (route.spike && cfg.young_surge_score > 0 && young(f)) {
