@@ -35,8 +35,8 @@ export function gatewaySubnet(ip: string): string | undefined {
   return subnetOf(ip);
 }
 
-/** cache.keys(req): the keys a request matches, most specific first. */
-export function gatewayKeys(req: DecideRequest): string[] {
+/** cache.keys(req): the keys a request matches, most specific first; its URL's `target:` key with `target`. */
+export function gatewayKeys(req: DecideRequest, target = true): string[] {
   const keys: string[] = [];
   if (req.session_hash) keys.push(`session:${req.session_hash.toString('base64')}`);
   if (req.token_hash) keys.push(`principal:${req.token_hash.toString('base64')}`);
@@ -46,7 +46,7 @@ export function gatewayKeys(req: DecideRequest): string[] {
     const s = gatewaySubnet(req.client_ip);
     if (s) keys.push(`subnet:${s}`);
   }
-  keys.push(targetKey(req.path, req.query));
+  if (target) keys.push(targetKey(req.path, req.query));
   return keys;
 }
 
@@ -59,6 +59,8 @@ interface Entry {
 
 export class GatewayCache {
   private readonly entries = new Map<string, Entry>();
+  /** The latest expiry of a stored target entry: until then lookups hash the URL (cache.lua's live flag). */
+  private targetUntil = 0;
   stores = 0;
   hits = 0;
 
@@ -69,6 +71,7 @@ export class GatewayCache {
     const m = /^([a-z]+):./.exec(key);
     if (!m || !TYPES.has(m[1]!)) return false;
     if (m[1] === 'ip' || m[1] === 'subnet') key = key.toLowerCase();
+    if (m[1] === 'target') this.targetUntil = Math.max(this.targetUntil, now + resp.cache_ttl_s * 1000);
     this.entries.set(key, {
       verdict: {
         action: resp.action,
@@ -87,7 +90,7 @@ export class GatewayCache {
   lookup(req: DecideRequest, now: number): CachedVerdict | undefined {
     let best: CachedVerdict | undefined;
     let bestSev = 0;
-    for (const k of gatewayKeys(req)) {
+    for (const k of gatewayKeys(req, now < this.targetUntil)) {
       const e = this.entries.get(k);
       if (!e) continue;
       if (e.expiresAt <= now) {

@@ -19,6 +19,8 @@
 -- REFRESH_MS (in inline mode the service decides the request meanwhile; in async mode it
 -- passes). The storing worker sees its own stores at once.
 
+local memo = require "verdict.memo"
+
 local ngx = ngx
 local shared = ngx.shared
 local encode_base64 = ngx.encode_base64
@@ -78,14 +80,16 @@ local function refresh(now)
   end
 end
 
--- syntax: any, by_header = cache.live()
+-- syntax: any, by_header, by_target = cache.live()
 -- any: some key type may have a live entry; by_header: a device, session or principal key may
--- (those need the request's headers hashed). Both false: skip the cache.
+-- (those need the request's headers hashed); by_target: a target key may (that needs the URL).
+-- All false: skip the cache.
 function _M.live()
   local now = ngx_now() * 1000
   if now >= next_refresh then refresh(now) end
   local by_header = merged.session > now or merged.principal > now or merged.device > now
-  return by_header or merged.ip > now or merged.subnet > now or merged.target > now, by_header
+  local by_target = merged.target > now
+  return by_header or by_target or merged.ip > now or merged.subnet > now, by_header, by_target
 end
 
 local function publish(typ, expires)
@@ -173,6 +177,13 @@ local function consider(d, k, best, best_key, best_sev)
   return best, best_key, best_sev
 end
 
+-- "target:" keys of recent URLs, per worker (memo.lua): a SHA-1 per request otherwise, while any
+-- probed URL is cached, and a site's few busiest URLs make most of its requests
+local target_key = memo.new(4096)
+local function target_of(url)
+  return "target:" .. encode_base64(sha1_bin(url))
+end
+
 -- syntax: verdict = cache.lookup(client_ip, session_hash, token_hash, device_hash, path, query)
 -- Looks up only the key types that may hold a live entry (cache.live()) and that the request
 -- has (nil arguments are skipped). path, query: the DecideRequest's (query already cut to
@@ -201,7 +212,8 @@ function _M.lookup(client_ip, session_hash, token_hash, device_hash, path, query
     end
   end
   if path and merged.target > now then
-    best, best_key, best_sev = consider(d, "target:" .. encode_base64(sha1_bin(path .. "?" .. (query or ""))), best, best_key, best_sev)
+    local url = path .. "?" .. (query or "")
+    best, best_key, best_sev = consider(d, target_key(url, target_of, url), best, best_key, best_sev)
   end
   if not best then return nil end
   return unpack_verdict(best, best_key)

@@ -179,7 +179,7 @@ function _M.access()
   local report = c.outcomes_enabled and not open
   if c.outcomes_enabled and open then add(DROPPED_BREAKER) end
   local call = mode ~= "async" and not open
-  local any_cached, header_cached = cache.live()
+  local any_cached, header_cached, target_cached = cache.live()
 
   local req
   if call or report or header_cached then
@@ -209,7 +209,10 @@ function _M.access()
     if req then
       hit = cache.lookup(req.client_ip, req.session_hash, req.token_hash, req.device_hash, req.path, req.query)
     else
-      hit = cache.lookup(ngx_var.remote_addr, nil, nil, nil, ngx_var.uri, request.query())
+      -- the URL is read only while a probed one may be cached
+      local path, query
+      if target_cached then path, query = ngx_var.uri, request.query() end
+      hit = cache.lookup(ngx_var.remote_addr, nil, nil, nil, path, query)
     end
     if hit and not satisfied(hit, cstate, clevel) then
       st.from_cache = true
