@@ -18,10 +18,10 @@ import { VerdictError } from '../errors.ts';
  * writes), and refusing at this point bounds what one body costs to a few tens of ms.
  */
 export const MAX_SMALL_PIECES = 4096;
+export const MIN_PIECE_BYTES = 64;
 
 /** How long a connection whose body was refused in pieces lingers (not read) before it goes. */
 const REFUSED_LINGER_MS = 200;
-export const MIN_PIECE_BYTES = 64;
 
 type BodyDone = (err: Error | null, body?: Buffer) => void;
 

@@ -182,7 +182,7 @@ export class Webhook {
     this.wake?.();
     const cut = setTimeout(() => this.stop.abort(), flushMs);
     if (!this.pumping && this.size > 0) void this.pump();
-    await this.pumping;
+    await this.pumping?.catch(() => undefined); // the loop's own failure is not the shutdown's
     clearTimeout(cut);
     if (this.size > 0) {
       this.opts.logger.warn({ events: this.size, webhook: this.origin }, 'webhook events not delivered before shutdown');
@@ -209,16 +209,14 @@ export class Webhook {
     return out;
   }
 
-  private async pump(): Promise<void> {
-    if (this.pumping) return this.pumping;
-    let done = () => {};
-    this.pumping = new Promise<void>((resolve) => { done = resolve; });
-    try {
-      while (this.size > 0 && this.now() < this.deadline) await this.deliver(this.take(this.opts.batchMax));
-    } finally {
-      this.pumping = undefined;
-      done();
-    }
+  /** The delivery loop, started unless it runs; resolves when it stops. */
+  private pump(): Promise<void> {
+    this.pumping ??= this.deliverAll().finally(() => { this.pumping = undefined; });
+    return this.pumping;
+  }
+
+  private async deliverAll(): Promise<void> {
+    while (this.size > 0 && this.now() < this.deadline) await this.deliver(this.take(this.opts.batchMax));
   }
 
   private async deliver(batch: RiskEventWithTime[]): Promise<void> {
