@@ -98,7 +98,12 @@ async function saturation(c: ProxyCase, env: BenchEnv, round: number, census?: R
       const after = await s.gatewayMetrics();
       const ok = seriesSum(after, 'verdict_gateway_calls_total', 'result="ok"') - seriesSum(before, 'verdict_gateway_calls_total', 'result="ok"');
       const failed = seriesSum(after, 'verdict_gateway_fail_open_total') - seriesSum(before, 'verdict_gateway_fail_open_total');
-      if (ok + failed > 0) result.decidedShare = ok / (ok + failed);
+      // not waited on (a clean mark or a clearance): decided by the service's cached ALLOW, scored after the response
+      const skipped = seriesSum(after, 'verdict_gateway_skipped_calls_total') - seriesSum(before, 'verdict_gateway_skipped_calls_total');
+      if (ok + failed + skipped > 0) {
+        result.decidedShare = (ok + skipped) / (ok + failed + skipped);
+        result.uncalledShare = skipped / (ok + failed + skipped);
+      }
     }
     return result;
   });

@@ -32,9 +32,10 @@ export function mixLocations(modes: LayoutModes, guard: string): string {
 ${extra}        ${guard}
     }`;
   return [
-    loc('/api/auth/', modes.identity, '        set $verdict_route_tag auth;\n        set $verdict_identity_fields "username,phone,email";\n'),
-    loc('/api/sms/', modes.identity, '        set $verdict_route_tag sms;\n        set $verdict_identity_fields "phone";\n'),
-    loc('/api/promo/', modes.promo, '        set $verdict_route_tag promo;\n'),
+    // as nginx.conf.example: identity and promo locations decide cleared clients inline too
+    loc('/api/auth/', modes.identity, '        set $verdict_route_tag auth;\n        set $verdict_identity_fields "username,phone,email";\n        set $verdict_cleared inline;\n'),
+    loc('/api/sms/', modes.identity, '        set $verdict_route_tag sms;\n        set $verdict_identity_fields "phone";\n        set $verdict_cleared inline;\n'),
+    loc('/api/promo/', modes.promo, '        set $verdict_route_tag promo;\n        set $verdict_cleared inline;\n'),
     loc('/static/', modes.static, ''),
     loc('= /favicon.ico', modes.static, ''),
     loc('/', modes.rest, ''),

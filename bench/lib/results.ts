@@ -43,6 +43,8 @@ export interface ProxySummaryRow {
   errorShare: number;
   /** Lua gateway cases: median share of guarded requests decided by the service (rest failed open) */
   decidedShare?: number;
+  /** ...of which without a call (a clean mark or a clearance; median) */
+  uncalledShare?: number;
   unavailable?: string;
 }
 
@@ -119,6 +121,7 @@ export function summarizeProxy(rounds: readonly ProxyRound[], cases: readonly Pr
       ratio: ratios.length ? median(ratios) : null,
       errorShare: requests > 0 ? errors / requests : 0,
       ...(runs.some((r) => r.decidedShare !== undefined) ? { decidedShare: median(runs.map((r) => r.decidedShare ?? Number.NaN).filter(Number.isFinite)) } : {}),
+      ...(runs.some((r) => r.uncalledShare !== undefined) ? { uncalledShare: median(runs.map((r) => r.uncalledShare ?? Number.NaN).filter(Number.isFinite)) } : {}),
     };
   });
 }
@@ -161,13 +164,13 @@ export function renderMarkdown(res: BenchResults): string {
 
   out.push('## Throughput at saturation', '');
   out.push(table(
-    ['case', 'req/s', 'ratio to plain', 'p50 ms', 'p90 ms', 'p99 ms', 'decided', 'non-2xx + errors', 'answers (census)', 'rounds'],
+    ['case', 'req/s', 'ratio to plain', 'p50 ms', 'p90 ms', 'p99 ms', 'decided', 'of them without a call', 'non-2xx + errors', 'answers (census)', 'rounds'],
     res.proxy.summary.map((r) => r.unavailable
-      ? [r.title, r.unavailable, '–', '–', '–', '–', '–', '–', '–', 0]
-      : [r.title, fmtInt(r.rps), fmtRatio(r.ratio), fmtMs(r.p50Us), fmtMs(r.p90Us), fmtMs(r.p99Us), r.decidedShare === undefined ? '–' : fmtPct(r.decidedShare), fmtPct(r.errorShare), fmtCensus(res.proxy.census[r.id]), r.rounds]),
+      ? [r.title, r.unavailable, '–', '–', '–', '–', '–', '–', '–', '–', 0]
+      : [r.title, fmtInt(r.rps), fmtRatio(r.ratio), fmtMs(r.p50Us), fmtMs(r.p90Us), fmtMs(r.p99Us), r.decidedShare === undefined ? '–' : fmtPct(r.decidedShare), r.uncalledShare === undefined ? '–' : fmtPct(r.uncalledShare), fmtPct(r.errorShare), fmtCensus(res.proxy.census[r.id]), r.rounds]),
   ), '');
   out.push('"answers (census)": each of the mix\'s requests sent once through the case before round 1\'s measurement; a Verdict block or challenge shows here as 403/429.', '');
-  out.push('"decided": for the Lua gateway, the share of guarded requests that got the service\'s verdict within the budget during the measurement (the rest failed open: fast for the wrong reason).', '');
+  out.push('"decided": for the Lua gateway, the share of guarded requests that got the service\'s verdict within the budget during the measurement (the rest failed open: fast for the wrong reason). "of them without a call": requests of clients the service had marked clean (policy `clean_marks`) or that carried a clearance, passed at once where `$verdict_cleared` is async and scored after the response (identity and promo locations are always called).', '');
 
   if (res.underLoad.length) {
     out.push('## Latency under load (constant rate)', '');

@@ -29,6 +29,8 @@ export interface WrkResult {
   errors: { connect: number; read: number; write: number; timeout: number; status: number };
   /** Lua gateway cases: share of guarded requests that got a verdict from the service (not fail-open) */
   decidedShare?: number;
+  /** ...of which decided without a call (a clean mark or a clearance: not waited on, scored after the response) */
+  uncalledShare?: number;
 }
 
 const JSON_MARK = 'VERDICT_WRK ';

@@ -1,7 +1,8 @@
 // The gateway's verdict cache (gateway-plugin/lua/verdict/cache.lua) on virtual time: verdicts
 // that carry cache_key + cache_ttl_s are stored under that key; a later request is looked up
 // under all its keys (session, principal, device, ip, subnet, target) and the most severe hit is
-// enforced without a call. Same key strings as gateway-plugin/CONTRACT.md. A cached CHALLENGE
+// enforced without a call, except a cached ALLOW: a clean mark (issue 15), which lets an inline
+// request of a location with cleared=async pass, scored after the response. Same key strings as gateway-plugin/CONTRACT.md. A cached CHALLENGE
 // keeps what it asked (kind, difficulty, clearance lifetime): the gateway lets a request whose
 // clearance meets that difficulty through (gateway-clearance.ts satisfies); a cached BLOCK,
 // being the most severe, always applies.
@@ -105,6 +106,11 @@ export class GatewayCache {
     }
     if (best) this.hits++;
     return best;
+  }
+
+  /** cache.unmark(key): drops a clean mark (an ALLOW) under `key`; any other verdict stays. */
+  unmark(key: string): void {
+    if (this.entries.get(key)?.verdict.action === 'ALLOW') this.entries.delete(key);
   }
 
   get size(): number {

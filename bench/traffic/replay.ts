@@ -7,7 +7,8 @@
 // Verdict is modeled as the gateway runs it (gateway-plugin/lua/verdict/handler.lua):
 //   off     → nothing; inline → cache hit? enforce : decide, cache the verdict, enforce;
 //   async   → cache hit? enforce : let through, then decide late (as /v1/outcomes does) and cache;
-//   cleared → a request with a valid verdict_clearance where cleared=async (the default) is
+//   cleared → a request with a valid verdict_clearance or a clean mark (a cached ALLOW under its
+//             principal, session or device, issue 15) where cleared=async (the default) is
 //             handled as async; a cached CHALLENGE its clearance level meets does not apply;
 //   every guarded request reports its outcome (status after enforcement) to engine.observe.
 // Challenged clients (challenge-clients.ts) that can solve get the clearance cookie after their
@@ -19,7 +20,7 @@
 import type { FastifyInstance } from 'fastify';
 import { loadPolicyFile, type CompiledPolicy } from '../../decision-service/src/config/policy.ts';
 import { VirtualClock } from '../../decision-service/src/engine/clock.ts';
-import { Engine } from '../../decision-service/src/engine/engine.ts';
+import { Engine, type Decision } from '../../decision-service/src/engine/engine.ts';
 import type { DetectorFactory } from '../../decision-service/src/engine/signal.ts';
 import { MemoryStore } from '../../decision-service/src/state/memory-store.ts';
 import type { Store } from '../../decision-service/src/state/store.ts';
@@ -146,10 +147,11 @@ export class VerdictGuard implements Guard {
     const gr = toDecideRequest(line, attempt.retry === 0 ? `r${index}` : `r${index}.${attempt.retry}`, this.gw, cl);
     this.pending = { req: gr, fromCache: false, late: false };
     if (gr.mode === 'off') return { action: 'ALLOW', source: 'off', reasons: [], routeClass: '', clearance: cl.state, challenge: undefined };
-    // a proven client is not waited on ($verdict_cleared async); monitor locations still never enforce
-    const cleared = cl.state === 'VALID' && gr.mode === 'inline' && gr.challenge.cleared === 'async';
+    // a proven client is not waited on ($verdict_cleared async); monitor locations still never
+    // enforce. Proven: a valid clearance, or a clean mark (a cached ALLOW, issue 15)
     const hit = this.cache.lookup(gr.req, line.ts);
-    if (hit && !(hit.action === 'CHALLENGE' && satisfies(cl, hit.challenge.difficulty, gr.challenge))) {
+    const cleared = (cl.state === 'VALID' || hit?.action === 'ALLOW') && gr.mode === 'inline' && gr.challenge.cleared === 'async';
+    if (hit && hit.action !== 'ALLOW' && !(hit.action === 'CHALLENGE' && satisfies(cl, hit.challenge.difficulty, gr.challenge))) {
       this.pending.fromCache = true;
       const action = gr.mode === 'monitor' ? 'ALLOW' : hit.action;
       const challenge = action === 'CHALLENGE' ? challengeAsk({ challenge_kind: hit.challenge.kind, challenge_difficulty: hit.challenge.difficulty, clearance_ttl_s: hit.challenge.ttlS }, gr.challenge, line) : undefined;
@@ -161,8 +163,14 @@ export class VerdictGuard implements Guard {
     }
     const d = this.engine.decide(gr.req);
     this.cache.store(d, line.ts);
+    this.unmark(d);
     const action = gr.mode === 'monitor' ? 'ALLOW' : d.action;
     return { action, source: 'service', reasons: d.reasons, routeClass: d.routeClass, clearance: cl.state, challenge: action === 'CHALLENGE' ? challengeAsk(d, gr.challenge, line) : undefined };
+  }
+
+  /** The clean marks a decision took back (OutcomeAck.unmarked_keys), dropped at once. */
+  private unmark(d: Decision): void {
+    if (d.unmark) for (const u of d.unmark) this.cache.unmark(u.key);
   }
 
   issue(line: TrafficLine, level: number, ttlS: number, nowMs: number): string {
@@ -178,6 +186,7 @@ export class VerdictGuard implements Guard {
     if (p.late) {
       const d = this.engine.decide({ ...req, mode: 'ASYNC' });
       if (d.cache_key && d.cache_ttl_s > 0) this.cache.store(d, line.ts);
+      this.unmark(d);
       result.reasons = d.reasons;
     }
     const outcome: Outcome = {

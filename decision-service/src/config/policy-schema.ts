@@ -60,8 +60,19 @@ export const routeSchema = z
     /** Requests need a clearance of at least this level (else they are challenged at it); overrides
      *  clearance.require_level of the route's class. */
     clearance_level: z.number().int().min(0).max(32).optional(),
+    /** Issue 15: a decision here that found nothing marks the client clean (`clean_marks`), and
+     *  the gateway stops waiting for its calls where `$verdict_cleared` is async. Default: true for
+     *  public, protected, object and static routes; identity and promo routes are always inline. */
+    inline_unless_cleared: z.boolean().optional(),
   })
-  .strict();
+  .strict()
+  .refine((r) => !(r.inline_unless_cleared && (r.class === 'identity' || r.class === 'promo')), {
+    message: 'identity and promo routes are always decided inline: remove inline_unless_cleared or set it to false',
+    path: ['inline_unless_cleared'],
+  });
+
+/** Route classes whose routes are inline_unless_cleared unless they say otherwise. */
+export const CLEAN_MARK_CLASSES: ReadonlySet<string> = new Set(['public', 'protected', 'object', 'static']);
 
 export const CHALLENGE_KINDS = ['pow', 'page', 'status'] as const;
 export type ChallengeKindName = (typeof CHALLENGE_KINDS)[number];
@@ -200,6 +211,19 @@ export const policySchema = z
       .strict()
       .prefault({}),
     routes: z.array(routeSchema).min(1),
+    /** Issue 15, no call when nothing is at stake: an inline decision on an inline_unless_cleared
+     *  route that found nothing at all (no signal, not even a monitor-mode one) asks the gateway to
+     *  cache an ALLOW under the client's principal (else session, else device) for `ttl_s`. While
+     *  it lives, that client's requests to locations with `$verdict_cleared async` are not waited
+     *  on: they pass, and their metadata is scored after the response (a block found then is
+     *  cached as usual). Any evidence on the client drops the mark in the next OutcomeAck. */
+    clean_marks: z
+      .object({
+        /** how long a mark lives; 0 = no marks (every guarded request is decided inline) */
+        ttl_s: z.number().int().min(0).max(3600).default(120),
+      })
+      .strict()
+      .prefault({}),
     default_class: z.enum(ROUTE_CLASSES).default('protected'),
     thresholds: z.partialRecord(z.enum(ROUTE_CLASSES), thresholds).prefault({}),
     /** Challenges: pow = the gateway's proof-of-work page / API descriptor; page = the location's

@@ -9,6 +9,7 @@ import { ConfigError } from '../errors.ts';
 import { BUILTIN_SENSITIVE_KINDS, type SensitivePattern } from '../wire/schema.ts';
 import { CidrSet, parseCidr, type Cidr } from '../net/ip.ts';
 import {
+  CLEAN_MARK_CLASSES,
   policySchema,
   ROUTE_CLASSES,
   type PolicyDoc,
@@ -37,6 +38,8 @@ export interface CompiledRoute {
   readonly idSegment: number;
   /** Clearance level the route requires (its own, else undefined: the class's). */
   readonly clearanceLevel: number | undefined;
+  /** a clean decision here marks the client clean (`inline_unless_cleared`, `clean_marks`) */
+  readonly inlineUnlessCleared: boolean;
 }
 
 /** The policy's `responses` section, compiled (issue 17). */
@@ -127,6 +130,7 @@ function compileRoute(r: RouteDoc): CompiledRoute {
     }),
     idSegment,
     clearanceLevel: r.clearance_level,
+    inlineUnlessCleared: r.inline_unless_cleared ?? CLEAN_MARK_CLASSES.has(r.class),
   });
 }
 

@@ -30,7 +30,23 @@ export interface Decision extends DecideResponse {
   readonly routeClass: string;
   /** The action monitor-mode rules would have taken, when stronger than `action`. */
   readonly wouldAction: Action;
+  /** Clean marks this decision takes back (issue 15): the request's marked keys, each with the
+   *  gateways that cached it, when something was found on it. Not on the wire (OutcomeAck). */
+  readonly unmark?: readonly Unmark[];
 }
+
+/** A clean mark to drop at the gateways that cached it (OutcomeAck.unmarked_keys). */
+export interface Unmark {
+  readonly key: string;
+  readonly gateways: readonly string[];
+}
+
+/** A clean mark handed out: until when, and to which gateways (at most MARK_GATEWAYS). */
+interface Mark {
+  until: number;
+  gateways: string[];
+}
+const MARK_GATEWAYS = 4;
 
 export interface EngineOptions {
   readonly policy: CompiledPolicy;
@@ -48,6 +64,8 @@ export interface EngineOptions {
   readonly inventoryTemplates?: number;
   /** Maximum templates per route in the inventory; further paths of the route count under one entry. */
   readonly inventoryTemplatesPerRoute?: number;
+  /** How many live clean marks are remembered, to take them back (`clean_marks`). */
+  readonly marks?: number;
 }
 
 /**
@@ -83,6 +101,9 @@ function remember(f: RequestFeatures, endpoint: string): Remembered {
 
 const NO_SIGNALS: readonly Signal[] = Object.freeze([]);
 
+/** The key types a clean mark may name, as chosen in Engine.clean. */
+const MARK_TYPES = ['principal', 'session', 'device'] as const;
+
 const ACTION_RANK: Readonly<Record<Action, number>> = { ALLOW: 0, TAG: 1, CHALLENGE: 2, BLOCK: 3 };
 
 export class Engine {
@@ -95,6 +116,8 @@ export class Engine {
   private readonly clock: Clock;
   private readonly identifierKey: Buffer;
   private readonly recent: BoundedMap<string, Remembered>;
+  /** Clean marks handed out (gateway cache key → until, gateways), to take back on evidence. */
+  private readonly marks: BoundedMap<string, Mark>;
   private readonly proofs: Proofs;
   private readonly collateral: Collateral;
   /** Scratch: the role of each signal of the decision in progress (filled and read synchronously). */
@@ -119,6 +142,7 @@ export class Engine {
     this.proofs = new Proofs(opts.store);
     this.collateral = new Collateral(this.proofs);
     this.recent = new BoundedMap(opts.recentRequests ?? 50_000);
+    this.marks = new BoundedMap(opts.marks ?? 100_000);
     this.inventory = new Inventory(opts.inventoryTemplates ?? 5000, opts.inventoryTemplatesPerRoute ?? 200);
     this.lastFeatures = undefined;
   }
@@ -178,7 +202,7 @@ export class Engine {
     // level 0 is the no-JS fallback, offered only at the base difficulty: it paid that, by waiting
     const clearedLevel = req.clearance !== 'VALID' ? -1 : req.clearance_level === 0 ? policy.doc.challenge.difficulty : req.clearance_level;
     const shortOfLevel = needLevel > 0 && clearedLevel < needLevel; // the route class asks more than it carries
-    if (signals.length === 0 && !shortOfLevel) return this.verdict(f, 'ALLOW', 0, [], '', 0, 'ALLOW');
+    if (signals.length === 0 && !shortOfLevel) return this.clean(f, now);
     // Whether the request is proven matters only where there is evidence (or a level to ask): read
     // it there (proven.ts; a proven client is also counted behind the request's keys then).
     const pv = policy.doc.proven;
@@ -186,7 +210,7 @@ export class Engine {
     // lacking the required level is an attack-time rule: not for a client proven by its login or
     // its device's history
     const short = shortOfLevel && !(pv.exempt_required_level && (proof === PROOF.login || proof === PROOF.device));
-    if (signals.length === 0 && !short) return this.verdict(f, 'ALLOW', 0, [], '', 0, 'ALLOW');
+    if (signals.length === 0 && !short) return this.clean(f, now);
 
     // Collateral (proven.ts): evidence on the request and its own keys acts fully ("own");
     // evidence on keys many people share counts only next to own evidence ("shared"); global
@@ -278,8 +302,50 @@ export class Engine {
       ttl = cacheKey ? cache.ttl_s : 0;
     }
     if (ask && clearance.abandoned_score > 0) this.store.incr(challengeKeys.issued(f.client), abandonWindow, now);
-    const d = this.verdict(f, action, score, reasons, cacheKey, ttl, wouldAction);
+    let d = this.verdict(f, action, score, reasons, cacheKey, ttl, wouldAction);
+    if (this.marks.size > 0) {
+      const unmark = this.unmarks(f, now);
+      if (unmark) d = { ...d, unmark };
+    }
     return ask ? { ...d, challenge_kind: ask.kind, challenge_difficulty: ask.difficulty, clearance_ttl_s: clearance.ttl_s } : d;
+  }
+
+  /**
+   * A request nothing was found on (issue 15, `clean_marks`). Decided inline on an
+   * inline_unless_cleared route, it marks its client clean: an ALLOW the gateway caches under the
+   * client's principal, else session, else device key, for `clean_marks.ttl_s`.
+   */
+  private clean(f: RequestFeatures, now: number): Decision {
+    const ttl = this.policy.doc.clean_marks.ttl_s;
+    const req = f.req;
+    if (ttl === 0 || req.mode !== 'INLINE' || !f.route.inlineUnlessCleared) return this.verdict(f, 'ALLOW', 0, [], '', 0, 'ALLOW');
+    const key = req.token_hash ? cacheKeyFor('principal', f) : req.session_hash ? cacheKeyFor('session', f) : cacheKeyFor('device', f);
+    if (!key) return this.verdict(f, 'ALLOW', 0, [], '', 0, 'ALLOW');
+    const gateway = req.gateway_id ?? '';
+    const until = now + ttl * 1000;
+    const m = this.marks.get(key);
+    if (!m || m.until <= now) {
+      this.marks.set(key, { until, gateways: [gateway] });
+    } else {
+      m.until = until;
+      if (!m.gateways.includes(gateway)) {
+        if (m.gateways.length >= MARK_GATEWAYS) m.gateways.shift();
+        m.gateways.push(gateway);
+      }
+    }
+    return this.verdict(f, 'ALLOW', 0, [], key, ttl, 'ALLOW');
+  }
+
+  /** The live clean marks of a request something was found on, forgotten here (taken back). */
+  private unmarks(f: RequestFeatures, now: number): Unmark[] | undefined {
+    let out: Unmark[] | undefined;
+    for (const type of MARK_TYPES) {
+      const key = cacheKeyFor(type, f);
+      if (!key) continue;
+      const m = this.marks.take(key);
+      if (m && m.until > now) (out ??= []).push({ key, gateways: m.gateways });
+    }
+    return out;
   }
 
   /**

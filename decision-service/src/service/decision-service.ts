@@ -199,7 +199,13 @@ export class DecisionService {
       for (const r of d.reasons) m.reasonTally.inc(r, () => ({ reason: r }));
       if (d.dry_run) m.dryRun.inc({ would_action: d.wouldAction });
     }
-    if (d.cache_key && d.cache_ttl_s > 0 && input.gateway_id && input.mode === 'INLINE') this.late.offer(input.gateway_id, toWire(d));
+    // (a clean mark is no late verdict: a gateway that missed it just calls again)
+    if (d.cache_key && d.cache_ttl_s > 0 && d.action !== 'ALLOW' && input.gateway_id && input.mode === 'INLINE') this.late.offer(input.gateway_id, toWire(d));
+    if (m && d.action === 'ALLOW' && d.cache_key) m.marksGiven.inc();
+    if (d.unmark) {
+      for (const u of d.unmark) for (const g of u.gateways) this.late.unmark(g, u.key);
+      if (m) m.marksTakenBack.inc(d.unmark.length);
+    }
     // issue 17: the gateway inspects the response of a request it lets through (or only monitors)
     // when asked; ASYNC answers come after the response
     const rp = this.responses;
@@ -264,6 +270,7 @@ export class DecisionService {
     }
     // Taken last, so verdicts decided while this batch was being applied go out too.
     let verdicts = batch.gateway_id ? this.late.take(batch.gateway_id) : [];
+    const unmarked = batch.gateway_id ? this.late.takeUnmarks(batch.gateway_id) : [];
     for (const v of scored) verdicts.push(v);
     this.gateways?.report(batch.gateway_id, batch.counters, this.clock.now());
     const ov = this.overrides;
@@ -277,6 +284,7 @@ export class DecisionService {
       if (m && revoked.length > 0) m.revocationsSent.inc(revoked.length);
       ack = { accepted, verdicts, revoked_keys: revoked };
     }
+    if (unmarked.length > 0) ack.unmarked_keys = unmarked;
     // issue 17: the policy's patterns, to a gateway running another set; a gateway with none ("")
     // needs nothing while the policy has none either
     const rp = this.responses?.();

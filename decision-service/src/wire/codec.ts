@@ -60,6 +60,8 @@ export interface OutcomeAck {
   verdicts: DecideResponse[];
   /** Gateway cache keys to drop (operator overrides); absent or empty = none. */
   revoked_keys?: string[];
+  /** Issue 15: clean marks to drop (the entry under each key only if it is an ALLOW); absent or empty = none. */
+  unmarked_keys?: string[];
   /** Issue 17: set only when the batch's patterns_version differed; then `patterns` replaces the gateway's set. */
   patterns_version?: string;
   patterns?: readonly SensitivePattern[];
@@ -300,6 +302,7 @@ export function encodeOutcomeAck(ack: OutcomeAck): Uint8Array {
       accepted: ack.accepted,
       verdicts: ack.verdicts.map(responseMessage),
       revoked_keys: ack.revoked_keys ?? [],
+      unmarked_keys: ack.unmarked_keys ?? [],
       patterns_version: ack.patterns_version ?? '',
       patterns: ack.patterns ?? [],
     }),

@@ -6,8 +6,10 @@
 -- "target:<b64 SHA-1 of path?query>" (the request's path and query as the DecideRequest carries
 -- them: a probe's exact URL, refused for whoever sends it; hashed so that no audit record or
 -- event holds a raw URL).
--- Value: "<ACTION>|<score>|<reason,reason>", and for CHALLENGE "|<kind>|<difficulty>|<ttl>". Block and allow verdicts are both cached; on a
--- lookup the most severe verdict among the request's keys wins.
+-- Value: "<ACTION>|<score>|<reason,reason>", and for CHALLENGE "|<kind>|<difficulty>|<ttl>".
+-- Block and allow verdicts are both cached; on a lookup the most severe verdict among the
+-- request's keys wins. A cached ALLOW is a clean mark (issue 15): the handler does not wait for
+-- that client's calls where $verdict_cleared is async, and never enforces it where it is inline.
 --
 -- "Anything cached?" flags: most of the time the cache holds nothing of a given key type (the
 -- service caches blocks only), and then a lookup would be pure cost (key building, base64, a
@@ -252,6 +254,16 @@ function _M.revoke(key)
   local typ = match(key, "^(%l+):.")
   if typ == "subnet" or typ == "ip" then key = lower(key) end
   cache():delete(key)
+end
+
+-- syntax: cache.unmark(key)
+-- Drops a clean mark (a cached ALLOW) the service took back (OutcomeAck.unmarked_keys); any other
+-- verdict under the key stays.
+function _M.unmark(key)
+  if type(key) ~= "string" or key == "" then return end
+  local d = cache()
+  local v = d:get(key)
+  if v and find(v, "ALLOW|", 1, true) == 1 then d:delete(key) end
 end
 
 return _M

@@ -84,6 +84,7 @@ local SENSITIVE_PATTERN = {
 local OUTCOME_ACK = {
   { 1, "accepted", "u" }, { 2, "verdicts", "rm", DECIDE_RESPONSE }, { 3, "revoked_keys", "rs" },
   { 4, "patterns_version", "s" }, { 5, "patterns", "rm", SENSITIVE_PATTERN },
+  { 6, "unmarked_keys", "rs" },
 }
 
 -- ---------------------------------------------------------------- encoding
@@ -352,7 +353,7 @@ end
 
 -- syntax: ack, err = codec.decode_outcome_ack(bytes)
 -- ack: { accepted = n, verdicts = { <DecideResponse>, ... }, revoked_keys = { "ip:…", ... },
---        patterns_version = "...", patterns = { { name, regex, masked_regex }, ... } };
+--        unmarked_keys = { "session:…", ... }, patterns_version = "...", patterns = { { name, regex, masked_regex }, ... } };
 -- failure: nil, "bad response"
 function _M.decode_outcome_ack(s)
   if type(s) ~= "string" then return nil, "bad response" end

@@ -9,6 +9,9 @@
 --   monitor  like inline, but only counts what it would have enforced.
 --   async    only cached verdicts are enforced; the log phase ships the DecideRequest (not
 --            while this worker is overloaded: shed first).
+-- Not waited on (inline handled as async, where $verdict_cleared is async): a request with a
+-- valid clearance token, and one whose client the service marked clean (a cached ALLOW under its
+-- principal, session or device: issue 15); counted in skipped_calls_total.
 -- On a failed call (timeout, refused, closed, socket error, http error, bad response, breaker
 -- open) the request goes on with "X-Verdict-Fail-Open: <cause>" to the upstream, unless the
 -- location is fail-closed ($verdict_fail = closed): then $verdict_fail_closed_status.
@@ -56,6 +59,8 @@ local CALLS_OK = key("calls_total", "result", "ok")
 local DROPPED_BREAKER = key("outcomes_dropped_total", "reason", "breaker open")
 local SHED_LOW = key("shed_total", "what", "low priority call")
 local SHED_ASYNC = key("shed_total", "what", "async metadata")
+local SKIPPED = { clearance = key("skipped_calls_total", "why", "clearance"),
+                  mark = key("skipped_calls_total", "why", "clean mark") }
 local CALL_CAUSE = setmetatable({}, { __index = function(t, k) local v = "call " .. k t[k] = v return v end })
 local AUTH_VAR = setmetatable({}, { __index = function(t, h)
   local v = "upstream_http_" .. gsub(h, "-", "_") t[h] = v return v end })
@@ -171,7 +176,8 @@ function _M.access()
   local c = config.http
   -- a proven browser is not waited on where the location says so ($verdict_cleared async)
   local cstate, clevel, cage = clearance_of()
-  if cstate == "VALID" and mode == "inline" and get("cleared") == "async" then mode = "async" end
+  local skipped -- why an inline request is not waited on (SKIPPED)
+  if cstate == "VALID" and mode == "inline" and get("cleared") == "async" then mode, skipped = "async", SKIPPED.clearance end
 
   -- the fallback first: what a failure answers, and whether a call may go out at all
   local closed = mode == "inline" and get("fail") == "closed"
@@ -214,7 +220,14 @@ function _M.access()
       if target_cached then path, query = ngx_var.uri, request.query() end
       hit = cache.lookup(ngx_var.remote_addr, nil, nil, nil, path, query)
     end
-    if hit and not satisfied(hit, cstate, clevel) then
+    if hit and hit.action == "ALLOW" then
+      -- a clean mark: not waited on where cleared clients are not, and only while the request can
+      -- still be scored after the response; elsewhere decided as if nothing were cached
+      if mode == "inline" and report and get("cleared") == "async" then
+        mode, skipped = "async", SKIPPED.mark
+        st.mode = mode
+      end
+    elseif hit and not satisfied(hit, cstate, clevel) then
       st.from_cache = true
       add(CACHE_HITS)
       return enforce(hit, mode, "cache", st)
@@ -228,6 +241,7 @@ function _M.access()
         st.request = req
       end
     end
+    if skipped then add(skipped) end
     return
   end
   if open then return fail("breaker open", closed, st) end

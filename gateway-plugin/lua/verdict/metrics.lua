@@ -32,6 +32,7 @@ local HELP = {
   breaker_opens_total = { "counter", "times the circuit breaker opened" },
   breaker_state = { "gauge", "circuit breaker: 0 closed, 1 open, 2 open with a probe in flight" },
   breaker_probes_failed_total = { "counter", "background probes of the open breaker that got no answer, by cause" },
+  skipped_calls_total = { "counter", "inline requests not waited on (passed, scored after the response) because their client is cleared: a valid clearance token or a clean mark from the service, by why" },
   shed_total = { "counter", "calls skipped under overload (low-priority locations, async metadata), by what was shed" },
   outcomes_sent_total = { "counter", "outcomes accepted by the service (POST /v1/outcomes or an OUTCOMES frame)" },
   outcomes_dropped_total = { "counter", "outcomes dropped, by reason (buffer full, breaker open, send failure cause)" },

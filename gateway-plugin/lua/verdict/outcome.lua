@@ -62,7 +62,7 @@ end
 -- counters the console shows, by metric name (the gateway's Prometheus names without the prefix)
 local REPORTED = {
   fail_open_total = true, fail_closed_total = true, breaker_opens_total = true, cache_hits_total = true,
-  calls_total = true, decisions_total = true, shed_total = true, outcomes_dropped_total = true,
+  calls_total = true, decisions_total = true, shed_total = true, skipped_calls_total = true, outcomes_dropped_total = true,
 }
 local PREFIX = "verdict_gateway_"
 local MAX_COUNTERS = 60
@@ -117,6 +117,9 @@ local function send(batch, count, ctr)
   -- after the stores: a revocation wins over a verdict of the same ack
   local revoked = ack.revoked_keys
   for i = 1, #revoked do cache.revoke(revoked[i]) end
+  -- clean marks taken back (issue 15): the client's next requests are decided inline again
+  local unmarked = ack.unmarked_keys
+  for i = 1, #unmarked do cache.unmark(unmarked[i]) end
   -- an ack names a version only when this worker's differs (an absent field decodes as ""): an
   -- ack without one changes nothing
   local version = ack.patterns_version
