@@ -141,7 +141,7 @@ async function runRow(fault: Fault, args: Args, rate: number, cpu: Cpus, ph: Pha
   const row: RowResult = {
     id: fault.id, title: fault.title, what: fault.what, rate, windowS: 0, faultAtS: null, backAtS: null, outageS: null,
     detail: '', unprotectedS: null, observedAfterBackS: null, belowS: 0, decidedBeforeFault: null, othersCpu: null, counts: emptyCounts(),
-    gateway: { callsByResult: {}, failOpenByCause: {}, breakerOpens: 0 }, buckets: [],
+    gateway: { callsByResult: {}, failOpenByCause: {}, skippedByWhy: {}, breakerOpens: 0 }, buckets: [],
   };
   const stops: Array<() => Promise<void>> = [];
   try {
@@ -217,6 +217,7 @@ async function runRow(fault: Fault, args: Args, rate: number, cpu: Cpus, ph: Pha
     row.gateway = {
       callsByResult: delta(seriesByLabel(after, 'verdict_gateway_calls_total', 'result'), seriesByLabel(before, 'verdict_gateway_calls_total', 'result')),
       failOpenByCause: delta(seriesByLabel(after, 'verdict_gateway_fail_open_total', 'cause'), seriesByLabel(before, 'verdict_gateway_fail_open_total', 'cause')),
+      skippedByWhy: delta(seriesByLabel(after, 'verdict_gateway_skipped_calls_total', 'why'), seriesByLabel(before, 'verdict_gateway_skipped_calls_total', 'why')),
       breakerOpens: seriesSum(after, 'verdict_gateway_breaker_opens_total') - seriesSum(before, 'verdict_gateway_breaker_opens_total'),
     };
     if (times) {
