@@ -8,14 +8,14 @@
 // --plain: the same stack without Verdict.
 //
 //   npm run bench:profile -- [--rate 1500] [--duration 5] [--perf | --cpu-prof | --lua-prof | --strace]
-//                            [--out DIR] [--plain] [--service-env NAME=VALUE]...
+//                            [--out DIR] [--plain] [--service-env NAME=VALUE]... [--node-flag --v8-flag=N]...
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BenchEnv } from './lib/case.ts';
 import { LUA_GUARD, mixLocations, startLuaGateway } from './lib/gateway.ts';
-import { argEnv, argNumber, argValue } from './lib/args.ts';
+import { argEnv, argNumber, argValue, argValues } from './lib/args.ts';
 import { childPids, groupUsage, perRequest, pinHarness, sleep, startServiceProcess } from './lib/proc.ts';
 import { humanMix } from './lib/request-mix.ts';
 import { startUpstream } from './lib/stock-nginx.ts';
@@ -124,6 +124,30 @@ function writeFolded(name: string, folded: Map<string, number>, title: string, k
   writeFileSync(join(out, `${name}.svg`), flameGraphSvg(lines(keep), title));
 }
 
+/** GC pauses between two scrapes of the service's metrics, per kind: count, total ms, and how many took over 10 / 100 ms (prom-client's buckets). */
+function gcSummary(before: string, after: string): string {
+  const read = (t: string) => {
+    const m = new Map<string, number>();
+    for (const x of t.matchAll(/^verdict_nodejs_gc_duration_seconds_(bucket|sum|count)\{([^}]*)\} ([0-9.e+-]+)/gm)) {
+      const kind = /kind="(\w+)"/.exec(x[2]!)?.[1] ?? '';
+      const le = /le="([^"]+)"/.exec(x[2]!)?.[1] ?? '';
+      m.set(`${x[1]}|${kind}|${le}`, Number(x[3]));
+    }
+    return m;
+  };
+  const a = read(before);
+  const b = read(after);
+  const d = (k: string) => (b.get(k) ?? 0) - (a.get(k) ?? 0);
+  const kinds = [...new Set([...b.keys()].map((k) => k.split('|')[1] ?? ''))].filter(Boolean);
+  const parts: string[] = [];
+  for (const kind of kinds) {
+    const count = d(`count|${kind}|`);
+    if (count <= 0) continue;
+    parts.push(`${kind} ${count} (${(d(`sum|${kind}|`) * 1000).toFixed(0)} ms; over 10 ms ${count - d(`bucket|${kind}|0.01`)}, over 100 ms ${count - d(`bucket|${kind}|0.1`)})`);
+  }
+  return parts.join(', ') || 'none';
+}
+
 async function main(): Promise<void> {
   mkdirSync(out, { recursive: true });
   const { cpu } = pinHarness();
@@ -133,7 +157,7 @@ async function main(): Promise<void> {
   const service = await startServiceProcess({
     cpu: cpu.service,
     env: argEnv('--service-env'),
-    nodeFlags: withCpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interval=200'] : [],
+    nodeFlags: [...(withCpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interval=200'] : []), ...argValues('--node-flag')],
   });
   await warmService(service.frameAddr);
   const mix = humanMix();
@@ -149,6 +173,7 @@ async function main(): Promise<void> {
   const workers = stack.workerPids?.() ?? [];
   const groups = { gateway: workers, service: [service.pid], upstream: childPids(upstream.pid) };
   const metrics0 = (await stack.gatewayMetrics?.()) ?? '';
+  const serviceMetrics0 = await service.metrics();
   let perf: ReturnType<typeof spawn> | null = null;
   const perfData = join(out, 'nginx-worker.perf.data');
   if (withPerf && !process.argv.includes('--cpu-prof') && workers.length) {
@@ -178,6 +203,7 @@ async function main(): Promise<void> {
     await new Promise((res) => perf!.once('exit', res));
   }
   const metrics1 = (await stack.gatewayMetrics?.()) ?? '';
+  const serviceMetrics1 = await service.metrics();
   const n = Math.max(1, r.requests);
   const lines = [`rate ${rate}/s for ${durationS} s: ${r.requests} requests, ${Math.round(r.rps)} req/s, p50 ${(r.latencyUs.p50 / 1000).toFixed(2)} ms p99 ${(r.latencyUs.p99 / 1000).toFixed(2)} ms`];
   if (withLuaProf) {
@@ -214,6 +240,7 @@ async function main(): Promise<void> {
   const b1 = buckets(metrics1);
   lines.push(`  decide call latency (gateway histogram, cumulative share): ${[...b1].map(([le, v]) => `≤${le} ms ${(((v - (b0.get(le) ?? 0)) / Math.max(1, (b1.get('+Inf') ?? 0) - (b0.get('+Inf') ?? 0))) * 100).toFixed(1)}%`).join(' ')}`);
   lines.push(`  gateway calls before: ${calls(metrics0)}  after: ${calls(metrics1)}`);
+  lines.push(`  service GC pauses in the window (prom-client's nodejs_gc_duration_seconds): ${gcSummary(serviceMetrics0, serviceMetrics1)}`);
   for (const s of straced) {
     const calls = readFileSync(s.file, 'utf8').split('\n').filter((l) => /^\s*[0-9.]+\s+[0-9.]+\s+\d+\s+\d+/.test(l));
     lines.push('', `${s.name}: syscalls per request (strace -c)`);

@@ -58,7 +58,7 @@ async function explain(rest) {
 
 switch (cmd) {
   // the service's young generation as npm start sizes it (scripts/lib/service.ts SERVICE_NODE_FLAGS)
-  case 'start': tsx('decision-service/src/main.ts', args, ['--max-semi-space-size=64']); break;
+  case 'start': tsx('decision-service/src/main.ts', args, ['--max-semi-space-size=16']); break;
   case 'replay': tsx('bench/traffic/replay-cli.ts', args); break;
   case 'policy':
     if (args[0] !== 'check') usage(2);

@@ -4,10 +4,12 @@ import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process'
 import { repoRoot } from './nginx.ts';
 
 /** node arguments that start the service from the repository. */
-// --max-semi-space-size: a young generation of up to 64 MB semi-spaces (V8's default is 16):
-// measured under the bench's load (bench/chaos, --trace-gc), 2.4x fewer scavenges and 60% less
-// time in them, which on a core shared with nginx is time every queued decision waits.
-export const SERVICE_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=64'];
+// --max-semi-space-size=16 (V8's default, said explicitly): each scavenge stays short. 64 MB
+// semi-spaces made 3x fewer scavenges but of ~10 ms each (plus more major GCs), and a 25 ms
+// budget on a core shared with nginx does not survive those: at the bench's load (3,600 req/s,
+// `npm run bench:profile -- --rate 3600 --node-flag --max-semi-space-size=N`, two runs each)
+// 0.23-0.30% of calls timed out with 64 against 0.00-0.01% with 16, at the same CPU per request.
+export const SERVICE_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=16'];
 export const SERVICE_ARGS: readonly string[] = [...SERVICE_NODE_FLAGS, '--import', 'tsx', 'decision-service/src/main.ts'];
 
 export interface ServiceChild {
