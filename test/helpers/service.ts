@@ -34,6 +34,11 @@ export function addressCachePolicy(): string {
   return testPolicy([['    # cache: { key: ip, ttl_s: 300 }', '    cache: { key: ip, ttl_s: 300 }']]);
 }
 
+/** The default policy with clean marks on (issue 15: `clean_marks: { ttl_s: 120 }`, off by default). */
+export function marksPolicy(): string {
+  return testPolicy([['clean_marks: { ttl_s: 0 }', 'clean_marks: { ttl_s: 120 }']]);
+}
+
 /** `unix`: listen on a unix socket at that path instead of a TCP port (addr is then "unix:/path"). */
 export async function startService(opts: { port?: number; unix?: string; policy?: string; env?: Record<string, string> } = {}): Promise<ServiceHandle> {
   const port = opts.unix ? 0 : opts.port ?? (await freePort());

@@ -8,6 +8,7 @@ import { parseTrafficText } from '../../bench/traffic/format.ts';
 import { ScoreBuilder } from '../../bench/traffic/report.ts';
 import { BaselineGuard, fileUpstream, replay, ShopUpstream, VerdictGuard } from '../../bench/traffic/replay.ts';
 import { summarize } from '../../bench/traffic/replay-cli.ts';
+import { marksPolicy } from '../helpers/service.ts';
 
 const fixture = parseTrafficText(readFileSync(join(repoRoot, 'test/traffic/fixtures/small.jsonl'), 'utf8'));
 const policy = loadPolicyFile(join(repoRoot, 'policies/default.yaml'));
@@ -30,15 +31,14 @@ t.test('the fixture replays to known counts (cache hits, TTL expiry, async and o
   const guard = new VerdictGuard({ policy, detectors: [ordersWithoutCredentials], startMs: fixture[0]!.ts });
   const results = await replay(fixture, guard, fileUpstream);
   t.same(results.map((r) => r.action), ['ALLOW', 'ALLOW', 'ALLOW', 'BLOCK', 'BLOCK', 'BLOCK', 'ALLOW', 'ALLOW', 'ALLOW', 'ALLOW', 'BLOCK', 'ALLOW']);
-  // the 8th request carries the token the 7th, clean, was marked by (issue 15, clean_marks): not waited on
-  t.same(results.map((r) => r.source), ['async', 'off', 'service', 'service', 'cache', 'cache', 'service', 'cleared', 'async', 'service', 'service', 'async']);
+  t.same(results.map((r) => r.source), ['async', 'off', 'service', 'service', 'cache', 'cache', 'service', 'service', 'async', 'service', 'service', 'async']);
   t.same(results.map((r) => r.status), [200, 200, 401, 403, 403, 403, 200, 200, 404, 200, 403, 200], 'blocked requests answer 403, the rest the file status');
   t.equal(observed.length, 11, 'every guarded request (all but /static) reports an outcome');
   t.same(observed.slice(0, 3), [200, 401, 403]);
 
   const s = summarize(policy.version, fixture, results);
   t.same(s.actions, { ALLOW: 8, BLOCK: 4 });
-  t.same(s.sources, { async: 3, off: 1, service: 5, cleared: 1, cache: 2 });
+  t.same(s.sources, { async: 3, off: 1, service: 6, cache: 2 });
   t.equal(s.reasons['test.orders_without_credentials'], 4);
 
   const b = new ScoreBuilder();
@@ -47,6 +47,15 @@ t.test('the fixture replays to known counts (cache hits, TTL expiry, async and o
   t.equal(campaigns.length, 1);
   t.match(campaigns[0], { id: 'a1', requests: 6, blocked: 3, challenged: 0, allowed: 3, first_detection_at: 1, first_detection_s: 0, blocked_after_detection: 0.5 });
   t.same(humans, { requests: 5, blocked: 1, challenged: 0, users: 2, users_affected: 1, challenged_passed: 0, stopped: 1, users_stopped: 1, solves: 0, solve_s: 0, stopped_by: { blocked: 1 } });
+});
+
+t.test('with clean marks on, the request of a marked client is not waited on (scored after it)', async (t) => {
+  const marked = loadPolicyFile(marksPolicy());
+  const guard = new VerdictGuard({ policy: marked, detectors: [ordersWithoutCredentials], startMs: fixture[0]!.ts });
+  const results = await replay(fixture, guard, fileUpstream);
+  // the 8th request carries the token the 7th, clean, was marked by
+  t.same(results.map((r) => r.source), ['async', 'off', 'service', 'service', 'cache', 'cache', 'service', 'cleared', 'async', 'service', 'service', 'async']);
+  t.same(results.map((r) => r.action), ['ALLOW', 'ALLOW', 'ALLOW', 'BLOCK', 'BLOCK', 'BLOCK', 'ALLOW', 'ALLOW', 'ALLOW', 'ALLOW', 'BLOCK', 'ALLOW'], 'the same verdicts');
 });
 
 t.test('the baseline replays the fixture without blocking (far under every limit)', async (t) => {

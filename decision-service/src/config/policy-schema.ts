@@ -219,8 +219,8 @@ export const policySchema = z
      *  cached as usual). Any evidence on the client drops the mark in the next OutcomeAck. */
     clean_marks: z
       .object({
-        /** how long a mark lives; 0 = no marks (every guarded request is decided inline) */
-        ttl_s: z.number().int().min(0).max(3600).default(120),
+        /** how long a mark lives; 0 (the default) = no marks: every guarded request is decided inline */
+        ttl_s: z.number().int().min(0).max(3600).default(0),
       })
       .strict()
       .prefault({}),

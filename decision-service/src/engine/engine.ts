@@ -303,7 +303,9 @@ export class Engine {
     }
     if (ask && clearance.abandoned_score > 0) this.store.incr(challengeKeys.issued(f.client), abandonWindow, now);
     let d = this.verdict(f, action, score, reasons, cacheKey, ttl, wouldAction);
-    if (this.marks.size > 0) {
+    // found: anything that counted (a reason, monitor-mode ones included); evidence dropped
+    // because the client is proven (or shared evidence gated away) does not take a mark back
+    if (this.marks.size > 0 && (reasons.length > 0 || action !== 'ALLOW')) {
       const unmark = this.unmarks(f, now);
       if (unmark) d = { ...d, unmark };
     }

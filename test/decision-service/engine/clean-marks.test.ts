@@ -14,15 +14,20 @@ import { Engine } from '../../../decision-service/src/engine/engine.ts';
 import { createLogger } from '../../../decision-service/src/logger.ts';
 import { MemoryStore } from '../../../decision-service/src/state/memory-store.ts';
 import { BASE_ROUTES, policy, request } from '../../helpers/policy.ts';
+import { marksPolicy } from '../../helpers/service.ts';
+
+const MARKS_POLICY = marksPolicy();
 
 const TOKEN = Buffer.from('token-of-alice');
 const SESSION = Buffer.from('session-of-alice');
 const DEVICE = Buffer.from('device-of-alice');
 const BROWSER = { user_agent: 'Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0', accept_language: 'en', header_names: ['host', 'user-agent', 'accept', 'accept-language'] };
 
+const MARKS = { clean_marks: { ttl_s: 120 } };
+
 function setup(overrides: Parameters<typeof policy>[0] = {}) {
   const clock = new VirtualClock(1_763_800_000_000);
-  const engine = new Engine({ policy: policy(overrides), store: new MemoryStore({ maxKeys: 10_000 }), clock, identifierKey: Buffer.alloc(32, 1) });
+  const engine = new Engine({ policy: policy({ ...MARKS, ...overrides }), store: new MemoryStore({ maxKeys: 10_000 }), clock, identifierKey: Buffer.alloc(32, 1) });
   let n = 0;
   const decide = (fields: Record<string, unknown>) => engine.decide(request({ request_id: `r${++n}`, gateway_id: 'gw-1', ...BROWSER, ...fields }));
   return { clock, engine, decide };
@@ -35,7 +40,7 @@ t.test('a clean inline read marks its client: principal, else session, else devi
   t.equal(byToken.action, 'ALLOW');
   t.same(byToken.reasons, []);
   t.equal(byToken.cache_key, `principal:${TOKEN.toString('base64')}`, 'the strongest key it carries');
-  t.equal(byToken.cache_ttl_s, 120, 'clean_marks.ttl_s by default');
+  t.equal(byToken.cache_ttl_s, 120, 'clean_marks.ttl_s');
   t.equal(decide({ path: '/', session_hash: SESSION, device_hash: DEVICE }).cache_key, `session:${SESSION.toString('base64')}`);
   t.equal(decide({ path: '/', device_hash: DEVICE }).cache_key, `device:${DEVICE.toString('base64')}`);
   t.equal(decide({ path: '/' }).cache_key, '', 'an address alone is never marked: a crowd can share it');
@@ -50,6 +55,8 @@ t.test('no mark: identity and promo routes, async and monitor decisions, marks o
   t.equal(decide({ ...carry, path: '/', mode: 'ASYNC' }).cache_key, '', 'only an inline decision marks: an async one is the mark being used');
   t.equal(decide({ ...carry, path: '/', mode: 'MONITOR' }).cache_key, '', 'a monitor location never skips');
   t.equal(setup({ clean_marks: { ttl_s: 0 } }).decide({ ...carry, path: '/' }).cache_key, '', 'ttl_s 0: no marks');
+  t.equal(new Engine({ policy: policy(), store: new MemoryStore({ maxKeys: 100 }), clock: new VirtualClock(0), identifierKey: Buffer.alloc(32, 1) })
+    .decide(request({ ...carry, path: '/' })).cache_key, '', 'off by default');
   const routes = BASE_ROUTES.map((r) => (r.name === 'home' ? { ...r, inline_unless_cleared: false } : r));
   t.equal(setup({ routes }).decide({ ...carry, path: '/' }).cache_key, '', 'inline_unless_cleared: false');
   const internal = decide({ ...carry, path: '/internal/admin' });
@@ -88,7 +95,7 @@ t.test('evidence on a marked client takes the mark back once, for the gateways t
 });
 
 t.test('the service: marks counted, taken back in the marking gateway\'s next OutcomeAck only', async (t) => {
-  const a = buildApp(parseEnv({ VERDICT_POLICY_WATCH: '0', VERDICT_STATE_DIR: mkdtempSync(join(tmpdir(), 'verdict-state-')), VERDICT_IDENTIFIER_KEY: 'identifier-key-0123456789' }), { logger: createLogger('silent') }).app;
+  const a = buildApp(parseEnv({ VERDICT_POLICY: MARKS_POLICY, VERDICT_POLICY_WATCH: '0', VERDICT_STATE_DIR: mkdtempSync(join(tmpdir(), 'verdict-state-')), VERDICT_IDENTIFIER_KEY: 'identifier-key-0123456789' }), { logger: createLogger('silent') }).app;
   t.teardown(() => a.close());
   const token = TOKEN.toString('base64');
   const base = { client_ip: '198.51.100.9', method: 'GET', authorization: true, token_hash: token, ...BROWSER };
