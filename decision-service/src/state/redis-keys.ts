@@ -12,6 +12,8 @@
 //   <prefix>{<key>}:a                        arrivals: last 9 timestamps (list)
 //   <prefix>{<key>}:v                        remembered value "at|expires|value", newest wins
 //   <prefix>{~instance:<id>}                 liveness marker of one store instance (restart check)
+//   <prefix>{~instances}                     live instances: sorted set, member = instance id,
+//                                            score = wall-clock ms until which it counts as live
 //
 // A prefix holding "{" puts every key into the slot of the prefix's tag: correct, but one node
 // then holds all of the state.
@@ -34,3 +36,4 @@ export const markKey = (prefix: string, key: string) => `${prefix}{${tagOf(key)}
 export const arrivalKey = (prefix: string, key: string) => `${prefix}{${tagOf(key)}}:a`;
 export const valueKey = (prefix: string, key: string) => `${prefix}{${tagOf(key)}}:v`;
 export const instanceKey = (prefix: string, id: string) => `${prefix}{~instance:${id}}`;
+export const instancesKey = (prefix: string) => `${prefix}{~instances}`;

@@ -55,6 +55,40 @@ t.test('Redis killed mid-run: decisions keep coming within budget; restarted: st
   t.equal(Number(await r.get(`${prefix}{shared}:c:${W}:${Math.floor(now / W)}`)), 30, 'Redis holds the merged count');
 });
 
+t.test('an instance alone skips background reads, counts right, and reads again once another joins', async (t) => {
+  const opts = { url: redis.url, prefix: 'solo:', maxKeys: 1000, timers: false };
+  const a = new RedisStore(opts);
+  t.teardown(() => a.close());
+  await a.waitReady();
+  const W = 600_000;
+  const now = Date.now();
+  for (let i = 0; i < 7; i++) a.incr('k', W, now);
+  a.addDistinct('d', 1, W, now);
+  a.addDistinct('d', 2, W, now);
+  await a.sync();
+  await a.sync();
+  t.equal(a.stats().instances, 1, 'the registry holds this instance only');
+  t.ok(a.stats().pullsSkippedAlone >= 1, 'its background reads are skipped');
+  for (let i = 0; i < 3; i++) a.incr('k', W, now);
+  a.addDistinct('d', 3, W, now);
+  await a.sync();
+  t.equal(a.count('k', W, now), 10, 'its own writes count without reading them back');
+  t.equal(a.countDistinct('d', W, now), 3);
+
+  const b = new RedisStore(opts);
+  t.teardown(() => b.close());
+  await b.waitReady();
+  for (let i = 0; i < 5; i++) b.incr('k', W, now);
+  b.addDistinct('d', 4, W, now);
+  await b.sync(); // b registers and flushes its writes
+  const skipped = a.stats().pullsSkippedAlone;
+  await a.sync(); // a's flush sees two instances, its pull reads b's writes
+  t.equal(a.stats().instances, 2);
+  t.equal(a.stats().pullsSkippedAlone, skipped, 'not alone: it reads again');
+  t.equal(a.count('k', W, now), 15, 'and sees the other instance\'s writes');
+  t.equal(a.countDistinct('d', W, now), 4);
+});
+
 t.test('every key in Redis has a TTL', async (t) => {
   await fillEveryKind(t, (prefix) => ({ url: redis.url, prefix }));
   const r = redis.client();
