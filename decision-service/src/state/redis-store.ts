@@ -65,6 +65,11 @@ export interface RedisStoreOptions {
   readonly maxRefreshKeys?: number;
   /** Most keys with pending deltas queued for the next flush. */
   readonly maxDirty?: number;
+  /** Most keys one flush writes, and most new keys it reads (default 1,000): building and sending
+   *  a flush holds the event loop, so a burst (keys left dirty by an outage, a re-send of
+   *  everything after Redis lost its data) goes out in pieces, the next 20 ms after the last is
+   *  answered (with timers), with decisions in between, instead of holding it for seconds. */
+  readonly maxFlushKeys?: number;
   /** TTL of arrival lists, which have no window (default 10 min). */
   readonly arrivalTtlMs?: number;
   readonly logger?: StoreLogger;
@@ -103,6 +108,8 @@ export interface RedisStoreStats {
 }
 
 const IGNORE = (): void => {};
+/** Between two pieces of a flush backlog (maxFlushKeys keys each). */
+const BACKLOG_GAP_MS = 20;
 
 export class RedisStore implements Store, MergeQueue {
   readonly prefix: string;
@@ -120,6 +127,8 @@ export class RedisStore implements Store, MergeQueue {
   private readonly activeGens: number;
   private readonly maxRefreshKeys: number;
   private readonly maxDirty: number;
+  private readonly maxFlushKeys: number;
+  private readonly timersOn: boolean;
   private readonly arrivalTtlMs: number;
   private readonly logger: StoreLogger | undefined;
   private readonly logEveryMs: number;
@@ -152,6 +161,8 @@ export class RedisStore implements Store, MergeQueue {
     this.maxRefreshKeys = opts.maxRefreshKeys ?? 50_000;
     const max = opts.maxKeys ?? 500_000;
     this.maxDirty = opts.maxDirty ?? max;
+    this.maxFlushKeys = Math.max(1, opts.maxFlushKeys ?? 1000);
+    this.timersOn = opts.timers !== false;
     this.arrivalTtlMs = opts.arrivalTtlMs ?? 600_000;
     this.logger = opts.logger;
     this.logEveryMs = opts.logEveryMs ?? 30_000;
@@ -306,9 +317,12 @@ export class RedisStore implements Store, MergeQueue {
     b.add('zremrangebyscore', registry, [registry, '-inf', wall], IGNORE);
     b.add('pexpire', registry, [registry, 2 * live], IGNORE);
     b.add('zcard', registry, [registry], (err, res) => { if (!err) this.instances = Number(res) || 0; });
+    // at most maxFlushKeys keys written and maxFlushKeys new keys read per flush; the rest wait
     const dirty = this.dirty;
-    this.dirty = [];
-    for (const e of dirty) {
+    const n = Math.min(dirty.length, this.maxFlushKeys);
+    this.dirty = n < dirty.length ? dirty.slice(n) : [];
+    for (let i = 0; i < n; i++) {
+      const e = dirty[i] as Entry;
       e.dirty = false;
       e.flush(b, this);
     }
@@ -316,8 +330,9 @@ export class RedisStore implements Store, MergeQueue {
     this.orphans = [];
     for (const [e, c] of orphans) e.flushCell(c, b, this);
     const fresh = this.fresh;
-    this.fresh = [];
-    for (const e of fresh) e.pull(b, this);
+    const m = Math.min(fresh.length, this.maxFlushKeys);
+    this.fresh = m < fresh.length ? fresh.slice(m) : [];
+    for (let i = 0; i < m; i++) (fresh[i] as Entry).pull(b, this);
     this.flushing = this.exec(b).then(
       (failed) => {
         this.counts.opsPerFlush = b.size;
@@ -331,7 +346,12 @@ export class RedisStore implements Store, MergeQueue {
         }
       },
       (err: unknown) => { this.counts.flushErrors++; this.counts.lastError = String(err); },
-    ).finally(() => { this.flushing = undefined; });
+    ).finally(() => {
+      this.flushing = undefined;
+      // a backlog goes out piece by piece, BACKLOG_GAP_MS apart: decisions (and, on a shared core,
+      // nginx and Redis) get most of the time in between
+      if (this.timersOn && !this.closed && (this.dirty.length > 0 || this.fresh.length > 0)) setTimeout(() => void this.flush(), BACKLOG_GAP_MS).unref();
+    });
     return this.flushing;
   }
 

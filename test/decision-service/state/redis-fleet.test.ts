@@ -89,6 +89,29 @@ t.test('an instance alone skips background reads, counts right, and reads again 
   t.equal(a.countDistinct('d', W, now), 4);
 });
 
+t.test('a re-send after Redis lost its data goes out maxFlushKeys keys per flush', async (t) => {
+  const prefix = 'spread:';
+  const a = new RedisStore({ url: redis.url, prefix, maxKeys: 1000, timers: false, maxFlushKeys: 50, logger: { warn: () => {}, info: () => {} } });
+  t.teardown(() => a.close());
+  await a.waitReady();
+  const W = 600_000;
+  const now = Date.now();
+  for (let i = 0; i < 200; i++) a.incr(`k${i}`, W, now);
+  for (let i = 0; i < 8; i++) await a.flush(); // 200 new keys: 50 written per flush
+  const r = redis.client();
+  const bucket = Math.floor(now / W);
+  const held = async () => (await Promise.all(Array.from({ length: 200 }, (_, i) => r.get(`${prefix}{k${i}}:c:${W}:${bucket}`)))).filter((v) => v === '1').length;
+  t.equal(await held(), 200, 'every key written, 50 per flush');
+  for (const k of await r.keys(`${prefix}*`)) await r.del(k); // Redis loses this store's data
+  await a.flush(); // finds its liveness marker gone: re-sends everything, from the next flush on
+  t.equal(a.stats().reseeds, 1);
+  await a.flush();
+  t.equal(await held(), 50, 'one flush re-sends at most maxFlushKeys keys');
+  for (let i = 0; i < 4; i++) await a.flush();
+  t.equal(await held(), 200, 'the next flushes the rest');
+  t.equal(a.count('k7', W, now), 1, 'counts unchanged');
+});
+
 t.test('every key in Redis has a TTL', async (t) => {
   await fillEveryKind(t, (prefix) => ({ url: redis.url, prefix }));
   const r = redis.client();
