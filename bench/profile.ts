@@ -241,6 +241,11 @@ async function main(): Promise<void> {
   lines.push(`  decide call latency (gateway histogram, cumulative share): ${[...b1].map(([le, v]) => `≤${le} ms ${(((v - (b0.get(le) ?? 0)) / Math.max(1, (b1.get('+Inf') ?? 0) - (b0.get('+Inf') ?? 0))) * 100).toFixed(1)}%`).join(' ')}`);
   lines.push(`  gateway calls before: ${calls(metrics0)}  after: ${calls(metrics1)}`);
   lines.push(`  service GC pauses in the window (prom-client's nodejs_gc_duration_seconds): ${gcSummary(serviceMetrics0, serviceMetrics1)}`);
+  const redisGauge = (t: string, name: string) => Number(new RegExp(`^verdict_redis_${name} (\\S+)`, 'm').exec(t)?.[1] ?? Number.NaN);
+  if (serviceMetrics1.includes('verdict_redis_flushes')) {
+    const d = (name: string) => redisGauge(serviceMetrics1, name) - redisGauge(serviceMetrics0, name);
+    lines.push(`  redis store in the window: ${d('flushes')} flushes, ${d('commands')} commands, ${d('dropped')} deltas dropped, ${redisGauge(serviceMetrics1, 'pending_keys')} keys pending at the end, ${redisGauge(serviceMetrics1, 'instances')} instance(s)`);
+  }
   for (const s of straced) {
     const calls = readFileSync(s.file, 'utf8').split('\n').filter((l) => /^\s*[0-9.]+\s+[0-9.]+\s+\d+\s+\d+/.test(l));
     lines.push('', `${s.name}: syscalls per request (strace -c)`);

@@ -174,5 +174,7 @@ export function addStoreStats(m: ServiceMetrics, stats: () => RedisStoreStats): 
   gauge('verdict_redis_pull_errors', 'Failed refreshes since start (monotonic)', (s) => s.pullErrors);
   gauge('verdict_redis_commands', 'Redis commands sent since start (monotonic)', (s) => s.commands);
   gauge('verdict_redis_dropped', 'Deltas dropped because the pending bound was reached (monotonic)', (s) => s.dropped);
+  gauge('verdict_redis_instances', 'Live store instances sharing this Redis as of the last flush (1: this one alone, background reads skipped)', (s) => s.instances);
+  gauge('verdict_redis_pulls_skipped_alone', 'Background refreshes skipped because this instance was the only one alive (monotonic)', (s) => s.pullsSkippedAlone);
   gauge('verdict_redis_reseeds', 'Times this instance re-sent its state after Redis lost it (monotonic)', (s) => s.reseeds);
 }
