@@ -75,7 +75,7 @@ export function unprotectedText(r: RowResult): string {
   if (r.error) return 'error';
   if (r.backAtS === null) return '–';
   if (r.unprotectedS === null) return `> ${secs(r.observedAfterBackS)} (not back by the end)`;
-  return r.unprotectedS.toFixed(1);
+  return r.unprotectedS.toFixed(2); // 100 ms buckets, but "back" falls anywhere: 0.96 is not 1.0
 }
 
 function decidedText(r: RowResult): string {
