@@ -100,9 +100,10 @@ async function saturation(c: ProxyCase, env: BenchEnv, round: number, census?: R
       const failed = seriesSum(after, 'verdict_gateway_fail_open_total') - seriesSum(before, 'verdict_gateway_fail_open_total');
       // not waited on (a clean mark or a clearance): decided by the service's cached ALLOW, scored after the response
       const skipped = seriesSum(after, 'verdict_gateway_skipped_calls_total') - seriesSum(before, 'verdict_gateway_skipped_calls_total');
-      if (ok + failed + skipped > 0) {
-        result.decidedShare = (ok + skipped) / (ok + failed + skipped);
-        result.uncalledShare = skipped / (ok + failed + skipped);
+      const guarded = ok + failed + skipped;
+      if (guarded > 0) {
+        result.decidedShare = (ok + skipped) / guarded;
+        result.uncalledShare = skipped / guarded;
       }
     }
     return result;

@@ -101,7 +101,7 @@ function remember(f: RequestFeatures, endpoint: string): Remembered {
 
 const NO_SIGNALS: readonly Signal[] = Object.freeze([]);
 
-/** The key types a clean mark may name, as chosen in Engine.clean. */
+/** The key types a clean mark may name, strongest first (Engine.mark takes the first the request has). */
 const MARK_TYPES = ['principal', 'session', 'device'] as const;
 
 const ACTION_RANK: Readonly<Record<Action, number>> = { ALLOW: 0, TAG: 1, CHALLENGE: 2, BLOCK: 3 };
@@ -319,12 +319,16 @@ export class Engine {
    */
   private clean(f: RequestFeatures, now: number): Decision {
     const ttl = this.policy.doc.clean_marks.ttl_s;
-    const req = f.req;
-    if (ttl === 0 || req.mode !== 'INLINE' || !f.route.inlineUnlessCleared) return this.verdict(f, 'ALLOW', 0, [], '', 0, 'ALLOW');
-    const key = req.token_hash ? cacheKeyFor('principal', f) : req.session_hash ? cacheKeyFor('session', f) : cacheKeyFor('device', f);
-    if (!key) return this.verdict(f, 'ALLOW', 0, [], '', 0, 'ALLOW');
-    const gateway = req.gateway_id ?? '';
-    const until = now + ttl * 1000;
+    const key = ttl > 0 && f.req.mode === 'INLINE' && f.route.inlineUnlessCleared ? this.mark(f, now, now + ttl * 1000) : '';
+    return this.verdict(f, 'ALLOW', 0, [], key, key ? ttl : 0, 'ALLOW');
+  }
+
+  /** Remembers a clean mark on the request's strongest own key until `until`; returns it ('' if none). */
+  private mark(f: RequestFeatures, now: number, until: number): string {
+    let key = '';
+    for (const type of MARK_TYPES) if ((key = cacheKeyFor(type, f))) break;
+    if (!key) return '';
+    const gateway = f.req.gateway_id ?? '';
     const m = this.marks.get(key);
     if (!m || m.until <= now) {
       this.marks.set(key, { until, gateways: [gateway] });
@@ -335,7 +339,7 @@ export class Engine {
         m.gateways.push(gateway);
       }
     }
-    return this.verdict(f, 'ALLOW', 0, [], key, ttl, 'ALLOW');
+    return key;
   }
 
   /** The live clean marks of a request something was found on, forgotten here (taken back). */

@@ -128,7 +128,6 @@ export class RedisStore implements Store, MergeQueue {
   private readonly maxRefreshKeys: number;
   private readonly maxDirty: number;
   private readonly maxFlushKeys: number;
-  private readonly timersOn: boolean;
   private readonly arrivalTtlMs: number;
   private readonly logger: StoreLogger | undefined;
   private readonly logEveryMs: number;
@@ -162,7 +161,6 @@ export class RedisStore implements Store, MergeQueue {
     const max = opts.maxKeys ?? 500_000;
     this.maxDirty = opts.maxDirty ?? max;
     this.maxFlushKeys = Math.max(1, opts.maxFlushKeys ?? 1000);
-    this.timersOn = opts.timers !== false;
     this.arrivalTtlMs = opts.arrivalTtlMs ?? 600_000;
     this.logger = opts.logger;
     this.logEveryMs = opts.logEveryMs ?? 30_000;
@@ -318,21 +316,14 @@ export class RedisStore implements Store, MergeQueue {
     b.add('pexpire', registry, [registry, 2 * live], IGNORE);
     b.add('zcard', registry, [registry], (err, res) => { if (!err) this.instances = Number(res) || 0; });
     // at most maxFlushKeys keys written and maxFlushKeys new keys read per flush; the rest wait
-    const dirty = this.dirty;
-    const n = Math.min(dirty.length, this.maxFlushKeys);
-    this.dirty = n < dirty.length ? dirty.slice(n) : [];
-    for (let i = 0; i < n; i++) {
-      const e = dirty[i] as Entry;
+    for (const e of this.dirty.splice(0, this.maxFlushKeys)) {
       e.dirty = false;
       e.flush(b, this);
     }
     const orphans = this.orphans;
     this.orphans = [];
     for (const [e, c] of orphans) e.flushCell(c, b, this);
-    const fresh = this.fresh;
-    const m = Math.min(fresh.length, this.maxFlushKeys);
-    this.fresh = m < fresh.length ? fresh.slice(m) : [];
-    for (let i = 0; i < m; i++) (fresh[i] as Entry).pull(b, this);
+    for (const e of this.fresh.splice(0, this.maxFlushKeys)) e.pull(b, this);
     this.flushing = this.exec(b).then(
       (failed) => {
         this.counts.opsPerFlush = b.size;
@@ -350,7 +341,7 @@ export class RedisStore implements Store, MergeQueue {
       this.flushing = undefined;
       // a backlog goes out piece by piece, BACKLOG_GAP_MS apart: decisions (and, on a shared core,
       // nginx and Redis) get most of the time in between
-      if (this.timersOn && !this.closed && (this.dirty.length > 0 || this.fresh.length > 0)) setTimeout(() => void this.flush(), BACKLOG_GAP_MS).unref();
+      if (this.flushTimer && !this.closed && (this.dirty.length > 0 || this.fresh.length > 0)) setTimeout(() => void this.flush(), BACKLOG_GAP_MS).unref();
     });
     return this.flushing;
   }

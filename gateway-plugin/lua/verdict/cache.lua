@@ -12,7 +12,7 @@
 -- that client's calls where $verdict_cleared is async, and never enforces it where it is inline.
 --
 -- "Anything cached?" flags: most of the time the cache holds nothing of a given key type (the
--- service caches blocks only), and then a lookup would be pure cost (key building, base64, a
+-- service caches blocks, and clean marks only where the policy turns them on), and then a lookup would be pure cost (key building, base64, a
 -- shared-dict lock per key). Each worker publishes, per key type, the latest expiry of what it
 -- stored ("cache:until:<type>:<worker id>" in `verdict_state`: one writer per key, so no lost
 -- update between workers), and keeps a merged view that it refreshes at most every
@@ -35,6 +35,8 @@ local _M = { _VERSION = "0.1.0" }
 
 local TYPES = { ip = true, subnet = true, device = true, session = true, principal = true, target = true }
 local SEVERITY = { ALLOW = 1, TAG = 2, CHALLENGE = 3, BLOCK = 4 }
+-- what a lookup returns for a clean mark (a cached ALLOW): shared, read-only
+local MARK = { action = "ALLOW", score = 0, reasons = {} }
 
 local dict
 local function cache()
@@ -190,7 +192,8 @@ end
 -- Looks up only the key types that may hold a live entry (cache.live()) and that the request
 -- has (nil arguments are skipped). path, query: the DecideRequest's (query already cut to
 -- query_max_bytes). Returns { action, score, reasons = {...}, cache_key } of the
--- most severe cached verdict (the first found on a tie), or nil.
+-- most severe cached verdict (the first found on a tie), or nil; for a clean mark (an ALLOW, the
+-- least severe) a shared table with its action only.
 function _M.lookup(client_ip, session_hash, token_hash, device_hash, path, query)
   local now = ngx_now() * 1000
   local d = cache()
@@ -218,6 +221,8 @@ function _M.lookup(client_ip, session_hash, token_hash, device_hash, path, query
     best, best_key, best_sev = consider(d, target_key(url, target_of, url), best, best_key, best_sev)
   end
   if not best then return nil end
+  -- a clean mark carries nothing the handler reads but its action: no table per request
+  if best_sev == SEVERITY.ALLOW then return MARK end
   return unpack_verdict(best, best_key)
 end
 

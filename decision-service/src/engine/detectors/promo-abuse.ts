@@ -44,6 +44,9 @@ export const promoAbuse: DetectorFactory = ({ policy, store }) => {
     return t;
   };
   const best = new Strongest();
+  /** Claims counted on a key, against the per-key thresholds times `mult`. */
+  const offerClaims = (n: number, mult: number, code: string, about: SignalSubject) =>
+    best.offer(ramp(n, cfg.claims_per_key * mult + 0.5, cfg.claims_per_key_max * mult), code, about, { count: n, threshold: cfg.claims_per_key * mult });
   return {
     name: 'promo_abuse',
     inspect(f, out) {
@@ -59,13 +62,8 @@ export const promoAbuse: DetectorFactory = ({ policy, store }) => {
       best.reset();
       // Per device and account; not per address, not even address + browser: a managed office puts
       // hundreds of honest participants with identical browsers behind one IP.
-      const claimKeys: Array<[Subject, string, number, SignalSubject]> = [];
-      if (f.device) claimKeys.push([subject.device(f.device), 'device', 1, 'device']);
-      if (f.principal) claimKeys.push([subject.principal(f.principal), 'account', 1, 'principal']);
-      for (const [key, name, mult, about] of claimKeys) {
-        const n = store.incr(K.claims(key), W, now);
-        best.offer(ramp(n, cfg.claims_per_key * mult + 0.5, cfg.claims_per_key_max * mult), `promo.claims.${name}`, about, { count: n, threshold: cfg.claims_per_key * mult });
-      }
+      if (f.device) offerClaims(store.incr(K.claims(subject.device(f.device)), W, now), 1, 'promo.claims.device', 'device');
+      if (f.principal) offerClaims(store.incr(K.claims(subject.principal(f.principal)), W, now), 1, 'promo.claims.account', 'principal');
       // ...except the claims of accounts made minutes ago by the very device or browser profile
       // that claims (an account farm: a fresh device and profile per account, a handful of exits),
       // counted per address at `ip_multiplier` times the threshold. An office's customers claim
@@ -73,9 +71,7 @@ export const promoAbuse: DetectorFactory = ({ policy, store }) => {
       const freshDevice = f.device !== '' && store.marked(K.freshAccount(subject.device(f.device)), now);
       const freshSession = f.session !== '' && store.marked(K.freshAccount(subject.session(f.session)), now);
       if ((freshDevice || freshSession) && cfg.ip_multiplier > 0) {
-        const n = store.incr(K.freshClaims(subject.ip(f.ip)), W, now);
-        const mult = cfg.ip_multiplier;
-        best.offer(ramp(n, cfg.claims_per_key * mult + 0.5, cfg.claims_per_key_max * mult), 'promo.fresh_claims.ip', 'ip', { count: n, threshold: cfg.claims_per_key * mult });
+        offerClaims(store.incr(K.freshClaims(subject.ip(f.ip)), W, now), cfg.ip_multiplier, 'promo.fresh_claims.ip', 'ip');
       }
       if (f.device && f.principal) {
         const accounts = store.addDistinct(K.accountsPerDevice(f.device), hash32(f.principal), W, now);
