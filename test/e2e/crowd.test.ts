@@ -34,11 +34,11 @@ const SEED = 14;
 /** mean gap between two arrivals: 40 customers arrive over about 90 s, a few in the shop at once */
 const MEAN_GAP_MS = 2200;
 /** the crowd's own deadline; customers still in the shop then are reported as not finished */
-const RUN_DEADLINE_MS = 240_000;
+const RUN_DEADLINE_MS = 270_000;
 /** longest wait for one page or one answer */
 const STEP_TIMEOUT_MS = 20_000;
 /** longest visit; a customer still in the shop then is taken out (their context closed) */
-const VISIT_TIMEOUT_MS = 90_000;
+const VISIT_TIMEOUT_MS = 120_000;
 /** below this share of the customers' guarded API calls judged by the engine, the run measured too little */
 const MIN_JUDGED = 0.8;
 
@@ -131,10 +131,13 @@ t.test(`${CUSTOMERS} customers behind one office address: home, login (a quarter
   // CPU, so Chromium runs niced below the server side and cannot starve the service or nginx.
   const niced = join(dir, 'chromium');
   writeFileSync(niced, `#!/bin/sh\nexec nice -n 19 ${BROWSER} "$@"\n`, { mode: 0o755 });
+  // Renderers capped and no site-isolation trials: 40 contexts otherwise start 40+ renderer
+  // processes whose start-up alone saturated a 2-core CI box (visits of ~10 s took 90 s and
+  // customers were cut off as "not done"); with these flags the slowest visit took ~58 s.
   const browser: Browser = await chromium.launch({
     executablePath: niced,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--renderer-process-limit=3', '--disable-site-isolation-trials', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   t.teardown(() => browser.close().catch(() => {}));
   const base = nginx.url;
