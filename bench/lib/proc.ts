@@ -1,7 +1,7 @@
 // Process helpers for the benchmark: CPU pinning (taskset), RSS, and the decision service as a
 // pinned child process. Everything listens on 127.0.0.1 (or a unix socket) only.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, repoRoot } from '../../scripts/lib/nginx.ts';
@@ -138,26 +138,35 @@ export interface ServiceProcess {
   stop(): Promise<void>;
 }
 
+/** A fresh directory for a unix socket that nginx's workers (user nobody when run as root) can reach. */
+function socketDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  chmodSync(dir, 0o755);
+  return dir;
+}
+
 /** Starts decision-service/src/main.ts pinned to `cpu`; resolves when it prints that it listens. */
 export async function startServiceProcess(opts: { cpu: number | null; unix?: boolean; env?: Record<string, string>; nodeFlags?: string[] }): Promise<ServiceProcess> {
   let addr: string;
   let url = '';
   let metricsPort = 0;
   if (opts.unix) {
-    addr = `unix:${join(mkdtempSync(join(tmpdir(), 'verdict-bench-sock-')), 'verdict.sock')}`;
+    addr = `unix:${join(socketDir('verdict-bench-sock-'), 'verdict.sock')}`;
   } else {
     metricsPort = await freePort();
     addr = `127.0.0.1:${metricsPort}`;
     url = `http://${addr}`;
   }
   const frameListen = opts.unix
-    ? `unix:${join(mkdtempSync(join(tmpdir(), 'verdict-bench-frame-')), 'frames.sock')}`
+    ? `unix:${join(socketDir('verdict-bench-frame-'), 'frames.sock')}`
     : `127.0.0.1:${await freePort()}`;
   const { child, stop } = await startServiceChild({
     VERDICT_LISTEN: addr,
     VERDICT_FRAME_LISTEN: frameListen,
     VERDICT_LOG_LEVEL: 'warn',
     VERDICT_POLICY_WATCH: '0',
+    // nginx's workers run as nobody when the bench runs as root
+    VERDICT_SOCKET_MODE: '0666',
     VERDICT_IDENTIFIER_KEY: 'verdict-bench-identifier-key-0123',
     ...opts.env,
   }, 30_000, opts.nodeFlags);

@@ -1,6 +1,6 @@
 // The only reader of process.env: parse config → build app → warm up → listen.
 
-import { existsSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { buildApp } from './app.ts';
 import { parseEnv, type ServiceConfig } from './config/env.ts';
 import { ConfigError } from './errors.ts';
@@ -36,6 +36,7 @@ async function main(): Promise<void> {
   if (config.listen.kind === 'unix') {
     if (existsSync(config.listen.path)) unlinkSync(config.listen.path);
     await app.listen({ path: config.listen.path });
+    chmodSync(config.listen.path, config.socketMode);
   } else {
     await app.listen({ host: config.listen.host, port: config.listen.port });
   }
@@ -47,6 +48,7 @@ async function main(): Promise<void> {
       if (fl.kind === 'unix') built.frameServer.listen(fl.path, resolve);
       else built.frameServer.listen(fl.port, fl.host, resolve);
     });
+    if (fl.kind === 'unix') chmodSync(fl.path, config.socketMode);
   }
   process.stdout.write(`verdict decision service listening on ${config.listenText} (frames: ${config.frameListenText}; policy ${config.policyFile}, version ${built.engine.policyVersion})\n`);
 

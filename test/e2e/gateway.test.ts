@@ -6,7 +6,7 @@
 // script and the njs script run the same cases. What a variant cannot do is listed in its
 // `lacks` (with the reason); those cases, or those assertions, are skipped for it and say why.
 import t, { type Test } from 'tap';
-import { chmodSync, mkdtempSync } from 'node:fs';
+import { chmodSync, mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, type NginxHandle } from '../../scripts/lib/nginx.ts';
@@ -469,8 +469,9 @@ async function transportCases(t: Test, variant: GatewayVariant): Promise<void> {
     const dir = mkdtempSync(join(tmpdir(), 'verdict-sock-'));
     chmodSync(dir, 0o777); // nginx workers (nobody when run as root) connect to the socket
     const sock = join(dir, 'verdict.sock');
-    const service = await startService({ unix: sock });
-    chmodSync(sock, 0o777);
+    // nginx's workers run as another user: the service gives its socket the mode it is told
+    const service = await startService({ unix: sock, env: { VERDICT_SOCKET_MODE: '0666' } });
+    t.equal(statSync(sock).mode & 0o777, 0o666, 'the socket has VERDICT_SOCKET_MODE');
     const nginx = await variant.start({
       upstream: `127.0.0.1:${upstream.port}`,
       service: service.addr,
@@ -662,8 +663,8 @@ async function frameCases(t: Test, variant: GatewayVariant): Promise<void> {
     const dir = mkdtempSync(join(tmpdir(), 'verdict-sock-'));
     chmodSync(dir, 0o777); // nginx workers (nobody when run as root) connect to the socket
     const sock = join(dir, 'frames.sock');
-    const service = await startService({ env: { VERDICT_FRAME_LISTEN: `unix:${sock}` } });
-    chmodSync(sock, 0o777);
+    const service = await startService({ env: { VERDICT_FRAME_LISTEN: `unix:${sock}`, VERDICT_SOCKET_MODE: '666' } });
+    t.equal(statSync(sock).mode & 0o777, 0o666, 'the frame socket has VERDICT_SOCKET_MODE');
     const nginx = await variant.start({
       upstream: `127.0.0.1:${upstream.port}`,
       service: `frame:unix:${sock}`,

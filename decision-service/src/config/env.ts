@@ -21,6 +21,8 @@ export const envSchema = z.object({
   VERDICT_LISTEN: listen.default('127.0.0.1:9400').describe('where the service listens'),
   VERDICT_FRAME_LISTEN: z.union([z.literal('off'), listen]).default('off')
     .describe('framed protobuf transport for the Lua gateway (host:port, unix:/path, or off)'),
+  VERDICT_SOCKET_MODE: z.string().regex(/^0?[0-7]{3}$/, 'write an octal file mode such as 0660').default('0660')
+    .describe('file mode of the unix sockets (VERDICT_LISTEN, VERDICT_FRAME_LISTEN): connecting needs write permission, so nginx\'s worker user must be the owner, in the group (0660, the default) or, with a gateway secret, anyone (0666)'),
   VERDICT_POLICY: z.string().min(1).default('policies/default.yaml').describe('policy YAML file'),
   VERDICT_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   VERDICT_KEEPALIVE_TIMEOUT_MS: z.coerce.number().int().min(1000).max(3_600_000).default(75_000)
@@ -149,6 +151,8 @@ export interface ServiceConfig {
   /** The framed transport's address, or undefined when off. */
   readonly frameListen: ListenAddress | undefined;
   readonly frameListenText: string;
+  /** file mode given to the unix sockets the service listens on */
+  readonly socketMode: number;
   readonly policyFile: string;
   readonly logLevel: string;
   readonly keepAliveTimeoutMs: number;
@@ -283,6 +287,7 @@ export function parseEnv(env: NodeJS.ProcessEnv): ServiceConfig {
     listenText: e.VERDICT_LISTEN,
     frameListen: frameAt ? Object.freeze(frameAt) : undefined,
     frameListenText: e.VERDICT_FRAME_LISTEN,
+    socketMode: Number.parseInt(e.VERDICT_SOCKET_MODE, 8),
     policyFile: e.VERDICT_POLICY,
     logLevel: e.VERDICT_LOG_LEVEL,
     keepAliveTimeoutMs: e.VERDICT_KEEPALIVE_TIMEOUT_MS,

@@ -14,6 +14,9 @@ t.test('defaults give a working loopback service', async (t) => {
 t.test('unix sockets and explicit values', async (t) => {
   const c = parseEnv({ VERDICT_LISTEN: 'unix:/run/verdict.sock', VERDICT_IDENTIFIER_KEY: 'k'.repeat(32), VERDICT_METRICS: '0' });
   t.same(c.listen, { kind: 'unix', path: '/run/verdict.sock' });
+  t.equal(c.socketMode, 0o660, 'sockets are for the owner and its group by default');
+  t.equal(parseEnv({ VERDICT_SOCKET_MODE: '666' }).socketMode, 0o666);
+  t.throws(() => parseEnv({ VERDICT_SOCKET_MODE: '0x1b6' }), /VERDICT_SOCKET_MODE="0x1b6": write an octal file mode such as 0660/);
   t.equal(c.identifierKeyEphemeral, false);
   t.equal(c.metrics, false);
 });
