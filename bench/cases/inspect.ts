@@ -4,7 +4,7 @@
 // `$verdict_inspect off`, `auto` (the default: the policy's share per route class, so on the
 // human mix the object, identity and promo routes' responses, and a sample of the rest) and `all`
 // (every response scanned chunk by chunk, a ResponseSample in each outcome) side by side,
-// alternating so drift hits all alike.
+// in rounds of short runs (off, auto, all in turn) so drift between minutes hits none of them.
 import type { BenchEnv, CaseOutput, CustomCase, Stack } from '../lib/case.ts';
 import { LUA_GUARD, mixLocations, startLuaGateway } from '../lib/gateway.ts';
 import { fmtMs, median } from '../lib/results.ts';
@@ -12,6 +12,9 @@ import { startStockNginx } from '../lib/stock-nginx.ts';
 import { childPids, groupUsage, perRequest } from '../lib/proc.ts';
 import { pacingScript, runWrk, type WrkResult } from '../lib/wrk.ts';
 
+/** Rounds of saturation runs (each: off, auto and all in turn) and seconds per run. */
+const SAT_ROUNDS = 8;
+const SAT_RUN_S = 4;
 /** The fixed rate of the CPU-per-request runs: well below every setting's saturation. */
 const CPU_RATE = 1500;
 /** Rounds of CPU-per-request readings (each: off, auto and all in turn) and seconds per reading. */
@@ -31,10 +34,12 @@ const records = Array.from({ length: 12 }, (_, i) => ({
 }));
 export const INSPECT_BODY = JSON.stringify({ page: 1, page_size: 12, total: 4810, items: records });
 
-async function saturate(env: BenchEnv, url: string, name: string): Promise<WrkResult> {
+/** 1 s of warm-up, then `durationS` measured; `measured` brackets the measured run alone. */
+async function saturate(env: BenchEnv, url: string, name: string, durationS: number, measured?: <T>(run: () => Promise<T>) => Promise<T>): Promise<WrkResult> {
   const base = { url, script: env.mixScript, connections: env.connections, cpu: env.cpus.load, dir: env.tmp };
-  await runWrk({ ...base, durationS: env.warmupS, name: `${name}-warm` });
-  return runWrk({ ...base, durationS: env.durationS, name });
+  await runWrk({ ...base, durationS: 1, name: `${name}-warm` });
+  const run = () => runWrk({ ...base, durationS, name });
+  return measured ? measured(run) : run();
 }
 
 const inspectCase: CustomCase = {
@@ -58,14 +63,18 @@ const inspectCase: CustomCase = {
     // CPU per request at a fixed rate, read from /proc per process: what inspection adds to the
     // server core's work, which a noisy neighbour barely moves (saturation throughput swings by
     // ±15% between runs on a shared machine; this by a few µs)
-    const cpuPerRequest = async (stack: Stack, name: string, durationS: number): Promise<CpuPerRequest> => {
-      const groups = { gateway: stack.workerPids?.() ?? [], service: [env.service.pid], upstream: childPids(upstream.pid) };
-      const before = groupUsage(groups);
-      const r = await runWrk({ url: stack.url, script: env.mixScript + pacingScript(CPU_RATE), connections: env.connections, cpu: env.cpus.load, dir: env.tmp, durationS, name });
-      const u = perRequest(before, groupUsage(groups), r.requests);
+    const groupsOf = (stack: Stack) => ({ gateway: stack.workerPids?.() ?? [], service: [env.service.pid], upstream: childPids(upstream.pid) });
+    type Used = ReturnType<typeof groupUsage<'gateway' | 'service' | 'upstream'>>;
+    const usedPerRequest = (before: Used, after: Used, requests: number): CpuPerRequest => {
+      const u = perRequest(before, after, requests);
       return { gateway: u.gateway.cpuUs, service: u.service.cpuUs, upstream: u.upstream.cpuUs, total: u.gateway.cpuUs + u.service.cpuUs + u.upstream.cpuUs };
     };
-    const order: Setting[] = env.quick ? ['off', 'auto', 'all'] : ['off', 'auto', 'all', 'all', 'auto', 'off', 'off', 'auto', 'all', 'all', 'auto', 'off'];
+    const cpuPerRequest = async (stack: Stack, name: string, durationS: number): Promise<CpuPerRequest> => {
+      const groups = groupsOf(stack);
+      const before = groupUsage(groups);
+      const r = await runWrk({ url: stack.url, script: env.mixScript + pacingScript(CPU_RATE), connections: env.connections, cpu: env.cpus.load, dir: env.tmp, durationS, name });
+      return usedPerRequest(before, groupUsage(groups), r.requests);
+    };
     // The Lua scan alone: inspect.lua on the case's body in a loop inside the gateway's nginx
     // (no request, no outcome), so its cost is measured apart from the noisy stack.
     let scanUs = Number.NaN;
@@ -102,20 +111,44 @@ const inspectCase: CustomCase = {
     // nginx, one body), so it tracks how fast this shared VM runs at that moment, which swings by
     // more than the cost being measured between two readings seconds apart
     const unitCosts: Record<'auto' | 'all', number[]> = { auto: [], all: [] };
+    // Saturation, in rounds: the three settings' gateways run side by side (an idle one costs
+    // nothing) and each round saturates each of them in turn for a few seconds, rotating who goes
+    // first; a round's cost is its own runs against its own `off` run, seconds apart. Long runs
+    // minutes apart measured this shared VM's drift (±15-30%) more than inspection.
+    const satPairs: Record<'auto' | 'all', number[]> = { auto: [], all: [] };
+    // the same rounds read through the CPU the server core spent per request during each
+    // saturation run: on a saturated core throughput is its inverse, and a neighbour's burst that
+    // takes the core away shows in req/s but not in the CPU our processes used per request
+    const satCpuPairs: Record<'auto' | 'all', number[]> = { auto: [], all: [] };
     try {
-      for (const [i, setting] of order.entries()) {
-        const stack = await startLuaGateway(at, layout(setting));
-        try {
-          runs[setting].push(await saturate(env, stack.url, `inspect-${setting}-${i}`));
-        } finally {
-          await stack.stop();
+      for (const setting of ['off', 'auto', 'all'] as const) stacks[setting] = await startLuaGateway(at, layout(setting));
+      // one unrecorded run each first: nginx's Lua and the service's code paths for each setting warm
+      for (const setting of ['off', 'auto', 'all'] as const) await saturate(env, (stacks[setting] as Stack).url, `inspect-${setting}-warm`, 2);
+      for (let r = 0; r < (env.quick ? 1 : SAT_ROUNDS); r++) {
+        const turn: Setting[] = (['off', 'auto', 'all'] as const).map((_, i, a) => a[(i + r) % 3] as Setting);
+        const got: Partial<Record<Setting, WrkResult>> = {};
+        const used: Partial<Record<Setting, CpuPerRequest>> = {};
+        for (const setting of turn) {
+          const groups = groupsOf(stacks[setting] as Stack);
+          let before = groupUsage(groups);
+          let after = before;
+          const w = await saturate(env, (stacks[setting] as Stack).url, `inspect-${setting}-${r}`, env.quick ? env.durationS : SAT_RUN_S, async (run) => {
+            before = groupUsage(groups);
+            const out = await run();
+            after = groupUsage(groups);
+            return out;
+          });
+          got[setting] = w;
+          used[setting] = usedPerRequest(before, after, w.requests);
+          runs[setting].push(w);
+        }
+        for (const x of ['auto', 'all'] as const) {
+          satPairs[x].push(1 - (got[x] as WrkResult).rps / (got.off as WrkResult).rps);
+          satCpuPairs[x].push(1 - (used.off as CpuPerRequest).total / (used[x] as CpuPerRequest).total);
         }
       }
-      // CPU per request, in rounds: the three settings' gateways run side by side (an idle one
-      // costs nothing) and each round paces each of them in turn for a few seconds, so a round's
-      // three readings are taken within seconds of each other; a round's cost is its own
-      // settings against its own `off`, and the median over rounds is what the target reads.
-      for (const setting of ['off', 'auto', 'all'] as const) stacks[setting] = await startLuaGateway(at, layout(setting));
+      // CPU per request, in rounds the same way: each round paces each gateway in turn for a few
+      // seconds; a round's cost is its own settings against its own `off`.
       for (const setting of ['off', 'auto', 'all'] as const) await cpuPerRequest(stacks[setting] as Stack, `inspect-cpu-warm-${setting}`, 2);
       const rounds = env.quick ? 2 : CPU_ROUNDS;
       for (let r = 0; r < rounds; r++) {
@@ -139,34 +172,32 @@ const inspectCase: CustomCase = {
     }
     const rps = (s: Setting) => median(runs[s].map((r) => r.rps));
     const p99 = (s: Setting) => median(runs[s].map((r) => r.latencyUs.p99));
-    const measured = 1 - rps('auto') / rps('off');
-    const measuredAll = 1 - rps('all') / rps('off');
+    // on a saturated shared core, the reading the target takes: the median of the rounds' own costs
+    const measured = median(satPairs.auto);
+    const measuredAll = median(satPairs.all);
+    const satCpu = median(satCpuPairs.auto);
+    const satCpuAll = median(satCpuPairs.all);
     const us = (s: Setting, k: keyof CpuPerRequest) => median(cpu[s].map((c) => c[k]));
     // on a saturated shared core, throughput is inversely proportional to the CPU per request
     const cost = median(pairCosts.auto);
     const costAll = median(pairCosts.all);
     const unitCost = median(unitCosts.auto);
     const unitCostAll = median(unitCosts.all);
-    // saturation, pair by pair: each auto or all run against the off run next to it in the order
-    const satPairs: Record<'auto' | 'all', number[]> = { auto: [], all: [] };
-    for (let k = 0; k < runs.off.length; k++) {
-      const off = runs.off[k]?.rps ?? Number.NaN;
-      for (const x of ['auto', 'all'] as const) if (runs[x][k]) satPairs[x].push(1 - (runs[x][k] as WrkResult).rps / off);
-    }
     const fmtUs = (v: number) => v.toFixed(1);
     return {
       sections: [{
         id: 'inspect',
         title: this.title,
-        columns: ['$verdict_inspect', 'req/s at saturation (median of runs)', 'throughput cost at saturation (median of runs)', 'p99, ms', `CPU µs per request at ${CPU_RATE.toLocaleString('en-US')}/s: gateway`, 'service', 'upstream', 'total', 'cost from CPU (median of rounds)', 'the same in upstream units', 'runs (saturation + CPU)'],
-        rows: (['off', 'auto', 'all'] as const).map((s) => [s, Math.round(rps(s)).toLocaleString('en-US'), s === 'off' ? '–' : `${(100 * (1 - rps(s) / rps('off'))).toFixed(1)}%`, fmtMs(p99(s)), fmtUs(us(s, 'gateway')), fmtUs(us(s, 'service')), fmtUs(us(s, 'upstream')), fmtUs(us(s, 'total')),
+        columns: ['$verdict_inspect', 'req/s at saturation (median of runs)', 'throughput cost at saturation (median of rounds)', 'p99, ms', `CPU µs per request at ${CPU_RATE.toLocaleString('en-US')}/s: gateway`, 'service', 'upstream', 'total', 'cost from CPU (median of rounds)', 'the same in upstream units', 'runs (saturation + CPU)'],
+        rows: (['off', 'auto', 'all'] as const).map((s) => [s, Math.round(rps(s)).toLocaleString('en-US'), s === 'off' ? '–' : `${(100 * median(satPairs[s])).toFixed(1)}%`, fmtMs(p99(s)), fmtUs(us(s, 'gateway')), fmtUs(us(s, 'service')), fmtUs(us(s, 'upstream')), fmtUs(us(s, 'total')),
           s === 'off' ? '–' : `${(100 * median(pairCosts[s])).toFixed(1)}%`, s === 'off' ? '–' : `${(100 * median(unitCosts[s])).toFixed(1)}%`, `${runs[s].length} + ${cpu[s].length}`]),
         notes: [
           `Upstream: stock nginx answering a ${Buffer.byteLength(INSPECT_BODY)}-byte application/json body (12 records, 4 unmasked and 2 masked mobile numbers, 1 e-mail address) to every request of the human mix; inline on every route.`,
-          `Runs in order (req/s): ${order.map((o, i) => `${o} ${Math.round(runs[o][order.slice(0, i).filter((x) => x === o).length]?.rps ?? 0).toLocaleString('en-US')}`).join(', ')}.`,
+          `Saturation runs per round (req/s, off / auto / all; ${SAT_RUN_S} s each after 1 s of warm-up, the round's first setting rotating): ${runs.off.map((o, i) => `${Math.round(o.rps).toLocaleString('en-US')} / ${Math.round(runs.auto[i]?.rps ?? 0).toLocaleString('en-US')} / ${Math.round(runs.all[i]?.rps ?? 0).toLocaleString('en-US')}`).join(', ')}.`,
           `Per-round throughput cost from CPU (auto / all): ${pairCosts.auto.map((c, i) => `${(100 * c).toFixed(1)}% / ${(100 * (pairCosts.all[i] ?? Number.NaN)).toFixed(1)}%`).join(', ')}; in upstream units: ${unitCosts.auto.map((c, i) => `${(100 * c).toFixed(1)}% / ${(100 * (unitCosts.all[i] ?? Number.NaN)).toFixed(1)}%`).join(', ')}.`,
-          `Saturation, each run against the off run beside it (auto / all): ${satPairs.auto.map((c, i) => `${(100 * c).toFixed(1)}% / ${(100 * (satPairs.all[i] ?? Number.NaN)).toFixed(1)}%`).join(', ')}.`,
-          `Throughput cost of response inspection at its default (auto) / inspecting every response (all): at saturation (median req/s of ${runs.off.length} runs each, alternating) ${(100 * measured).toFixed(1)}% / ${(100 * measuredAll).toFixed(1)}%; from the CPU per request on the shared server core (median of the rounds' own cost against their own \`off\`) ${(100 * cost).toFixed(1)}% / ${(100 * costAll).toFixed(1)}%, in upstream units ${(100 * unitCost).toFixed(1)}% / ${(100 * unitCostAll).toFixed(1)}%.`,
+          `Saturation cost per round, each setting against the round's own off run (auto / all): ${satPairs.auto.map((c, i) => `${(100 * c).toFixed(1)}% / ${(100 * (satPairs.all[i] ?? Number.NaN)).toFixed(1)}%`).join(', ')}.`,
+          `The same rounds read from the server core's CPU per request during each saturation run (1 − off's / the setting's; auto / all): ${satCpuPairs.auto.map((c, i) => `${(100 * c).toFixed(1)}% / ${(100 * (satCpuPairs.all[i] ?? Number.NaN)).toFixed(1)}%`).join(', ')}; medians ${(100 * satCpu).toFixed(1)}% / ${(100 * satCpuAll).toFixed(1)}%.`,
+          `Throughput cost of response inspection at its default (auto) / inspecting every response (all): at saturation (median of ${runs.off.length} rounds' own costs) ${(100 * measured).toFixed(1)}% / ${(100 * measuredAll).toFixed(1)}%; from the CPU per request on the shared server core (median of the rounds' own cost against their own \`off\`) ${(100 * cost).toFixed(1)}% / ${(100 * costAll).toFixed(1)}%, in upstream units ${(100 * unitCost).toFixed(1)}% / ${(100 * unitCostAll).toFixed(1)}%.`,
           `The Lua scan alone (inspect.lua on this body in a loop inside nginx, median of 5 × 20,000): ${scanUs.toFixed(1)} µs per response.`,
           `CPU per request: user + system time from /proc of the gateway's nginx worker, the decision service and the upstream nginx, over a ${env.quick ? 2 : CPU_RUN_S} s run paced at ${CPU_RATE.toLocaleString('en-US')} requests/s, divided by the requests sent; the three settings' gateways run side by side and each round reads off, auto and all in turn (rotating who goes first).`,
         ],
