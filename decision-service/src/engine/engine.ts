@@ -226,13 +226,17 @@ export class Engine {
     groups.length = 0;
     let keepOwn = 1; // own evidence of enforced rules
     let keepOwnAll = 1; // ...and of monitor-mode rules
+    let keepNarrow = 1; // own evidence of enforced rules on the request and its own keys, not its address
     for (const s of signals) {
       const role = pv.enabled ? collateral.role(s) : ROLE.own;
       roles.push(role);
       if (role !== ROLE.own || !firstOfGroup(s, groups)) continue;
       const p = keepOf(s);
       keepOwnAll *= p;
-      if (!s.monitor) keepOwn *= p;
+      if (!s.monitor) {
+        keepOwn *= p;
+        if (!isAddress(s)) keepNarrow *= p;
+      }
     }
     groups.length = 0;
     const ownScore = Math.round(100 * (1 - keepOwn));
@@ -275,7 +279,11 @@ export class Engine {
     const crowdOwn = pv.crowd_never_blocks ? thresholds.block : needOwn;
     let action = capShared(capShared(actionFor(score, thresholds), shared, ownScore, needOwn), crowd, ownScore, crowdOwn);
     const wouldAction = capShared(capShared(actionFor(Math.round(100 * (1 - keepAll)), thresholds), sharedAll, ownScoreAll, needOwn), crowdAll, ownScoreAll, crowdOwn);
-    if (pv.enabled && ownScore >= pv.abuse_score) this.proofs.abused(f, pv);
+    // Abuse marks a session, device and login as never to be proven: only for what the request and
+    // its own keys did. Evidence on an address (or address + build) that nobody proven shares *yet*
+    // acts on the request, but a carrier NAT's first customers, challenged for a crew behind the
+    // same address, must still become proven when they log in — or the crowd never forms (issue 14).
+    if (pv.enabled && Math.round(100 * (1 - keepNarrow)) >= pv.abuse_score) this.proofs.abused(f, pv);
     let ask: ChallengeAsk | undefined;
     if (action === 'CHALLENGE' || (action !== 'BLOCK' && short)) {
       // challenged for the score: its difficulty (at least the level required); only for lacking

@@ -460,3 +460,45 @@ t.test('a crowd\'s key never adds to a block: a customer who hops accounts behin
   t.equal(decide('g:95:global,hop:40:session').action, 'BLOCK', 'a global alarm next to own evidence of block_needs_own_score: still a block (alarms are not a crowd\'s key)');
   t.equal(run({ proven: { crowd_never_blocks: false } })('fanout:95:client,hop:40:session').action, 'BLOCK', 'with crowd_never_blocks false: a block, as before');
 });
+
+t.test('abuse marks come from the request\'s own evidence: a customer challenged for what others did behind its address and build becomes proven by its login', async (t) => {
+  // a detector that says exactly what the request asks for (query "code:score:subject", comma-separated)
+  const probe = () => ({
+    name: 'probe',
+    inspect(f: { req: { query: string } }, out: Signal[]) {
+      for (const part of f.req.query.split(',').filter(Boolean)) {
+        const [code, score, about] = part.split(':');
+        out.push(signal(`t.${code}`, Number(score), false, undefined, about as SignalSubject));
+      }
+    },
+  });
+  const clock = new VirtualClock(1_763_800_000_000);
+  const p = policy({ routes: ROUTES });
+  const store = new MemoryStore({ maxKeys: 10_000 });
+  const engine = new Engine({ policy: p, store, clock, identifierKey: KEY, detectors: [probe as never] });
+  let n = 0;
+  const send = (fields: Record<string, unknown>, status: number): Decision => {
+    const id = `r${++n}`;
+    const d = engine.decide(request({ request_id: id, ...fields }));
+    engine.observe({ request_id: id, status: stopped(d) ? 429 : status, auth_result: '', action: d.action } as Outcome);
+    clock.advance(2000);
+    return d;
+  };
+  const proofOf = (fields: Record<string, unknown>) => {
+    const req = request(fields);
+    return new Proofs(store).of(extractFeatures(req, p, clock.now(), KEY), req, p.doc.proven);
+  };
+  const paid = { clearance: 'VALID', clearance_level: 20 };
+  // A carrier NAT's first customer (nobody proven behind the address + build yet): a crew's
+  // fan-out on that key challenges the login; the browser pays, and the login goes through.
+  const me = { client_ip: NAT, ...CHROME, ...session('first-customer') };
+  const first = send({ ...me, ...login('me@mail.example', 'right'), query: 'fanout:75:client' }, 200);
+  t.equal(first.action, 'CHALLENGE', 'challenged for the evidence on its address + build (own: nobody proven shares that key yet)');
+  t.notOk(stopped(send({ ...me, ...login('me@mail.example', 'right'), query: 'fanout:75:client', ...paid }, 200)), 'the paid login passes');
+  t.equal(proofOf(me), PROOF.login, 'and proves the session: what others did behind its address marked no abuse of its own');
+  // the same with evidence on its own session: the login is abuse, and proves nothing
+  const hopper = { client_ip: NAT, ...CHROME, ...session('hopper') };
+  t.equal(send({ ...hopper, ...login('x@mail.example', 'pw'), query: 'hop:75:session' }, 200).action, 'CHALLENGE');
+  t.notOk(stopped(send({ ...hopper, ...login('x@mail.example', 'pw'), query: 'hop:75:session', ...paid }, 200)), 'the paid login passes too');
+  t.equal(proofOf(hopper), PROOF.none, 'but its own evidence voided the proof');
+});
