@@ -34,12 +34,11 @@ const records = Array.from({ length: 12 }, (_, i) => ({
 }));
 export const INSPECT_BODY = JSON.stringify({ page: 1, page_size: 12, total: 4810, items: records });
 
-/** 1 s of warm-up, then `durationS` measured; `measured` brackets the measured run alone. */
-async function saturate(env: BenchEnv, url: string, name: string, durationS: number, measured?: <T>(run: () => Promise<T>) => Promise<T>): Promise<WrkResult> {
+/** 1 s of warm-up, then `durationS` measured. */
+async function saturate(env: BenchEnv, url: string, name: string, durationS: number): Promise<WrkResult> {
   const base = { url, script: env.mixScript, connections: env.connections, cpu: env.cpus.load, dir: env.tmp };
   await runWrk({ ...base, durationS: 1, name: `${name}-warm` });
-  const run = () => runWrk({ ...base, durationS, name });
-  return measured ? measured(run) : run();
+  return runWrk({ ...base, durationS, name });
 }
 
 const inspectCase: CustomCase = {
@@ -116,10 +115,6 @@ const inspectCase: CustomCase = {
     // first; a round's cost is its own runs against its own `off` run, seconds apart. Long runs
     // minutes apart measured this shared VM's drift (±15-30%) more than inspection.
     const satPairs: Record<'auto' | 'all', number[]> = { auto: [], all: [] };
-    // the same rounds read through the CPU the server core spent per request during each
-    // saturation run: on a saturated core throughput is its inverse, and a neighbour's burst that
-    // takes the core away shows in req/s but not in the CPU our processes used per request
-    const satCpuPairs: Record<'auto' | 'all', number[]> = { auto: [], all: [] };
     try {
       for (const setting of ['off', 'auto', 'all'] as const) stacks[setting] = await startLuaGateway(at, layout(setting));
       // one unrecorded run each first: nginx's Lua and the service's code paths for each setting warm
@@ -127,25 +122,12 @@ const inspectCase: CustomCase = {
       for (let r = 0; r < (env.quick ? 1 : SAT_ROUNDS); r++) {
         const turn: Setting[] = (['off', 'auto', 'all'] as const).map((_, i, a) => a[(i + r) % 3] as Setting);
         const got: Partial<Record<Setting, WrkResult>> = {};
-        const used: Partial<Record<Setting, CpuPerRequest>> = {};
         for (const setting of turn) {
-          const groups = groupsOf(stacks[setting] as Stack);
-          let before = groupUsage(groups);
-          let after = before;
-          const w = await saturate(env, (stacks[setting] as Stack).url, `inspect-${setting}-${r}`, env.quick ? env.durationS : SAT_RUN_S, async (run) => {
-            before = groupUsage(groups);
-            const out = await run();
-            after = groupUsage(groups);
-            return out;
-          });
+          const w = await saturate(env, (stacks[setting] as Stack).url, `inspect-${setting}-${r}`, env.quick ? env.durationS : SAT_RUN_S);
           got[setting] = w;
-          used[setting] = usedPerRequest(before, after, w.requests);
           runs[setting].push(w);
         }
-        for (const x of ['auto', 'all'] as const) {
-          satPairs[x].push(1 - (got[x] as WrkResult).rps / (got.off as WrkResult).rps);
-          satCpuPairs[x].push(1 - (used.off as CpuPerRequest).total / (used[x] as CpuPerRequest).total);
-        }
+        for (const x of ['auto', 'all'] as const) satPairs[x].push(1 - (got[x] as WrkResult).rps / (got.off as WrkResult).rps);
       }
       // CPU per request, in rounds the same way: each round paces each gateway in turn for a few
       // seconds; a round's cost is its own settings against its own `off`.
@@ -175,8 +157,6 @@ const inspectCase: CustomCase = {
     // on a saturated shared core, the reading the target takes: the median of the rounds' own costs
     const measured = median(satPairs.auto);
     const measuredAll = median(satPairs.all);
-    const satCpu = median(satCpuPairs.auto);
-    const satCpuAll = median(satCpuPairs.all);
     const us = (s: Setting, k: keyof CpuPerRequest) => median(cpu[s].map((c) => c[k]));
     // on a saturated shared core, throughput is inversely proportional to the CPU per request
     const cost = median(pairCosts.auto);
@@ -196,7 +176,6 @@ const inspectCase: CustomCase = {
           `Saturation runs per round (req/s, off / auto / all; ${SAT_RUN_S} s each after 1 s of warm-up, the round's first setting rotating): ${runs.off.map((o, i) => `${Math.round(o.rps).toLocaleString('en-US')} / ${Math.round(runs.auto[i]?.rps ?? 0).toLocaleString('en-US')} / ${Math.round(runs.all[i]?.rps ?? 0).toLocaleString('en-US')}`).join(', ')}.`,
           `Per-round throughput cost from CPU (auto / all): ${pairCosts.auto.map((c, i) => `${(100 * c).toFixed(1)}% / ${(100 * (pairCosts.all[i] ?? Number.NaN)).toFixed(1)}%`).join(', ')}; in upstream units: ${unitCosts.auto.map((c, i) => `${(100 * c).toFixed(1)}% / ${(100 * (unitCosts.all[i] ?? Number.NaN)).toFixed(1)}%`).join(', ')}.`,
           `Saturation cost per round, each setting against the round's own off run (auto / all): ${satPairs.auto.map((c, i) => `${(100 * c).toFixed(1)}% / ${(100 * (satPairs.all[i] ?? Number.NaN)).toFixed(1)}%`).join(', ')}.`,
-          `The same rounds read from the server core's CPU per request during each saturation run (1 − off's / the setting's; auto / all): ${satCpuPairs.auto.map((c, i) => `${(100 * c).toFixed(1)}% / ${(100 * (satCpuPairs.all[i] ?? Number.NaN)).toFixed(1)}%`).join(', ')}; medians ${(100 * satCpu).toFixed(1)}% / ${(100 * satCpuAll).toFixed(1)}%.`,
           `Throughput cost of response inspection at its default (auto) / inspecting every response (all): at saturation (median of ${runs.off.length} rounds' own costs) ${(100 * measured).toFixed(1)}% / ${(100 * measuredAll).toFixed(1)}%; from the CPU per request on the shared server core (median of the rounds' own cost against their own \`off\`) ${(100 * cost).toFixed(1)}% / ${(100 * costAll).toFixed(1)}%, in upstream units ${(100 * unitCost).toFixed(1)}% / ${(100 * unitCostAll).toFixed(1)}%.`,
           `The Lua scan alone (inspect.lua on this body in a loop inside nginx, median of 5 × 20,000): ${scanUs.toFixed(1)} µs per response.`,
           `CPU per request: user + system time from /proc of the gateway's nginx worker, the decision service and the upstream nginx, over a ${env.quick ? 2 : CPU_RUN_S} s run paced at ${CPU_RATE.toLocaleString('en-US')} requests/s, divided by the requests sent; the three settings' gateways run side by side and each round reads off, auto and all in turn (rotating who goes first).`,
