@@ -57,6 +57,17 @@ const home = (send: ReturnType<typeof setup>['send'], me: Record<string, unknown
 /** Deterministic irregular gaps: people are not metronomes. */
 const gap = (i: number) => 2000 + ((i * 7919) % 23) * 450;
 
+/** A detector that says exactly what the request asks for (query "code:score:subject", comma-separated). */
+const probe = () => ({
+  name: 'probe',
+  inspect(f: { req: { query: string } }, out: Signal[]) {
+    for (const part of f.req.query.split(',').filter(Boolean)) {
+      const [code, score, about] = part.split(':');
+      out.push(signal(`t.${code}`, Number(score), false, undefined, about as SignalSubject));
+    }
+  },
+});
+
 /** 40 customers, one office NAT address and one browser build; a quarter mistype once first. */
 function officeMorning(send: ReturnType<typeof setup>['send']) {
   const all: Array<{ who: number; step: string; d: Decision }> = [];
@@ -430,16 +441,6 @@ t.test('a synthetic-login monitor (no cookies, every check a new visit) on a hea
 });
 
 t.test('a crowd\'s key never adds to a block: a customer who hops accounts behind the office address is challenged; a request whose own evidence blocks is blocked', async (t) => {
-  // a detector that says exactly what the request asks for (query "code:score:subject", comma-separated)
-  const probe = () => ({
-    name: 'probe',
-    inspect(f: { req: { query: string } }, out: Signal[]) {
-      for (const part of f.req.query.split(',').filter(Boolean)) {
-        const [code, score, about] = part.split(':');
-        out.push(signal(`t.${code}`, Number(score), false, undefined, about as SignalSubject));
-      }
-    },
-  });
   const run = (overrides: Parameters<typeof policy>[0]) => {
     const clock = new VirtualClock(1_763_800_000_000);
     const engine = new Engine({ policy: policy({ routes: ROUTES, ...overrides }), store: new MemoryStore({ maxKeys: 10_000 }), clock, identifierKey: KEY, detectors: [probe as never] });
@@ -462,16 +463,6 @@ t.test('a crowd\'s key never adds to a block: a customer who hops accounts behin
 });
 
 t.test('abuse marks come from the request\'s own evidence: a customer challenged for what others did behind its address and build becomes proven by its login', async (t) => {
-  // a detector that says exactly what the request asks for (query "code:score:subject", comma-separated)
-  const probe = () => ({
-    name: 'probe',
-    inspect(f: { req: { query: string } }, out: Signal[]) {
-      for (const part of f.req.query.split(',').filter(Boolean)) {
-        const [code, score, about] = part.split(':');
-        out.push(signal(`t.${code}`, Number(score), false, undefined, about as SignalSubject));
-      }
-    },
-  });
   const clock = new VirtualClock(1_763_800_000_000);
   const p = policy({ routes: ROUTES });
   const store = new MemoryStore({ maxKeys: 10_000 });
