@@ -463,6 +463,11 @@ export const policySchema = z
              *  crowd of proven customers sharing the client key only adds to other evidence, engine);
              *  0 = principals, sessions and devices only */
             client_multiplier: z.number().min(0).max(1000).default(2),
+            /** on the client key, each distinct reader (principal, else session or device) behind it
+             *  may read this many objects before they count: a carrier NAT's customers reading their
+             *  own profiles and orders add none, a farm's tokens reading dozens each add the rest;
+             *  0 = every object counts */
+            objects_per_reader: z.number().min(0).max(1000).default(3),
             /** API-key principals (server-to-server integrations) get thresholds this many times higher */
             api_key_multiplier: z.number().min(1).max(1000).default(20),
             /** the largest id step that still continues a sequential walk */

@@ -84,6 +84,8 @@ export const credentialStuffingKeys = {
 export const traversalKeys = {
   /** Distinct set: objects read. */
   objects: (s: Subject) => `tv:o:${s}`,
+  /** Distinct set: readers (principal, else session or device) of objects behind a client key. */
+  readers: (s: Subject) => `tv:r:${s}`,
   /** Value: the last numeric object id read on one route. */
   lastObject: (s: Subject, route: string) => `tv:last:${s}:${route}`,
   /** Value: length of the current run of neighbouring object ids. */

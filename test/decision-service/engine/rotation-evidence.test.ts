@@ -325,6 +325,33 @@ t.test('bola: an account farm behind one address, each token under every bar; a 
   t.equal(stops, 0, 'none of the customers blocked');
 });
 
+t.test('bola: customers whose tokens predate the service (a restart, long-lived app tokens) behind one carrier address read their own data unchallenged', async (t) => {
+  const { send } = setup();
+  // nobody logs in while the service watches: every token is unknown to it, none proven
+  const nat = { ...CHROME, client_ip: '100.64.9.9' };
+  const stops: string[] = [];
+  for (let u = 0; u < 80; u++) {
+    const token = { has_authorization: true, token_hash: Buffer.from(`old-${u}`) };
+    for (const path of [`/api/users/${900 + u}/profile`, `/api/orders/${800_000 + u * 10}`, `/api/orders/${800_000 + u * 10 + 1}`]) {
+      const d = send({ ...nat, ...token, path }, 200, 700);
+      if (stopped(d.action)) stops.push(`${u} ${path}: ${d.action} ${d.reasons.join(',')}`);
+    }
+  }
+  t.same(stops, [], 'each reads its own profile and two orders: 240 objects behind one client key, 3 per reader');
+  // the farm behind that same address and build, each token reading a dozen others' profiles
+  const reasons = new Set<string>();
+  let last = '';
+  for (let a = 0; a < 12; a++) {
+    for (let i = 0; i < 12; i++) {
+      const d = send({ ...nat, path: `/api/users/${5000 + ((a * 7919 + i * 104_729) % 90_000)}/profile`, has_authorization: true, token_hash: Buffer.from(`farm-${a}`) }, 200, 700);
+      d.reasons.forEach((r) => reasons.add(r));
+      last = d.action;
+    }
+  }
+  t.ok(reasons.has('bola.object_fanout.client'), `what each token reads beyond its own few is fan-out: ${[...reasons].join(',')}`);
+  t.ok(stopped(last), `the farm is stopped by its end (${last})`);
+});
+
 t.test('promo: an account farm behind a handful of residential exits, a fresh device and profile per account, the promo page read first', async (t) => {
   const { send } = setup();
   // a phone per account (its own model and device id), three exits; accounts made minutes ahead

@@ -71,7 +71,14 @@ export const traversal: DetectorFactory = ({ policy, store }) => {
       // an established customer's reads count on its own keys only; a fresh token's also on its address
       for (const [key, name, mult] of keys(f, cfg.api_key_multiplier, settled ? 0 : cfg.client_multiplier)) {
         const fan = name === 'principal' && settled ? mult * cfg.established_multiplier : mult;
-        const objects = store.addDistinct(K.objects(key), member, W, now);
+        let objects = store.addDistinct(K.objects(key), member, W, now);
+        // behind a client key, each reader's first few objects are its own (a crowd reading its
+        // own profiles and orders); only what readers read beyond that is fan-out
+        if (name === 'client' && cfg.objects_per_reader > 0) {
+          const reader = f.principal || f.session || f.device;
+          const readers = reader ? store.addDistinct(K.readers(key), hash32(reader), W, now) : 0;
+          objects = Math.max(0, objects - cfg.objects_per_reader * readers);
+        }
         best.offer(ramp(objects, cfg.objects_per_key * fan, cfg.objects_per_key_max * fan), `bola.object_fanout.${name}`, name, { count: objects, threshold: cfg.objects_per_key * fan });
         // a walk is one client's: behind one address the farm's tokens interleave
         if (f.objectNumber >= 0 && name !== 'client') {
