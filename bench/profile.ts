@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import type { BenchEnv } from './lib/case.ts';
 import { LUA_GUARD, mixLocations, startLuaGateway } from './lib/gateway.ts';
 import { argEnv, argNumber, argValue, argValues } from './lib/args.ts';
-import { childPids, groupUsage, perRequest, pinHarness, sleep, startServiceProcess } from './lib/proc.ts';
+import { childPids, groupUsage, perRequest, pinHarness, seriesSum, sleep, startServiceProcess } from './lib/proc.ts';
 import { humanMix } from './lib/request-mix.ts';
 import { startUpstream } from './lib/stock-nginx.ts';
 import { warmService } from './lib/warm.ts';
@@ -241,10 +241,10 @@ async function main(): Promise<void> {
   lines.push(`  decide call latency (gateway histogram, cumulative share): ${[...b1].map(([le, v]) => `≤${le} ms ${(((v - (b0.get(le) ?? 0)) / Math.max(1, (b1.get('+Inf') ?? 0) - (b0.get('+Inf') ?? 0))) * 100).toFixed(1)}%`).join(' ')}`);
   lines.push(`  gateway calls before: ${calls(metrics0)}  after: ${calls(metrics1)}`);
   lines.push(`  service GC pauses in the window (prom-client's nodejs_gc_duration_seconds): ${gcSummary(serviceMetrics0, serviceMetrics1)}`);
-  const redisGauge = (t: string, name: string) => Number(new RegExp(`^verdict_redis_${name} (\\S+)`, 'm').exec(t)?.[1] ?? Number.NaN);
   if (serviceMetrics1.includes('verdict_redis_flushes')) {
-    const d = (name: string) => redisGauge(serviceMetrics1, name) - redisGauge(serviceMetrics0, name);
-    lines.push(`  redis store in the window: ${d('flushes')} flushes, ${d('commands')} commands, ${d('dropped')} deltas dropped, ${redisGauge(serviceMetrics1, 'pending_keys')} keys pending at the end, ${redisGauge(serviceMetrics1, 'instances')} instance(s)`);
+    const at = (t: string, name: string) => seriesSum(t, `verdict_redis_${name}`);
+    const d = (name: string) => at(serviceMetrics1, name) - at(serviceMetrics0, name);
+    lines.push(`  redis store in the window: ${d('flushes')} flushes, ${d('commands')} commands, ${d('dropped')} deltas dropped, ${at(serviceMetrics1, 'pending_keys')} keys pending at the end, ${at(serviceMetrics1, 'instances')} instance(s)`);
   }
   for (const s of straced) {
     const calls = readFileSync(s.file, 'utf8').split('\n').filter((l) => /^\s*[0-9.]+\s+[0-9.]+\s+\d+\s+\d+/.test(l));

@@ -62,17 +62,12 @@ const inspectCase: CustomCase = {
     // CPU per request at a fixed rate, read from /proc per process: what inspection adds to the
     // server core's work, which a noisy neighbour barely moves (saturation throughput swings by
     // ±15% between runs on a shared machine; this by a few µs)
-    const groupsOf = (stack: Stack) => ({ gateway: stack.workerPids?.() ?? [], service: [env.service.pid], upstream: childPids(upstream.pid) });
-    type Used = ReturnType<typeof groupUsage<'gateway' | 'service' | 'upstream'>>;
-    const usedPerRequest = (before: Used, after: Used, requests: number): CpuPerRequest => {
-      const u = perRequest(before, after, requests);
-      return { gateway: u.gateway.cpuUs, service: u.service.cpuUs, upstream: u.upstream.cpuUs, total: u.gateway.cpuUs + u.service.cpuUs + u.upstream.cpuUs };
-    };
     const cpuPerRequest = async (stack: Stack, name: string, durationS: number): Promise<CpuPerRequest> => {
-      const groups = groupsOf(stack);
+      const groups = { gateway: stack.workerPids?.() ?? [], service: [env.service.pid], upstream: childPids(upstream.pid) };
       const before = groupUsage(groups);
       const r = await runWrk({ url: stack.url, script: env.mixScript + pacingScript(CPU_RATE), connections: env.connections, cpu: env.cpus.load, dir: env.tmp, durationS, name });
-      return usedPerRequest(before, groupUsage(groups), r.requests);
+      const u = perRequest(before, groupUsage(groups), r.requests);
+      return { gateway: u.gateway.cpuUs, service: u.service.cpuUs, upstream: u.upstream.cpuUs, total: u.gateway.cpuUs + u.service.cpuUs + u.upstream.cpuUs };
     };
     // The Lua scan alone: inspect.lua on the case's body in a loop inside the gateway's nginx
     // (no request, no outcome), so its cost is measured apart from the noisy stack.
@@ -155,8 +150,9 @@ const inspectCase: CustomCase = {
     const rps = (s: Setting) => median(runs[s].map((r) => r.rps));
     const p99 = (s: Setting) => median(runs[s].map((r) => r.latencyUs.p99));
     // on a saturated shared core, the reading the target takes: the median of the rounds' own costs
-    const measured = median(satPairs.auto);
-    const measuredAll = median(satPairs.all);
+    const satCost = (s: 'auto' | 'all') => median(satPairs[s]);
+    const measured = satCost('auto');
+    const measuredAll = satCost('all');
     const us = (s: Setting, k: keyof CpuPerRequest) => median(cpu[s].map((c) => c[k]));
     // on a saturated shared core, throughput is inversely proportional to the CPU per request
     const cost = median(pairCosts.auto);
@@ -169,7 +165,7 @@ const inspectCase: CustomCase = {
         id: 'inspect',
         title: this.title,
         columns: ['$verdict_inspect', 'req/s at saturation (median of runs)', 'throughput cost at saturation (median of rounds)', 'p99, ms', `CPU µs per request at ${CPU_RATE.toLocaleString('en-US')}/s: gateway`, 'service', 'upstream', 'total', 'cost from CPU (median of rounds)', 'the same in upstream units', 'runs (saturation + CPU)'],
-        rows: (['off', 'auto', 'all'] as const).map((s) => [s, Math.round(rps(s)).toLocaleString('en-US'), s === 'off' ? '–' : `${(100 * median(satPairs[s])).toFixed(1)}%`, fmtMs(p99(s)), fmtUs(us(s, 'gateway')), fmtUs(us(s, 'service')), fmtUs(us(s, 'upstream')), fmtUs(us(s, 'total')),
+        rows: (['off', 'auto', 'all'] as const).map((s) => [s, Math.round(rps(s)).toLocaleString('en-US'), s === 'off' ? '–' : `${(100 * satCost(s)).toFixed(1)}%`, fmtMs(p99(s)), fmtUs(us(s, 'gateway')), fmtUs(us(s, 'service')), fmtUs(us(s, 'upstream')), fmtUs(us(s, 'total')),
           s === 'off' ? '–' : `${(100 * median(pairCosts[s])).toFixed(1)}%`, s === 'off' ? '–' : `${(100 * median(unitCosts[s])).toFixed(1)}%`, `${runs[s].length} + ${cpu[s].length}`]),
         notes: [
           `Upstream: stock nginx answering a ${Buffer.byteLength(INSPECT_BODY)}-byte application/json body (12 records, 4 unmasked and 2 masked mobile numbers, 1 e-mail address) to every request of the human mix; inline on every route.`,

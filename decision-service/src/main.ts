@@ -5,6 +5,14 @@ import { buildApp } from './app.ts';
 import { parseEnv, type ServiceConfig } from './config/env.ts';
 import { ConfigError } from './errors.ts';
 
+/** Listens on a unix socket: a stale socket file left by a killed process goes first, and the new
+ *  one gets VERDICT_SOCKET_MODE (connecting needs write permission; nginx runs as another user). */
+async function onUnixSocket(path: string, mode: number, listen: () => Promise<unknown>): Promise<void> {
+  if (existsSync(path)) unlinkSync(path);
+  await listen();
+  chmodSync(path, mode);
+}
+
 async function main(): Promise<void> {
   let config: ServiceConfig;
   let built: ReturnType<typeof buildApp>;
@@ -34,21 +42,20 @@ async function main(): Promise<void> {
   }
 
   if (config.listen.kind === 'unix') {
-    if (existsSync(config.listen.path)) unlinkSync(config.listen.path);
-    await app.listen({ path: config.listen.path });
-    chmodSync(config.listen.path, config.socketMode);
+    const path = config.listen.path;
+    await onUnixSocket(path, config.socketMode, () => app.listen({ path }));
   } else {
     await app.listen({ host: config.listen.host, port: config.listen.port });
   }
-  if (config.frameListen) {
-    const fl = config.frameListen;
-    if (fl.kind === 'unix' && existsSync(fl.path)) unlinkSync(fl.path);
-    await new Promise<void>((resolve, reject) => {
+  const fl = config.frameListen;
+  if (fl) {
+    const listenFrames = () => new Promise<void>((resolve, reject) => {
       built.frameServer.once('error', reject);
       if (fl.kind === 'unix') built.frameServer.listen(fl.path, resolve);
       else built.frameServer.listen(fl.port, fl.host, resolve);
     });
-    if (fl.kind === 'unix') chmodSync(fl.path, config.socketMode);
+    if (fl.kind === 'unix') await onUnixSocket(fl.path, config.socketMode, listenFrames);
+    else await listenFrames();
   }
   process.stdout.write(`verdict decision service listening on ${config.listenText} (frames: ${config.frameListenText}; policy ${config.policyFile}, version ${built.engine.policyVersion})\n`);
 
