@@ -4,8 +4,10 @@
 // while the same shop's people reading their own data are never stopped.
 
 import t from 'tap';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadPolicyFile } from '../../decision-service/src/config/policy.ts';
+import { parse } from 'yaml';
+import { compilePolicy, loadPolicyFile } from '../../decision-service/src/config/policy.ts';
 import { promoWinners } from '../../scripts/demo-shop/app.ts';
 import { repoRoot } from '../../scripts/lib/nginx.ts';
 import { harvest } from '../../bench/traffic/campaigns/harvest.ts';
@@ -52,18 +54,28 @@ t.test('the response adapter reports unmasked and masked phones as counts and ke
 });
 
 t.test('replayed against the demo shop, profile and order harvests are stopped within 20 requests', async (t) => {
-  const policy = loadPolicyFile(join(repoRoot, 'policies/default.yaml'));
-  for (const target of ['profiles', 'orders'] as const) {
-    const lines = campaign(target);
-    const shop = new ShopUpstream(SHOP);
-    const guard = new VerdictGuard({ policy, startMs: lines[0]!.ts });
-    const results = await replay(lines, guard, shop);
-    await shop.close();
-    const reads = results.map((r, i) => ({ r, l: lines[i]! })).filter(({ l }) => l.method === 'GET' && l.path.startsWith('/api/'));
-    const first = reads.findIndex(({ r }) => r.action === 'BLOCK' || r.action === 'CHALLENGE');
-    t.ok(first >= 0 && first < 20, `${target}: stopped at read ${first + 1}`);
-    t.ok(reads.some(({ r }) => r.reasons.some((x) => x.startsWith('exfil.distinct_values.'))), `${target}: exfil named`);
-    const through = reads.slice(first).filter(({ r }) => r.status === 200).length;
-    t.ok(through <= 3, `${target}: ${through} reads got through after`);
+  const file = join(repoRoot, 'policies/default.yaml');
+  // the default policy stops a profile harvest on the route's owner limit (bola.foreign_objects)
+  // before the responses add up; without that limit, what the responses gave away must stop it
+  const responsesAlone = compilePolicy(parse(readFileSync(file, 'utf8').replace(/, objects_per_token: \d+/g, '')), file);
+  t.equal(responsesAlone.routes.find((r) => r.name === 'user-profile')?.objectsPerToken, 0, 'the owner limit is off in the second policy');
+  for (const [name, policy] of [['default', loadPolicyFile(file)], ['responses alone', responsesAlone]] as const) {
+    for (const target of ['profiles', 'orders'] as const) {
+      const lines = campaign(target);
+      const shop = new ShopUpstream(SHOP);
+      const guard = new VerdictGuard({ policy, startMs: lines[0]!.ts });
+      const results = await replay(lines, guard, shop);
+      await shop.close();
+      const reads = results.map((r, i) => ({ r, l: lines[i]! })).filter(({ l }) => l.method === 'GET' && l.path.startsWith('/api/'));
+      const first = reads.findIndex(({ r }) => r.action === 'BLOCK' || r.action === 'CHALLENGE');
+      t.ok(first >= 0 && first < 20, `${name}, ${target}: stopped at read ${first + 1}`);
+      if (name === 'responses alone' || target === 'orders') {
+        t.ok(reads.some(({ r }) => r.reasons.some((x) => x.startsWith('exfil.distinct_values.'))), `${name}, ${target}: exfil named`);
+      } else {
+        t.ok(reads[first]?.r.reasons.some((x) => x.startsWith('bola.foreign_objects.')), `${name}, ${target}: the owner limit named first`);
+      }
+      const through = reads.slice(first).filter(({ r }) => r.status === 200).length;
+      t.ok(through <= 3, `${name}, ${target}: ${through} reads got through after`);
+    }
   }
 });

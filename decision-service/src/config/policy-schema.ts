@@ -64,11 +64,20 @@ export const routeSchema = z
      *  the gateway stops waiting for its calls where `$verdict_cleared` is async. Default: true for
      *  public, protected, object and static routes; identity and promo routes are always inline. */
     inline_unless_cleared: z.boolean().optional(),
+    /** Issue 14: an object route whose objects each belong to one user (a profile is its owner's):
+     *  one token (principal, else session or device) reads at most this many distinct ids of it
+     *  within traversal.owner_window_s; beyond that it is reading other people's
+     *  (`bola.foreign_objects.*`). Unset: not counted per route. */
+    objects_per_token: z.number().int().min(1).max(100_000).optional(),
   })
   .strict()
   .refine((r) => !(r.inline_unless_cleared && (r.class === 'identity' || r.class === 'promo')), {
     message: 'identity and promo routes are always decided inline: remove inline_unless_cleared or set it to false',
     path: ['inline_unless_cleared'],
+  })
+  .refine((r) => r.objects_per_token === undefined || (r.class === 'object' && r.path.includes('{id}')), {
+    message: 'objects_per_token counts object ids: use it on an object route whose path has an {id} segment',
+    path: ['objects_per_token'],
   });
 
 /** Route classes whose routes are inline_unless_cleared unless they say otherwise. */
@@ -468,6 +477,9 @@ export const policySchema = z
              *  own profiles and orders add none, a farm's tokens reading dozens each add the rest;
              *  0 = every object counts */
             objects_per_reader: z.number().min(0).max(1000).default(3),
+            /** the window of routes[].objects_per_token: how long one token's distinct ids of such a
+             *  route are remembered (a harvester through a valid token reads one every few minutes) */
+            owner_window_s: windowS(86_400),
             /** API-key principals (server-to-server integrations) get thresholds this many times higher */
             api_key_multiplier: z.number().min(1).max(1000).default(20),
             /** the largest id step that still continues a sequential walk */

@@ -40,6 +40,8 @@ export interface CompiledRoute {
   readonly clearanceLevel: number | undefined;
   /** a clean decision here marks the client clean (`inline_unless_cleared`, `clean_marks`) */
   readonly inlineUnlessCleared: boolean;
+  /** distinct ids of this route one token may read in traversal.owner_window_s (0: not counted) */
+  readonly objectsPerToken: number;
 }
 
 /** The policy's `responses` section, compiled (issue 17). */
@@ -131,6 +133,7 @@ function compileRoute(r: RouteDoc): CompiledRoute {
     idSegment,
     clearanceLevel: r.clearance_level,
     inlineUnlessCleared: r.inline_unless_cleared ?? CLEAN_MARK_CLASSES.has(r.class),
+    objectsPerToken: r.objects_per_token ?? 0,
   });
 }
 

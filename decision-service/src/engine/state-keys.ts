@@ -86,6 +86,8 @@ export const traversalKeys = {
   objects: (s: Subject) => `tv:o:${s}`,
   /** Distinct set: readers (principal, else session or device) of objects behind a client key. */
   readers: (s: Subject) => `tv:r:${s}`,
+  /** Distinct set: ids of one objects_per_token route a token read. */
+  routeObjects: (s: Subject, route: string) => `tv:ro:${s}:${route}`,
   /** Value: the last numeric object id read on one route. */
   lastObject: (s: Subject, route: string) => `tv:last:${s}:${route}`,
   /** Value: length of the current run of neighbouring object ids. */

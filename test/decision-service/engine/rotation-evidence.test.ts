@@ -426,3 +426,51 @@ t.test('bola: a slow walker, one id every six minutes, is still a walker; a cust
   const mine = [620_013, 620_577, 621_940, 620_013, 622_301].map((id) => send({ ...me, path: `/api/orders/${id}` }, 200, 1_800_000).action);
   t.notOk(mine.some(stopped), mine.join(','));
 });
+
+t.test('bola.foreign_objects: a farm token reading others\' profiles one every few minutes from a new address each time; a customer reading their own all day is not', async (t) => {
+  const clock = new VirtualClock(1_763_800_000_000);
+  const owned = ROUTES.map((r) => (r.name === 'profile' ? { ...r, objects_per_token: 3 } : r));
+  const engine = new Engine({ policy: policy({ routes: owned }), store: new MemoryStore({ maxKeys: 50_000 }), clock, identifierKey: Buffer.alloc(32, 1) });
+  let n = 0;
+  const send = (fields: Record<string, unknown>, gapMs: number) => {
+    const id = `r${++n}`;
+    const d = engine.decide(request({ request_id: id, ...fields }));
+    engine.observe({ request_id: id, status: 200, auth_result: '', action: d.action } as Outcome);
+    clock.advance(gapMs);
+    return d;
+  };
+  // each token: 8 random profiles, 4-6 minutes apart (under every 10-minute fan-out bar), a fresh
+  // residential address and a copied browser each time
+  const farm: string[][] = [];
+  for (let a = 0; a < 3; a++) {
+    const reads: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const d = send({ ...CHROME, client_ip: `198.18.${a}.${i + 1}`, has_authorization: true, token_hash: Buffer.from(`farm-${a}`), path: `/api/users/${10_000 + ((a * 7919 + i * 104_729) % 90_000)}/profile` }, 240_000 + 10_000 * i);
+      reads.push(`${d.action}:${d.reasons.join('+')}`);
+    }
+    farm.push(reads);
+  }
+  for (const reads of farm) {
+    t.ok(reads.slice(0, 3).every((r) => r.startsWith('ALLOW')), `a token's first 3 are as good as anyone's: ${reads.join(' ')}`);
+    t.ok(reads[3]!.startsWith('CHALLENGE') && reads[3]!.includes('bola.foreign_objects.principal'), `the 4th is challenged: ${reads[3]}`);
+    t.ok(reads.slice(5).every((r) => r.startsWith('BLOCK')), `from the 6th on, blocked: ${reads.join(' ')}`);
+  }
+  // a customer opening their own profile twenty times over a day, from home, the office and a phone
+  const mine: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    const d = send({ ...CHROME, client_ip: `192.0.2.${(i % 3) + 1}`, has_authorization: true, token_hash: Buffer.from('customer-1'), path: '/api/users/4242/profile' }, 3_600_000);
+    mine.push(d.action);
+  }
+  t.ok(mine.every((a) => a === 'ALLOW'), `the customer: ${mine.join(',')}`);
+  // a partner's API key reads others' profiles by design: api_key_multiplier times the limit
+  const partner: string[] = [];
+  for (let i = 0; i < 40; i++) {
+    const d = send({ user_agent: 'Acme-Sync/2.3', header_names: ['host', 'user-agent', 'x-api-key'], client_ip: '203.0.113.50', has_authorization: true, token_hash: Buffer.from('partner-1'), path: `/api/users/${20_000 + i}/profile` }, 5000);
+    partner.push(d.action);
+  }
+  t.notOk(partner.some((a) => a === 'BLOCK' || a === 'CHALLENGE'), `a partner's 40 reads: ${partner.join(',')}`);
+});
+
+t.test('routes[].objects_per_token is refused off an object route with an {id}', async (t) => {
+  t.throws(() => policy({ routes: [...BASE_ROUTES, { name: 'home2', class: 'public' as const, path: '/x', objects_per_token: 3 }] }), /objects_per_token/);
+});

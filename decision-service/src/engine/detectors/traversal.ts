@@ -1,4 +1,5 @@
-// Data traversal (BOLA) on object routes: many distinct object ids per principal / client,
+// Data traversal (BOLA) on object routes: many distinct object ids per principal / client, more
+// ids of an owner's route (a profile) than one user owns per token (routes[].objects_per_token),
 // sequential walks through id space, a high share of not-found / forbidden answers (rates.ts), and
 // a surge of not-found answers to young principals (an account farm, each token under every bar).
 // Server-to-server integrations (API keys) read many objects by design: their thresholds are
@@ -34,6 +35,7 @@ const routeKeys = routeKeyMemo(K);
 export const traversal: DetectorFactory = ({ policy, store }) => {
   const cfg = policy.doc.detectors.traversal;
   const W = cfg.window_s * 1000;
+  const OW = cfg.owner_window_s * 1000;
   const walkMs = Math.max(W, cfg.walk_memory_s * 1000);
   const R = cfg.rate_model;
   const rule: BaselineRule = {
@@ -95,6 +97,17 @@ export const traversal: DetectorFactory = ({ policy, store }) => {
         const rq = store.count(K.requests(key), W, now);
         const s3 = shareEvidence(nf, rq, prior, { lo: cfg.not_found_per_key * mult, hi: cfg.not_found_per_key_max * mult, pValue: R.p_value });
         if (s3 > 0) best.offer(s3, `bola.not_found.${name}`, name, { count: nf, of: rq, threshold: cfg.not_found_per_key * mult });
+      }
+      // A route whose objects each belong to one user (routes[].objects_per_token): a token that
+      // reads more of its ids than one user owns is reading other people's, however slowly and
+      // from however many addresses (a farm's tokens each stay under every fan-out bar above).
+      const own = f.route.objectsPerToken;
+      const token: [Subject, SignalSubject] | undefined = own <= 0 ? undefined
+        : pr ? [pr, 'principal'] : f.session ? [subject.session(f.session), 'session'] : f.device ? [subject.device(f.device), 'device'] : undefined;
+      if (token) {
+        const limit = own * (f.apiKey ? cfg.api_key_multiplier : 1);
+        const read = store.addDistinct(K.routeObjects(token[0], f.route.name), member, OW, now);
+        best.offer(ramp(read, limit + 1, 2 * limit), `bola.foreign_objects.${token[1]}`, token[1], { count: read, threshold: limit + 1 });
       }
       const monitor = observeOnly(cfg, f);
       const found = best.max() > 0;
