@@ -437,6 +437,15 @@ export const policySchema = z
             global_spike_ratio: z.number().min(1).max(100).default(3),
             global_spike_score: strength(30),
             no_precursor_score: strength(20),
+            /** logins without any history of their own (no issued session, no device id, no earlier
+             *  success from the client) failing, as a slice of the route, far above its learned
+             *  baseline (`rate_model`): from `unknown_failures` such failures in `window_s` on, each
+             *  such login scores up to `unknown_wave_score` as its own evidence (`cs.unknown_login_wave`),
+             *  so a crew that pays every challenge is blocked; people log in from a page that set
+             *  their session, or from an app with its device id; 0 = off */
+            unknown_failures: count(10),
+            unknown_failures_max: count(30),
+            unknown_wave_score: strength(45),
             /** failed logins per header set (one tool, across IPs), when they are most of its logins */
             failures_per_tool: count(10),
             failures_per_tool_max: count(30),

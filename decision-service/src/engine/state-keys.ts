@@ -78,6 +78,9 @@ export const credentialStuffingKeys = {
   globalFailures: 'cs:g:fail',
   /** Value: the learned failure share outside spikes. */
   globalBaseline: 'cs:g:base',
+  /** Counters: logins without a history of their own (no issued session, no device id, no earlier success), answered and failed. */
+  unknownAttempts: 'cs:g:u:all',
+  unknownFailures: 'cs:g:u:fail',
 } as const;
 
 /** traversal.ts */

@@ -39,7 +39,16 @@ function setup() {
     clock.advance(gapMs);
     return d;
   };
-  return { clock, send };
+  /** A client that solves every challenge: a challenged request is sent again with the clearance it paid for. */
+  const solving = (fields: Record<string, unknown>, status: number, gapMs = 1000) => {
+    const id = `r${++n}`;
+    let d = engine.decide(request({ request_id: id, ...fields }));
+    if (d.action === 'CHALLENGE') d = engine.decide(request({ request_id: id, ...fields, clearance: 'VALID', clearance_level: d.challenge_difficulty }));
+    engine.observe({ request_id: id, status, auth_result: '', action: d.action } as Outcome);
+    clock.advance(gapMs);
+    return d;
+  };
+  return { clock, send, solving };
 }
 
 const login = (identifier: string, pw: string) => ({ method: 'POST', path: '/api/auth/login', identifier, password_hash: Buffer.from(pw) });
@@ -473,4 +482,44 @@ t.test('bola.foreign_objects: a farm token reading others\' profiles one every f
 
 t.test('routes[].objects_per_token is refused off an object route with an {id}', async (t) => {
   t.throws(() => policy({ routes: [...BASE_ROUTES, { name: 'home2', class: 'public' as const, path: '/x', objects_per_token: 3 }] }), /objects_per_token/);
+});
+
+t.test('cs.unknown_login_wave: a crew with no history of its own (no cookie, no device id) that pays every challenge is blocked; people in the same wave are not', async (t) => {
+  const { send, solving } = setup();
+  // people logging in before and during the wave: a browser that loaded the page (which set its
+  // session), an app with its device id; one in four mistypes first
+  let people = 0;
+  const person = (stops: string[]) => {
+    const u = people++;
+    const ip = `192.0.2.${(u % 200) + 1}`;
+    if (u % 2 === 0) {
+      send({ ...CHROME, client_ip: ip, path: '/' }, 200, 300);
+      const me = { ...CHROME, client_ip: ip, session_hash: Buffer.from(`person-${u}`) };
+      if (u % 4 === 0) stops.push(send({ ...me, ...login(`user${u}`, 'typo') }, 401, 5000).action);
+      stops.push(send({ ...me, ...login(`user${u}`, 'right') }, 200, 300).action);
+    } else {
+      const me = { ...APP, client_ip: ip, device_hash: Buffer.from(`phone-${u}`) };
+      if (u % 4 === 1) stops.push(send({ ...me, ...login(`1390000${String(1000 + u)}`, 'typo') }, 401, 5000).action);
+      stops.push(send({ ...me, ...login(`1390000${String(1000 + u)}`, 'right') }, 200, 300).action);
+    }
+  };
+  const before: string[] = [];
+  for (let i = 0; i < 40; i++) person(before);
+  // the crew: a copied browser, a fresh residential address per attempt, no cookie, no device id,
+  // one known account after another with a leaked (wrong) password; it solves every challenge, so
+  // only a block stops it
+  const crew: Array<{ action: string; reasons: string[] }> = [];
+  const during: string[] = [];
+  for (let i = 0; i < 120; i++) {
+    const d = solving({ ...CHROME, client_ip: `198.18.${i >> 8}.${i & 255}`, ...login(`victim${i}`, `leaked-${i}`) }, 401, 2000);
+    crew.push(d);
+    if (i % 3 === 0) person(during);
+  }
+  const first = crew.findIndex((d) => d.reasons.includes('cs.unknown_login_wave'));
+  t.ok(first >= 0 && first <= 20, `the wave is named by attempt ${first + 1}`);
+  const after = crew.slice(first + 10);
+  const blocked = after.filter((d) => d.action === 'BLOCK').length;
+  t.ok(blocked / after.length >= 0.95, `from ten attempts later on, ${blocked} of ${after.length} blocked`);
+  t.same(before.filter(stopped), [], 'people before the wave');
+  t.same(during.filter(stopped), [], `people during the wave (${during.length} logins): ${during.join(',')}`);
 });

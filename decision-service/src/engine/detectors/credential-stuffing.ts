@@ -1,8 +1,8 @@
 // Credential stuffing and password spraying on login routes: failure shares per client key
 // (rates.ts; shared keys per slice, see `clean`) and failures per identifier across keys, one
 // password hash failing for many identifiers, logins for identifiers
-// recently enumerated, traffic on deprecated login endpoints, and a global failure spike against
-// its own learned baseline. An account under attack gets its logins challenged, not its owner
+// recently enumerated, traffic on deprecated login endpoints, a global failure spike against
+// its own learned baseline, and the same for the slice of logins that bring no history at all. An account under attack gets its logins challenged, not its owner
 // blocked: the per-identifier signal is challenge-strength only.
 
 import { hash32 } from '../../state/distinct.ts';
@@ -64,6 +64,9 @@ export const credentialStuffing: DetectorFactory = ({ policy, store }) => {
    * and build, each with an issued session or device id, fail now and then over an afternoon).
    */
   const slowKey = (name: SignalSubject, isClean: boolean) => SW > 0 && (name === 'session' || name === 'device' || (name === 'client' && !isClean));
+  /** A history of its own: a session the site issued (provenance.ts), a device id, an earlier success from its client. */
+  const hasHistory = (f: OutcomeContext, now: number): boolean =>
+    (f.session !== '' && sessionIssued(provenanceOn, store, f.session, now)) || f.device !== '' || store.marked(K.loggedIn(f.client), now);
   const isLogin = (f: OutcomeContext) => f.routeClass === 'identity' && f.passwordHash !== '' && f.method === 'POST';
   // failures per key: each kind's strongest, the engine keeps the strongest that may act (signal.ts)
   const best = new Strongest();
@@ -114,8 +117,7 @@ export const credentialStuffing: DetectorFactory = ({ policy, store }) => {
       }
       // Spraying: challenge-strength alone, so an owner whose (weak) password is being sprayed
       // is challenged, not blocked; the sprayer's other signals make it a block.
-      // A history: a session the site issued (provenance.ts), a device id, an earlier success.
-      const known = (f.session !== '' && sessionIssued(provenanceOn, store, f.session, now)) || f.device !== '' || store.marked(K.loggedIn(f.client), now);
+      const known = hasHistory(f, now);
       const spray = known ? 0 : ramp(store.countDistinct(K.passwordIdentifiers(f.passwordHash), W, now), cfg.identifiers_per_password, cfg.identifiers_per_password_max);
       if (spray > 0) out.push(signal('cs.password_spray', cfg.spray_score, monitor, undefined, 'password'));
 
@@ -132,6 +134,16 @@ export const credentialStuffing: DetectorFactory = ({ policy, store }) => {
       if (!known) {
         out.push(signal('cs.no_precursor', cfg.no_precursor_score, monitor));
         if (global.spike) out.push(signal('cs.global_failure_spike', cfg.global_spike_score, monitor, undefined, 'global'));
+        // The slice of logins that bring no history at all, failing far above the route's
+        // baseline: a crew without cookies or device ids, however it rotates addresses and copies
+        // browsers. Its own evidence (it is in that slice), so a crew that pays every challenge
+        // meets a block; a person's login comes from a page that set its session, or an app's
+        // device id, and is never in the slice.
+        if (cfg.unknown_wave_score > 0) {
+          const uf = store.count(K.unknownFailures, W, now);
+          const wave = shareEvidence(uf, store.count(K.unknownAttempts, W, now), prior, { lo: cfg.unknown_failures, hi: cfg.unknown_failures_max, pValue: p });
+          if (wave > 0) out.push(signal('cs.unknown_login_wave', cfg.unknown_wave_score * wave, monitor, undefined, 'request', undefined, { count: uf, threshold: cfg.unknown_failures }));
+        }
       }
     },
     observes: ['identity'],
@@ -143,6 +155,10 @@ export const credentialStuffing: DetectorFactory = ({ policy, store }) => {
       // the request's slice, as inspect saw it: before this outcome's failure counts
       const isClean = clean(f, f.now);
       const failed = isLoginFailure(o);
+      if (!hasHistory(f, f.now)) {
+        store.incr(K.unknownAttempts, W, f.now);
+        if (failed) store.incr(K.unknownFailures, W, f.now);
+      }
       for (const [key, name] of keys) {
         store.incr(K.attempts(key), W, f.now);
         if (failed) store.incr(K.failures(key), W, f.now);
