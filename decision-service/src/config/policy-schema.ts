@@ -325,7 +325,18 @@ export const policySchema = z
     detectors: z
       .object({
         missing_credentials: z
-          .object({ ...detectorBase, score: z.number().min(0).max(100).default(85) })
+          .object({
+            ...detectorBase,
+            score: z.number().min(0).max(100).default(85),
+            /** a token or API key the site answered 401 (not authenticated) this many times within
+             *  `rejected_window_s`: each further request carrying it scores `rejected_score`
+             *  (`authz.rejected_token`). The site refuses that credential anyway, so stopping it at
+             *  the gateway costs its holder nothing; a harvester whose account was never made, a
+             *  token guesser, a stolen token revoked; 0 = off */
+            rejected_after: count(5),
+            rejected_window_s: windowS(600),
+            rejected_score: strength(85),
+          })
           .strict()
           .prefault({}),
         internal_route: z
@@ -404,6 +415,15 @@ export const policySchema = z
              *  route without a password (reset, SMS; logins and registrations get
              *  `cs.automation_client`): `enum.automation_client`; 0 = off */
             automation_score: strength(45),
+            /** HTTP libraries and headless browsers (not API keys) naming more than this many
+             *  distinct accounts on identity routes across the whole site within `window_s`: each
+             *  such request scores up to `automation_wave_score` as its own evidence
+             *  (`enum.automation_wave`), block strength at `_max`. People never name an account from
+             *  an HTTP library; a synthetic monitor names its one or two test accounts; a crew that
+             *  rotates addresses and headers and pays every challenge names hundreds. 0 = off */
+            automation_identifiers: count(20),
+            automation_identifiers_max: count(60),
+            automation_wave_score: strength(90),
             score: strength(95),
             mark_identifiers_s: windowS(86_400),
             cache: cacheSpec.optional(),

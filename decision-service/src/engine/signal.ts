@@ -214,6 +214,11 @@ export function isNotFound(o: Outcome): boolean {
   return o.status === 404 || /unknown|not[-_ ]?found|no[-_ ]?such/i.test(o.auth_result);
 }
 
+/** A registration refused because the account exists (409, or an auth result saying so): on a sign-up route, the answer that tells who has an account. */
+export function isTaken(o: Outcome): boolean {
+  return o.status === 409 || /exists|taken|already|duplicate/i.test(o.auth_result);
+}
+
 export function isLoginFailure(o: Outcome): boolean {
   if (o.auth_result) return !/^(success|ok)$/i.test(o.auth_result);
   return o.status === 401 || o.status === 403 || o.status === 404;

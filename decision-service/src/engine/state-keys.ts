@@ -25,6 +25,14 @@ export const subject = {
   identifier: (identifierHash: string): Subject => `id:${identifierHash}`,
 } as const;
 
+/** missing-credentials.ts */
+export const authzKeys = {
+  /** Counter: 401 answers to requests carrying one token or API key (its principal). */
+  rejected: (s: Subject) => `az:401:${s}`,
+  /** Mark: a token or API key refused at the gateway (authz.rejected_token), renewed while it keeps coming. */
+  refused: (s: Subject) => `az:no:${s}`,
+} as const;
+
 /** sensitive-path.ts */
 export const sensitivePathKeys = {
   /** Counter: probes from one address. */
@@ -49,6 +57,8 @@ export const enumerationKeys = {
   routeBaseline: (route: string) => `en:g:base:${route}`,
   /** Distinct set: numbers asked for in one block of phone numbers. */
   numberBlock: (block: number) => `en:blk:${block}`,
+  /** Distinct set: identifiers named on identity routes by automation clients (HTTP libraries, headless browsers), site-wide. */
+  automationIdentifiers: 'en:auto:ids',
   /** Mark: an identifier was enumerated (credential stuffing reads it too). */
   enumerated: (identifierHash: string) => `en:seen:${identifierHash}`,
 } as const;

@@ -48,7 +48,14 @@ function setup() {
     clock.advance(gapMs);
     return d;
   };
-  return { clock, send, solving };
+  /** A request Verdict refused, whatever it decides now: the gateway reports its 403 as a block. */
+  const refused = (fields: Record<string, unknown>, gapMs = 1000) => {
+    const id = `r${++n}`;
+    engine.decide(request({ request_id: id, ...fields }));
+    engine.observe({ request_id: id, status: 403, auth_result: '', action: 'BLOCK' } as Outcome);
+    clock.advance(gapMs);
+  };
+  return { clock, send, solving, refused };
 }
 
 const login = (identifier: string, pw: string) => ({ method: 'POST', path: '/api/auth/login', identifier, password_hash: Buffer.from(pw) });
@@ -522,4 +529,88 @@ t.test('cs.unknown_login_wave: a crew with no history of its own (no cookie, no 
   t.ok(blocked / after.length >= 0.95, `from ten attempts later on, ${blocked} of ${after.length} blocked`);
   t.same(before.filter(stopped), [], 'people before the wave');
   t.same(during.filter(stopped), [], `people during the wave (${during.length} logins): ${during.join(',')}`);
+});
+
+t.test('enum.not_found on a sign-up: a known list tried on the registration route answers "already registered" (409), far above what people get', async (t) => {
+  const { send } = setup();
+  const register = (identifier: string) => ({ method: 'POST', path: '/api/auth/register', identifier, password_hash: Buffer.from('new-pw') });
+  // people signing up: new accounts (201); now and then one who already has an account (409)
+  const people: string[] = [];
+  for (let i = 0; i < 60; i++) {
+    const ip = `192.0.${i}.7`;
+    send({ ...CHROME, client_ip: ip, path: '/' }, 200, 300);
+    people.push(send({ ...CHROME, client_ip: ip, session_hash: Buffer.from(`signup-${i}`), ...register(`1370000${String(1000 + i)}`) }, i % 15 === 0 ? 409 : 201, 20_000).action);
+  }
+  t.same(people.filter(stopped), [], 'people signing up');
+  // the crew: one browser profile per exit, the page first, a list of numbers that all have accounts
+  const reasons = new Set<string>();
+  let first = -1;
+  for (let i = 0; i < 60; i++) {
+    const ip = `198.51.${100 + (i % 8)}.${i}`;
+    send({ ...CHROME, client_ip: ip, path: '/' }, 200, 300);
+    const d = send({ ...CHROME, client_ip: ip, session_hash: Buffer.from(`crew-${i % 8}`), ...register(`1360000${String(1000 + i)}`) }, 409, 3000);
+    d.reasons.forEach((r) => reasons.add(r));
+    if (first < 0 && d.reasons.some((r) => r.startsWith('enum.not_found.'))) first = i + 1;
+  }
+  t.ok(first > 0 && first <= 20, `the registered answers are evidence from attempt ${first}: ${[...reasons].join(',')}`);
+});
+
+t.test('enum.automation_wave: HTTP libraries naming account after account site-wide over rotating addresses; a synthetic monitor naming its test account is not', async (t) => {
+  const { send, solving } = setup();
+  const headerSets = [
+    { user_agent: 'python-requests/2.31.0', header_names: ['host', 'user-agent', 'accept-encoding', 'accept', 'connection', 'content-type'] },
+    { user_agent: 'Go-http-client/1.1', header_names: ['host', 'user-agent', 'content-length', 'content-type', 'accept-encoding'] },
+    { user_agent: 'curl/8.5.0', header_names: ['host', 'user-agent', 'accept', 'content-type'] },
+  ];
+  // a monitor logs in with its test account every minute for two hours
+  const monitor: string[] = [];
+  for (let i = 0; i < 120; i++) {
+    monitor.push(send({ ...headerSets[0], client_ip: '203.0.113.200', ...login('synthetic-check', 'right') }, 200, 60_000).action);
+  }
+  t.equal(monitor.filter((a) => a === 'BLOCK').length, 0, 'the monitor is never blocked');
+  // the crew: a reset for a known number from a new address and one of three libraries each time,
+  // paying any challenge
+  const crew: string[] = [];
+  for (let i = 0; i < 120; i++) {
+    const d = solving({ ...headerSets[i % 3], client_ip: `198.18.${i >> 6}.${i & 63}`, method: 'POST', path: '/api/auth/password-reset', identifier: `1350000${String(1000 + i)}` }, 200, 4000);
+    crew.push(`${d.action}:${d.reasons.includes('enum.automation_wave') ? 'wave' : ''}`);
+  }
+  const first = crew.findIndex((c) => c.endsWith('wave'));
+  t.ok(first >= 0 && first <= 25, `the wave is named at attempt ${first + 1}`);
+  const late = crew.slice(70);
+  t.ok(late.every((c) => c.startsWith('BLOCK')), `blocked once it is 60 accounts wide: ${late.join(' ')}`);
+});
+
+t.test('authz.rejected_token: a token the site keeps answering 401 is stopped at the gateway; one rejected once (expired, then renewed) is not', async (t) => {
+  const { send } = setup();
+  const reads: string[] = [];
+  for (let i = 0; i < 12; i++) {
+    const d = send({ ...CHROME, client_ip: `198.18.1.${i + 1}`, has_authorization: true, token_hash: Buffer.from('never-issued'), path: `/api/orders/${500_000 + i * 37}` }, 401, 20_000);
+    reads.push(`${d.action}${d.reasons.includes('authz.rejected_token') ? ':rejected' : ''}`);
+  }
+  t.same(reads.slice(0, 5), ['ALLOW', 'ALLOW', 'ALLOW', 'ALLOW', 'ALLOW'], 'the site answers the first five itself');
+  t.ok(reads.slice(5).every((r) => r === 'BLOCK:rejected'), `then blocked: ${reads.join(' ')}`);
+  // a customer whose token expired: one 401, a new login, the new token works
+  const old = send({ ...CHROME, client_ip: '192.0.2.60', has_authorization: true, token_hash: Buffer.from('expired-1'), path: '/api/orders/700001' }, 401, 2000);
+  send({ ...CHROME, client_ip: '192.0.2.60', session_hash: Buffer.from('cust-60'), ...login('cust60', 'right') }, 200, 1000);
+  const renewed = [1, 2, 3].map((i) => send({ ...CHROME, client_ip: '192.0.2.60', has_authorization: true, token_hash: Buffer.from('renewed-1'), path: `/api/orders/70000${i}` }, 200, 5000).action);
+  t.equal(old.action, 'ALLOW');
+  t.same(renewed, ['ALLOW', 'ALLOW', 'ALLOW'], 'the renewed token reads on');
+});
+
+t.test('cs.failure_rate.tool: a farm with a fresh device per account whose sign-ups were blocked does not get the app\'s customers challenged', async (t) => {
+  const { send, refused } = setup();
+  const app = (u: string) => ({ ...APP, device_hash: Buffer.from(u) });
+  const register = (identifier: string) => ({ method: 'POST', path: '/api/auth/register', identifier, password_hash: Buffer.from('farm-pw') });
+  // the farm: the app's own headers, a fresh device per account, sign-ups Verdict refused (as
+  // enum.automation_wave or the promo rules would): the gateway reports each as a 403 block
+  for (let i = 0; i < 40; i++) refused({ ...app(`farm-dev-${i}`), client_ip: `198.18.9.${i + 1}`, ...register(`1340000${String(1000 + i)}`) }, 3000);
+  // the app's customers log in after it, each on their own phone; one in four mistypes first
+  const theirs: string[] = [];
+  for (let u = 0; u < 20; u++) {
+    const me = { ...app(`phone-${u}`), client_ip: `100.64.3.${u + 1}` };
+    if (u % 4 === 0) theirs.push(send({ ...me, ...login(`1330000${String(1000 + u)}`, 'typo') }, 401, 5000).action);
+    theirs.push(send({ ...me, ...login(`1330000${String(1000 + u)}`, 'right') }, 200, 5000).action);
+  }
+  t.same(theirs.filter(stopped), [], `the app's customers: ${theirs.join(',')}`);
 });

@@ -171,11 +171,19 @@ export const credentialStuffing: DetectorFactory = ({ policy, store }) => {
           if (failed) store.incr(K.slowFailures(key), SW, f.now);
         }
       }
-      store.incr(K.attempts(tool), W, f.now);
-      if (failed) store.incr(K.failures(tool), W, f.now);
-      if (isClean) {
-        store.incr(K.cleanAttempts(tool), W, f.now);
-        if (failed) store.incr(K.cleanFailures(tool), W, f.now);
+      // A header set is shared by everyone on the same browser build or app version. In the
+      // slice people are judged by (a clean history: an issued session, a device id) only the
+      // site's own answers count: a farm with a fresh device per account, whose sign-ups Verdict
+      // blocked, must not have every app user after it challenged. Blocks of logins without a
+      // clean history keep counting in theirs, so a crew stays blocked rather than let through
+      // whenever its failures age out.
+      if (o.action !== 'BLOCK' || !isClean) {
+        store.incr(K.attempts(tool), W, f.now);
+        if (failed) store.incr(K.failures(tool), W, f.now);
+        if (isClean) {
+          store.incr(K.cleanAttempts(tool), W, f.now);
+          if (failed) store.incr(K.cleanFailures(tool), W, f.now);
+        }
       }
       if (!failed) {
         if (o.status >= 200 && o.status < 300) store.mark(K.loggedIn(f.client), f.now, cfg.login_memory_s * 1000);

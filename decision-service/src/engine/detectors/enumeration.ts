@@ -1,11 +1,12 @@
 // Account enumeration on identity routes (login, register, reset, SMS): many distinct
-// identifiers from one client, a high share of "no such account" answers (rates.ts), walks through
+// identifiers from one client, a high share of "no such account" (or, on a sign-up, "already
+// registered") answers (rates.ts), walks through
 // a block of phone numbers across all clients (rotating proxies), one tool's not-found answers
-// across many single-use IPs, and a route answering "no such account" far above its baseline (a
+// across many single-use IPs, HTTP libraries naming account after account site-wide, and a route answering "no such account" far above its baseline (a
 // leaked list, wherever it comes from).
 
 import { hash32 } from '../../state/distinct.ts';
-import { isNotFound, observeOnly, ramp, signal, Strongest, type DetectorFactory, type OutcomeContext, type SignalSubject } from '../signal.ts';
+import { isNotFound, isTaken, observeOnly, ramp, signal, Strongest, type DetectorFactory, type OutcomeContext, type SignalSubject } from '../signal.ts';
 import { betaPrior, learnBaseline, routeKeyMemo, shareEvidence, type BaselineRule } from '../rates.ts';
 import { enumerationKeys as K, subject, type Subject } from '../state-keys.ts';
 import { sessionIssued } from './provenance.ts';
@@ -106,6 +107,13 @@ export const enumeration: DetectorFactory = ({ policy, store }) => {
       // A person names their account from a browser or the app, never from an HTTP library (logins
       // and registrations, which carry a password: cs.automation_client)
       if (f.automationClient && !f.passwordHash && cfg.automation_score > 0) out.push(signal('enum.automation_client', cfg.automation_score, monitor, undefined, 'request', 'identity.automation'));
+      // Scripts naming account after account site-wide, whatever addresses and header sets they
+      // rotate through: each of their requests carries it (a monitor names its test account or two).
+      if (f.automationClient && !f.apiKey && cfg.automation_wave_score > 0) {
+        const named = store.addDistinct(K.automationIdentifiers, member, W, now);
+        const s = ramp(named, cfg.automation_identifiers, cfg.automation_identifiers_max);
+        if (s > 0) out.push(signal('enum.automation_wave', cfg.automation_wave_score * s, monitor, undefined, 'request', undefined, { count: named, threshold: cfg.automation_identifiers }));
+      }
       // The route answers "no such account" far more than it learned to: a leaked list is being
       // tried, from wherever. Only unproven requests pay (the engine drops global alarms for proven ones).
       if (route.spike && cfg.unknown_surge_score > 0) {
@@ -116,7 +124,10 @@ export const enumeration: DetectorFactory = ({ policy, store }) => {
     observe(o, f) {
       // Blocked or challenged: the site never answered, so nothing was learned about the account.
       if (!cfg.enabled || !f || f.routeClass !== 'identity' || !f.identifierHash || o.action === 'BLOCK' || o.action === 'CHALLENGE') return;
-      const nf = isNotFound(o);
+      // The answer that tells whether an account exists, where people rarely get it: "no such
+      // account" on a login or reset, "already registered" on a sign-up (a known list tried on the
+      // registration route). Each route learns its own share of them (a login never answers 409).
+      const nf = isNotFound(o) || isTaken(o);
       const keys = keysOf(f);
       const tool = subject.headerSet(f.headerSet);
       for (const [key] of keys) store.incr(K.requests(key), W, f.now);

@@ -5,6 +5,7 @@
 // script that loads the home page for its cookie and then calls the API carries one.
 
 import { observeOnly, signal, type DetectorFactory, type RequestFeatures } from '../signal.ts';
+import { authzKeys as K, subject } from '../state-keys.ts';
 
 /** Whether the request carries a credential the route accepts. */
 function authenticated(f: RequestFeatures): boolean {
@@ -14,13 +15,35 @@ function authenticated(f: RequestFeatures): boolean {
     || (accepts.session && f.req.session_hash !== undefined);
 }
 
-export const missingCredentials: DetectorFactory = ({ policy }) => {
+export const missingCredentials: DetectorFactory = ({ policy, store }) => {
   const cfg = policy.doc.detectors.missing_credentials;
+  const RW = cfg.rejected_window_s * 1000;
   return {
     name: 'missing_credentials',
     inspect(f, out) {
-      if (!cfg.enabled || !f.route.authRequired || authenticated(f)) return;
-      out.push(signal('authz.missing_credentials', cfg.score, observeOnly(cfg, f)));
+      if (!cfg.enabled || !f.route.authRequired) return;
+      if (!authenticated(f)) {
+        out.push(signal('authz.missing_credentials', cfg.score, observeOnly(cfg, f)));
+        return;
+      }
+      // A credential the site keeps refusing: stopped here, its holder loses nothing the site
+      // would have given it (a harvester whose sign-up was stopped reads on with a token it
+      // never got; a guessed or revoked token).
+      // Refused here, it earns no more 401s: the mark holds while it keeps coming back.
+      if (cfg.rejected_after > 0 && f.principal) {
+        const p = subject.principal(f.principal);
+        const rejected = store.count(K.rejected(p), RW, f.now);
+        if (rejected >= cfg.rejected_after || store.marked(K.refused(p), f.now)) {
+          store.mark(K.refused(p), f.now, RW);
+          out.push(signal('authz.rejected_token', cfg.rejected_score, observeOnly(cfg, f), undefined, 'principal', undefined, { count: rejected, threshold: cfg.rejected_after }));
+        }
+      }
+    },
+    observes: ['protected', 'object', 'promo', 'internal'],
+    observe(o, f) {
+      // only the site's own answer: a request Verdict stopped never reached it
+      if (!cfg.enabled || !f || !f.principal || o.status !== 401 || o.action === 'BLOCK' || o.action === 'CHALLENGE') return;
+      store.incr(K.rejected(subject.principal(f.principal)), RW, f.now);
     },
   };
 };
