@@ -100,7 +100,9 @@ function disguised(ctx: GenContext, p: PromoBotParams, d: Disguise): void {
     const at = start + worker * 137 + Math.floor(a / p.workers) * p.intervalS * 1000 + rng.between(-15, 15);
     if (a % p.accountsPerDevice === 0) device = rng.uuid();
     const extra: Array<[string, string]> = d.headers === 'tool' || d.headers === 'shuffled' ? [['x-device-id', device]] : [];
-    const s = bots.get(`acct-${a}`, src.next());
+    // A browser has no device id: its profile (cookie jar, and any clearance it paid for) is the
+    // device a farm reuses for `accountsPerDevice` accounts; scripts carry an x-device-id instead.
+    const s = bots.get(d.headers === 'browser' ? `profile-${Math.floor(a / p.accountsPerDevice)}` : `acct-${a}`, src.next());
     const phone = farmPhone(rng, p.phoneBase + a);
     const password = `Qq${rng.alnum(8)}7`;
     const lead = p.leadMin !== undefined ? p.leadMin * 60_000 * rng.between(0.5, 1.5) : 0;

@@ -144,6 +144,8 @@ export const promoAbuseKeys = {
   freshClaims: (s: Subject) => `po:fc:${s}`,
   /** Distinct set: accounts claiming from one device. */
   accountsPerDevice: (device: string) => `po:acct:${device}`,
+  /** Distinct set: accounts claiming from one browser session (a browser's device: its cookie jar). */
+  accountsPerSession: (session: string) => `po:acs:${session}`,
   /** Arrivals: claims of one fingerprint (timing). */
   claimArrivals: (fingerprint: string) => `po:t:${fingerprint}`,
 } as const;

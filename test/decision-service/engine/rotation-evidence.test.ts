@@ -614,3 +614,21 @@ t.test('cs.failure_rate.tool: a farm with a fresh device per account whose sign-
   }
   t.same(theirs.filter(stopped), [], `the app's customers: ${theirs.join(',')}`);
 });
+
+t.test('promo.accounts_per_session: a farm claiming for account after account through one browser profile over rotating exits; a couple sharing a laptop is not', async (t) => {
+  const { send } = setup();
+  const claimFrom = (session: string, ip: string, a: string) => {
+    send({ ...CHROME, client_ip: ip, session_hash: Buffer.from(session), path: '/promo' }, 200, 20_000);
+    send({ ...CHROME, client_ip: ip, session_hash: Buffer.from(session), path: '/api/promo/info' }, 200, 15_000);
+    return send({ ...CHROME, client_ip: ip, session_hash: Buffer.from(session), method: 'POST', path: '/api/promo/claim', has_authorization: true, token_hash: Buffer.from(a) }, 200, 30_000);
+  };
+  // the couple: one laptop at home, his account then hers
+  const couple = [claimFrom('laptop-1', '192.0.2.30', 'him'), claimFrom('laptop-1', '192.0.2.30', 'her')];
+  t.notOk(couple.some((d) => d.reasons.includes('promo.accounts_per_session')), couple.map((d) => d.reasons.join('+')).join(' | '));
+  t.notOk(couple.some((d) => stopped(d.action)), 'neither stopped');
+  // the farm: one browser profile (and the clearance in its jar), a new exit per account
+  const farm = Array.from({ length: 6 }, (_, a) => claimFrom('farm-profile', `198.18.20.${a + 1}`, `farm-acct-${a}`));
+  t.notOk(farm[1]!.reasons.includes('promo.accounts_per_session'), 'two accounts are a couple');
+  t.ok(farm[2]!.reasons.includes('promo.accounts_per_session'), `the third account is not: ${farm[2]!.reasons.join('+')}`);
+  t.ok(farm.slice(4).every((d) => d.action === 'BLOCK'), `from the fifth on, blocked: ${farm.map((d) => d.action).join(',')}`);
+});

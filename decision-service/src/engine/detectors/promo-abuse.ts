@@ -77,6 +77,13 @@ export const promoAbuse: DetectorFactory = ({ policy, store }) => {
         const accounts = store.addDistinct(K.accountsPerDevice(f.device), hash32(f.principal), W, now);
         best.offer(ramp(accounts, cfg.accounts_per_device + 0.5, cfg.accounts_per_device_max), 'promo.accounts_per_device', 'device', { count: accounts, threshold: cfg.accounts_per_device });
       }
+      // A browser has no device id: its session cookie is its device. One browser profile claiming
+      // for account after account (a farm logging each of its accounts in through the same cookie
+      // jar, whatever exit it uses) is the same evidence; a couple sharing a laptop is two.
+      if (f.session && f.principal) {
+        const accounts = store.addDistinct(K.accountsPerSession(f.session), hash32(f.principal), W, now);
+        best.offer(ramp(accounts, cfg.accounts_per_device + 0.5, cfg.accounts_per_device_max), 'promo.accounts_per_session', 'session', { count: accounts, threshold: cfg.accounts_per_device });
+      }
       // each key kind's strongest; the engine keeps the strongest that may act (signal.ts)
       best.emit(out, cfg.score, monitor, undefined, 'promo.claims');
       // the broadest of the request's keys that created an account: its client, device or session
