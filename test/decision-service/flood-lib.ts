@@ -160,6 +160,20 @@ export async function counter(t: Target, re: RegExp): Promise<number> {
   return sum;
 }
 
+/**
+ * A counter read until it reaches `want` or `ms` pass: the service accepts (and evicts) the last
+ * connections of a flood a moment after the clients saw them connect.
+ */
+export async function counterReaching(t: Target, re: RegExp, want: number, ms = 3000): Promise<number> {
+  const until = Date.now() + ms;
+  let n = await counter(t, re);
+  while (n < want && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 100));
+    n = await counter(t, re);
+  }
+  return n;
+}
+
 /** Open file descriptors of a process (0 where /proc is missing). */
 export async function openFds(pid: number): Promise<number> {
   const { readdir } = await import('node:fs/promises');
