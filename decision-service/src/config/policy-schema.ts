@@ -559,6 +559,15 @@ export const policySchema = z
             /** thresholds this many times higher for API-key principals (a partner's job reads
              *  customers' orders by design) */
             api_key_multiplier: multiplier(100),
+            /** an account farm, each token under every per-key bar: young principals (first seen
+             *  less than traversal.young_principal_s ago) whose responses brought `farm_novel` or more
+             *  new values. Once `farm_principals` of them are seen within `window_s`, each such young
+             *  principal scores from challenge strength at `farm_novel` to block strength at
+             *  `farm_novel_max` novel responses (`exfil.young_harvesters`). People read their own
+             *  profile and orders: one phone number, new once. 0 = off */
+            farm_principals: count(5),
+            farm_novel: count(3),
+            farm_novel_max: count(6),
             /** route classes whose responses are counted (their requests are remembered until the outcome) */
             route_classes: z.array(z.enum(ROUTE_CLASSES)).min(1).default(['object', 'protected', 'promo']),
             score: strength(95),

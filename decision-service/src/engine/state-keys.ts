@@ -27,10 +27,10 @@ export const subject = {
 
 /** missing-credentials.ts */
 export const authzKeys = {
-  /** Counter: 401 answers to requests carrying one token or API key (its principal). */
+  /** Counter: 401 answers to requests carrying one token or API key (its principal) the site never accepted. */
   rejected: (s: Subject) => `az:401:${s}`,
-  /** Mark: a token or API key refused at the gateway (authz.rejected_token), renewed while it keeps coming. */
-  refused: (s: Subject) => `az:no:${s}`,
+  /** Mark: the site answered a request carrying this token or API key with a 2xx. */
+  accepted: (s: Subject) => `az:ok:${s}`,
 } as const;
 
 /** sensitive-path.ts */
@@ -124,6 +124,8 @@ export const exfilKeys = {
   values: (s: Subject) => `ex:v:${s}`,
   /** Counter: responses that brought the key at least one value new to it. */
   novel: (s: Subject) => `ex:n:${s}`,
+  /** Distinct set: young principals whose responses brought `farm_novel` new values or more (an account farm). */
+  youngHarvesters: 'ex:farm',
   /** Distinct set: clients that received one value (hex of its keyed hash): public values are popular. */
   receivers: (valueHex: string) => `ex:r:${valueHex}`,
 } as const;

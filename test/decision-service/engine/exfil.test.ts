@@ -131,3 +131,49 @@ t.test('policy: thresholds are validated with the field named', async (t) => {
   t.throws(() => policy({ routes: ROUTES, detectors: { exfil: { novel_responses: -1 } } }), /exfil\.novel_responses/);
   t.throws(() => policy({ routes: ROUTES, detectors: { exfil: { route_classes: ['nope'] } } } as never), /exfil\.route_classes/);
 });
+
+t.test('exfil.young_harvesters: an account farm of fresh tokens, each reading a handful of other customers\' orders and paying every challenge; new customers reading their own are not', async (t) => {
+  const { engine, send } = setup();
+  let n = 0;
+  /** The farm's client: a challenged read is sent again with the clearance it paid for. */
+  const solving = (fields: Record<string, unknown>, response: ResponseSample) => {
+    const id = `farm-r${++n}`;
+    let d = engine.decide(request({ request_id: id, ...fields }));
+    const challenged = d.action === 'CHALLENGE';
+    if (challenged) d = engine.decide(request({ request_id: id, ...fields, clearance: 'VALID', clearance_level: d.challenge_difficulty }));
+    const answered = d.action !== 'BLOCK' && d.action !== 'CHALLENGE';
+    engine.observe({ request_id: id, status: answered ? 200 : 403, action: d.action, response: answered ? response : undefined } as Outcome);
+    return `${challenged ? 'C>' : ''}${d.action}${d.reasons.includes('exfil.young_harvesters') ? '*' : ''}`;
+  };
+  // new customers at the same time: each logs in and reads their profile and two orders (their own
+  // phone number in each: one value, new once)
+  const people: string[] = [];
+  const person = (u: number) => {
+    const token = Buffer.from(`customer-${u}`);
+    for (const path of [`/api/users/${u}/profile`, `/api/orders/${u * 10}`, `/api/orders/${u * 10 + 1}`]) {
+      people.push(send({ ...CHROME, client_ip: `192.0.2.${(u % 200) + 1}`, path, has_authorization: true, token_hash: token }, sample([phone(u)]), 20_000).d.action);
+    }
+  };
+  // the farm: 30 tokens, each reading 8 random customers' orders (a new phone number each), a new
+  // residential address per read, a person's pace; every token stays under the per-key bars
+  // (10 values, 5 novel responses in the hour)
+  const farm: string[][] = [];
+  for (let a = 0; a < 30; a++) {
+    const token = Buffer.from(`farm-${a}`);
+    const reads: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const victim = 5000 + a * 97 + i * 13;
+      reads.push(solving({ ...CHROME, client_ip: `198.18.${a}.${i + 1}`, path: `/api/orders/${victim * 10}`, has_authorization: true, token_hash: token }, sample([phone(victim)])));
+      await Promise.resolve();
+      send({ ...CHROME, client_ip: '192.0.2.250', path: '/' }, undefined, 15_000); // time passes
+    }
+    farm.push(reads);
+    if (a % 2 === 0) person(a);
+  }
+  const late = farm.slice(10);
+  const shown = late.map((r) => r.join(' ')).join(' | ');
+  t.ok(late.every((reads) => reads.slice(0, 3).every((r) => r === 'ALLOW')), `a token's first three reads are anyone's: ${shown}`);
+  t.ok(late.every((reads) => reads.slice(4).every((r) => r.endsWith('*'))), 'named from its fifth read on at the latest');
+  t.ok(late.every((reads) => reads.slice(6).every((r) => r === 'BLOCK*')), `from its seventh on, blocked whatever it pays: ${shown}`);
+  t.same(people.filter((a) => a === 'BLOCK' || a === 'CHALLENGE'), [], `the customers (${people.length} reads)`);
+});

@@ -589,13 +589,20 @@ t.test('authz.rejected_token: a token the site keeps answering 401 is stopped at
     reads.push(`${d.action}${d.reasons.includes('authz.rejected_token') ? ':rejected' : ''}`);
   }
   t.same(reads.slice(0, 5), ['ALLOW', 'ALLOW', 'ALLOW', 'ALLOW', 'ALLOW'], 'the site answers the first five itself');
-  t.ok(reads.slice(5).every((r) => r === 'BLOCK:rejected'), `then blocked: ${reads.join(' ')}`);
+  t.ok(reads.slice(5, 11).every((r) => r === 'BLOCK:rejected'), `then blocked while its 401s are within the window: ${reads.join(' ')}`);
   // a customer whose token expired: one 401, a new login, the new token works
   const old = send({ ...CHROME, client_ip: '192.0.2.60', has_authorization: true, token_hash: Buffer.from('expired-1'), path: '/api/orders/700001' }, 401, 2000);
   send({ ...CHROME, client_ip: '192.0.2.60', session_hash: Buffer.from('cust-60'), ...login('cust60', 'right') }, 200, 1000);
   const renewed = [1, 2, 3].map((i) => send({ ...CHROME, client_ip: '192.0.2.60', has_authorization: true, token_hash: Buffer.from('renewed-1'), path: `/api/orders/70000${i}` }, 200, 5000).action);
   t.equal(old.action, 'ALLOW');
   t.same(renewed, ['ALLOW', 'ALLOW', 'ALLOW'], 'the renewed token reads on');
+  // the site's sign-in backend fails for a few minutes and answers 401 to everyone: a customer's
+  // token that worked before is not refused here once the site recovers
+  const me = { ...CHROME, client_ip: '192.0.2.61', has_authorization: true, token_hash: Buffer.from('working-1') };
+  send({ ...me, path: '/api/orders/700101' }, 200, 5000);
+  for (let i = 0; i < 8; i++) send({ ...me, path: `/api/orders/70010${i}` }, 401, 20_000);
+  const after = [1, 2, 3].map(() => send({ ...me, path: '/api/orders/700101' }, 200, 5000).action);
+  t.same(after, ['ALLOW', 'ALLOW', 'ALLOW'], 'after the outage, the customer reads on');
 });
 
 t.test('cs.failure_rate.tool: a farm with a fresh device per account whose sign-ups were blocked does not get the app\'s customers challenged', async (t) => {

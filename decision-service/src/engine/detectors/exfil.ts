@@ -13,12 +13,15 @@
 // is off unless `client_multiplier` is set (a carrier NAT's app users are one client key, each
 // seeing their own data; scorecard worlds challenged them); when on, it acts only as far as the
 // proven crowd behind it allows (proven.ts). API-key principals read customers' data by design: `api_key_multiplier`.
+// An account farm keeps each token under those bars: once several young tokens have each been given
+// a few new values, every such young token answers for its own (`exfil.young_harvesters`).
 
 import { BoundedMap } from '../../state/bounded-map.ts';
 import { hash32, mix32 } from '../../state/distinct.ts';
 import type { ResponseSample } from '../../wire/schema.ts';
 import { observeOnly, ramp, Strongest, type DetectorFactory, type OutcomeContext, type SignalSubject } from '../signal.ts';
 import { exfilKeys as K, subject, type Subject } from '../state-keys.ts';
+import { firstSeen } from './provenance.ts';
 
 type Keyed = readonly [Subject, SignalSubject, number];
 
@@ -69,6 +72,11 @@ export const exfil: DetectorFactory = ({ policy, store }) => {
   const hashes: Buffer[] = [];
   const fresh: number[] = [];
   const publicUntil = new BoundedMap<number, number>(PUBLIC_VALUES_MAX);
+  const prov = policy.doc.detectors.provenance;
+  const youngMs = policy.doc.detectors.traversal.young_principal_s * 1000;
+  /** A token first seen minutes ago (not an API key): an account farm's, or a customer who just logged in. */
+  const young = (f: OutcomeContext): boolean =>
+    prov.enabled && f.principal !== '' && !f.apiKey && f.now - firstSeen(store, subject.principal(f.principal), f.now, prov.remember_s * 1000) < youngMs;
   return {
     name: 'exfil',
     inspect(f, out) {
@@ -80,6 +88,17 @@ export const exfil: DetectorFactory = ({ policy, store }) => {
         const novel = store.count(K.novel(key), W, f.now);
         const s = ramp(novel, cfg.novel_responses * mult, cfg.novel_responses_max * mult);
         if (s > 0) best.offer(s, `exfil.distinct_values.${name}`, name, { count: values, threshold: cfg.values_per_key * mult });
+      }
+      // An account farm: many young tokens, each given a few people's data and moving on before
+      // any per-key bar. Once the farm is seen, each of its tokens answers for its own novel reads.
+      if (cfg.farm_principals > 0 && f.principal && !f.apiKey) {
+        const novel = store.count(K.novel(subject.principal(f.principal)), W, f.now);
+        if (novel >= cfg.farm_novel && young(f)) {
+          const farm = store.countDistinct(K.youngHarvesters, W, f.now);
+          if (farm >= cfg.farm_principals) {
+            best.offer(ramp(novel, cfg.farm_novel, cfg.farm_novel_max), 'exfil.young_harvesters', 'principal', { count: novel, threshold: cfg.farm_novel });
+          }
+        }
       }
       if (best.max() > 0) best.emit(out, cfg.score, observeOnly(cfg, f), cfg.cache, 'exfil');
     },
@@ -102,12 +121,16 @@ export const exfil: DetectorFactory = ({ policy, store }) => {
         else publicUntil.set(m, now + W);
       }
       if (fresh.length === 0) return;
+      const farmKey = cfg.farm_principals > 0 && f.principal && !f.apiKey ? subject.principal(f.principal) : undefined;
       for (const [key] of keysOf(f, cfg.client_multiplier, cfg.api_key_multiplier)) {
         const k = K.values(key);
         const before = store.countDistinct(k, W, now);
         let after = before;
         for (const m of fresh) after = store.addDistinct(k, m, W, now);
-        if (after > before) store.incr(K.novel(key), W, now);
+        if (after > before) {
+          const novel = store.incr(K.novel(key), W, now);
+          if (key === farmKey && novel >= cfg.farm_novel && young(f)) store.addDistinct(K.youngHarvesters, hash32(f.principal), W, now);
+        }
       }
     },
   };

@@ -29,12 +29,9 @@ export const missingCredentials: DetectorFactory = ({ policy, store }) => {
       // A credential the site keeps refusing: stopped here, its holder loses nothing the site
       // would have given it (a harvester whose sign-up was stopped reads on with a token it
       // never got; a guessed or revoked token).
-      // Refused here, it earns no more 401s: the mark holds while it keeps coming back.
       if (cfg.rejected_after > 0 && f.principal) {
-        const p = subject.principal(f.principal);
-        const rejected = store.count(K.rejected(p), RW, f.now);
-        if (rejected >= cfg.rejected_after || store.marked(K.refused(p), f.now)) {
-          store.mark(K.refused(p), f.now, RW);
+        const rejected = store.count(K.rejected(subject.principal(f.principal)), RW, f.now);
+        if (rejected >= cfg.rejected_after) {
           out.push(signal('authz.rejected_token', cfg.rejected_score, observeOnly(cfg, f), undefined, 'principal', undefined, { count: rejected, threshold: cfg.rejected_after }));
         }
       }
@@ -42,8 +39,13 @@ export const missingCredentials: DetectorFactory = ({ policy, store }) => {
     observes: ['protected', 'object', 'promo', 'internal'],
     observe(o, f) {
       // only the site's own answer: a request Verdict stopped never reached it
-      if (!cfg.enabled || !f || !f.principal || o.status !== 401 || o.action === 'BLOCK' || o.action === 'CHALLENGE') return;
-      store.incr(K.rejected(subject.principal(f.principal)), RW, f.now);
+      if (!cfg.enabled || cfg.rejected_after <= 0 || !f || !f.principal || o.action === 'BLOCK' || o.action === 'CHALLENGE') return;
+      const p = subject.principal(f.principal);
+      // A token the site ever accepted is not counted: when the site's own sign-in backend fails
+      // and answers 401 to everyone for a while, its customers' tokens must not be refused here
+      // after it recovers. What is counted is a token that never worked.
+      if (o.status >= 200 && o.status < 300) store.mark(K.accepted(p), f.now, RW);
+      else if (o.status === 401 && !store.marked(K.accepted(p), f.now)) store.incr(K.rejected(p), RW, f.now);
     },
   };
 };
