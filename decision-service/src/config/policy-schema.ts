@@ -328,11 +328,11 @@ export const policySchema = z
           .object({
             ...detectorBase,
             score: z.number().min(0).max(100).default(85),
-            /** a token or API key the site answered 401 (not authenticated) this many times within
-             *  `rejected_window_s`: each further request carrying it scores `rejected_score`
-             *  (`authz.rejected_token`). The site refuses that credential anyway, so stopping it at
-             *  the gateway costs its holder nothing; a harvester whose account was never made, a
-             *  token guesser, a stolen token revoked; 0 = off */
+            /** a token or API key the site never accepted (no 2xx within `rejected_window_s`) and
+             *  answered 401 this many times within it: each further request carrying it scores
+             *  `rejected_score` (`authz.rejected_token`). The site refuses that credential anyway, so
+             *  stopping it at the gateway costs its holder nothing: a harvester whose account was
+             *  never made, a token guesser; 0 = off */
             rejected_after: count(5),
             rejected_window_s: windowS(600),
             rejected_score: strength(85),

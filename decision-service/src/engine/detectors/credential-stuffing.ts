@@ -2,7 +2,8 @@
 // (rates.ts; shared keys per slice, see `clean`) and failures per identifier across keys, one
 // password hash failing for many identifiers, logins for identifiers
 // recently enumerated, traffic on deprecated login endpoints, a global failure spike against
-// its own learned baseline, and the same for the slice of logins that bring no history at all. An account under attack gets its logins challenged, not its owner
+// its own learned baseline, and the same for the slice of logins that bring no history at all.
+// An account under attack gets its logins challenged, not its owner
 // blocked: the per-identifier signal is challenge-strength only.
 
 import { hash32 } from '../../state/distinct.ts';

@@ -1,9 +1,9 @@
 // Account enumeration on identity routes (login, register, reset, SMS): many distinct
 // identifiers from one client, a high share of "no such account" (or, on a sign-up, "already
-// registered") answers (rates.ts), walks through
-// a block of phone numbers across all clients (rotating proxies), one tool's not-found answers
-// across many single-use IPs, HTTP libraries naming account after account site-wide, and a route answering "no such account" far above its baseline (a
-// leaked list, wherever it comes from).
+// registered") answers (rates.ts), walks through a block of phone numbers across all clients
+// (rotating proxies), one tool's not-found answers across many single-use IPs, HTTP libraries
+// naming account after account site-wide, and a route answering "no such account" far above its
+// baseline (a leaked list, wherever it comes from).
 
 import { hash32 } from '../../state/distinct.ts';
 import { isNotFound, isTaken, observeOnly, ramp, signal, Strongest, type DetectorFactory, type OutcomeContext, type SignalSubject } from '../signal.ts';
