@@ -421,6 +421,15 @@ export const policySchema = z
              *  (`enum.automation_wave`), block strength at `_max`. People never name an account from
              *  an HTTP library; a synthetic monitor names its one or two test accounts; a crew that
              *  rotates addresses and headers and pays every challenge names hundreds. 0 = off */
+            /** requests without a password (resets, SMS) that bring no history of their own (no
+             *  issued session, no device id, no earlier login from the client) answered "no such
+             *  account" far above the route's learned share, as a slice (`rate_model`): from
+             *  `unknown_not_found` such answers in `window_s` on, each request in that slice scores up
+             *  to `unknown_wave_score` as its own evidence (`enum.unknown_wave`). People reset from a
+             *  page that set their session, or from the app; 0 = off */
+            unknown_not_found: count(10),
+            unknown_not_found_max: count(30),
+            unknown_wave_score: strength(45),
             automation_identifiers: count(20),
             automation_identifiers_max: count(60),
             automation_wave_score: strength(90),

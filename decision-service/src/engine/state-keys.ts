@@ -57,6 +57,9 @@ export const enumerationKeys = {
   routeBaseline: (route: string) => `en:g:base:${route}`,
   /** Distinct set: numbers asked for in one block of phone numbers. */
   numberBlock: (block: number) => `en:blk:${block}`,
+  /** Counters, per route: answered requests without a password and without a history of their own, and their not-found answers. */
+  unknownRequests: (route: string) => `en:u:all:${route}`,
+  unknownNotFound: (route: string) => `en:u:nf:${route}`,
   /** Distinct set: identifiers named on identity routes by automation clients (HTTP libraries, headless browsers), site-wide. */
   automationIdentifiers: 'en:auto:ids',
   /** Mark: an identifier was enumerated (credential stuffing reads it too). */

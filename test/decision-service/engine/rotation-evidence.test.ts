@@ -639,3 +639,31 @@ t.test('promo.accounts_per_session: a farm claiming for account after account th
   t.ok(farm[2]!.reasons.includes('promo.accounts_per_session'), `the third account is not: ${farm[2]!.reasons.join('+')}`);
   t.ok(farm.slice(4).every((d) => d.action === 'BLOCK'), `from the fifth on, blocked: ${farm.map((d) => d.action).join(',')}`);
 });
+
+t.test('enum.unknown_wave: resets for a scattered list with no history of their own (no cookie, no device id) over single-use addresses; people resetting from the page are not', async (t) => {
+  const { send, solving } = setup();
+  const reset = (identifier: string) => ({ method: 'POST', path: '/api/auth/password-reset', identifier });
+  // people forgetting their password now and then: the page first (it sets their session)
+  const people: string[] = [];
+  const person = (u: number) => {
+    const ip = `192.0.2.${(u % 200) + 1}`;
+    send({ ...CHROME, client_ip: ip, path: '/' }, 200, 2000);
+    // their numbers scattered over the carriers' ranges, as a shop's customers' are
+    const number = `13${String(100_000_000 + ((u * 7_919_731) % 900_000_000)).slice(0, 9)}`;
+    const pd = send({ ...CHROME, client_ip: ip, session_hash: Buffer.from(`forgot-${u}`), ...reset(number) }, u % 10 === 0 ? 404 : 200, 3000);
+    people.push(`${pd.action}:${pd.reasons.join('+')}`);
+  };
+  for (let u = 0; u < 30; u++) person(u);
+  // the crew: a copied browser, a fresh address each time, no cookie; 80% of its numbers have no account
+  const crew: Array<{ action: string; reasons: string[] }> = [];
+  for (let i = 0; i < 100; i++) {
+    crew.push(solving({ ...CHROME, client_ip: `198.18.7.${i + 1}`, ...reset(`1310000${String(3000 + i * 37)}`) }, i % 5 === 0 ? 200 : 404, 2000));
+    if (i % 4 === 0) person(100 + i);
+  }
+  const first = crew.findIndex((d) => d.reasons.includes('enum.unknown_wave'));
+  t.ok(first >= 0 && first <= 20, `the wave is named at attempt ${first + 1}`);
+  t.ok(crew.slice(first + 10).every((d) => d.reasons.includes('enum.unknown_wave')), 'and stays on every attempt after');
+  // the wave is not theirs: at most the route's alarms (a leaked list is being tried) ask them for
+  // a challenge, as before it
+  t.same(people.filter((p) => p.includes('enum.unknown_wave') || p.startsWith('BLOCK')), [], `people resetting from the page (${people.length}): ${people.join(',')}`);
+});

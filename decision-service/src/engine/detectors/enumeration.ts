@@ -8,7 +8,7 @@
 import { hash32 } from '../../state/distinct.ts';
 import { isNotFound, isTaken, observeOnly, ramp, signal, Strongest, type DetectorFactory, type OutcomeContext, type SignalSubject } from '../signal.ts';
 import { betaPrior, learnBaseline, routeKeyMemo, shareEvidence, type BaselineRule } from '../rates.ts';
-import { enumerationKeys as K, subject, type Subject } from '../state-keys.ts';
+import { credentialStuffingKeys, enumerationKeys as K, subject, type Subject } from '../state-keys.ts';
 import { sessionIssued } from './provenance.ts';
 
 /**
@@ -41,6 +41,9 @@ export const enumeration: DetectorFactory = ({ policy, store }) => {
   };
   const keysOf = (f: OutcomeContext) => clientKeys(f, cfg.ip_multiplier, cfg.subnet_multiplier);
   const provenanceOn = policy.doc.detectors.provenance.enabled;
+  /** A request without a password that brings no history of its own: no issued session, no device id, no earlier login from its client. */
+  const unknown = (f: OutcomeContext): boolean => !f.passwordHash && f.device === ''
+    && !(f.session !== '' && sessionIssued(provenanceOn, store, f.session, f.now)) && !store.marked(credentialStuffingKeys.loggedIn(f.client), f.now);
   // each key kind's strongest evidence, the engine keeps the strongest that may act (signal.ts)
   const best = new Strongest();
   /** The slow window's fan-out of one key (a low-and-slow crew's session or address). */
@@ -114,6 +117,14 @@ export const enumeration: DetectorFactory = ({ policy, store }) => {
         const s = ramp(named, cfg.automation_identifiers, cfg.automation_identifiers_max);
         if (s > 0) out.push(signal('enum.automation_wave', cfg.automation_wave_score * s, monitor, undefined, 'request', undefined, { count: named, threshold: cfg.automation_identifiers }));
       }
+      // The slice of such requests that bring no history at all, answered "no such account" far
+      // above the route's share: a crew without cookies or device ids going down a list, whatever
+      // it rotates. Its own evidence (it is in that slice); a person resets from a page or the app.
+      if (cfg.unknown_wave_score > 0 && unknown(f)) {
+        const unf = store.count(K.unknownNotFound(f.route.name), W, now);
+        const wave = shareEvidence(unf, store.count(K.unknownRequests(f.route.name), W, now), prior, { lo: cfg.unknown_not_found, hi: cfg.unknown_not_found_max, pValue: R.p_value });
+        if (wave > 0) out.push(signal('enum.unknown_wave', cfg.unknown_wave_score * wave, monitor, undefined, 'request', undefined, { count: unf, threshold: cfg.unknown_not_found }));
+      }
       // The route answers "no such account" far more than it learned to: a leaked list is being
       // tried, from wherever. Only unproven requests pay (the engine drops global alarms for proven ones).
       if (route.spike && cfg.unknown_surge_score > 0) {
@@ -134,7 +145,10 @@ export const enumeration: DetectorFactory = ({ policy, store }) => {
       store.incr(K.requests(tool), W, f.now);
       const route = routeKeys(f.route.name);
       store.incr(route.requests, rule.windowMs, f.now);
+      const slice = cfg.unknown_wave_score > 0 && unknown(f);
+      if (slice) store.incr(K.unknownRequests(f.route.name), W, f.now);
       if (!nf) return;
+      if (slice) store.incr(K.unknownNotFound(f.route.name), W, f.now);
       for (const [key] of keys) store.incr(K.notFound(key), W, f.now);
       store.incr(K.notFound(tool), W, f.now);
       store.incr(route.events, rule.windowMs, f.now);
