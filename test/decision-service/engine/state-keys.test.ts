@@ -3,6 +3,7 @@
 
 import t from 'tap';
 import {
+  authzKeys,
   automationKeys,
   credentialStuffingKeys,
   enumerationKeys,
@@ -77,6 +78,17 @@ t.test('every detector key keeps its layout', async (t) => {
     [automationKeys.fingerprintArrivals('fp'), 'au:tf:fp'],
     [automationKeys.regularClient('c'), 'au:bot:c:c'],
     [automationKeys.requests('c'), 'au:r:c'],
+    // issue 14, 2026-12-02
+    [traversalKeys.routeObjects(subject.principal('p'), 'user-profile'), 'tv:ro:pr:p:user-profile'],
+    [credentialStuffingKeys.unknownAttempts, 'cs:g:u:all'],
+    [credentialStuffingKeys.unknownFailures, 'cs:g:u:fail'],
+    [enumerationKeys.automationIdentifiers, 'en:auto:ids'],
+    [enumerationKeys.unknownRequests('password-reset'), 'en:u:all:password-reset'],
+    [enumerationKeys.unknownNotFound('password-reset'), 'en:u:nf:password-reset'],
+    [exfilKeys.youngHarvesters, 'ex:farm'],
+    [promoAbuseKeys.accountsPerSession('s'), 'po:acs:s'],
+    [authzKeys.rejected(subject.principal('p')), 'az:401:pr:p'],
+    [authzKeys.accepted(subject.principal('p')), 'az:ok:pr:p'],
   ];
   for (const [got, want] of pinned) t.equal(got, want);
 });
