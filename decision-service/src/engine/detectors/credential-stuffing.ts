@@ -10,7 +10,7 @@ import { hash32 } from '../../state/distinct.ts';
 import { isLoginFailure, observeOnly, ramp, signal, Strongest, type DetectorFactory, type OutcomeContext, type SignalSubject } from '../signal.ts';
 import { betaPrior, learnBaseline, shareEvidence, type BaselineRule } from '../rates.ts';
 import { credentialStuffingKeys as K, enumerationKeys, subject, type Subject } from '../state-keys.ts';
-import { sessionIssued } from './provenance.ts';
+import { hasOwnHistory, sessionIssued } from './provenance.ts';
 
 function clientKeys(f: OutcomeContext, ipMult: number, subnetMult: number): Array<[Subject, SignalSubject, number]> {
   const keys: Array<[Subject, SignalSubject, number]> = [[subject.client(f.client), 'client', 1], [subject.ip(f.ip), 'ip', ipMult], [subject.subnet(f.subnet), 'subnet', subnetMult]];
@@ -65,9 +65,6 @@ export const credentialStuffing: DetectorFactory = ({ policy, store }) => {
    * and build, each with an issued session or device id, fail now and then over an afternoon).
    */
   const slowKey = (name: SignalSubject, isClean: boolean) => SW > 0 && (name === 'session' || name === 'device' || (name === 'client' && !isClean));
-  /** A history of its own: a session the site issued (provenance.ts), a device id, an earlier success from its client. */
-  const hasHistory = (f: OutcomeContext, now: number): boolean =>
-    (f.session !== '' && sessionIssued(provenanceOn, store, f.session, now)) || f.device !== '' || store.marked(K.loggedIn(f.client), now);
   const isLogin = (f: OutcomeContext) => f.routeClass === 'identity' && f.passwordHash !== '' && f.method === 'POST';
   // failures per key: each kind's strongest, the engine keeps the strongest that may act (signal.ts)
   const best = new Strongest();
@@ -118,7 +115,7 @@ export const credentialStuffing: DetectorFactory = ({ policy, store }) => {
       }
       // Spraying: challenge-strength alone, so an owner whose (weak) password is being sprayed
       // is challenged, not blocked; the sprayer's other signals make it a block.
-      const known = hasHistory(f, now);
+      const known = hasOwnHistory(provenanceOn, store, f);
       const spray = known ? 0 : ramp(store.countDistinct(K.passwordIdentifiers(f.passwordHash), W, now), cfg.identifiers_per_password, cfg.identifiers_per_password_max);
       if (spray > 0) out.push(signal('cs.password_spray', cfg.spray_score, monitor, undefined, 'password'));
 
@@ -156,7 +153,7 @@ export const credentialStuffing: DetectorFactory = ({ policy, store }) => {
       // the request's slice, as inspect saw it: before this outcome's failure counts
       const isClean = clean(f, f.now);
       const failed = isLoginFailure(o);
-      if (!hasHistory(f, f.now)) {
+      if (!hasOwnHistory(provenanceOn, store, f)) {
         store.incr(K.unknownAttempts, W, f.now);
         if (failed) store.incr(K.unknownFailures, W, f.now);
       }

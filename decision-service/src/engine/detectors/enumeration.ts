@@ -8,8 +8,8 @@
 import { hash32 } from '../../state/distinct.ts';
 import { isNotFound, isTaken, observeOnly, ramp, signal, Strongest, type DetectorFactory, type OutcomeContext, type SignalSubject } from '../signal.ts';
 import { betaPrior, learnBaseline, routeKeyMemo, shareEvidence, type BaselineRule } from '../rates.ts';
-import { credentialStuffingKeys, enumerationKeys as K, subject, type Subject } from '../state-keys.ts';
-import { sessionIssued } from './provenance.ts';
+import { enumerationKeys as K, subject, type Subject } from '../state-keys.ts';
+import { hasOwnHistory, sessionIssued } from './provenance.ts';
 
 /**
  * Keys for distinct identifiers: one client (IP + fingerprint), device, session. Not the bare IP
@@ -41,9 +41,8 @@ export const enumeration: DetectorFactory = ({ policy, store }) => {
   };
   const keysOf = (f: OutcomeContext) => clientKeys(f, cfg.ip_multiplier, cfg.subnet_multiplier);
   const provenanceOn = policy.doc.detectors.provenance.enabled;
-  /** A request without a password that brings no history of its own: no issued session, no device id, no earlier login from its client. */
-  const unknown = (f: OutcomeContext): boolean => !f.passwordHash && f.device === ''
-    && !(f.session !== '' && sessionIssued(provenanceOn, store, f.session, f.now)) && !store.marked(credentialStuffingKeys.loggedIn(f.client), f.now);
+  /** A request without a password that brings no history of its own (provenance.ts). */
+  const unknown = (f: OutcomeContext): boolean => !f.passwordHash && !hasOwnHistory(provenanceOn, store, f);
   // each key kind's strongest evidence, the engine keeps the strongest that may act (signal.ts)
   const best = new Strongest();
   /** The slow window's fan-out of one key (a low-and-slow crew's session or address). */

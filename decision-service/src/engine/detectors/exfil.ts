@@ -21,7 +21,7 @@ import { hash32, mix32 } from '../../state/distinct.ts';
 import type { ResponseSample } from '../../wire/schema.ts';
 import { observeOnly, ramp, Strongest, type DetectorFactory, type OutcomeContext, type SignalSubject } from '../signal.ts';
 import { exfilKeys as K, subject, type Subject } from '../state-keys.ts';
-import { firstSeen } from './provenance.ts';
+import { youngPrincipal } from './provenance.ts';
 
 type Keyed = readonly [Subject, SignalSubject, number];
 
@@ -72,11 +72,7 @@ export const exfil: DetectorFactory = ({ policy, store }) => {
   const hashes: Buffer[] = [];
   const fresh: number[] = [];
   const publicUntil = new BoundedMap<number, number>(PUBLIC_VALUES_MAX);
-  const prov = policy.doc.detectors.provenance;
-  const youngMs = policy.doc.detectors.traversal.young_principal_s * 1000;
-  /** A token first seen minutes ago (not an API key): an account farm's, or a customer who just logged in. */
-  const young = (f: OutcomeContext): boolean =>
-    prov.enabled && f.principal !== '' && !f.apiKey && f.now - firstSeen(store, subject.principal(f.principal), f.now, prov.remember_s * 1000) < youngMs;
+  const young = youngPrincipal(policy, store);
   return {
     name: 'exfil',
     inspect(f, out) {

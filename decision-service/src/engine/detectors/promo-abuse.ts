@@ -47,6 +47,9 @@ export const promoAbuse: DetectorFactory = ({ policy, store }) => {
   /** Claims counted on a key, against the per-key thresholds times `mult`. */
   const offerClaims = (n: number, mult: number, code: string, about: SignalSubject) =>
     best.offer(ramp(n, cfg.claims_per_key * mult + 0.5, cfg.claims_per_key_max * mult), code, about, { count: n, threshold: cfg.claims_per_key * mult });
+  /** Distinct accounts claiming from one device or browser session, against accounts_per_device. */
+  const offerAccounts = (n: number, code: string, about: SignalSubject) =>
+    best.offer(ramp(n, cfg.accounts_per_device + 0.5, cfg.accounts_per_device_max), code, about, { count: n, threshold: cfg.accounts_per_device });
   return {
     name: 'promo_abuse',
     inspect(f, out) {
@@ -73,16 +76,13 @@ export const promoAbuse: DetectorFactory = ({ policy, store }) => {
       if ((freshDevice || freshSession) && cfg.ip_multiplier > 0) {
         offerClaims(store.incr(K.freshClaims(subject.ip(f.ip)), W, now), cfg.ip_multiplier, 'promo.fresh_claims.ip', 'ip');
       }
-      if (f.device && f.principal) {
-        const accounts = store.addDistinct(K.accountsPerDevice(f.device), hash32(f.principal), W, now);
-        best.offer(ramp(accounts, cfg.accounts_per_device + 0.5, cfg.accounts_per_device_max), 'promo.accounts_per_device', 'device', { count: accounts, threshold: cfg.accounts_per_device });
-      }
       // A browser has no device id: its session cookie is its device. One browser profile claiming
       // for account after account (a farm logging each of its accounts in through the same cookie
       // jar, whatever exit it uses) is the same evidence; a couple sharing a laptop is two.
-      if (f.session && f.principal) {
-        const accounts = store.addDistinct(K.accountsPerSession(f.session), hash32(f.principal), W, now);
-        best.offer(ramp(accounts, cfg.accounts_per_device + 0.5, cfg.accounts_per_device_max), 'promo.accounts_per_session', 'session', { count: accounts, threshold: cfg.accounts_per_device });
+      if (f.principal) {
+        const account = hash32(f.principal);
+        if (f.device) offerAccounts(store.addDistinct(K.accountsPerDevice(f.device), account, W, now), 'promo.accounts_per_device', 'device');
+        if (f.session) offerAccounts(store.addDistinct(K.accountsPerSession(f.session), account, W, now), 'promo.accounts_per_session', 'session');
       }
       // each key kind's strongest; the engine keeps the strongest that may act (signal.ts)
       best.emit(out, cfg.score, monitor, undefined, 'promo.claims');

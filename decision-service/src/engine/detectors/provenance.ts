@@ -11,9 +11,10 @@
 // loads the home page before each attempt passes this check; its other traces (the session's
 // failures, fan-out, clearance) are the other detectors'.
 
+import type { CompiledPolicy } from '../../config/policy.ts';
 import type { Store } from '../../state/store.ts';
-import { observeOnly, signal, type DetectorFactory } from '../signal.ts';
-import { provenanceKeys as K, subject, type Subject } from '../state-keys.ts';
+import { observeOnly, signal, type DetectorFactory, type OutcomeContext } from '../signal.ts';
+import { credentialStuffingKeys, provenanceKeys as K, subject, type Subject } from '../state-keys.ts';
 
 /**
  * When `s` was first seen (ms; `now` when this is the first time), recording this sighting: the
@@ -68,4 +69,26 @@ export const provenance: DetectorFactory = ({ policy, store }) => {
 /** Whether the site issued this session (provenance.ts); true when that detector is off. */
 export function sessionIssued(enabled: boolean, store: Store, session: string, now: number): boolean {
   return !enabled || store.marked(K.issued(session), now);
+}
+
+/**
+ * A request's history of its own: a session the site issued, a device id, or an earlier
+ * successful login from its client (credential-stuffing.ts marks those). What a crew without
+ * cookies or device ids lacks; credential-stuffing.ts and enumeration.ts judge the slice without it.
+ */
+export function hasOwnHistory(provenanceOn: boolean, store: Store, f: OutcomeContext): boolean {
+  return (f.session !== '' && sessionIssued(provenanceOn, store, f.session, f.now)) || f.device !== ''
+    || store.marked(credentialStuffingKeys.loggedIn(f.client), f.now);
+}
+
+/**
+ * `isYoung(f)`: the request's principal (not an API key) was first seen less than
+ * traversal.young_principal_s ago — an account farm's fresh token, or a customer who just logged
+ * in. Records the sighting (firstSeen). Always false with provenance off.
+ */
+export function youngPrincipal(policy: CompiledPolicy, store: Store): (f: OutcomeContext) => boolean {
+  const prov = policy.doc.detectors.provenance;
+  const rememberMs = prov.remember_s * 1000;
+  const youngMs = policy.doc.detectors.traversal.young_principal_s * 1000;
+  return (f) => prov.enabled && f.principal !== '' && !f.apiKey && f.now - firstSeen(store, subject.principal(f.principal), f.now, rememberMs) < youngMs;
 }

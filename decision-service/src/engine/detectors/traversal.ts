@@ -9,7 +9,7 @@ import { hash32 } from '../../state/distinct.ts';
 import { observeOnly, ramp, signal, Strongest, type DetectorFactory, type OutcomeContext, type SignalSubject } from '../signal.ts';
 import { betaPrior, learnBaseline, routeKeyMemo, shareEvidence, type BaselineRule } from '../rates.ts';
 import { subject, traversalKeys as K, type Subject } from '../state-keys.ts';
-import { firstSeen } from './provenance.ts';
+import { firstSeen, youngPrincipal } from './provenance.ts';
 
 // Keyed on who is authenticated first: object routes need credentials. The client key (address +
 // browser build) catches an account farm whose tokens each stay under every bar behind one
@@ -44,8 +44,7 @@ export const traversal: DetectorFactory = ({ policy, store }) => {
   };
   const prov = policy.doc.detectors.provenance;
   /** A principal first seen within `young_principal_s` (provenance.ts keeps first sightings): an account farm's fresh tokens. */
-  const young = (f: OutcomeContext): boolean =>
-    prov.enabled && f.principal !== '' && !f.apiKey && f.now - firstSeen(store, subject.principal(f.principal), f.now, prov.remember_s * 1000) < cfg.young_principal_s * 1000;
+  const young = youngPrincipal(policy, store);
   /**
    * A principal with a history: first seen at least `established_after_s` ago, whose reads were
    * never evidence before (a walk starts at once; a partner's sync job reads for minutes first),
