@@ -170,14 +170,14 @@ export class ExplainGuard implements Guard {
     };
   }
 
-  check(line: TrafficLine, index: number, attempt?: Attempt): Check {
+  check(line: TrafficLine, index: number, attempt?: Attempt): Check | Promise<Check> {
     this.rec.index = index;
     this.rec.retry = attempt?.retry ?? 0;
     return this.inner.check(line, index, attempt);
   }
 
-  after(line: TrafficLine, index: number, result: LineResult, body?: string): void {
-    this.inner.after(line, index, result, body);
+  after(line: TrafficLine, index: number, result: LineResult, body?: string): void | Promise<void> {
+    return this.inner.after(line, index, result, body);
   }
 
   issue(line: TrafficLine, level: number, ttlS: number, nowMs: number): string {

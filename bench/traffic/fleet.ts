@@ -15,11 +15,13 @@ export class FleetGuard implements Guard {
   private lastSync = -Infinity;
   private current = 0;
 
-  constructor(opts: { policy: CompiledPolicy; redisUrl: string; prefix: string; startMs: number; instances?: number; syncMs?: number }) {
+  constructor(opts: { policy: CompiledPolicy; redisUrl: string; prefix: string; startMs: number; instances?: number; syncMs?: number; settleMs?: number }) {
     const n = opts.instances ?? 2;
     this.syncMs = opts.syncMs ?? 350;
     this.stores = Array.from({ length: n }, () => new RedisStore({ url: opts.redisUrl, prefix: opts.prefix, timers: false }));
-    this.guards = this.stores.map((store) => new VerdictGuard({ policy: opts.policy, startMs: opts.startMs, store }));
+    // a would-be stop on keys an instance has not merged reads them first, as the service does
+    // (VERDICT_REDIS_SETTLE_MS, default 10)
+    this.guards = this.stores.map((store) => new VerdictGuard({ policy: opts.policy, startMs: opts.startMs, store, settleMs: opts.settleMs ?? 10 }));
   }
 
   private readonly syncMs: number;
@@ -30,7 +32,7 @@ export class FleetGuard implements Guard {
     await Promise.all(this.stores.map((s) => s.sync()));
   }
 
-  check(line: TrafficLine, index: number, attempt?: Attempt): Check {
+  check(line: TrafficLine, index: number, attempt?: Attempt): Check | Promise<Check> {
     this.current = (index + (attempt?.retry ?? 0)) % this.guards.length;
     return (this.guards[this.current] as VerdictGuard).check(line, index, attempt);
   }
@@ -40,8 +42,8 @@ export class FleetGuard implements Guard {
     return (this.guards[0] as VerdictGuard).issue(line, level, ttlS, nowMs);
   }
 
-  after(line: TrafficLine, index: number, result: LineResult, body?: string): void {
-    (this.guards[this.current] as VerdictGuard).after(line, index, result, body);
+  after(line: TrafficLine, index: number, result: LineResult, body?: string): void | Promise<void> {
+    return (this.guards[this.current] as VerdictGuard).after(line, index, result, body);
   }
 
   async close(): Promise<void> {

@@ -25,7 +25,7 @@ import type { DetectorFactory } from '../../decision-service/src/engine/signal.t
 import { MemoryStore } from '../../decision-service/src/state/memory-store.ts';
 import type { Store } from '../../decision-service/src/state/store.ts';
 import type { Action } from '../../decision-service/src/wire/codec.ts';
-import type { Clearance, Outcome } from '../../decision-service/src/wire/schema.ts';
+import type { Clearance, DecideRequest, Outcome } from '../../decision-service/src/wire/schema.ts';
 import { buildShop } from '../../scripts/demo-shop/app.ts';
 import { DEFAULT_SEED, DEFAULT_USER_COUNT } from '../../scripts/demo-shop/users.ts';
 import { BaselineLimiter } from './baseline.ts';
@@ -82,9 +82,10 @@ const FIRST: Attempt = Object.freeze({ retry: 0, cookie: undefined });
 
 export interface Guard {
   readonly name: string;
-  check(line: TrafficLine, index: number, attempt?: Attempt): Check;
+  /** a promise when the decision waits on shared state (a fleet settling a would-be stop) */
+  check(line: TrafficLine, index: number, attempt?: Attempt): Check | Promise<Check>;
   /** the response the client got (log phase); `body`: the upstream's JSON body, when it answered with one */
-  after(line: TrafficLine, index: number, result: LineResult, body?: string): void;
+  after(line: TrafficLine, index: number, result: LineResult, body?: string): void | Promise<void>;
   /** optional: background work due by this line's time (e.g. a fleet's Redis sync) */
   tick?(line: TrafficLine): Promise<void>;
   /** the gateway's answer endpoint: the clearance token a valid proof of `level` bits earns this line's client */
@@ -115,6 +116,8 @@ export interface VerdictGuardOptions {
   detectors?: readonly DetectorFactory[];
   /** the engine's state store (default: a fresh embedded store) */
   store?: Store;
+  /** a fleet's store: longest wait to read unmerged keys before a stop (the service's VERDICT_REDIS_SETTLE_MS) */
+  settleMs?: number;
 }
 
 /** Verdict's engine behind the modeled Lua gateway (verdict cache, per-location modes). */
@@ -126,6 +129,7 @@ export class VerdictGuard implements Guard {
   private readonly clock: VirtualClock;
   private readonly gw: GatewayOptions;
   private pending: { req: GatewayRequest; fromCache: boolean; late: boolean } | undefined;
+  private readonly settleMs: number;
 
   constructor(opts: VerdictGuardOptions) {
     this.clock = new VirtualClock(opts.startMs ?? 0);
@@ -139,9 +143,16 @@ export class VerdictGuard implements Guard {
       identifierKey: opts.identifierKey ?? Buffer.from('verdict-replay-identifier-key-32b'),
       detectors: opts.detectors,
     });
+    this.settleMs = opts.settleMs ?? 0;
   }
 
-  check(line: TrafficLine, index: number, attempt: Attempt = FIRST): Check {
+  /** The engine's decision, settled first in a fleet (DecisionService.decideSettled). */
+  private decide(req: DecideRequest): Decision | Promise<Decision> {
+    const r = this.engine.decideOrSettle(req, this.settleMs);
+    return 'ready' in r ? r.ready.then(() => this.engine.redo(r)) : r;
+  }
+
+  check(line: TrafficLine, index: number, attempt: Attempt = FIRST): Check | Promise<Check> {
     this.clock.set(line.ts);
     const cl = this.gate.check(attempt.cookie, line, line.ts);
     const gr = toDecideRequest(line, attempt.retry === 0 ? `r${index}` : `r${index}.${attempt.retry}`, this.gw, cl);
@@ -161,11 +172,15 @@ export class VerdictGuard implements Guard {
       this.pending.late = true;
       return { action: 'ALLOW', source: cleared ? 'cleared' : 'async', reasons: [], routeClass: '', clearance: cl.state, challenge: undefined };
     }
-    const d = this.engine.decide(gr.req);
+    const d = this.decide(gr.req);
+    return d instanceof Promise ? d.then((v) => this.enforce(v, gr, line, cl.state)) : this.enforce(d, gr, line, cl.state);
+  }
+
+  private enforce(d: Decision, gr: GatewayRequest, line: TrafficLine, clearance: Clearance): Check {
     this.cache.store(d, line.ts);
     this.unmark(d);
     const action = gr.mode === 'monitor' ? 'ALLOW' : d.action;
-    return { action, source: 'service', reasons: d.reasons, routeClass: d.routeClass, clearance: cl.state, challenge: action === 'CHALLENGE' ? challengeAsk(d, gr.challenge, line) : undefined };
+    return { action, source: 'service', reasons: d.reasons, routeClass: d.routeClass, clearance, challenge: action === 'CHALLENGE' ? challengeAsk(d, gr.challenge, line) : undefined };
   }
 
   /** The clean marks a decision took back (OutcomeAck.unmarked_keys), dropped at once. */
@@ -177,18 +192,27 @@ export class VerdictGuard implements Guard {
     return this.gate.issue(line, level, ttlS, nowMs);
   }
 
-  after(line: TrafficLine, _index: number, result: LineResult, body?: string): void {
+  after(line: TrafficLine, _index: number, result: LineResult, body?: string): void | Promise<void> {
     const p = this.pending;
     this.pending = undefined;
     if (!p || p.req.mode === 'off') return;
-    const req = p.req.req;
     // async (and cleared): the log phase ships the request; /v1/outcomes scores it and returns cacheable verdicts
-    if (p.late) {
-      const d = this.engine.decide({ ...req, mode: 'ASYNC' });
-      if (d.cache_key && d.cache_ttl_s > 0) this.cache.store(d, line.ts);
-      this.unmark(d);
-      result.reasons = d.reasons;
-    }
+    if (!p.late) return this.report(p, line, result, body);
+    const d = this.decide({ ...p.req.req, mode: 'ASYNC' });
+    if (!(d instanceof Promise)) return this.late(d, p, line, result, body);
+    return d.then((v) => this.late(v, p, line, result, body));
+  }
+
+  private late(d: Decision, p: { req: GatewayRequest; fromCache: boolean }, line: TrafficLine, result: LineResult, body: string | undefined): void {
+    if (d.cache_key && d.cache_ttl_s > 0) this.cache.store(d, line.ts);
+    this.unmark(d);
+    result.reasons = d.reasons;
+    this.report(p, line, result, body);
+  }
+
+  /** The outcome the log phase reports. */
+  private report(p: { req: GatewayRequest; fromCache: boolean }, line: TrafficLine, result: LineResult, body: string | undefined): void {
+    const req = p.req.req;
     const outcome: Outcome = {
       request_id: req.request_id,
       ts_ms: req.ts_ms,
@@ -322,11 +346,13 @@ export async function replay(lines: readonly TrafficLine[], guard: Guard, upstre
     const line = ev.at === logged.ts ? logged : { ...logged, ts: ev.at };
     if (guard.tick) await guard.tick(line);
     if (ev.cookie !== undefined) clients.store(line, ev.cookie.token, ev.cookie.expiresMs);
-    const c = guard.check(line, ev.index, { retry: ev.retry, cookie: clients.cookie(line) });
+    const checked = guard.check(line, ev.index, { retry: ev.retry, cookie: clients.cookie(line) });
+    const c = checked instanceof Promise ? await checked : checked;
     const reached = c.action !== 'BLOCK' && c.action !== 'CHALLENGE';
     const status = c.action === 'BLOCK' ? BLOCK_STATUS : c.action === 'CHALLENGE' ? CHALLENGE_STATUS : await upstream.send(line);
     const r: LineResult = { ...c, status, finalAction: c.action, passed: false, solves: 0, hashes: 0, solveS: 0, why: undefined, client: undefined };
-    guard.after(line, ev.index, r, reached ? upstream.lastBody : undefined);
+    const logging = guard.after(line, ev.index, r, reached ? upstream.lastBody : undefined);
+    if (logging) await logging;
     let res = r;
     if (ev.retry === 0) out[ev.index] = r;
     else {

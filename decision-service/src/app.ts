@@ -187,6 +187,7 @@ export function buildApp(config: ServiceConfig, deps: AppDeps = {}): VerdictApp 
     responses: () => livePolicy.responses,
     // endpoint.exposure (the inventory); a throwaway warm-up instance raises nothing
     riskEvents: deps.processMetrics === false ? undefined : events,
+    settleMs: config.redis?.settleMs ?? 0,
   });
   const limitBytes = memoryLimitBytes(config.memoryLimitMb);
   metrics?.memoryLimit.set(limitBytes);

@@ -84,6 +84,8 @@ export const envSchema = z.object({
     .describe('interval of the batched writes of local deltas to Redis'),
   VERDICT_REDIS_REFRESH_MS: z.coerce.number().int().min(10).max(60_000).default(250)
     .describe('interval of the background reads of the merged view; staleness ≤ flush + refresh + 2 round trips'),
+  VERDICT_REDIS_SETTLE_MS: z.coerce.number().int().min(0).max(1000).default(10)
+    .describe('a would-be block or challenge decided on keys this instance had not merged yet waits at most this long (and half the request\'s budget) to read them from Redis, then is decided again; 0 = decide on the local view'),
   VERDICT_WEBHOOK_URL: z.string().regex(/^https?:\/\/[^\s/?#@]+(\/[^\s]*)?$/, 'write http(s)://host[:port]/path (e.g. https://soar.example.com/hooks/verdict), no user:password@ (the HMAC secret authenticates)').optional()
     .describe('risk events (key blocked, campaign detected, endpoint exposure) are POSTed here, HMAC-signed; unset = no webhook'),
   VERDICT_WEBHOOK_SECRET: z.string().min(16, 'use at least 16 random characters (openssl rand -hex 32)').optional()
@@ -126,6 +128,7 @@ export interface RedisConfig {
   readonly prefix: string;
   readonly flushMs: number;
   readonly refreshMs: number;
+  readonly settleMs: number;
 }
 
 export type ListenAddress = { readonly kind: 'tcp'; readonly host: string; readonly port: number } | { readonly kind: 'unix'; readonly path: string };
@@ -370,5 +373,6 @@ function redisConfig(e: z.infer<typeof envSchema>): RedisConfig | undefined {
     prefix: e.VERDICT_REDIS_PREFIX,
     flushMs: e.VERDICT_REDIS_FLUSH_MS,
     refreshMs: e.VERDICT_REDIS_REFRESH_MS,
+    settleMs: e.VERDICT_REDIS_SETTLE_MS,
   });
 }

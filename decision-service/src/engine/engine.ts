@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { CompiledPolicy, CompiledRoute } from '../config/policy.ts';
 import { ROUTE_CLASSES, type CacheKeyType, type ChallengeKindName, type GatewayKeyType, type RouteClass } from '../config/policy-schema.ts';
-import type { Store } from '../state/store.ts';
+import type { Store, Unsettled } from '../state/store.ts';
 import type { Action, ChallengeKind, DecideResponse } from '../wire/codec.ts';
 import type { DecideRequest, Outcome } from '../wire/schema.ts';
 import type { Clock } from './clock.ts';
@@ -36,6 +36,18 @@ export interface Decision extends DecideResponse {
 }
 
 /** A clean mark to drop at the gateways that cached it (OutcomeAck.unmarked_keys). */
+/**
+ * A would-be stop decided on keys this instance had not merged yet (a fleet's shared store):
+ * its writes are undone; once `ready`, Engine.redo decides it again on the fleet's view.
+ */
+export interface Resettle {
+  readonly ready: Promise<void>;
+  readonly f: RequestFeatures;
+  readonly req: DecideRequest;
+  /** clean marks the first decision took back: still owed to the gateways */
+  readonly unmark: Decision['unmark'];
+}
+
 export interface Unmark {
   readonly key: string;
   readonly gateways: readonly string[];
@@ -159,12 +171,50 @@ export class Engine {
     this.observed = observedClasses(detectors, policy);
   }
 
+  /** Decides a request on this instance's view of the state. */
   decide(req: DecideRequest): Decision {
+    return this.judge(this.prepare(req), req);
+  }
+
+  /**
+   * As decide, but in a fleet whose store can be behind (Store.settling): a decision that found
+   * anything (a stop, a tag) on keys this instance had not yet merged (a session another instance
+   * issued, a login it saw) is not answered on that view. Its writes are undone and a Resettle
+   * returned: the keys are read from the shared store (for at most `waitMs`), then `redo` decides
+   * again. Absent evidence of a customer's own history is the one thing a lagging view invents,
+   * and it is what stops people.
+   */
+  decideOrSettle(req: DecideRequest, waitMs: number): Decision | Resettle {
+    const st = waitMs > 0 ? this.store.settling : undefined;
+    const f = this.prepare(req);
+    if (!st?.begin()) return this.judge(f, req);
+    let d: Decision;
+    let u: Unsettled | undefined;
+    try {
+      d = this.judge(f, req);
+    } finally {
+      u = st.end();
+    }
+    // anything found (a TAG too: its absent evidence can leave a session unmarked as issued,
+    // and the customer stopped later on what Redis never got)
+    if (u === undefined || (d.action === 'ALLOW' && d.reasons.length === 0)) return d;
+    st.undo(u);
+    return { ready: st.settle(u, waitMs), f, req, unmark: d.unmark };
+  }
+
+  /** Decides a Resettle again, once its keys are read. */
+  redo(r: Resettle): Decision {
+    this.lastFeatures = r.f;
+    const d = this.judge(r.f, r.req);
+    return r.unmark && !d.unmark ? { ...d, unmark: r.unmark } : d;
+  }
+
+  /** The request's features; records it in the inventory and for its outcome. */
+  private prepare(req: DecideRequest): RequestFeatures {
     const policy = this.policy;
     const now = req.mode === 'INLINE' || req.ts_ms === 0 ? this.clock.now() : req.ts_ms;
     const f = extractFeatures(req, policy, now, this.identifierKey);
     this.lastFeatures = f;
-    this.lastSignals = NO_SIGNALS;
     // Privacy by construction: from here on only the keyed hash exists, also in the caller's
     // request object.
     if (req.identifier) (req as { identifier: string }).identifier = '';
@@ -175,7 +225,14 @@ export class Engine {
     // Keyed by the gateway that asked as well: an outcome is attributed only when the same
     // gateway reports it, so nobody can land outcomes on requests of another (issue 11).
     if (req.request_id && this.observed.has(f.routeClass)) this.recent.set(`${req.gateway_id ?? ''}\n${req.request_id}`, remember(f, endpoint));
+    return f;
+  }
 
+  /** The verdict on a prepared request (writes detector state as it goes). */
+  private judge(f: RequestFeatures, req: DecideRequest): Decision {
+    const policy = this.policy;
+    const now = f.now;
+    this.lastSignals = NO_SIGNALS;
     if (policy.allowIps.has(f.ip)) return this.verdict(f, 'ALLOW', 0, ['ip.allowlist'], '', 0, 'ALLOW');
     if (policy.denyIps.has(f.ip)) {
       const ttl = policy.doc.ip_lists.deny_cache_ttl_s;

@@ -15,7 +15,8 @@
 // (so no late verdicts either: the requests carry no gateway_id). The header names are those
 // nginx forwards: its own (Host first) and then the client's in order.
 
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Decision } from '../engine/engine.ts';
 import type { Logger } from 'pino';
 import { VerdictError } from '../errors.ts';
 import { buildDecideRequest } from '../gateway/request-builder.ts';
@@ -90,9 +91,15 @@ export function registerAuthRequest(app: FastifyInstance, service: DecisionServi
     if (!parsed.success) {
       throw new VerdictError('INVALID_FIELD', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
     }
-    const d = service.decide(parsed.data, 'AUTH_REQUEST');
-    reply.header('x-verdict-action', d.action).header('x-verdict-score', String(d.score)).header('x-verdict-reasons', d.reasons.join(','));
-    service.observeDecide('auth_request', started);
-    return reply.code(d.action === 'BLOCK' ? 403 : d.action === 'CHALLENGE' ? 401 : 204).send();
+    const settled = service.decideSettled(parsed.data, 'AUTH_REQUEST');
+    if (settled instanceof Promise) return settled.then((d) => answerAuth(service, reply, d, started));
+    return answerAuth(service, reply, settled, started);
   });
+}
+
+/** auth_request's answer: the status nginx acts on, and the verdict in headers. */
+function answerAuth(service: DecisionService, reply: FastifyReply, d: Decision, started: number): FastifyReply {
+  reply.header('x-verdict-action', d.action).header('x-verdict-score', String(d.score)).header('x-verdict-reasons', d.reasons.join(','));
+  service.observeDecide('auth_request', started);
+  return reply.code(d.action === 'BLOCK' ? 403 : d.action === 'CHALLENGE' ? 401 : 204).send();
 }

@@ -4,7 +4,7 @@
 // refused, and JSON nesting is checked before parsing (json-body.ts).
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Engine } from '../engine/engine.ts';
+import type { Decision, Engine } from '../engine/engine.ts';
 import { VerdictError } from '../errors.ts';
 import {
   decodeDecideRequest,
@@ -35,6 +35,21 @@ function responseEncoding(req: FastifyRequest, incoming: Encoding): Encoding {
   if (accept.includes(PROTOBUF)) return 'protobuf';
   if (accept.includes('application/json')) return 'json';
   return incoming;
+}
+
+/** The answer to /v1/decide in the encoding the gateway asked for. */
+function answerDecide(service: DecisionService, req: FastifyRequest, reply: FastifyReply, encoding: Encoding, d: Decision, started: number): FastifyReply {
+  const out = responseEncoding(req, encoding);
+  let payload: Buffer | DecideResponse;
+  if (out === 'protobuf') {
+    const bytes = encodeDecideResponse(d);
+    payload = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    reply.header('content-type', PROTOBUF);
+  } else {
+    payload = toWire(d);
+  }
+  service.observeDecide(encoding, started);
+  return reply.send(payload);
 }
 
 export interface RouteDeps {
@@ -103,18 +118,9 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
     const input = decodeDecideRequest(req.body, encoding);
     // Not an error of the client's making: answered directly, counted as expired, not bad.
     if (service.expired(input, req.socket.remoteAddress ?? '', 'http')) return reply.code(504).send(DEADLINE_BODY);
-    const d = service.decide(input);
-    const out = responseEncoding(req, encoding);
-    let payload: Buffer | DecideResponse;
-    if (out === 'protobuf') {
-      const bytes = encodeDecideResponse(d);
-      payload = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      reply.header('content-type', PROTOBUF);
-    } else {
-      payload = toWire(d);
-    }
-    service.observeDecide(encoding, started);
-    return reply.send(payload);
+    const settled = service.decideSettled(input);
+    if (settled instanceof Promise) return settled.then((d) => answerDecide(service, req, reply, encoding, d, started));
+    return answerDecide(service, req, reply, encoding, settled, started);
   });
 
   app.post('/v1/outcomes', { bodyLimit: limits.outcomesBytes, preHandler: gatewayOnly }, async (req: FastifyRequest, reply: FastifyReply) => {

@@ -78,6 +78,12 @@ export interface DecisionServiceOptions {
   readonly responses?: () => CompiledResponses;
   /** Issue 17: where endpoint.exposure events go (the app's bus; the webhook subscribes to it). */
   readonly riskEvents?: RiskEvents;
+  /**
+   * Fleets (a shared Redis store): longest wait, in ms, to read from Redis the keys a would-be
+   * block or challenge was decided on before this instance had merged them (Engine.decideOrSettle);
+   * never more than half an INLINE request's budget. 0: decide on the local view.
+   */
+  readonly settleMs?: number;
 }
 
 /** Gateway cache key types an override may ask the gateway to cache a BLOCK under. */
@@ -114,6 +120,7 @@ export class DecisionService {
   private readonly logger: Logger;
   private readonly clock: Clock;
   private readonly skewMs: number;
+  private readonly settleMs: number;
   private readonly audit: AuditLog | undefined;
   private readonly overrides: OverrideBook | undefined;
   private readonly thresholds: ((routeClass: string) => Thresholds | undefined) | undefined;
@@ -135,6 +142,7 @@ export class DecisionService {
     this.logger = opts.logger;
     this.clock = opts.clock ?? systemClock;
     this.skewMs = opts.clockSkewMs ?? 30_000;
+    this.settleMs = opts.settleMs ?? 0;
     this.deadlines = new DeadlineCheck({ clock: this.clock, windowMs: opts.skewWindowMs });
     const m = this.metrics;
     this.engine().inventory.setSink({
@@ -178,13 +186,39 @@ export class DecisionService {
    * verdict for an INLINE request of a known gateway is also queued as a late verdict.
    */
   decide(input: DecideRequest, modeLabel: string = input.mode): Decision {
+    const engine = this.engine();
+    return this.finish(engine, input, engine.decide(this.stamped(input)), modeLabel);
+  }
+
+  /**
+   * As decide, but a would-be stop decided on keys this instance of a fleet had not merged yet is
+   * decided again once they are read from Redis (a promise then; at most settleMs, and half an
+   * INLINE request's budget). Alone or without Redis it is decide.
+   */
+  decideSettled(input: DecideRequest, modeLabel: string = input.mode): Decision | Promise<Decision> {
+    const engine = this.engine();
+    const budget = input.mode === 'INLINE' && input.budget_ms > 0 ? input.budget_ms / 2 : Infinity;
+    const r = engine.decideOrSettle(this.stamped(input), Math.min(this.settleMs, budget));
+    if (!('ready' in r)) return this.finish(engine, input, r, modeLabel);
+    const m = this.metrics;
+    if (m) m.settled.inc();
+    return r.ready.then(() => this.finish(engine, input, engine.redo(r), modeLabel));
+  }
+
+  /** ts_ms within the accepted skew of this clock. */
+  private stamped(input: DecideRequest): DecideRequest {
     const now = this.clock.now();
     if (!(Math.abs(input.ts_ms - now) <= this.skewMs)) {
       // 0 = not sent: now; otherwise the nearest time within the skew
       input.ts_ms = input.ts_ms === 0 ? now : input.ts_ms > now ? now + this.skewMs : now - this.skewMs;
     }
-    const engine = this.engine();
-    let d = engine.decide(input);
+    return input;
+  }
+
+  /** Overrides, audit, metrics, late verdicts and response inspection of a decision just made. */
+  private finish(engine: Engine, input: DecideRequest, decided: Decision, modeLabel: string): Decision {
+    const now = this.clock.now();
+    let d = decided;
     // on the keys the engine computed (its features: the identifier only as its keyed hash)
     const ov = engine.lastFeatures ? this.overrides?.match(engine.lastFeatures) : undefined;
     if (ov) d = overridden(d, ov, now);
@@ -249,7 +283,8 @@ export class DecisionService {
       if (o.request) {
         o.request.mode = 'ASYNC';
         o.request.gateway_id = batch.gateway_id; // attributed to the gateway that reports it
-        const d = this.decide(o.request);
+        const r = this.decideSettled(o.request);
+        const d = r instanceof Promise ? await r : r;
         if (d.cache_key && d.cache_ttl_s > 0) scored.push(toWire(d));
       }
       // Looked up per outcome: a policy reload between slices applies from the next one on.

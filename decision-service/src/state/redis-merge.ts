@@ -39,6 +39,8 @@ export abstract class Entry {
   touchGen = -1;
   inHot = false;
   dirty = false;
+  /** Holds the merged view: read from Redis since this instance last started (or resumed) using it. */
+  merged = false;
   constructor(readonly key: string) {}
   abstract flush(b: Batch, q: MergeQueue): void;
   abstract pull(b: Batch, q: MergeQueue): void;
@@ -143,6 +145,7 @@ export class CounterEntry extends WindowEntry<Cell> {
     b.mget([cur.rkey, prev.rkey], (res) => {
       cur.remote = Number(res[0] ?? 0);
       prev.remote = Number(res[1] ?? 0);
+      this.merged = true;
     });
   }
 
@@ -248,6 +251,7 @@ export class DistinctEntry extends WindowEntry<DCell> {
       cur.remote = decodeSketch(res[0]);
       prev.remote = decodeSketch(res[1]);
       this.viewOk = false;
+      this.merged = true;
     });
   }
 
@@ -307,6 +311,7 @@ export class MarkEntry extends Entry {
   pull(b: Batch): void {
     b.mget([this.rkey], (res) => {
       this.remote = Number(res[0] ?? 0) || 0;
+      this.merged = true;
     });
   }
   reseed(q: MergeQueue): void {
@@ -360,7 +365,9 @@ export class ArrivalEntry extends Entry {
   }
   pull(b: Batch): void {
     b.add('lrange', this.rkey, [this.rkey, 0, -1], (err, res) => {
-      if (!err && Array.isArray(res)) this.remote = res.map(Number);
+      if (err || !Array.isArray(res)) return;
+      this.remote = res.map(Number);
+      this.merged = true;
     });
   }
   reseed(): void {
@@ -422,6 +429,7 @@ export class ValueEntry extends Entry {
   pull(b: Batch): void {
     b.mget([this.rkey], (res) => {
       this.remote = parseValue(res[0]);
+      this.merged = true;
     });
   }
   reseed(q: MergeQueue): void {

@@ -16,6 +16,10 @@
 // unreachable reads are local-only (plus the last merged view) and the lag grows; stats().lagMs
 // shows it.
 //
+// Settling. A decision that found something on keys without a merged view (new to this instance,
+// or no longer refreshed) can be undone and decided again once they are read (store.ts Settling;
+// Engine.decideOrSettle): a Recording notes those reads and the undo of the decision's writes.
+//
 // Failure. No call waits on Redis: flushes are skipped while disconnected, deltas stay pending
 // (bounded by maxKeys entries and maxDirty queued keys; beyond that dropped and counted), and go
 // out on reconnect. A restart that lost Redis's data is detected by this instance's liveness
@@ -37,7 +41,7 @@ import { Batch, sendBatch, type Client } from './redis-batch.ts';
 import { arrivalKey, instanceKey, instancesKey, markKey, valueKey } from './redis-keys.ts';
 import { ArrivalEntry, bucketTtlMs, type Cell, CounterEntry, type DCell, DistinctEntry, type Entry, MarkEntry, type MergeQueue, SLACK_MS, ValueEntry, type WindowEntry } from './redis-merge.ts';
 import { ARRIVALS, DISTINCT_ADD, DISTINCT_READ, INCR_MANY, MARK, SWAP } from './redis-scripts.ts';
-import type { IntervalStats, Store } from './store.ts';
+import type { IntervalStats, Settling, Store, Unsettled } from './store.ts';
 
 export interface StoreLogger {
   warn(obj: object, msg: string): void;
@@ -105,13 +109,26 @@ export interface RedisStoreStats {
   readonly instances: number;
   /** Background reads skipped because this instance was the only one alive. */
   readonly pullsSkippedAlone: number;
+  /** Would-be stops decided on keys not yet merged, whose keys were read from Redis first (Settling). */
+  readonly settles: number;
+  /** ...of which Redis did not answer within the wait (decided on the local view). */
+  readonly settleTimeouts: number;
 }
 
 const IGNORE = (): void => {};
 /** Between two pieces of a flush backlog (maxFlushKeys keys each). */
 const BACKLOG_GAP_MS = 20;
 
-export class RedisStore implements Store, MergeQueue {
+/** One decision's reads of unsettled keys and the undo of its writes (Settling). */
+class Recording implements Unsettled {
+  readonly reads = new Set<Entry>();
+  readonly undos: Array<() => void> = [];
+  get size(): number {
+    return this.reads.size;
+  }
+}
+
+export class RedisStore implements Store, MergeQueue, Settling {
   readonly prefix: string;
   readonly instanceId = randomBytes(8).toString('hex');
   private readonly client: Client;
@@ -148,9 +165,12 @@ export class RedisStore implements Store, MergeQueue {
   private downSince = 0;
   private lastDownLog = 0;
   private closed = false;
-  private readonly counts = { flushes: 0, flushErrors: 0, pulls: 0, pullErrors: 0, opsPerFlush: 0, commands: 0, dropped: 0, reseeds: 0, lastFlushOk: 0, lastError: '', pullsSkippedAlone: 0 };
+  private readonly counts = { flushes: 0, flushErrors: 0, pulls: 0, pullErrors: 0, opsPerFlush: 0, commands: 0, dropped: 0, reseeds: 0, lastFlushOk: 0, lastError: '', pullsSkippedAlone: 0, settles: 0, settleTimeouts: 0 };
   /** Live instances as of the last flush (0 = not known yet: pull as if not alone). */
   private instances = 0;
+  /** The decision being recorded (Settling), if any. */
+  private rec: Recording | undefined = undefined;
+  readonly settling: Settling = this;
 
   constructor(opts: RedisStoreOptions) {
     this.prefix = opts.prefix ?? 'verdict:';
@@ -225,6 +245,10 @@ export class RedisStore implements Store, MergeQueue {
   incr(key: string, windowMs: number, now: number, by = 1): number {
     const e = this.counter(key, windowMs, now);
     e.add(by);
+    if (this.rec) {
+      const cell = e.cur;
+      this.rec.undos.push(() => { cell.pending -= by; });
+    }
     this.markDirty(e);
     return e.estimate(now);
   }
@@ -246,6 +270,10 @@ export class RedisStore implements Store, MergeQueue {
 
   mark(key: string, now: number, ttlMs: number): void {
     const e = this.markEntry(key);
+    if (this.rec) {
+      const { local, ttlMs: was, pending } = e;
+      this.rec.undos.push(() => { e.local = local; e.ttlMs = was; e.pending = pending; });
+    }
     if (e.extend(now + ttlMs, ttlMs)) this.markDirty(e);
   }
 
@@ -261,6 +289,10 @@ export class RedisStore implements Store, MergeQueue {
       this.addFresh(e);
     }
     this.touch(e);
+    if (this.rec) {
+      const pending = e.pending.slice();
+      this.rec.undos.push(() => { e.pending = pending; });
+    }
     const stats = e.record(now);
     this.markDirty(e);
     return stats;
@@ -274,6 +306,10 @@ export class RedisStore implements Store, MergeQueue {
       this.addFresh(e);
     }
     this.touch(e);
+    if (this.rec) {
+      const { local, ttlMs: was, pending } = e;
+      this.rec.undos.push(() => { e.local = local; e.ttlMs = was; e.pending = pending; });
+    }
     const prev = e.swap(value, now, ttlMs);
     this.markDirty(e);
     return prev;
@@ -291,6 +327,48 @@ export class RedisStore implements Store, MergeQueue {
   shed(fraction: number): number {
     return shedLru(this.counters, fraction) + shedLru(this.distinct, fraction) + shedLru(this.marks, fraction)
       + shedLru(this.arrivals, fraction) + shedLru(this.values, fraction);
+  }
+
+  // ----------------------------------------------------------------------------- Settling
+
+  begin(): boolean {
+    // alone, nobody else contributes; unreachable, nothing better can be read
+    if (this.instances === 1 || !this.ready()) return false;
+    this.rec = new Recording();
+    return true;
+  }
+
+  end(): Unsettled | undefined {
+    const r = this.rec;
+    this.rec = undefined;
+    return r && r.reads.size > 0 ? r : undefined;
+  }
+
+  undo(u: Unsettled): void {
+    const undos = (u as Recording).undos;
+    for (let i = undos.length - 1; i >= 0; i--) (undos[i] as () => void)();
+    undos.length = 0;
+  }
+
+  settle(u: Unsettled, timeoutMs: number): Promise<void> {
+    if (!this.ready()) return Promise.resolve();
+    const b = new Batch(this.bulk);
+    for (const e of (u as Recording).reads) e.pull(b, this);
+    if (b.empty) return Promise.resolve();
+    this.counts.settles++;
+    let timer: NodeJS.Timeout | undefined;
+    // The timer fires in the loop's timers phase, before the poll phase reads the socket: after a
+    // pause of this process (GC, a busy core) an answer already waiting would lose to it. The
+    // wait ends a turn later (check phase), once what arrived has been read.
+    let done = false;
+    const late = new Promise<void>((r) => {
+      timer = setTimeout(() => setImmediate(() => {
+        if (!done) this.counts.settleTimeouts++;
+        r();
+      }), timeoutMs);
+    });
+    const read = this.exec(b).then(() => { done = true; }, (err: unknown) => { done = true; this.counts.lastError = String(err); });
+    return Promise.race([read, late]).finally(() => clearTimeout(timer));
   }
 
   // ----------------------------------------------------------------------------- sync
@@ -354,7 +432,11 @@ export class RedisStore implements Store, MergeQueue {
     const keep: Entry[] = [];
     for (const e of this.hot) {
       if (gen - e.touchGen < this.activeGens) keep.push(e);
-      else e.inHot = false;
+      else {
+        // no longer refreshed: its view is behind from now on, until it is read again
+        e.inHot = false;
+        e.merged = false;
+      }
     }
     this.hot = keep;
     if (this.instances === 1) {
@@ -410,6 +492,8 @@ export class RedisStore implements Store, MergeQueue {
       lastError: c.lastError,
       instances: this.instances,
       pullsSkippedAlone: c.pullsSkippedAlone,
+      settles: c.settles,
+      settleTimeouts: c.settleTimeouts,
     };
   }
 
@@ -485,6 +569,7 @@ export class RedisStore implements Store, MergeQueue {
   }
 
   private touch(e: Entry): void {
+    if (this.rec && !e.merged) this.rec.reads.add(e);
     if (e.touchGen === this.gen) return;
     e.touchGen = this.gen;
     if (!e.inHot) {

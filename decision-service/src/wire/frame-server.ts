@@ -349,7 +349,18 @@ class FrameConnection {
             this.answers.push(DEADLINE);
             return;
           }
-          const out = frame(FRAME.VERDICT, encodeDecideResponse(service.decide(req)));
+          const d = service.decideSettled(req);
+          if (d instanceof Promise) {
+            // a fleet reads what it had not merged first: the answer keeps its place
+            const slot = this.answers.length;
+            this.answers.push(null);
+            d.then(
+              (v) => { service.observeDecide('frame', started); this.fill(slot, 0, frame(FRAME.VERDICT, encodeDecideResponse(v))); },
+              (err: unknown) => this.fill(slot, 0, this.ctx.errorFrame(err)),
+            );
+            return;
+          }
+          const out = frame(FRAME.VERDICT, encodeDecideResponse(d));
           service.observeDecide('frame', started);
           this.answers.push(out);
         } catch (err) {

@@ -117,10 +117,10 @@ t.test('GET /v1/auth builds the Lua gateway\'s DecideRequest, with location sett
   const built = buildApp(config, { logger: createLogger('silent'), policy: policy() });
   t.teardown(() => built.app.close());
   const seen: DecideRequest[] = [];
-  const decide = built.engine.decide.bind(built.engine);
-  built.engine.decide = (r) => {
+  const decide = built.engine.decideOrSettle.bind(built.engine);
+  built.engine.decideOrSettle = (r, waitMs) => {
     seen.push({ ...r });
-    return decide(r);
+    return decide(r, waitMs);
   };
   const hash = (v: string) => createHmac('sha1', config.identifierKey).update(v).digest();
   // as nginx forwards a subrequest: its own headers first, then the client's in order
