@@ -603,6 +603,12 @@ t.test('authz.rejected_token: a token the site keeps answering 401 is stopped at
   for (let i = 0; i < 8; i++) send({ ...me, path: `/api/orders/70010${i}` }, 401, 20_000);
   const after = [1, 2, 3].map(() => send({ ...me, path: '/api/orders/700101' }, 200, 5000).action);
   t.same(after, ['ALLOW', 'ALLOW', 'ALLOW'], 'after the outage, the customer reads on');
+  // a token that reads for an hour (the "accepted" mark is renewed once half its 10 minutes are
+  // gone, not written on every answer), then meets the same outage: still not refused after it
+  const long = { ...CHROME, client_ip: '192.0.2.62', has_authorization: true, token_hash: Buffer.from('working-2') };
+  for (let i = 0; i < 60; i++) send({ ...long, path: '/api/orders/700201' }, 200, 60_000);
+  for (let i = 0; i < 8; i++) send({ ...long, path: '/api/orders/700201' }, 401, 20_000);
+  t.equal(send({ ...long, path: '/api/orders/700201' }, 200, 5000).action, 'ALLOW', 'an hour-old customer token reads on after the outage');
 });
 
 t.test('cs.failure_rate.tool: a farm with a fresh device per account whose sign-ups were blocked does not get the app\'s customers challenged', async (t) => {

@@ -44,7 +44,10 @@ export const missingCredentials: DetectorFactory = ({ policy, store }) => {
       // A token the site ever accepted is not counted: when the site's own sign-in backend fails
       // and answers 401 to everyone for a while, its customers' tokens must not be refused here
       // after it recovers. What is counted is a token that never worked.
-      if (o.status >= 200 && o.status < 300) store.mark(K.accepted(p), f.now, RW);
+      // (renewed once half its time is gone, not on every answer: one write per token per RW / 2)
+      if (o.status >= 200 && o.status < 300) {
+        if (!store.marked(K.accepted(p), f.now + RW / 2)) store.mark(K.accepted(p), f.now, RW);
+      }
       else if (o.status === 401 && !store.marked(K.accepted(p), f.now)) store.incr(K.rejected(p), RW, f.now);
     },
   };
