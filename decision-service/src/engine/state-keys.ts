@@ -141,8 +141,10 @@ export const exfilKeys = {
 export const promoAbuseKeys = {
   /** Value: when a promo page or info call (the precursor of a claim) was last seen, per identity. */
   precursor: (s: Subject) => `po:pre:${s}`,
-  /** Mark: an account was just created from this client, device or session. */
+  /** Mark: an account was just created from this client, device or session, or a session or device logged in to one. */
   freshAccount: (s: Subject) => `po:new:${s}`,
+  /** Mark: this account (its identifier's keyed hash) was created within fresh_account_s. */
+  freshIdentifier: (identifierHash: string) => `po:nid:${identifierHash}`,
   /** Counter: claims. */
   claims: (s: Subject) => `po:c:${s}`,
   /** Counter: claims from a device or session that just created an account, per address. */

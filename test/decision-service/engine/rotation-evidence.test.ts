@@ -673,3 +673,27 @@ t.test('enum.unknown_wave: resets for a scattered list with no history of their 
   // a challenge, as before it
   t.same(people.filter((p) => p.includes('enum.unknown_wave') || p.startsWith('BLOCK')), [], `people resetting from the page (${people.length}): ${people.join(',')}`);
 });
+
+t.test('promo.fresh_account: an account signed up through one browser profile and exit, logged in and claimed through another, is a fresh account\'s claim; an old account on a new phone is not', async (t) => {
+  const { send } = setup();
+  const claim = { method: 'POST', path: '/api/promo/claim' };
+  // the farm: sign-up from one exit and cookie jar...
+  send({ ...CHROME, client_ip: '198.18.20.1', session_hash: Buffer.from('signup-jar'), path: '/' }, 200, 5000);
+  send({ ...CHROME, client_ip: '198.18.20.1', session_hash: Buffer.from('signup-jar'), method: 'POST', path: '/api/auth/register', identifier: '13900001111', password_hash: Buffer.from('farm') }, 201, 5000);
+  // ...ten minutes later the login and the claim from another exit and jar
+  const other = { ...CHROME, client_ip: '198.18.21.7', session_hash: Buffer.from('claim-jar') };
+  send({ ...other, path: '/' }, 200, 600_000);
+  send({ ...other, ...login('13900001111', 'farm') }, 200, 3000);
+  const farm = send({ ...other, token_hash: Buffer.from('farm-token'), has_authorization: true, ...claim }, 200, 3000);
+  t.ok(farm.reasons.includes('promo.fresh_account'), `the claim of an account made ten minutes ago elsewhere: ${farm.reasons.join(',')}`);
+  // a customer whose account is months old logs in on a new phone and claims
+  const phone = { ...APP, client_ip: '100.64.9.9', device_hash: Buffer.from('new-phone') };
+  send({ ...phone, ...login('13900002222', 'mine') }, 200, 3000);
+  const human = send({ ...phone, token_hash: Buffer.from('human-token'), has_authorization: true, ...claim }, 200, 3000);
+  t.notOk(human.reasons.includes('promo.fresh_account'), `an old account: ${human.reasons.join(',') || 'none'}`);
+  // and the farm's account once it is past fresh_account_s (30 min) logs in again elsewhere: not fresh
+  const later = { ...CHROME, client_ip: '198.18.22.9', session_hash: Buffer.from('later-jar') };
+  send({ ...later, ...login('13900001111', 'farm') }, 200, 1_900_000);
+  const old = send({ ...later, token_hash: Buffer.from('farm-token-2'), has_authorization: true, ...claim }, 200, 3000);
+  t.notOk(old.reasons.includes('promo.fresh_account'), `past the window: ${old.reasons.join(',') || 'none'}`);
+});

@@ -67,6 +67,7 @@ t.test('every detector key keeps its layout', async (t) => {
     [promoAbuseKeys.freshAccount(subject.client('c')), 'po:new:ipfp:c'],
     [promoAbuseKeys.freshAccount(subject.device('d')), 'po:new:dev:d'],
     [promoAbuseKeys.freshAccount(subject.session('s')), 'po:new:ses:s'],
+    [promoAbuseKeys.freshIdentifier('h'), 'po:nid:h'],
     [promoAbuseKeys.claims(subject.device('d')), 'po:c:dev:d'],
     [promoAbuseKeys.claims(subject.principal('p')), 'po:c:pr:p'],
     [promoAbuseKeys.accountsPerDevice('d'), 'po:acct:d'],

@@ -7,8 +7,9 @@
 // provenance.ts).
 
 import { hash32 } from '../../state/distinct.ts';
-import { observeOnly, ramp, signal, Strongest, type DetectorFactory, type OutcomeContext, type RequestFeatures, type SignalSubject } from '../signal.ts';
+import { isLoginFailure, observeOnly, ramp, signal, Strongest, type DetectorFactory, type OutcomeContext, type RequestFeatures, type SignalSubject } from '../signal.ts';
 import { promoAbuseKeys as K, subject, type Subject } from '../state-keys.ts';
+import { isLogin } from '../proven.ts';
 import { firstSeen } from './provenance.ts';
 
 /** The identities a promo page view and the claim after it share. */
@@ -110,9 +111,22 @@ export const promoAbuse: DetectorFactory = ({ policy, store }) => {
     },
     observes: ['identity'],
     observe(o, f) {
-      // An identity route answering 201 created an account: remember the client that did it.
-      if (!cfg.enabled || !f || f.routeClass !== 'identity' || o.status !== 201) return;
-      for (const k of freshKeys(f)) store.mark(K.freshAccount(k), f.now, cfg.fresh_account_s * 1000);
+      if (!cfg.enabled || !f || f.routeClass !== 'identity') return;
+      const fresh = cfg.fresh_account_s * 1000;
+      // An identity route answering 201 created an account: remember the client that did it, and
+      // the account.
+      if (o.status === 201) {
+        for (const k of freshKeys(f)) store.mark(K.freshAccount(k), f.now, fresh);
+        if (f.identifierHash) store.mark(K.freshIdentifier(f.identifierHash), f.now, fresh);
+        return;
+      }
+      // A login to that account from anywhere else (a farm signs up through one exit and browser
+      // profile, logs in and claims through another): the session or device it logged in with
+      // claims for a fresh account too. Not the client: behind a carrier NAT it is everyone's.
+      if (o.status >= 200 && o.status < 300 && isLogin(f) && !isLoginFailure(o) && f.identifierHash && store.marked(K.freshIdentifier(f.identifierHash), f.now)) {
+        if (f.device) store.mark(K.freshAccount(subject.device(f.device)), f.now, fresh);
+        if (f.session) store.mark(K.freshAccount(subject.session(f.session)), f.now, fresh);
+      }
     },
   };
 };
