@@ -3,9 +3,10 @@
 // modeled by challenge-clients.ts) and through the per-IP rate-limit baseline, each against a
 // fresh in-process demo shop, and writes bench/results/detection.md + detection.json.
 //
-// `npm run scorecard -- --worlds N [--world-seed-from K] [--jobs J] [--policy FILE] [--out DIR]`
+// `npm run scorecard -- --worlds N [--world-seed-from K] [--jobs J] [--policy FILE] [--out DIR] [--fleet]`
 // instead replays random worlds K … K+N-1 (worlds.ts; default K = 1001, the unseen ones; tune on
-// 1–10) in J processes (default: the CPU count) and writes detection-worlds.md + .json.
+// 1–10) in J processes (default: the CPU count) and writes detection-worlds.md + .json (with
+// --fleet: through two instances sharing a local Redis, detection-worlds-fleet.md + .json).
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -113,7 +114,7 @@ async function main(): Promise<void> {
   }
 }
 
-async function worldsMain(values: { worlds?: string; 'world-seed-from'?: string; jobs?: string; policy?: string; out?: string }): Promise<void> {
+async function worldsMain(values: { worlds?: string; 'world-seed-from'?: string; jobs?: string; policy?: string; out?: string; fleet?: boolean }): Promise<void> {
   const n = Number(values.worlds);
   const from = values['world-seed-from'] !== undefined ? Number(values['world-seed-from']) : UNSEEN_WORLDS_FROM;
   const jobs = values.jobs !== undefined ? Number(values.jobs) : Math.max(1, availableParallelism());
@@ -125,17 +126,20 @@ async function worldsMain(values: { worlds?: string; 'world-seed-from'?: string;
   console.log(`scorecard: worlds ${from}–${from + n - 1}, ${jobs} process${jobs > 1 ? 'es' : ''}`);
   const t0 = Date.now();
   const seeds = Array.from({ length: n }, (_, i) => from + i);
-  const results = await runWorlds(seeds, { policyFile, jobs, log: (m) => console.log(m) });
+  // --fleet: each world through two instances sharing a local Redis (started here)
+  const redis = values.fleet ? await startRedis() : undefined;
+  const results = await runWorlds(seeds, { policyFile, jobs, redisUrl: redis?.url, log: (m) => console.log(m) }).finally(() => redis?.stop());
   const wallS = (Date.now() - t0) / 1000;
+  const name = values.fleet ? 'detection-worlds-fleet' : 'detection-worlds';
   const report = aggregate(policy.version, results);
   const markdown = renderWorldsMarkdown(report, results, { from, wallS, jobs });
   const dir = resolve(values.out ?? join(repoRoot, 'bench/results'));
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'detection-worlds.json'), `${JSON.stringify({ report, worlds: results }, null, 2)}\n`);
-  writeFileSync(join(dir, 'detection-worlds.md'), markdown);
+  writeFileSync(join(dir, `${name}.json`), `${JSON.stringify({ report, worlds: results }, null, 2)}\n`);
+  writeFileSync(join(dir, `${name}.md`), values.fleet ? markdown.replace(/^# (.*)$/m, '# $1 — two instances sharing Redis (traffic split round-robin)') : markdown);
   console.log('');
   console.log(markdown);
-  console.log(`written: ${join(dir, 'detection-worlds.md')}, ${join(dir, 'detection-worlds.json')}`);
+  console.log(`written: ${join(dir, `${name}.md`)}, ${join(dir, `${name}.json`)}`);
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)) {

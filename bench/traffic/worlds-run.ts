@@ -9,11 +9,15 @@ import { labelKind } from './format.ts';
 import { ScoreBuilder } from './report.ts';
 import { BaselineGuard, loadPolicy, replay, ShopUpstream, VerdictGuard, type LineResult } from './replay.ts';
 import { generateScenario } from './scenarios.ts';
+import { FleetGuard } from './fleet.ts';
 import { drawWorld, type World } from './worlds.ts';
 import { describeCampaigns, type WorldResult } from './worlds-report.ts';
 
-/** Generates world `w`'s traffic and replays it through both guards, each against a fresh demo shop. */
-export async function runWorld(w: World, policyFile: string): Promise<WorldResult> {
+/**
+ * Generates world `w`'s traffic and replays it through both guards, each against a fresh demo
+ * shop. With `redisUrl`, Verdict is two instances sharing that Redis (fleet.ts, round-robin).
+ */
+export async function runWorld(w: World, policyFile: string, redisUrl?: string): Promise<WorldResult> {
   const t0 = Date.now();
   const cpu0 = process.cpuUsage();
   const policy = loadPolicy(policyFile);
@@ -22,7 +26,10 @@ export async function runWorld(w: World, policyFile: string): Promise<WorldResul
 
   const verdict = new ScoreBuilder();
   const vShop = new ShopUpstream(w.shop);
-  const vr = await replay(lines, new VerdictGuard({ policy, startMs: lines[0]?.ts ?? 0 }), vShop, { clients: new ChallengeClients({ seed: w.seed }) });
+  const startMs = lines[0]?.ts ?? 0;
+  const guard = redisUrl ? new FleetGuard({ policy, redisUrl, prefix: `w${w.seed}:${Date.now()}:`, startMs }) : new VerdictGuard({ policy, startMs });
+  const vr = await replay(lines, guard, vShop, { clients: new ChallengeClients({ seed: w.seed }) });
+  if (guard instanceof FleetGuard) await guard.close();
   await vShop.close();
   verdict.add(w.name, lines, vr, promo);
 
@@ -59,6 +66,8 @@ export interface RunWorldsOptions {
   policyFile: string;
   /** child processes at a time (1: in this process) */
   jobs: number;
+  /** Verdict as a fleet of two instances sharing this Redis */
+  redisUrl?: string;
   log?: (msg: string) => void;
 }
 
@@ -69,7 +78,7 @@ export async function runWorlds(seeds: readonly number[], opts: RunWorldsOptions
   if (opts.jobs <= 1) {
     const out: WorldResult[] = [];
     for (const seed of seeds) {
-      const r = await runWorld(drawWorld(seed), opts.policyFile);
+      const r = await runWorld(drawWorld(seed), opts.policyFile, opts.redisUrl);
       done(r);
       out.push(r);
     }
@@ -82,7 +91,7 @@ export async function runWorlds(seeds: readonly number[], opts: RunWorldsOptions
     const child = fork(fileURLToPath(import.meta.url), ['--world-child'], { execArgv: process.execArgv, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     try {
       for (let seed = queue.shift(); seed !== undefined; seed = queue.shift()) {
-        const r = await ask(child, { seed, policyFile: opts.policyFile });
+        const r = await ask(child, { seed, policyFile: opts.policyFile, redisUrl: opts.redisUrl });
         done(r);
         results.set(seed, r);
       }
@@ -96,7 +105,9 @@ export async function runWorlds(seeds: readonly number[], opts: RunWorldsOptions
 
 type Reply = { ok: true; result: WorldResult } | { ok: false; error: string };
 
-function ask(child: ChildProcess, job: { seed: number; policyFile: string }): Promise<WorldResult> {
+interface Job { seed: number; policyFile: string; redisUrl: string | undefined }
+
+function ask(child: ChildProcess, job: Job): Promise<WorldResult> {
   return new Promise((resolve, reject) => {
     const onExit = (code: number | null) => reject(new Error(`world ${job.seed}: its process exited (${code}) before answering`));
     child.once('exit', onExit);
@@ -110,8 +121,8 @@ function ask(child: ChildProcess, job: { seed: number; policyFile: string }): Pr
 }
 
 if (process.argv.includes('--world-child') && process.send) {
-  process.on('message', (job: { seed: number; policyFile: string }) => {
-    runWorld(drawWorld(job.seed), job.policyFile).then(
+  process.on('message', (job: Job) => {
+    runWorld(drawWorld(job.seed), job.policyFile, job.redisUrl).then(
       (result) => process.send!({ ok: true, result } satisfies Reply),
       (err: unknown) => process.send!({ ok: false, error: err instanceof Error ? err.stack ?? err.message : String(err) } satisfies Reply),
     );
