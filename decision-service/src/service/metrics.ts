@@ -179,4 +179,5 @@ export function addStoreStats(m: ServiceMetrics, stats: () => RedisStoreStats): 
   gauge('verdict_redis_instances', 'Live store instances sharing this Redis as of the last flush (1: this one alone, background reads skipped)', (s) => s.instances);
   gauge('verdict_redis_pulls_skipped_alone', 'Background refreshes skipped because this instance was the only one alive (monotonic)', (s) => s.pullsSkippedAlone);
   gauge('verdict_redis_reseeds', 'Times this instance re-sent its state after Redis lost it (monotonic)', (s) => s.reseeds);
+  gauge('verdict_redis_settle_timeouts', 'Decisions whose unmerged keys Redis did not return within VERDICT_REDIS_SETTLE_MS (decided on the local view; monotonic)', (s) => s.settleTimeouts);
 }
