@@ -245,11 +245,11 @@ export function describeCampaigns(w: World): WorldResult['campaigns'] {
   return w.campaigns.map((c) => ({ id: c.id, kind: c.kind, family: FAMILY_OF[c.kind], client: c.client ?? 'script', about: c.about }));
 }
 
-export function renderWorldsMarkdown(r: WorldsReport, results: readonly WorldResult[], meta: { from: number; wallS: number; jobs: number }): string {
+export function renderWorldsMarkdown(r: WorldsReport, results: readonly WorldResult[], meta: { from: number; wallS: number; jobs: number; fleet?: boolean }): string {
   const out: string[] = [];
   const n = r.worlds.length;
-  out.push('# Detection on random worlds', '');
-  out.push(`Policy \`${r.policy}\`; worlds ${meta.from}–${meta.from + n - 1} (\`npm run scorecard -- --worlds ${n} --world-seed-from ${meta.from}\`); ${r.lines} requests replayed through Verdict and the per-IP \`limit_req\` baseline in ${meta.wallS.toFixed(0)} s wall with ${meta.jobs} processes (${r.cpu_s.toFixed(0)} s of CPU: about ${(r.cpu_s / meta.jobs).toFixed(0)} s on ${meta.jobs} idle cores).`);
+  out.push(meta.fleet ? '# Detection on random worlds — two instances sharing Redis (traffic split round-robin)' : '# Detection on random worlds', '');
+  out.push(`Policy \`${r.policy}\`; worlds ${meta.from}–${meta.from + n - 1} (\`npm run scorecard -- --worlds ${n} --world-seed-from ${meta.from}${meta.fleet ? ' --fleet' : ''}\`); ${r.lines} requests replayed through Verdict and the per-IP \`limit_req\` baseline in ${meta.wallS.toFixed(0)} s wall with ${meta.jobs} processes (${r.cpu_s.toFixed(0)} s of CPU: about ${(r.cpu_s / meta.jobs).toFixed(0)} s on ${meta.jobs} idle cores).`);
   out.push('Each world draws its population and its attackers at random (bench/traffic/worlds.ts). Worlds 1–10 are for tuning; reported tables come from worlds 1001–1020, which nobody tunes to.');
   out.push(`A family's result in a world is its worst campaign there. "worst" = the worst of the ${n} worlds; "median" = the world at rank ⌊N/2⌋ from the best (of two middle worlds, the worse). "detected at" = index of the first stopped request (page loads of disguised bots count); "stopped after" = share of its requests from then on that never got through (blocked, or challenged and not solved). (wN) names the world.`, '');
 
