@@ -284,8 +284,15 @@ export class DecisionService {
         o.request.mode = 'ASYNC';
         o.request.gateway_id = batch.gateway_id; // attributed to the gateway that reports it
         const r = this.decideSettled(o.request);
-        const d = r instanceof Promise ? await r : r;
-        if (d.cache_key && d.cache_ttl_s > 0) scored.push(toWire(d));
+        if (r instanceof Promise) {
+          // settling (a fleet): not waited on here, or one Redis round trip per outcome would pace
+          // the whole batch; its verdict rides on this gateway's next ack
+          const gw = batch.gateway_id;
+          r.then((d) => { if (gw && d.cache_key && d.cache_ttl_s > 0) this.late.offer(gw, toWire(d)); },
+            (err: unknown) => this.logger.error({ err }, 'async decision after settling failed'));
+        } else if (r.cache_key && r.cache_ttl_s > 0) {
+          scored.push(toWire(r));
+        }
       }
       // Looked up per outcome: a policy reload between slices applies from the next one on.
       // accepted: scored here (async metadata) or attributed to a request this service decided

@@ -9,7 +9,12 @@ import { RedisStore } from '../../../decision-service/src/state/redis-store.ts';
 import type { Settling } from '../../../decision-service/src/state/store.ts';
 import { startRedis } from '../../helpers/redis.ts';
 import { request } from '../../helpers/policy.ts';
+import { createLogger } from '../../../decision-service/src/logger.ts';
+import { DecisionService } from '../../../decision-service/src/service/decision-service.ts';
+import { OutcomeBatchType, openOutcomeBatch } from '../../../decision-service/src/wire/codec.ts';
 import { engine, T0 } from './redis-fleet-harness.ts';
+
+const engine_ = (store: RedisStore) => engine(store, new VirtualClock(Date.now()));
 
 const redis = await startRedis();
 t.teardown(() => redis.stop());
@@ -152,4 +157,28 @@ t.test('a customer whose page load another instance saw is not stopped on the la
   const fd = 'ready' in forged ? (await forged.ready, ec.redo(forged)) : forged;
   t.ok(fd.action === 'BLOCK' || fd.action === 'CHALLENGE', `a never-issued session is still stopped (${fd.action})`);
   t.ok(fd.reasons.includes('session.never_issued'));
+});
+
+// Async-mode requests are decided from outcome batches. One that settles is not waited on there:
+// a Redis round trip per outcome would pace the whole batch (and, under a crew on an async route,
+// stall the gateway's outcome stream). Its verdict rides on a later ack.
+t.test('an outcome batch is not paced by the settles of its async decisions', async (t) => {
+  const [, b] = await pair(t);
+  const engine = engine_(b);
+  const service = new DecisionService({ engine: () => engine, metrics: undefined, logger: createLogger('silent'), settleMs: 1000 });
+  const outcomes = Array.from({ length: 20 }, (_, i) => ({
+    request_id: `a${i}`, ts_ms: Date.now(), client_ip: `198.18.7.${i + 1}`, method: 'POST', path: '/api/auth/login', status: 401,
+    // a login with a session cookie nobody issued: found out on keys new to this instance
+    request: { request_id: `a${i}`, client_ip: `198.18.7.${i + 1}`, method: 'POST', path: '/api/auth/login', session_hash: Buffer.from(`made-up-${i}`), cookie_names: ['sid'], header_names: ['host', 'user-agent', 'cookie'], user_agent: 'Mozilla/5.0', mode: 1 },
+  }));
+  const batch = Buffer.from(OutcomeBatchType.encode(OutcomeBatchType.fromObject({ gateway_id: 'gw/1', outcomes })).finish());
+  // Redis holds every client's commands for 1.5 s: each settle would wait its full second
+  await redis.client().call('CLIENT', 'PAUSE', '1500', 'ALL');
+  const t0 = performance.now();
+  const ack = await service.outcomes(openOutcomeBatch(batch, 'protobuf', 100));
+  const ms = performance.now() - t0;
+  t.equal(ack.accepted, 20);
+  t.ok(ms < 500, `the batch was applied in ${ms.toFixed(0)} ms, not paced by 20 waits of up to 1 s`);
+  t.ok(b.stats().settles >= 1, `its async decisions settled (${b.stats().settles})`);
+  await new Promise((r) => setTimeout(r, 1600));
 });
