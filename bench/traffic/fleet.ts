@@ -19,8 +19,8 @@ export class FleetGuard implements Guard {
     const n = opts.instances ?? 2;
     this.syncMs = opts.syncMs ?? 350;
     this.stores = Array.from({ length: n }, () => new RedisStore({ url: opts.redisUrl, prefix: opts.prefix, timers: false }));
-    // a would-be stop on keys an instance has not merged reads them first, as the service does
-    // (VERDICT_REDIS_SETTLE_MS, default 10)
+    // a decision that found something on keys an instance has not merged reads them first, as the
+    // service does (VERDICT_REDIS_SETTLE_MS, default 10)
     this.guards = this.stores.map((store) => new VerdictGuard({ policy: opts.policy, startMs: opts.startMs, store, settleMs: opts.settleMs ?? 10 }));
   }
 

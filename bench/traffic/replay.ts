@@ -82,7 +82,7 @@ const FIRST: Attempt = Object.freeze({ retry: 0, cookie: undefined });
 
 export interface Guard {
   readonly name: string;
-  /** a promise when the decision waits on shared state (a fleet settling a would-be stop) */
+  /** a promise when the decision waits on shared state (a fleet settling a decision that found something) */
   check(line: TrafficLine, index: number, attempt?: Attempt): Check | Promise<Check>;
   /** the response the client got (log phase); `body`: the upstream's JSON body, when it answered with one */
   after(line: TrafficLine, index: number, result: LineResult, body?: string): void | Promise<void>;

@@ -85,7 +85,7 @@ export const envSchema = z.object({
   VERDICT_REDIS_REFRESH_MS: z.coerce.number().int().min(10).max(60_000).default(250)
     .describe('interval of the background reads of the merged view; staleness ≤ flush + refresh + 2 round trips'),
   VERDICT_REDIS_SETTLE_MS: z.coerce.number().int().min(0).max(1000).default(10)
-    .describe('a would-be block or challenge decided on keys this instance had not merged yet waits at most this long (and half the request\'s budget) to read them from Redis, then is decided again; 0 = decide on the local view'),
+    .describe('a decision that found something (a tag, a challenge, a block) on keys this instance had not merged yet waits at most this long (and half the request\'s budget) to read them from Redis, then is decided again; 0 = decide on the local view'),
   VERDICT_WEBHOOK_URL: z.string().regex(/^https?:\/\/[^\s/?#@]+(\/[^\s]*)?$/, 'write http(s)://host[:port]/path (e.g. https://soar.example.com/hooks/verdict), no user:password@ (the HMAC secret authenticates)').optional()
     .describe('risk events (key blocked, campaign detected, endpoint exposure) are POSTed here, HMAC-signed; unset = no webhook'),
   VERDICT_WEBHOOK_SECRET: z.string().min(16, 'use at least 16 random characters (openssl rand -hex 32)').optional()

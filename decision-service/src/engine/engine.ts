@@ -35,9 +35,8 @@ export interface Decision extends DecideResponse {
   readonly unmark?: readonly Unmark[];
 }
 
-/** A clean mark to drop at the gateways that cached it (OutcomeAck.unmarked_keys). */
 /**
- * A would-be stop decided on keys this instance had not merged yet (a fleet's shared store):
+ * A decision that found something on keys this instance had not merged yet (a fleet's store):
  * its writes are undone; once `ready`, Engine.redo decides it again on the fleet's view.
  */
 export interface Resettle {
@@ -48,6 +47,7 @@ export interface Resettle {
   readonly unmark: Decision['unmark'];
 }
 
+/** A clean mark to drop at the gateways that cached it (OutcomeAck.unmarked_keys). */
 export interface Unmark {
   readonly key: string;
   readonly gateways: readonly string[];

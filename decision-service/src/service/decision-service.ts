@@ -79,8 +79,8 @@ export interface DecisionServiceOptions {
   /** Issue 17: where endpoint.exposure events go (the app's bus; the webhook subscribes to it). */
   readonly riskEvents?: RiskEvents;
   /**
-   * Fleets (a shared Redis store): longest wait, in ms, to read from Redis the keys a would-be
-   * block or challenge was decided on before this instance had merged them (Engine.decideOrSettle);
+   * Fleets (a shared Redis store): longest wait, in ms, to read from Redis the keys a decision that
+   * found something was made on before this instance had merged them (Engine.decideOrSettle);
    * never more than half an INLINE request's budget. 0: decide on the local view.
    */
   readonly settleMs?: number;
@@ -191,8 +191,8 @@ export class DecisionService {
   }
 
   /**
-   * As decide, but a would-be stop decided on keys this instance of a fleet had not merged yet is
-   * decided again once they are read from Redis (a promise then; at most settleMs, and half an
+   * As decide, but a decision that found something on keys this instance of a fleet had not merged
+   * yet is made again once they are read from Redis (a promise then; at most settleMs, and half an
    * INLINE request's budget). Alone or without Redis it is decide.
    */
   decideSettled(input: DecideRequest, modeLabel: string = input.mode): Decision | Promise<Decision> {

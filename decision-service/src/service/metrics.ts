@@ -140,7 +140,7 @@ export function createMetrics(defaults: boolean): ServiceMetrics {
     auditDropped: new Counter({ name: 'verdict_audit_dropped_total', help: 'Audit records not written to a sink (queue full, redis unavailable); the in-memory ring still has them', labelNames: ['sink'], registers }),
     overrideChanges: new Counter({ name: 'verdict_override_changes_total', help: 'Operator overrides created or deleted, by action', labelNames: ['change', 'action'], registers }),
     overridesActive: new Gauge({ name: 'verdict_overrides_active', help: 'Operator overrides in force', registers }),
-    settled: new Counter({ name: 'verdict_settled_total', help: 'Would-be blocks and challenges decided again after reading from Redis the keys this instance of a fleet had not merged yet', registers }),
+    settled: new Counter({ name: 'verdict_settled_total', help: 'Decisions that found something (a tag, a challenge, a block) made again after reading from Redis the keys this instance of a fleet had not merged yet', registers }),
     marksGiven: new Counter({ name: 'verdict_clean_marks_given_total', help: 'Clean marks handed to gateways: an ALLOW cached under a clean client\'s key, whose requests are then not waited on (clean_marks)', registers }),
     marksTakenBack: new Counter({ name: 'verdict_clean_marks_taken_back_total', help: 'Clean marks taken back because something was found on their client (sent in OutcomeAck.unmarked_keys)', registers }),
     revocationsSent: new Counter({ name: 'verdict_revocations_sent_total', help: 'Gateway cache keys revoked in outcome acknowledgements (one per key per gateway worker)', registers }),

@@ -1,7 +1,8 @@
 // A fleet never stops a customer on a view it has not merged (Settling, issue 14): a key new to
 // an instance, or one it stopped refreshing, reads local-only until the next pull, so a session
-// another instance issued a moment ago looks never issued. A would-be stop read on such keys is
-// undone, the keys are read from Redis, and the request is decided again. Real Redis, two stores.
+// another instance issued a moment ago looks never issued. A decision that finds something on
+// such keys is undone, the keys are read from Redis, and the request is decided again. Real
+// Redis, two stores.
 
 import t, { type Test } from 'tap';
 import { VirtualClock } from '../../../decision-service/src/engine/clock.ts';
