@@ -120,6 +120,9 @@ export interface VerdictGuardOptions {
   settleMs?: number;
 }
 
+/** A request between the gateway's check and its log phase. */
+interface Pending { req: GatewayRequest; fromCache: boolean; late: boolean }
+
 /** Verdict's engine behind the modeled Lua gateway (verdict cache, per-location modes). */
 export class VerdictGuard implements Guard {
   readonly name = 'verdict';
@@ -128,7 +131,7 @@ export class VerdictGuard implements Guard {
   readonly gate: ClearanceGate;
   private readonly clock: VirtualClock;
   private readonly gw: GatewayOptions;
-  private pending: { req: GatewayRequest; fromCache: boolean; late: boolean } | undefined;
+  private pending: Pending | undefined;
   private readonly settleMs: number;
 
   constructor(opts: VerdictGuardOptions) {
@@ -203,7 +206,7 @@ export class VerdictGuard implements Guard {
     return d.then((v) => this.late(v, p, line, result, body));
   }
 
-  private late(d: Decision, p: { req: GatewayRequest; fromCache: boolean }, line: TrafficLine, result: LineResult, body: string | undefined): void {
+  private late(d: Decision, p: Pending, line: TrafficLine, result: LineResult, body: string | undefined): void {
     if (d.cache_key && d.cache_ttl_s > 0) this.cache.store(d, line.ts);
     this.unmark(d);
     result.reasons = d.reasons;
@@ -211,7 +214,7 @@ export class VerdictGuard implements Guard {
   }
 
   /** The outcome the log phase reports. */
-  private report(p: { req: GatewayRequest; fromCache: boolean }, line: TrafficLine, result: LineResult, body: string | undefined): void {
+  private report(p: Pending, line: TrafficLine, result: LineResult, body: string | undefined): void {
     const req = p.req.req;
     const outcome: Outcome = {
       request_id: req.request_id,

@@ -109,7 +109,7 @@ export interface RedisStoreStats {
   readonly instances: number;
   /** Background reads skipped because this instance was the only one alive. */
   readonly pullsSkippedAlone: number;
-  /** Would-be stops decided on keys not yet merged, whose keys were read from Redis first (Settling). */
+  /** Decisions that found something on keys not yet merged, whose keys were read from Redis first (Settling). */
   readonly settles: number;
   /** ...of which Redis did not answer within the wait (decided on the local view). */
   readonly settleTimeouts: number;
@@ -119,13 +119,26 @@ const IGNORE = (): void => {};
 /** Between two pieces of a flush backlog (maxFlushKeys keys each). */
 const BACKLOG_GAP_MS = 20;
 
-/** One decision's reads of unsettled keys and the undo of its writes (Settling). */
+/**
+ * One decision's reads of unsettled keys and the undo of its writes (Settling). One per store,
+ * cleared by begin(): a decision is recorded, undone and its keys sent out synchronously.
+ */
 class Recording implements Unsettled {
   readonly reads = new Set<Entry>();
   readonly undos: Array<() => void> = [];
   get size(): number {
     return this.reads.size;
   }
+  clear(): void {
+    this.reads.clear();
+    this.undos.length = 0;
+  }
+}
+
+/** Puts a mark's or a value's local state back as it is now (a Recording's undo). */
+function restorer<T extends { local: unknown; ttlMs: number; pending: boolean }>(e: T): () => void {
+  const { local, ttlMs, pending } = e;
+  return () => { e.local = local; e.ttlMs = ttlMs; e.pending = pending; };
 }
 
 export class RedisStore implements Store, MergeQueue, Settling {
@@ -168,8 +181,9 @@ export class RedisStore implements Store, MergeQueue, Settling {
   private readonly counts = { flushes: 0, flushErrors: 0, pulls: 0, pullErrors: 0, opsPerFlush: 0, commands: 0, dropped: 0, reseeds: 0, lastFlushOk: 0, lastError: '', pullsSkippedAlone: 0, settles: 0, settleTimeouts: 0 };
   /** Live instances as of the last flush (0 = not known yet: pull as if not alone). */
   private instances = 0;
-  /** The decision being recorded (Settling), if any. */
+  /** The decision being recorded (Settling), if any: `recording` while begin() … end(). */
   private rec: Recording | undefined = undefined;
+  private readonly recording = new Recording();
   readonly settling: Settling = this;
 
   constructor(opts: RedisStoreOptions) {
@@ -270,10 +284,7 @@ export class RedisStore implements Store, MergeQueue, Settling {
 
   mark(key: string, now: number, ttlMs: number): void {
     const e = this.markEntry(key);
-    if (this.rec) {
-      const { local, ttlMs: was, pending } = e;
-      this.rec.undos.push(() => { e.local = local; e.ttlMs = was; e.pending = pending; });
-    }
+    if (this.rec) this.rec.undos.push(restorer(e));
     if (e.extend(now + ttlMs, ttlMs)) this.markDirty(e);
   }
 
@@ -306,10 +317,7 @@ export class RedisStore implements Store, MergeQueue, Settling {
       this.addFresh(e);
     }
     this.touch(e);
-    if (this.rec) {
-      const { local, ttlMs: was, pending } = e;
-      this.rec.undos.push(() => { e.local = local; e.ttlMs = was; e.pending = pending; });
-    }
+    if (this.rec) this.rec.undos.push(restorer(e));
     const prev = e.swap(value, now, ttlMs);
     this.markDirty(e);
     return prev;
@@ -334,7 +342,8 @@ export class RedisStore implements Store, MergeQueue, Settling {
   begin(): boolean {
     // alone, nobody else contributes; unreachable, nothing better can be read
     if (this.instances === 1 || !this.ready()) return false;
-    this.rec = new Recording();
+    this.recording.clear();
+    this.rec = this.recording;
     return true;
   }
 

@@ -49,16 +49,16 @@ export interface Unsettled {
 /**
  * Deciding again on the fleet's view (issue 14, fleets): a decision records which keys it read
  * before this instance had merged the other instances' contribution (a key new to it, or one it
- * had stopped refreshing), and its own writes. A decision that would stop the request on such a
- * view is undone, the keys are read from the shared store, and it is decided again.
+ * had stopped refreshing), and its own writes. A decision that found something on such a view is
+ * undone, the keys are read from the shared store, and it is decided again.
  */
 export interface Settling {
   /** Starts recording; false when nothing can be behind (alone, or the shared store unreachable). */
   begin(): boolean;
-  /** Stops recording: the unsettled keys read (undefined when none). */
+  /** Stops recording: the unsettled keys read (undefined when none); valid until the next begin(). */
   end(): Unsettled | undefined;
   /** Takes back the recorded decision's writes. */
   undo(u: Unsettled): void;
-  /** Reads the keys from the shared store; resolves when they are merged or after timeoutMs. */
+  /** Reads the keys from the shared store (taken from `u` at once); resolves when they are merged or after timeoutMs. */
   settle(u: Unsettled, timeoutMs: number): Promise<void>;
 }

@@ -10,6 +10,7 @@ import { hash32 } from '../../state/distinct.ts';
 import { isLoginFailure, observeOnly, ramp, signal, Strongest, type DetectorFactory, type OutcomeContext, type SignalSubject } from '../signal.ts';
 import { betaPrior, learnBaseline, shareEvidence, type BaselineRule } from '../rates.ts';
 import { credentialStuffingKeys as K, enumerationKeys, subject, type Subject } from '../state-keys.ts';
+import { isLogin } from '../proven.ts';
 import { hasOwnHistory, sessionIssued } from './provenance.ts';
 
 function clientKeys(f: OutcomeContext, ipMult: number, subnetMult: number): Array<[Subject, SignalSubject, number]> {
@@ -65,7 +66,6 @@ export const credentialStuffing: DetectorFactory = ({ policy, store }) => {
    * and build, each with an issued session or device id, fail now and then over an afternoon).
    */
   const slowKey = (name: SignalSubject, isClean: boolean) => SW > 0 && (name === 'session' || name === 'device' || (name === 'client' && !isClean));
-  const isLogin = (f: OutcomeContext) => f.routeClass === 'identity' && f.passwordHash !== '' && f.method === 'POST';
   // failures per key: each kind's strongest, the engine keeps the strongest that may act (signal.ts)
   const best = new Strongest();
   return {

@@ -30,6 +30,14 @@ function clientKeys(f: OutcomeContext, ipMult: number, subnetMult: number): Arra
 /** The route's own answered requests, not-found answers and learned not-found share. */
 const routeKeys = routeKeyMemo(K);
 
+/** The route's slice without a history of its own (`enum.unknown_wave`), built once per route name. */
+const sliceKeys = new Map<string, { readonly requests: string; readonly notFound: string }>();
+function unknownSlice(route: string): { readonly requests: string; readonly notFound: string } {
+  let k = sliceKeys.get(route);
+  if (!k) sliceKeys.set(route, (k = { requests: K.unknownRequests(route), notFound: K.unknownNotFound(route) }));
+  return k;
+}
+
 export const enumeration: DetectorFactory = ({ policy, store }) => {
   const cfg = policy.doc.detectors.enumeration;
   const W = cfg.window_s * 1000;
@@ -120,8 +128,9 @@ export const enumeration: DetectorFactory = ({ policy, store }) => {
       // above the route's share: a crew without cookies or device ids going down a list, whatever
       // it rotates. Its own evidence (it is in that slice); a person resets from a page or the app.
       if (cfg.unknown_wave_score > 0 && unknown(f)) {
-        const unf = store.count(K.unknownNotFound(f.route.name), W, now);
-        const wave = shareEvidence(unf, store.count(K.unknownRequests(f.route.name), W, now), prior, { lo: cfg.unknown_not_found, hi: cfg.unknown_not_found_max, pValue: R.p_value });
+        const slice = unknownSlice(f.route.name);
+        const unf = store.count(slice.notFound, W, now);
+        const wave = shareEvidence(unf, store.count(slice.requests, W, now), prior, { lo: cfg.unknown_not_found, hi: cfg.unknown_not_found_max, pValue: R.p_value });
         if (wave > 0) out.push(signal('enum.unknown_wave', cfg.unknown_wave_score * wave, monitor, undefined, 'request', undefined, { count: unf, threshold: cfg.unknown_not_found }));
       }
       // The route answers "no such account" far more than it learned to: a leaked list is being
@@ -144,10 +153,10 @@ export const enumeration: DetectorFactory = ({ policy, store }) => {
       store.incr(K.requests(tool), W, f.now);
       const route = routeKeys(f.route.name);
       store.incr(route.requests, rule.windowMs, f.now);
-      const slice = cfg.unknown_wave_score > 0 && unknown(f);
-      if (slice) store.incr(K.unknownRequests(f.route.name), W, f.now);
+      const slice = cfg.unknown_wave_score > 0 && unknown(f) ? unknownSlice(f.route.name) : undefined;
+      if (slice) store.incr(slice.requests, W, f.now);
       if (!nf) return;
-      if (slice) store.incr(K.unknownNotFound(f.route.name), W, f.now);
+      if (slice) store.incr(slice.notFound, W, f.now);
       for (const [key] of keys) store.incr(K.notFound(key), W, f.now);
       store.incr(K.notFound(tool), W, f.now);
       store.incr(route.events, rule.windowMs, f.now);

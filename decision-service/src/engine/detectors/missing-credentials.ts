@@ -47,8 +47,9 @@ export const missingCredentials: DetectorFactory = ({ policy, store }) => {
       // (renewed once half its time is gone, not on every answer: one write per token per RW / 2)
       if (o.status >= 200 && o.status < 300) {
         if (!store.marked(K.accepted(p), f.now + RW / 2)) store.mark(K.accepted(p), f.now, RW);
+      } else if (o.status === 401 && !store.marked(K.accepted(p), f.now)) {
+        store.incr(K.rejected(p), RW, f.now);
       }
-      else if (o.status === 401 && !store.marked(K.accepted(p), f.now)) store.incr(K.rejected(p), RW, f.now);
     },
   };
 };
