@@ -8,7 +8,7 @@
 // --plain: the same stack without Verdict.
 //
 //   npm run bench:profile -- [--rate 1500] [--duration 5] [--perf | --cpu-prof | --lua-prof | --strace]
-//                            [--out DIR] [--plain] [--service-env NAME=VALUE]... [--node-flag --v8-flag=N]...
+//                            [--out DIR] [--plain] [--inspect off|auto|all] [--service-env NAME=VALUE]... [--node-flag --v8-flag=N]...
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +18,8 @@ import { LUA_GUARD, mixLocations, startLuaGateway } from './lib/gateway.ts';
 import { argEnv, argNumber, argValue, argValues } from './lib/args.ts';
 import { childPids, groupUsage, perRequest, pinHarness, seriesSum, sleep, startServiceProcess } from './lib/proc.ts';
 import { humanMix } from './lib/request-mix.ts';
-import { startUpstream } from './lib/stock-nginx.ts';
+import { startStockNginx, startUpstream } from './lib/stock-nginx.ts';
+import { INSPECT_BODY } from './cases/inspect.ts';
 import { warmService } from './lib/warm.ts';
 import { flameGraphSvg } from './lib/flamegraph.ts';
 import { pacingScript, rotatingFileScript, runWrk } from './lib/wrk.ts';
@@ -29,6 +30,10 @@ const withPerf = process.argv.includes('--perf');
 const withCpuProf = withPerf || process.argv.includes('--cpu-prof');
 const withStrace = process.argv.includes('--strace');
 const withLuaProf = process.argv.includes('--lua-prof');
+// --time-lua: wall time (CLOCK_MONOTONIC; these hooks never yield, so it is their CPU time save
+// for preemption) of the gateway's hooks and of the outcome encoder, per call, in the measured window
+const withLuaTimers = process.argv.includes('--time-lua');
+const inspect = argValue('--inspect', '');
 
 /** A location that starts LuaJIT's sampling profiler in the worker (?op=start) or returns its folded stacks. */
 const LUA_PROFILE_LOCATION = `
@@ -49,6 +54,59 @@ const LUA_PROFILE_LOCATION = `
             end
             prof.stop()
             for k, v in pairs(package.loaded["verdict.bench_profile"] or {}) do ngx.say(k, " ", v) end
+        }
+    }`;
+const LUA_TIMERS_LOCATION = `
+    location = /verdict-lua-timers {
+        allow 127.0.0.1;
+        deny all;
+        content_by_lua_block {
+            local ffi = require "ffi"
+            pcall(ffi.cdef, "typedef struct { long tv_sec; long tv_nsec; } vt_timespec; int clock_gettime(int, vt_timespec *);")
+            local ts = ffi.new("vt_timespec")
+            local function now() ffi.C.clock_gettime(1, ts) return tonumber(ts.tv_sec) * 1e9 + tonumber(ts.tv_nsec) end
+            local acc = package.loaded["verdict.bench_timers"]
+            if ngx.var.arg_op == "start" then
+                acc = { }
+                package.loaded["verdict.bench_timers"] = acc
+                local nowf = now
+                setmetatable(acc, { __index = { now = nowf } })
+                local function wrap(mod, name, label)
+                    local m = require(mod)
+                    local f = m[name]
+                    local a = { n = 0, ns = 0 }
+                    acc[label] = a
+                    m[name] = function(...)
+                        local t0 = now()
+                        local r1, r2 = f(...)
+                        a.ns = a.ns + now() - t0
+                        a.n = a.n + 1
+                        return r1, r2
+                    end
+                end
+                local ev = { n = 0, ns = 0 }
+                acc["jit events"] = ev
+                jit.attach(function(what, tr, func, pc, otr, oex)
+                    local k = what == "abort" and ("abort " .. tostring(otr)) or what
+                    ev[k] = (ev[k] or 0) + 1
+                end, "trace")
+                wrap("verdict.handler", "header_filter", "header_filter")
+                wrap("verdict.handler", "body_filter", "body_filter")
+                wrap("verdict.handler", "log", "log")
+                wrap("verdict.inspect", "finish", "inspect.finish (in log)")
+                wrap("verdict.codec", "encode_outcome_batch", "encode_outcome_batch")
+                ngx.say("started")
+                return
+            end
+            for label, a in pairs(acc or {}) do
+                if label == "jit events" then
+                    local parts = {}
+                    for k, v in pairs(a) do if k ~= "n" and k ~= "ns" then parts[#parts + 1] = k .. "=" .. v end end
+                    ngx.say("# jit trace events in the window: ", table.concat(parts, ", "))
+                else
+                    ngx.say(label, " ", a.n, " ", a.ns)
+                end
+            end
         }
     }`;
 const out = argValue('--out', join(tmpdir(), `verdict-profile-${Date.now()}`));
@@ -153,7 +211,10 @@ async function main(): Promise<void> {
   const { cpu } = pinHarness();
   const tmp = mkdtempSync(join(tmpdir(), 'verdict-profile-'));
   const profDir = join(out, 'service-cpuprofile');
-  const upstream = await startUpstream(cpu.server);
+  // --inspect SETTING: the upstream answers case 2.3's JSON body and the gateway inspects per SETTING
+  const upstream = inspect
+    ? await startStockNginx({ cpu: cpu.server, http: '    keepalive_requests 100000;', server: `        location / { default_type application/json; return 200 '${INSPECT_BODY}'; }` })
+    : await startUpstream(cpu.server);
   const service = await startServiceProcess({
     cpu: cpu.service,
     env: argEnv('--service-env'),
@@ -167,7 +228,7 @@ async function main(): Promise<void> {
     attackScript: '', durationS, warmupS: 2, connections: 64, transport: 'frame',
   } as BenchEnv;
   const plain = process.argv.includes('--plain');
-  const stack = await startLuaGateway(env, mixLocations({ identity: 'inline', promo: 'inline', static: 'inline', rest: 'inline' }, plain ? 'proxy_pass http://verdict_app;' : LUA_GUARD) + (withLuaProf ? LUA_PROFILE_LOCATION : ''));
+  const stack = await startLuaGateway(env, mixLocations({ identity: 'inline', promo: 'inline', static: 'inline', rest: 'inline' }, plain ? 'proxy_pass http://verdict_app;' : `${inspect ? `set $verdict_inspect ${inspect};\n        ` : ''}${LUA_GUARD}`) + (withLuaProf ? LUA_PROFILE_LOCATION : '') + (withLuaTimers ? LUA_TIMERS_LOCATION : ''));
   const base = { url: stack.url, script: env.mixScript + pacingScript(rate), connections: 64, cpu: cpu.load, dir: tmp };
   await runWrk({ ...base, durationS: 2, name: 'warm' });
   const workers = stack.workerPids?.() ?? [];
@@ -189,6 +250,7 @@ async function main(): Promise<void> {
     await sleep(500);
   }
   if (withLuaProf) await fetch(`${stack.url}/verdict-lua-profile?op=start`);
+  if (withLuaTimers) await fetch(`${stack.url}/verdict-lua-timers?op=start`);
   const before = groupUsage(groups);
   const fromUs = Number(process.hrtime.bigint() / 1000n);
   const r = await runWrk({ ...base, durationS, name: 'measure' });
@@ -206,6 +268,15 @@ async function main(): Promise<void> {
   const serviceMetrics1 = await service.metrics();
   const n = Math.max(1, r.requests);
   const lines = [`rate ${rate}/s for ${durationS} s: ${r.requests} requests, ${Math.round(r.rps)} req/s, p50 ${(r.latencyUs.p50 / 1000).toFixed(2)} ms p99 ${(r.latencyUs.p99 / 1000).toFixed(2)} ms`];
+  if (withLuaTimers) {
+    const text = await (await fetch(`${stack.url}/verdict-lua-timers?op=stop`)).text();
+    lines.push('', 'gateway hooks (wall time inside each call; they never yield), per request of the window and per call:');
+    for (const l of text.trim().split('\n').sort()) {
+      const m = /^(.*) (\d+) (\d+)$/.exec(l);
+      if (l.startsWith('# ')) lines.push(`  ${l.slice(2)}`);
+      else if (m) lines.push(`  ${m[1]!.padEnd(26)} ${(Number(m[3]) / 1000 / n).toFixed(2).padStart(7)} µs per request  ${(Number(m[3]) / 1000 / Math.max(1, Number(m[2]))).toFixed(2).padStart(7)} µs per call (${m[2]} calls)`);
+    }
+  }
   if (withLuaProf) {
     const text = await (await fetch(`${stack.url}/verdict-lua-profile?op=stop`)).text();
     const folded = new Map<string, number>();

@@ -13,11 +13,14 @@
 -- shared vectors (spec/sensitive-vectors.json) hold both to the same results.
 --
 -- Cost: a request that is not inspected pays one ngx.ctx read per filter call. A region is read
--- in one byte pass (scan_region): the common values are decided there by hand, exactly as the
--- regexes below would decide them, and the regexes run only on the few short runs that pass keeps
--- for them (and the policy's patterns over the whole text). Regexes are compiled once per worker
--- ("jo"); the claim map and the join buffer are FFI buffers per worker, used between no yields
--- (body filters do not yield), so they are never shared by two requests at once.
+-- by C, not byte by byte in Lua (scan_region): memchr (string.find, plain) finds the "{"s and "@"s,
+-- and one PCRE search finds the narrow runs that can hold a value (a "*", or 11 digits); the common
+-- values in those runs, and the common e-mail shape, are decided there by hand, exactly as the
+-- regexes below would decide them, and the regexes run only on the few runs that are not (and the
+-- policy's patterns over the whole text). Unmasked mobile numbers are remembered by their digits'
+-- value, so a number seen before makes no string. Regexes are compiled once per worker ("jo");
+-- the claim map and the join buffer are FFI buffers per worker, used between no yields (body
+-- filters do not yield), so they are never shared by two requests at once.
 
 local ffi = require "ffi"
 local config = require "verdict.config"
@@ -105,6 +108,7 @@ local CHECKS = {
 -- replaced (never mutated) when the policy's patterns change, so a scan keeps the list it began with
 local kinds_builtin = #BUILTIN
 local BUILTIN_SEARCHES = 2 * kinds_builtin
+local MOBILE_KIND = 2 -- cn_mobile's kind_index
 local S_ID_MASKED, S_ID, S_MOBILE_MASKED, S_MOBILE, S_CARD_MASKED, S_CARD, S_EMAIL_MASKED, S_EMAIL = 1, 2, 3, 4, 5, 6, 7, 8
 local function builtin_searches()
   local list = {}
@@ -196,7 +200,9 @@ local claimed, claimed_size = nil, 0
 local joined, joined_size = nil, 0
 -- the string a region is read from through a pointer, held here so the GC cannot take it meanwhile
 local anchored
-local re_ctx = { pos = 1 }
+local re_ctx, run_ctx = { pos = 1 }, { pos = 1 }
+-- where a narrow run may hold a value: a "*", or 11 digits with only narrow bytes between them
+local RUN_CANDIDATE = [[\*|(?<![0-9])(?:[0-9][-+ Xx]*){11}]]
 
 -- Keyed hashes of recent values, per worker (memo.lua): the same values come back response after
 -- response (a public list, a support line, a customer's own data), and an HMAC is a fifth of a
@@ -209,10 +215,21 @@ local function keyed_hash(key, name)
   return sub(hmac_sha256(key, "sv:" .. name), 1, 8)
 end
 
+-- unmasked mobile numbers, the commonest value, are remembered by their 11 digits as a number:
+-- no string is made for one seen before
+local mobile_memo, mobile_memo_reset = memo.new(4096)
+
 local function value_hash(key, kind, normalized)
-  if key ~= hash_key then hash_memo_reset() hash_key = key end
+  if key ~= hash_key then hash_memo_reset() mobile_memo_reset() hash_key = key end
   local name = kind .. ":" .. normalized
   return hash_memo(name, keyed_hash, key, name)
+end
+
+local function mobile_hash(p, at)
+  return keyed_hash(hash_key, "cn_mobile:" .. ffi_string(p + at, 11))
+end
+local function mobile_hash_of(normalized)
+  return keyed_hash(hash_key, "cn_mobile:" .. normalized)
 end
 
 local function tally_of(scan, s)
@@ -229,6 +246,17 @@ local function count(scan, s, m, normalized)
   local t = tally_of(scan, s)
   if s.masked or (s.masked_regex and re_find(m, s.masked_regex, "jo")) then
     t.masked = t.masked + 1
+  elseif s.kind_index == MOBILE_KIND then
+    -- the same key as count_mobile's: the number
+    local number = tonumber(normalized)
+    t.unmasked = t.unmasked + 1
+    if t.n < MAX_VALUE_HASHES and not t.seen[number] then
+      t.seen[number] = true
+      t.n = t.n + 1
+      local key = scan.key
+      if key ~= hash_key then hash_memo_reset() mobile_memo_reset() hash_key = key end
+      t.hashes[t.n] = mobile_memo(number, mobile_hash_of, normalized)
+    end
   else
     t.unmasked = t.unmasked + 1
     if t.n < MAX_VALUE_HASHES and not t.seen[normalized] then
@@ -236,6 +264,19 @@ local function count(scan, s, m, normalized)
       t.n = t.n + 1
       t.hashes[t.n] = value_hash(scan.key, s.kind, normalized)
     end
+  end
+end
+
+-- counts an unmasked mobile number, the 11 digits at p[at..] (its number: their value)
+local function count_mobile(scan, s, p, at, number)
+  local t = tally_of(scan, s)
+  t.unmasked = t.unmasked + 1
+  if t.n < MAX_VALUE_HASHES and not t.seen[number] then
+    t.seen[number] = true
+    t.n = t.n + 1
+    local key = scan.key
+    if key ~= hash_key then hash_memo_reset() mobile_memo_reset() hash_key = key end
+    t.hashes[t.n] = mobile_memo(number, mobile_hash, p, at)
   end
 end
 
@@ -317,7 +358,9 @@ local function digit_run(scan, list, p, a, n)
     local at = after_prefix(p, a, n - 11)
     if at and p[at] == 49 and p[at + 1] >= 51 then
       ffi_fill(claimed + a + 1, n, 1)
-      return count(scan, list[S_MOBILE], nil, ffi_string(p + at, 11))
+      local number = 0
+      for i = at, at + 10 do number = number * 10 + p[i] - 48 end
+      return count_mobile(scan, list[S_MOBILE], p, at, number)
     end
   end
   if n >= 13 and n <= 19 and luhn_at(p, a, n) then
@@ -389,6 +432,41 @@ local function narrow(scan, list, p, a, b)
   if grouped >= 13 then search(scan, list[S_CARD], text, a, last) end
 end
 
+-- DOMAIN[byte] ~= 0: [A-Za-z0-9-], a domain label's bytes; 2 for a letter
+local DOMAIN = ffi.new("uint8_t[256]")
+for c = 48, 57 do DOMAIN[c] = 1 end
+for c = 65, 90 do DOMAIN[c], DOMAIN[c + 32] = 2, 2 end
+DOMAIN[45] = 1
+
+-- The common e-mail run p[a..b-1] (its "@" at `at`), decided by hand as the unmasked e-mail search
+-- would: the whole run is one unmasked address when it holds no other "@" and no "*", none of it is
+-- claimed, something precedes the "@", and after it come labels of [A-Za-z0-9-] joined by single
+-- dots, the last of two or more letters. Anything else goes to the regexes.
+local function plain_email(p, a, at, b)
+  if at == a then return false end
+  for i = a, at - 1 do
+    local c = p[i]
+    if c == 42 or c == 64 then return false end
+  end
+  local label, dots, letters = 0, 0, true
+  for i = at + 1, b - 1 do
+    local d = DOMAIN[p[i]]
+    if d ~= 0 then
+      label = label + 1
+      if d ~= 2 then letters = false end
+    elseif p[i] == 46 and label > 0 then
+      dots, label, letters = dots + 1, 0, true
+    else
+      return false
+    end
+  end
+  if dots == 0 or label < 2 or not letters then return false end
+  for i = a + 1, b do
+    if claimed[i] ~= 0 then return false end
+  end
+  return true
+end
+
 -- Scans the region carry .. data[1..k] (k: data's last delimiter, or #data); data[k+1..] is
 -- carried. One pass finds the narrow runs (searched as they end), the "{"s (records) and the
 -- first "@"; the e-mail searches then run on the e-mail runs around each "@", and the policy's
@@ -422,59 +500,65 @@ local function scan_region(scan, carry, data, k)
     p = joined
   end
 
-  local records, first_at = 0, nil
-  local i = 0
-  while i < len do
-    local c = CLASS[p[i]]
-    if c <= C_NEAR then
-      i = i + 1
-    elseif c <= C_STAR then
-      -- a narrow run: back to its start (+, -, space, X, x), on to its end
-      -- (most hold no "*" and fewer than the 11 digits of the shortest value: passed over)
-      local a, b, digits, stars = i, i + 1, 0, 0
-      if c == C_DIGIT then digits = 1 else stars = 1 end
-      while b < len do
-        local d = CLASS[p[b]]
-        if d == C_DIGIT then
-          digits = digits + 1
-        elseif d == C_STAR then
-          stars = 1
-        elseif d ~= C_NEAR then
-          break
-        end
-        b = b + 1
-      end
-      if stars > 0 or digits >= 11 then
-        while a > 0 and CLASS[p[a - 1]] == C_NEAR do a = a - 1 end
-        narrow(scan, list, p, a, b)
-      end
-      i = b
-    else
-      if c == C_BRACE then records = records + 1 elseif not first_at then first_at = i end
-      i = i + 1
-    end
+  -- the region as a Lua string, for the C searches below (memchr for "{" and "@", PCRE for runs)
+  local text = nc == 0 and data or ffi_string(joined, len)
+
+  -- records: the "{"s
+  local records, at = 0, find(text, "{", 1, true)
+  while at and at <= len do
+    records = records + 1
+    at = find(text, "{", at + 1, true)
   end
   scan.records = scan.records + records
 
-  if first_at then
-    local done = 0
-    for at = first_at, len - 1 do
-      if p[at] == 64 and at >= done then
-        local a, b = at, at + 1
-        while a > 0 and EMAIL[p[a - 1]] ~= 0 do a = a - 1 end
-        while b < len and EMAIL[p[b]] ~= 0 do b = b + 1 end
-        local text = ffi_string(p + a, b - a)
-        if find(text, "*", 1, true) then search(scan, list[S_EMAIL_MASKED], text, a, b - a) end
-        search(scan, list[S_EMAIL], text, a, b - a)
-        done = b
-      end
+  -- narrow runs that can hold a value (a "*", or 11 digits): each found by PCRE, then widened to
+  -- the whole run (most runs, under 11 digits and with no "*", are never looked at in Lua)
+  run_ctx.pos = 1
+  while true do
+    local from, to = re_find(text, RUN_CANDIDATE, "jo", run_ctx)
+    if not from or from > len then break end
+    local a, b = from - 1, to < len and to or len
+    while a > 0 do
+      local c = CLASS[p[a - 1]]
+      if c < C_NEAR or c > C_STAR then break end
+      a = a - 1
     end
+    while b < len do
+      local c = CLASS[p[b]]
+      if c < C_NEAR or c > C_STAR then break end
+      b = b + 1
+    end
+    narrow(scan, list, p, a, b)
+    run_ctx.pos = b + 1
+  end
+
+  -- e-mail runs around each "@"
+  local done = 0
+  at = find(text, "@", 1, true)
+  while at and at <= len do
+    local i = at - 1
+    if i >= done then
+      local a, b = i, i + 1
+      while a > 0 and EMAIL[p[a - 1]] ~= 0 do a = a - 1 end
+      while b < len and EMAIL[p[b]] ~= 0 do b = b + 1 end
+      if plain_email(p, a, i, b) then
+        local m = ffi_string(p + a, b - a)
+        ffi_fill(claimed + a + 1, b - a, 1)
+        count(scan, list[S_EMAIL], m, lower(m))
+      else
+        local run = ffi_string(p + a, b - a)
+        if find(run, "*", 1, true) then search(scan, list[S_EMAIL_MASKED], run, a, b - a) end
+        search(scan, list[S_EMAIL], run, a, b - a)
+      end
+      done = b
+    end
+    at = find(text, "@", at + 1, true)
   end
 
   anchored = nil
 
   if policies then
-    local text = nc == 0 and data or carry .. data
+    text = nc == 0 and data or carry .. data
     for si = BUILTIN_SEARCHES + 1, #list do search(scan, list[si], text, 0, len) end
   end
 end
@@ -631,7 +715,7 @@ function _M.header_filter()
     yes = random() < setting
   end
   if not yes then return end
-  if ngx_var.request_method == "HEAD" then return end
+  if st.method == "HEAD" then return end
   local h = ngx.header
   if not json_type(h["Content-Type"]) then return end
   local enc = h["Content-Encoding"]
