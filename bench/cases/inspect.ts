@@ -3,25 +3,24 @@
 // mobile numbers, 2 masked, and an e-mail address) — measured at saturation with
 // `$verdict_inspect off`, `auto` (the default: the policy's share per route class, so on the
 // human mix the object, identity and promo routes' responses, and a sample of the rest) and `all`
-// (every response scanned chunk by chunk, a ResponseSample in each outcome) side by side,
-// in rounds of short runs (off, auto, all in turn) so drift between minutes hits none of them.
+// (every response scanned chunk by chunk, a ResponseSample in each outcome), each with its own
+// gateway and decision service: alone (rounds of short runs, off, auto and all in turn) and side by
+// side (the three saturated at the same time, so the VM's drift between minutes hits all alike).
 import type { BenchEnv, CaseOutput, CustomCase, Stack } from '../lib/case.ts';
 import { LUA_GUARD, mixLocations, startLuaGateway } from '../lib/gateway.ts';
 import { warmService } from '../lib/warm.ts';
 import { fmtMs, median } from '../lib/results.ts';
 import { startStockNginx } from '../lib/stock-nginx.ts';
-import { childPids, groupUsage, perRequest, startServiceProcess, type ServiceProcess } from '../lib/proc.ts';
-import { pacingScript, runWrk, type WrkResult } from '../lib/wrk.ts';
+import { childPids, groupUsage, startServiceProcess, type ServiceProcess } from '../lib/proc.ts';
+import { runWrk, type WrkResult } from '../lib/wrk.ts';
 
 /** Rounds of saturation runs (each: off, auto and all in turn) and seconds per run. */
 const SAT_ROUNDS = 8;
 const SAT_RUN_S = 4;
-/** The rate each stack is paced at in the CPU-per-request rounds (three stacks at once: together
- *  well below the shared core's saturation). */
-const CPU_RATE = 600;
-/** Rounds of CPU-per-request readings (the three stacks at the same time) and seconds per reading. */
-const CPU_ROUNDS = 12;
-const CPU_RUN_S = 5;
+/** Rounds of the three stacks saturated side by side, seconds per round, wrk connections per stack. */
+const TOGETHER_ROUNDS = 12;
+const TOGETHER_RUN_S = 4;
+const TOGETHER_CONNECTIONS = 32;
 
 /** CPU per request, µs, of each process on the server core while a paced run sends `RATE`/s. */
 interface CpuPerRequest { gateway: number; service: number; upstream: number; total: number }
@@ -61,37 +60,28 @@ const inspectCase: CustomCase = {
       mixLocations({ identity: 'inline', promo: 'inline', static: 'inline', rest: 'inline' }, `set $verdict_inspect ${setting};\n        ${LUA_GUARD}`);
     const runs: Record<Setting, WrkResult[]> = { all: [], auto: [], off: [] };
     const cpu: Record<Setting, CpuPerRequest[]> = { all: [], auto: [], off: [] };
-    // CPU per request at a fixed rate, read from /proc per process: what inspection adds to the
-    // server core's work. Each setting has its own gateway and its own decision service, so each
-    // process's CPU belongs to one setting; the upstream is shared (the same work per request).
+    // Each setting has its own gateway and its own decision service, so each process's CPU belongs
+    // to one setting; the upstream is shared (the same work per request, split by requests).
     const services: Partial<Record<Setting, ServiceProcess>> = {};
     const stacks: Partial<Record<Setting, Stack>> = {};
-    const paced = (stack: Stack, name: string, durationS: number) =>
-      runWrk({ url: stack.url, script: env.mixScript + pacingScript(CPU_RATE), connections: env.connections, cpu: env.cpus.load, dir: env.tmp, durationS, name });
-    const cpuPerRequest = async (stack: Stack, service: ServiceProcess, name: string, durationS: number): Promise<CpuPerRequest> => {
-      const groups = { gateway: stack.workerPids?.() ?? [], service: [service.pid], upstream: childPids(upstream.pid) };
-      const before = groupUsage(groups);
-      const r = await paced(stack, name, durationS);
-      const u = perRequest(before, groupUsage(groups), r.requests);
-      return { gateway: u.gateway.cpuUs, service: u.service.cpuUs, upstream: u.upstream.cpuUs, total: u.gateway.cpuUs + u.service.cpuUs + u.upstream.cpuUs };
-    };
-    // The three stacks paced at the same time, for the same seconds: whatever this shared VM does
-    // in a given second (it swings by ±15-30% between minutes) it does to all three. The
-    // upstream's CPU is split by requests answered (its work per request is the same for all).
-    const cpuTogether = async (durationS: number, round: number): Promise<Record<Setting, CpuPerRequest>> => {
+    // Side by side: the three stacks saturated at the same time, for the same seconds, so whatever
+    // this shared VM does in a given second (its speed swings by ±15-30% between minutes, more than
+    // the cost being measured) it does to all three; each one's CPU per request (the scheduler's
+    // own count) and throughput are read over the same window.
+    const together = async (durationS: number, round: number): Promise<Record<Setting, { cpu: CpuPerRequest; rps: number }>> => {
       const settings = ['off', 'auto', 'all'] as const;
       const groups = Object.fromEntries(settings.flatMap((s) => [[`${s}:gateway`, (stacks[s] as Stack).workerPids?.() ?? []], [`${s}:service`, [(services[s] as ServiceProcess).pid]]]).concat([['upstream', childPids(upstream.pid)]])) as Record<string, number[]>;
       const before = groupUsage(groups);
-      const done = await Promise.all(settings.map((s) => paced(stacks[s] as Stack, `inspect-cpu-${s}-${round}`, durationS)));
+      const done = await Promise.all(settings.map((s) => runWrk({ url: (stacks[s] as Stack).url, script: env.mixScript, connections: TOGETHER_CONNECTIONS, cpu: env.cpus.load, dir: env.tmp, durationS, name: `inspect-together-${s}-${round}` })));
       const after = groupUsage(groups);
       const sent = done.reduce((n, r) => n + r.requests, 0);
       const upstreamUs = (after.upstream!.cpuUs - before.upstream!.cpuUs) / Math.max(1, sent);
-      const out = {} as Record<Setting, CpuPerRequest>;
+      const out = {} as Record<Setting, { cpu: CpuPerRequest; rps: number }>;
       settings.forEach((s, i) => {
         const n = Math.max(1, done[i]?.requests ?? 0);
         const gateway = (after[`${s}:gateway`]!.cpuUs - before[`${s}:gateway`]!.cpuUs) / n;
         const service = (after[`${s}:service`]!.cpuUs - before[`${s}:service`]!.cpuUs) / n;
-        out[s] = { gateway, service, upstream: upstreamUs, total: gateway + service + upstreamUs };
+        out[s] = { cpu: { gateway, service, upstream: upstreamUs, total: gateway + service + upstreamUs }, rps: done[i]?.rps ?? 0 };
       });
       return out;
     };
@@ -125,8 +115,11 @@ const inspectCase: CustomCase = {
         await stack.stop();
       }
     }
-    // per round: the gateway's and the service's CPU per request added by the setting, µs
-    const addedUs: Record<'auto' | 'all', number[]> = { auto: [], all: [] };
+    // side by side, per round: each setting's throughput, and its cost against `off` from the CPU
+    // per request and from the throughput
+    const togetherRps: Record<Setting, number[]> = { all: [], auto: [], off: [] };
+    const togetherCpuCost: Record<'auto' | 'all', number[]> = { auto: [], all: [] };
+    const togetherRpsCost: Record<'auto' | 'all', number[]> = { auto: [], all: [] };
     // Saturation, in rounds: the three settings' gateways run side by side (an idle one costs
     // nothing) and each round saturates each of them in turn for a few seconds, rotating who goes
     // first; a round's cost is its own runs against its own `off` run, seconds apart. Long runs
@@ -151,19 +144,17 @@ const inspectCase: CustomCase = {
         }
         for (const x of ['auto', 'all'] as const) satPairs[x].push(1 - (got[x] as WrkResult).rps / (got.off as WrkResult).rps);
       }
-      // CPU per request, side by side at the same time: the three stacks (each its own gateway and
-      // its own decision service, the upstream shared) paced together, so whatever this shared VM
-      // does in a given second it does to all three; a round's cost is its own settings against its
-      // own `off`, measured over the same seconds.
-      for (const setting of ['off', 'auto', 'all'] as const) await cpuPerRequest(stacks[setting] as Stack, services[setting] as ServiceProcess, `inspect-cpu-warm-${setting}`, 2);
-      const rounds = env.quick ? 2 : CPU_ROUNDS;
-      for (let r = 0; r < rounds; r++) {
-        const got = await cpuTogether(env.quick ? 2 : CPU_RUN_S, r);
-        for (const setting of ['off', 'auto', 'all'] as const) cpu[setting].push(got[setting]);
-        const off = got.off;
-        for (const s of ['auto', 'all'] as const) {
-          const x = got[s];
-          addedUs[s].push(x.gateway + x.service - off.gateway - off.service);
+      // side by side, in rounds (one unrecorded first)
+      await together(2, -1);
+      for (let r = 0; r < (env.quick ? 2 : TOGETHER_ROUNDS); r++) {
+        const got = await together(env.quick ? 2 : TOGETHER_RUN_S, r);
+        for (const setting of ['off', 'auto', 'all'] as const) {
+          cpu[setting].push(got[setting].cpu);
+          togetherRps[setting].push(got[setting].rps);
+        }
+        for (const x of ['auto', 'all'] as const) {
+          togetherCpuCost[x].push(1 - got.off.cpu.total / got[x].cpu.total);
+          togetherRpsCost[x].push(1 - got[x].rps / got.off.rps);
         }
       }
     } finally {
@@ -178,35 +169,31 @@ const inspectCase: CustomCase = {
     const measured = satCost('auto');
     const measuredAll = satCost('all');
     const us = (s: Setting, k: keyof CpuPerRequest) => median(cpu[s].map((c) => c[k]));
-    // What the added CPU costs at saturation: there the server core is busy, so a request costs
-    // 1 s / (req/s) of it (gateway, service and upstream together), and the setting adds its
-    // median added µs (measured side by side, at a pace) to that: throughput falls to c / (c + Δ).
-    const satUsOff = 1e6 / rps('off');
-    const added = (s: 'auto' | 'all') => median(addedUs[s]);
-    const costOf = (d: number) => d / (satUsOff + d);
-    const cost = costOf(added('auto'));
-    const costAll = costOf(added('all'));
+    const cost = median(togetherCpuCost.auto);
+    const costAll = median(togetherCpuCost.all);
+    const rpsCost = median(togetherRpsCost.auto);
+    const rpsCostAll = median(togetherRpsCost.all);
     const fmtUs = (v: number) => v.toFixed(1);
+    const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
     return {
       sections: [{
         id: 'inspect',
         title: this.title,
-        columns: ['$verdict_inspect', 'req/s at saturation (median of runs)', 'throughput cost at saturation (median of rounds)', 'p99, ms', `CPU µs per request at ${CPU_RATE.toLocaleString('en-US')}/s: gateway`, 'service', 'upstream', 'total', 'added CPU µs per request (gateway + service, median of rounds)', 'throughput cost from the added CPU', 'runs (saturation + CPU)'],
-        rows: (['off', 'auto', 'all'] as const).map((s) => [s, Math.round(rps(s)).toLocaleString('en-US'), s === 'off' ? '–' : `${(100 * satCost(s)).toFixed(1)}%`, fmtMs(p99(s)), fmtUs(us(s, 'gateway')), fmtUs(us(s, 'service')), fmtUs(us(s, 'upstream')), fmtUs(us(s, 'total')),
-          s === 'off' ? '–' : `+${fmtUs(added(s))}`, s === 'off' ? '–' : `${(100 * costOf(added(s))).toFixed(1)}%`, `${runs[s].length} + ${cpu[s].length}`]),
+        columns: ['$verdict_inspect', 'alone: req/s at saturation (median of rounds)', 'alone: throughput cost (median of rounds)', 'alone: p99, ms', 'side by side: req/s (median of rounds)', 'side by side: CPU µs per request: gateway', 'service', 'upstream', 'total', 'side by side: cost from the CPU per request (median of rounds)', 'side by side: cost from the throughput (median of rounds)', 'rounds (alone + side by side)'],
+        rows: (['off', 'auto', 'all'] as const).map((s) => [s, Math.round(rps(s)).toLocaleString('en-US'), s === 'off' ? '–' : pct(satCost(s)), fmtMs(p99(s)),
+          Math.round(median(togetherRps[s])).toLocaleString('en-US'), fmtUs(us(s, 'gateway')), fmtUs(us(s, 'service')), fmtUs(us(s, 'upstream')), fmtUs(us(s, 'total')),
+          s === 'off' ? '–' : pct(median(togetherCpuCost[s])), s === 'off' ? '–' : pct(median(togetherRpsCost[s])), `${runs[s].length} + ${cpu[s].length}`]),
         notes: [
-          `Upstream: stock nginx answering a ${Buffer.byteLength(INSPECT_BODY)}-byte application/json body (12 records, 4 unmasked and 2 masked mobile numbers, 1 e-mail address) to every request of the human mix; inline on every route.`,
-          `Saturation runs per round (req/s, off / auto / all; ${SAT_RUN_S} s each after 1 s of warm-up, the round's first setting rotating): ${runs.off.map((o, i) => `${Math.round(o.rps).toLocaleString('en-US')} / ${Math.round(runs.auto[i]?.rps ?? 0).toLocaleString('en-US')} / ${Math.round(runs.all[i]?.rps ?? 0).toLocaleString('en-US')}`).join(', ')}.`,
-          `Added CPU per request per round, gateway + service, µs (auto / all): ${addedUs.auto.map((c, i) => `${fmtUs(c)} / ${fmtUs(addedUs.all[i] ?? Number.NaN)}`).join(', ')}.`,
-          `Saturation cost per round, each setting against the round's own off run (auto / all): ${satPairs.auto.map((c, i) => `${(100 * c).toFixed(1)}% / ${(100 * (satPairs.all[i] ?? Number.NaN)).toFixed(1)}%`).join(', ')}.`,
-          `Throughput cost of response inspection at its default (auto) / inspecting every response (all): at saturation (median of ${runs.off.length} rounds' own costs) ${(100 * measured).toFixed(1)}% / ${(100 * measuredAll).toFixed(1)}%; from the added CPU (the median of the rounds' added µs, against the ${fmtUs(satUsOff)} µs of the server core a request costs at \`off\`'s saturation) ${(100 * cost).toFixed(1)}% / ${(100 * costAll).toFixed(1)}%.`,
+          `Upstream: stock nginx answering a ${Buffer.byteLength(INSPECT_BODY)}-byte application/json body (12 records, 4 unmasked and 2 masked mobile numbers, 1 e-mail address) to every request of the human mix; inline on every route. Each setting has its own gateway (one nginx worker) and its own decision service; all of them and the upstream share the server core.`,
+          `Alone: each round saturates each setting's stack in turn (${SAT_RUN_S} s after 1 s of warm-up, the round's first setting rotating); a round's cost is its own runs against its own \`off\` run, seconds apart. Runs (req/s, off / auto / all): ${runs.off.map((o, i) => `${Math.round(o.rps).toLocaleString('en-US')} / ${Math.round(runs.auto[i]?.rps ?? 0).toLocaleString('en-US')} / ${Math.round(runs.all[i]?.rps ?? 0).toLocaleString('en-US')}`).join(', ')}; costs (auto / all): ${satPairs.auto.map((c, i) => `${pct(c)} / ${pct(satPairs.all[i] ?? Number.NaN)}`).join(', ')}.`,
+          `Side by side: each round saturates the three stacks at the same time for ${env.quick ? 2 : TOGETHER_RUN_S} s (${TOGETHER_CONNECTIONS} connections each), so the VM's speed, which swings by ±15-30% between minutes here, is the same for all three; CPU per request is each process's CPU time by the scheduler's own count (/proc/PID/task/*/schedstat) over the round, divided by the requests its stack answered (the shared upstream's split by requests), and a round's cost is 1 − off's CPU per request / the setting's. Costs from CPU (auto / all): ${togetherCpuCost.auto.map((c, i) => `${pct(c)} / ${pct(togetherCpuCost.all[i] ?? Number.NaN)}`).join(', ')}; from throughput: ${togetherRpsCost.auto.map((c, i) => `${pct(c)} / ${pct(togetherRpsCost.all[i] ?? Number.NaN)}`).join(', ')}.`,
+          `Throughput cost of response inspection at its default (auto) / inspecting every response (all): alone at saturation (median of ${runs.off.length} rounds) ${pct(measured)} / ${pct(measuredAll)}; side by side (median of ${cpu.off.length} rounds) from the CPU per request ${pct(cost)} / ${pct(costAll)}, from the throughput ${pct(rpsCost)} / ${pct(rpsCostAll)}.`,
           `The Lua scan alone (inspect.lua on this body in a loop inside nginx, median of 5 × 20,000): ${scanUs.toFixed(1)} µs per response.`,
-          `CPU per request: user + system time from /proc of each setting's own gateway nginx worker and own decision service (the upstream nginx is shared and split by requests), over ${env.quick ? 2 : CPU_RUN_S} s in which the three stacks are each paced at ${CPU_RATE.toLocaleString('en-US')} requests/s at the same time, divided by the requests each was sent. Run together, the VM's swings between seconds hit the three alike; run one after another (before 2026-12-02) the rounds' costs spread by ±15 points.`,
         ],
       }],
       targets: [
-        // met when the direct reading (saturation) and the steadier CPU reading both say so
-        { target: 'response inspection (default, auto) costs ≤ 5% throughput', measured: `saturation ${(100 * measured).toFixed(1)}% (all: ${(100 * measuredAll).toFixed(1)}%); from the added CPU ${(100 * cost).toFixed(1)}% (+${fmtUs(added('auto'))} µs; all: ${(100 * costAll).toFixed(1)}%, +${fmtUs(added('all'))} µs)`, met: Number.isFinite(measured) && Number.isFinite(cost) ? measured <= 0.05 && cost <= 0.05 : null },
+        // met when the direct reading (alone) and the steadier side-by-side CPU reading both say so
+        { target: 'response inspection (default, auto) costs ≤ 5% throughput', measured: `alone ${pct(measured)} (all: ${pct(measuredAll)}); side by side from CPU per request ${pct(cost)} (all: ${pct(costAll)}), from throughput ${pct(rpsCost)} (all: ${pct(rpsCostAll)})`, met: Number.isFinite(measured) && Number.isFinite(cost) ? measured <= 0.05 && cost <= 0.05 : null },
       ],
     };
   },
