@@ -105,7 +105,7 @@ export function renderMarkdown(res: ReliabilityResults): string {
   out.push('');
   out.push(`Machine: ${m.machine}. ${m.pinning}`);
   out.push('');
-  out.push(`Load: ${int(m.rate)} req/s open loop (${m.rateSource})${m.benchRate ? `; the "bench's load" row ${int(m.benchRate)} req/s (${m.benchRateSource})` : ''}. The bench's all-human mix (\`humanMix\`: 60,000 requests from 6,000 people's visits), up to ${m.connections} keep-alive connections; a request reset before any answer is resent once (see below). Gateway: the Lua script inline on every route, 25 ms budget, fail open, breaker defaults (opens after 5 failures in a row with no answer for 1 s; probes every 200 ms), service over ${m.transport === 'frame' ? (m.mux ? 'the framed transport, multiplexed (transport = "mux": one connection per worker)' : 'the framed transport') : 'HTTP'} on TCP loopback.`);
+  out.push(`Load: ${int(m.rate)} req/s open loop (${m.rateSource})${m.benchRate ? `; the "bench's load" row ${int(m.benchRate)} req/s (${m.benchRateSource})` : ''}. The bench's all-human mix (\`humanMix\`: 60,000 requests from 60,000 people), up to ${m.connections} keep-alive connections; a request reset before any answer is resent once (see below). Gateway: the Lua script inline on every route, 25 ms budget, fail open, breaker defaults (opens after 5 failures in a row with no answer for 1 s; probes every 200 ms), service over ${m.transport === 'frame' ? (m.mux ? 'the framed transport, multiplexed (transport = "mux": one connection per worker)' : 'the framed transport') : 'HTTP'} on TCP loopback.`);
   out.push('');
   for (const n of m.notes) out.push(`- ${n}`);
   out.push('');

@@ -48,30 +48,16 @@ t.test('the encoded bodies decode as valid DecideRequests', async (t) => {
   t.pass('all 300 decode');
 });
 
-t.test('the all-human mix: visits in a person\'s order, a claim at most once and after its precursors', async (t) => {
-  const { humanMix, HUMAN_PEOPLE, HUMAN_VISIT } = await import('../../bench/lib/request-mix.ts');
+t.test('the all-human mix: a person claims the promo at most once', async (t) => {
+  const { humanMix } = await import('../../bench/lib/request-mix.ts');
   const mix = humanMix();
-  t.equal(mix.length, HUMAN_PEOPLE * HUMAN_VISIT);
   t.equal(mix.length, 60_000);
-  // person k's j-th request sits at j * HUMAN_PEOPLE + k: a person comes back every 6,000 requests
-  const visitOf = (k: number) => Array.from({ length: HUMAN_VISIT }, (_, j) => mix[j * HUMAN_PEOPLE + k]!);
   const claims = new Map<string, number>();
-  let mixed = 0, notHome = 0, early = 0;
-  for (let k = 0; k < HUMAN_PEOPLE; k++) {
-    const v = visitOf(k);
-    const who = v[0]!.http.headers.cookie ?? v[0]!.http.headers['x-device-id'];
-    if (v.some((m) => (m.http.headers.cookie ?? m.http.headers['x-device-id']) !== who)) mixed++;
-    if (v[0]!.http.path !== '/') notHome++;
-    v.forEach((m, j) => {
-      if (m.http.path !== '/api/promo/claim') return;
-      const token = m.http.headers.authorization ?? '';
-      claims.set(token, (claims.get(token) ?? 0) + 1);
-      if (v[j - 3]?.http.path !== '/promo' || v[j - 2]?.http.path !== '/api/promo/info' || v[j - 1]?.http.headers.authorization !== token) early++;
-    });
+  for (const m of mix) {
+    if (m.http.path !== '/api/promo/claim') continue;
+    const who = m.http.headers.authorization ?? '';
+    claims.set(who, (claims.get(who) ?? 0) + 1);
   }
-  t.equal(mixed, 0, 'each visit is one person\'s');
-  t.equal(notHome, 0, 'every visit starts at the home page');
-  t.equal(early, 0, 'every claim comes after the promo page, its info and an account read');
-  t.ok(claims.size > 900, `${claims.size} people claim`);
+  t.ok(claims.size > 1000, `${claims.size} people claim`);
   t.equal(Math.max(...claims.values()), 1, 'nobody claims twice');
 });
