@@ -35,12 +35,18 @@ const withLuaProf = process.argv.includes('--lua-prof');
 const withLuaTimers = process.argv.includes('--time-lua');
 const inspect = argValue('--inspect', '');
 
-/** A location that starts LuaJIT's sampling profiler in the worker (?op=start) or returns its folded stacks. */
-const LUA_PROFILE_LOCATION = `
-    location = /verdict-lua-profile {
+/** A loopback-only location running `lua` (a content_by_lua_block's body) in the gateway worker. */
+const luaLocation = (name: string, lua: string) => `
+    location = /${name} {
         allow 127.0.0.1;
         deny all;
         content_by_lua_block {
+${lua}
+        }
+    }`;
+
+/** A location that starts LuaJIT's sampling profiler in the worker (?op=start) or returns its folded stacks. */
+const LUA_PROFILE_LOCATION = luaLocation('verdict-lua-profile', `
             local prof = require "jit.profile"
             if ngx.var.arg_op == "start" then
                 local acc = {}
@@ -54,23 +60,16 @@ const LUA_PROFILE_LOCATION = `
             end
             prof.stop()
             for k, v in pairs(package.loaded["verdict.bench_profile"] or {}) do ngx.say(k, " ", v) end
-        }
-    }`;
-const LUA_TIMERS_LOCATION = `
-    location = /verdict-lua-timers {
-        allow 127.0.0.1;
-        deny all;
-        content_by_lua_block {
+`);
+const LUA_TIMERS_LOCATION = luaLocation('verdict-lua-timers', `
             local ffi = require "ffi"
             pcall(ffi.cdef, "typedef struct { long tv_sec; long tv_nsec; } vt_timespec; int clock_gettime(int, vt_timespec *);")
             local ts = ffi.new("vt_timespec")
             local function now() ffi.C.clock_gettime(1, ts) return tonumber(ts.tv_sec) * 1e9 + tonumber(ts.tv_nsec) end
             local acc = package.loaded["verdict.bench_timers"]
             if ngx.var.arg_op == "start" then
-                acc = { }
+                acc = {}
                 package.loaded["verdict.bench_timers"] = acc
-                local nowf = now
-                setmetatable(acc, { __index = { now = nowf } })
                 local function wrap(mod, name, label)
                     local m = require(mod)
                     local f = m[name]
@@ -107,8 +106,7 @@ const LUA_TIMERS_LOCATION = `
                     ngx.say(label, " ", a.n, " ", a.ns)
                 end
             end
-        }
-    }`;
+`);
 const out = argValue('--out', join(tmpdir(), `verdict-profile-${Date.now()}`));
 
 /** Folded stacks ("a;b;c count") from `perf script` output. */

@@ -241,34 +241,9 @@ local function tally_of(scan, s)
   return t
 end
 
--- counts a value that passed its check
-local function count(scan, s, m, normalized)
-  local t = tally_of(scan, s)
-  if s.masked or (s.masked_regex and re_find(m, s.masked_regex, "jo")) then
-    t.masked = t.masked + 1
-  elseif s.kind_index == MOBILE_KIND then
-    -- the same key as count_mobile's: the number
-    local number = tonumber(normalized)
-    t.unmasked = t.unmasked + 1
-    if t.n < MAX_VALUE_HASHES and not t.seen[number] then
-      t.seen[number] = true
-      t.n = t.n + 1
-      local key = scan.key
-      if key ~= hash_key then hash_memo_reset() mobile_memo_reset() hash_key = key end
-      t.hashes[t.n] = mobile_memo(number, mobile_hash_of, normalized)
-    end
-  else
-    t.unmasked = t.unmasked + 1
-    if t.n < MAX_VALUE_HASHES and not t.seen[normalized] then
-      t.seen[normalized] = true
-      t.n = t.n + 1
-      t.hashes[t.n] = value_hash(scan.key, s.kind, normalized)
-    end
-  end
-end
-
--- counts an unmasked mobile number, the 11 digits at p[at..] (its number: their value)
-local function count_mobile(scan, s, p, at, number)
+-- counts an unmasked mobile number by its 11 digits' value (number); make(a, b) hashes it when
+-- this worker has not yet (mobile_hash from the region's bytes, mobile_hash_of from a string)
+local function count_mobile(scan, s, number, make, a, b)
   local t = tally_of(scan, s)
   t.unmasked = t.unmasked + 1
   if t.n < MAX_VALUE_HASHES and not t.seen[number] then
@@ -276,7 +251,26 @@ local function count_mobile(scan, s, p, at, number)
     t.n = t.n + 1
     local key = scan.key
     if key ~= hash_key then hash_memo_reset() mobile_memo_reset() hash_key = key end
-    t.hashes[t.n] = mobile_memo(number, mobile_hash, p, at)
+    t.hashes[t.n] = mobile_memo(number, make, a, b)
+  end
+end
+
+-- counts a value that passed its check
+local function count(scan, s, m, normalized)
+  if s.masked or (s.masked_regex and re_find(m, s.masked_regex, "jo")) then
+    local t = tally_of(scan, s)
+    t.masked = t.masked + 1
+  elseif s.kind_index == MOBILE_KIND then
+    -- keyed as count_mobile from the bytes keys it: by the number
+    count_mobile(scan, s, tonumber(normalized), mobile_hash_of, normalized)
+  else
+    local t = tally_of(scan, s)
+    t.unmasked = t.unmasked + 1
+    if t.n < MAX_VALUE_HASHES and not t.seen[normalized] then
+      t.seen[normalized] = true
+      t.n = t.n + 1
+      t.hashes[t.n] = value_hash(scan.key, s.kind, normalized)
+    end
   end
 end
 
@@ -360,7 +354,7 @@ local function digit_run(scan, list, p, a, n)
       ffi_fill(claimed + a + 1, n, 1)
       local number = 0
       for i = at, at + 10 do number = number * 10 + p[i] - 48 end
-      return count_mobile(scan, list[S_MOBILE], p, at, number)
+      return count_mobile(scan, list[S_MOBILE], number, mobile_hash, p, at)
     end
   end
   if n >= 13 and n <= 19 and luhn_at(p, a, n) then
