@@ -22,7 +22,7 @@ const TOGETHER_ROUNDS = 12;
 const TOGETHER_RUN_S = 4;
 const TOGETHER_CONNECTIONS = 32;
 
-/** CPU per request, µs, of each process on the server core while a paced run sends `RATE`/s. */
+/** CPU per request, µs, of each process on the server core over a side-by-side round. */
 interface CpuPerRequest { gateway: number; service: number; upstream: number; total: number }
 
 const records = Array.from({ length: 12 }, (_, i) => ({

@@ -113,18 +113,23 @@ export function shareEvidence(events: number, trials: number, prior: BetaPrior, 
 /** A route's store keys for learnBaseline: answered requests, counted events, learned share. */
 export interface RouteKeys { readonly requests: string; readonly events: string; readonly baseline: string }
 
-/** routeKeys(route) for one detector's key family, built once per route name (a handful), not per request. */
+/** `make(route)` built once per route name (a handful), not per request. */
+export function perRoute<T>(make: (route: string) => T): (route: string) => T {
+  const memo = new Map<string, T>();
+  return (route) => {
+    let k = memo.get(route);
+    if (k === undefined) memo.set(route, (k = make(route)));
+    return k;
+  };
+}
+
+/** routeKeys(route) for one detector's key family, built once per route name. */
 export function routeKeyMemo(keys: {
   routeRequests(route: string): string;
   routeNotFound(route: string): string;
   routeBaseline(route: string): string;
 }): (route: string) => RouteKeys {
-  const memo = new Map<string, RouteKeys>();
-  return (route) => {
-    let k = memo.get(route);
-    if (!k) memo.set(route, (k = { requests: keys.routeRequests(route), events: keys.routeNotFound(route), baseline: keys.routeBaseline(route) }));
-    return k;
-  };
+  return perRoute((route) => ({ requests: keys.routeRequests(route), events: keys.routeNotFound(route), baseline: keys.routeBaseline(route) }));
 }
 
 /** A route's learned share (login failures, not-found answers) and what counts as a spike of it. */

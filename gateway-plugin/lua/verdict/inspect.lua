@@ -177,18 +177,16 @@ end
 local DELIM = {}
 for _, ch in ipairs({ '"', ",", ":", "{", "}", "[", "]", "\t", "\r", "\n" }) do DELIM[byte(ch)] = true end
 
--- Byte classes of the one pass over a region (scan_region). The non-e-mail built-in searches
+-- Byte classes of a region's narrow runs (scan_region, narrow). The non-e-mail built-in searches
 -- match and assert only on [0-9*+Xx -] bytes, and any other byte fails all their look-arounds as
 -- the region's edge does: so a run of those bytes ("narrow run") is searched apart from the rest
 -- with the same results, and one with no digit or "*" holds nothing. Likewise an e-mail search
 -- sees only [A-Za-z0-9._%+*@-] runs, and only those holding an "@".
-local C_OTHER, C_NEAR, C_DIGIT, C_STAR, C_BRACE, C_AT = 0, 1, 2, 3, 4, 5
+local C_NEAR, C_DIGIT, C_STAR = 1, 2, 3 -- any other byte: 0
 local CLASS = ffi.new("uint8_t[256]")
 for c = 48, 57 do CLASS[c] = C_DIGIT end
 CLASS[42] = C_STAR
 for _, ch in ipairs({ "+", "-", " ", "X", "x" }) do CLASS[byte(ch)] = C_NEAR end
-CLASS[123] = C_BRACE
-CLASS[64] = C_AT
 local EMAIL = ffi.new("uint8_t[256]")
 for c = 48, 57 do EMAIL[c] = 1 end
 for c = 65, 90 do EMAIL[c], EMAIL[c + 32] = 1, 1 end
@@ -219,8 +217,13 @@ end
 -- no string is made for one seen before
 local mobile_memo, mobile_memo_reset = memo.new(4096)
 
-local function value_hash(key, kind, normalized)
+-- the memos hold hashes made with hash_key: a scan with another key forgets them
+local function use_key(key)
   if key ~= hash_key then hash_memo_reset() mobile_memo_reset() hash_key = key end
+end
+
+local function value_hash(key, kind, normalized)
+  use_key(key)
   local name = kind .. ":" .. normalized
   return hash_memo(name, keyed_hash, key, name)
 end
@@ -249,8 +252,7 @@ local function count_mobile(scan, s, number, make, a, b)
   if t.n < MAX_VALUE_HASHES and not t.seen[number] then
     t.seen[number] = true
     t.n = t.n + 1
-    local key = scan.key
-    if key ~= hash_key then hash_memo_reset() mobile_memo_reset() hash_key = key end
+    use_key(scan.key)
     t.hashes[t.n] = mobile_memo(number, make, a, b)
   end
 end
@@ -462,9 +464,10 @@ local function plain_email(p, a, at, b)
 end
 
 -- Scans the region carry .. data[1..k] (k: data's last delimiter, or #data); data[k+1..] is
--- carried. One pass finds the narrow runs (searched as they end), the "{"s (records) and the
--- first "@"; the e-mail searches then run on the e-mail runs around each "@", and the policy's
--- patterns over the whole text as before (they cannot be pre-filtered).
+-- carried. C finds what Lua then looks at: the "{"s (records) and the "@"s by memchr, the narrow
+-- runs that can hold a value by one PCRE search (each widened to the whole run and searched); the
+-- e-mail searches then run on the e-mail runs around each "@", and the policy's patterns over the
+-- whole text (they cannot be pre-filtered).
 local function scan_region(scan, carry, data, k)
   local nc = #carry
   local len = nc + k
@@ -512,16 +515,8 @@ local function scan_region(scan, carry, data, k)
     local from, to = re_find(text, RUN_CANDIDATE, "jo", run_ctx)
     if not from or from > len then break end
     local a, b = from - 1, to < len and to or len
-    while a > 0 do
-      local c = CLASS[p[a - 1]]
-      if c < C_NEAR or c > C_STAR then break end
-      a = a - 1
-    end
-    while b < len do
-      local c = CLASS[p[b]]
-      if c < C_NEAR or c > C_STAR then break end
-      b = b + 1
-    end
+    while a > 0 and CLASS[p[a - 1]] ~= 0 do a = a - 1 end
+    while b < len and CLASS[p[b]] ~= 0 do b = b + 1 end
     narrow(scan, list, p, a, b)
     run_ctx.pos = b + 1
   end
@@ -535,12 +530,11 @@ local function scan_region(scan, carry, data, k)
       local a, b = i, i + 1
       while a > 0 and EMAIL[p[a - 1]] ~= 0 do a = a - 1 end
       while b < len and EMAIL[p[b]] ~= 0 do b = b + 1 end
+      local run = ffi_string(p + a, b - a)
       if plain_email(p, a, i, b) then
-        local m = ffi_string(p + a, b - a)
         ffi_fill(claimed + a + 1, b - a, 1)
-        count(scan, list[S_EMAIL], m, lower(m))
+        count(scan, list[S_EMAIL], run, lower(run))
       else
-        local run = ffi_string(p + a, b - a)
         if find(run, "*", 1, true) then search(scan, list[S_EMAIL_MASKED], run, a, b - a) end
         search(scan, list[S_EMAIL], run, a, b - a)
       end

@@ -7,7 +7,7 @@
 
 import { hash32 } from '../../state/distinct.ts';
 import { isNotFound, isTaken, observeOnly, ramp, signal, Strongest, type DetectorFactory, type OutcomeContext, type SignalSubject } from '../signal.ts';
-import { betaPrior, learnBaseline, routeKeyMemo, shareEvidence, type BaselineRule } from '../rates.ts';
+import { betaPrior, learnBaseline, perRoute, routeKeyMemo, shareEvidence, type BaselineRule } from '../rates.ts';
 import { enumerationKeys as K, subject, type Subject } from '../state-keys.ts';
 import { hasOwnHistory, sessionIssued } from './provenance.ts';
 
@@ -30,13 +30,8 @@ function clientKeys(f: OutcomeContext, ipMult: number, subnetMult: number): Arra
 /** The route's own answered requests, not-found answers and learned not-found share. */
 const routeKeys = routeKeyMemo(K);
 
-/** The route's slice without a history of its own (`enum.unknown_wave`), built once per route name. */
-const sliceKeys = new Map<string, { readonly requests: string; readonly notFound: string }>();
-function unknownSlice(route: string): { readonly requests: string; readonly notFound: string } {
-  let k = sliceKeys.get(route);
-  if (!k) sliceKeys.set(route, (k = { requests: K.unknownRequests(route), notFound: K.unknownNotFound(route) }));
-  return k;
-}
+/** The route's slice without a history of its own (`enum.unknown_wave`). */
+const unknownSlice = perRoute((route) => ({ requests: K.unknownRequests(route), notFound: K.unknownNotFound(route) }));
 
 export const enumeration: DetectorFactory = ({ policy, store }) => {
   const cfg = policy.doc.detectors.enumeration;
