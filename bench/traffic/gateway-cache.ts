@@ -1,6 +1,6 @@
 // The gateway's verdict cache (gateway-plugin/lua/verdict/cache.lua) on virtual time: verdicts
 // that carry cache_key + cache_ttl_s are stored under that key; a later request is looked up
-// under all its keys (session, principal, device, ip, subnet, target) and the most severe hit is
+// under all its keys (session, principal, device, ip, subnet, client, target) and the most severe hit is
 // enforced without a call, except a cached ALLOW: a clean mark (issue 15), which lets an inline
 // request of a location with cleared=async pass, scored after the response. Same key strings as gateway-plugin/CONTRACT.md. A cached CHALLENGE
 // keeps what it asked (kind, difficulty, clearance lifetime): the gateway lets a request whose
@@ -14,10 +14,10 @@ import { isIP } from 'node:net';
 import type { Action, ChallengeKind, DecideResponse } from '../../decision-service/src/wire/codec.ts';
 import type { DecideRequest } from '../../decision-service/src/wire/schema.ts';
 import { subnetOf } from '../../decision-service/src/net/ip.ts';
-import { targetKey } from '../../decision-service/src/engine/engine.ts';
+import { clientKey, targetKey } from '../../decision-service/src/engine/engine.ts';
 
 const SEVERITY: Readonly<Record<Action, number>> = { ALLOW: 1, TAG: 2, CHALLENGE: 3, BLOCK: 4 };
-const TYPES = new Set(['ip', 'subnet', 'device', 'session', 'principal', 'target']);
+const TYPES = new Set(['ip', 'subnet', 'client', 'device', 'session', 'principal', 'target']);
 
 export interface CachedVerdict {
   readonly action: Action;
@@ -36,8 +36,11 @@ export function gatewaySubnet(ip: string): string | undefined {
   return subnetOf(ip);
 }
 
-/** cache.keys(req): the keys a request matches, most specific first; its URL's `target:` key with `target`. */
-export function gatewayKeys(req: DecideRequest, target = true): string[] {
+/**
+ * cache.keys(req): the keys a request matches, most specific first; its URL's `target:` key with
+ * `target`, its `client:` key with `client` (the gateway hashes either only while one is cached).
+ */
+export function gatewayKeys(req: DecideRequest, target = true, client = true): string[] {
   const keys: string[] = [];
   if (req.session_hash) keys.push(`session:${req.session_hash.toString('base64')}`);
   if (req.token_hash) keys.push(`principal:${req.token_hash.toString('base64')}`);
@@ -46,6 +49,7 @@ export function gatewayKeys(req: DecideRequest, target = true): string[] {
     keys.push(`ip:${req.client_ip}`);
     const s = gatewaySubnet(req.client_ip);
     if (s) keys.push(`subnet:${s}`);
+    if (client) keys.push(clientKey(req));
   }
   if (target) keys.push(targetKey(req.path, req.query));
   return keys;
@@ -62,6 +66,8 @@ export class GatewayCache {
   private readonly entries = new Map<string, Entry>();
   /** The latest expiry of a stored target entry: until then lookups hash the URL (cache.lua's live flag). */
   private targetUntil = 0;
+  /** The same for client entries. */
+  private clientUntil = 0;
   stores = 0;
   hits = 0;
 
@@ -73,6 +79,7 @@ export class GatewayCache {
     if (!m || !TYPES.has(m[1]!)) return false;
     if (m[1] === 'ip' || m[1] === 'subnet') key = key.toLowerCase();
     if (m[1] === 'target') this.targetUntil = Math.max(this.targetUntil, now + resp.cache_ttl_s * 1000);
+    if (m[1] === 'client') this.clientUntil = Math.max(this.clientUntil, now + resp.cache_ttl_s * 1000);
     this.entries.set(key, {
       verdict: {
         action: resp.action,
@@ -91,7 +98,7 @@ export class GatewayCache {
   lookup(req: DecideRequest, now: number): CachedVerdict | undefined {
     let best: CachedVerdict | undefined;
     let bestSev = 0;
-    for (const k of gatewayKeys(req, now < this.targetUntil)) {
+    for (const k of gatewayKeys(req, now < this.targetUntil, now < this.clientUntil)) {
       const e = this.entries.get(k);
       if (!e) continue;
       if (e.expiresAt <= now) {

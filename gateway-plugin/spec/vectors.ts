@@ -59,6 +59,20 @@ export function loadCacheKeyVectors(): CacheKeyVector[] {
   return (read('cache-key-vectors.json') as { vectors: CacheKeyVector[] }).vectors;
 }
 
+/** DecideRequest fields -> the cache's `client:` key (CONTRACT.md). */
+export interface ClientKeyVector {
+  readonly client_ip: string;
+  readonly user_agent?: string;
+  readonly accept_language?: string;
+  readonly accept_encoding?: string;
+  readonly sec_ch_ua?: string;
+  readonly key: string;
+}
+
+export function loadClientKeyVectors(): ClientKeyVector[] {
+  return (read('cache-key-vectors.json') as { client_vectors: ClientKeyVector[] }).client_vectors;
+}
+
 /** The request's bytes on the wire (HTTP/1.x request line, headers in order, body). */
 export function rawBytes(raw: RawRequest): Buffer {
   const target = raw.query === '' ? raw.path : `${raw.path}?${raw.query}`;

@@ -5,7 +5,8 @@
 //    JSON from njs) and answers ALLOW. The capture must equal the vector's expectation.
 //    The TypeScript reference (decision-service/src/gateway/request-builder.ts) gets the same
 //    vectors as plain data.
-//  * cache-key vectors: the Lua cache.subnet (inside nginx) and the service's subnetOf.
+//  * cache-key vectors: the Lua cache.subnet and cache.client_key (inside nginx) and the
+//    service's subnetOf and clientKey.
 import t from 'tap';
 import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
@@ -15,13 +16,15 @@ import { freePort, repoRoot, startNginx, type NginxHandle } from '../../scripts/
 import { decideRequestSchema } from '../../decision-service/src/wire/schema.ts';
 import { subnetOf } from '../../decision-service/src/net/ip.ts';
 import { buildDecideRequest } from '../../decision-service/src/gateway/request-builder.ts';
+import { clientKey } from '../../decision-service/src/engine/engine.ts';
 import { gatewaySettings, withLocationOptions } from '../../decision-service/src/gateway/settings.ts';
-import { loadCacheKeyVectors, loadRequestVectors, rawBytes, type RawRequest, type RequestVector } from '../../gateway-plugin/spec/vectors.ts';
+import { loadCacheKeyVectors, loadClientKeyVectors, loadRequestVectors, rawBytes, type RawRequest, type RequestVector } from '../../gateway-plugin/spec/vectors.ts';
 import { startEchoUpstream } from '../helpers/servers.ts';
 import { njsVariant, selectedVariants } from '../helpers/variants.ts';
 
 const spec = loadRequestVectors();
 const cacheKeys = loadCacheKeyVectors();
+const clientKeys = loadClientKeyVectors();
 const root = new protobuf.Root().loadSync(join(repoRoot, 'decision-service/src/wire/verdict.proto'), { keepCase: true });
 const DecideRequest = root.lookupType('verdict.v1.DecideRequest');
 const AS_JSON = { enums: String, longs: Number, bytes: String, defaults: true, arrays: true };
@@ -186,6 +189,13 @@ t.test('cache-key vectors: the service (net/ip.ts subnetOf)', async (t) => {
   }
 });
 
+t.test('client-key vectors: the service (engine clientKey)', async (t) => {
+  for (const v of clientKeys) {
+    const { key, ...fields } = v;
+    t.equal(clientKey(decideRequestSchema.parse({ method: 'GET', path: '/', ...fields })), key, JSON.stringify(fields));
+  }
+});
+
 if (selectedVariants().some((v) => v.name === 'lua')) {
   t.test('cache-key vectors: the Lua gateway (cache.subnet, inside nginx)', async (t) => {
     const nginx = await startNginx({
@@ -211,5 +221,31 @@ if (selectedVariants().some((v) => v.name === 'lua')) {
     t.equal(res.status, 200);
     const got = await res.json() as Array<string | null>;
     cacheKeys.forEach(({ ip, subnet }, i) => t.equal(got[i], subnet, `${JSON.stringify(ip)} -> ${subnet}`));
+  });
+
+  t.test('client-key vectors: the Lua gateway (cache.client_key, inside nginx)', async (t) => {
+    const nginx = await startNginx({
+      upstream: '127.0.0.1:9',
+      service: '127.0.0.1:9',
+      init: { outcomes_enabled: false },
+      locations: `
+    location = /client-keys {
+        content_by_lua_block {
+            local cjson = require "cjson.safe"
+            local cache = require "verdict.cache"
+            ngx.req.read_body()
+            local out = {}
+            for i, v in ipairs(cjson.decode(ngx.req.get_body_data())) do
+                out[i] = cache.client_key(v.client_ip, v.user_agent, v.accept_language, v.accept_encoding, v.sec_ch_ua)
+            end
+            ngx.print(cjson.encode(out))
+        }
+    }`,
+    });
+    t.teardown(() => nginx.stop());
+    const res = await fetch(`${nginx.url}/client-keys`, { method: 'POST', body: JSON.stringify(clientKeys) });
+    t.equal(res.status, 200);
+    const got = await res.json() as string[];
+    clientKeys.forEach(({ key, ...fields }, i) => t.equal(got[i], key, JSON.stringify(fields)));
   });
 }

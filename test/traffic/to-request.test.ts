@@ -83,7 +83,7 @@ t.test('gateway cache: keys as in CONTRACT.md, most severe wins, TTL on virtual 
   t.equal(gatewaySubnet('2001:DB8:0:1:2::5'), '2001:db8:0:1::/64');
   t.equal(gatewaySubnet('2001:db8::1'), '2001:db8:0:0::/64');
   const { req } = toDecideRequest({ ...base, headers: [['cookie', 'sid=S'], ['x-device-id', 'D']] }, 'r', opts);
-  t.same(gatewayKeys(req).map((k) => k.split(':')[0]), ['session', 'device', 'ip', 'subnet', 'target']);
+  t.same(gatewayKeys(req).map((k) => k.split(':')[0]), ['session', 'device', 'ip', 'subnet', 'client', 'target']);
   const c = new GatewayCache();
   t.equal(c.store({ action: 'BLOCK', score: 90, reasons: ['x'], cache_key: '', cache_ttl_s: 60 }, 0), false, 'no key: not cacheable');
   t.equal(c.store({ action: 'CHALLENGE', score: 70, reasons: ['c'], cache_key: 'subnet:198.51.100.0/24', cache_ttl_s: 60 }, 0), true);

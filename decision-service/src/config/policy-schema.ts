@@ -11,7 +11,9 @@ export type RouteClass = (typeof ROUTE_CLASSES)[number];
 export const ACTIONS = ['allow', 'tag', 'challenge', 'block'] as const;
 export type ActionName = (typeof ACTIONS)[number];
 
-export const CACHE_KEY_TYPES = ['ip', 'subnet', 'device', 'session', 'principal'] as const;
+/** `client`: the address together with the browser's own headers (User-Agent, Accept-Language,
+ *  Accept-Encoding, sec-ch-ua): a tool on a VPN exit or carrier NAT, without the people behind it. */
+export const CACHE_KEY_TYPES = ['ip', 'subnet', 'client', 'device', 'session', 'principal'] as const;
 export type CacheKeyType = (typeof CACHE_KEY_TYPES)[number];
 /** Gateway cache keys: the policy's, and `target` (a request's exact path and query), which only
  *  rules whose evidence is the URL itself use (sensitive_path, injection: `target_ttl_s`). */

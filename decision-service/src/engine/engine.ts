@@ -362,7 +362,7 @@ export class Engine {
     let ttl = 0;
     if (cache && (action === 'BLOCK' || action === 'CHALLENGE')) {
       // Never a key with more than one proven client behind it: the narrowest the request carries.
-      const type = pv.enabled && (cache.key === 'ip' || cache.key === 'subnet') && collateral.sharedKey(cache.key) ? narrowestKey(f) : cache.key;
+      const type = pv.enabled && (cache.key === 'ip' || cache.key === 'subnet' || cache.key === 'client') && collateral.sharedKey(cache.key) ? narrowestKey(f) : cache.key;
       cacheKey = type ? cacheKeyFor(type, f) : '';
       ttl = cacheKey ? cache.ttl_s : 0;
     }
@@ -536,6 +536,17 @@ export function targetKey(path: string, query: string): string {
   return `target:${createHash('sha1').update(`${path}?${query}`).digest('base64')}`;
 }
 
+/**
+ * The gateway's key for one client (gateway-plugin/CONTRACT.md): SHA-1 of
+ * `<client_ip>|<user_agent>|<accept_language>|<accept_encoding>|<sec_ch_ua>` (each as the
+ * DecideRequest carries it, "" when absent), base64. The address and the browser's own headers:
+ * a tool polling from a VPN exit, and not the people behind the exit with their browsers.
+ */
+export function clientKey(req: DecideRequest): string {
+  const s = `${req.client_ip}|${req.user_agent ?? ''}|${req.accept_language ?? ''}|${req.accept_encoding ?? ''}|${req.sec_ch_ua ?? ''}`;
+  return `client:${createHash('sha1').update(s).digest('base64')}`;
+}
+
 /** The gateway's cache key for a key type; "" when the request lacks that key. */
 export function cacheKeyFor(type: GatewayKeyType, f: RequestFeatures): string {
   switch (type) {
@@ -545,6 +556,8 @@ export function cacheKeyFor(type: GatewayKeyType, f: RequestFeatures): string {
       return `ip:${f.ip}`;
     case 'subnet':
       return `subnet:${f.subnet}`;
+    case 'client':
+      return clientKey(f.req);
     case 'device':
       return f.req.device_hash ? `device:${f.req.device_hash.toString('base64')}` : '';
     case 'session':

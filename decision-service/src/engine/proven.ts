@@ -296,8 +296,12 @@ export class Collateral {
     return role === ROLE.own || (role === ROLE.alarm && (s.subject === 'tool' || s.subject === 'fingerprint'));
   }
 
-  /** Whether an ip / subnet key of this request is shared, by a crowd or contested (for the gateway cache). */
-  sharedKey(type: 'ip' | 'subnet'): boolean {
+  /** Whether an ip / subnet / client key of this request is shared, by a crowd or contested (for the gateway cache). */
+  sharedKey(type: 'ip' | 'subnet' | 'client'): boolean {
+    if (type === 'client') {
+      if (this.clientShared < 0) this.clientShared = this.shared(subject.client(this.fx.client));
+      return this.clientShared !== SHARING.none;
+    }
     if (type === 'ip') {
       if (this.ipShared < 0) this.ipShared = this.shared(subject.ip(this.fx.ip));
       return this.ipShared !== SHARING.none;

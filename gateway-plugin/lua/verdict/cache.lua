@@ -5,7 +5,9 @@
 -- "device:<b64>", "session:<b64>", "principal:<b64>" (standard base64 of the HMAC bytes),
 -- "target:<b64 SHA-1 of path?query>" (the request's path and query as the DecideRequest carries
 -- them: a probe's exact URL, refused for whoever sends it; hashed so that no audit record or
--- event holds a raw URL).
+-- event holds a raw URL), "client:<b64 SHA-1 of ip|User-Agent|Accept-Language|Accept-Encoding|
+-- sec-ch-ua>" (the address with the browser's own headers: a tool on a VPN exit, not the people
+-- behind it).
 -- Value: "<ACTION>|<score>|<reason,reason>", and for CHALLENGE "|<kind>|<difficulty>|<ttl>".
 -- Block and allow verdicts are both cached; on a lookup the most severe verdict among the
 -- request's keys wins. A cached ALLOW is a clean mark (issue 15): the handler does not wait for
@@ -33,7 +35,7 @@ local tonumber = tonumber
 
 local _M = { _VERSION = "0.1.0" }
 
-local TYPES = { ip = true, subnet = true, device = true, session = true, principal = true, target = true }
+local TYPES = { ip = true, subnet = true, client = true, device = true, session = true, principal = true, target = true }
 local SEVERITY = { ALLOW = 1, TAG = 2, CHALLENGE = 3, BLOCK = 4 }
 -- what a lookup returns for a clean mark (a cached ALLOW): shared, read-only
 local MARK = { action = "ALLOW", score = 0, reasons = {} }
@@ -49,9 +51,9 @@ local worker_id = ngx.worker.id
 local worker_count = ngx.worker.count
 
 local REFRESH_MS = 100
-local FLAG_TYPES = { "ip", "subnet", "device", "session", "principal", "target" }
-local own = { ip = 0, subnet = 0, device = 0, session = 0, principal = 0, target = 0 }    -- this worker's stores
-local merged = { ip = 0, subnet = 0, device = 0, session = 0, principal = 0, target = 0 } -- all workers'
+local FLAG_TYPES = { "ip", "subnet", "client", "device", "session", "principal", "target" }
+local own = { ip = 0, subnet = 0, client = 0, device = 0, session = 0, principal = 0, target = 0 }    -- this worker's stores
+local merged = { ip = 0, subnet = 0, client = 0, device = 0, session = 0, principal = 0, target = 0 } -- all workers'
 local next_refresh = 0
 local flag_keys -- [type][worker id + 1] -> state key, built on first use
 
@@ -85,13 +87,13 @@ local function refresh(now)
 end
 
 -- syntax: any, by_header, by_target = cache.live()
--- any: some key type may have a live entry; by_header: a device, session or principal key may
--- (those need the request's headers hashed); by_target: a target key may (that needs the URL).
+-- any: some key type may have a live entry; by_header: a client, device, session or principal key
+-- may (those need the request's headers); by_target: a target key may (that needs the URL).
 -- All false: skip the cache.
 function _M.live()
   local now = ngx_now() * 1000
   if now >= next_refresh then refresh(now) end
-  local by_header = merged.session > now or merged.principal > now or merged.device > now
+  local by_header = merged.session > now or merged.principal > now or merged.device > now or merged.client > now
   local by_target = merged.target > now
   return by_header or by_target or merged.ip > now or merged.subnet > now, by_header, by_target
 end
@@ -188,13 +190,29 @@ local function target_of(url)
   return "target:" .. encode_base64(sha1_bin(url))
 end
 
--- syntax: verdict = cache.lookup(client_ip, session_hash, token_hash, device_hash, path, query)
+-- "client:" keys of recent clients, per worker (memo.lua): the same address and browser ask again
+-- and again while a tool's verdict is cached
+local client_key = memo.new(4096)
+local function client_of(s)
+  return "client:" .. encode_base64(sha1_bin(s))
+end
+
+-- syntax: k = cache.client_key(client_ip, user_agent, accept_language, accept_encoding, sec_ch_ua)
+-- The "client:" key of an address and the browser's own headers, as the DecideRequest carries
+-- them (nil: absent).
+function _M.client_key(ip, ua, lang, enc, ch)
+  local s = ip .. "|" .. (ua or "") .. "|" .. (lang or "") .. "|" .. (enc or "") .. "|" .. (ch or "")
+  return client_key(s, client_of, s)
+end
+
+-- syntax: verdict = cache.lookup(client_ip, session_hash, token_hash, device_hash, path, query, req)
 -- Looks up only the key types that may hold a live entry (cache.live()) and that the request
 -- has (nil arguments are skipped). path, query: the DecideRequest's (query already cut to
--- query_max_bytes). Returns { action, score, reasons = {...}, cache_key } of the
+-- query_max_bytes); req: the DecideRequest (its User-Agent, Accept-Language, Accept-Encoding and
+-- sec-ch-ua make the "client:" key; nil: no client lookup). Returns { action, score, reasons = {...}, cache_key } of the
 -- most severe cached verdict (the first found on a tie), or nil; for a clean mark (an ALLOW, the
 -- least severe) a shared table with its action only.
-function _M.lookup(client_ip, session_hash, token_hash, device_hash, path, query)
+function _M.lookup(client_ip, session_hash, token_hash, device_hash, path, query, req)
   local now = ngx_now() * 1000
   local d = cache()
   local best, best_key, best_sev = nil, nil, 0
@@ -214,6 +232,10 @@ function _M.lookup(client_ip, session_hash, token_hash, device_hash, path, query
     if merged.subnet > now then
       local k = subnet_key(client_ip)
       if k then best, best_key, best_sev = consider(d, k, best, best_key, best_sev) end
+    end
+    if req and merged.client > now then
+      local k = _M.client_key(client_ip, req.user_agent, req.accept_language, req.accept_encoding, req.sec_ch_ua)
+      best, best_key, best_sev = consider(d, k, best, best_key, best_sev)
     end
   end
   if path and merged.target > now then

@@ -213,7 +213,7 @@ function _M.access()
   if any_cached then
     local hit
     if req then
-      hit = cache.lookup(req.client_ip, req.session_hash, req.token_hash, req.device_hash, req.path, req.query)
+      hit = cache.lookup(req.client_ip, req.session_hash, req.token_hash, req.device_hash, req.path, req.query, req)
     else
       -- the URL is read only while a probed one may be cached
       local path, query

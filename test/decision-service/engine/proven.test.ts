@@ -3,7 +3,7 @@
 
 import t from 'tap';
 import { VirtualClock } from '../../../decision-service/src/engine/clock.ts';
-import { Engine } from '../../../decision-service/src/engine/engine.ts';
+import { clientKey, Engine } from '../../../decision-service/src/engine/engine.ts';
 import { extractFeatures } from '../../../decision-service/src/engine/features.ts';
 import { PROOF, Proofs } from '../../../decision-service/src/engine/proven.ts';
 import { MemoryStore } from '../../../decision-service/src/state/memory-store.ts';
@@ -285,6 +285,41 @@ t.test('an account under attack: unproven logins to it are challenged, the addre
   t.notOk(stopped(d));
   const other = send({ ...owner, ...login('eve@mail.example', 'x') }, 401);
   t.notOk(other.reasons.includes('cs.failure_rate.identifier'), 'another account is not under attack');
+});
+
+// A scraper with an HTTP library's headers polling from a VPN exit that also carries customers
+// with their browsers (scorecard world 3002: cached on `ip`, it had six of them blocked): its
+// verdict is cached on its client key (the address with its own headers), which the customers'
+// browsers do not match; and a client key proven clients share (a copied build behind a carrier
+// NAT) is never cached, nor acted on alone.
+t.test('a machine-regular poller is cached on its client key, not on the address the customers share', async (t) => {
+  const { send, clock } = setup({ detectors: { automation: { cache: { key: 'client', ttl_s: 120 } } } });
+  const poller = { client_ip: NAT, ...SCRIPT, path: '/' };
+  let d: Decision | undefined;
+  for (let i = 0; i < 12; i++) {
+    d = send(poller);
+    clock.advance(2000);
+  }
+  t.ok(d && d.reasons.includes('bot.regular_timing'), `the poller is seen: ${d?.action} ${d?.reasons.join(',')}`);
+  t.equal(d?.cache_key, clientKey(request(poller)), 'cached on the client key');
+  t.not(clientKey(request({ client_ip: NAT, ...CHROME })), d?.cache_key, 'a browser behind the same address has another key');
+  t.not(clientKey(request({ client_ip: '192.0.2.99', ...SCRIPT })), d?.cache_key, 'the same tool elsewhere has another key');
+
+  // a poller copying the browser build that proven customers of that address use: the key is theirs too
+  const shared = setup({ detectors: { automation: { cache: { key: 'client', ttl_s: 120 } } } });
+  for (let i = 0; i < 3; i++) {
+    const me = { client_ip: NAT, ...CHROME, ...session(`s${i}`) };
+    home(shared.send, me);
+    shared.send({ ...me, ...login(`s${i}@corp.example`, 'right') }, 200);
+  }
+  const copier = { client_ip: NAT, ...CHROME, path: '/' };
+  let last: Decision | undefined;
+  for (let i = 0; i < 12; i++) {
+    last = shared.send(copier);
+    shared.clock.advance(2000);
+  }
+  t.equal(last?.cache_key, '', 'a client key proven clients share is never cached');
+  t.notOk(last && stopped(last), `its timing is the shared key's evidence, which never acts alone: ${last?.action}`);
 });
 
 t.test('the narrowest key: a shared address is never a gateway cache key, the session is', async (t) => {
