@@ -107,6 +107,7 @@ function remember(f: RequestFeatures, endpoint: string): Remembered {
     session: f.session,
     device: f.device,
     passwordHash: f.passwordHash,
+    phoneNumber: f.phoneNumber,
     endpoint,
   };
 }

@@ -91,14 +91,14 @@ export interface OutcomeContext {
   readonly device: string;
   /** base64 of the gateway's keyed password hash; "" when absent. */
   readonly passwordHash: string;
+  /** Numeric value of a phone-like identifier, for locality; -1 when not phone-like. */
+  readonly phoneNumber: number;
 }
 
 /** Everything detectors read about one request, computed once. */
 export interface RequestFeatures extends OutcomeContext {
   readonly req: DecideRequest;
   readonly isInternalIp: boolean;
-  /** Numeric value of a phone-like identifier, for locality; -1 when not phone-like. */
-  readonly phoneNumber: number;
   /** Object id of an object route ("" when none) and its numeric value (-1 when not numeric). */
   readonly objectId: string;
   readonly objectNumber: number;

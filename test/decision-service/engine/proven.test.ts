@@ -220,6 +220,26 @@ t.test('a phone-number walk raises scrutiny of unproven requests only', async (t
   t.equal(proven.action, 'ALLOW');
 });
 
+// Scorecard world 3018: a carrier hands out numbers in dense blocks, and its customers log in by
+// phone number during a flash sale. Their logins succeed: no walk. A list walked through the login
+// route fails on number after number.
+t.test('phone-number locality: customers logging in to their own numbers are no walk; failed logins through a block are', async (t) => {
+  const { send } = setup();
+  for (let i = 0; i < 40; i++) {
+    const me = { client_ip: NAT, ...CHROME, ...session(`sale${i}`) };
+    home(send, me);
+    const d = send({ ...me, ...login(`139001${String(20000 + i * 3)}`, 'right') }, 200, 500);
+    t.notOk(d.reasons.includes('enum.number_locality'), `customer ${i + 1}: ${d.action} ${d.reasons}`);
+  }
+  let fired = 0;
+  for (let i = 0; i < 40; i++) {
+    // a new address and a shuffled header set each time: only the numbers give it away
+    const g = { client_ip: `198.51.100.${i + 1}`, ...CHROME, header_names: [...CHROME.header_names, `x-r${i}`] };
+    if (send({ ...g, ...login(`137001${String(50000 + i)}`, `guess${i}`) }, 404, 500).reasons.includes('enum.number_locality')) fired++;
+  }
+  t.ok(fired > 20, `a walk of failed logins through one block is seen (${fired} of 40)`);
+});
+
 t.test('a header set shared by many proven browsers is never a block key; with the crew\'s own evidence it adds to a challenge', async (t) => {
   const { send } = setup();
   // 30 proven customers with the build, each from home

@@ -99,8 +99,12 @@ export const enumeration: DetectorFactory = ({ policy, store }) => {
       const s = shareEvidence(toolNf, toolRq, sharedPrior, { lo: cfg.not_found_per_toolprint, hi: cfg.not_found_per_toolprint_max, pValue: R.p_value });
       if (s > 0) best.offer(s, 'enum.not_found.toolprint', 'tool', { count: toolNf, of: toolRq, threshold: cfg.not_found_per_toolprint });
       if (f.phoneNumber >= 0) {
+        // A login or sign-up (a password) counts only once it failed (observe): a number that
+        // logged in is its owner's, and a flash sale's customers from one carrier's dense block of
+        // numbers, logging in, walked that block by the dozen (scorecard world 3018). A reset or
+        // an SMS counts as it is asked: the site may answer all alike.
         const block = Math.floor(f.phoneNumber / cfg.block_size);
-        const numbers = store.addDistinct(K.numberBlock(block), hash32(String(f.phoneNumber)), W, now);
+        const numbers = f.passwordHash ? store.countDistinct(K.numberBlock(block), W, now) : store.addDistinct(K.numberBlock(block), hash32(String(f.phoneNumber)), W, now);
         // A known client (session or device) is far less likely to be the walker.
         const s = ramp(numbers, cfg.numbers_per_block, cfg.numbers_per_block_max) * (f.session || f.device ? cfg.known_client_factor : 1);
         best.offer(s, 'enum.number_locality', 'global', { count: numbers, threshold: cfg.numbers_per_block });
@@ -142,6 +146,9 @@ export const enumeration: DetectorFactory = ({ policy, store }) => {
       // account" on a login or reset, "already registered" on a sign-up (a known list tried on the
       // registration route). Each route learns its own share of them (a login never answers 409).
       const nf = isNotFound(o) || isTaken(o);
+      if (f.phoneNumber >= 0 && f.passwordHash && o.status >= 400) {
+        store.addDistinct(K.numberBlock(Math.floor(f.phoneNumber / cfg.block_size)), hash32(String(f.phoneNumber)), W, f.now);
+      }
       const keys = keysOf(f);
       const tool = subject.headerSet(f.headerSet);
       for (const [key] of keys) store.incr(K.requests(key), W, f.now);
