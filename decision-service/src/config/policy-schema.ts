@@ -490,6 +490,13 @@ export const policySchema = z
             rate_model: rateModel({ baseline: 0.15, floor: 0.05, weight: 10 }),
             /** how long a successful login from a client counts as its history (no `cs.no_precursor`, spray, ...) */
             login_memory_s: windowS(86_400),
+            /** a client (address + its own headers) without cookies that logs in to one account again
+             *  and again (a synthetic monitor, a script of the account's owner) has a history of its
+             *  own once it comes back at least `returning_after_s` after its first login and has named
+             *  no other account within `returning_window_s`: no `cs.no_precursor`,
+             *  `cs.unknown_login_wave`, spray or alarm of the no-history slice for it; 0 = off */
+            returning_after_s: z.number().int().min(0).max(86_400).default(600),
+            returning_window_s: windowS(10_800),
             /** a session or device that failed a login and names another account (`cs.account_hopping`):
              *  a person retries their own account; a crew's browser profile goes down its list */
             account_hopping_score: strength(40),

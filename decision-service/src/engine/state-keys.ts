@@ -83,6 +83,10 @@ export const credentialStuffingKeys = {
   slowAttempts: (s: Subject) => `cs:alls:${s}`,
   /** Mark: one client logged in successfully. */
   loggedIn: (client: string) => `cs:ok:${client}`,
+  /** Distinct set and value: the accounts one client (address + headers) logged in as over the
+   *  returning window, and when it first did (credential-stuffing.ts, `returning`). */
+  clientAccounts: (client: string) => `cs:ca:${client}`,
+  clientSince: (client: string) => `cs:cs:${client}`,
   /** Distinct set: identifiers one password hash failed for. */
   passwordIdentifiers: (passwordHash: string) => `cs:pw:${passwordHash}`,
   /** Counter: all logins of the service. */

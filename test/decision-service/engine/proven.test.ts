@@ -205,6 +205,45 @@ t.test('a proven session during a global login failure spike is not challenged; 
   t.notOk(stopped(proven), `${proven.action} ${proven.reasons}`);
 });
 
+// Scorecard worlds 5012 and 5013: a synthetic monitor logs in to its test account every 15
+// minutes from a fixed address without cookies, and Verdict starts cold in the middle of a
+// stuffing wave. Its first check is one more login without a history; its returns to the one
+// account it names are a history of their own. A crew's address that names account after account
+// never is.
+t.test('a monitor returning to its one account during a stuffing wave has a history of its own; a crew address naming many does not', async (t) => {
+  const { send, clock } = setup();
+  const MONITOR = { client_ip: '192.0.2.80', user_agent: 'Datadog/Synthetics', header_names: ['host', 'user-agent', 'accept', 'content-type'] };
+  const wave = (n: number, from: number) => {
+    for (let i = 0; i < n; i++) {
+      const tool = { ...CHROME, header_names: [...CHROME.header_names, `x-tool-${from + i}`] };
+      send({ client_ip: `198.51.${100 + ((from + i) % 50)}.${(from + i) % 200}`, ...tool, ...login(`spike${from + i}@mail.example`, `x${from + i}`) }, 401, 5000);
+    }
+  };
+  wave(60, 0);
+  const first = send({ ...MONITOR, ...login('synthetic@shop.example', 'right') }, 200);
+  t.ok(first.reasons.includes('cs.unknown_login_wave'), `its first check is one more login without a history: ${first.action} ${first.reasons}`);
+  const checks = [];
+  for (let k = 0; k < 6; k++) {
+    clock.advance(15 * 60_000 - 60 * 5000);
+    wave(60, 100 + 60 * k);
+    checks.push(send({ ...MONITOR, ...login('synthetic@shop.example', 'right') }, 200));
+  }
+  for (const [k, d] of checks.entries()) {
+    t.notOk(d.reasons.includes('cs.unknown_login_wave') || d.reasons.includes('cs.no_precursor'), `check ${k + 2}: not in the no-history slice (${d.action} ${d.reasons})`);
+    t.notOk(stopped(d), `check ${k + 2} goes through: ${d.action} ${d.reasons}`);
+  }
+  // a crew address it keeps, naming a new account every 15 minutes
+  const crew = { client_ip: '203.0.113.81', ...CHROME };
+  let last: Decision | undefined;
+  for (let k = 0; k < 4; k++) {
+    last = send({ ...crew, ...login(`victim${k}@mail.example`, `leak${k}`) }, 401);
+    clock.advance(15 * 60_000);
+  }
+  wave(40, 1000);
+  last = send({ ...crew, ...login('victim9@mail.example', 'leak9') }, 401);
+  t.ok(last.reasons.includes('cs.no_precursor'), `a crew address naming many accounts has no such history: ${last.action} ${last.reasons}`);
+});
+
 t.test('a phone-number walk raises scrutiny of unproven requests only', async (t) => {
   const { send } = setup();
   const me = { client_ip: '192.0.2.45', ...CHROME, ...session('carol') };

@@ -66,6 +66,22 @@ export const credentialStuffing: DetectorFactory = ({ policy, store }) => {
    * and build, each with an issued session or device id, fail now and then over an afternoon).
    */
   const slowKey = (name: SignalSubject, isClean: boolean) => SW > 0 && (name === 'session' || name === 'device' || (name === 'client' && !isClean));
+  const RW = cfg.returning_window_s * 1000;
+  const returningMs = cfg.returning_after_s * 1000;
+  /**
+   * A client without cookies that comes back to the one account it names (a synthetic monitor
+   * checking a test account every few minutes, cold-started in the middle of a wave): a history of
+   * its own. Recorded on every login; true from its first return `returning_after_s` on while it has
+   * named no other account. A crew names account after account from an address it keeps, and an
+   * address it uses once never returns.
+   */
+  const returning = (f: OutcomeContext, now: number): boolean => {
+    if (returningMs <= 0 || !f.identifierHash) return false;
+    const named = store.addDistinct(K.clientAccounts(f.client), hash32(f.identifierHash), RW, now);
+    const since = store.swap(K.clientSince(f.client), now, now, RW);
+    if (since !== undefined && since < now) store.swap(K.clientSince(f.client), since, now, RW);
+    return named === 1 && since !== undefined && now - since >= returningMs;
+  };
   // failures per key: each kind's strongest, the engine keeps the strongest that may act (signal.ts)
   const best = new Strongest();
   return {
@@ -115,7 +131,7 @@ export const credentialStuffing: DetectorFactory = ({ policy, store }) => {
       }
       // Spraying: challenge-strength alone, so an owner whose (weak) password is being sprayed
       // is challenged, not blocked; the sprayer's other signals make it a block.
-      const known = hasOwnHistory(provenanceOn, store, f);
+      const known = returning(f, now) || hasOwnHistory(provenanceOn, store, f);
       const spray = known ? 0 : ramp(store.countDistinct(K.passwordIdentifiers(f.passwordHash), W, now), cfg.identifiers_per_password, cfg.identifiers_per_password_max);
       if (spray > 0) out.push(signal('cs.password_spray', cfg.spray_score, monitor, undefined, 'password'));
 
