@@ -168,7 +168,7 @@ async function main(): Promise<void> {
       notes: [
         'Upstream: a separate stock nginx answering `return 200 "ok"`; every proxy case sends the same all-human mix (bench/lib/request-mix.ts `humanMix`: 60,000 requests from 60,000 people, browsers and apps, each claiming the promo at most once, X-Forwarded-For as the client IP) unless its title says "attack mix" (`requestMix`: 2,000 requests from 3,000 users replayed thousands of times a second, as bots would).',
         'Verdict gateway: the Lua script, 25 ms budget, fail open, breaker defaults, service over ' + (args.transport === 'frame' ? 'the framed protobuf transport' : 'HTTP/1.1 keep-alive') + (args.unix ? ' on a unix socket' : ' on TCP loopback') + '.',
-        'Constant-rate load: wrk with a Lua delay() pacing script (bench/lib/wrk.ts), 1 ms timer granularity, latency from the actual send (no coordinated-omission correction).',
+        'Constant-rate load: wrk with a Lua delay() pacing script (bench/lib/wrk.ts), 1 ms timer granularity; latency both from each request\'s intended send time (coordinated omission corrected: the due time rides in a header the upstream echoes) and, as wrk measures it, from the actual send.',
         'Run the official numbers on an otherwise idle machine: anything else on these cores shows up as noise.',
       ],
     },
@@ -225,6 +225,10 @@ async function main(): Promise<void> {
             p99Us: w.latencyUs.p99,
             addedP50Us: plain ? w.latencyUs.p50 - plain.latencyUs.p50 : Number.NaN,
             addedP99Us: plain ? w.latencyUs.p99 - plain.latencyUs.p99 : Number.NaN,
+            coP50Us: w.corrected?.p50 ?? Number.NaN,
+            coP99Us: w.corrected?.p99 ?? Number.NaN,
+            addedCoP50Us: w.corrected && plain?.corrected ? w.corrected.p50 - plain.corrected.p50 : Number.NaN,
+            addedCoP99Us: w.corrected && plain?.corrected ? w.corrected.p99 - plain.corrected.p99 : Number.NaN,
           };
           results.underLoad.push(row);
         }
@@ -270,9 +274,13 @@ export function proxyTargets(res: BenchResults): TargetCheck[] {
   const auth = row('auth-request');
   const ratio = (x: number | null | undefined) => (x === null || x === undefined || !Number.isFinite(x) ? '–' : `${x.toFixed(2)}×`);
   out.push({ target: 'inline on every request ≥ 0.6× plain throughput', measured: ratio(inline?.ratio), met: inline?.ratio == null ? null : inline.ratio >= 0.6 });
-  const half = res.underLoad.find((u) => u.caseId === 'inline' && u.share === 0.5);
-  out.push({ target: 'inline: added p50 ≤ 0.3 ms at half of saturation', measured: half ? `${fmtMs(half.addedP50Us)} ms` : '–', met: half ? half.addedP50Us <= 300 : null });
-  out.push({ target: 'inline: added p99 ≤ 1 ms at half of saturation', measured: half ? `${fmtMs(half.addedP99Us)} ms` : '–', met: half ? half.addedP99Us <= 1000 : null });
+  // from intended send times (coordinated omission corrected), at a quarter and at half of saturation
+  for (const [share, name] of [[0.25, 'a quarter'], [0.5, 'half']] as const) {
+    const u = res.underLoad.find((x) => x.caseId === 'inline' && x.share === share);
+    const ok = (v: number | undefined, limit: number) => (u && Number.isFinite(v) ? (v as number) <= limit : null);
+    out.push({ target: `inline: added p50 ≤ 0.3 ms at ${name} of saturation (from intended send)`, measured: u ? `${fmtMs(u.addedCoP50Us)} ms` : '–', met: ok(u?.addedCoP50Us, 300) });
+    out.push({ target: `inline: added p99 ≤ 1 ms at ${name} of saturation (from intended send)`, measured: u ? `${fmtMs(u.addedCoP99Us)} ms` : '–', met: ok(u?.addedCoP99Us, 1000) });
+  }
   out.push({ target: 'realistic route mix ≥ 0.9× plain throughput', measured: ratio(mix?.ratio), met: mix?.ratio == null ? null : mix.ratio >= 0.9 });
   // per-round ratios inline / auth_request, median
   const vsAuth = median(res.proxy.rounds.map((r) => {

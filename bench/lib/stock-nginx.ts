@@ -52,6 +52,7 @@ export function startUpstream(cpu: number | null): Promise<StockNginx> {
   return startStockNginx({
     cpu,
     http: '    keepalive_requests 100000;',
-    server: `        location / { return 200 "ok"; }`,
+    // echoes the paced load's due time (wrk.ts pacingScript: latency from the intended send)
+    server: `        location / { add_header X-Verdict-Due $http_x_verdict_due; return 200 "ok"; }`,
   });
 }

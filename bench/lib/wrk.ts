@@ -5,8 +5,13 @@
 // wrk's delay() hook with a per-thread schedule (LuaJIT ffi clock_gettime): slot k of a thread
 // is due at start + k / rate, each delay() claims the next slot and waits until it is due (1 ms
 // timer granularity; late slots are sent at once, so the offered rate holds while connections
-// are free). Latency is measured by wrk from the actual send, i.e. without coordinated-omission
-// correction: fine well below saturation, optimistic near it.
+// are free). wrk's own latency is from the actual send (coordinated omission: a request that
+// waited for a free connection, or behind a slow one, is timed from when it finally went out).
+// The paced script also measures it from the intended send time: each request carries its slot's
+// due time in an `X-Verdict-Due` header (requests take the thread's slots in order), the bench
+// upstream echoes it back (stock-nginx.ts), and response() records now − due in a per-thread
+// histogram (10 µs steps to 100 ms, then 1 ms steps) that done() merges: the corrected latency.
+// Responses without the echo (answered by Verdict itself: a block, a challenge) are counted apart.
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -31,13 +36,29 @@ export interface WrkResult {
   decidedShare?: number;
   /** ...of which decided without a call (a clean mark or a clearance: not waited on, scored after the response) */
   uncalledShare?: number;
+  /** paced scripts: latency from each request's intended send time (coordinated omission corrected) */
+  corrected?: CorrectedLatency;
+}
+
+export interface CorrectedLatency {
+  /** microseconds, from the intended send time */
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+  /** responses measured; responses without the due-time echo (answered by Verdict itself) */
+  n: number;
+  unmatched: number;
 }
 
 const JSON_MARK = 'VERDICT_WRK ';
+const CO_MARK = 'VERDICT_WRK_CO ';
 
 /** The done() hook every bench script ends with: one machine-readable line, exact percentiles. */
 export const DONE_HOOK = `
 function done(summary, latency, requests)
+  if verdict_corrected then verdict_corrected() end
   local e = summary.errors
   io.write(string.format(
     '${JSON_MARK}{"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d,"status":%d,' ..
@@ -65,11 +86,14 @@ export function parseDurationUs(text: string): number {
  */
 export function parseWrkOutput(stdout: string): WrkResult {
   const line = stdout.split('\n').find((l) => l.startsWith(JSON_MARK));
+  const coLine = stdout.split('\n').find((l) => l.startsWith(CO_MARK));
+  const corrected = coLine ? (JSON.parse(coLine.slice(CO_MARK.length)) as CorrectedLatency) : undefined;
   if (line) {
     const j = JSON.parse(line.slice(JSON_MARK.length)) as Record<string, number>;
     const n = (k: string) => j[k] ?? 0;
     const durationS = n('duration_us') / 1e6;
     return {
+      ...(corrected ? { corrected } : {}),
       requests: n('requests'),
       durationS,
       rps: durationS > 0 ? n('requests') / durationS : 0,
@@ -204,7 +228,7 @@ export function rotatingFileScript(reqs: readonly WrkRequest[], path: string): s
   end`);
 }
 
-/** Lua that paces a thread to `ratePerThread` requests/s (see the header comment). */
+/** Lua that paces a thread to `ratePerThread` requests/s and measures latency from each request's due time (see the header comment). */
 export function pacingScript(ratePerThread: number): string {
   const intervalMs = 1000 / ratePerThread;
   return `
@@ -220,13 +244,72 @@ local function now_ms()
 end
 local interval_ms = ${intervalMs.toFixed(6)}
 local t_next = nil
+-- the slots claimed by delay() and not yet sent, oldest first
+local due, due_head, due_tail = {}, 1, 0
 function delay()
   local now = now_ms()
   if t_next == nil then t_next = now end
   t_next = t_next + interval_ms
+  due_tail = due_tail + 1
+  due[due_tail] = t_next
   local d = t_next - now
   if d < 0.5 then return 0 end
   return math.floor(d + 0.5)
+end
+local unpaced_request = request
+function request()
+  local r = unpaced_request()
+  local d
+  if due_head <= due_tail then
+    d = due[due_head]
+    due[due_head] = nil
+    due_head = due_head + 1
+  else
+    d = now_ms() -- a connection's first request: due now
+  end
+  local eol = r:find("\\r\\n", 1, true)
+  return r:sub(1, eol + 1) .. "X-Verdict-Due: " .. string.format("%.3f", d) .. "\\r\\n" .. r:sub(eol + 2)
+end
+-- corrected latency histogram: 10 us steps below 100 ms (index 0..9999), 1 ms steps above
+hist, hist_n, hist_unmatched = {}, 0, 0
+function response(status, headers, body)
+  local d = tonumber(headers["X-Verdict-Due"] or headers["x-verdict-due"] or "")
+  if not d then
+    hist_unmatched = hist_unmatched + 1
+    return
+  end
+  local us = (now_ms() - d) * 1000
+  if us < 0 then us = 0 end
+  local i = us < 100000 and math.floor(us / 10) or 10000 + math.floor((us - 100000) / 1000)
+  hist[i] = (hist[i] or 0) + 1
+  hist_n = hist_n + 1
+end
+local threads = {}
+function setup(thread)
+  threads[#threads + 1] = thread
+end
+function verdict_corrected()
+  local merged, n, unmatched, max_i = {}, 0, 0, -1
+  for _, t in ipairs(threads) do
+    local h = t:get("hist") or {}
+    for i, c in pairs(h) do
+      merged[i] = (merged[i] or 0) + c
+      if i > max_i then max_i = i end
+    end
+    n = n + (t:get("hist_n") or 0)
+    unmatched = unmatched + (t:get("hist_unmatched") or 0)
+  end
+  local function us_of(i) return i < 10000 and i * 10 + 5 or 100000 + (i - 10000) * 1000 + 500 end
+  local function pct(p)
+    local want, seen = math.ceil(n * p / 100), 0
+    for i = 0, max_i do
+      seen = seen + (merged[i] or 0)
+      if seen >= want and want > 0 then return us_of(i) end
+    end
+    return 0
+  end
+  io.write(string.format('${CO_MARK.trim()} {"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d,"n":%d,"unmatched":%d}\\n',
+    pct(50), pct(90), pct(99), pct(99.9), max_i >= 0 and us_of(max_i) or 0, n, unmatched))
 end
 `;
 }

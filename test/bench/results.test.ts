@@ -36,8 +36,10 @@ function sample(): BenchResults {
     },
     proxy: { rounds, summary: summarizeProxy(rounds, infos, 'plain'), census: { plain: { '200': 2000 }, inline: { '200': 1990, '403': 10 } } },
     underLoad: [
-      { share: 0.5, rate: 5000, caseId: 'plain', title: '1. plain', achievedRps: 4990, p50Us: 400, p99Us: 900, addedP50Us: 0, addedP99Us: 0 },
-      { share: 0.5, rate: 5000, caseId: 'inline', title: '2. inline', achievedRps: 4985, p50Us: 600, p99Us: 2100, addedP50Us: 200, addedP99Us: 1200 },
+      { share: 0.25, rate: 2500, caseId: 'plain', title: '1. plain', achievedRps: 2495, p50Us: 300, p99Us: 800, addedP50Us: 0, addedP99Us: 0, coP50Us: 500, coP99Us: 1000, addedCoP50Us: 0, addedCoP99Us: 0 },
+      { share: 0.25, rate: 2500, caseId: 'inline', title: '2. inline', achievedRps: 2490, p50Us: 400, p99Us: 1200, addedP50Us: 100, addedP99Us: 400, coP50Us: 700, coP99Us: 1800, addedCoP50Us: 200, addedCoP99Us: 800 },
+      { share: 0.5, rate: 5000, caseId: 'plain', title: '1. plain', achievedRps: 4990, p50Us: 400, p99Us: 900, addedP50Us: 0, addedP99Us: 0, coP50Us: 600, coP99Us: 1100, addedCoP50Us: 0, addedCoP99Us: 0 },
+      { share: 0.5, rate: 5000, caseId: 'inline', title: '2. inline', achievedRps: 4985, p50Us: 600, p99Us: 2100, addedP50Us: 200, addedP99Us: 1200, coP50Us: 850, coP99Us: 2900, addedCoP50Us: 250, addedCoP99Us: 1800 },
     ],
     sections: [{ id: 'memory', title: '8. memory', columns: ['after', 'RSS MiB'], rows: [['1M keys', 300]], notes: ['bounded'] }],
     targets: [{ target: 'memory bound', measured: '300 MiB', met: true }, { target: 'service ≥ 40k/s', measured: '20k/s', met: false }],
@@ -70,8 +72,12 @@ t.test('proxy targets come from the same rounds', async (t) => {
   const targets = proxyTargets(sample());
   const byName = (s: string) => targets.find((x) => x.target.includes(s))!;
   t.equal(byName('≥ 0.6× plain').met, true);
-  t.equal(byName('added p50').met, true);
-  t.equal(byName('added p99').met, false);
+  // from the corrected columns, at a quarter and at half of saturation
+  t.equal(byName('added p50 ≤ 0.3 ms at a quarter').met, true);
+  t.equal(byName('added p99 ≤ 1 ms at a quarter').met, true);
+  t.equal(byName('added p50 ≤ 0.3 ms at half').met, true);
+  t.equal(byName('added p99 ≤ 1 ms at half').met, false);
+  t.equal(byName('added p99 ≤ 1 ms at half').measured, '1.800 ms');
   t.equal(byName('route mix').met, null, 'not measured when the case did not run');
   // inline/auth per round: 1.75, 2, 1.32 → median 1.75
   t.equal(byName('auth_request').measured, '1.75×');
@@ -83,7 +89,7 @@ t.test('markdown shows every table, unavailable cases and unmet targets', async 
   t.match(md, /\| 2\. inline \| 6,600 \| 0\.70× \| 1\.200 \|/);
   t.match(md, /\| 5\. modsec \| not available on this distribution \|/);
   t.match(md, /200: 99\.5%, 403: 0\.5%/);
-  t.match(md, /\| 50% \| 5,000 \| 2\. inline \| 4,985 \| 0\.600 \| 2\.100 \| \+0\.200 \| \+1\.200 \|/);
+  t.match(md, /\| 50% \| 5,000 \| 2\. inline \| 4,985 \| 0\.850 \| 2\.900 \| \+0\.250 \| \+1\.800 \| 0\.600 \| 2\.100 \| \+0\.200 \| \+1\.200 \|/);
   t.match(md, /## 8\. memory/);
   t.match(md, /\*\*no\*\*/);
   t.match(md, /Test CPU, 2 cores/);

@@ -95,3 +95,38 @@ t.test('rawRequest builds the bytes wrk.format would, and rotatingFileScript rea
   t.equal(r.status, 0, r.stderr);
   t.same(r.stdout.split(' ').map(Number).sort((x, y) => x - y), [rawRequest({ method: 'GET', path: '/x', headers: { Host: 'h' } }).length, rawRequest(post).length].sort((x, y) => x - y));
 });
+
+// The paced script's latency from the intended send time (coordinated omission corrected): a
+// server that takes 20 ms per request behind one connection offered 100 requests/s falls
+// behind its schedule, and every request after the first waits for the one before it. wrk's own
+// measure (from the actual send) stays at the service time; the corrected one grows with the queue.
+t.test('pacingScript measures latency from the intended send time (real wrk, local server)', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  if (spawnSync('sh', ['-c', 'command -v wrk']).status !== 0) {
+    t.fail('wrk is not installed (scripts/ensure-deps.mjs --wrk installs it)');
+    return;
+  }
+  const { createServer } = await import('node:http');
+  const { mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { runWrk } = await import('../../bench/lib/wrk.ts');
+  const server = createServer((req, res) => {
+    setTimeout(() => {
+      res.writeHead(200, { 'X-Verdict-Due': String(req.headers['x-verdict-due'] ?? ''), 'content-length': '2' });
+      res.end('ok');
+    }, 20);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => server.close());
+  const port = (server.address() as { port: number }).port;
+  const dir = mkdtempSync(join(tmpdir(), 'verdict-wrk-co-'));
+  const r = await runWrk({ url: `http://127.0.0.1:${port}/`, script: rotatingScript([{ method: 'GET', path: '/', headers: { Host: 'h' } }]) + pacingScript(100), durationS: 2, connections: 1, cpu: null, dir, name: 'co' });
+  t.ok(r.corrected, 'the corrected latency is reported');
+  const co = r.corrected!;
+  t.equal(co.unmatched, 0, 'every response carried its due time back');
+  t.ok(co.n >= r.requests - 1 && co.n > 50, `measured ${co.n} of ${r.requests} responses`);
+  t.ok(r.latencyUs.p50 >= 19_000 && r.latencyUs.p50 < 60_000, `wrk from the actual send: p50 ${r.latencyUs.p50} µs (the service time)`);
+  t.ok(co.p50 > 3 * r.latencyUs.p50, `from the intended send: p50 ${co.p50} µs, the queue behind the schedule`);
+  t.ok(co.p99 > co.p50, `p99 ${co.p99} µs`);
+});
