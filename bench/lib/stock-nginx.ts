@@ -53,6 +53,6 @@ export function startUpstream(cpu: number | null): Promise<StockNginx> {
     cpu,
     http: '    keepalive_requests 100000;',
     // echoes the paced load's due time (wrk.ts pacingScript: latency from the intended send)
-    server: `        location / { add_header X-Verdict-Due $http_x_verdict_due; return 200 "ok"; }`,
+    server: `        location / { add_header X-Bench-Due $http_x_bench_due; return 200 "ok"; }`,
   });
 }

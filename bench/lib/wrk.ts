@@ -8,10 +8,11 @@
 // are free). wrk's own latency is from the actual send (coordinated omission: a request that
 // waited for a free connection, or behind a slow one, is timed from when it finally went out).
 // The paced script also measures it from the intended send time: each request carries its slot's
-// due time in an `X-Verdict-Due` header (requests take the thread's slots in order), the bench
+// due time in an `X-Bench-Due` header (requests take the thread's slots in order), the bench
 // upstream echoes it back (stock-nginx.ts), and response() records now − due in a per-thread
 // histogram (10 µs steps to 100 ms, then 1 ms steps) that done() merges: the corrected latency.
 // Responses without the echo (answered by Verdict itself: a block, a challenge) are counted apart.
+// (Not an X-Verdict-* name: the gateway strips those from client requests, they are its own.)
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -87,7 +88,9 @@ export function parseDurationUs(text: string): number {
 export function parseWrkOutput(stdout: string): WrkResult {
   const line = stdout.split('\n').find((l) => l.startsWith(JSON_MARK));
   const coLine = stdout.split('\n').find((l) => l.startsWith(CO_MARK));
-  const corrected = coLine ? (JSON.parse(coLine.slice(CO_MARK.length)) as CorrectedLatency) : undefined;
+  const co = coLine ? (JSON.parse(coLine.slice(CO_MARK.length)) as CorrectedLatency) : undefined;
+  // no response carried its due time back: no reading (not a latency of 0)
+  const corrected = co && co.n > 0 ? co : undefined;
   if (line) {
     const j = JSON.parse(line.slice(JSON_MARK.length)) as Record<string, number>;
     const n = (k: string) => j[k] ?? 0;
@@ -268,12 +271,12 @@ function request()
     d = now_ms() -- a connection's first request: due now
   end
   local eol = r:find("\\r\\n", 1, true)
-  return r:sub(1, eol + 1) .. "X-Verdict-Due: " .. string.format("%.3f", d) .. "\\r\\n" .. r:sub(eol + 2)
+  return r:sub(1, eol + 1) .. "X-Bench-Due: " .. string.format("%.3f", d) .. "\\r\\n" .. r:sub(eol + 2)
 end
 -- corrected latency histogram: 10 us steps below 100 ms (index 0..9999), 1 ms steps above
 hist, hist_n, hist_unmatched = {}, 0, 0
 function response(status, headers, body)
-  local d = tonumber(headers["X-Verdict-Due"] or headers["x-verdict-due"] or "")
+  local d = tonumber(headers["X-Bench-Due"] or headers["x-bench-due"] or "")
   if not d then
     hist_unmatched = hist_unmatched + 1
     return
@@ -308,8 +311,13 @@ function verdict_corrected()
     end
     return 0
   end
+  if n == 0 then
+    -- nothing came back with its due time (a proxy in between dropped the header): no reading
+    io.write(string.format('${CO_MARK.trim()} {"n":0,"unmatched":%d}\\n', unmatched))
+    return
+  end
   io.write(string.format('${CO_MARK.trim()} {"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d,"n":%d,"unmatched":%d}\\n',
-    pct(50), pct(90), pct(99), pct(99.9), max_i >= 0 and us_of(max_i) or 0, n, unmatched))
+    pct(50), pct(90), pct(99), pct(99.9), us_of(max_i), n, unmatched))
 end
 `;
 }

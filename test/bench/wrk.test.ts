@@ -113,7 +113,7 @@ t.test('pacingScript measures latency from the intended send time (real wrk, loc
   const { runWrk } = await import('../../bench/lib/wrk.ts');
   const server = createServer((req, res) => {
     setTimeout(() => {
-      res.writeHead(200, { 'X-Verdict-Due': String(req.headers['x-verdict-due'] ?? ''), 'content-length': '2' });
+      res.writeHead(200, { 'X-Bench-Due': String(req.headers['x-bench-due'] ?? ''), 'content-length': '2' });
       res.end('ok');
     }, 20);
   });
