@@ -229,6 +229,16 @@ if (selectedVariants().some((v) => v.name === 'lua')) {
       service: '127.0.0.1:9',
       init: { outcomes_enabled: false },
       locations: `
+    location = /client-fields {
+        content_by_lua_block {
+            local cache = require "verdict.cache"
+            local request = require "verdict.request"
+            local f = request.client_fields()
+            local r = request.build("async", false)
+            ngx.print(cache.client_key(ngx.var.remote_addr, f.user_agent, f.accept_language, f.accept_encoding, f.sec_ch_ua), " ",
+                      cache.client_key(r.client_ip, r.user_agent, r.accept_language, r.accept_encoding, r.sec_ch_ua))
+        }
+    }
     location = /client-keys {
         content_by_lua_block {
             local cjson = require "cjson.safe"
@@ -247,5 +257,17 @@ if (selectedVariants().some((v) => v.name === 'lua')) {
     t.equal(res.status, 200);
     const got = await res.json() as string[];
     clientKeys.forEach(({ key, ...fields }, i) => t.equal(got[i], key, JSON.stringify(fields)));
+
+    // the breaker-open path reads the four values without building a DecideRequest: same key
+    for (const headers of [
+      { 'user-agent': 'python-httpx/0.25.2', 'accept-encoding': 'gzip, deflate' },
+      { 'user-agent': 'Mozilla/5.0 ' + 'x'.repeat(700), 'accept-language': 'en-US,en;q=0.9', 'accept-encoding': 'gzip, br', 'sec-ch-ua': '"Chromium";v="120"' },
+      {},
+    ]) {
+      const body = await (await fetch(`${nginx.url}/client-fields`, { headers })).text();
+      const [light, built] = body.split(' ');
+      t.ok(light && light.startsWith('client:'), body);
+      t.equal(light, built, `client_fields() and build() make the same key (${Object.keys(headers).join(', ') || 'no headers'})`);
+    }
   });
 }

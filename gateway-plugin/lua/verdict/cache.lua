@@ -86,16 +86,18 @@ local function refresh(now)
   end
 end
 
--- syntax: any, by_header, by_target = cache.live()
--- any: some key type may have a live entry; by_header: a client, device, session or principal key
--- may (those need the request's headers); by_target: a target key may (that needs the URL).
+-- syntax: any, by_header, by_target, by_client = cache.live()
+-- any: some key type may have a live entry; by_header: a device, session or principal key may
+-- (those need the request's headers hashed); by_target: a target key may (that needs the URL);
+-- by_client: a client key may (that needs four header values, not a whole DecideRequest).
 -- All false: skip the cache.
 function _M.live()
   local now = ngx_now() * 1000
   if now >= next_refresh then refresh(now) end
-  local by_header = merged.session > now or merged.principal > now or merged.device > now or merged.client > now
+  local by_header = merged.session > now or merged.principal > now or merged.device > now
   local by_target = merged.target > now
-  return by_header or by_target or merged.ip > now or merged.subnet > now, by_header, by_target
+  local by_client = merged.client > now
+  return by_header or by_target or by_client or merged.ip > now or merged.subnet > now, by_header, by_target, by_client
 end
 
 local function publish(typ, expires)

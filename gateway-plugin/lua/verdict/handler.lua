@@ -185,7 +185,7 @@ function _M.access()
   local report = c.outcomes_enabled and not open
   if c.outcomes_enabled and open then add(DROPPED_BREAKER) end
   local call = mode ~= "async" and not open
-  local any_cached, header_cached, target_cached = cache.live()
+  local any_cached, header_cached, target_cached, client_cached = cache.live()
 
   local req
   if call or report or header_cached then
@@ -215,10 +215,11 @@ function _M.access()
     if req then
       hit = cache.lookup(req.client_ip, req.session_hash, req.token_hash, req.device_hash, req.path, req.query, req)
     else
-      -- the URL is read only while a probed one may be cached
+      -- the URL is read only while a probed one may be cached, the client's four header values
+      -- only while a client key may be (the breaker is open: no DecideRequest is built)
       local path, query
       if target_cached then path, query = ngx_var.uri, request.query() end
-      hit = cache.lookup(ngx_var.remote_addr, nil, nil, nil, path, query)
+      hit = cache.lookup(ngx_var.remote_addr, nil, nil, nil, path, query, client_cached and request.client_fields() or nil)
     end
     if hit and hit.action == "ALLOW" then
       -- a clean mark: not waited on where cleared clients are not, and only while the request can
