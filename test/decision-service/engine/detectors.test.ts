@@ -206,42 +206,6 @@ t.test('automation: ten regular requests with a popular browser build do not mar
   t.ok(again.reasons.includes('bot.regular_timing'), `the poller is remembered: ${again.action} ${again.reasons.join(',')}`);
 });
 
-// Scorecard world 7008: a crew drives the office's popular browser build at a regular pace
-// through rotating exits, so the build's stream is machine-regular; the office's people on that
-// build, behind one address, browse at their own irregular pace and are not the crew's addresses.
-t.test('automation: people behind one address on a build a rotating crew drives regularly are not its addresses', async (t) => {
-  const { send, clock } = setup();
-  const office = '203.0.113.40';
-  // the crew: one request every 5 s from a new address; the office: its people's requests at
-  // their own irregular pace (s), one of them on the crew's beat (at 100 s)
-  const events: Array<{ at: number; ip: string }> = [];
-  for (let i = 0; i < 120; i++) if (i !== 20) events.push({ at: i * 5000, ip: `100.64.${i >> 6}.${i % 64}` });
-  let at = 100_000;
-  for (const gap of [0, 11.5, 2.5, 31.5, 6.5, 17.5, 2.5, 26.5, 8.5, 12.5, 3.5, 22.5, 7.5, 13.5, 2.5, 19.5, 9.5, 27.5, 4.5, 16.5, 11.5, 2.5, 21.5, 6.5, 14.5]) {
-    at += gap * 1000;
-    if (at < 600_000) events.push({ at, ip: office });
-  }
-  events.sort((a, b) => a.at - b.at);
-  let now = 0;
-  let crewFlagged = 0;
-  let crewSeen = 0;
-  const officeFlags: boolean[] = [];
-  for (const e of events) {
-    clock.advance(e.at - now);
-    now = e.at + 1000; // send() advances 1 s
-    const flagged = send({ ...CHROME, client_ip: e.ip, path: '/' }).reasons.includes('bot.regular_timing');
-    if (e.ip === office) officeFlags.push(flagged);
-    else if (e.at < 100_000) {
-      crewSeen++;
-      if (flagged) crewFlagged++;
-    }
-  }
-  t.ok(officeFlags[0], 'the person on the crew\'s beat is not told from the crew');
-  t.ok(crewFlagged >= crewSeen - 9, `the crew's addresses are flagged once its stream shows (${crewFlagged} of its first ${crewSeen})`);
-  const late = officeFlags.slice(9);
-  t.equal(late.filter(Boolean).length, 0, `once the office's own stream shows people (9 requests), none of its ${late.length} later requests is flagged`);
-});
-
 t.test('canary enforcement: a share of clients enforced, the rest observed', async (t) => {
   const { send } = setup({ detectors: { missing_credentials: { canary_percent: 50 } } });
   let enforced = 0;

@@ -33,11 +33,7 @@ export const automation: DetectorFactory = ({ policy, store }) => {
       const slowMs = cfg.monitor_min_gap_s * 1000;
       const slowClient = slowMs > 0 && t.n >= 2 && t.meanMs >= slowMs;
       const clientRegular = t.n >= n && t.cv < cfg.regular_cv && !slowClient;
-      // A client whose own stream is long and irregular is not one of the build's addresses: people
-      // (an office NAT's customers on the popular build, while a crew drives the same build
-      // through rotating exits: scorecard world 7008), whatever the build's stream looks like.
-      const ownIrregular = t.n >= n && t.cv >= cfg.regular_cv;
-      let toolRegular = g.n >= n && g.cv < cfg.regular_cv && !ownIrregular;
+      let toolRegular = g.n >= n && g.cv < cfg.regular_cv;
       if (toolRegular && slowClient && store.addDistinct(K.regularAddresses(f.fingerprint), hash32(f.ip), W, f.now) <= cfg.monitor_max_addresses) toolRegular = false;
       // Once seen, remembered: requests enforced from the gateway cache never reach the rings,
       // so without the mark every cache expiry would cost another `min_requests` to relearn.
@@ -53,7 +49,7 @@ export const automation: DetectorFactory = ({ policy, store }) => {
       if (clientRegular || store.marked(K.regularClient(key), f.now)) {
         store.mark(K.regularClient(key), f.now, remember);
         out.push(signal('bot.regular_timing', cfg.regular_score, monitor, cfg.cache, 'client'));
-      } else if (toolRegular || (!ownIrregular && store.marked(K.regularByBuild(key), f.now))) {
+      } else if (toolRegular || store.marked(K.regularByBuild(key), f.now)) {
         store.mark(K.regularByBuild(key), f.now, remember);
         out.push(signal('bot.regular_timing', cfg.regular_score, monitor, cfg.cache, 'fingerprint'));
       }
