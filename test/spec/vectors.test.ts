@@ -259,11 +259,12 @@ if (selectedVariants().some((v) => v.name === 'lua')) {
     clientKeys.forEach(({ key, ...fields }, i) => t.equal(got[i], key, JSON.stringify(fields)));
 
     // the breaker-open path reads the four values without building a DecideRequest: same key
-    for (const headers of [
+    const cases: Array<Record<string, string>> = [
       { 'user-agent': 'python-httpx/0.25.2', 'accept-encoding': 'gzip, deflate' },
       { 'user-agent': 'Mozilla/5.0 ' + 'x'.repeat(700), 'accept-language': 'en-US,en;q=0.9', 'accept-encoding': 'gzip, br', 'sec-ch-ua': '"Chromium";v="120"' },
       {},
-    ]) {
+    ];
+    for (const headers of cases) {
       const body = await (await fetch(`${nginx.url}/client-fields`, { headers })).text();
       const [light, built] = body.split(' ');
       t.ok(light && light.startsWith('client:'), body);
