@@ -86,8 +86,9 @@ export function parseDurationUs(text: string): number {
  * neither is there.
  */
 export function parseWrkOutput(stdout: string): WrkResult {
-  const line = stdout.split('\n').find((l) => l.startsWith(JSON_MARK));
-  const coLine = stdout.split('\n').find((l) => l.startsWith(CO_MARK));
+  const lines = stdout.split('\n');
+  const line = lines.find((l) => l.startsWith(JSON_MARK));
+  const coLine = lines.find((l) => l.startsWith(CO_MARK));
   const co = coLine ? (JSON.parse(coLine.slice(CO_MARK.length)) as CorrectedLatency) : undefined;
   // no response carried its due time back: no reading (not a latency of 0)
   const corrected = co && co.n > 0 ? co : undefined;

@@ -7,9 +7,7 @@
 // VPN exit blocked for a scraper there.)
 import t from 'tap';
 import { ask, sleep } from '../helpers/http.ts';
-import { startEchoUpstream } from '../helpers/servers.ts';
-import { startService } from '../helpers/service.ts';
-import { luaVariant } from '../helpers/variants.ts';
+import { startAsyncLuaStack } from '../helpers/stack.ts';
 
 const TOOL = { 'user-agent': 'python-httpx/0.25.2', accept: '*/*', 'accept-encoding': 'gzip, deflate' };
 const BROWSER = {
@@ -22,23 +20,8 @@ const BROWSER = {
 };
 
 t.test('a machine-regular poller is refused from the gateway cache on its client key; a browser at its address is not', async (t) => {
-  const upstream = await startEchoUpstream();
-  const service = await startService();
-  const nginx = await luaVariant.start({
-    upstream: `127.0.0.1:${upstream.port}`,
-    service: service.addr,
-    locations: `
-    location / {
-        set $verdict_mode async;
-        {{guard}}
-    }`,
-    init: { outcome_flush_ms: 50 },
-  });
-  t.teardown(async () => {
-    await nginx.stop();
-    await service.stop();
-    await upstream.close();
-  });
+  const nginx = await startAsyncLuaStack();
+  t.teardown(() => nginx.stop());
 
   const address = '127.0.0.61';
   let status = 0;

@@ -5,29 +5,12 @@
 // location, the same path with another query included, still goes through.
 import t from 'tap';
 import { ask, sleep } from '../helpers/http.ts';
-import { startEchoUpstream } from '../helpers/servers.ts';
-import { startService } from '../helpers/service.ts';
-import { luaVariant } from '../helpers/variants.ts';
+import { startAsyncLuaStack } from '../helpers/stack.ts';
 
 t.test('a probed URL is refused at the gateway once scored, also on an async location', async (t) => {
-  const upstream = await startEchoUpstream();
   // the default policy: the address itself is never cached for probes, only the probed URLs
-  const service = await startService();
-  const nginx = await luaVariant.start({
-    upstream: `127.0.0.1:${upstream.port}`,
-    service: service.addr,
-    locations: `
-    location / {
-        set $verdict_mode async;
-        {{guard}}
-    }`,
-    init: { outcome_flush_ms: 50 },
-  });
-  t.teardown(async () => {
-    await nginx.stop();
-    await service.stop();
-    await upstream.close();
-  });
+  const nginx = await startAsyncLuaStack();
+  t.teardown(() => nginx.stop());
 
   for (const [path, query] of [['/.git/config', ''], ['/search', "q=%3Cscript%3Ealert(1)%3C/script%3E"]] as const) {
     const u = `${nginx.url}${path}${query ? `?${query}` : ''}`;

@@ -196,39 +196,44 @@ t.test('client-key vectors: the service (engine clientKey)', async (t) => {
   }
 });
 
-if (selectedVariants().some((v) => v.name === 'lua')) {
-  t.test('cache-key vectors: the Lua gateway (cache.subnet, inside nginx)', async (t) => {
-    const nginx = await startNginx({
-      upstream: '127.0.0.1:9',
-      service: '127.0.0.1:9',
-      init: { outcomes_enabled: false },
-      locations: `
-    location = /subnets {
+/** A bare nginx with the gateway's Lua modules and `locations`, stopped at the test's end. */
+async function luaNginx(t: { teardown(fn: () => unknown): void }, locations: string): Promise<NginxHandle> {
+  const nginx = await startNginx({ upstream: '127.0.0.1:9', service: '127.0.0.1:9', init: { outcomes_enabled: false }, locations });
+  t.teardown(() => nginx.stop());
+  return nginx;
+}
+
+/** A location that answers a posted JSON array with each element `v` mapped through the Lua expression `expr` (`cache` is verdict.cache). */
+const mapLocation = (name: string, expr: string) => `
+    location = /${name} {
         content_by_lua_block {
             local cjson = require "cjson.safe"
             local cache = require "verdict.cache"
             ngx.req.read_body()
             local out = {}
-            for i, ip in ipairs(cjson.decode(ngx.req.get_body_data())) do
-                out[i] = cache.subnet(ip) or cjson.null
+            for i, v in ipairs(cjson.decode(ngx.req.get_body_data())) do
+                out[i] = ${expr}
             end
             ngx.print(cjson.encode(out))
         }
-    }`,
-    });
-    t.teardown(() => nginx.stop());
-    const res = await fetch(`${nginx.url}/subnets`, { method: 'POST', body: JSON.stringify(cacheKeys.map((v) => v.ip)) });
-    t.equal(res.status, 200);
-    const got = await res.json() as Array<string | null>;
+    }`;
+
+/** POSTs `inputs` to a mapLocation and returns its answers. */
+async function mapped<T>(t: { equal(a: unknown, b: unknown): void }, url: string, inputs: unknown[]): Promise<T[]> {
+  const res = await fetch(url, { method: 'POST', body: JSON.stringify(inputs) });
+  t.equal(res.status, 200);
+  return await res.json() as T[];
+}
+
+if (selectedVariants().some((v) => v.name === 'lua')) {
+  t.test('cache-key vectors: the Lua gateway (cache.subnet, inside nginx)', async (t) => {
+    const nginx = await luaNginx(t, mapLocation('subnets', 'cache.subnet(v) or cjson.null'));
+    const got = await mapped<string | null>(t, `${nginx.url}/subnets`, cacheKeys.map((v) => v.ip));
     cacheKeys.forEach(({ ip, subnet }, i) => t.equal(got[i], subnet, `${JSON.stringify(ip)} -> ${subnet}`));
   });
 
   t.test('client-key vectors: the Lua gateway (cache.client_key, inside nginx)', async (t) => {
-    const nginx = await startNginx({
-      upstream: '127.0.0.1:9',
-      service: '127.0.0.1:9',
-      init: { outcomes_enabled: false },
-      locations: `
+    const nginx = await luaNginx(t, `
     location = /client-fields {
         content_by_lua_block {
             local cache = require "verdict.cache"
@@ -238,24 +243,8 @@ if (selectedVariants().some((v) => v.name === 'lua')) {
             ngx.print(cache.client_key(ngx.var.remote_addr, f.user_agent, f.accept_language, f.accept_encoding, f.sec_ch_ua), " ",
                       cache.client_key(r.client_ip, r.user_agent, r.accept_language, r.accept_encoding, r.sec_ch_ua))
         }
-    }
-    location = /client-keys {
-        content_by_lua_block {
-            local cjson = require "cjson.safe"
-            local cache = require "verdict.cache"
-            ngx.req.read_body()
-            local out = {}
-            for i, v in ipairs(cjson.decode(ngx.req.get_body_data())) do
-                out[i] = cache.client_key(v.client_ip, v.user_agent, v.accept_language, v.accept_encoding, v.sec_ch_ua)
-            end
-            ngx.print(cjson.encode(out))
-        }
-    }`,
-    });
-    t.teardown(() => nginx.stop());
-    const res = await fetch(`${nginx.url}/client-keys`, { method: 'POST', body: JSON.stringify(clientKeys) });
-    t.equal(res.status, 200);
-    const got = await res.json() as string[];
+    }${mapLocation('client-keys', 'cache.client_key(v.client_ip, v.user_agent, v.accept_language, v.accept_encoding, v.sec_ch_ua)')}`);
+    const got = await mapped<string>(t, `${nginx.url}/client-keys`, clientKeys);
     clientKeys.forEach(({ key, ...fields }, i) => t.equal(got[i], key, JSON.stringify(fields)));
 
     // the breaker-open path reads the four values without building a DecideRequest: same key

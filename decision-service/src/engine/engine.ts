@@ -363,7 +363,7 @@ export class Engine {
     let ttl = 0;
     if (cache && (action === 'BLOCK' || action === 'CHALLENGE')) {
       // Never a key with more than one proven client behind it: the narrowest the request carries.
-      const type = pv.enabled && (cache.key === 'ip' || cache.key === 'subnet' || cache.key === 'client') && collateral.sharedKey(cache.key) ? narrowestKey(f) : cache.key;
+      const type = pv.enabled && collateral.sharedKey(cache.key) ? narrowestKey(f) : cache.key;
       cacheKey = type ? cacheKeyFor(type, f) : '';
       ttl = cacheKey ? cache.ttl_s : 0;
     }

@@ -19,7 +19,7 @@
 // A session, device or principal is one client: it never counts as shared, and the accounts seen
 // on one device are evidence (promo.accounts_per_device), not a population.
 
-import type { PolicyDoc } from '../config/policy-schema.ts';
+import type { GatewayKeyType, PolicyDoc } from '../config/policy-schema.ts';
 import { hash32 } from '../state/distinct.ts';
 import type { Store } from '../state/store.ts';
 import { isLoginFailure, type OutcomeContext, type RequestFeatures, type Signal } from './signal.ts';
@@ -258,17 +258,10 @@ export class Collateral {
       // own keys, not for what others did from its address (a crew on the same carrier NAT and
       // build, behind which the population of proven clients has not grown yet).
       case 'client':
-        if (this.provenByHistory()) return ROLE.drop;
-        if (this.clientShared < 0) this.clientShared = this.shared(subject.client(this.fx.client));
-        return this.keyRole(this.clientShared as Sharing, ROLE.own);
       case 'ip':
-        if (this.provenByHistory()) return ROLE.drop;
-        if (this.ipShared < 0) this.ipShared = this.shared(subject.ip(this.fx.ip));
-        return this.keyRole(this.ipShared as Sharing, ROLE.own);
       case 'subnet':
         if (this.provenByHistory()) return ROLE.drop;
-        if (this.subnetShared < 0) this.subnetShared = this.shared(subject.subnet(this.fx.subnet));
-        return this.keyRole(this.subnetShared as Sharing, ROLE.own);
+        return this.keyRole(this.addressSharing(s.subject), ROLE.own);
       // A header set or browser build is never a key to act on alone: where proven clients share
       // it, it counts only next to the request's own evidence; where none do (a tool's own
       // headers), it raises scrutiny like an alarm.
@@ -296,18 +289,28 @@ export class Collateral {
     return role === ROLE.own || (role === ROLE.alarm && (s.subject === 'tool' || s.subject === 'fingerprint'));
   }
 
-  /** Whether an ip / subnet / client key of this request is shared, by a crowd or contested (for the gateway cache). */
-  sharedKey(type: 'ip' | 'subnet' | 'client'): boolean {
-    if (type === 'client') {
-      if (this.clientShared < 0) this.clientShared = this.shared(subject.client(this.fx.client));
-      return this.clientShared !== SHARING.none;
+  /**
+   * Whether a gateway cache key of this type is shared, by a crowd or contested: an ip, subnet or
+   * client key many proven clients are behind. Session, device, principal and target keys never are.
+   */
+  sharedKey(type: GatewayKeyType): boolean {
+    return (type === 'client' || type === 'ip' || type === 'subnet') && this.addressSharing(type) !== SHARING.none;
+  }
+
+  /** How the request's client, ip or subnet key is shared, read once per decision. */
+  private addressSharing(type: 'client' | 'ip' | 'subnet'): Sharing {
+    const f = this.fx;
+    switch (type) {
+      case 'client':
+        if (this.clientShared < 0) this.clientShared = this.shared(subject.client(f.client));
+        return this.clientShared as Sharing;
+      case 'ip':
+        if (this.ipShared < 0) this.ipShared = this.shared(subject.ip(f.ip));
+        return this.ipShared as Sharing;
+      case 'subnet':
+        if (this.subnetShared < 0) this.subnetShared = this.shared(subject.subnet(f.subnet));
+        return this.subnetShared as Sharing;
     }
-    if (type === 'ip') {
-      if (this.ipShared < 0) this.ipShared = this.shared(subject.ip(this.fx.ip));
-      return this.ipShared !== SHARING.none;
-    }
-    if (this.subnetShared < 0) this.subnetShared = this.shared(subject.subnet(this.fx.subnet));
-    return this.subnetShared !== SHARING.none;
   }
 
   /** The role of evidence on a key shared `how`; `alone`: its role when nobody proven shares it. */

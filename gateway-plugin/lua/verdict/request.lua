@@ -319,17 +319,19 @@ end
 -- syntax: t = request.client_fields()
 -- The four header values the cache's client key is made of (cache.client_key), as build() would
 -- put them in the DecideRequest (the first header of each name, capped at MAX_VALUE), read without
--- building one.
+-- building one. t is one table per worker, refilled on each call: read it before the next.
 local function capped(v)
-  if type(v) == "table" then v = v[1] end
   if v and #v > MAX_VALUE then return sub(v, 1, MAX_VALUE) end
   return v
 end
+local client_fields = {}
 function _M.client_fields()
-  return {
-    user_agent = capped(ngx_var.http_user_agent), accept_language = capped(ngx_var.http_accept_language),
-    accept_encoding = capped(ngx_var.http_accept_encoding), sec_ch_ua = capped(ngx_var.http_sec_ch_ua),
-  }
+  local t = client_fields
+  t.user_agent = capped(ngx_var.http_user_agent)
+  t.accept_language = capped(ngx_var.http_accept_language)
+  t.accept_encoding = capped(ngx_var.http_accept_encoding)
+  t.sec_ch_ua = capped(ngx_var.http_sec_ch_ua)
+  return t
 end
 
 return _M

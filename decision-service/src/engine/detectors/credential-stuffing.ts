@@ -11,7 +11,7 @@ import { isLoginFailure, observeOnly, ramp, signal, Strongest, type DetectorFact
 import { betaPrior, learnBaseline, shareEvidence, type BaselineRule } from '../rates.ts';
 import { credentialStuffingKeys as K, enumerationKeys, subject, type Subject } from '../state-keys.ts';
 import { isLogin } from '../proven.ts';
-import { hasOwnHistory, sessionIssued } from './provenance.ts';
+import { firstAt, hasOwnHistory, sessionIssued } from './provenance.ts';
 
 function clientKeys(f: OutcomeContext, ipMult: number, subnetMult: number): Array<[Subject, SignalSubject, number]> {
   const keys: Array<[Subject, SignalSubject, number]> = [[subject.client(f.client), 'client', 1], [subject.ip(f.ip), 'ip', ipMult], [subject.subnet(f.subnet), 'subnet', subnetMult]];
@@ -78,9 +78,7 @@ export const credentialStuffing: DetectorFactory = ({ policy, store }) => {
   const returning = (f: OutcomeContext, now: number): boolean => {
     if (returningMs <= 0 || !f.identifierHash) return false;
     const named = store.addDistinct(K.clientAccounts(f.client), hash32(f.identifierHash), RW, now);
-    const since = store.swap(K.clientSince(f.client), now, now, RW);
-    if (since !== undefined && since < now) store.swap(K.clientSince(f.client), since, now, RW);
-    return named === 1 && since !== undefined && now - since >= returningMs;
+    return now - firstAt(store, K.clientSince(f.client), now, RW) >= returningMs && named === 1;
   };
   // failures per key: each kind's strongest, the engine keeps the strongest that may act (signal.ts)
   const best = new Strongest();

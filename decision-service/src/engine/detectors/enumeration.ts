@@ -46,6 +46,9 @@ export const enumeration: DetectorFactory = ({ policy, store }) => {
   const provenanceOn = policy.doc.detectors.provenance.enabled;
   /** A request without a password that brings no history of its own (provenance.ts). */
   const unknown = (f: OutcomeContext): boolean => !f.passwordHash && !hasOwnHistory(provenanceOn, store, f);
+  /** The distinct-number set of a phone number's block, and a number added to it (its count after). */
+  const blockOf = (n: number) => K.numberBlock(Math.floor(n / cfg.block_size));
+  const addNumber = (n: number, now: number) => store.addDistinct(blockOf(n), hash32(String(n)), W, now);
   // each key kind's strongest evidence, the engine keeps the strongest that may act (signal.ts)
   const best = new Strongest();
   /** The slow window's fan-out of one key (a low-and-slow crew's session or address). */
@@ -103,8 +106,7 @@ export const enumeration: DetectorFactory = ({ policy, store }) => {
         // logged in is its owner's, and a flash sale's customers from one carrier's dense block of
         // numbers, logging in, walked that block by the dozen (scorecard world 3018). A reset or
         // an SMS counts as it is asked: the site may answer all alike.
-        const block = Math.floor(f.phoneNumber / cfg.block_size);
-        const numbers = f.passwordHash ? store.countDistinct(K.numberBlock(block), W, now) : store.addDistinct(K.numberBlock(block), hash32(String(f.phoneNumber)), W, now);
+        const numbers = f.passwordHash ? store.countDistinct(blockOf(f.phoneNumber), W, now) : addNumber(f.phoneNumber, now);
         // A known client (session or device) is far less likely to be the walker.
         const s = ramp(numbers, cfg.numbers_per_block, cfg.numbers_per_block_max) * (f.session || f.device ? cfg.known_client_factor : 1);
         best.offer(s, 'enum.number_locality', 'global', { count: numbers, threshold: cfg.numbers_per_block });
@@ -146,9 +148,7 @@ export const enumeration: DetectorFactory = ({ policy, store }) => {
       // account" on a login or reset, "already registered" on a sign-up (a known list tried on the
       // registration route). Each route learns its own share of them (a login never answers 409).
       const nf = isNotFound(o) || isTaken(o);
-      if (f.phoneNumber >= 0 && f.passwordHash && o.status >= 400) {
-        store.addDistinct(K.numberBlock(Math.floor(f.phoneNumber / cfg.block_size)), hash32(String(f.phoneNumber)), W, f.now);
-      }
+      if (f.phoneNumber >= 0 && f.passwordHash && o.status >= 400) addNumber(f.phoneNumber, f.now);
       const keys = keysOf(f);
       const tool = subject.headerSet(f.headerSet);
       for (const [key] of keys) store.incr(K.requests(key), W, f.now);

@@ -22,7 +22,11 @@ import { credentialStuffingKeys, provenanceKeys as K, subject, type Subject } fr
  * a fleet seeing a new identity at the same moment may each record their own time.
  */
 export function firstSeen(store: Store, s: Subject, now: number, ttlMs: number): number {
-  const key = K.firstSeen(s);
+  return firstAt(store, K.firstSeen(s), now, ttlMs);
+}
+
+/** firstSeen under any store key (a value kept `ttlMs` after the last sighting). */
+export function firstAt(store: Store, key: string, now: number, ttlMs: number): number {
   const prev = store.swap(key, now, now, ttlMs);
   if (prev === undefined || prev >= now) return now;
   store.swap(key, prev, now, ttlMs);
