@@ -23,6 +23,7 @@ import { VirtualClock } from '../../decision-service/src/engine/clock.ts';
 import { Engine, type Decision } from '../../decision-service/src/engine/engine.ts';
 import type { DetectorFactory } from '../../decision-service/src/engine/signal.ts';
 import { MemoryStore } from '../../decision-service/src/state/memory-store.ts';
+import { hash32 } from '../../decision-service/src/state/distinct.ts';
 import type { Store } from '../../decision-service/src/state/store.ts';
 import type { Action } from '../../decision-service/src/wire/codec.ts';
 import type { Clearance, DecideRequest, Outcome } from '../../decision-service/src/wire/schema.ts';
@@ -120,8 +121,20 @@ export interface VerdictGuardOptions {
   settleMs?: number;
 }
 
-/** A request between the gateway's check and its log phase. */
-interface Pending { req: GatewayRequest; fromCache: boolean; late: boolean }
+/**
+ * The share of responses the gateway inspects when no call decided the request (cached, async;
+ * cleared ones without a token, session or device): the Lua gateway's `inspect_sample` default at
+ * `$verdict_inspect auto`.
+ */
+const GATEWAY_INSPECT_SAMPLE = 0.05;
+
+/** Whether the gateway inspects this request's response: a draw of `share`, fixed by its request id. */
+function drawn(requestId: string, share: number): boolean {
+  return share >= 1 || (share > 0 && hash32(requestId) / 0x1_0000_0000 < share);
+}
+
+/** A request between the gateway's check and its log phase; `inspect`: the share of such responses inspected. */
+interface Pending { req: GatewayRequest; fromCache: boolean; late: boolean; inspect: number }
 
 /** Verdict's engine behind the modeled Lua gateway (verdict cache, per-location modes). */
 export class VerdictGuard implements Guard {
@@ -159,7 +172,7 @@ export class VerdictGuard implements Guard {
     this.clock.set(line.ts);
     const cl = this.gate.check(attempt.cookie, line, line.ts);
     const gr = toDecideRequest(line, attempt.retry === 0 ? `r${index}` : `r${index}.${attempt.retry}`, this.gw, cl);
-    this.pending = { req: gr, fromCache: false, late: false };
+    this.pending = { req: gr, fromCache: false, late: false, inspect: GATEWAY_INSPECT_SAMPLE };
     if (gr.mode === 'off') return { action: 'ALLOW', source: 'off', reasons: [], routeClass: '', clearance: cl.state, challenge: undefined };
     // a proven client is not waited on ($verdict_cleared async); monitor locations still never
     // enforce. Proven: a valid clearance, or a clean mark (a cached ALLOW, issue 15)
@@ -173,6 +186,8 @@ export class VerdictGuard implements Guard {
     }
     if (gr.mode === 'async' || cleared) {
       this.pending.late = true;
+      // a cleared client's skipped call: inspected when it carries a key the exfil detector counts
+      if (cleared && (gr.req.token_hash || gr.req.session_hash || gr.req.device_hash)) this.pending.inspect = 1;
       return { action: 'ALLOW', source: cleared ? 'cleared' : 'async', reasons: [], routeClass: '', clearance: cl.state, challenge: undefined };
     }
     const d = this.decide(gr.req);
@@ -183,6 +198,8 @@ export class VerdictGuard implements Guard {
     this.cache.store(d, line.ts);
     this.unmark(d);
     const action = gr.mode === 'monitor' ? 'ALLOW' : d.action;
+    // the service asks for inspection on the answers it lets through (DecisionService.finish)
+    if (this.pending) this.pending.inspect = action === 'ALLOW' || action === 'TAG' ? this.engine.inspectShare(d) : 0;
     return { action, source: 'service', reasons: d.reasons, routeClass: d.routeClass, clearance, challenge: action === 'CHALLENGE' ? challengeAsk(d, gr.challenge, line) : undefined };
   }
 
@@ -232,7 +249,7 @@ export class VerdictGuard implements Guard {
       from_cache: p.fromCache,
       request: undefined,
       // the gateway's response inspection (issue 17): counts and keyed hashes, never the values
-      response: body === undefined ? undefined : inspectResponse(body, { key: RESPONSE_KEY, requestedLimit: requestedLimit(line.query) }),
+      response: body === undefined || !drawn(req.request_id, p.inspect) ? undefined : inspectResponse(body, { key: RESPONSE_KEY, requestedLimit: requestedLimit(line.query) }),
     };
     this.engine.observe(outcome, req.gateway_id);
   }

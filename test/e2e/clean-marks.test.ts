@@ -1,7 +1,7 @@
 // Issue 15, no call when nothing is at stake, through the real nginx + Lua gateway and the real
 // service (the default policy with clean_marks on): a clean inline decision marks the session; its next requests to an
 // inline location with $verdict_cleared async are not waited on (the service scores them after
-// the response, and the gateway counts them as skipped calls); a location with $verdict_cleared
+// the response, and the gateway counts them as skipped calls, and inspects their responses); a location with $verdict_cleared
 // inline still calls; a probe from the marked session, scored after its response, takes the
 // mark back and the session is decided inline again.
 import t from 'tap';
@@ -65,6 +65,14 @@ t.test('a clean session is not waited on where cleared clients are not, until so
   t.equal(await inline(), 1, `the next five are not waited on (reasons so far: ${await reasons() || 'none'})`);
   t.ok(await eventually(async () => (await asyncScored()) >= 5), 'they are scored after their responses');
   t.ok(await eventually(async () => (await skipped()) === 5), 'and counted as skipped calls at the gateway');
+  // issue 17: a skipped call is not the service choosing to look away — the session's JSON
+  // responses are inspected (a harvester that earned a clearance would otherwise read unseen;
+  // inspect_sample, 5%, is only for requests without a token, session or device)
+  const inspected = async () => {
+    const inv = await (await fetch(`http://${service.addr}/v1/inventory`)).json() as { endpoints: Array<{ method: string; template: string; exposure: { inspected: number } | null }> };
+    return inv.endpoints.find((e) => e.method === 'GET' && e.template === '/promo')?.exposure?.inspected ?? 0;
+  };
+  t.ok(await eventually(async () => (await inspected()) === 5), `every skipped request's response inspected (${await inspected()} of 5)`);
 
   t.equal((await ask(`${nginx.url}/api/promo/info`, from)).status, 200);
   t.equal(await inline(), 2, '$verdict_cleared inline: still decided inline');

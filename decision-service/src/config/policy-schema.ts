@@ -189,6 +189,21 @@ const responsesSchema = z
       })
       .strict()
       .prefault({}),
+    /** A URL (method, path, query) whose responses show everyone the same values, or none (a
+     *  promo page, page 1 of a public list): once `after` inspected responses in a row agreed, it
+     *  is *settled* and its responses are inspected at the `inspect` share (never more than its
+     *  class's). A response that disagrees (other values, more records than requested) unsettles
+     *  it. A customer's own profile or order, and a crawler's next page or next id, are URLs of
+     *  their own that do not settle: the exfil detector sees every one (engine/settled-urls.ts). */
+    settle: z
+      .object({
+        /** inspected responses in a row holding the same unmasked values (or none); 0 = never settle */
+        after: z.number().int().min(0).max(1_000_000).default(20),
+        /** share of a settled URL's responses inspected */
+        inspect: inspectShare(0.05),
+      })
+      .strict()
+      .prefault({}),
     /** Further sensitive kinds, sent to the gateways in outcome acknowledgements. */
     patterns: z.array(sensitivePatternSchema).max(MAX_SENSITIVE_PATTERNS).default([]),
     exposure: z

@@ -54,6 +54,8 @@ export interface CompiledResponses {
   /** The kinds the inventory counts: the built-in ones and the patterns' names. */
   readonly kinds: ReadonlySet<string>;
   readonly exposure: PolicyDoc['responses']['exposure'];
+  /** When an endpoint counts as settled, and its share then (EndpointExposureStats.settled). */
+  readonly settle: PolicyDoc['responses']['settle'];
 }
 
 export interface CompiledPolicy {
@@ -277,6 +279,7 @@ function compileResponses(r: PolicyDoc['responses'], issues: string[]): Compiled
     patternsVersion,
     kinds: new Set([...BUILTIN_SENSITIVE_KINDS, ...patterns.map((p) => p.name)]),
     exposure: Object.freeze({ ...r.exposure }),
+    settle: Object.freeze({ ...r.settle }),
   });
 }
 

@@ -13,6 +13,7 @@ import { BoundedMap } from '../state/bounded-map.ts';
 import { DETECTORS } from './detectors/index.ts';
 import { extractFeatures } from './features.ts';
 import { challengeKeys } from './state-keys.ts';
+import { SettledUrls } from './settled-urls.ts';
 import { Inventory } from './inventory.ts';
 import { Collateral, PROOF, Proofs, ROLE, type Role } from './proven.ts';
 import { signal, type Detector, type DetectorFactory, type OutcomeContext, type RequestFeatures, type Signal } from './signal.ts';
@@ -33,6 +34,8 @@ export interface Decision extends DecideResponse {
   /** Clean marks this decision takes back (issue 15): the request's marked keys, each with the
    *  gateways that cached it, when something was found on it. Not on the wire (OutcomeAck). */
   readonly unmark?: readonly Unmark[];
+  /** The request's URL (settled-urls.ts urlKey; for Engine.inspectShare; not on the wire). */
+  readonly url?: string;
 }
 
 /**
@@ -108,6 +111,7 @@ function remember(f: RequestFeatures, endpoint: string): Remembered {
     device: f.device,
     passwordHash: f.passwordHash,
     phoneNumber: f.phoneNumber,
+    url: f.url,
     endpoint,
   };
 }
@@ -139,6 +143,8 @@ export class Engine {
   private readonly groups: string[] = [];
   /** Path templates learned from traffic (read-only view at GET /v1/inventory). */
   readonly inventory: Inventory;
+  /** URLs whose responses show everyone the same values (issue 17): inspected at a lower share. */
+  readonly settled = new SettledUrls();
   /** The last decide()'s features and signals, read synchronously after it by the audit trail
    *  (service/audit.ts); overwritten by the next decide. */
   lastFeatures: RequestFeatures | undefined;
@@ -446,6 +452,7 @@ export class Engine {
     const f = outcome.request_id ? this.recent.take(`${gatewayId}\n${outcome.request_id}`) : undefined;
     // issue 17: a response sample reaches the inventory also when the request is not remembered
     if (f || outcome.response) this.inventory.outcome(f?.endpoint, outcome, this.policy.responses);
+    if (f && outcome.response) this.settled.observe(f.url, outcome.response, this.policy.responses);
     for (const d of this.detectors) d.observe?.(outcome, f);
     const pv = this.policy.doc.proven;
     if (f && pv.enabled) this.proofs.observe(outcome, f, pv);
@@ -453,11 +460,23 @@ export class Engine {
   }
 
   /**
+   * Issue 17: the share of this decision's responses the gateway should inspect — its route
+   * class's (the policy's responses.inspect), lower on a URL that has settled (settled-urls.ts).
+   */
+  inspectShare(d: Decision): number {
+    const responses = this.policy.responses;
+    const share = responses.inspect[d.routeClass as RouteClass] ?? 0;
+    return d.url === undefined ? share : this.settled.share(d.url, share, responses);
+  }
+
+  /**
    * Memory pressure: forgets the oldest `fraction` of the requests awaiting outcomes and of the
    * inventory. (Detector state lives in the store, which sheds on its own.) Returns entries dropped.
    */
   shed(fraction: number): number {
-    return this.recent.shed(fraction) + this.inventory.shed(fraction);
+    const urls = this.settled.size;
+    this.settled.clear();
+    return this.recent.shed(fraction) + this.inventory.shed(fraction) + urls;
   }
 
   private build(policy: CompiledPolicy): readonly Detector[] {
@@ -477,6 +496,7 @@ export class Engine {
       dry_run: ACTION_RANK[wouldAction] > ACTION_RANK[action],
       routeClass: f.routeClass,
       wouldAction,
+      url: f.url,
     };
   }
 }

@@ -6,6 +6,7 @@
 
 import type { CompiledResponses } from '../config/policy.ts';
 import type { EndpointExposure } from '../service/risk-events.ts';
+import { mix32 } from '../state/distinct.ts';
 import type { ResponseSample } from '../wire/schema.ts';
 
 /** Kinds kept per endpoint: the built-in four and 16 policy patterns, with room for a reload's renames. */
@@ -14,6 +15,11 @@ export const MAX_KINDS = 24;
 const RECORD_BUCKETS = 18;
 /** Responses over which the records and bytes baselines are plain means before they become EWMAs. */
 const BASELINE_SPAN = 20;
+/** A value's keyed hash (8 bytes from the gateway) as a 32-bit member; undefined for a short one. */
+export function valueMember(h: Buffer): number | undefined {
+  if (h.length < 4) return undefined;
+  return mix32(h.readUInt32BE(0) ^ (h.length >= 8 ? h.readUInt32BE(4) : 0));
+}
 
 /** Where the inventory reports as it learns (the decision service: metrics, risk events). */
 export interface ExposureSink {

@@ -244,7 +244,9 @@ export class DecisionService {
     // when asked; ASYNC answers come after the response
     const rp = this.responses;
     if (rp && input.mode !== 'ASYNC' && (d.action === 'ALLOW' || d.action === 'TAG' || input.mode === 'MONITOR')) {
-      const share = rp().inspect[d.routeClass as RouteClass] ?? 0;
+      // the route class's share, lower on a URL that has settled (Engine.inspectShare; an
+      // override's answer names no URL: its class's share)
+      const share = d.url === undefined ? rp().inspect[d.routeClass as RouteClass] ?? 0 : engine.inspectShare(d);
       // d is this call's own (the engine's or an override's fresh answer): marked, not copied
       if (share >= 1 || (share > 0 && Math.random() < share)) d.inspect = true;
     }

@@ -23,6 +23,7 @@ t.test('defaults: every class has its share, no patterns, a stable non-empty ver
   t.equal(policy({ version: 'other' }).responses.patternsVersion, r.patternsVersion, 'the version hashes the patterns only');
   t.same([...r.kinds].sort(), ['bank_card', 'cn_id', 'cn_mobile', 'email']);
   t.same(r.exposure, { min_responses: 5, unmasked_min_share: 0.02, records_over_requested: 2, records_over_baseline: 10 });
+  t.same(r.settle, { after: 20, inspect: 0.05 });
   t.ok(Object.isFrozen(r) && Object.isFrozen(r.inspect));
 });
 
@@ -46,6 +47,8 @@ t.test('patterns: kinds, version follows the list', async (t) => {
 t.test('bad sections are refused naming the field and the fix', async (t) => {
   const cases: Array<[unknown, RegExp]> = [
     [{ inspect: { object: 1.5 } }, /responses\.inspect\.object: .*fix/],
+    [{ settle: { inspect: 2 } }, /responses\.settle\.inspect: .*fix/],
+    [{ settle: { after: -1 } }, /responses\.settle\.after: .*fix/],
     [{ inspect: { checkout: 1 } }, /responses\.inspect: .*remove or rename "checkout"/],
     [{ patterns: [{ name: 'Employee', regex: 'x' }] }, /responses\.patterns\[0\]\.name: a pattern name is a lower-case letter/],
     [{ patterns: [{ name: 'cn_mobile', regex: '1\\d{10}' }] }, /responses\.patterns\[0\]\.name: the name of a built-in kind/],

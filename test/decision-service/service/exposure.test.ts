@@ -8,6 +8,7 @@ import { VirtualClock } from '../../../decision-service/src/engine/clock.ts';
 import { Engine } from '../../../decision-service/src/engine/engine.ts';
 import { EndpointExposureStats, MAX_KINDS } from '../../../decision-service/src/engine/exposure.ts';
 import { templateOf } from '../../../decision-service/src/engine/inventory.ts';
+import { SettledUrls } from '../../../decision-service/src/engine/settled-urls.ts';
 import { createLogger } from '../../../decision-service/src/logger.ts';
 import { DecisionService, MAX_EXPOSURE_ROUTES } from '../../../decision-service/src/service/decision-service.ts';
 import { createMetrics } from '../../../decision-service/src/service/metrics.ts';
@@ -79,6 +80,67 @@ t.test('unmasked phones on one endpoint: flagged after min_responses, one event,
   t.match(text, /verdict_response_samples_total 6/);
   // no event payload, metric or view holds anything but counts, kinds and the template
   t.notMatch(JSON.stringify([s.events, s.endpoint('GET', '/api/users/{id}/profile')]), /\/api\/users\/\d/);
+});
+
+/** A sample holding unmasked mobile numbers with these keyed hashes (8 bytes each). */
+const values = (...names: string[]) => ({
+  inspected_bytes: 900, records: names.length,
+  findings: [{ kind: 'cn_mobile', unmasked: names.length, masked: 0, value_hashes: names.map((n) => Buffer.from(n.padEnd(8, '.').slice(0, 8)).toString('base64')) }],
+});
+
+t.test('settling: a URL that shows everyone the same values (or none) is sampled; new URLs and new values are not', async (t) => {
+  const s = setup({ settle: { after: 10, inspect: 0.05 } });
+  let n = 0;
+  /** `count` requests to `url` (# → a running number), each answered with `sample()`. */
+  const serve = async (count: number, url: string, sample: () => unknown, query = '') => {
+    const list: unknown[] = [];
+    for (let i = 0; i < count; i++, n++) {
+      const path = url.replace('#', String(n));
+      s.decide(`r${n}`, path, { mode: 'MONITOR', query });
+      list.push({ request_id: `r${n}`, status: 200, method: 'GET', path, response: sample() });
+    }
+    await s.outcomes(list);
+  };
+  const asked = (path: string, query = '', times = 400) => {
+    let k = 0;
+    for (let i = 0; i < times; i++) if (s.decide(`a${n++}`, path, { mode: 'MONITOR', query }).inspect) k++;
+    return k;
+  };
+  const promo = '/api/promo/info';
+  t.equal(asked(promo, '', 1), 1, 'a URL never inspected: its class share (promo: 1)');
+  // page 1 of a public winners list: the same people in every response, whoever asks
+  await serve(9, promo, () => values('alice', 'bob', 'carol'), 'page=1');
+  t.equal(asked(promo, 'page=1', 1), 1, 'not settled before `after` responses in a row agreed');
+  await serve(1, promo, () => values('carol', 'alice', 'bob'), 'page=1');
+  const settled = asked(promo, 'page=1');
+  t.ok(settled > 5 && settled < 45, `settled: ${settled} of 400 asked at 0.05`);
+  t.equal(asked(promo, 'page=2', 1), 1, 'the next page is a URL of its own: a crawler walking pages is inspected');
+  t.match(s.endpoint('GET', promo)?.exposure, { flags: ['unmasked:cn_mobile'] }, 'the endpoint is still listed as returning unmasked numbers');
+  // the list changes: every response is looked at again until it settles anew
+  await serve(1, promo, () => values('bob', 'dave'), 'page=1');
+  t.equal(asked(promo, 'page=1', 50), 50, 'a response with other values unsettles it');
+
+  // customers' own profiles: a URL each, never settled
+  await serve(200, '/api/users/#/profile', () => values(`p${n}`));
+  t.equal(asked('/api/users/7/profile', '', 20), 20, 'a customer\'s own data: inspected');
+
+  // a list with no sensitive values settles too, and a dump unsettles it
+  await serve(12, '/api/users', () => ({ records: 10, requested_limit: 10 }), 'limit=10');
+  t.ok(asked('/api/users', 'limit=10', 200) < 30, 'no sensitive values: settled (protected class share 0.25 → 0.05)');
+  await serve(1, '/api/users', () => ({ records: 500, requested_limit: 10 }), 'limit=10');
+  t.ok(asked('/api/users', 'limit=10', 200) > 30, 'more records than requested: back to its class share');
+});
+
+t.test('settling off (after: 0), or a settle share above the class share, leaves the class share', async (t) => {
+  const s = setup({ settle: { after: 0 } });
+  for (let i = 0; i < 30; i++) s.decide(`w${i}`, '/api/promo/info', { mode: 'MONITOR' });
+  await s.outcomes(Array.from({ length: 30 }, (_, i) => ({ request_id: `w${i}`, status: 200, method: 'GET', path: '/api/promo/info', response: values('alice') })));
+  t.equal(s.decide('w-last', '/api/promo/info', { mode: 'MONITOR' }).inspect, true);
+  const pol = policy({ routes: ROUTES, responses: { settle: { after: 5, inspect: 0.5 } } });
+  const settled = new SettledUrls();
+  for (let i = 0; i < 10; i++) settled.observe('GET /news', { inspected_bytes: 1, truncated: false, records: 1, requested_limit: 0, findings: [] }, pol.responses);
+  t.equal(settled.share('GET /news', 0.1, pol.responses), 0.1, 'never above the class share');
+  t.equal(settled.share('GET /news', 1, pol.responses), 0.5);
 });
 
 t.test('an endpoint never learned gets no samples; unknown kinds are ignored', async (t) => {

@@ -17,8 +17,9 @@
 // a few new values, every such young token answers for its own (`exfil.young_harvesters`).
 
 import { BoundedMap } from '../../state/bounded-map.ts';
-import { hash32, mix32 } from '../../state/distinct.ts';
+import { hash32 } from '../../state/distinct.ts';
 import type { ResponseSample } from '../../wire/schema.ts';
+import { valueMember } from '../exposure.ts';
 import { observeOnly, ramp, Strongest, type DetectorFactory, type OutcomeContext, type SignalSubject } from '../signal.ts';
 import { exfilKeys as K, subject, type Subject } from '../state-keys.ts';
 import { youngPrincipal } from './provenance.ts';
@@ -43,9 +44,8 @@ function unmaskedValues(r: ResponseSample, members: number[], hashes: Buffer[]):
   for (const finding of r.findings) {
     if (finding.unmasked === 0) continue;
     for (const h of finding.value_hashes) {
-      if (h.length < 4) continue;
-      const m = mix32(h.readUInt32BE(0) ^ (h.length >= 8 ? h.readUInt32BE(4) : 0));
-      if (members.includes(m)) continue;
+      const m = valueMember(h);
+      if (m === undefined || members.includes(m)) continue;
       members.push(m);
       hashes.push(h);
     }
