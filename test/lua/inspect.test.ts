@@ -1,7 +1,8 @@
 // verdict.inspect inside nginx against gateway-plugin/spec/sensitive-vectors.json, the vectors the
 // TypeScript reference passes too (test/spec/sensitive.test.ts). Each body is fed as the vector's
 // chunks, byte by byte and in 7-byte chunks: the results must not depend on where nginx cuts the
-// body. Also: policy patterns (a bad one is skipped, not fatal), and the codec's ResponseSample,
+// body; the log phase's hand-written encoding of a sample must give the codec's bytes. Also:
+// policy patterns (a bad one is skipped, not fatal), and the codec's ResponseSample,
 // DecideResponse.inspect and OutcomeAck patterns against the proto.
 import t from 'tap';
 import { readFileSync } from 'node:fs';
@@ -32,6 +33,11 @@ const locations = `
                 local scan = inspect.new_scan(c.max_bytes, c.requested_limit, c.key)
                 for j, chunk in ipairs(c.chunks) do inspect.feed(scan, ngx.decode_base64(chunk), j == #c.chunks) end
                 local s = inspect.sample(scan)
+                -- the log phase's direct encoding: the same bytes as the codec's encoding of the table
+                local again = inspect.new_scan(c.max_bytes, c.requested_limit, c.key)
+                for j, chunk in ipairs(c.chunks) do inspect.feed(again, ngx.decode_base64(chunk), j == #c.chunks) end
+                out[i].encoded = ngx.encode_base64(inspect.encode_sample(again))
+                out[i].codec = ngx.encode_base64(require("verdict.codec").encode_response_sample(s))
                 local findings = {}
                 for k, f in ipairs(s.findings) do
                     local hs = {}
@@ -98,9 +104,10 @@ t.test('verdict.inspect passes the shared vectors, however the body is cut into 
       const chunks = split === 'as given' ? (c.chunks ?? [body]).map((x) => Buffer.from(x, 'utf8')) : chunked(body, split === 'byte by byte' ? 1 : 7);
       return { key: V.key, max_bytes: c.max_bytes ?? 16384, requested_limit: c.requested_limit ?? 0, patterns: c.patterns, chunks: chunks.map((b) => b.toString('base64')) };
     });
-    const res = await lua.post<Array<{ installed: number; sample: VCase['expect'] }>>('/run', cases);
+    const res = await lua.post<Array<{ installed: number; sample: VCase['expect']; encoded: string; codec: string }>>('/run', cases);
     V.cases.forEach((c, i) => {
       const got = res[i]?.sample;
+      t.equal(res[i]?.encoded, res[i]?.codec, `${c.name} (${split}): encode_sample makes the codec's bytes`);
       // cjson writes an empty table as {}
       if (got && !Array.isArray(got.findings)) got.findings = [];
       for (const f of got?.findings ?? []) if (!Array.isArray(f.value_hashes)) f.value_hashes = [];

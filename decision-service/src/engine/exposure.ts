@@ -23,8 +23,11 @@ export function valueMember(h: Buffer): number | undefined {
 
 /** Where the inventory reports as it learns (the decision service: metrics, risk events). */
 export interface ExposureSink {
-  /** One inspected response held `kind` (masked or not) on `endpoint`. */
-  sensitive(endpoint: string, kind: string, masked: boolean): void;
+  /**
+   * The counter of inspected responses holding `kind` (masked or not) on `endpoint`: asked once
+   * per endpoint, kind and masking (and sink); the function returned is called per response.
+   */
+  sensitive(endpoint: string, kind: string, masked: boolean): () => void;
   /** `endpoint` was first flagged as returning `kind` unmasked. */
   exposed(event: EndpointExposure): void;
 }
@@ -36,6 +39,10 @@ class KindStats {
   maskedValues = 0;
   /** The endpoint.exposure event for this kind went out. */
   announced = false;
+  /** The sink the counters below came from, and its counters (unmasked, masked). */
+  sink: ExposureSink | undefined = undefined;
+  countUnmasked: (() => void) | undefined = undefined;
+  countMasked: (() => void) | undefined = undefined;
   constructor(readonly kind: string) {}
 }
 
@@ -132,15 +139,20 @@ export class EndpointExposureStats {
         k = new KindStats(f.kind);
         this.kinds.set(f.kind, k);
       }
+      if (sink && k.sink !== sink) {
+        k.sink = sink;
+        k.countUnmasked = sink.sensitive(endpoint, f.kind, false);
+        k.countMasked = sink.sensitive(endpoint, f.kind, true);
+      }
       if (f.unmasked > 0) {
         k.unmaskedResponses++;
         k.unmaskedValues += f.unmasked;
-        sink?.sensitive(endpoint, f.kind, false);
+        if (sink) k.countUnmasked?.();
       }
       if (f.masked > 0) {
         k.maskedResponses++;
         k.maskedValues += f.masked;
-        sink?.sensitive(endpoint, f.kind, true);
+        if (sink) k.countMasked?.();
       }
     }
     if (!sink) return;

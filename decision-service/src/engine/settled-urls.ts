@@ -11,20 +11,22 @@
 // is per URL, never per endpoint template, for that reason: customers reading page 1 of a list
 // must not hide a crawler reading page 2, 3, 4, …
 //
-// Bounded: an LRU of at most `max` URLs, ~120 bytes each; a URL forgotten is only inspected at
-// its class's share again until it settles anew.
+// Bounded and allocated once: a direct-mapped table of SLOTS URLs (12 bytes each, ~0.8 MB), a
+// URL's slot chosen by the low bits of a 32-bit hash of it and tagged with the whole hash. A URL
+// that lands on a slot another holds takes it over and starts again (so does the other when it
+// comes back): sharing a slot only unsettles URLs; only two URLs with the same 32-bit hash (one
+// pair in 4 billion) would share a state.
 
-import { LRUCache } from 'lru-cache';
 import type { CompiledResponses } from '../config/policy.ts';
 import type { ResponseSample } from '../wire/schema.ts';
+import { hash32, mix32 } from '../state/distinct.ts';
 import { valueMember } from './exposure.ts';
 
-interface UrlState {
-  /** What the last inspected response held: its unmasked values, order-free (valueSignature). */
-  signature: number;
-  /** Inspected responses in a row with that signature. */
-  agreed: number;
-}
+/** Slots of the table (a power of two). */
+const SLOTS = 1 << 16;
+
+/** A URL's tag from its 32-bit hash: never 0 (an empty slot), unsigned as the table holds it. */
+const tagOf = (h: number): number => (mix32(h ^ 0x5bd1e995) | 1) >>> 0;
 
 /** An order-free signature of a response's unmasked values (0: none). */
 export function valueSignature(sample: ResponseSample): number {
@@ -48,26 +50,31 @@ export function urlKey(method: string, path: string, query: string): string {
 }
 
 export class SettledUrls {
-  private readonly urls: LRUCache<string, UrlState>;
-
-  constructor(max = 20_000) {
-    this.urls = new LRUCache({ max });
-  }
+  /** Per slot: the URL's tag (0: empty), its last response's signature, and how many agreed in a row. */
+  private readonly tags = new Uint32Array(SLOTS);
+  private readonly signatures = new Uint32Array(SLOTS);
+  private readonly agreed = new Uint32Array(SLOTS);
+  private held = 0;
 
   /** Counts one inspected response of `url`. */
   observe(url: string, sample: ResponseSample, responses: CompiledResponses): void {
     const dump = sample.requested_limit > 0 && sample.records > responses.exposure.records_over_requested * sample.requested_limit;
     const signature = valueSignature(sample);
-    const s = this.urls.get(url);
-    if (!s) {
-      this.urls.set(url, { signature, agreed: dump ? 0 : 1 });
+    const h = hash32(url);
+    const slot = h & (SLOTS - 1);
+    const tag = tagOf(h);
+    if (this.tags[slot] !== tag) {
+      if (this.tags[slot] === 0) this.held++;
+      this.tags[slot] = tag;
+      this.signatures[slot] = signature;
+      this.agreed[slot] = dump ? 0 : 1;
       return;
     }
-    if (dump || s.signature !== signature) {
-      s.signature = signature;
-      s.agreed = dump ? 0 : 1;
-    } else if (s.agreed < 0x7fff_ffff) {
-      s.agreed++;
+    if (dump || this.signatures[slot] !== signature) {
+      this.signatures[slot] = signature;
+      this.agreed[slot] = dump ? 0 : 1;
+    } else if ((this.agreed[slot] as number) < 0xffff_fff0) {
+      this.agreed[slot] = (this.agreed[slot] as number) + 1;
     }
   }
 
@@ -78,16 +85,19 @@ export class SettledUrls {
   share(url: string, share: number, responses: CompiledResponses): number {
     const settle = responses.settle;
     if (share <= settle.inspect || settle.after === 0) return share;
-    const s = this.urls.peek(url);
-    return s !== undefined && s.agreed >= settle.after ? settle.inspect : share;
+    const h = hash32(url);
+    const slot = h & (SLOTS - 1);
+    return this.tags[slot] === tagOf(h) && (this.agreed[slot] as number) >= settle.after ? settle.inspect : share;
   }
 
+  /** URLs held. */
   get size(): number {
-    return this.urls.size;
+    return this.held;
   }
 
   /** Memory pressure: forgets everything (settling starts again). */
   clear(): void {
-    this.urls.clear();
+    this.tags.fill(0);
+    this.held = 0;
   }
 }

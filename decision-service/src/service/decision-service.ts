@@ -42,6 +42,9 @@ export const OUTCOME_SLICE_MS = 1;
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
+/** The exposure sink's counter when there are no metrics. */
+const NO_BUMP = (): void => {};
+
 /** Endpoints named in verdict_endpoint_sensitive_responses_total; the rest count as route="other". */
 export const MAX_EXPOSURE_ROUTES = 100;
 
@@ -147,12 +150,12 @@ export class DecisionService {
     const m = this.metrics;
     this.engine().inventory.setSink({
       sensitive: (endpoint, kind, masked) => {
-        if (!m) return;
+        if (!m) return NO_BUMP;
         const routes = this.exposureRoutes;
         if (!routes.has(endpoint) && routes.size < MAX_EXPOSURE_ROUTES) routes.add(endpoint);
         const route = routes.has(endpoint) ? endpoint : 'other';
         const label = masked ? 'true' : 'false';
-        m.sensitiveTally.inc(`${route}|${kind}|${label}`, () => ({ route, kind, masked: label }));
+        return m.sensitiveTally.bumper(`${route}|${kind}|${label}`, () => ({ route, kind, masked: label }));
       },
       exposed: (event) => {
         m?.endpointExposures.inc({ kind: event.kind });

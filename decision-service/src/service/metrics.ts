@@ -68,6 +68,21 @@ export class Tally<L extends string> {
     s.n += by;
   }
 
+  /** A function adding 1 to the series `key` names, for a caller that counts it again and again. */
+  bumper(key: string, labels: () => Partial<Record<L, string>>): () => void {
+    let s = this.series.get(key);
+    if (s === undefined) {
+      if (this.series.size >= TALLY_MAX_SERIES) {
+        const l = labels();
+        return () => this.counter?.inc(l, 1);
+      }
+      s = { labels: labels(), n: 0 };
+      this.series.set(key, s);
+    }
+    const series = s;
+    return () => { series.n++; };
+  }
+
   /** Hands what was counted to the counter. */
   drain(): void {
     const c = this.counter;

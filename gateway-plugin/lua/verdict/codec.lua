@@ -199,7 +199,8 @@ encode_fields = function(fields, msg, depth)
           n = n + 3
         end
       elseif kind == "m" then
-        local s = encode_fields(f[4], v, depth + 1)
+        -- a string is the message already encoded (the log phase's ResponseSample: inspect.encode_sample)
+        local s = type(v) == "string" and v or encode_fields(f[4], v, depth + 1)
         buf[n + 1] = f[5]
         buf[n + 2] = len_varint(#s)
         buf[n + 3] = s
@@ -227,6 +228,15 @@ end
 function _M.encode_decide_request(req)
   return encode_fields(DECIDE_REQUEST, req, 1)
 end
+
+-- syntax: bytes = codec.encode_response_sample(sample)
+-- sample: a ResponseSample table (inspect.sample); what inspect.encode_sample makes directly
+function _M.encode_response_sample(sample)
+  return encode_fields(RESPONSE_SAMPLE, sample, 1)
+end
+
+-- varint(n) and the cached length varint, for encoders written by hand (inspect.encode_sample)
+_M.varint, _M.len_varint = varint, len_varint
 
 -- syntax: bytes = codec.encode_outcome_batch(batch)
 -- batch: { gateway_id = "...", outcomes = { { request_id = ..., request = <DecideRequest> }, ... },
