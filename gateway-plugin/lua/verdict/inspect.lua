@@ -633,77 +633,64 @@ end
 -- buffers of encode_sample, reused (the log phase does not yield)
 local sample_buf, finding_buf = {}, {}
 
--- a SensitiveFinding (tally_of's table) encoded
+-- buf[n + 1 ..] gets a varint field: its key byte(s) and v, left off when 0 as proto3 does; the new n
+local function put_uint(buf, n, key, v)
+  if v <= 0 then return n end
+  buf[n + 1] = key
+  buf[n + 2] = varint(v)
+  return n + 2
+end
+
+-- buf[n + 1 ..] gets a length-delimited field (bytes, a string, a message); the new n
+local function put_bytes(buf, n, key, s)
+  buf[n + 1] = key
+  buf[n + 2] = len_varint(#s)
+  buf[n + 3] = s
+  return n + 3
+end
+
+-- the buffer's first n pieces joined, and the buffer emptied
+local function joined(buf, n)
+  local s = concat(buf, "", 1, n)
+  for j = 1, n do buf[j] = nil end
+  return s
+end
+
+-- a SensitiveFinding (tally_of's table) encoded: kind 1, unmasked 2, masked 3, value_hashes 4
 local function finding_bytes(t)
-  local f, kind = finding_buf, t.kind
-  f[1] = "\10"
-  f[2] = len_varint(#kind)
-  f[3] = kind
-  local m = 3
-  if t.unmasked > 0 then
-    f[4] = "\16"
-    f[5] = varint(t.unmasked)
-    m = 5
-  end
-  if t.masked > 0 then
-    f[m + 1] = "\24"
-    f[m + 2] = varint(t.masked)
-    m = m + 2
-  end
+  local f = finding_buf
+  local m = put_bytes(f, 0, "\10", t.kind)
+  m = put_uint(f, m, "\16", t.unmasked)
+  m = put_uint(f, m, "\24", t.masked)
   local hashes = t.hashes
-  for j = 1, t.n do
-    local h = hashes[j]
-    f[m + 1] = "\34"
-    f[m + 2] = len_varint(#h)
-    f[m + 3] = h
-    m = m + 3
-  end
-  local body = concat(f, "", 1, m)
-  for j = 1, m do f[j] = nil end
-  return body
+  for j = 1, t.n do m = put_bytes(f, m, "\34", hashes[j]) end
+  return joined(f, m)
 end
 
 -- syntax: bytes = inspect.encode_sample(scan)
 -- Scans what is still carried and returns the ResponseSample protobuf-encoded: the bytes
 -- codec.encode_response_sample(inspect.sample(scan)) makes, without the tables in between (the
--- log phase's share of an inspected response's cost). Fields as verdict.proto numbers them.
+-- log phase's share of an inspected response's cost). Fields as verdict.proto numbers them:
+-- inspected_bytes 1, truncated 2, records 3, requested_limit 4, findings 5.
 function _M.encode_sample(scan)
   flush(scan)
-  local out, n = sample_buf, 0
-  if scan.bytes > 0 then
-    out[1] = "\8"
-    out[2] = varint(scan.bytes)
-    n = 2
-  end
+  local out = sample_buf
+  local n = put_uint(out, 0, "\8", scan.bytes)
   if scan.truncated then
     n = n + 1
     out[n] = "\16\1"
   end
-  if scan.records > 0 then
-    out[n + 1] = "\24"
-    out[n + 2] = varint(scan.records)
-    n = n + 2
-  end
-  local limit = scan.requested_limit
-  if limit > 0 then
-    out[n + 1] = "\32"
-    out[n + 2] = varint(floor(limit))
-    n = n + 2
-  end
+  n = put_uint(out, n, "\24", scan.records)
+  n = put_uint(out, n, "\32", floor(scan.requested_limit))
   local tallies, nf = scan.tallies, 0
   for i = 1, scan.kind_count do
     local t = tallies[i]
     if t and nf < MAX_FINDINGS then
       nf = nf + 1
-      out[n + 1] = "\42"
-      out[n + 3] = finding_bytes(t)
-      out[n + 2] = len_varint(#out[n + 3])
-      n = n + 3
+      n = put_bytes(out, n, "\42", finding_bytes(t))
     end
   end
-  local bytes = concat(out, "", 1, n)
-  for j = 1, n do out[j] = nil end
-  return bytes
+  return joined(out, n)
 end
 
 -- ---------------------------------------------------------------- phases
