@@ -322,6 +322,11 @@ export const policySchema = z
          *  `shared_after` proven clients) never adds to a BLOCK: the request's own evidence must
          *  reach the block threshold alone (false: it adds from `block_needs_own_score` up). */
         crowd_never_blocks: z.boolean().default(true),
+        /** Evidence on the request's address range (its /24, or /48) blocks only next to the
+         *  request's own evidence off that range (its address, its narrow keys) scoring at least
+         *  `block_needs_own_score`; alone it challenges. A VPN exit's customers share a hosting
+         *  range with crews before any of them proved itself. */
+        range_needs_own: z.boolean().default(true),
         /** Evidence on shared keys (a shared address or /24, a header set, a fingerprint, a
          *  password) counts for an unproven request only when its own evidence scores at least
          *  this much (0 = it counts alone, up to a challenge). Global alarms and accounts under

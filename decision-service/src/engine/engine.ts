@@ -291,15 +291,19 @@ export class Engine {
     let keepOwn = 1; // own evidence of enforced rules
     let keepOwnAll = 1; // ...and of monitor-mode rules
     let keepNarrow = 1; // own evidence of enforced rules on the request and its own keys, not its address
+    let keepOffRange = 1; // ...and on its address, not its address range
+    let keepOffRangeAll = 1; // ...of monitor-mode rules too
     for (const s of signals) {
       const role = pv.enabled ? collateral.role(s) : ROLE.own;
       roles.push(role);
       if (role !== ROLE.own || !firstOfGroup(s, groups)) continue;
       const p = keepOf(s);
       keepOwnAll *= p;
+      if (s.subject !== 'subnet') keepOffRangeAll *= p;
       if (!s.monitor) {
         keepOwn *= p;
         if (!isAddress(s)) keepNarrow *= p;
+        if (s.subject !== 'subnet') keepOffRange *= p;
       }
     }
     groups.length = 0;
@@ -314,6 +318,9 @@ export class Engine {
     // the request's own evidence reaches alone (a header set may add to one, issue 14)
     let crowd = false;
     let crowdAll = false;
+    // evidence on the request's address range counted (range_needs_own)
+    let range = false;
+    let rangeAll = false;
     const reasons: string[] = [];
     let cache: Signal['cache'];
     let strongest: Signal | undefined;
@@ -325,6 +332,7 @@ export class Engine {
       keepAll *= p;
       if (role !== ROLE.own) sharedAll = true;
       if (role === ROLE.shared && isAddress(s)) crowdAll = true;
+      if (s.subject === 'subnet') rangeAll = true;
       if (s.monitor) {
         reasons.push(`dry_run:${s.code}`);
         continue;
@@ -332,6 +340,7 @@ export class Engine {
       keepEnforced *= p;
       if (role !== ROLE.own) shared = true;
       if (role === ROLE.shared && isAddress(s)) crowd = true;
+      if (s.subject === 'subnet') range = true;
       reasons.push(s.code);
       strongest ??= s;
       // the gateway caches only what evidence on keys nobody proven shares decided
@@ -342,7 +351,12 @@ export class Engine {
     const needOwn = pv.block_needs_own_score;
     const crowdOwn = pv.crowd_never_blocks ? thresholds.block : needOwn;
     let action = capShared(capShared(actionFor(score, thresholds), shared, ownScore, needOwn), crowd, ownScore, crowdOwn);
-    const wouldAction = capShared(capShared(actionFor(Math.round(100 * (1 - keepAll)), thresholds), sharedAll, ownScoreAll, needOwn), crowdAll, ownScoreAll, crowdOwn);
+    let wouldAction = capShared(capShared(actionFor(Math.round(100 * (1 - keepAll)), thresholds), sharedAll, ownScoreAll, needOwn), crowdAll, ownScoreAll, crowdOwn);
+    // an address range is not the request's own: alone, it challenges (range_needs_own)
+    if (pv.enabled && pv.range_needs_own) {
+      action = capShared(action, range, Math.round(100 * (1 - keepOffRange)), needOwn);
+      wouldAction = capShared(wouldAction, rangeAll, Math.round(100 * (1 - keepOffRangeAll)), needOwn);
+    }
     // Abuse marks a session, device and login as never to be proven: only for what the request and
     // its own keys did. Evidence on an address (or address + build) that nobody proven shares *yet*
     // acts on the request, but a carrier NAT's first customers, challenged for a crew behind the

@@ -558,6 +558,22 @@ t.test('a crowd\'s key never adds to a block: a customer who hops accounts behin
   t.equal(run({ proven: { crowd_never_blocks: false } })('fanout:95:client,hop:40:session').action, 'BLOCK', 'with crowd_never_blocks false: a block, as before');
 });
 
+t.test('an address range is not the request\'s own: /24 evidence alone challenges, next to the request\'s own evidence it blocks', async (t) => {
+  const run = (overrides: Parameters<typeof policy>[0]) => {
+    const clock = new VirtualClock(1_763_800_000_000);
+    const engine = new Engine({ policy: policy({ routes: ROUTES, ...overrides }), store: new MemoryStore({ maxKeys: 10_000 }), clock, identifierKey: KEY, detectors: [probe as never] });
+    let n = 0;
+    // a VPN exit's customer on a hosting /24 where a crew fails logins: no proven client there yet
+    return (query: string) => engine.decide(request({ request_id: `q${++n}`, client_ip: '167.99.181.204', ...CHROME, query }));
+  };
+  const decide = run({});
+  t.same([decide('range:95:subnet').action, decide('range:95:subnet').reasons], ['CHALLENGE', ['t.range']], 'the range\'s failures alone: a challenge a person can pass');
+  t.equal(decide('range:95:subnet,mine:40:ip').action, 'BLOCK', 'with the address\'s own failures (block_needs_own_score): a block');
+  t.equal(decide('range:95:subnet,walk:40:session').action, 'BLOCK', 'with the session\'s own evidence: a block');
+  t.equal(decide('mine:95:ip').action, 'BLOCK', 'the address\'s own evidence alone: a block, as before');
+  t.equal(run({ proven: { range_needs_own: false } })('range:95:subnet').action, 'BLOCK', 'with range_needs_own false: a block, as before');
+});
+
 t.test('abuse marks come from the request\'s own evidence: a customer challenged for what others did behind its address and build becomes proven by its login', async (t) => {
   const clock = new VirtualClock(1_763_800_000_000);
   const p = policy({ routes: ROUTES });
