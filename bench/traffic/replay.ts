@@ -27,6 +27,7 @@ import { hash32 } from '../../decision-service/src/state/distinct.ts';
 import type { Store } from '../../decision-service/src/state/store.ts';
 import type { Action } from '../../decision-service/src/wire/codec.ts';
 import type { Clearance, DecideRequest, Outcome } from '../../decision-service/src/wire/schema.ts';
+import { loadSpec } from '../../gateway-plugin/spec/render.ts';
 import { buildShop } from '../../scripts/demo-shop/app.ts';
 import { DEFAULT_SEED, DEFAULT_USER_COUNT } from '../../scripts/demo-shop/users.ts';
 import { BaselineLimiter } from './baseline.ts';
@@ -124,9 +125,13 @@ export interface VerdictGuardOptions {
 /**
  * The share of responses the gateway inspects when no call decided the request (cached, async;
  * cleared ones without a token, session or device): the Lua gateway's `inspect_sample` default at
- * `$verdict_inspect auto`.
+ * `$verdict_inspect auto`, from the one declaration of its options.
  */
-const GATEWAY_INSPECT_SAMPLE = 0.05;
+const GATEWAY_INSPECT_SAMPLE = ((): number => {
+  const v = loadSpec().http.find((o) => o.name === 'inspect_sample')?.default;
+  if (typeof v !== 'number') throw new Error('gateway-plugin/spec/options.json: inspect_sample has no numeric default');
+  return v;
+})();
 
 /** Whether the gateway inspects this request's response: a draw of `share`, fixed by its request id. */
 function drawn(requestId: string, share: number): boolean {

@@ -34,8 +34,8 @@ export interface Decision extends DecideResponse {
   /** Clean marks this decision takes back (issue 15): the request's marked keys, each with the
    *  gateways that cached it, when something was found on it. Not on the wire (OutcomeAck). */
   readonly unmark?: readonly Unmark[];
-  /** The request's URL (settled-urls.ts urlKey; for Engine.inspectShare; not on the wire). */
-  readonly url?: string;
+  /** The request's URL, hashed (settled-urls.ts urlHash; for Engine.inspectShare; not on the wire). */
+  readonly urlHash?: number;
 }
 
 /**
@@ -111,7 +111,7 @@ function remember(f: RequestFeatures, endpoint: string): Remembered {
     device: f.device,
     passwordHash: f.passwordHash,
     phoneNumber: f.phoneNumber,
-    url: f.url,
+    urlHash: f.urlHash,
     endpoint,
   };
 }
@@ -466,7 +466,7 @@ export class Engine {
     const f = outcome.request_id ? this.recent.take(`${gatewayId}\n${outcome.request_id}`) : undefined;
     // issue 17: a response sample reaches the inventory also when the request is not remembered
     if (f || outcome.response) this.inventory.outcome(f?.endpoint, outcome, this.policy.responses);
-    if (f && outcome.response) this.settled.observe(f.url, outcome.response, this.policy.responses);
+    if (f && outcome.response) this.settled.observe(f.urlHash, outcome.response, this.policy.responses);
     for (const d of this.detectors) d.observe?.(outcome, f);
     const pv = this.policy.doc.proven;
     if (f && pv.enabled) this.proofs.observe(outcome, f, pv);
@@ -480,7 +480,7 @@ export class Engine {
   inspectShare(d: Decision): number {
     const responses = this.policy.responses;
     const share = responses.inspect[d.routeClass as RouteClass] ?? 0;
-    return d.url === undefined ? share : this.settled.share(d.url, share, responses);
+    return d.urlHash === undefined ? share : this.settled.share(d.urlHash, share, responses);
   }
 
   /**
@@ -488,9 +488,7 @@ export class Engine {
    * inventory. (Detector state lives in the store, which sheds on its own.) Returns entries dropped.
    */
   shed(fraction: number): number {
-    const urls = this.settled.size;
-    this.settled.clear();
-    return this.recent.shed(fraction) + this.inventory.shed(fraction) + urls;
+    return this.recent.shed(fraction) + this.inventory.shed(fraction);
   }
 
   private build(policy: CompiledPolicy): readonly Detector[] {
@@ -510,7 +508,7 @@ export class Engine {
       dry_run: ACTION_RANK[wouldAction] > ACTION_RANK[action],
       routeClass: f.routeClass,
       wouldAction,
-      url: f.url,
+      urlHash: f.urlHash,
     };
   }
 }

@@ -6,7 +6,7 @@ import { matchRoute, type CompiledPolicy } from '../config/policy.ts';
 import { subnetOf } from '../net/ip.ts';
 import { hash32 } from '../state/distinct.ts';
 import type { DecideRequest } from '../wire/schema.ts';
-import { urlKey } from './settled-urls.ts';
+import { urlHash } from './settled-urls.ts';
 import type { RequestFeatures } from './signal.ts';
 
 const PHONE = /^\+?\d{6,15}$/;
@@ -71,7 +71,7 @@ export function extractFeatures(req: DecideRequest, policy: CompiledPolicy, now:
   const fingerprint = fingerprintOf(req);
   return {
     req,
-    url: urlKey(req.method, req.path, req.query),
+    urlHash: urlHash(req.method, req.path, req.query),
     now,
     route,
     routeClass: route.class,

@@ -11,7 +11,8 @@
 // is per URL, never per endpoint template, for that reason: customers reading page 1 of a list
 // must not hide a crawler reading page 2, 3, 4, …
 //
-// Bounded and allocated once: a direct-mapped table of SLOTS URLs (12 bytes each, ~0.8 MB), a
+// Bounded and allocated once (memory pressure has nothing to take back): a direct-mapped table of
+// SLOTS URLs (12 bytes each, ~0.8 MB), a
 // URL's slot chosen by the low bits of a 32-bit hash of it and tagged with the whole hash. A URL
 // that lands on a slot another holds takes it over and starts again (so does the other when it
 // comes back): sharing a slot only unsettles URLs; only two URLs with the same 32-bit hash (one
@@ -19,7 +20,7 @@
 
 import type { CompiledResponses } from '../config/policy.ts';
 import type { ResponseSample } from '../wire/schema.ts';
-import { hash32, mix32 } from '../state/distinct.ts';
+import { fnv1a, FNV_OFFSET, mix32 } from '../state/distinct.ts';
 import { valueMember } from './exposure.ts';
 
 /** Slots of the table (a power of two). */
@@ -44,27 +45,31 @@ export function valueSignature(sample: ResponseSample): number {
   return (sum ^ Math.imul(xor, 0x9e3779b1)) >>> 0;
 }
 
-/** The URL key of a request: method, path and query, as the gateway sent them. */
-export function urlKey(method: string, path: string, query: string): string {
-  return query ? `${method} ${path}?${query}` : `${method} ${path}`;
+/**
+ * A request's URL as a 32-bit hash: of "<method> <path>" and "?<query>" when there is one, as the
+ * gateway sent them (hash32 of that string, hashed in place: no string is made per decision).
+ */
+export function urlHash(method: string, path: string, query: string): number {
+  const h = fnv1a(fnv1a(fnv1a(FNV_OFFSET, method), ' '), path);
+  return mix32(query ? fnv1a(fnv1a(h, '?'), query) : h);
 }
+
+/** The table slot of a URL hash. */
+const slotOf = (h: number): number => h & (SLOTS - 1);
 
 export class SettledUrls {
   /** Per slot: the URL's tag (0: empty), its last response's signature, and how many agreed in a row. */
   private readonly tags = new Uint32Array(SLOTS);
   private readonly signatures = new Uint32Array(SLOTS);
   private readonly agreed = new Uint32Array(SLOTS);
-  private held = 0;
 
-  /** Counts one inspected response of `url`. */
-  observe(url: string, sample: ResponseSample, responses: CompiledResponses): void {
+  /** Counts one inspected response of the URL hashed `h` (urlHash). */
+  observe(h: number, sample: ResponseSample, responses: CompiledResponses): void {
     const dump = sample.requested_limit > 0 && sample.records > responses.exposure.records_over_requested * sample.requested_limit;
     const signature = valueSignature(sample);
-    const h = hash32(url);
-    const slot = h & (SLOTS - 1);
+    const slot = slotOf(h);
     const tag = tagOf(h);
     if (this.tags[slot] !== tag) {
-      if (this.tags[slot] === 0) this.held++;
       this.tags[slot] = tag;
       this.signatures[slot] = signature;
       this.agreed[slot] = dump ? 0 : 1;
@@ -79,25 +84,13 @@ export class SettledUrls {
   }
 
   /**
-   * The share of `url`'s responses to inspect: `share` (its route class's), or the settled share
-   * when lower and the URL has settled.
+   * The share of the responses of the URL hashed `h` to inspect: `share` (its route class's), or
+   * the settled share when lower and the URL has settled.
    */
-  share(url: string, share: number, responses: CompiledResponses): number {
+  share(h: number, share: number, responses: CompiledResponses): number {
     const settle = responses.settle;
     if (share <= settle.inspect || settle.after === 0) return share;
-    const h = hash32(url);
-    const slot = h & (SLOTS - 1);
+    const slot = slotOf(h);
     return this.tags[slot] === tagOf(h) && (this.agreed[slot] as number) >= settle.after ? settle.inspect : share;
-  }
-
-  /** URLs held. */
-  get size(): number {
-    return this.held;
-  }
-
-  /** Memory pressure: forgets everything (settling starts again). */
-  clear(): void {
-    this.tags.fill(0);
-    this.held = 0;
   }
 }

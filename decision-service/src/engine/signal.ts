@@ -68,8 +68,8 @@ export interface Evidence {
  */
 export interface OutcomeContext {
   readonly now: number;
-  /** The request's method, path and query (settled-urls.ts urlKey). */
-  readonly url: string;
+  /** The request's method, path and query, hashed (settled-urls.ts urlHash). */
+  readonly urlHash: number;
   readonly route: CompiledRoute;
   readonly routeClass: RouteClass;
   readonly method: string;

@@ -11,7 +11,6 @@ import { VerdictError } from '../errors.ts';
 import type { DecideResponse, OutcomeAck, PendingOutcomeBatch } from '../wire/codec.ts';
 import type { DecideRequest, Outcome } from '../wire/schema.ts';
 import type { CompiledResponses, Thresholds } from '../config/policy.ts';
-import type { RouteClass } from '../config/policy-schema.ts';
 import type { AuditLog } from './audit.ts';
 import { DeadlineCheck } from './deadline.ts';
 import type { GatewayBoard } from './gateways.ts';
@@ -245,11 +244,10 @@ export class DecisionService {
     }
     // issue 17: the gateway inspects the response of a request it lets through (or only monitors)
     // when asked; ASYNC answers come after the response
-    const rp = this.responses;
-    if (rp && input.mode !== 'ASYNC' && (d.action === 'ALLOW' || d.action === 'TAG' || input.mode === 'MONITOR')) {
-      // the route class's share, lower on a URL that has settled (Engine.inspectShare; an
-      // override's answer names no URL: its class's share)
-      const share = d.url === undefined ? rp().inspect[d.routeClass as RouteClass] ?? 0 : engine.inspectShare(d);
+    if (this.responses && input.mode !== 'ASYNC' && (d.action === 'ALLOW' || d.action === 'TAG' || input.mode === 'MONITOR')) {
+      // the route class's share, lower on a URL that has settled (an override's answer names no
+      // URL: its class's share)
+      const share = engine.inspectShare(d);
       // d is this call's own (the engine's or an override's fresh answer): marked, not copied
       if (share >= 1 || (share > 0 && Math.random() < share)) d.inspect = true;
     }

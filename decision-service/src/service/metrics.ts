@@ -56,31 +56,28 @@ export class Tally<L extends string> {
 
   /** Adds `by` to the series `key` names (labels() builds its labels the first time). */
   inc(key: string, labels: () => Partial<Record<L, string>>, by = 1): void {
-    let s = this.series.get(key);
-    if (s === undefined) {
-      if (this.series.size >= TALLY_MAX_SERIES) {
-        this.counter?.inc(labels(), by);
-        return;
-      }
-      s = { labels: labels(), n: 0 };
-      this.series.set(key, s);
-    }
-    s.n += by;
+    const s = this.seriesOf(key, labels);
+    if (s) s.n += by;
+    else this.counter?.inc(labels(), by);
   }
 
   /** A function adding 1 to the series `key` names, for a caller that counts it again and again. */
   bumper(key: string, labels: () => Partial<Record<L, string>>): () => void {
+    const s = this.seriesOf(key, labels);
+    if (s) return () => { s.n++; };
+    const l = labels();
+    return () => this.counter?.inc(l, 1);
+  }
+
+  /** The series `key` names, made on first use; undefined past TALLY_MAX_SERIES (count on the counter). */
+  private seriesOf(key: string, labels: () => Partial<Record<L, string>>): { labels: Partial<Record<L, string>>; n: number } | undefined {
     let s = this.series.get(key);
     if (s === undefined) {
-      if (this.series.size >= TALLY_MAX_SERIES) {
-        const l = labels();
-        return () => this.counter?.inc(l, 1);
-      }
+      if (this.series.size >= TALLY_MAX_SERIES) return undefined;
       s = { labels: labels(), n: 0 };
       this.series.set(key, s);
     }
-    const series = s;
-    return () => { series.n++; };
+    return s;
   }
 
   /** Hands what was counted to the counter. */

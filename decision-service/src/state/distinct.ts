@@ -7,14 +7,21 @@ export const P = 7;
 export const M = 1 << P;
 const ALPHA = 0.7213 / (1 + 1.079 / M);
 
-/** 32-bit FNV-1a of a string, then a murmur3 finaliser so low and high bits are both well mixed. */
-export function hash32(s: string): number {
-  let h = 0x811c9dc5;
+/** FNV-1a's starting state. */
+export const FNV_OFFSET = 0x811c9dc5;
+
+/** FNV-1a of `s` continued from state `h` (hash32 of a concatenation, without making it). */
+export function fnv1a(h: number, s: string): number {
   for (let i = 0; i < s.length; i++) {
     h ^= s.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
-  return mix32(h);
+  return h;
+}
+
+/** 32-bit FNV-1a of a string, then a murmur3 finaliser so low and high bits are both well mixed. */
+export function hash32(s: string): number {
+  return mix32(fnv1a(FNV_OFFSET, s));
 }
 
 export function mix32(x: number): number {

@@ -204,10 +204,6 @@ function _M.access()
     mode = mode, req = req,
     inspect = nil, scan = nil, -- the service's DecideResponse.inspect (nil: not called); verdict.inspect's state
   }
-  -- a cleared client's call is skipped, not what the service would ask of its response: a request
-  -- with a token, session or device (whom the exfil detector counts) is inspected as a decided
-  -- one on an unsettled URL would be; one without follows inspect_sample (issue 17)
-  if skipped and req and (req.token_hash or req.session_hash or req.device_hash) then st.inspect = true end
   if report then
     st.request_id, st.ts_ms, st.client_ip = req.request_id, req.ts_ms, req.client_ip
     st.method, st.path, st.route_tag = req.method, req.path, req.route_tag
@@ -231,7 +227,6 @@ function _M.access()
       if mode == "inline" and report and get("cleared") == "async" then
         mode, skipped = "async", SKIPPED.mark
         st.mode = mode
-        if req.token_hash or req.session_hash or req.device_hash then st.inspect = true end
       end
     elseif hit and not satisfied(hit, cstate, clevel) then
       st.from_cache = true
@@ -247,7 +242,13 @@ function _M.access()
         st.request = req
       end
     end
-    if skipped then add(skipped) end
+    if skipped then
+      add(skipped)
+      -- a cleared client's call is skipped, not what the service would ask of its response: a
+      -- request with a token, session or device (whom the exfil detector counts) is inspected as
+      -- a decided one on an unsettled URL would be; one without follows inspect_sample (issue 17)
+      if req and (req.token_hash or req.session_hash or req.device_hash) then st.inspect = true end
+    end
     return
   end
   if open then return fail("breaker open", closed, st) end

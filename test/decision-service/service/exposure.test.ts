@@ -8,7 +8,7 @@ import { VirtualClock } from '../../../decision-service/src/engine/clock.ts';
 import { Engine } from '../../../decision-service/src/engine/engine.ts';
 import { EndpointExposureStats, MAX_KINDS } from '../../../decision-service/src/engine/exposure.ts';
 import { templateOf } from '../../../decision-service/src/engine/inventory.ts';
-import { SettledUrls } from '../../../decision-service/src/engine/settled-urls.ts';
+import { SettledUrls, urlHash } from '../../../decision-service/src/engine/settled-urls.ts';
 import { hash32 } from '../../../decision-service/src/state/distinct.ts';
 import { createLogger } from '../../../decision-service/src/logger.ts';
 import { DecisionService, MAX_EXPOSURE_ROUTES } from '../../../decision-service/src/service/decision-service.ts';
@@ -139,20 +139,23 @@ t.test('settling off (after: 0), or a settle share above the class share, leaves
   t.equal(s.decide('w-last', '/api/promo/info', { mode: 'MONITOR' }).inspect, true);
   const pol = policy({ routes: ROUTES, responses: { settle: { after: 5, inspect: 0.5 } } });
   const settled = new SettledUrls();
-  for (let i = 0; i < 10; i++) settled.observe('GET /news', { inspected_bytes: 1, truncated: false, records: 1, requested_limit: 0, findings: [] }, pol.responses);
-  t.equal(settled.share('GET /news', 0.1, pol.responses), 0.1, 'never above the class share');
-  t.equal(settled.share('GET /news', 1, pol.responses), 0.5);
+  const news = urlHash('GET', '/news', '');
+  t.equal(urlHash('GET', '/news', 'p=1'), hash32('GET /news?p=1'), 'a URL\'s hash is hash32 of "<method> <path>?<query>", made without the string');
+  for (let i = 0; i < 10; i++) settled.observe(news, { inspected_bytes: 1, truncated: false, records: 1, requested_limit: 0, findings: [] }, pol.responses);
+  t.equal(settled.share(news, 0.1, pol.responses), 0.1, 'never above the class share');
+  t.equal(settled.share(news, 1, pol.responses), 0.5);
   // two URLs on one slot of the table take it from each other: neither settles while both come
-  const slot = (u: string) => hash32(u) & 0xffff;
+  const slot = (h: number) => h & 0xffff;
   let other = '';
-  for (let i = 0; !other; i++) if (slot(`GET /news?p=${i}`) === slot('GET /news')) other = `GET /news?p=${i}`;
+  for (let i = 0; !other; i++) if (slot(urlHash('GET', '/news', `p=${i}`)) === slot(news)) other = `p=${i}`;
+  const otherHash = urlHash('GET', '/news', other);
   const none = { inspected_bytes: 1, truncated: false, records: 1, requested_limit: 0, findings: [] };
   for (let i = 0; i < 10; i++) {
-    settled.observe(other, none, pol.responses);
-    settled.observe('GET /news', none, pol.responses);
+    settled.observe(otherHash, none, pol.responses);
+    settled.observe(news, none, pol.responses);
   }
-  t.equal(settled.share(other, 1, pol.responses), 1, `${other} shares a slot with GET /news: not settled`);
-  t.equal(settled.share('GET /news', 1, pol.responses), 1, 'nor is GET /news, its count started again');
+  t.equal(settled.share(otherHash, 1, pol.responses), 1, `GET /news?${other} shares a slot with GET /news: not settled`);
+  t.equal(settled.share(news, 1, pol.responses), 1, 'nor is GET /news, its count started again');
 });
 
 t.test('an endpoint never learned gets no samples; unknown kinds are ignored', async (t) => {
