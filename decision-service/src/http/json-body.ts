@@ -21,7 +21,7 @@ export const MAX_SMALL_PIECES = 4096;
 export const MIN_PIECE_BYTES = 64;
 
 /** How long a connection whose body was refused in pieces lingers (not read) before it goes. */
-const REFUSED_LINGER_MS = 200;
+const REFUSED_LINGER_MS = 1000;
 
 type BodyDone = (err: Error | null, body?: Buffer) => void;
 
