@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import type { BenchEnv } from './lib/case.ts';
 import { LUA_GUARD, mixLocations, startLuaGateway } from './lib/gateway.ts';
 import { argEnv, argNumber, argValue, argValues } from './lib/args.ts';
-import { childPids, groupUsage, perRequest, pinHarness, seriesSum, sleep, startServiceProcess } from './lib/proc.ts';
+import { childPids, gcPauses, groupUsage, perRequest, pinHarness, seriesSum, sleep, startServiceProcess } from './lib/proc.ts';
 import { humanMix } from './lib/request-mix.ts';
 import { startStockNginx, startUpstream } from './lib/stock-nginx.ts';
 import { INSPECT_BODY } from './cases/inspect.ts';
@@ -180,28 +180,18 @@ function writeFolded(name: string, folded: Map<string, number>, title: string, k
   writeFileSync(join(out, `${name}.svg`), flameGraphSvg(lines(keep), title));
 }
 
-/** GC pauses between two scrapes of the service's metrics, per kind: count, total ms, and how many took over 10 / 100 ms (prom-client's buckets). */
-function gcSummary(before: string, after: string): string {
-  const read = (t: string) => {
-    const m = new Map<string, number>();
-    for (const x of t.matchAll(/^verdict_nodejs_gc_duration_seconds_(bucket|sum|count)\{([^}]*)\} ([0-9.e+-]+)/gm)) {
-      const kind = /kind="(\w+)"/.exec(x[2]!)?.[1] ?? '';
-      const le = /le="([^"]+)"/.exec(x[2]!)?.[1] ?? '';
-      m.set(`${x[1]}|${kind}|${le}`, Number(x[3]));
-    }
-    return m;
-  };
-  const a = read(before);
-  const b = read(after);
-  const d = (k: string) => (b.get(k) ?? 0) - (a.get(k) ?? 0);
-  const kinds = [...new Set([...b.keys()].map((k) => k.split('|')[1] ?? ''))].filter(Boolean);
-  const parts: string[] = [];
-  for (const kind of kinds) {
-    const count = d(`count|${kind}|`);
-    if (count <= 0) continue;
-    parts.push(`${kind} ${count} (${(d(`sum|${kind}|`) * 1000).toFixed(0)} ms; over 10 ms ${count - d(`bucket|${kind}|0.01`)}, over 100 ms ${count - d(`bucket|${kind}|0.1`)})`);
-  }
-  return parts.join(', ') || 'none';
+/**
+ * GC pauses between two scrapes of the service's metrics, per kind (count, total ms, how many took
+ * over 10 / 100 ms), and whether GC can be in the p99: a request waits on a pause only if it
+ * reaches the service during one, so the share of the window spent in pauses bounds the share of
+ * requests that waited on GC; under 1%, GC alone cannot set the p99.
+ */
+function gcSummary(before: string, after: string, windowMs: number): string {
+  const pauses = gcPauses(before, after);
+  const parts = [...pauses].filter(([k]) => k !== 'all').map(([kind, p]) => `${kind} ${p.count} (${p.ms.toFixed(0)} ms; over 10 ms ${p.over10}, over 100 ms ${p.over100})`);
+  const all = pauses.get('all')!;
+  const share = all.ms / Math.max(1, windowMs);
+  return `${parts.join(', ') || 'none'}; ${(share * 100).toFixed(2)}% of the window in pauses: GC ${share < 0.01 ? 'is not' : 'can be'} in the p99`;
 }
 
 async function main(): Promise<void> {
@@ -223,7 +213,7 @@ async function main(): Promise<void> {
   const env = {
     quick: false, cpus: cpu, upstream: `127.0.0.1:${upstream.port}`, service, tmp, mix,
     mixScript: rotatingFileScript(mix.map((m) => m.http), join(tmp, 'human-mix.bin')),
-    attackScript: '', durationS, warmupS: 2, connections: 64, transport: 'frame',
+    attackScript: '', durationS, warmupS: 2, connections: 64, transport: 'frame', workers: 1,
   } as BenchEnv;
   const plain = process.argv.includes('--plain');
   const stack = await startLuaGateway(env, mixLocations({ identity: 'inline', promo: 'inline', static: 'inline', rest: 'inline' }, plain ? 'proxy_pass http://verdict_app;' : `${inspect ? `set $verdict_inspect ${inspect};\n        ` : ''}${LUA_GUARD}`) + (withLuaProf ? LUA_PROFILE_LOCATION : '') + (withLuaTimers ? LUA_TIMERS_LOCATION : ''));
@@ -309,7 +299,7 @@ async function main(): Promise<void> {
   const b1 = buckets(metrics1);
   lines.push(`  decide call latency (gateway histogram, cumulative share): ${[...b1].map(([le, v]) => `≤${le} ms ${(((v - (b0.get(le) ?? 0)) / Math.max(1, (b1.get('+Inf') ?? 0) - (b0.get('+Inf') ?? 0))) * 100).toFixed(1)}%`).join(' ')}`);
   lines.push(`  gateway calls before: ${calls(metrics0)}  after: ${calls(metrics1)}`);
-  lines.push(`  service GC pauses in the window (prom-client's nodejs_gc_duration_seconds): ${gcSummary(serviceMetrics0, serviceMetrics1)}`);
+  lines.push(`  service GC pauses in the window (prom-client's nodejs_gc_duration_seconds): ${gcSummary(serviceMetrics0, serviceMetrics1, (toUs - fromUs) / 1000)}`);
   if (serviceMetrics1.includes('verdict_redis_flushes')) {
     const at = (t: string, name: string) => seriesSum(t, `verdict_redis_${name}`);
     const d = (name: string) => at(serviceMetrics1, name) - at(serviceMetrics0, name);

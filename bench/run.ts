@@ -6,6 +6,8 @@
 //   npm run bench -- --only plain,inline
 //   options: --rounds N  --duration S  --connections N  --out DIR  --unix (service on a unix socket)
 //            --http (the Lua gateway calls the service over HTTP instead of the framed transport)
+//            --layout spread (issue 15's second configuration: the service on a core of its own, 2 nginx
+//            workers with 4+ cores; writes perf-spread.{md,json}; see bench/lib/proc.ts planFor)
 //
 // Pinning (2+ cores): nginx (1 worker: gateway; upstream) and the decision service on CPU 0 —
 // the server side shares one core, as in a deployment where Verdict runs next to nginx — and
@@ -16,7 +18,7 @@ import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { BenchCase, BenchEnv, Cpus, CustomCase, ProxyCase, Stack } from './lib/case.ts';
-import { pinHarness, seriesSum, startServiceProcess } from './lib/proc.ts';
+import { gcPauses, pinHarness, seriesSum, startServiceProcess, type Layout } from './lib/proc.ts';
 import { statusCensus } from './lib/probe.ts';
 import { warmService } from './lib/warm.ts';
 import { humanMix, requestMix } from './lib/request-mix.ts';
@@ -30,7 +32,7 @@ import { pacingScript, rotatingFileScript, rotatingScript, runWrk, type WrkResul
 const here = dirname(fileURLToPath(import.meta.url));
 const PLAIN = 'plain';
 
-interface Args { quick: boolean; only: string[] | null; rounds: number; durationS: number; connections: number; out: string; unix: boolean; transport: 'frame' | 'http' }
+interface Args { quick: boolean; only: string[] | null; rounds: number; durationS: number; connections: number; out: string; unix: boolean; transport: 'frame' | 'http'; layout: Layout }
 
 export function parseArgs(argv: readonly string[]): Args {
   const quick = argv.includes('--quick');
@@ -54,7 +56,13 @@ export function parseArgs(argv: readonly string[]): Args {
     out: val('--out') ?? join(here, 'results'),
     unix: argv.includes('--unix'),
     transport: argv.includes('--http') ? 'http' : 'frame',
+    layout: layoutArg(val('--layout')),
   };
+}
+
+function layoutArg(v: string | undefined): Layout {
+  if (v === undefined || v === 'shared' || v === 'spread') return v ?? 'shared';
+  throw new Error(`--layout must be shared (the official table: the server side on one core) or spread (the service on a core of its own), not ${JSON.stringify(v)}`);
 }
 
 async function loadCases(): Promise<BenchCase[]> {
@@ -112,7 +120,7 @@ async function saturation(c: ProxyCase, env: BenchEnv, round: number, census?: R
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const { pinned, cpu } = pinHarness();
+  const { pinned, cpu, workers, plan } = pinHarness(args.layout);
   const started = Date.now();
   const tmp = mkdtempSync(join(tmpdir(), 'verdict-bench-'));
 
@@ -123,7 +131,7 @@ async function main(): Promise<void> {
   const customCases = selected.filter((c): c is CustomCase => c.kind === 'custom');
   const unavailable = new Map(proxyCases.map((c) => [c.id, c.unavailable?.() ?? null]));
   const runnable = proxyCases.filter((c) => !unavailable.get(c.id));
-  log(`cases: ${selected.map((c) => c.id).join(', ')}; ${args.rounds} round(s) × ${args.durationS} s; pinning ${pinned ? 'on' : 'off'}`);
+  log(`cases: ${selected.map((c) => c.id).join(', ')}; ${args.rounds} round(s) × ${args.durationS} s; pinning ${pinned ? plan : 'off'}`);
 
   const upstream = await startUpstream(cpu.server);
   const service = await startServiceProcess({ cpu: cpu.service, unix: args.unix });
@@ -133,6 +141,7 @@ async function main(): Promise<void> {
   const env: BenchEnv = {
     quick: args.quick,
     cpus: cpu,
+    workers,
     upstream: `127.0.0.1:${upstream.port}`,
     service,
     tmp,
@@ -162,9 +171,7 @@ async function main(): Promise<void> {
         nginx: firstLine('/usr/sbin/nginx', ['-v']).replace(/^nginx version: nginx\//, ''),
         wrk: firstLine('wrk', ['-v']).split(' [')[0] ?? 'wrk',
       },
-      pinning: pinned
-        ? 'CPU 0: nginx (1 worker; gateway and upstream) and the decision service; CPU 1: wrk (1 thread) and the harness. The server side shares one core.'
-        : 'none (fewer than 2 CPUs or no taskset): numbers are noisier',
+      pinning: plan,
       notes: [
         'Upstream: a separate stock nginx answering `return 200 "ok"`; every proxy case sends the same all-human mix (bench/lib/request-mix.ts `humanMix`: 60,000 requests from 60,000 people, browsers and apps, each claiming the promo at most once, X-Forwarded-For as the client IP) unless its title says "attack mix" (`requestMix`: 2,000 requests from 3,000 users replayed thousands of times a second, as bots would).',
         'Verdict gateway: the Lua script, 25 ms budget, fail open, breaker defaults, service over ' + (args.transport === 'frame' ? 'the framed protobuf transport' : 'HTTP/1.1 keep-alive') + (args.unix ? ' on a unix socket' : ' on TCP loopback') + '.',
@@ -205,7 +212,11 @@ async function main(): Promise<void> {
             const script = env.mixScript + pacingScript(share * plainRps);
             const base = { url: s.url, script, connections: env.connections, cpu: env.cpus.load, dir: env.tmp };
             await runWrk({ ...base, durationS: 1, name: `${c.id}-load${share}-warm` });
-            out.push(await runWrk({ ...base, durationS: args.quick ? 2 : Math.max(3, Math.round(args.durationS * 0.6)), name: `${c.id}-load${share}` }));
+            const before = await env.service.metrics();
+            const w = await runWrk({ ...base, durationS: args.quick ? 2 : Math.max(3, Math.round(args.durationS * 0.6)), name: `${c.id}-load${share}` });
+            const pauses = before ? gcPauses(before, await env.service.metrics()).get('all') : undefined;
+            if (pauses) w.gc = { pauses: pauses.count, ms: pauses.ms, share: pauses.ms / (w.durationS * 1000) };
+            out.push(w);
           }
           return out;
         }));
@@ -229,6 +240,7 @@ async function main(): Promise<void> {
             coP99Us: w.corrected?.p99 ?? Number.NaN,
             addedCoP50Us: w.corrected && plain?.corrected ? w.corrected.p50 - plain.corrected.p50 : Number.NaN,
             addedCoP99Us: w.corrected && plain?.corrected ? w.corrected.p99 - plain.corrected.p99 : Number.NaN,
+            ...(w.gc ? { gc: w.gc } : {}),
           };
           results.underLoad.push(row);
         }
@@ -256,7 +268,7 @@ async function main(): Promise<void> {
 
   results.targets.unshift(...proxyTargets(results));
   results.meta.notes.push(`Wall time of this run: ${Math.round((Date.now() - started) / 1000)} s.`);
-  const files = writeResults(args.out, results, args.quick ? 'perf-quick' : 'perf');
+  const files = writeResults(args.out, results, `perf${args.quick ? '-quick' : ''}${args.layout === 'spread' ? '-spread' : ''}`);
   log(`wrote ${files.md} and ${files.json}`);
   process.stdout.write(`${files.md}\n`);
 }

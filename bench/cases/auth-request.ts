@@ -22,7 +22,7 @@ const authRequest: ProxyCase = {
         ${server}
         keepalive 64;
     }`,
-      workers: 1,
+      workers: env.workers,
       locations: `
     location / {
         auth_request /_verdict_auth;

@@ -37,7 +37,7 @@ const njsInline: ProxyCase = {
       service,
       locations: mixLocations({ identity: 'inline', promo: 'inline', static: 'inline', rest: 'inline' }, NJS_GUARD),
       extraHttp: SHARED_HTTP,
-      workers: 1,
+      workers: env.workers,
     });
     pin(nginxMasterPid(ng.prefix), env.cpus.server);
     return {

@@ -5,7 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { SHARED_HTTP } from '../lib/gateway.ts';
-import { childPids, nginxMasterPid, pin } from '../lib/proc.ts';
+import { childPids, nginxMasterPid, pin, type CpuSet } from '../lib/proc.ts';
 import { startStockNginx, type StockNginx } from '../lib/stock-nginx.ts';
 import { freePort, startNginx, type NginxHandle } from '../../scripts/lib/nginx.ts';
 import { startRedis, type RedisServer } from '../../scripts/lib/redis-server.ts';
@@ -17,7 +17,7 @@ import { spawnService, type ServiceChild } from '../../scripts/lib/service.ts';
  * log is opened by the master, so it may live outside the prefix; unbuffered (a few thousand
  * small writes a second cost nothing next to the proxying).
  */
-export function startLoggingUpstream(cpu: number | null, logPath: string): Promise<StockNginx> {
+export function startLoggingUpstream(cpu: CpuSet, logPath: string): Promise<StockNginx> {
   return startStockNginx({
     cpu,
     http: `    keepalive_requests 100000;
@@ -62,12 +62,12 @@ export class RestartableService {
   private current: ServiceChild | null = null;
   private tail = '';
 
-  private constructor(private readonly env: Record<string, string>, private readonly cpu: number | null, httpPort: number, framePort: number) {
+  private constructor(private readonly env: Record<string, string>, private readonly cpu: CpuSet, httpPort: number, framePort: number) {
     this.addr = `127.0.0.1:${httpPort}`;
     this.frameAddr = `frame:127.0.0.1:${framePort}`;
   }
 
-  static async create(cpu: number | null, extraEnv: Record<string, string> = {}): Promise<RestartableService> {
+  static async create(cpu: CpuSet, extraEnv: Record<string, string> = {}): Promise<RestartableService> {
     const httpPort = await freePort();
     const framePort = await freePort();
     return new RestartableService({
@@ -137,7 +137,7 @@ export class RestartableService {
 }
 
 /** The Verdict Lua gateway as bench/lib/gateway.ts starts it, keeping the handle (reload). */
-export async function startGateway(o: { upstream: string; service: string; locations: string; cpu: number | null; init?: Record<string, string | number | boolean> }): Promise<NginxHandle> {
+export async function startGateway(o: { upstream: string; service: string; locations: string; cpu: CpuSet; init?: Record<string, string | number | boolean> }): Promise<NginxHandle> {
   const ng = await startNginx({
     upstream: o.upstream,
     service: o.service,
@@ -152,7 +152,7 @@ export async function startGateway(o: { upstream: string; service: string; locat
 }
 
 /** Redis pinned to the server CPU (found among our children by name; again after each start). */
-export async function startPinnedRedis(cpu: number | null): Promise<RedisServer & { pinAgain(): void }> {
+export async function startPinnedRedis(cpu: CpuSet): Promise<RedisServer & { pinAgain(): void }> {
   const redis = await startRedis();
   const pinAgain = () => {
     for (const pid of childPids(process.pid)) {

@@ -1,21 +1,23 @@
 // What a benchmark case is. run.ts loads every file in bench/cases/ and runs them by `order`, so
 // adding a case (e.g. the njs gateway) is one new file there.
 import type { MixRequest } from './request-mix.ts';
-import type { ServiceProcess } from './proc.ts';
+import type { CpuSet, ServiceProcess } from './proc.ts';
 import type { BenchResults, Section, TargetCheck } from './results.ts';
 
 export interface Cpus {
   /** nginx (gateway and upstream) */
-  server: number | null;
+  server: CpuSet;
   /** the decision service */
-  service: number | null;
+  service: CpuSet;
   /** wrk and the orchestrator's own probes */
-  load: number | null;
+  load: CpuSet;
 }
 
 export interface BenchEnv {
   quick: boolean;
   cpus: Cpus;
+  /** nginx worker processes of the proxy cases (the gateway, plain, auth_request; 1 unless --layout spread on 4+ cores) */
+  workers: number;
   /** the minimal upstream, "127.0.0.1:port" */
   upstream: string;
   /** the decision service shared by the proxy cases */

@@ -2,8 +2,9 @@
 // stdout's JSON lines.
 import { spawn } from 'node:child_process';
 import { repoRoot } from '../../scripts/lib/nginx.ts';
+import type { CpuSet } from './proc.ts';
 
-export async function runWorker(script: string, args: string[], cpu: number | null, timeoutMs: number, nodeFlags: string[] = []): Promise<Array<Record<string, number | string>>> {
+export async function runWorker(script: string, args: string[], cpu: CpuSet, timeoutMs: number, nodeFlags: string[] = []): Promise<Array<Record<string, number | string>>> {
   const node = [...nodeFlags, '--import', 'tsx', script, ...args];
   const [cmd, argv] = cpu === null ? [process.execPath, node] : ['taskset', ['-c', String(cpu), process.execPath, ...node]];
   const child = spawn(cmd, argv as string[], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -52,7 +52,7 @@ export async function startLuaGateway(env: BenchEnv, locations: string, opts: { 
     locations,
     extraHttp: SHARED_HTTP,
     init: { pool_size: 64, ...opts.init },
-    workers: 1,
+    workers: env.workers,
   });
   const master = nginxMasterPid(ng.prefix);
   pin(master, env.cpus.server);

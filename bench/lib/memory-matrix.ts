@@ -3,6 +3,7 @@
 // file runs the workers and renders their lines as one table.
 import { storeBytes } from '../../decision-service/src/state/memory-store.ts';
 import { runWorker } from './child.ts';
+import type { CpuSet } from './proc.ts';
 import type { Section, TargetCheck } from './results.ts';
 
 const MiB = 1024 * 1024;
@@ -25,7 +26,7 @@ export interface MemoryPoint {
 export interface MatrixSpec {
   maxKeys: readonly number[];
   checkpoints: readonly number[];
-  cpu: number | null;
+  cpu: CpuSet;
   timeoutMs: number;
 }
 

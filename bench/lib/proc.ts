@@ -19,8 +19,11 @@ export function childPids(pid: number): number[] {
   }
 }
 
-/** Pins a process, all its threads and its descendants to one CPU. No-op without taskset. */
-export function pin(pid: number, cpu: number | null): void {
+/** A CPU for taskset: one core (0), a list or range of them ("0-1"), or null (not pinned). */
+export type CpuSet = number | string | null;
+
+/** Pins a process, all its threads and its descendants to `cpu` (taskset's -c syntax). No-op without taskset. */
+export function pin(pid: number, cpu: CpuSet): void {
   if (cpu === null) return;
   spawnSync('taskset', ['-a', '-pc', String(cpu), String(pid)], { stdio: 'ignore' });
   for (const c of childPids(pid)) pin(c, cpu);
@@ -34,11 +37,73 @@ export function hasTaskset(): boolean {
  * The harness's CPU plan on a machine with two cores or more and taskset: servers (nginx, the
  * upstream, the decision service) on CPU 0, the load and this process on CPU 1. Pins this process.
  */
-export function pinHarness(): { pinned: boolean; cpu: Cpus } {
-  const pinned = cpus().length >= 2 && hasTaskset();
-  const cpu: Cpus = pinned ? { server: 0, service: 0, load: 1 } : { server: null, service: null, load: null };
-  if (pinned) pin(process.pid, cpu.load);
-  return { pinned, cpu };
+export function pinHarness(layout: Layout = 'shared'): { pinned: boolean; cpu: Cpus; workers: number; plan: string } {
+  const n = cpus().length;
+  const pinned = n >= 2 && hasTaskset();
+  if (!pinned) return { pinned, cpu: { server: null, service: null, load: null }, workers: 1, plan: 'none (fewer than 2 CPUs or no taskset): numbers are noisier' };
+  const plan = planFor(layout, n);
+  pin(process.pid, plan.cpu.load);
+  return { pinned, ...plan };
+}
+
+/**
+ * Where the server side runs:
+ * - shared (the official table): nginx (1 worker: gateway; the upstream) and the decision service
+ *   on CPU 0, the load on CPU 1 — Verdict's service takes its CPU from nginx's one core;
+ * - spread (issue 15's second configuration): the service on a core of its own. With 4 cores or
+ *   more, nginx runs 2 workers on CPUs 0-1, the service on CPU 2, the load on CPU 3; with 2 or 3
+ *   there is no spare core, so nginx (1 worker) keeps CPU 0 and the service shares CPU 1 with the
+ *   load generator (wrk takes about a third of it), which the results say.
+ */
+export type Layout = 'shared' | 'spread';
+
+export function planFor(layout: Layout, cores: number): { cpu: Cpus; workers: number; plan: string } {
+  if (layout === 'shared') {
+    return { cpu: { server: 0, service: 0, load: 1 }, workers: 1, plan: 'CPU 0: nginx (1 worker; gateway and upstream) and the decision service; CPU 1: wrk (1 thread) and the harness. The server side shares one core.' };
+  }
+  if (cores >= 4) {
+    return { cpu: { server: '0-1', service: 2, load: 3 }, workers: 2, plan: 'spread: CPUs 0-1: nginx (2 workers; gateway and upstream); CPU 2: the decision service alone; CPU 3: wrk (1 thread) and the harness.' };
+  }
+  return { cpu: { server: 0, service: 1, load: 1 }, workers: 1, plan: `spread on ${cores} cores: CPU 0: nginx (1 worker; gateway and upstream); CPU 1: the decision service, sharing it with wrk (1 thread) and the harness (no core is left for 2 workers and a service of its own).` };
+}
+
+/** GC pauses of one kind (or all kinds) between two scrapes of the service's metrics. */
+export interface GcPauses {
+  count: number;
+  ms: number;
+  /** pauses over 10 ms and over 100 ms (prom-client's buckets) */
+  over10: number;
+  over100: number;
+}
+
+/** The service's GC pauses between two scrapes (prom-client's nodejs_gc_duration_seconds), per kind and in all. */
+export function gcPauses(before: string, after: string): Map<string, GcPauses> {
+  const read = (t: string) => {
+    const m = new Map<string, number>();
+    for (const x of t.matchAll(/^verdict_nodejs_gc_duration_seconds_(bucket|sum|count)\{([^}]*)\} ([0-9.e+-]+)/gm)) {
+      const kind = /kind="(\w+)"/.exec(x[2]!)?.[1] ?? '';
+      const le = /le="([^"]+)"/.exec(x[2]!)?.[1] ?? '';
+      m.set(`${x[1]}|${kind}|${le}`, Number(x[3]));
+    }
+    return m;
+  };
+  const a = read(before);
+  const b = read(after);
+  const d = (k: string) => (b.get(k) ?? 0) - (a.get(k) ?? 0);
+  const out = new Map<string, GcPauses>();
+  const all: GcPauses = { count: 0, ms: 0, over10: 0, over100: 0 };
+  for (const kind of new Set([...b.keys()].map((k) => k.split('|')[1] ?? ''))) {
+    const count = d(`count|${kind}|`);
+    if (!kind || count <= 0) continue;
+    const p = { count, ms: d(`sum|${kind}|`) * 1000, over10: count - d(`bucket|${kind}|0.01`), over100: count - d(`bucket|${kind}|0.1`) };
+    out.set(kind, p);
+    all.count += p.count;
+    all.ms += p.ms;
+    all.over10 += p.over10;
+    all.over100 += p.over100;
+  }
+  out.set('all', all);
+  return out;
 }
 
 /** Sum of a Prometheus series' samples whose line contains `match` (all samples when empty). */
@@ -164,7 +229,7 @@ function socketDir(prefix: string): string {
 }
 
 /** Starts decision-service/src/main.ts pinned to `cpu`; resolves when it prints that it listens. */
-export async function startServiceProcess(opts: { cpu: number | null; unix?: boolean; env?: Record<string, string>; nodeFlags?: string[] }): Promise<ServiceProcess> {
+export async function startServiceProcess(opts: { cpu: CpuSet; unix?: boolean; env?: Record<string, string>; nodeFlags?: string[] }): Promise<ServiceProcess> {
   let addr: string;
   let url = '';
   let metricsPort = 0;

@@ -66,6 +66,8 @@ export interface UnderLoadRow {
   coP99Us: number;
   addedCoP50Us: number;
   addedCoP99Us: number;
+  /** the decision service's GC pauses during the run, and their share of its wall time (absent: not scraped) */
+  gc?: { pauses: number; ms: number; share: number };
 }
 
 /** A free-form table (cases 6-8). */
@@ -182,9 +184,10 @@ export function renderMarkdown(res: BenchResults): string {
     out.push('## Latency under load (constant rate)', '');
     out.push('Offered rate as a share of the plain proxy\'s measured saturation throughput; "added" is the case minus the plain proxy at the same rate. "from intended send" is each request\'s latency from when the constant-rate schedule said to send it (coordinated omission corrected: a request that waited for a free connection counts its wait; it includes wrk\'s 1 ms timer granularity, which the plain proxy pays too); "from actual send" is wrk\'s own measure, from when it went out. The targets read the corrected columns.', '');
     out.push(table(
-      ['load', 'rate req/s', 'case', 'achieved req/s', 'from intended send: p50 ms', 'p99 ms', 'added p50 ms', 'added p99 ms', 'from actual send: p50 ms', 'p99 ms', 'added p50 ms', 'added p99 ms'],
-      res.underLoad.map((u) => [`${Math.round(u.share * 100)}%`, fmtInt(u.rate), u.title, fmtInt(u.achievedRps), fmtMs(u.coP50Us), fmtMs(u.coP99Us), fmtSigned(u.addedCoP50Us), fmtSigned(u.addedCoP99Us), fmtMs(u.p50Us), fmtMs(u.p99Us), fmtSigned(u.addedP50Us), fmtSigned(u.addedP99Us)]),
+      ['load', 'rate req/s', 'case', 'achieved req/s', 'from intended send: p50 ms', 'p99 ms', 'added p50 ms', 'added p99 ms', 'from actual send: p50 ms', 'p99 ms', 'added p50 ms', 'added p99 ms', 'service GC: pauses, ms (share of the run)'],
+      res.underLoad.map((u) => [`${Math.round(u.share * 100)}%`, fmtInt(u.rate), u.title, fmtInt(u.achievedRps), fmtMs(u.coP50Us), fmtMs(u.coP99Us), fmtSigned(u.addedCoP50Us), fmtSigned(u.addedCoP99Us), fmtMs(u.p50Us), fmtMs(u.p99Us), fmtSigned(u.addedP50Us), fmtSigned(u.addedP99Us), u.gc ? `${u.gc.pauses}, ${u.gc.ms.toFixed(0)} (${fmtPct(u.gc.share)})` : '–']),
     ), '');
+    out.push('"service GC": the decision service\'s garbage-collection pauses during the run (prom-client\'s nodejs_gc_duration_seconds, scraped before and after). A request waits on a pause only if it reaches the service during one, so the share of the run spent in pauses bounds the share of requests that did: under 1%, GC alone cannot set the p99.', '');
   }
 
   for (const s of res.sections) {

@@ -3,7 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { configHead, freePort, newPrefix, runNginx } from '../../scripts/lib/nginx.ts';
-import { nginxMasterPid, pin } from './proc.ts';
+import { nginxMasterPid, pin, type CpuSet } from './proc.ts';
 
 export const NGINX_MODULES = process.env.VERDICT_NGINX_MODULES ?? '/usr/lib/nginx/modules';
 
@@ -14,7 +14,7 @@ export interface StockNginxOptions {
   http?: string;
   /** the body of the one server {} (listen is added) */
   server: string;
-  cpu: number | null;
+  cpu: CpuSet;
   workers?: number;
 }
 
@@ -48,7 +48,7 @@ ${opts.server}
 }
 
 /** The upstream: nginx answering `200 ok` from the rewrite phase, so it is never the bottleneck. */
-export function startUpstream(cpu: number | null): Promise<StockNginx> {
+export function startUpstream(cpu: CpuSet): Promise<StockNginx> {
   return startStockNginx({
     cpu,
     http: '    keepalive_requests 100000;',

@@ -16,6 +16,7 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { CpuSet } from './proc.ts';
 
 export interface WrkLatency {
   /** microseconds */
@@ -39,6 +40,8 @@ export interface WrkResult {
   uncalledShare?: number;
   /** paced scripts: latency from each request's intended send time (coordinated omission corrected) */
   corrected?: CorrectedLatency;
+  /** the decision service's GC pauses during the run (set by the harness, not by wrk) */
+  gc?: { pauses: number; ms: number; share: number };
 }
 
 export interface CorrectedLatency {
@@ -330,7 +333,7 @@ export interface WrkRun {
   durationS: number;
   connections: number;
   threads?: number;
-  cpu: number | null;
+  cpu: CpuSet;
   /** where to write the script */
   dir: string;
   name: string;

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { proxyTargets, parseArgs } from '../../bench/run.ts';
 import { histogramQuantileUs } from '../../bench/cases/service-alone.ts';
+import { planFor } from '../../bench/lib/proc.ts';
 import { median, renderMarkdown, summarizeProxy, writeResults, type BenchResults, type ProxyRound } from '../../bench/lib/results.ts';
 import type { WrkResult } from '../../bench/lib/wrk.ts';
 
@@ -117,6 +118,21 @@ t.test('arguments: quick defaults, --only, bounds', async (t) => {
   t.same(q.only, ['plain', 'inline']);
   t.equal(parseArgs([]).rounds, 3);
   t.throws(() => parseArgs(['--rounds', '0']), /--rounds/);
+  t.equal(parseArgs([]).layout, 'shared');
+  t.equal(parseArgs(['--layout', 'spread']).layout, 'spread');
+  t.throws(() => parseArgs(['--layout', 'wide']), /--layout must be shared .* or spread/);
+});
+
+t.test('CPU layouts: shared puts the service on nginx\'s core; spread gives it one of its own', async (t) => {
+  const shared = planFor('shared', 2);
+  t.equal(shared.cpu.service, shared.cpu.server, 'shared: one core for the server side');
+  t.not(shared.cpu.load, shared.cpu.server);
+  const two = planFor('spread', 2);
+  t.not(two.cpu.service, two.cpu.server, 'spread on 2 cores: the service off nginx\'s core');
+  t.equal(two.workers, 1);
+  t.match(two.plan, /sharing it with wrk/);
+  const four = planFor('spread', 8);
+  t.same([four.cpu.server, four.cpu.service, four.cpu.load, four.workers], ['0-1', 2, 3, 2], 'spread on 4+: 2 workers on two cores, the service and the load one each');
 });
 
 t.test('histogram quantile: the bucket bound holding the quantile, from two scrapes', async (t) => {
