@@ -13,7 +13,8 @@
 // Every person's lines carry their customer type (sim.customer: home, app, office, carrier, vpn,
 // partner, monitor). Worlds (worlds.ts) add populations beyond the default mix: `groups` of any
 // size behind shared addresses of any kind, skewed to one browser build or living in one dense
-// block of phone numbers; flash-sale surges; more partners; uptime and synthetic-login monitors.
+// block of phone numbers; flash-sale surges; more partners; uptime and synthetic-login monitors;
+// newcomers who sign up for the promo (`human:new-N`, after everything else, from their own stream).
 
 import type { DemoUser } from '../../scripts/demo-shop/users.ts';
 import {
@@ -70,6 +71,13 @@ export interface HumanMix {
   /** partners' jobs besides `partner` (which is Acme's) */
   partners?: readonly PartnerSpec[];
   monitors?: readonly MonitorSpec[];
+  /**
+   * People new to the shop who come for the promo: they sign up when it opens (arriving as its
+   * participants do), log in with the new account and claim, on the networks of the population
+   * (home, or any group's offices, carrier NATs, VPN exits, in proportion to its size). The claim
+   * of an account minutes old, on a carrier NAT a farm may share, is what a farm's looks like.
+   */
+  newcomers?: number;
 }
 
 /**
@@ -196,6 +204,17 @@ class Visit {
         : appHeaders(c.c, { host, authorization, contentType, contentLength });
     const client = c.kind === 'app' ? (c.solver ? 'app-solver' : 'app') : undefined;
     this.ctx.emit({ ts: this.t, ip: this.ip, method, path, headers, body, sim: opts.sim ?? this.sim(), label: this.label, client, customer: this.customer });
+  }
+
+  /** Sign up with a new phone number, then log in with the new account (the app and the site do both at once). */
+  signup(phone: string, password: string): void {
+    this.api('POST', '/api/auth/register', { phone, password });
+    this.wait(0.5, 3);
+    const token = this.ctx.token();
+    this.api('POST', '/api/auth/login', { username: phone, password }, { sim: { issues_token: token } });
+    this.token = token;
+    this.tokenUser = undefined;
+    this.wait(0.3, 2);
   }
 
   /** Log in: `typos` wrong passwords first; `forgot` = reset + SMS before the final attempt. */
@@ -380,6 +399,51 @@ export function generateHumans(ctx: GenContext, mix: HumanMix): void {
     partner(ctx, prng, p, takeUser(), Array.from({ length: Math.max(1, p.ips) }, () => idcIp(prng)));
   }
   for (const m of mix.monitors ?? []) monitor(ctx, m, m.login ? takeUser() : undefined);
+
+  // newcomers last, from their own stream: every line above is as it was without them
+  if (mix.newcomers) {
+    const nrng = new Rng(ctx.env.seed, `${ctx.name}/newcomers`);
+    const places: Array<[Placement, number]> = [[home, Math.max(1, mix.browserSessions)], [cgnatP, mix.cgnatUsers], [officeP, mix.officeUsers], [appP, mix.appSessions]];
+    for (const [gi, g] of (mix.groups ?? []).entries()) {
+      const own = new Rng(ctx.env.seed, `${ctx.name}/newcomers-group-${gi}`);
+      places.push([groupPlacement(ctx, own, { ...g, denseNumbers: false }, mix, () => undefined, taken), g.users]);
+    }
+    const used = new Set(ctx.env.users.map((u) => u.phone));
+    for (let i = 0; i < mix.newcomers; i++) newcomer(ctx, nrng, nrng.weighted(places.filter(([, w]) => w > 0)), promoArrival(nrng), i + 1, used, mix, side);
+  }
+}
+
+/**
+ * One person new to the shop, come for the promo: a browser lands on the promo page, reads it,
+ * signs up and claims; the app opens on its home screen (the promo), signs up, reads the promo
+ * and claims. Their number is one nobody registered, anywhere in the mobile blocks.
+ */
+function newcomer(ctx: GenContext, rng: Rng, p: Placement, start: number, n: number, used: Set<string>, mix: HumanMix, side: Rng): void {
+  const client: Client = p.app()
+    ? { kind: 'app', c: appClient(rng), solver: side.chance(mix.appSolverShare ?? 0) }
+    : { kind: 'browser', b: p.browser(), cookie: undefined };
+  const v = new Visit(ctx, undefined, p.ip(), client, start, `human:new-${n}`, p.customer);
+  let phone: string;
+  do phone = `1${rng.pick(['35', '37', '50', '52', '58', '77', '86', '88'])}${String(rng.int(0, 99_999_999)).padStart(8, '0')}`;
+  while (used.has(phone));
+  used.add(phone);
+  const password = `${rng.alnum(rng.int(6, 10))}${rng.int(0, 99)}`;
+  const host = ctx.env.host;
+  if (client.kind === 'browser') {
+    v.page('/promo', rng.chance(0.5) ? `https://${host}/` : undefined);
+    v.t += rng.between(100, 600);
+    v.api('GET', '/api/promo/info', undefined, { referer: `https://${host}/promo` });
+    v.wait(10, 90); // decides to join, fills in the sign-up form
+    v.signup(phone, password);
+    v.promo();
+  } else {
+    v.api('GET', '/api/promo/info');
+    v.wait(10, 90);
+    v.signup(phone, password);
+    v.api('GET', '/api/promo/info');
+    v.wait(2, 15);
+    v.api('POST', '/api/promo/claim');
+  }
 }
 
 /**

@@ -12,8 +12,10 @@
 // one managed browser build, some with phone numbers from one company plan (a dense block);
 // carriers with hundreds to thousands of phones per address, often most on one build (the carrier
 // where everyone runs the same Safari); VPN exits in hosting ranges carrying tens to hundreds;
-// flash-sale surges; partners' server jobs; uptime and synthetic-login monitors. The shop's
-// number block is sparse (4% registered) to dense (20%).
+// flash-sale surges; partners' server jobs; uptime and synthetic-login monitors; people new to the
+// shop who sign up for the promo (none in a fifth of the worlds, else 5–100% as many as the
+// customers who join), on every network above. The shop's number block is sparse (4% registered)
+// to dense (20%).
 //
 // Attacker families (campaigns/index.ts FAMILIES), one campaign each per world: enumeration,
 // credential stuffing (or spraying), BOLA (one token or an account farm), promo abuse (account
@@ -152,6 +154,12 @@ export function drawWorld(seed: number): World {
   const a = new AttackDraws(rng, popular, has);
   // drawn last, so that adding the family left every earlier family's draws as they were
   const campaigns: WorldCampaign[] = [a.enumeration(), a.stuffing(), a.bola(), a.promo(promoStartH), a.probing(), a.scraping(), a.harvest()];
+
+  // people who sign up for the promo, from a stream of their own (every draw above is as it was):
+  // none in some worlds, up to as many as the customers who join
+  const later = new Rng(seed, 'world/newcomers');
+  humans.newcomers = later.chance(0.2) ? 0 : Math.round(demand * later.between(0.05, 1));
+  traits.newcomers = humans.newcomers ? `${humans.newcomers} sign up for the promo` : 'none';
 
   return {
     name: `world-${seed}`,

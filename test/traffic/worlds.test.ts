@@ -92,6 +92,19 @@ t.test("a world's traffic: every person labelled with a customer type; disguised
   t.ok([...botIps].every((ip) => vpnHumans.has(ip)), 'the campaign exits where the VPN customers do');
   for (const c of w!.campaigns) t.ok(lines.some((l) => l.label === `attack:${c.id}`), `${c.id} present`);
 
+  // people new to the shop sign up for the promo, log in with the new number and claim
+  const nw = drawWorlds(10, 1).find((x) => (x.humans.newcomers ?? 0) > 0)!;
+  t.ok(nw, 'some world has newcomers');
+  const nl = generateScenario(nw, nw.seed).filter((l) => l.label?.startsWith('human:new-'));
+  const signedUp = new Set(nl.filter((l) => l.path === '/api/auth/register').map((l) => l.label));
+  t.ok(signedUp.size > nw.humans.newcomers! / 2, `${signedUp.size} of ${nw.humans.newcomers} newcomers sign up within the window`);
+  const one = nl.filter((l) => l.label === [...signedUp][0]);
+  const order = one.filter((l) => l.method === 'POST').map((l) => l.path);
+  t.same(order.slice(0, 2), ['/api/auth/register', '/api/auth/login'], `sign-up, then the login: ${order.join(' ')}`);
+  const phone = (l: TrafficLine | undefined) => String(l?.body?.phone ?? '');
+  t.match(phone(one.find((l) => l.path === '/api/auth/register')), /^1\d{10}$/, 'an 11-digit mobile number');
+  t.ok(nl.every((l) => l.sim?.customer), 'newcomers carry their customer type');
+
   // a browser-header campaign copying the popular build sends exactly the humans' header set
   const copy = drawWorlds(60, 1).flatMap((x) => x.campaigns.map((c) => [x, c] as const)).find(([, c]) => {
     const d = (c.params as { disguise?: { headers: string; popularShare?: number } }).disguise;

@@ -650,6 +650,12 @@ export const policySchema = z
             /** a claim from a device first seen less than `new_device_s` ago (`promo.new_device`) */
             new_device_s: windowS(300),
             new_device_score: strength(25),
+            /** a claim whose promo evidence only says its customer is new (`promo.fresh_account`,
+             *  `promo.new_device`, `promo.fresh_claims.ip`) scores at most this together: a sale's
+             *  newcomers sign up, on new devices, behind shared addresses, and claim. A farm's
+             *  behaviour (first action the claim, hollow or no precursor, claims or accounts per
+             *  device, automation, regular timing) lifts the cap */
+            newness_alone_max: strength(50),
             score: strength(95),
           })
           .strict()

@@ -697,3 +697,57 @@ t.test('promo.fresh_account: an account signed up through one browser profile an
   const old = send({ ...later, token_hash: Buffer.from('farm-token-2'), has_authorization: true, ...claim }, 200, 3000);
   t.notOk(old.reasons.includes('promo.fresh_account'), `past the window: ${old.reasons.join(',') || 'none'}`);
 });
+
+t.test('promo newness alone: a newcomer who signs up for the sale and claims is tagged, not challenged; the same newness next to a farm\'s behaviour acts', async (t) => {
+  const { send } = setup();
+  const claim = { method: 'POST', path: '/api/promo/claim', has_authorization: true };
+  // a person new to the shop, on a new phone behind a carrier NAT: the promo screen, signs up, logs in, reads the offer, claims
+  const app = { ...APP, client_ip: '100.64.7.7', device_hash: Buffer.from('installed-for-the-sale') };
+  send({ ...app, path: '/api/promo/info' }, 200, 40_000);
+  send({ ...app, method: 'POST', path: '/api/auth/register', identifier: '13512345678', password_hash: Buffer.from('new') }, 201, 2000);
+  send({ ...app, ...login('13512345678', 'new') }, 200, 1500);
+  send({ ...app, path: '/api/promo/info', has_authorization: true, token_hash: Buffer.from('new-token') }, 200, 6000);
+  const newcomer = send({ ...app, ...claim, token_hash: Buffer.from('new-token') });
+  t.ok(newcomer.reasons.includes('promo.fresh_account') && newcomer.reasons.includes('promo.new_device'), `its newness is on record: ${newcomer.reasons.join(',')}`);
+  t.equal(newcomer.action, 'TAG', `tagged, not stopped: ${newcomer.action} ${newcomer.score}`);
+  // a farm account: the same newness, and its first request with the new token is the claim
+  const farm = { ...APP, client_ip: '100.64.7.8', device_hash: Buffer.from('farm-device-1') };
+  send({ ...farm, path: '/api/promo/info' }, 200, 40_000);
+  send({ ...farm, method: 'POST', path: '/api/auth/register', identifier: '13900007777', password_hash: Buffer.from('farm') }, 201, 2000);
+  send({ ...farm, ...login('13900007777', 'farm') }, 200, 6000);
+  const bot = send({ ...farm, ...claim, token_hash: Buffer.from('farm-token-7') });
+  t.ok(bot.reasons.includes('promo.first_action_claim'), bot.reasons.join(','));
+  t.ok(stopped(bot.action), `the farm's claim is stopped: ${bot.action} ${bot.score}`);
+});
+
+t.test('capNewness: newness signals alone combine to at most the cap, in proportion; any farm signal leaves them be', async (t) => {
+  const { capNewness } = await import('../../../decision-service/src/engine/detectors/promo-abuse.ts');
+  const sig = (code: string, score: number) => ({ code, score, monitor: false, cache: undefined });
+  const combined = (xs: Array<{ score: number }>) => 100 * (1 - xs.reduce((m, s) => m * (1 - s.score / 100), 1));
+  const alone = [sig('cs.other', 40), sig('promo.fresh_account', 65), sig('promo.new_device', 25)];
+  capNewness(alone, 1, 50);
+  t.ok(Math.abs(combined(alone.slice(1)) - 50) < 1e-9, `combined ${combined(alone.slice(1))}`);
+  t.equal(alone[0]!.score, 40, 'signals before `first` (other detectors) untouched');
+  t.ok(alone[1]!.score > alone[2]!.score, 'each keeps its share of the evidence');
+  const farm = [sig('promo.fresh_account', 65), sig('promo.first_action_claim', 35)];
+  capNewness(farm, 0, 50);
+  t.same(farm.map((s) => s.score), [65, 35], 'a farm behaviour: as they were');
+  const weak = [sig('promo.new_device', 25)];
+  capNewness(weak, 0, 50);
+  t.equal(weak[0]!.score, 25, 'under the cap: as it was');
+});
+
+t.test('promo.hollow_precursor is the claim\'s own: a colleague\'s page load behind the same office NAT a second ago does not make a person\'s read hollow', async (t) => {
+  const { send } = setup();
+  const office = { ...CHROME, client_ip: '203.0.113.50' };
+  const me = { ...office, session_hash: Buffer.from('my-browser') };
+  send({ ...me, path: '/promo' }, 200, 1000);
+  send({ ...me, path: '/api/promo/info', has_authorization: true, token_hash: Buffer.from('my-token') }, 200, 20_000);
+  // a colleague with the same managed browser opens the promo page a second before my claim
+  send({ ...office, session_hash: Buffer.from('colleague'), path: '/promo' }, 200, 500);
+  const mine = send({ ...me, method: 'POST', path: '/api/promo/claim', has_authorization: true, token_hash: Buffer.from('my-token') }, undefined, 500);
+  t.notOk(mine.reasons.includes('promo.hollow_precursor'), `read 21 s ago in my own session: ${mine.reasons.join(',') || 'none'}`);
+  // the colleague claims a second after their own page load: hollow
+  const theirs = send({ ...office, session_hash: Buffer.from('colleague'), method: 'POST', path: '/api/promo/claim', has_authorization: true, token_hash: Buffer.from('their-token') });
+  t.ok(theirs.reasons.includes('promo.hollow_precursor'), `a second after their own page: ${theirs.reasons.join(',')}`);
+});

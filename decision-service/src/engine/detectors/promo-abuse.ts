@@ -7,12 +7,12 @@
 // provenance.ts).
 
 import { hash32 } from '../../state/distinct.ts';
-import { isLoginFailure, observeOnly, ramp, signal, Strongest, type DetectorFactory, type OutcomeContext, type RequestFeatures, type SignalSubject } from '../signal.ts';
+import { isLoginFailure, observeOnly, ramp, signal, Strongest, type DetectorFactory, type OutcomeContext, type RequestFeatures, type Signal, type SignalSubject } from '../signal.ts';
 import { promoAbuseKeys as K, subject, type Subject } from '../state-keys.ts';
 import { isLogin } from '../proven.ts';
 import { firstSeen } from './provenance.ts';
 
-/** The identities a promo page view and the claim after it share. */
+/** The identities a promo page view and the claim after it share: the client first, then the narrow ones. */
 function precursorKeys(f: RequestFeatures): Subject[] {
   const k = [subject.client(f.client)];
   if (f.session) k.push(subject.session(f.session));
@@ -27,6 +27,32 @@ function freshKeys(f: OutcomeContext): Subject[] {
   if (f.device) k.push(subject.device(f.device));
   if (f.session) k.push(subject.session(f.session));
   return k;
+}
+
+/** Promo evidence that says only that the customer is new: every newcomer to a sale carries it. */
+const NEWNESS = new Set(['promo.fresh_account', 'promo.new_device', 'promo.fresh_claims.ip']);
+
+/**
+ * A claim whose promo signals (from `first` on) are all newness ones: their strengths scaled down
+ * together so that they combine (noisy-or) to at most `max`, each keeping its share of the
+ * evidence. Any other promo signal (a farm's behaviour) leaves them as they are.
+ */
+export function capNewness(out: Signal[], first: number, max: number): void {
+  let miss = 1;
+  for (let i = first; i < out.length; i++) {
+    const s = out[i]!;
+    if (!s.code.startsWith('promo.')) continue;
+    if (!NEWNESS.has(s.code)) return;
+    miss *= 1 - s.score / 100;
+  }
+  const combined = 1 - miss;
+  if (combined * 100 <= max || miss <= 0) return;
+  // (1 - s')/1 = (1 - s)^k for every signal: the product becomes 1 - max/100
+  const k = Math.log(1 - max / 100) / Math.log(miss);
+  for (let i = first; i < out.length; i++) {
+    const s = out[i]!;
+    if (NEWNESS.has(s.code)) out[i] = { ...s, score: 100 * (1 - (1 - s.score / 100) ** k) };
+  }
 }
 
 export const promoAbuse: DetectorFactory = ({ policy, store }) => {
@@ -63,6 +89,7 @@ export const promoAbuse: DetectorFactory = ({ policy, store }) => {
       }
       if (f.routeClass !== 'promo' || f.req.method !== 'POST') return;
       const monitor = observeOnly(cfg, f);
+      const first = out.length;
       best.reset();
       // Per device and account; not per address, not even address + browser: a managed office puts
       // hundreds of honest participants with identical browsers behind one IP.
@@ -91,8 +118,17 @@ export const promoAbuse: DetectorFactory = ({ policy, store }) => {
       const fresh: SignalSubject | undefined = store.marked(K.freshAccount(subject.client(f.client)), now) ? 'client'
         : freshDevice ? 'device' : freshSession ? 'session' : undefined;
       if (fresh) out.push(signal('promo.fresh_account', cfg.fresh_account_score, monitor, undefined, fresh));
+      // The claim's own precursor: that of its session, account or device when one of them has
+      // one; the client's only when none does. Behind an office or carrier NAT the client is
+      // everyone's, and someone else's page a second ago says nothing of how this person read it.
       let precursorAt = -1;
-      for (const k of precursorKeys(f)) precursorAt = Math.max(precursorAt, lastPrecursor(k, now) ?? -1);
+      let clientAt = -1;
+      for (const [i, k] of precursorKeys(f).entries()) {
+        const at = lastPrecursor(k, now) ?? -1;
+        if (i === 0) clientAt = at; // precursorKeys: the client first
+        else precursorAt = Math.max(precursorAt, at);
+      }
+      if (precursorAt < 0) precursorAt = clientAt;
       if (precursorAt < 0) out.push(signal('promo.no_precursor', cfg.no_precursor_score, monitor));
       // Present but hollow: the page was fetched seconds before the claim, not read.
       else if (now - precursorAt < cfg.hollow_precursor_s * 1000) out.push(signal('promo.hollow_precursor', cfg.hollow_precursor_score, monitor));
@@ -108,6 +144,7 @@ export const promoAbuse: DetectorFactory = ({ policy, store }) => {
       if (prov.enabled && f.device && now - firstSeen(store, subject.device(f.device), now, prov.remember_s * 1000) < cfg.new_device_s * 1000) {
         out.push(signal('promo.new_device', cfg.new_device_score, monitor, undefined, 'device'));
       }
+      capNewness(out, first, cfg.newness_alone_max);
     },
     observes: ['identity'],
     observe(o, f) {
