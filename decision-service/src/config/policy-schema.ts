@@ -660,8 +660,8 @@ export const policySchema = z
              *  `window_s` (once there are `first_action_common_min` of them) made the claim their
              *  token's first request, `promo.first_action_claim` is a newness trait too: the site's
              *  own page claims that way (it fetches the offer without the token), so a newcomer
-             *  does; a trait one customer in five shows is no farm's mark. 1 = never */
-            first_action_common_share: share(0.2),
+             *  does. 1 = never */
+            first_action_common_share: share(0.5),
             first_action_common_min: count(20),
             score: strength(95),
           })

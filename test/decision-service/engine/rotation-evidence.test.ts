@@ -784,20 +784,3 @@ t.test('promo.first_action_claim where the site\'s own page claims that way: a n
     t.equal(d.action, 'TAG', `newcomer ${n}: tagged, not stopped (${d.score})`);
   }
 });
-
-t.test('promo.fresh_account is the claim\'s own: a neighbour\'s sign-up behind the same carrier NAT and browser build does not make a customer\'s old account fresh', async (t) => {
-  const { send } = setup();
-  const nat = { ...CHROME, client_ip: '100.64.5.5' };
-  // a neighbour signs up
-  send({ ...nat, session_hash: Buffer.from('neighbour'), path: '/' }, 200, 2000);
-  send({ ...nat, session_hash: Buffer.from('neighbour'), method: 'POST', path: '/api/auth/register', identifier: '13512340000', password_hash: Buffer.from('n') }, 201, 5000);
-  // a customer of long standing, same address and build, own browser session and token from last week
-  const me = { ...nat, session_hash: Buffer.from('customer-of-years') };
-  send({ ...me, path: '/promo' }, 200, 300);
-  send({ ...me, path: '/api/users/42/profile', has_authorization: true, token_hash: Buffer.from('old-token') }, 200, 10_000);
-  const mine = send({ ...me, method: 'POST', path: '/api/promo/claim', has_authorization: true, token_hash: Buffer.from('old-token') });
-  t.notOk(mine.reasons.includes('promo.fresh_account'), `an old account: ${mine.reasons.join(',') || 'none'}`);
-  // a client with neither session nor device answers for its address and build
-  const anon = send({ ...nat, method: 'POST', path: '/api/promo/claim', has_authorization: true, token_hash: Buffer.from('bare-token') });
-  t.ok(anon.reasons.includes('promo.fresh_account'), `no narrower key: the client's sign-up is its own: ${anon.reasons.join(',')}`);
-});

@@ -117,11 +117,9 @@ export const promoAbuse: DetectorFactory = ({ policy, store }) => {
       }
       // each key kind's strongest; the engine keeps the strongest that may act (signal.ts)
       best.emit(out, cfg.score, monitor, undefined, 'promo.claims');
-      // the request's keys that created an account: its device or session; its client only when
-      // it has neither (behind a NAT the client is everyone's, and a neighbour's sign-up says
-      // nothing of a customer's own old account)
-      const fresh: SignalSubject | undefined = freshDevice ? 'device' : freshSession ? 'session'
-        : !f.device && !f.session && store.marked(K.freshAccount(subject.client(f.client)), now) ? 'client' : undefined;
+      // the broadest of the request's keys that created an account: its client, device or session
+      const fresh: SignalSubject | undefined = store.marked(K.freshAccount(subject.client(f.client)), now) ? 'client'
+        : freshDevice ? 'device' : freshSession ? 'session' : undefined;
       if (fresh) out.push(signal('promo.fresh_account', cfg.fresh_account_score, monitor, undefined, fresh));
       // The claim's own precursor: that of its session, account or device when one of them has
       // one; the client's only when none does. Behind an office or carrier NAT the client is
