@@ -78,12 +78,6 @@ export interface HumanMix {
    * of an account minutes old, on a carrier NAT a farm may share, is what a farm's looks like.
    */
   newcomers?: number;
-  /**
-   * The site's promo page fetches the offer without the token, as the demo shop's does: a
-   * browser's info call never carries it, and half the customers who come for the promo claim
-   * without opening their account first, so their claim is their token's first request.
-   */
-  anonymousOffer?: boolean;
 }
 
 /**
@@ -198,9 +192,9 @@ class Visit {
     }
   }
 
-  api(method: string, path: string, body?: Record<string, unknown>, opts: { referer?: string; sim?: { issues_token: string }; anonymous?: boolean } = {}): void {
+  api(method: string, path: string, body?: Record<string, unknown>, opts: { referer?: string; sim?: { issues_token: string } } = {}): void {
     const host = this.ctx.env.host;
-    const authorization = this.token && !opts.anonymous ? `Bearer ${this.token}` : undefined;
+    const authorization = this.token ? `Bearer ${this.token}` : undefined;
     const contentType = body ? 'application/json' : undefined;
     const contentLength = body ? jsonLength(body) : undefined;
     const c = this.client;
@@ -253,17 +247,16 @@ class Visit {
     }
   }
 
-  /** The promo page, its script's calls (without the token where the page's are anonymous), a read, the claim. */
-  promo(anonymous = false): void {
+  promo(): void {
     const host = this.ctx.env.host;
     this.page('/promo', `https://${host}/`);
     this.t += this.rng.between(100, 600);
-    this.api('GET', '/api/promo/info', undefined, { referer: `https://${host}/promo`, anonymous });
+    this.api('GET', '/api/promo/info', undefined, { referer: `https://${host}/promo` });
     // the page's script lists last campaign's winners too (the shop's leaky endpoint: everyone
     // receives the same unmasked phones); no draw, so the rest of the visit is as it was
     if (this.client.kind === 'browser') {
       this.t += 40;
-      this.api('GET', '/api/promo/winners', undefined, { referer: `https://${host}/promo`, anonymous });
+      this.api('GET', '/api/promo/winners', undefined, { referer: `https://${host}/promo` });
     }
     this.wait(3, 25);
     if (this.token) this.api('POST', '/api/promo/claim', undefined, { referer: `https://${host}/promo` });
@@ -317,8 +310,6 @@ export function generateHumans(ctx: GenContext, mix: HumanMix): void {
   // draws for what clients do when challenged, apart from the traffic's own stream
   const side = new Rng(ctx.env.seed, `${ctx.name}/clients`);
   const uniform = () => ctx.start + rng.float() * span;
-  // draws for flows that only some sites have, apart from the traffic's own stream
-  const flows = new Rng(ctx.env.seed, `${ctx.name}/flows`);
 
   // a flash sale: most participants come in the first minutes after the promo opens
   const promoArrival = (r: Rng): number => {
@@ -361,13 +352,10 @@ export function generateHumans(ctx: GenContext, mix: HumanMix): void {
       const others = p.switchPool.filter((a) => a !== v.ip);
       v.ip = side.pick(others);
     }
-    // where the page's offer is anonymous, half of those who came for the promo go straight to it
-    if (!(promo && mix.anonymousOffer && client.kind === 'browser' && flows.chance(0.5))) {
-      v.myAccount();
-      v.wait(5, 60);
-    }
+    v.myAccount();
+    v.wait(5, 60);
     if (promo) {
-      if (client.kind === 'browser') v.promo(mix.anonymousOffer);
+      if (client.kind === 'browser') v.promo();
       else {
         v.api('GET', '/api/promo/info');
         v.wait(2, 15);
@@ -444,10 +432,10 @@ function newcomer(ctx: GenContext, rng: Rng, p: Placement, start: number, n: num
   if (client.kind === 'browser') {
     v.page('/promo', rng.chance(0.5) ? `https://${host}/` : undefined);
     v.t += rng.between(100, 600);
-    v.api('GET', '/api/promo/info', undefined, { referer: `https://${host}/promo`, anonymous: mix.anonymousOffer });
+    v.api('GET', '/api/promo/info', undefined, { referer: `https://${host}/promo` });
     v.wait(10, 90); // decides to join, fills in the sign-up form
     v.signup(phone, password);
-    v.promo(mix.anonymousOffer);
+    v.promo();
   } else {
     v.api('GET', '/api/promo/info');
     v.wait(10, 90);

@@ -14,9 +14,8 @@
 // where everyone runs the same Safari); VPN exits in hosting ranges carrying tens to hundreds;
 // flash-sale surges; partners' server jobs; uptime and synthetic-login monitors; people new to the
 // shop who sign up for the promo (none in a fifth of the worlds, else 5–100% as many as the
-// customers who join), on every network above; promo pages that fetch the offer with or without
-// the token (half the shops, as the demo's: then a claim is often its token's first request).
-// The shop's number block is sparse (4% registered) to dense (20%).
+// customers who join), on every network above. The shop's number block is sparse (4% registered)
+// to dense (20%).
 //
 // Attacker families (campaigns/index.ts FAMILIES), one campaign each per world: enumeration,
 // credential stuffing (or spraying), BOLA (one token or an account farm), promo abuse (account
@@ -161,9 +160,6 @@ export function drawWorld(seed: number): World {
   const later = new Rng(seed, 'world/newcomers');
   humans.newcomers = later.chance(0.2) ? 0 : Math.round(demand * later.between(0.05, 1));
   traits.newcomers = humans.newcomers ? `${humans.newcomers} sign up for the promo` : 'none';
-  // half the shops' promo pages fetch the offer without the token, as the demo shop's does
-  humans.anonymousOffer = later.chance(0.5);
-  traits.promo_page = humans.anonymousOffer ? 'offer fetched without the token' : 'offer fetched with the token';
 
   return {
     name: `world-${seed}`,

@@ -105,19 +105,6 @@ t.test("a world's traffic: every person labelled with a customer type; disguised
   t.match(phone(one.find((l) => l.path === '/api/auth/register')), /^1\d{10}$/, 'an 11-digit mobile number');
   t.ok(nl.every((l) => l.sim?.customer), 'newcomers carry their customer type');
 
-  // a shop whose promo page fetches the offer without the token, as the demo's does
-  const auth = (l: TrafficLine) => l.headers.some(([n]) => n === 'authorization');
-  const browser = (l: TrafficLine) => /Mozilla/.test(l.headers.find(([n]) => n === 'user-agent')?.[1] ?? '') && !l.sim?.client;
-  for (const anonymous of [true, false]) {
-    const aw = drawWorlds(10, 1).find((x) => Boolean(x.humans.anonymousOffer) === anonymous)!;
-    t.ok(aw, `some world's page fetches the offer ${anonymous ? 'without' : 'with'} the token`);
-    const humans = generateScenario(aw, aw.seed).filter((l) => l.label?.startsWith('human:') && browser(l));
-    const infos = humans.filter((l) => l.path === '/api/promo/info');
-    const claims = humans.filter((l) => l.path === '/api/promo/claim');
-    t.ok(claims.length > 0 && claims.every(auth), 'claims carry the token');
-    t.equal(infos.some(auth), !anonymous, anonymous ? 'no browser info call carries a token' : 'logged-in browsers send their token with the info call');
-  }
-
   // a browser-header campaign copying the popular build sends exactly the humans' header set
   const copy = drawWorlds(60, 1).flatMap((x) => x.campaigns.map((c) => [x, c] as const)).find(([, c]) => {
     const d = (c.params as { disguise?: { headers: string; popularShare?: number } }).disguise;

@@ -656,13 +656,6 @@ export const policySchema = z
              *  behaviour (first action the claim, hollow or no precursor, claims or accounts per
              *  device, automation, regular timing) lifts the cap */
             newness_alone_max: strength(50),
-            /** where at least this share of the accounts that are not fresh and claimed within
-             *  `window_s` (once there are `first_action_common_min` of them) made the claim their
-             *  token's first request, `promo.first_action_claim` is a newness trait too: the site's
-             *  own page claims that way (it fetches the offer without the token), so a newcomer
-             *  does. 1 = never */
-            first_action_common_share: share(0.5),
-            first_action_common_min: count(20),
             score: strength(95),
           })
           .strict()

@@ -159,10 +159,6 @@ export const promoAbuseKeys = {
   accountsPerSession: (session: string) => `po:acs:${session}`,
   /** Arrivals: claims of one fingerprint (timing). */
   claimArrivals: (fingerprint: string) => `po:t:${fingerprint}`,
-  /** Distinct set, site-wide: accounts that are not fresh and claimed. */
-  establishedClaimers: 'po:ec',
-  /** Distinct set, site-wide: those of them whose claim was their token's first request. */
-  establishedFirstClaims: 'po:ef',
 } as const;
 
 /** provenance.ts; read by promo-abuse.ts and traversal.ts (first seen) and credential-stuffing.ts (issued). */

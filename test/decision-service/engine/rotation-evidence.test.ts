@@ -751,36 +751,3 @@ t.test('promo.hollow_precursor is the claim\'s own: a colleague\'s page load beh
   const theirs = send({ ...office, session_hash: Buffer.from('colleague'), method: 'POST', path: '/api/promo/claim', has_authorization: true, token_hash: Buffer.from('their-token') });
   t.ok(theirs.reasons.includes('promo.hollow_precursor'), `a second after their own page: ${theirs.reasons.join(',')}`);
 });
-
-t.test('promo.first_action_claim where the site\'s own page claims that way: a newcomer on such a page is tagged, not stopped', async (t) => {
-  const { send } = setup();
-  const claim = { method: 'POST', path: '/api/promo/claim', has_authorization: true };
-  // the demo page: log in, open the promo page (its script fetches the offer without the token), claim
-  const customer = (i: number) => {
-    const c = { ...CHROME, client_ip: `192.0.${i}.9`, session_hash: Buffer.from(`customer-${i}`) };
-    send({ ...c, path: '/' }, 200, 5000);
-    send({ ...c, ...login(`138000${String(i).padStart(5, '0')}`, 'mine') }, 200, 3000);
-    send({ ...c, path: '/promo' }, 200, 300);
-    send({ ...c, path: '/api/promo/info' }, 200, 8000);
-    return send({ ...c, ...claim, token_hash: Buffer.from(`cust-${i}`) }, 200, 1000);
-  };
-  const early = customer(0);
-  t.ok(early.reasons.includes('promo.first_action_claim'), `every customer's claim is its token's first request: ${early.reasons.join(',')}`);
-  for (let i = 1; i < 25; i++) customer(i);
-  // a newcomer on the same page, behind the carrier NAT where other newcomers claim too
-  const newcomer = (n: number) => {
-    const c = { ...CHROME, client_ip: '100.64.3.3', session_hash: Buffer.from(`newcomer-${n}`) };
-    send({ ...c, path: '/promo' }, 200, 300);
-    send({ ...c, path: '/api/promo/info' }, 200, 30_000);
-    send({ ...c, method: 'POST', path: '/api/auth/register', identifier: `1350000${String(n).padStart(4, '0')}`, password_hash: Buffer.from('new') }, 201, 2000);
-    send({ ...c, ...login(`1350000${String(n).padStart(4, '0')}`, 'new') }, 200, 1500);
-    send({ ...c, path: '/promo' }, 200, 300);
-    send({ ...c, path: '/api/promo/info' }, 200, 9000);
-    return send({ ...c, ...claim, token_hash: Buffer.from(`new-${n}`) });
-  };
-  for (let n = 0; n < 4; n++) {
-    const d = newcomer(n);
-    t.ok(d.reasons.includes('promo.fresh_account') && d.reasons.includes('promo.first_action_claim'), d.reasons.join(','));
-    t.equal(d.action, 'TAG', `newcomer ${n}: tagged, not stopped (${d.score})`);
-  }
-});

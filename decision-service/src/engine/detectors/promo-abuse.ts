@@ -35,17 +35,14 @@ const NEWNESS = new Set(['promo.fresh_account', 'promo.new_device', 'promo.fresh
 /**
  * A claim whose promo signals (from `first` on) are all newness ones: their strengths scaled down
  * together so that they combine (noisy-or) to at most `max`, each keeping its share of the
- * evidence. Any other promo signal (a farm's behaviour) leaves them as they are. With
- * `firstActionIsNewness`, `promo.first_action_claim` counts as newness too (where customers'
- * own claims are mostly their token's first request).
+ * evidence. Any other promo signal (a farm's behaviour) leaves them as they are.
  */
-export function capNewness(out: Signal[], first: number, max: number, firstActionIsNewness = false): void {
-  const isNew = (code: string) => NEWNESS.has(code) || (firstActionIsNewness && code === 'promo.first_action_claim');
+export function capNewness(out: Signal[], first: number, max: number): void {
   let miss = 1;
   for (let i = first; i < out.length; i++) {
     const s = out[i]!;
     if (!s.code.startsWith('promo.')) continue;
-    if (!isNew(s.code)) return;
+    if (!NEWNESS.has(s.code)) return;
     miss *= 1 - s.score / 100;
   }
   const combined = 1 - miss;
@@ -54,7 +51,7 @@ export function capNewness(out: Signal[], first: number, max: number, firstActio
   const k = Math.log(1 - max / 100) / Math.log(miss);
   for (let i = first; i < out.length; i++) {
     const s = out[i]!;
-    if (isNew(s.code)) out[i] = { ...s, score: 100 * (1 - (1 - s.score / 100) ** k) };
+    if (NEWNESS.has(s.code)) out[i] = { ...s, score: 100 * (1 - (1 - s.score / 100) ** k) };
   }
 }
 
@@ -141,22 +138,13 @@ export const promoAbuse: DetectorFactory = ({ policy, store }) => {
       if (t.n >= cfg.regular_min_claims && t.cv < cfg.regular_cv) out.push(signal('promo.regular_timing', cfg.regular_timing_score, monitor, undefined, 'fingerprint'));
       // The account / device graph (provenance.ts keeps the first sightings; the claim itself
       // is one, so a token first seen now did nothing between its login and the claim).
-      const firstAction = prov.enabled && f.principal !== '' && firstSeen(store, subject.principal(f.principal), now, prov.remember_s * 1000) === now;
-      if (firstAction) out.push(signal('promo.first_action_claim', cfg.first_action_claim_score, monitor, undefined, 'principal'));
-      // How often the claims of accounts that are not fresh are their token's first request:
-      // where the site's promo page fetches the offer without the token (the demo shop's does),
-      // every customer's is, and a newcomer's says no more than that.
-      let firstActionCommon = false;
-      if (prov.enabled && f.principal && cfg.first_action_common_share < 1) {
-        const account = hash32(f.principal);
-        const claimers = fresh ? store.countDistinct(K.establishedClaimers, W, now) : store.addDistinct(K.establishedClaimers, account, W, now);
-        const firsts = firstAction && !fresh ? store.addDistinct(K.establishedFirstClaims, account, W, now) : store.countDistinct(K.establishedFirstClaims, W, now);
-        firstActionCommon = claimers >= cfg.first_action_common_min && firsts >= cfg.first_action_common_share * claimers;
+      if (prov.enabled && f.principal && firstSeen(store, subject.principal(f.principal), now, prov.remember_s * 1000) === now) {
+        out.push(signal('promo.first_action_claim', cfg.first_action_claim_score, monitor, undefined, 'principal'));
       }
       if (prov.enabled && f.device && now - firstSeen(store, subject.device(f.device), now, prov.remember_s * 1000) < cfg.new_device_s * 1000) {
         out.push(signal('promo.new_device', cfg.new_device_score, monitor, undefined, 'device'));
       }
-      capNewness(out, first, cfg.newness_alone_max, firstActionCommon);
+      capNewness(out, first, cfg.newness_alone_max);
     },
     observes: ['identity'],
     observe(o, f) {
