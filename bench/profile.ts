@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import type { BenchEnv } from './lib/case.ts';
 import { LUA_GUARD, mixLocations, startLuaGateway } from './lib/gateway.ts';
 import { argEnv, argNumber, argValue, argValues } from './lib/args.ts';
-import { childPids, gcPauses, groupUsage, perRequest, pinHarness, seriesSum, sleep, startServiceProcess } from './lib/proc.ts';
+import { childPids, gcPauses, gcShare, groupUsage, perRequest, pinHarness, seriesSum, sleep, startServiceProcess } from './lib/proc.ts';
 import { humanMix } from './lib/request-mix.ts';
 import { startStockNginx, startUpstream } from './lib/stock-nginx.ts';
 import { INSPECT_BODY } from './cases/inspect.ts';
@@ -187,10 +187,8 @@ function writeFolded(name: string, folded: Map<string, number>, title: string, k
  * requests that waited on GC; under 1%, GC alone cannot set the p99.
  */
 function gcSummary(before: string, after: string, windowMs: number): string {
-  const pauses = gcPauses(before, after);
-  const parts = [...pauses].filter(([k]) => k !== 'all').map(([kind, p]) => `${kind} ${p.count} (${p.ms.toFixed(0)} ms; over 10 ms ${p.over10}, over 100 ms ${p.over100})`);
-  const all = pauses.get('all')!;
-  const share = all.ms / Math.max(1, windowMs);
+  const parts = [...gcPauses(before, after).kinds].map(([kind, p]) => `${kind} ${p.count} (${p.ms.toFixed(0)} ms; over 10 ms ${p.over10}, over 100 ms ${p.over100})`);
+  const { share } = gcShare(before, after, windowMs);
   return `${parts.join(', ') || 'none'}; ${(share * 100).toFixed(2)}% of the window in pauses: GC ${share < 0.01 ? 'is not' : 'can be'} in the p99`;
 }
 

@@ -18,7 +18,7 @@ import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { BenchCase, BenchEnv, Cpus, CustomCase, ProxyCase, Stack } from './lib/case.ts';
-import { gcPauses, pinHarness, seriesSum, startServiceProcess, type Layout } from './lib/proc.ts';
+import { gcShare, pinHarness, seriesSum, startServiceProcess, type Layout } from './lib/proc.ts';
 import { statusCensus } from './lib/probe.ts';
 import { warmService } from './lib/warm.ts';
 import { humanMix, requestMix } from './lib/request-mix.ts';
@@ -214,8 +214,7 @@ async function main(): Promise<void> {
             await runWrk({ ...base, durationS: 1, name: `${c.id}-load${share}-warm` });
             const before = await env.service.metrics();
             const w = await runWrk({ ...base, durationS: args.quick ? 2 : Math.max(3, Math.round(args.durationS * 0.6)), name: `${c.id}-load${share}` });
-            const pauses = before ? gcPauses(before, await env.service.metrics()).get('all') : undefined;
-            if (pauses) w.gc = { pauses: pauses.count, ms: pauses.ms, share: pauses.ms / (w.durationS * 1000) };
+            if (before) w.gc = gcShare(before, await env.service.metrics(), w.durationS * 1000);
             out.push(w);
           }
           return out;

@@ -34,8 +34,8 @@ export function hasTaskset(): boolean {
 }
 
 /**
- * The harness's CPU plan on a machine with two cores or more and taskset: servers (nginx, the
- * upstream, the decision service) on CPU 0, the load and this process on CPU 1. Pins this process.
+ * The harness's CPU plan (planFor `layout`) on a machine with two cores or more and taskset;
+ * unpinned otherwise. Pins this process with the load.
  */
 export function pinHarness(layout: Layout = 'shared'): { pinned: boolean; cpu: Cpus; workers: number; plan: string } {
   const n = cpus().length;
@@ -76,8 +76,15 @@ export interface GcPauses {
   over100: number;
 }
 
+/** The service's GC pauses in a run and their share of its wall time. */
+export interface GcShare {
+  pauses: number;
+  ms: number;
+  share: number;
+}
+
 /** The service's GC pauses between two scrapes (prom-client's nodejs_gc_duration_seconds), per kind and in all. */
-export function gcPauses(before: string, after: string): Map<string, GcPauses> {
+export function gcPauses(before: string, after: string): { kinds: Map<string, GcPauses>; all: GcPauses } {
   const read = (t: string) => {
     const m = new Map<string, number>();
     for (const x of t.matchAll(/^verdict_nodejs_gc_duration_seconds_(bucket|sum|count)\{([^}]*)\} ([0-9.e+-]+)/gm)) {
@@ -90,20 +97,25 @@ export function gcPauses(before: string, after: string): Map<string, GcPauses> {
   const a = read(before);
   const b = read(after);
   const d = (k: string) => (b.get(k) ?? 0) - (a.get(k) ?? 0);
-  const out = new Map<string, GcPauses>();
+  const kinds = new Map<string, GcPauses>();
   const all: GcPauses = { count: 0, ms: 0, over10: 0, over100: 0 };
   for (const kind of new Set([...b.keys()].map((k) => k.split('|')[1] ?? ''))) {
     const count = d(`count|${kind}|`);
     if (!kind || count <= 0) continue;
     const p = { count, ms: d(`sum|${kind}|`) * 1000, over10: count - d(`bucket|${kind}|0.01`), over100: count - d(`bucket|${kind}|0.1`) };
-    out.set(kind, p);
+    kinds.set(kind, p);
     all.count += p.count;
     all.ms += p.ms;
     all.over10 += p.over10;
     all.over100 += p.over100;
   }
-  out.set('all', all);
-  return out;
+  return { kinds, all };
+}
+
+/** gcPauses in all, as a share of a window of `windowMs`. */
+export function gcShare(before: string, after: string, windowMs: number): GcShare {
+  const { all } = gcPauses(before, after);
+  return { pauses: all.count, ms: all.ms, share: all.ms / Math.max(1, windowMs) };
 }
 
 /** Sum of a Prometheus series' samples whose line contains `match` (all samples when empty). */

@@ -3,6 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WrkResult } from './wrk.ts';
+import type { GcShare } from './proc.ts';
 
 export interface Meta {
   date: string;
@@ -67,7 +68,7 @@ export interface UnderLoadRow {
   addedCoP50Us: number;
   addedCoP99Us: number;
   /** the decision service's GC pauses during the run, and their share of its wall time (absent: not scraped) */
-  gc?: { pauses: number; ms: number; share: number };
+  gc?: GcShare;
 }
 
 /** A free-form table (cases 6-8). */

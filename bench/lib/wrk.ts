@@ -16,7 +16,7 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { CpuSet } from './proc.ts';
+import type { CpuSet, GcShare } from './proc.ts';
 
 export interface WrkLatency {
   /** microseconds */
@@ -41,7 +41,7 @@ export interface WrkResult {
   /** paced scripts: latency from each request's intended send time (coordinated omission corrected) */
   corrected?: CorrectedLatency;
   /** the decision service's GC pauses during the run (set by the harness, not by wrk) */
-  gc?: { pauses: number; ms: number; share: number };
+  gc?: GcShare;
 }
 
 export interface CorrectedLatency {

@@ -261,6 +261,13 @@ class Visit {
     this.wait(3, 25);
     if (this.token) this.api('POST', '/api/promo/claim', undefined, { referer: `https://${host}/promo` });
   }
+
+  /** The app's promo screen: the offer, a read, the claim. */
+  appPromo(): void {
+    this.api('GET', '/api/promo/info');
+    this.wait(2, 15);
+    this.api('POST', '/api/promo/claim');
+  }
 }
 
 /** A mistyped password: a slip of one character, a missing character, or caps lock. */
@@ -356,11 +363,7 @@ export function generateHumans(ctx: GenContext, mix: HumanMix): void {
     v.wait(5, 60);
     if (promo) {
       if (client.kind === 'browser') v.promo();
-      else {
-        v.api('GET', '/api/promo/info');
-        v.wait(2, 15);
-        v.api('POST', '/api/promo/claim');
-      }
+      else v.appPromo();
     }
   };
 
@@ -408,8 +411,9 @@ export function generateHumans(ctx: GenContext, mix: HumanMix): void {
       const own = new Rng(ctx.env.seed, `${ctx.name}/newcomers-group-${gi}`);
       places.push([groupPlacement(ctx, own, { ...g, denseNumbers: false }, mix, () => undefined, taken), g.users]);
     }
+    const peopled = places.filter(([, w]) => w > 0);
     const used = new Set(ctx.env.users.map((u) => u.phone));
-    for (let i = 0; i < mix.newcomers; i++) newcomer(ctx, nrng, nrng.weighted(places.filter(([, w]) => w > 0)), promoArrival(nrng), i + 1, used, mix, side);
+    for (let i = 0; i < mix.newcomers; i++) newcomer(ctx, nrng, nrng.weighted(peopled), promoArrival(nrng), i + 1, used, mix, side);
   }
 }
 
@@ -440,9 +444,7 @@ function newcomer(ctx: GenContext, rng: Rng, p: Placement, start: number, n: num
     v.api('GET', '/api/promo/info');
     v.wait(10, 90);
     v.signup(phone, password);
-    v.api('GET', '/api/promo/info');
-    v.wait(2, 15);
-    v.api('POST', '/api/promo/claim');
+    v.appPromo();
   }
 }
 

@@ -12,11 +12,10 @@
 // must not hide a crawler reading page 2, 3, 4, …
 //
 // Bounded and allocated once (memory pressure has nothing to take back): a direct-mapped table of
-// SLOTS URLs (12 bytes each, ~0.8 MB), a
-// URL's slot chosen by the low bits of a 32-bit hash of it and tagged with the whole hash. A URL
-// that lands on a slot another holds takes it over and starts again (so does the other when it
-// comes back): sharing a slot only unsettles URLs; only two URLs with the same 32-bit hash (one
-// pair in 4 billion) would share a state.
+// SLOTS URLs (12 bytes each, ~0.8 MB), a URL's slot chosen by the low bits of a 32-bit hash of it
+// and tagged with the whole hash. A URL that lands on a slot another holds takes it over and
+// starts again (so does the other when it comes back): sharing a slot only unsettles URLs; only
+// two URLs with the same 32-bit hash (one pair in 4 billion) would share a state.
 
 import type { CompiledResponses } from '../config/policy.ts';
 import type { ResponseSample } from '../wire/schema.ts';

@@ -121,14 +121,10 @@ export const promoAbuse: DetectorFactory = ({ policy, store }) => {
       // The claim's own precursor: that of its session, account or device when one of them has
       // one; the client's only when none does. Behind an office or carrier NAT the client is
       // everyone's, and someone else's page a second ago says nothing of how this person read it.
+      const keys = precursorKeys(f);
       let precursorAt = -1;
-      let clientAt = -1;
-      for (const [i, k] of precursorKeys(f).entries()) {
-        const at = lastPrecursor(k, now) ?? -1;
-        if (i === 0) clientAt = at; // precursorKeys: the client first
-        else precursorAt = Math.max(precursorAt, at);
-      }
-      if (precursorAt < 0) precursorAt = clientAt;
+      for (let i = 1; i < keys.length; i++) precursorAt = Math.max(precursorAt, lastPrecursor(keys[i]!, now) ?? -1);
+      if (precursorAt < 0) precursorAt = lastPrecursor(keys[0]!, now) ?? -1; // keys[0]: the client
       if (precursorAt < 0) out.push(signal('promo.no_precursor', cfg.no_precursor_score, monitor));
       // Present but hollow: the page was fetched seconds before the claim, not read.
       else if (now - precursorAt < cfg.hollow_precursor_s * 1000) out.push(signal('promo.hollow_precursor', cfg.hollow_precursor_score, monitor));
