@@ -335,6 +335,16 @@ export const policySchema = z
         /** A login to an account that logged in successfully from the same client (address +
          *  browser build) within `login_ttl_s` is proven (its owner again, cookies or not). */
         client_account_proves: z.boolean().default(true),
+        /** A login to an account that logged in successfully within `login_ttl_s` with the same
+         *  browser build or tool (fingerprint) is proven, where at most `shared_after` proven
+         *  clients and accounts use that build: a synthetic-login monitor checking from several
+         *  addresses. Never a build a crowd shares. */
+        build_account_proves: z.boolean().default(true),
+        /** `cs.header_mismatch` and `promo.header_mismatch` (a header set unlike what its
+         *  User-Agent's browser sends) do not fire on a browser build that more than `shared_after`
+         *  proven clients send as it is: real browsers send it (an old Android browser without
+         *  Accept-Language). */
+        crowd_build_refutes_mismatch: z.boolean().default(true),
         /** A valid clearance token (a solved challenge) proves the request that carries it. */
         clearance_proves: z.boolean().default(true),
         /** Proven requests are not challenged for lacking `clearance.require_level`. */
@@ -651,8 +661,9 @@ export const policySchema = z
             new_device_s: windowS(300),
             new_device_score: strength(25),
             /** a claim whose promo evidence only says its customer is new (`promo.fresh_account`,
-             *  `promo.new_device`, `promo.fresh_claims.ip`) scores at most this together: a sale's
-             *  newcomers sign up, on new devices, behind shared addresses, and claim. A farm's
+             *  `promo.new_device`, `promo.fresh_claims.ip`), maybe on an unusual browser
+             *  (`promo.header_mismatch`), scores at most this together: a sale's newcomers sign up,
+             *  on new devices and old phones, behind shared addresses, and claim. A farm's
              *  behaviour (first action the claim, hollow or no precursor, claims or accounts per
              *  device, automation, regular timing) lifts the cap */
             newness_alone_max: strength(50),

@@ -3,7 +3,8 @@
 //
 // A request is proven when it carries a session, principal or device with an earlier successful
 // login and no abuse since, a device first seen long enough ago with no abuse since, a login to an
-// account that logged in before from the same client, or a valid clearance token. For every key
+// account that logged in before from the same client (or with a browser build nobody else uses), or
+// a valid clearance token. For every key
 // many people may share (ip, subnet, ip + fingerprint, the header set, the fingerprint) windowed
 // distinct sketches count the proven clients seen behind it, the accounts that logged in there (a
 // browser's first visit carries no session or device id: the account is the person) and the
@@ -114,6 +115,15 @@ export class Proofs {
       this.addTo(K.accounts, f, hash32(f.identifierHash), p);
       return PROOF.login;
     }
+    // ...or with the same browser build or tool, where that build is nobody else's and no login
+    // to the account has failed since: a synthetic-login monitor checking its account from several
+    // hosting addresses in turn. Never a build proven customers share (a crew copying it would get
+    // a try at every active account), and not once someone has guessed wrong at the account.
+    if (proof === PROOF.none && login && p.build_account_proves && store.marked(K.account(subject.fingerprint(f.fingerprint), f.identifierHash), now)
+      && !store.marked(K.abuse(subject.identifier(f.identifierHash)), now) && !store.marked(K.failedAccount(f.identifierHash), now)
+      && sharingOf(store, subject.fingerprint(f.fingerprint), now, p) === SHARING.none) {
+      return PROOF.login;
+    }
     if (proof !== PROOF.none) {
       if (!login && unproven !== 0) {
         for (let i = 0; i < ids.length; i++) if (unproven & (1 << i) && !store.marked(K.abuse(ids[i] as Subject), now)) store.mark(K.loggedIn(ids[i] as Subject), now, p.login_ttl_s * 1000);
@@ -164,6 +174,7 @@ export class Proofs {
     if (isLogin(f) && f.identifierHash && o.action !== 'BLOCK' && o.action !== 'CHALLENGE' && p.crowd_login_share > 0) {
       this.addTo(K.tried, f, hash32(f.identifierHash), p);
     }
+    if (isLogin(f) && f.identifierHash && p.build_account_proves && o.action !== 'BLOCK' && o.action !== 'CHALLENGE' && isLoginFailure(o)) store.mark(K.failedAccount(f.identifierHash), f.now, p.login_ttl_s * 1000);
     if (o.status < 200 || o.status >= 300) return;
     // 201 Created: an account was registered for this identifier (a signup carries a password
     // too, but it proves nothing about who logs in to it next)
@@ -178,6 +189,7 @@ export class Proofs {
     if (f.identifierHash && !store.marked(K.abuse(subject.identifier(f.identifierHash)), f.now)) {
       this.addTo(K.accounts, f, hash32(f.identifierHash), p);
       if (p.client_account_proves) store.mark(K.account(subject.client(f.client), f.identifierHash), f.now, p.login_ttl_s * 1000);
+      if (p.build_account_proves) store.mark(K.account(subject.fingerprint(f.fingerprint), f.identifierHash), f.now, p.login_ttl_s * 1000);
     }
     const ids = narrow(f, this.ids);
     let proved = false;
@@ -203,19 +215,34 @@ export class Proofs {
    * failed (a crew's list with a few hits, or a crew among a crowd of first-time browsers).
    */
   sharing(s: Subject, now: number, p: ProvenPolicy): Sharing {
-    const store = this.store;
-    const W = p.population_window_s * 1000;
-    // proven sessions, devices and tokens: each one client with a history of its own (a crew's
-    // proven sessions answer for themselves, on their own keys)
-    if (store.countDistinct(K.population(s), W, now) > p.shared_after) return SHARING.crowd;
-    const accounts = store.countDistinct(K.accounts(s), W, now);
-    if (accounts <= p.shared_after) return SHARING.none;
-    // accounts alone (logins from browsers with no session or device id yet): a crowd while most
-    // accounts tried there logged in
-    if (p.crowd_login_share <= 0) return SHARING.crowd;
-    const tried = store.countDistinct(K.tried(s), W, now);
-    return accounts < p.crowd_login_share * tried ? SHARING.contested : SHARING.crowd;
+    return sharingOf(this.store, s, now, p);
   }
+}
+
+/** Proofs.sharing, for detectors that hold only the store. */
+export function sharingOf(store: Store, s: Subject, now: number, p: ProvenPolicy): Sharing {
+  const W = p.population_window_s * 1000;
+  // proven sessions, devices and tokens: each one client with a history of its own (a crew's
+  // proven sessions answer for themselves, on their own keys)
+  if (store.countDistinct(K.population(s), W, now) > p.shared_after) return SHARING.crowd;
+  const accounts = store.countDistinct(K.accounts(s), W, now);
+  if (accounts <= p.shared_after) return SHARING.none;
+  // accounts alone (logins from browsers with no session or device id yet): a crowd while most
+  // accounts tried there logged in
+  if (p.crowd_login_share <= 0) return SHARING.crowd;
+  const tried = store.countDistinct(K.tried(s), W, now);
+  return accounts < p.crowd_login_share * tried ? SHARING.contested : SHARING.crowd;
+}
+
+/**
+ * Whether proven customers send this browser build (fingerprint) as it is: more than
+ * `shared_after` proven clients, most accounts tried with it logging in. A header set that looks
+ * inconsistent with its User-Agent (`*.header_mismatch`) is then a real browser's, not a disguise
+ * (an old Android browser without Accept-Language, a Chrome build over plain HTTP without client
+ * hints): `proven.crowd_build_refutes_mismatch`.
+ */
+export function crowdBuild(store: Store, fingerprint: string, now: number, p: ProvenPolicy): boolean {
+  return p.enabled && p.crowd_build_refutes_mismatch && sharingOf(store, subject.fingerprint(fingerprint), now, p) === SHARING.crowd;
 }
 
 /**

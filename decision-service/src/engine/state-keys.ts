@@ -195,6 +195,8 @@ export const provenKeys = {
   account: (s: Subject, identifierHash: string) => `pv:acct:${s}:${identifierHash}`,
   /** Mark: an account (identifier hash) was just created: logging in to it proves nothing yet. */
   youngAccount: (identifierHash: string) => `pv:new:${identifierHash}`,
+  /** Mark: a login to this account (identifier hash) failed: no proof by its build for a while. */
+  failedAccount: (identifierHash: string) => `pv:fail:${identifierHash}`,
   /** Mark: abuse seen from a session, principal or device: its proof is void while set. */
   abuse: (s: Subject) => `pv:bad:${s}`,
   /** Marks: a device was seen (long-lived) / is still younger than `device_clean_after_s`. */

@@ -526,14 +526,63 @@ t.test('a synthetic-login monitor (no cookies, every check a new visit) on a hea
   t.ok(stopped(other), `another account from the monitor's client is judged like the crew's: ${other.action} ${other.reasons}`);
 
   // without the rule the monitor's checks are challenged with the crew
-  const off = setup({ proven: { client_account_proves: false } });
+  const off = setup({ proven: { client_account_proves: false, build_account_proves: false } });
   off.send({ ...monitor(0), ...login('synthetic@ops.example', 'pw') }, 200, 1000);
   const offChecks: Decision[] = [];
   for (let i = 0; i < 200; i++) {
     off.send({ client_ip: `100.64.${i >> 6}.${i % 64}`, ...SCRIPT, ...login(`leak${i}@mail.example`, `pw${i}`) }, 401, 1500);
     if (i % 40 === 39) offChecks.push(off.send({ ...monitor(i), ...login('synthetic@ops.example', 'pw') }, 200, 1000));
   }
-  t.ok(offChecks.some(stopped), `with client_account_proves false: ${offChecks.filter(stopped).length} of ${offChecks.length} checks stopped`);
+  t.ok(offChecks.some(stopped), `with client_account_proves and build_account_proves false: ${offChecks.filter(stopped).length} of ${offChecks.length} checks stopped`);
+});
+
+t.test('a synthetic-login monitor checking from several addresses in turn: its account with its own tool is proven at an address it never logged in from; a crew copying a crowd\'s browser build gets no such proof', async (t) => {
+  const run = (overrides: Parameters<typeof policy>[0]) => {
+    const { send } = setup(overrides);
+    const monitor = (ip: string) => ({ client_ip: ip, ...SCRIPT, user_agent: 'Datadog/Synthetics' });
+    // checks from two hosting addresses, then a crew on the same header set fails logins everywhere
+    send({ ...monitor('198.18.5.10'), ...login('synthetic@ops.example', 'pw') }, 200, 1000);
+    send({ ...monitor('198.18.9.20'), ...login('synthetic@ops.example', 'pw') }, 200, 1000);
+    for (let i = 0; i < 150; i++) send({ client_ip: `100.64.${i >> 6}.${i % 64}`, ...SCRIPT, ...login(`leak${i}@mail.example`, `pw${i}`) }, 401, 1500);
+    // the third location's first check, in the middle of the crew's wave
+    return { check: send({ ...monitor('198.18.77.30'), ...login('synthetic@ops.example', 'pw') }, 200), other: send({ ...monitor('198.18.77.31'), ...login('victim@mail.example', 'x') }, 401), send };
+  };
+  const on = run({});
+  t.notOk(stopped(on.check), `the third address's check passes: ${on.check.action} ${on.check.reasons}`);
+  t.ok(stopped(on.other), `another account with the monitor's tool is not its owner's: ${on.other.action} ${on.other.reasons}`);
+  const off = run({ proven: { build_account_proves: false } });
+  t.ok(stopped(off.check), `with build_account_proves false the check is stopped with the crew: ${off.check.action} ${off.check.reasons}`);
+
+  // A popular build many proven customers share lends no proof: a crew with that build, from a
+  // new address, trying an account whose owner logged in with it, is judged as any other login.
+  const { send } = setup();
+  for (let i = 0; i < 4; i++) send({ client_ip: `192.0.2.${i + 1}`, ...CHROME, ...session(`c${i}`), ...login(`customer${i}@mail.example`, 'pw') }, 200, 2000);
+  const crew: Decision[] = [];
+  for (let i = 0; i < 120; i++) crew.push(send({ client_ip: `100.65.${i >> 6}.${i % 64}`, ...CHROME, ...login(i === 119 ? 'customer0@mail.example' : `leak${i}@mail.example`, 'guess') }, 401, 1500));
+  t.ok(stopped(crew[119]!), `the crew's try at a proven customer's account on a crowd's build: ${crew[119]!.action} ${crew[119]!.reasons}`);
+});
+
+t.test('header_mismatch: a header set unlike its User-Agent\'s browser is refuted where proven customers send that build exactly so; a spoofed build nobody proven sends still shows it', async (t) => {
+  // an old Android browser: no client hints, no fetch metadata, no Accept-Language (some real ones)
+  const OLD = { user_agent: 'Mozilla/5.0 (Linux; U; Android 4.4.2; zh-cn; GT-I9500 Build/KOT49H) AppleWebKit/534.30 (KHTML, like Gecko) Version/4.0 Mobile Safari/534.30', accept_encoding: 'gzip, deflate', header_names: ['host', 'user-agent', 'accept', 'accept-encoding', 'content-type', 'cookie'] };
+  const run = (overrides: Parameters<typeof policy>[0]) => {
+    const { send } = setup(overrides);
+    // two customers on that phone log in from their homes
+    for (let i = 0; i < 2; i++) {
+      home(send, { client_ip: `192.0.2.${i + 1}`, ...OLD, ...session(`old${i}`) });
+      send({ client_ip: `192.0.2.${i + 1}`, ...OLD, ...session(`old${i}`), ...login(`owner${i}@mail.example`, 'pw') }, 200, 2000);
+    }
+    home(send, { client_ip: '192.0.2.9', ...OLD, ...session('third') });
+    return send({ client_ip: '192.0.2.9', ...OLD, ...session('third'), ...login('third@mail.example', 'pw') }, 200);
+  };
+  const third = run({});
+  t.notOk(third.reasons.includes('cs.header_mismatch'), `a third customer on that phone: ${third.reasons.join(',') || 'none'}`);
+  t.ok(run({ proven: { crowd_build_refutes_mismatch: false } }).reasons.includes('cs.header_mismatch'), 'with crowd_build_refutes_mismatch false it fires, as before');
+  // a Chrome User-Agent without the client hints every modern Chrome sends: nobody proven sends it
+  const { send } = setup();
+  for (let i = 0; i < 2; i++) send({ client_ip: `192.0.2.${i + 1}`, ...CHROME, ...session(`c${i}`), ...login(`c${i}@mail.example`, 'pw') }, 200, 2000);
+  const spoof = send({ client_ip: '100.64.1.1', user_agent: CHROME.user_agent, header_names: ['host', 'user-agent', 'accept', 'content-type'], ...login('leak@mail.example', 'x') }, 401);
+  t.ok(spoof.reasons.includes('cs.header_mismatch'), `spoofed: ${spoof.reasons.join(',')}`);
 });
 
 t.test('a crowd\'s key never adds to a block: a customer who hops accounts behind the office address is challenged; a request whose own evidence blocks is blocked', async (t) => {

@@ -720,6 +720,29 @@ t.test('promo newness alone: a newcomer who signs up for the sale and claims is 
   t.ok(stopped(bot.action), `the farm's claim is stopped: ${bot.action} ${bot.score}`);
 });
 
+t.test('promo.header_mismatch counts with newness, under the cap: a newcomer on an old phone is tagged; the same phone\'s farm behaviour acts', async (t) => {
+  const { send } = setup();
+  // an old Android browser: no client hints, no fetch metadata, no Accept-Language
+  const OLD = { user_agent: 'Mozilla/5.0 (Linux; U; Android 4.4.2; zh-cn; GT-I9500 Build/KOT49H) AppleWebKit/534.30 (KHTML, like Gecko) Version/4.0 Mobile Safari/534.30', header_names: ['host', 'user-agent', 'accept', 'accept-encoding', 'content-type', 'cookie'] };
+  const me = { ...OLD, client_ip: '198.51.100.30', session_hash: Buffer.from('old-phone') };
+  send({ ...me, path: '/' }, 200, 5000);
+  send({ ...me, method: 'POST', path: '/api/auth/register', identifier: '13512340000', password_hash: Buffer.from('new') }, 201, 2000);
+  send({ ...me, ...login('13512340000', 'new') }, 200, 1500);
+  send({ ...me, path: '/promo' }, 200, 1000);
+  send({ ...me, path: '/api/promo/info', has_authorization: true, token_hash: Buffer.from('old-token') }, 200, 15_000);
+  const claim = send({ ...me, method: 'POST', path: '/api/promo/claim', has_authorization: true, token_hash: Buffer.from('old-token') });
+  t.ok(claim.reasons.includes('promo.header_mismatch') && claim.reasons.includes('promo.fresh_account'), claim.reasons.join(','));
+  t.equal(claim.action, 'TAG', `a newcomer on an old phone: ${claim.action} ${claim.score}`);
+  // the same phone's headers on a claim with no page before it: a farm's behaviour lifts the cap
+  const farm = { ...OLD, client_ip: '198.51.100.31', session_hash: Buffer.from('farm-profile') };
+  send({ ...farm, path: '/' }, 200, 2000);
+  send({ ...farm, method: 'POST', path: '/api/auth/register', identifier: '13900001111', password_hash: Buffer.from('f') }, 201, 2000);
+  send({ ...farm, ...login('13900001111', 'f') }, 200, 1000);
+  const bot = send({ ...farm, method: 'POST', path: '/api/promo/claim', has_authorization: true, token_hash: Buffer.from('farm-token') });
+  t.ok(bot.reasons.includes('promo.no_precursor'), bot.reasons.join(','));
+  t.ok(stopped(bot.action), `the farm's claim: ${bot.action} ${bot.score}`);
+});
+
 t.test('capNewness: newness signals alone combine to at most the cap, in proportion; any farm signal leaves them be', async (t) => {
   const { capNewness } = await import('../../../decision-service/src/engine/detectors/promo-abuse.ts');
   const sig = (code: string, score: number) => ({ code, score, monitor: false, cache: undefined });

@@ -10,7 +10,7 @@ import { hash32 } from '../../state/distinct.ts';
 import { isLoginFailure, observeOnly, ramp, signal, Strongest, type DetectorFactory, type OutcomeContext, type SignalSubject } from '../signal.ts';
 import { betaPrior, learnBaseline, shareEvidence, type BaselineRule } from '../rates.ts';
 import { credentialStuffingKeys as K, enumerationKeys, subject, type Subject } from '../state-keys.ts';
-import { isLogin } from '../proven.ts';
+import { crowdBuild, isLogin } from '../proven.ts';
 import { firstAt, hasOwnHistory, sessionIssued } from './provenance.ts';
 
 function clientKeys(f: OutcomeContext, ipMult: number, subnetMult: number): Array<[Subject, SignalSubject, number]> {
@@ -142,7 +142,7 @@ export const credentialStuffing: DetectorFactory = ({ policy, store }) => {
       if (f.route.deprecated) out.push(signal('cs.deprecated_login', cfg.deprecated_login_score, monitor));
       // one piece of evidence with enum.automation_client (the stronger of the two counts)
       if (f.automationClient) out.push(signal('cs.automation_client', cfg.automation_score, monitor, undefined, 'request', 'identity.automation'));
-      else if (f.browserMismatch) out.push(signal('cs.header_mismatch', cfg.mismatch_score, monitor));
+      else if (f.browserMismatch && !crowdBuild(store, f.fingerprint, now, policy.doc.proven)) out.push(signal('cs.header_mismatch', cfg.mismatch_score, monitor));
       if (!known) {
         out.push(signal('cs.no_precursor', cfg.no_precursor_score, monitor));
         if (global.spike) out.push(signal('cs.global_failure_spike', cfg.global_spike_score, monitor, undefined, 'global'));

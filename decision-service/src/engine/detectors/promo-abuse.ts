@@ -9,7 +9,7 @@
 import { hash32 } from '../../state/distinct.ts';
 import { isLoginFailure, observeOnly, ramp, signal, Strongest, type DetectorFactory, type OutcomeContext, type RequestFeatures, type Signal, type SignalSubject } from '../signal.ts';
 import { promoAbuseKeys as K, subject, type Subject } from '../state-keys.ts';
-import { isLogin } from '../proven.ts';
+import { crowdBuild, isLogin } from '../proven.ts';
 import { firstSeen } from './provenance.ts';
 
 /** The identities a promo page view and the claim after it share: the client first, then the narrow ones. */
@@ -29,8 +29,13 @@ function freshKeys(f: OutcomeContext): Subject[] {
   return k;
 }
 
-/** Promo evidence that says only that the customer is new: every newcomer to a sale carries it. */
-const NEWNESS = new Set(['promo.fresh_account', 'promo.new_device', 'promo.fresh_claims.ip']);
+/**
+ * Promo evidence an honest newcomer to a sale may carry: that the customer is new (fresh account,
+ * new device, other new accounts claiming from the same address), and that their browser sends an
+ * unusual header set (an old Android browser without Accept-Language: a trait of the browser
+ * build, not of what this client does).
+ */
+const NEWNESS = new Set(['promo.fresh_account', 'promo.new_device', 'promo.fresh_claims.ip', 'promo.header_mismatch']);
 
 /**
  * A claim whose promo signals (from `first` on) are all newness ones: their strengths scaled down
@@ -129,7 +134,7 @@ export const promoAbuse: DetectorFactory = ({ policy, store }) => {
       // Present but hollow: the page was fetched seconds before the claim, not read.
       else if (now - precursorAt < cfg.hollow_precursor_s * 1000) out.push(signal('promo.hollow_precursor', cfg.hollow_precursor_score, monitor));
       if (f.automationClient) out.push(signal('promo.automation_client', cfg.automation_score, monitor));
-      else if (f.browserMismatch) out.push(signal('promo.header_mismatch', cfg.mismatch_score, monitor));
+      else if (f.browserMismatch && !crowdBuild(store, f.fingerprint, now, policy.doc.proven)) out.push(signal('promo.header_mismatch', cfg.mismatch_score, monitor));
       const t = store.arrival(K.claimArrivals(f.fingerprint), now);
       if (t.n >= cfg.regular_min_claims && t.cv < cfg.regular_cv) out.push(signal('promo.regular_timing', cfg.regular_timing_score, monitor, undefined, 'fingerprint'));
       // The account / device graph (provenance.ts keeps the first sightings; the claim itself
