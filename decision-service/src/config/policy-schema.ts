@@ -646,9 +646,11 @@ export const policySchema = z
             precursor_s: windowS(1800),
             /** GET paths of public routes matching this (case-insensitive) are promo pages too */
             precursor_pattern: z.string().min(1).default('promo'),
-            /** machine-regular claims: at least this many from one fingerprint with gaps whose
-             *  coefficient of variation is below `regular_cv` */
-            regular_min_claims: z.number().int().min(2).max(8).default(4),
+            /** machine-regular claims: at least this many gaps between one fingerprint's claims
+             *  (the store's ring holds 8) with a coefficient of variation below `regular_cv`. People
+             *  claiming on one build are a Poisson stream: its cv falls below 0.15 over 4 gaps 0.5%
+             *  of the time, over 8 gaps 0.002% (a build's first claims of a sale) */
+            regular_min_claims: z.number().int().min(2).max(8).default(8),
             regular_cv: share(0.15),
             /** a claim less than this many seconds after its precursor: the page was fetched, not read
              *  (`promo.hollow_precursor`) */

@@ -14,7 +14,7 @@ t.test('defaults of the knobs moved out of detector code equal the old constants
   t.equal(d.promo_abuse.precursor_s, 1800, 'promo-abuse.ts PRECURSOR_TTL');
   t.equal(d.promo_abuse.fresh_account_s, 1800, 'promo-abuse.ts FRESH_TTL');
   t.equal(d.promo_abuse.precursor_pattern, 'promo', 'promo-abuse.ts /promo/i');
-  t.equal(d.promo_abuse.regular_min_claims, 4, 'promo-abuse.ts t.n >= 4');
+  t.equal(d.promo_abuse.regular_min_claims, 8, 'promo-abuse.ts t.n >= 8: a full ring of gaps');
   t.equal(d.promo_abuse.regular_cv, 0.15, 'promo-abuse.ts t.cv < 0.15');
   t.equal(d.credential_stuffing.ip_multiplier, 8);
   t.equal(d.credential_stuffing.subnet_multiplier, 16);
