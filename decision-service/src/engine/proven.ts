@@ -4,17 +4,16 @@
 // A request is proven when it carries a session, principal or device with an earlier successful
 // login and no abuse since, a device first seen long enough ago with no abuse since, a login to an
 // account that logged in before from the same client (or with a browser build nobody else uses), or
-// a valid clearance token. For every key
-// many people may share (ip, subnet, ip + fingerprint, the header set, the fingerprint) windowed
-// distinct sketches count the proven clients seen behind it, the accounts that logged in there (a
-// browser's first visit carries no session or device id: the account is the person) and the
-// accounts tried there; a key is a crowd's, contested (its accounts mostly fail: a crew's list with
-// a few hits) or the client's own (`sharing`). The engine reads both to decide how far each signal
-// may act (`role`): evidence on the request and its narrow keys acts fully; evidence on a crowd's
-// key, a contested key or a global alarm at most challenges an unproven request and does not touch
-// a proven one; a request proven by its login or its device's history never answers for evidence
-// on its address, crowd or not (a clearance, which only shows that a challenge was paid, exempts
-// from global alarms alone).
+// a valid clearance token. For every key many people may share (ip, subnet, ip + fingerprint, the
+// header set, the fingerprint) windowed distinct sketches count the proven clients seen behind it,
+// the accounts that logged in there (a browser's first visit carries no session or device id: the
+// account is the person) and the accounts tried there; a key is a crowd's, contested (its accounts
+// mostly fail: a crew's list with a few hits) or the client's own (`sharing`). The engine reads
+// both to decide how far each signal may act (`role`): evidence on the request and its narrow keys
+// acts fully; evidence on a crowd's key, a contested key or a global alarm at most challenges an
+// unproven request and does not touch a proven one; a request proven by its login or its device's
+// history never answers for evidence on its address, crowd or not (a clearance, which only shows
+// that a challenge was paid, exempts from global alarms alone).
 //
 // All state is store state under provenKeys (marks and distinct sketches: Redis-mergeable).
 // A session, device or principal is one client: it never counts as shared, and the accounts seen
