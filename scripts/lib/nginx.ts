@@ -158,6 +158,16 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * An address nobody listens on, for "service down (refused)" cases: a port free right now, on
+ * 127.0.0.2. Not on 127.0.0.1, where nginx's own ports and the tests' servers are bound to ports
+ * freePort() hands out too: a port released here and handed out again a moment later made a
+ * gateway call its own HTTP port and read "bad response" instead of "refused" (CI, mux.test.ts).
+ */
+export async function deadAddress(): Promise<string> {
+  return `127.0.0.2:${await freePort()}`;
+}
+
 /** Resolves once something accepts TCP connections on 127.0.0.1:port. */
 export async function waitForPort(port: number, timeoutMs = 5000, isDead?: () => string | null): Promise<void> {
   const until = Date.now() + timeoutMs;

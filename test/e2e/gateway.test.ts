@@ -9,7 +9,7 @@ import t, { type Test } from 'tap';
 import { chmodSync, mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, type NginxHandle } from '../../scripts/lib/nginx.ts';
+import { deadAddress, freePort, type NginxHandle } from '../../scripts/lib/nginx.ts';
 import { ask, echoed, SCHED_MARGIN_MS, series, sleep, sumSeries } from '../helpers/http.ts';
 import { startEchoUpstream, startFaultServer, type FaultKind } from '../helpers/servers.ts';
 import { startService, testPolicy, type ServiceHandle } from '../helpers/service.ts';
@@ -342,7 +342,7 @@ async function breakerCases(t: Test, variant: GatewayVariant): Promise<void> {
     const upstream = await startEchoUpstream();
     const nginx = await variant.start({
       upstream: `127.0.0.1:${upstream.port}`,
-      service: `127.0.0.1:${await freePort()}`,
+      service: await deadAddress(),
       locations: faultLocations,
       init: { breaker_failures: 3, breaker_min_span_ms: 0, breaker_cooldown_ms: 60000, outcomes_enabled: false },
     });
@@ -371,7 +371,7 @@ async function breakerCases(t: Test, variant: GatewayVariant): Promise<void> {
     const upstream = await startEchoUpstream();
     const nginx = await variant.start({
       upstream: `127.0.0.1:${upstream.port}`,
-      service: `127.0.0.1:${await freePort()}`,
+      service: await deadAddress(),
       locations: faultLocations,
       init: { breaker_failures: 3, breaker_min_span_ms: 400, breaker_cooldown_ms: 60000, outcomes_enabled: false },
     });
@@ -646,7 +646,7 @@ async function frameCases(t: Test, variant: GatewayVariant): Promise<void> {
     const upstream = await startEchoUpstream();
     const nginx = await variant.start({
       upstream: `127.0.0.1:${upstream.port}`,
-      service: `frame:127.0.0.1:${await freePort()}`,
+      service: `frame:${await deadAddress()}`,
       locations: faultLocations,
       init: { transport: 'pool', breaker_failures: 3, breaker_min_span_ms: 0, breaker_cooldown_ms: 60000, outcome_flush_ms: 60000 },
     });
@@ -688,7 +688,7 @@ async function instanceCases(t: Test, variant: GatewayVariant): Promise<void> {
     const upstream = await startEchoUpstream();
     const a = await startService();
     const b = await startService();
-    const dead = `127.0.0.1:${await freePort()}`;
+    const dead = await deadAddress();
     // warm both instances: a cold service can miss even a generous budget on its first calls
     for (const svc of [a, b]) {
       for (let i = 0; i < 50; i++) {

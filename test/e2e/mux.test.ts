@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, type NginxHandle } from '../../scripts/lib/nginx.ts';
+import { deadAddress, freePort, type NginxHandle } from '../../scripts/lib/nginx.ts';
 import { startServiceChild, type ServiceChild } from '../../scripts/lib/service.ts';
 import { DecideRequestType, DecideResponseType } from '../../decision-service/src/wire/codec.ts';
 import { ask, echoed, SCHED_MARGIN_MS, sleep, sumSeries } from '../helpers/http.ts';
@@ -266,7 +266,7 @@ t.test('mux stand-in answering a read\'s frames in reverse order: no request get
 t.test('mux: service down (refused): calls fail at once; the breaker opens', async (t) => {
   const upstream = await startEchoUpstream();
   t.teardown(() => upstream.close());
-  const nginx = await muxGateway(t, upstream.port, `frame:127.0.0.1:${await freePort()}`, 500,
+  const nginx = await muxGateway(t, upstream.port, `frame:${await deadAddress()}`, 500,
     { breaker_failures: 3, breaker_min_span_ms: 0, breaker_cooldown_ms: 60000 });
   const causes: string[] = [];
   for (let i = 0; i < 6; i++) {
