@@ -641,7 +641,10 @@ export const policySchema = z
             regular_timing_score: strength(40),
             /** claim from a client, device or session that created an account within `fresh_account_s` */
             fresh_account_score: strength(65),
-            fresh_account_s: windowS(1800),
+            /** how long an account counts as new here: as long as a login to it proves nothing
+             *  (`proven.young_account_s`, an hour), so that no account is too old to be fresh and
+             *  too young to be proven at once */
+            fresh_account_s: windowS(3600),
             /** how long a promo page view or info call counts as the precursor of a claim */
             precursor_s: windowS(1800),
             /** GET paths of public routes matching this (case-insensitive) are promo pages too */

@@ -12,7 +12,7 @@ t.test('defaults of the knobs moved out of detector code equal the old constants
   t.equal(d.automation.automation_client_score, 30, 'automation.ts: bot.automation_client 30');
   t.equal(d.automation.scraping_per_key_max, undefined, 'automation.ts: 2 × scraping_per_key when absent');
   t.equal(d.promo_abuse.precursor_s, 1800, 'promo-abuse.ts PRECURSOR_TTL');
-  t.equal(d.promo_abuse.fresh_account_s, 1800, 'promo-abuse.ts FRESH_TTL');
+  t.equal(d.promo_abuse.fresh_account_s, 3600, 'promo-abuse.ts FRESH_TTL: proven.young_account_s');
   t.equal(d.promo_abuse.precursor_pattern, 'promo', 'promo-abuse.ts /promo/i');
   t.equal(d.promo_abuse.regular_min_claims, 8, 'promo-abuse.ts t.n >= 8: a full ring of gaps');
   t.equal(d.promo_abuse.regular_cv, 0.15, 'promo-abuse.ts t.cv < 0.15');

@@ -691,9 +691,15 @@ t.test('promo.fresh_account: an account signed up through one browser profile an
   send({ ...phone, ...login('13900002222', 'mine') }, 200, 3000);
   const human = send({ ...phone, token_hash: Buffer.from('human-token'), has_authorization: true, ...claim }, 200, 3000);
   t.notOk(human.reasons.includes('promo.fresh_account'), `an old account: ${human.reasons.join(',') || 'none'}`);
-  // and the farm's account once it is past fresh_account_s (30 min) logs in again elsewhere: not fresh
+  // made 45 minutes ahead of the sale: still fresh (it is still too young for its login to prove it)
+  const ahead = { ...CHROME, client_ip: '198.18.23.3', session_hash: Buffer.from('ahead-jar') };
+  send({ ...ahead, method: 'POST', path: '/api/auth/register', identifier: '13900003333', password_hash: Buffer.from('farm') }, 201, 2_700_000);
+  send({ ...ahead, ...login('13900003333', 'farm') }, 200, 3000);
+  const aged = send({ ...ahead, token_hash: Buffer.from('farm-token-3'), has_authorization: true, ...claim }, 200, 3000);
+  t.ok(aged.reasons.includes('promo.fresh_account'), `an account made 45 minutes ahead: ${aged.reasons.join(',')}`);
+  // and the farm's account once it is past fresh_account_s (an hour) logs in again elsewhere: not fresh
   const later = { ...CHROME, client_ip: '198.18.22.9', session_hash: Buffer.from('later-jar') };
-  send({ ...later, ...login('13900001111', 'farm') }, 200, 1_900_000);
+  send({ ...later, ...login('13900001111', 'farm') }, 200, 3_700_000);
   const old = send({ ...later, token_hash: Buffer.from('farm-token-2'), has_authorization: true, ...claim }, 200, 3000);
   t.notOk(old.reasons.includes('promo.fresh_account'), `past the window: ${old.reasons.join(',') || 'none'}`);
 });
