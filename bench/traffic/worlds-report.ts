@@ -231,6 +231,7 @@ export function aggregate(policy: string, results: readonly WorldResult[]): Worl
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const pct3 = (x: number) => `${(x * 100).toFixed(3)}%`;
+const people = (n: number) => `${n} ${n === 1 ? 'person' : 'people'}`;
 
 function det(o: FamilyOutcome): string {
   return o.detected_at === null ? 'never' : `#${o.detected_at}`;
@@ -270,7 +271,7 @@ export function renderWorldsMarkdown(r: WorldsReport, results: readonly WorldRes
   out.push('|---|---:|---:|---:|');
   out.push(`| humans blocked (requests) | ${h.blocked.worst.blocked} (${at(h.blocked.worst)}) | ${h.blocked.median.blocked} (${at(h.blocked.median)}) | 0 |`);
   out.push(`| humans challenged (share of requests) | ${pct3(h.challenged_share.worst.challenged_share)} (${at(h.challenged_share.worst)}) | ${pct3(h.challenged_share.median.challenged_share)} (${at(h.challenged_share.median)}) | - |`);
-  out.push(`| humans never through (share of requests) | ${pct3(h.stopped_share.worst.stopped_share)} (${at(h.stopped_share.worst)}, ${h.stopped_share.worst.users_stopped === 1 ? '1 person' : `${h.stopped_share.worst.users_stopped} people`}) | ${pct3(h.stopped_share.median.stopped_share)} (${at(h.stopped_share.median)}) | ${pct3(h.baseline_stopped_share.worst.stopped_share)} (${at(h.baseline_stopped_share.worst)}) |`);
+  out.push(`| humans never through (share of requests) | ${pct3(h.stopped_share.worst.stopped_share)} (${at(h.stopped_share.worst)}, ${people(h.stopped_share.worst.users_stopped)}) | ${pct3(h.stopped_share.median.stopped_share)} (${at(h.stopped_share.median)}) | ${pct3(h.baseline_stopped_share.worst.stopped_share)} (${at(h.baseline_stopped_share.worst)}) |`);
   out.push(`| proven customers challenged (requests) | ${h.proven_challenged.worst.proven_challenged} (${at(h.proven_challenged.worst)}) | ${h.proven_challenged.median.proven_challenged} (${at(h.proven_challenged.median)}) | - |`);
   const p = r.promo;
   out.push(`| promo inventory to bots | ${pct(p.bot_share.worst.bot_share)} (${at(p.bot_share.worst)}: ${p.bot_share.worst.to_bots} of ${p.bot_share.worst.inventory}) | ${pct(p.bot_share.median.bot_share)} (${at(p.bot_share.median)}) | ${pct(p.baseline_bot_share.worst.bot_share)} (${at(p.baseline_bot_share.worst)}) |`);
@@ -301,7 +302,7 @@ export function renderWorldsMarkdown(r: WorldsReport, results: readonly WorldRes
       const o = familyOutcome(w, f, 'verdict');
       return o ? `${det(o)} / ${pct(o.stopped_after)}` : '-';
     });
-    out.push(`| ${w.seed} | ${w.lines} | ${pct3(hv.challenged_share)} | ${hv.stopped} (${hv.users_stopped} ${hv.users_stopped === 1 ? 'person' : 'people'}) | ${pct(pv.bot_share)} | ${cells.join(' | ')} |`);
+    out.push(`| ${w.seed} | ${w.lines} | ${pct3(hv.challenged_share)} | ${hv.stopped} (${people(hv.users_stopped)}) | ${pct(pv.bot_share)} | ${cells.join(' | ')} |`);
   }
   out.push('', 'Cells: detected at / stopped after.', '');
 

@@ -109,8 +109,7 @@ export class Proofs {
     // browser build): its owner again (a synthetic-login monitor's fresh session every check, a
     // customer without cookies). Bound to that account, so it lends nothing to a crew trying
     // others; it proves this login only, and counts the account, not its throwaway session.
-    if (proof === PROOF.none && login && p.client_account_proves && store.marked(K.account(subject.client(f.client), f.identifierHash), now)
-      && !store.marked(K.abuse(subject.identifier(f.identifierHash)), now)) {
+    if (proof === PROOF.none && login && p.client_account_proves && this.accountLoggedInFrom(subject.client(f.client), f)) {
       this.addTo(K.accounts, f, hash32(f.identifierHash), p);
       return PROOF.login;
     }
@@ -118,10 +117,9 @@ export class Proofs {
     // to the account has failed since: a synthetic-login monitor checking its account from several
     // hosting addresses in turn. Never a build proven customers share (a crew copying it would get
     // a try at every active account), and not once someone has guessed wrong at the account.
-    if (proof === PROOF.none && login && p.build_account_proves && store.marked(K.account(subject.fingerprint(f.fingerprint), f.identifierHash), now)
-      && !store.marked(K.abuse(subject.identifier(f.identifierHash)), now) && !store.marked(K.failedAccount(f.identifierHash), now)
-      && sharingOf(store, subject.fingerprint(f.fingerprint), now, p) === SHARING.none) {
-      return PROOF.login;
+    if (proof === PROOF.none && login && p.build_account_proves) {
+      const build = subject.fingerprint(f.fingerprint);
+      if (this.accountLoggedInFrom(build, f) && !store.marked(K.failedAccount(f.identifierHash), now) && sharingOf(store, build, now, p) === SHARING.none) return PROOF.login;
     }
     if (proof !== PROOF.none) {
       if (!login && unproven !== 0) {
@@ -131,6 +129,11 @@ export class Proofs {
       return proof;
     }
     return req.clearance === 'VALID' && p.clearance_proves ? PROOF.clearance : PROOF.none;
+  }
+
+  /** Whether the login's account logged in successfully from key `s` (within `login_ttl_s`) and its own login was no abuse since. */
+  private accountLoggedInFrom(s: Subject, f: RequestFeatures): boolean {
+    return this.store.marked(K.account(s, f.identifierHash), f.now) && !this.store.marked(K.abuse(subject.identifier(f.identifierHash)), f.now);
   }
 
   /** A device first seen at least `device_clean_after_s` ago, with no abuse since. */
@@ -169,11 +172,12 @@ export class Proofs {
     if (f.routeClass !== 'identity') return;
     const store = this.store;
     // every account whose login the site answered counts as tried behind the login's keys: the
-    // share of them that logged in tells a crowd of people from a crew's list with a few hits
-    if (isLogin(f) && f.identifierHash && o.action !== 'BLOCK' && o.action !== 'CHALLENGE' && p.crowd_login_share > 0) {
-      this.addTo(K.tried, f, hash32(f.identifierHash), p);
+    // share of them that logged in tells a crowd of people from a crew's list with a few hits; a
+    // failed one ends any proof by build for that account (build_account_proves)
+    if (isLogin(f) && f.identifierHash && o.action !== 'BLOCK' && o.action !== 'CHALLENGE') {
+      if (p.crowd_login_share > 0) this.addTo(K.tried, f, hash32(f.identifierHash), p);
+      if (p.build_account_proves && isLoginFailure(o)) store.mark(K.failedAccount(f.identifierHash), f.now, p.login_ttl_s * 1000);
     }
-    if (isLogin(f) && f.identifierHash && p.build_account_proves && o.action !== 'BLOCK' && o.action !== 'CHALLENGE' && isLoginFailure(o)) store.mark(K.failedAccount(f.identifierHash), f.now, p.login_ttl_s * 1000);
     if (o.status < 200 || o.status >= 300) return;
     // 201 Created: an account was registered for this identifier (a signup carries a password
     // too, but it proves nothing about who logs in to it next)
@@ -208,17 +212,17 @@ export class Proofs {
     if (isLogin(f) && f.identifierHash) this.store.mark(K.abuse(subject.identifier(f.identifierHash)), f.now, p.abuse_ttl_s * 1000);
   }
 
-  /**
-   * How one key is shared (SHARING): by a crowd (more than `shared_after` proven clients), or
-   * contested — accounts that logged in there, but most accounts whose logins were answered there
-   * failed (a crew's list with a few hits, or a crew among a crowd of first-time browsers).
-   */
+  /** sharingOf in this store. */
   sharing(s: Subject, now: number, p: ProvenPolicy): Sharing {
     return sharingOf(this.store, s, now, p);
   }
 }
 
-/** Proofs.sharing, for detectors that hold only the store. */
+/**
+ * How one key is shared (SHARING): by a crowd (more than `shared_after` proven clients), or
+ * contested — accounts that logged in there, but most accounts whose logins were answered there
+ * failed (a crew's list with a few hits, or a crew among a crowd of first-time browsers).
+ */
 export function sharingOf(store: Store, s: Subject, now: number, p: ProvenPolicy): Sharing {
   const W = p.population_window_s * 1000;
   // proven sessions, devices and tokens: each one client with a history of its own (a crew's
