@@ -33,7 +33,7 @@ const policy = testPolicy([
 const locations = `
     set $verdict_budget_ms 250;
     location /chal/ {
-        set $verdict_challenge_nojs_wait_s 1;
+        set $verdict_challenge_nojs_wait_s 2;
         {{guard}}
     }
     location /chal/inline/ {
@@ -172,7 +172,7 @@ t.test('a page navigation gets the interstitial; without JavaScript only the slo
   t.match(r.body, /data-return="\/chal\/page\?x=1"/);
   t.match(r.body, /VerdictSolver/, 'the solver is inline (no external asset)');
   t.notMatch(r.body, /<script[^>]+src=|<link[^>]+href=/, 'no external assets');
-  const meta = /<meta http-equiv="refresh" content="1;url=([^"]+)">/.exec(r.body);
+  const meta = /<meta http-equiv="refresh" content="2;url=([^"]+)">/.exec(r.body);
   t.ok(meta, 'the no-JS fallback is offered at this (lowest) difficulty');
   const url = (meta?.[1] ?? '').replaceAll('&amp;', '&');
   // curl: no JavaScript, no meta refresh followed — the request stays out
@@ -180,7 +180,9 @@ t.test('a page navigation gets the interstitial; without JavaScript only the slo
   const early = await ask(`${base}${url}`, { headers: nav });
   t.equal(early.status, 403, 'the fallback before its wait');
   t.equal(JSON.parse(early.body).why, 'too early');
-  await sleep(1100);
+  // the wait is signed in whole seconds from the page's (cached) second: 2 s, so that the early
+  // try (well under a second later) never crosses into the allowed second, as a 1 s wait did
+  await sleep(2100);
   const late = await ask(`${base}${url}`, { headers: nav });
   t.equal(late.status, 303, `after the wait (${late.body})`);
   t.equal(late.headers.location, '/chal/page?x=1');
